@@ -1,0 +1,117 @@
+/*
+ * Identities, credentials and login tokens (docs/PROTOCOL.md, sections 2-4).
+ *
+ * An identity is an Ed25519 key pair; its secret lives in sodium_malloc'd
+ * memory and is wiped by veil_identity_free. A credential is a binary blob
+ * an authority signs: client id, device public key, validity, roles. A token
+ * is what a device sends at CONNECT to prove it holds the credential's key.
+ * Verification needs only public keys, so the broker stores no secret.
+ */
+#ifndef VEIL_IDENTITY_H
+#define VEIL_IDENTITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "veil/export.h"
+#include "veil/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VEIL_PK_BYTES 32U
+#define VEIL_SEED_BYTES 32U
+#define VEIL_SIG_BYTES 64U
+#define VEIL_SENDER_ID_BYTES 8U
+#define VEIL_AUTHORITY_ID_BYTES 8U
+#define VEIL_CREDENTIAL_ID_BYTES 16U
+#define VEIL_CLIENT_ID_MAX 128U           /* bytes, without the NUL */
+#define VEIL_ROLES_MAX 255U               /* bytes, comma separated, without the NUL */
+#define VEIL_CREDENTIAL_MAX 512U          /* upper bound of an encoded credential */
+#define VEIL_TOKEN_NONCE_BYTES 16U
+#define VEIL_TOKEN_MAX (1U + 8U + VEIL_TOKEN_NONCE_BYTES + 2U + VEIL_CREDENTIAL_MAX + VEIL_SIG_BYTES)
+#define VEIL_AUTH_METHOD "veil-v1"        /* MQTT 5 Authentication Method */
+#define VEIL_PASSWORD_PREFIX "veil1:"     /* MQTT 3.1.1 password = prefix + base64(token) */
+/* Worst-case password string length including the NUL. */
+#define VEIL_PASSWORD_MAX (sizeof(VEIL_PASSWORD_PREFIX) + ((VEIL_TOKEN_MAX + 2U) / 3U) * 4U + 1U)
+
+VEIL_EXPORT size_t veil_pk_bytes(void);
+VEIL_EXPORT size_t veil_sender_id_bytes(void);
+
+/* An Ed25519 identity (device or authority). Opaque secret part. */
+struct veil_identity;
+
+VEIL_EXPORT int veil_identity_generate(struct veil_identity **out);
+/* Deterministic, for test vectors. */
+VEIL_EXPORT int veil_identity_from_seed(const uint8_t seed[VEIL_SEED_BYTES], struct veil_identity **out);
+/* Secret file: "veil-identity-v1 <base64 seed>\n"; must not be group/world readable
+ * (VEIL_ERR_PERM). errbuf (may be NULL) receives "path: reason". */
+VEIL_EXPORT int veil_identity_load(const char *path, struct veil_identity **out, char *errbuf, size_t errlen);
+/* Written with mode 0600, refuses to overwrite an existing file. */
+VEIL_EXPORT int veil_identity_save(const struct veil_identity *id, const char *path);
+VEIL_EXPORT void veil_identity_public(const struct veil_identity *id, uint8_t pk[VEIL_PK_BYTES]);
+VEIL_EXPORT void veil_identity_free(struct veil_identity **id);
+
+/* Public key file: "veil-public-key-v1 <base64 pk>\n" (one or more lines; '#' comments).
+ * Loads up to max keys; *n receives the count. */
+VEIL_EXPORT int veil_public_keys_load(const char *path, uint8_t (*pks)[VEIL_PK_BYTES], size_t max, size_t *n,
+                                      char *errbuf, size_t errlen);
+VEIL_EXPORT int veil_public_key_save(const uint8_t pk[VEIL_PK_BYTES], const char *path);
+
+/* Sender id: first 8 bytes of BLAKE2b-256("veil-sender-v1" || pk). */
+VEIL_EXPORT void veil_sender_id(const uint8_t pk[VEIL_PK_BYTES], uint8_t out[VEIL_SENDER_ID_BYTES]);
+/* Authority id: first 8 bytes of BLAKE2b-256("veil-authority-v1" || pk). */
+VEIL_EXPORT void veil_authority_id(const uint8_t pk[VEIL_PK_BYTES], uint8_t out[VEIL_AUTHORITY_ID_BYTES]);
+
+/* Decoded credential. Strings are NUL terminated. */
+struct veil_credential {
+	uint8_t id[VEIL_CREDENTIAL_ID_BYTES];
+	uint8_t authority_id[VEIL_AUTHORITY_ID_BYTES];
+	uint64_t issued_at;   /* unix seconds */
+	uint64_t expires_at;  /* unix seconds */
+	uint8_t device_pk[VEIL_PK_BYTES];
+	char client_id[VEIL_CLIENT_ID_MAX + 1];
+	char roles[VEIL_ROLES_MAX + 1];
+};
+
+/* Sign a credential. Fields taken from *c except id (random, written back) and
+ * authority_id (derived from the authority). out must hold VEIL_CREDENTIAL_MAX. */
+VEIL_EXPORT int veil_credential_issue(const struct veil_identity *authority, struct veil_credential *c,
+                                      uint8_t *out, size_t out_cap, size_t *out_len);
+/* Structure only, no signature check (for display and for fuzzing). */
+VEIL_EXPORT int veil_credential_parse(const uint8_t *buf, size_t len, struct veil_credential *out);
+/* Full check: structure, trusted authority (by id among pks), signature, validity at now.
+ * Errors: TRUNCATED/TOO_LARGE/VERSION/PARSE, WRONG_AUTHORITY, BAD_SIGNATURE, EXPIRED, NOT_YET_VALID. */
+VEIL_EXPORT int veil_credential_verify(const uint8_t *buf, size_t len, const uint8_t (*authorities)[VEIL_PK_BYTES],
+                                       size_t n_authorities, uint64_t now, struct veil_credential *out)
+	VEIL_WARN_UNUSED;
+/* Credential file: "veil-credential-v1 <base64>\n". */
+VEIL_EXPORT int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t *out_len,
+                                     char *errbuf, size_t errlen);
+VEIL_EXPORT int veil_credential_save(const uint8_t *cred, size_t len, const char *path);
+
+/* Login token, signed by the device key over the client id. now = unix seconds. */
+VEIL_EXPORT int veil_token_create(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
+                                  const char *client_id, uint64_t now, uint8_t *out, size_t out_cap,
+                                  size_t *out_len);
+struct veil_token {
+	uint64_t timestamp;
+	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
+	struct veil_credential cred;     /* verified credential */
+};
+/* Verify a token for client_id: credential (authority, validity), credential client id,
+ * device signature, |now - timestamp| <= window_s. Replay (nonce reuse) is the caller's
+ * cache. Errors as veil_credential_verify plus CLIENT_ID, BAD_SIGNATURE, STALE. */
+VEIL_EXPORT int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
+                                  const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities,
+                                  uint64_t now, uint32_t window_s, struct veil_token *out) VEIL_WARN_UNUSED;
+/* Password form for MQTT 3.1.1: VEIL_PASSWORD_PREFIX + base64 (original, padded). */
+VEIL_EXPORT int veil_token_to_password(const uint8_t *tok, size_t len, char *out, size_t out_cap);
+/* Returns VEIL_ERR_PARSE if the password is not in Veil form (so callers can fall back). */
+VEIL_EXPORT int veil_password_to_token(const char *password, uint8_t *out, size_t out_cap, size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

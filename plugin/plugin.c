@@ -1,0 +1,167 @@
+/*
+ * Entry points of mosquitto_veil.so (plugin API v5, Mosquitto 2.0): version,
+ * init, cleanup, and the event dispatch. Everything else is in the concern
+ * files listed in plugin_private.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "veil/veil.h"
+#include "plugin_private.h"
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions);
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
+                          int opt_count);
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	return vp_auth__basic(userdata, event_data);
+}
+
+static int on_ext_auth_start(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	return vp_auth__ext_start(userdata, event_data);
+}
+
+static int on_ext_auth_continue(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	return vp_auth__ext_continue(userdata, event_data);
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	(void)event;
+	return vp_acl__check(userdata, event_data);
+}
+
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	struct vp_ctx *ctx = userdata;
+	(void)event;
+	(void)event_data;
+	/* Each module keeps its old state when its files are broken. */
+	int ra = vp_auth__reload(ctx);
+	int rb = vp_acl__reload(ctx);
+	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "reload", "auth=%s acl=%s", ra == MOSQ_ERR_SUCCESS ? "ok" : "kept-old",
+	              rb == MOSQ_ERR_SUCCESS ? "ok" : "kept-old");
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct vp_ctx *ctx = userdata;
+	(void)event;
+	(void)event_data;
+	/* The event's time fields are zero on 2.0.11: read the clock. */
+	time_t now = time(NULL);
+	vp_auth__tick(ctx, now);
+	vp_acl__tick(ctx, now);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct vp_ctx *ctx = userdata;
+	struct mosquitto_evt_disconnect *ed = event_data;
+	(void)event;
+	vp_clients__remove(ctx->clients, ed->client, vp_acl__client_cache_free);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback cb;
+} callbacks[] = {
+	{ MOSQ_EVT_BASIC_AUTH, on_basic_auth },
+	{ MOSQ_EVT_EXT_AUTH_START, on_ext_auth_start },
+	{ MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth_continue },
+	{ MOSQ_EVT_ACL_CHECK, on_acl_check },
+	{ MOSQ_EVT_RELOAD, on_reload },
+	{ MOSQ_EVT_TICK, on_tick },
+	{ MOSQ_EVT_DISCONNECT, on_disconnect },
+};
+#define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
+
+static void ctx_free(struct vp_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	vp_auth__free(&ctx->auth);
+	vp_acl__free(&ctx->acl);
+	vp_clients__free(&ctx->clients, vp_acl__client_cache_free);
+	free(ctx);
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for (int i = 0; i < supported_version_count; i++) {
+		if (supported_versions[i] == 5)
+			return 5;
+	}
+	return -1;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
+                          int opt_count)
+{
+	if (veil_init() != VEIL_OK) {
+		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "reason=libsodium");
+		return MOSQ_ERR_UNKNOWN;
+	}
+	for (int i = 0; i < opt_count; i++) {
+		if (!vp_auth__option_known(opts[i].key) && !vp_acl__option_known(opts[i].key)) {
+			char k[80];
+			vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "reason=unknown-option option=plugin_opt_%s",
+			              vp_log__clean(opts[i].key, k, sizeof(k)));
+			return MOSQ_ERR_INVAL;
+		}
+	}
+	struct vp_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return MOSQ_ERR_NOMEM;
+	ctx->pid = identifier;
+	int rc = vp_clients__new(&ctx->clients);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = vp_auth__new(ctx, opts, opt_count, &ctx->auth);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = vp_acl__new(ctx, opts, opt_count, &ctx->acl);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "rc=%d", rc);
+		ctx_free(ctx);
+		return rc;
+	}
+	for (size_t i = 0; i < N_CALLBACKS; i++) {
+		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL, ctx);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			for (size_t j = 0; j < i; j++)
+				mosquitto_callback_unregister(identifier, callbacks[j].event, callbacks[j].cb, NULL);
+			ctx_free(ctx);
+			return rc;
+		}
+	}
+	*userdata = ctx;
+	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "init", "version=%s", veil_version());
+	return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
+{
+	struct vp_ctx *ctx = userdata;
+	(void)opts;
+	(void)opt_count;
+	if (!ctx)
+		return MOSQ_ERR_SUCCESS;
+	for (size_t i = 0; i < N_CALLBACKS; i++)
+		mosquitto_callback_unregister(ctx->pid, callbacks[i].event, callbacks[i].cb, NULL);
+	ctx_free(ctx);
+	return MOSQ_ERR_SUCCESS;
+}

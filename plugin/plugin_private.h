@@ -1,0 +1,109 @@
+/*
+ * What the plugin's files share. plugin.c holds only the entry points and
+ * event dispatch; each concern lives in its own file:
+ *   clients.c   per-client state, keyed by the broker's client pointer
+ *   log.c       audit log lines ("veil: <area> | <verb> | k=v ...")
+ *   auth*.c     authentication (credential tokens, password file, anonymous),
+ *               revocation, rate limiting                      -> struct vp_auth
+ *   acl*.c      rules file, topic trie, ACL decisions, envelope enforcement
+ *                                                              -> struct vp_acl
+ * No global state: one struct vp_ctx per plugin instance, passed as userdata.
+ * Internal names: vp_<area>__<verb>.
+ */
+#ifndef VP_PLUGIN_PRIVATE_H
+#define VP_PLUGIN_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "veil/identity.h"
+
+struct mosquitto;
+struct mosquitto_opt;
+struct mosquitto_evt_basic_auth;
+struct mosquitto_evt_extended_auth;
+struct mosquitto_evt_acl_check;
+struct mosquitto_evt_disconnect;
+typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
+
+struct vp_auth;
+struct vp_acl;
+struct vp_clients;
+
+struct vp_ctx {
+	mosquitto_plugin_id_t *pid;
+	struct vp_auth *auth;
+	struct vp_acl *acl;
+	struct vp_clients *clients;
+};
+
+enum vp_login {
+	VP_LOGIN_NONE = 0,        /* not (yet) authenticated by this plugin */
+	VP_LOGIN_CREDENTIAL,      /* authority-signed credential + device token */
+	VP_LOGIN_PASSWORD,        /* Argon2id password file */
+	VP_LOGIN_ANONYMOUS        /* allowed by plugin_opt_allow_anonymous */
+};
+
+/* Per connected client. Created at authentication, removed at DISCONNECT. */
+struct vp_client {
+	const struct mosquitto *mosq;          /* key: the broker's client pointer */
+	char *client_id;                       /* copies, owned here */
+	char *username;
+	enum vp_login login;
+	bool has_identity;                     /* credential login: pk and sender id valid */
+	uint8_t device_pk[VEIL_PK_BYTES];
+	uint8_t sender_id[VEIL_SENDER_ID_BYTES];
+	uint8_t credential_id[VEIL_CREDENTIAL_ID_BYTES];
+	uint64_t credential_expires;
+	char roles[VEIL_ROLES_MAX + 1];        /* comma separated, from the credential */
+	bool kick_pending;                     /* revoked: disconnect at next tick */
+	void *acl_cache;                       /* owned by the ACL module (per-client %c/%u rules) */
+	struct vp_client *next;                /* hash chain (clients.c) */
+};
+
+/* clients.c */
+int vp_clients__new(struct vp_clients **out);
+void vp_clients__free(struct vp_clients **cl, void (*acl_cache_free)(void *));
+/* Returns the existing entry for mosq, or a new zeroed one (NULL on ENOMEM).
+ * An existing entry is reset (ids, identity, acl cache) so a reused pointer
+ * never inherits another client's state. */
+struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id,
+                                  const char *username, void (*acl_cache_free)(void *));
+struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq);
+void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+size_t vp_clients__count(const struct vp_clients *cl);
+/* Visit every client; stop early when fn returns false. */
+void vp_clients__foreach(struct vp_clients *cl, bool (*fn)(struct vp_client *c, void *arg), void *arg);
+
+/* log.c: audit lines "veil: <area> | <verb> | <fields>". Never pass secrets. */
+void vp_log__audit(int level, const char *area, const char *verb, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Plain-text value safe for a log line: control characters, spaces and '|'
+ * replaced, truncated to 64 bytes; returns buf. */
+const char *vp_log__clean(const char *s, char *buf, size_t buflen);
+
+/*
+ * Module interfaces. Each returns MOSQ_ERR_* codes. _option_known tells the
+ * entry point which plugin_opt_* keys the module owns (unknown keys fail init).
+ */
+bool vp_auth__option_known(const char *key);
+int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_auth **out);
+void vp_auth__free(struct vp_auth **a);
+int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed);
+int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed);
+int vp_auth__ext_continue(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed);
+int vp_auth__reload(struct vp_ctx *ctx);
+void vp_auth__tick(struct vp_ctx *ctx, time_t now);
+
+bool vp_acl__option_known(const char *key);
+int vp_acl__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_acl **out);
+void vp_acl__free(struct vp_acl **a);
+int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed);
+int vp_acl__reload(struct vp_ctx *ctx);
+void vp_acl__tick(struct vp_ctx *ctx, time_t now);
+/* Frees a vp_client's acl_cache. */
+void vp_acl__client_cache_free(void *cache);
+
+#endif

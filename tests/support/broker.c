@@ -1,0 +1,289 @@
+/* Real Mosquitto brokers for tests (see broker.h). */
+#include "broker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MOSQUITTO_BIN
+#define MOSQUITTO_BIN "/usr/sbin/mosquitto"
+#endif
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int test_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in a = { 0 };
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = 0;
+	socklen_t len = sizeof(a);
+	int port = -1;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+int test_mkdtemp(char *out, size_t outlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	if ((size_t)snprintf(out, outlen, "%s/veil-test-XXXXXX", tmp) >= outlen)
+		return -1;
+	return mkdtemp(out) ? 0 : -1;
+}
+
+static bool port_open(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_in a = { 0 };
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+int test_write_file(const char *path, const char *content, unsigned mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
+	if (fd < 0)
+		return -1;
+	size_t n = strlen(content);
+	ssize_t w = write(fd, content, n);
+	fchmod(fd, (mode_t)mode);
+	close(fd);
+	return (w == (ssize_t)n) ? 0 : -1;
+}
+
+/* Replace %PORT% and %DIR% in src. Caller frees. */
+static char *substitute(const char *src, int port, const char *dir)
+{
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	size_t cap = strlen(src) * 2 + 4096;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (const char *p = src; *p;) {
+		const char *rep = NULL;
+		size_t skip = 0;
+		if (strncmp(p, "%PORT%", 6) == 0) {
+			rep = portstr;
+			skip = 6;
+		} else if (strncmp(p, "%DIR%", 5) == 0) {
+			rep = dir;
+			skip = 5;
+		}
+		if (rep) {
+			size_t rl = strlen(rep);
+			if (o + rl + 1 >= cap) {
+				cap = (cap + rl) * 2;
+				char *n = realloc(out, cap);
+				if (!n) {
+					free(out);
+					return NULL;
+				}
+				out = n;
+			}
+			memcpy(out + o, rep, rl);
+			o += rl;
+			p += skip;
+		} else {
+			if (o + 2 >= cap) {
+				cap *= 2;
+				char *n = realloc(out, cap);
+				if (!n) {
+					free(out);
+					return NULL;
+				}
+				out = n;
+			}
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void dump_log(const struct test_broker *b)
+{
+	FILE *f = fopen(b->log, "r");
+	if (!f)
+		return;
+	char line[1024];
+	fprintf(stderr, "---- broker log %s ----\n", b->log);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fclose(f);
+}
+
+static int spawn(struct test_broker *b)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(MOSQUITTO_BIN, "mosquitto", "-c", b->conf, (char *)NULL);
+		_exit(127);
+	}
+	b->pid = pid;
+	for (int i = 0; i < 200; i++) {
+		if (port_open(b->port))
+			return 0;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			b->pid = 0;
+			dump_log(b);
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	dump_log(b);
+	test_broker_stop(b);
+	return -1;
+}
+
+int test_broker_start(struct test_broker *b, const char *extra_conf)
+{
+	memset(b, 0, sizeof(*b));
+	if (test_mkdtemp(b->dir, sizeof(b->dir)) != 0)
+		return -1;
+	b->port = test_free_port();
+	if (b->port <= 0)
+		return -1;
+	snprintf(b->conf, sizeof(b->conf), "%s/mosquitto.conf", b->dir);
+	snprintf(b->log, sizeof(b->log), "%s/broker.log", b->dir);
+	char *extra = substitute(extra_conf ? extra_conf : "", b->port, b->dir);
+	if (!extra)
+		return -1;
+	FILE *f = fopen(b->conf, "w");
+	if (!f) {
+		free(extra);
+		return -1;
+	}
+	fprintf(f,
+	        "per_listener_settings false\n"
+	        "log_dest stdout\n"
+	        "log_type all\n"
+	        "log_timestamp true\n"
+	        "listener %d 127.0.0.1\n"
+	        "%s\n",
+	        b->port, extra);
+	fclose(f);
+	free(extra);
+	return spawn(b);
+}
+
+int test_broker_restart(struct test_broker *b)
+{
+	if (b->pid > 0)
+		return -1;
+	return spawn(b);
+}
+
+int test_broker_stop(struct test_broker *b)
+{
+	if (b->pid <= 0)
+		return -1;
+	kill(b->pid, SIGTERM);
+	int st = 0;
+	for (int i = 0; i < 100; i++) {
+		pid_t r = waitpid(b->pid, &st, WNOHANG);
+		if (r == b->pid) {
+			b->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+		}
+		sleep_ms(50);
+	}
+	kill(b->pid, SIGKILL);
+	waitpid(b->pid, &st, 0);
+	b->pid = 0;
+	return -1;
+}
+
+void test_broker_kill(struct test_broker *b)
+{
+	if (b->pid <= 0)
+		return;
+	kill(b->pid, SIGKILL);
+	int st;
+	waitpid(b->pid, &st, 0);
+	b->pid = 0;
+}
+
+int test_broker_reload(struct test_broker *b)
+{
+	return b->pid > 0 ? kill(b->pid, SIGHUP) : -1;
+}
+
+void test_broker_cleanup(struct test_broker *b)
+{
+	if (b->pid > 0)
+		test_broker_stop(b);
+	if (b->dir[0]) {
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", b->dir);
+		b->dir[0] = '\0';
+	}
+}
+
+bool test_broker_log_contains(const struct test_broker *b, const char *needle)
+{
+	FILE *f = fopen(b->log, "r");
+	if (!f)
+		return false;
+	char line[4096];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+bool test_broker_log_wait(const struct test_broker *b, const char *needle, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 50) {
+		if (test_broker_log_contains(b, needle))
+			return true;
+		sleep_ms(50);
+	}
+	return false;
+}
+
+const char *test_plugin_path(void)
+{
+	const char *p = getenv("VEIL_PLUGIN");
+	return (p && *p) ? p : NULL;
+}

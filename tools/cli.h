@@ -1,0 +1,29 @@
+/*
+ * The `veil` command-line tool. Each command family lives in its own
+ * cmd_*.c file and defines one entry point; veil.c dispatches. Entry points
+ * are weak references so a family can be added by adding its file.
+ */
+#ifndef VEIL_CLI_H
+#define VEIL_CLI_H
+
+#include <stdio.h>
+
+int veil_cmd_keygen(int argc, char **argv);      /* cmd_keys.c */
+int veil_cmd_credential(int argc, char **argv);  /* cmd_keys.c */
+int veil_cmd_inspect(int argc, char **argv);     /* cmd_inspect.c */
+int veil_cmd_pub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
+int veil_cmd_sub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
+int veil_cmd_passwd(int argc, char **argv);      /* cmd_passwd.c (plugin auth) */
+int veil_cmd_token(int argc, char **argv);       /* cmd_keys.c */
+
+/* Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
+#define VEIL_EXIT_OK 0
+#define VEIL_EXIT_FAIL 1
+#define VEIL_EXIT_USAGE 2
+
+/* Read a whole file (binary) into a malloc'd buffer; NULL on error (errno set). */
+unsigned char *cli_read_file(const char *path, size_t *len);
+/* Hex encode/decode helpers for the CLI. */
+int cli_hex_decode(const char *hex, unsigned char *out, size_t cap, size_t *len);
+
+#endif
