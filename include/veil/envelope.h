@@ -11,9 +11,9 @@
  *    16   8  sequence, big endian
  *    24  24  XChaCha20-Poly1305 nonce (random)
  *    48   n  ciphertext, then the 16-byte tag
- *  signed only, after the tag:
- *         2  credential length, big endian
+ *  signed only, after the tag (parsed from the end):
  *         c  credential (authority-signed, identity.h)
+ *         2  credential length c, big endian
  *        64  Ed25519 signature by the credential's device key
  *
  * AEAD additional data = header (48 bytes) || u16 BE topic length || topic.

@@ -28,7 +28,8 @@ extern "C" {
 #define VEIL_CREDENTIAL_ID_BYTES 16U
 #define VEIL_CLIENT_ID_MAX 128U           /* bytes, without the NUL */
 #define VEIL_ROLES_MAX 255U               /* bytes, comma separated, without the NUL */
-#define VEIL_CREDENTIAL_MAX 512U          /* upper bound of an encoded credential */
+#define VEIL_CREDENTIAL_FIXED 75U         /* bytes before the client id (docs/PROTOCOL.md 3) */
+#define VEIL_CREDENTIAL_MAX (VEIL_CREDENTIAL_FIXED + VEIL_CLIENT_ID_MAX + 1U + VEIL_ROLES_MAX + VEIL_SIG_BYTES)
 #define VEIL_TOKEN_NONCE_BYTES 16U
 #define VEIL_TOKEN_MAX (1U + 8U + VEIL_TOKEN_NONCE_BYTES + 2U + VEIL_CREDENTIAL_MAX + VEIL_SIG_BYTES)
 #define VEIL_AUTH_METHOD "veil-v1"        /* MQTT 5 Authentication Method */

@@ -1,0 +1,70 @@
+/* Error texts and short names for enum veil_err, plus library init. */
+#include <sodium.h>
+
+#include "veil/veil.h"
+
+static const struct {
+	int code;
+	const char *name;
+	const char *text;
+} errors[] = {
+	{ VEIL_OK, "ok", "success" },
+	{ VEIL_ERR_INVAL, "invalid-argument", "invalid argument" },
+	{ VEIL_ERR_NOMEM, "no-memory", "out of memory" },
+	{ VEIL_ERR_AUTH, "auth", "authentication refused" },
+	{ VEIL_ERR_IO, "io", "input/output error" },
+	{ VEIL_ERR_PARSE, "parse", "malformed input" },
+	{ VEIL_ERR_TRUNCATED, "truncated", "input truncated" },
+	{ VEIL_ERR_TOO_LARGE, "too-large", "input too large" },
+	{ VEIL_ERR_VERSION, "unknown-version", "unknown format version or flags" },
+	{ VEIL_ERR_UNKNOWN_KEY, "unknown-key", "key id not in the keyring" },
+	{ VEIL_ERR_WRONG_TOPIC, "wrong-topic", "key not valid for this topic (message moved to another topic?)" },
+	{ VEIL_ERR_WRONG_KEY, "wrong-key", "key check value mismatch (different key under the same id)" },
+	{ VEIL_ERR_DECRYPT, "decrypt-failed", "authentication tag mismatch (tampered or re-routed)" },
+	{ VEIL_ERR_BAD_SIGNATURE, "bad-signature", "signature does not verify" },
+	{ VEIL_ERR_SENDER, "wrong-sender", "sender id does not match the signer or client" },
+	{ VEIL_ERR_REPLAY, "replay", "message replayed or too old for the replay window" },
+	{ VEIL_ERR_EXPIRED, "expired-credential", "credential expired" },
+	{ VEIL_ERR_NOT_YET_VALID, "credential-not-yet-valid", "credential not yet valid" },
+	{ VEIL_ERR_WRONG_AUTHORITY, "wrong-authority", "signed by an untrusted authority" },
+	{ VEIL_ERR_CLIENT_ID, "wrong-client-id", "credential or token issued for another client id" },
+	{ VEIL_ERR_STALE, "stale-token", "token outside the freshness window" },
+	{ VEIL_ERR_NO_POLICY, "no-policy", "no keyring entry for this topic and plaintext not allowed" },
+	{ VEIL_ERR_UNSIGNED, "unsigned", "signature required but missing" },
+	{ VEIL_ERR_PERM, "insecure-permissions", "secret file is accessible by group or others" },
+	{ VEIL_ERR_MQTT, "mqtt", "MQTT client error" },
+	{ VEIL_ERR_STATE, "state", "sequence state file unusable" },
+	{ VEIL_ERR_PLAINTEXT, "not-envelope", "plaintext where an envelope is required" },
+	{ VEIL_ERR_REVOKED, "revoked", "credential or client revoked" },
+	{ VEIL_ERR_NOT_FOUND, "not-found", "not found" },
+	{ VEIL_ERR_TIMEOUT, "timeout", "operation timed out" },
+};
+
+const char *veil_strerror(int err)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		if (errors[i].code == err)
+			return errors[i].text;
+	}
+	return "unknown error";
+}
+
+const char *veil_errname(int err)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		if (errors[i].code == err)
+			return errors[i].name;
+	}
+	return "unknown";
+}
+
+int veil_init(void)
+{
+	/* sodium_init fails only when no randomness source can be opened. */
+	return sodium_init() < 0 ? VEIL_ERR_IO : VEIL_OK;
+}
+
+const char *veil_version(void)
+{
+	return VEIL_VERSION_STRING;
+}

@@ -1,0 +1,350 @@
+/*
+ * Keyring: parse the text format (include/veil/keyring.h, docs/PROTOCOL.md
+ * section 6) and answer "which key and policy for this topic". Key bytes
+ * live in one sodium_malloc'd block, wiped on free.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/keyring.h"
+#include "util.h"
+
+#define KEYRING_MAX_BYTES (4U << 20)
+
+struct kr_key {
+	uint32_t id;
+	uint8_t *bytes;     /* into keyring->keymem */
+	bool send;
+	unsigned line;
+};
+
+struct kr_filter {
+	char *filter;
+	struct kr_key *keys;
+	size_t nkeys;
+	bool has_policy;
+	bool require_signature;
+	bool allow_plaintext;
+	unsigned first_line;
+};
+
+struct veil_keyring {
+	struct kr_filter *filters;
+	size_t nfilters;
+	uint8_t *keymem;    /* sodium_malloc: nkeys_total * 32 */
+	size_t keymem_used;
+	size_t keymem_cap;
+	uint8_t authorities[VEIL_MAX_AUTHORITIES][VEIL_PK_BYTES];
+	size_t nauthorities;
+};
+
+void veil_topic_key_generate(uint8_t key[VEIL_KEY_BYTES])
+{
+	randombytes_buf(key, VEIL_KEY_BYTES);
+}
+
+void veil_keyring_free(struct veil_keyring **krp)
+{
+	if (!krp || !*krp)
+		return;
+	struct veil_keyring *kr = *krp;
+	for (size_t i = 0; i < kr->nfilters; i++) {
+		free(kr->filters[i].filter);
+		free(kr->filters[i].keys);
+	}
+	free(kr->filters);
+	if (kr->keymem)
+		sodium_free(kr->keymem);
+	free(kr);
+	*krp = NULL;
+}
+
+static struct kr_filter *filter_get(struct veil_keyring *kr, const char *filter, unsigned line)
+{
+	for (size_t i = 0; i < kr->nfilters; i++) {
+		if (strcmp(kr->filters[i].filter, filter) == 0)
+			return &kr->filters[i];
+	}
+	struct kr_filter *nf = realloc(kr->filters, (kr->nfilters + 1) * sizeof(*nf));
+	if (!nf)
+		return NULL;
+	kr->filters = nf;
+	struct kr_filter *f = &kr->filters[kr->nfilters];
+	memset(f, 0, sizeof(*f));
+	f->filter = strdup(filter);
+	if (!f->filter)
+		return NULL;
+	f->first_line = line;
+	kr->nfilters++;
+	return f;
+}
+
+static bool key_id_used(const struct veil_keyring *kr, uint32_t id, unsigned *line)
+{
+	for (size_t i = 0; i < kr->nfilters; i++) {
+		for (size_t k = 0; k < kr->filters[i].nkeys; k++) {
+			if (kr->filters[i].keys[k].id == id) {
+				*line = kr->filters[i].keys[k].line;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end = NULL;
+	if (!*s || *s == '-' || *s == '+')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (*end || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+#define FAIL(code, ...)                                        \
+	do {                                                   \
+		veil__errf(errbuf, errlen, __VA_ARGS__);       \
+		rc = (code);                                   \
+		goto out;                                      \
+	} while (0)
+
+static int parse_line(struct veil_keyring *kr, char *line, const char *name, unsigned ln, char *errbuf,
+                      size_t errlen)
+{
+	int rc = VEIL_OK;
+	char *f[8];
+	size_t n = veil__split(line, f, 6);
+	if (n == 0)
+		return VEIL_OK;
+	if (n > 6)
+		FAIL(VEIL_ERR_PARSE, "%s:%u: too many fields", name, ln);
+	if (!strcmp(f[0], "authority")) {
+		if (n != 2)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: expected 'authority <base64 public key>'", name, ln);
+		if (kr->nauthorities == VEIL_MAX_AUTHORITIES)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: more than %u authorities", name, ln, VEIL_MAX_AUTHORITIES);
+		size_t got = 0;
+		if (veil__b64_decode(f[1], strlen(f[1]), kr->authorities[kr->nauthorities], VEIL_PK_BYTES, &got) !=
+		            VEIL_OK ||
+		    got != VEIL_PK_BYTES)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: authority key is not 32 bytes of base64", name, ln);
+		kr->nauthorities++;
+	} else if (!strcmp(f[0], "key")) {
+		if (n < 4 || n > 5 || (n == 5 && strcmp(f[4], "send") != 0))
+			FAIL(VEIL_ERR_PARSE, "%s:%u: expected 'key <topic-filter> <key-id> <base64 key> [send]'", name, ln);
+		if (!veil__filter_valid(f[1]))
+			FAIL(VEIL_ERR_PARSE, "%s:%u: invalid topic filter '%s'", name, ln, f[1]);
+		uint32_t id;
+		if (parse_u32(f[2], &id) != 0)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: key id '%s' is not a number from 0 to 4294967295", name, ln, f[2]);
+		unsigned prev = 0;
+		if (key_id_used(kr, id, &prev))
+			FAIL(VEIL_ERR_PARSE, "%s:%u: key id %u already defined at line %u", name, ln, id, prev);
+		if (kr->keymem_used == kr->keymem_cap)
+			FAIL(VEIL_ERR_INVAL, "%s:%u: internal key count mismatch", name, ln);
+		uint8_t *slot = kr->keymem + kr->keymem_used * VEIL_KEY_BYTES;
+		size_t got = 0;
+		int drc = veil__b64_decode(f[3], strlen(f[3]), slot, VEIL_KEY_BYTES, &got);
+		sodium_memzero(f[3], strlen(f[3]));
+		if (drc != VEIL_OK || got != VEIL_KEY_BYTES)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: key is not 32 bytes of base64", name, ln);
+		struct kr_filter *flt = filter_get(kr, f[1], ln);
+		if (!flt)
+			FAIL(VEIL_ERR_NOMEM, "%s:%u: out of memory", name, ln);
+		bool send = n == 5;
+		if (send) {
+			for (size_t k = 0; k < flt->nkeys; k++) {
+				if (flt->keys[k].send)
+					FAIL(VEIL_ERR_PARSE, "%s:%u: filter '%s' already has a send key (line %u)", name, ln,
+					     f[1], flt->keys[k].line);
+			}
+		}
+		struct kr_key *nk = realloc(flt->keys, (flt->nkeys + 1) * sizeof(*nk));
+		if (!nk)
+			FAIL(VEIL_ERR_NOMEM, "%s:%u: out of memory", name, ln);
+		flt->keys = nk;
+		flt->keys[flt->nkeys++] = (struct kr_key){ id, slot, send, ln };
+		kr->keymem_used++;
+	} else if (!strcmp(f[0], "policy")) {
+		if (n < 2)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: expected 'policy <topic-filter> [signed] [plaintext]'", name, ln);
+		if (!veil__filter_valid(f[1]))
+			FAIL(VEIL_ERR_PARSE, "%s:%u: invalid topic filter '%s'", name, ln, f[1]);
+		bool sig = false, plain = false;
+		for (size_t i = 2; i < n; i++) {
+			if (!strcmp(f[i], "signed"))
+				sig = true;
+			else if (!strcmp(f[i], "plaintext"))
+				plain = true;
+			else
+				FAIL(VEIL_ERR_PARSE, "%s:%u: unknown policy word '%s' (signed, plaintext)", name, ln, f[i]);
+		}
+		struct kr_filter *flt = filter_get(kr, f[1], ln);
+		if (!flt)
+			FAIL(VEIL_ERR_NOMEM, "%s:%u: out of memory", name, ln);
+		if (flt->has_policy)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: second policy for filter '%s'", name, ln, f[1]);
+		flt->has_policy = true;
+		flt->require_signature = sig;
+		flt->allow_plaintext = plain;
+	} else {
+		FAIL(VEIL_ERR_PARSE, "%s:%u: unknown directive '%s' (authority, key, policy)", name, ln, f[0]);
+	}
+out:
+	return rc;
+}
+
+static size_t count_key_lines(const char *text, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i + 4 <= len; i++) {
+		if ((i == 0 || text[i - 1] == '\n' || text[i - 1] == ' ' || text[i - 1] == '\t') &&
+		    memcmp(text + i, "key", 3) == 0 && (text[i + 3] == ' ' || text[i + 3] == '\t'))
+			n++;
+	}
+	return n;
+}
+
+int veil_keyring_parse(const char *text, size_t len, const char *name, struct veil_keyring **out, char *errbuf,
+                       size_t errlen)
+{
+	if (!text || !out)
+		return VEIL_ERR_INVAL;
+	if (!name)
+		name = "keyring";
+	if (len > KEYRING_MAX_BYTES) {
+		veil__errf(errbuf, errlen, "%s: larger than %u bytes", name, KEYRING_MAX_BYTES);
+		return VEIL_ERR_TOO_LARGE;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		veil__errf(errbuf, errlen, "%s: contains a NUL byte (not a text keyring)", name);
+		return VEIL_ERR_PARSE;
+	}
+	struct veil_keyring *kr = calloc(1, sizeof(*kr));
+	if (!kr)
+		return VEIL_ERR_NOMEM;
+	/* An upper bound of the key count (lines starting a word "key"). */
+	kr->keymem_cap = count_key_lines(text, len);
+	if (kr->keymem_cap) {
+		kr->keymem = sodium_malloc(kr->keymem_cap * VEIL_KEY_BYTES);
+		if (!kr->keymem) {
+			free(kr);
+			return VEIL_ERR_NOMEM;
+		}
+	}
+	char *line = sodium_malloc(1024);
+	if (!line) {
+		veil_keyring_free(&kr);
+		return VEIL_ERR_NOMEM;
+	}
+	size_t pos = 0;
+	unsigned ln = 0;
+	bool too_long = false;
+	int rc = VEIL_OK;
+	while (rc == VEIL_OK && veil__next_line(text, len, &pos, line, 1024, &ln, &too_long)) {
+		if (too_long) {
+			veil__errf(errbuf, errlen, "%s:%u: line longer than 1023 bytes", name, ln);
+			rc = VEIL_ERR_PARSE;
+			break;
+		}
+		rc = parse_line(kr, line, name, ln, errbuf, errlen);
+	}
+	sodium_free(line);
+	for (size_t i = 0; rc == VEIL_OK && i < kr->nfilters; i++) {
+		struct kr_filter *f = &kr->filters[i];
+		if (f->nkeys == 0 && !f->allow_plaintext) {
+			veil__errf(errbuf, errlen, "%s:%u: filter '%s' has no key and does not allow plaintext", name,
+			           f->first_line, f->filter);
+			rc = VEIL_ERR_PARSE;
+		}
+	}
+	if (rc != VEIL_OK) {
+		veil_keyring_free(&kr);
+		return rc;
+	}
+	*out = kr;
+	return VEIL_OK;
+}
+
+int veil_keyring_load(const char *path, struct veil_keyring **out, char *errbuf, size_t errlen)
+{
+	if (!path || !out)
+		return VEIL_ERR_INVAL;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = veil__file_read(path, true, KEYRING_MAX_BYTES, &text, &len, errbuf, errlen);
+	if (rc != VEIL_OK)
+		return rc;
+	rc = veil_keyring_parse(text, len, path, out, errbuf, errlen);
+	veil__file_free(text, len);
+	return rc;
+}
+
+static const struct kr_filter *match(const struct veil_keyring *kr, const char *topic)
+{
+	for (size_t i = 0; i < kr->nfilters; i++) {
+		if (veil__filter_matches(kr->filters[i].filter, topic))
+			return &kr->filters[i];
+	}
+	return NULL;
+}
+
+int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct veil_topic_policy *out)
+{
+	if (!kr || !topic || !out)
+		return VEIL_ERR_INVAL;
+	memset(out, 0, sizeof(*out));
+	const struct kr_filter *f = match(kr, topic);
+	if (!f)
+		return VEIL_ERR_NO_POLICY;
+	out->filter = f->filter;
+	out->require_signature = f->require_signature;
+	out->allow_plaintext = f->allow_plaintext;
+	const struct kr_key *send = NULL;
+	for (size_t k = 0; k < f->nkeys; k++) {
+		if (f->keys[k].send) {
+			send = &f->keys[k];
+			break;
+		}
+		if (!send || f->keys[k].id > send->id)
+			send = &f->keys[k];
+	}
+	if (send) {
+		out->send_key = send->bytes;
+		out->send_key_id = send->id;
+	}
+	return VEIL_OK;
+}
+
+int veil_keyring_find_key(const struct veil_keyring *kr, const char *topic, uint32_t key_id, const uint8_t **key)
+{
+	if (!kr || !topic || !key)
+		return VEIL_ERR_INVAL;
+	const struct kr_filter *f = match(kr, topic);
+	if (f) {
+		for (size_t k = 0; k < f->nkeys; k++) {
+			if (f->keys[k].id == key_id) {
+				*key = f->keys[k].bytes;
+				return VEIL_OK;
+			}
+		}
+	}
+	unsigned line;
+	if (key_id_used(kr, key_id, &line))
+		return VEIL_ERR_WRONG_TOPIC;
+	return f ? VEIL_ERR_UNKNOWN_KEY : VEIL_ERR_NO_POLICY;
+}
+
+size_t veil_keyring_authorities(const struct veil_keyring *kr, const uint8_t (**pks)[VEIL_PK_BYTES])
+{
+	if (!kr || !pks)
+		return 0;
+	*pks = (const uint8_t(*)[VEIL_PK_BYTES])kr->authorities;
+	return kr->nauthorities;
+}
