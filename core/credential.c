@@ -61,6 +61,13 @@ int veil_credential_issue(const struct veil_identity *authority, struct veil_cre
 {
 	if (!authority || !c || !out || !out_len)
 		return VEIL_ERR_INVAL;
+	randombytes_buf(c->id, sizeof(c->id));
+	return veil__credential_issue_id(authority, c, out, out_cap, out_len);
+}
+
+int veil__credential_issue_id(const struct veil_identity *authority, struct veil_credential *c, uint8_t *out,
+                              size_t out_cap, size_t *out_len)
+{
 	size_t idl = strnlen(c->client_id, sizeof(c->client_id));
 	size_t rl = strnlen(c->roles, sizeof(c->roles));
 	if (!client_id_ok(c->client_id, idl) || !roles_ok(c->roles, rl) || c->expires_at <= c->issued_at)
@@ -70,7 +77,6 @@ int veil_credential_issue(const struct veil_identity *authority, struct veil_cre
 		return VEIL_ERR_INVAL;
 	uint8_t apk[VEIL_PK_BYTES];
 	veil_identity_public(authority, apk);
-	randombytes_buf(c->id, sizeof(c->id));
 	veil_authority_id(apk, c->authority_id);
 
 	uint8_t *p = out;

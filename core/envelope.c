@@ -79,6 +79,15 @@ static int sig_parts_verify_or_sign(const struct veil_identity *signer, const ui
 int veil_envelope_seal(const struct veil_seal_params *p, const char *topic, const uint8_t *pt, size_t pt_len,
                        uint8_t *out, size_t out_cap, size_t *out_len)
 {
+	uint8_t nonce[VEIL_NONCE_BYTES];
+	randombytes_buf(nonce, sizeof(nonce));
+	return veil__envelope_seal_nonce(p, topic, pt, pt_len, nonce, out, out_cap, out_len);
+}
+
+int veil__envelope_seal_nonce(const struct veil_seal_params *p, const char *topic, const uint8_t *pt,
+                              size_t pt_len, const uint8_t nonce[24], uint8_t *out, size_t out_cap,
+                              size_t *out_len)
+{
 	if (!p || !p->key || !topic || (!pt && pt_len) || !out || !out_len)
 		return VEIL_ERR_INVAL;
 	size_t tl = strlen(topic);
@@ -100,7 +109,7 @@ int veil_envelope_seal(const struct veil_seal_params *p, const char *topic, cons
 	veil__put_u16(h + 6, veil_key_check(p->key));
 	memcpy(h + 8, p->sender, VEIL_SENDER_ID_BYTES);
 	veil__put_u64(h + 16, p->seq);
-	randombytes_buf(h + 24, VEIL_NONCE_BYTES);
+	memcpy(h + 24, nonce, VEIL_NONCE_BYTES);
 
 	uint8_t aadbuf[AAD_STACK];
 	size_t aad_len = 0;

@@ -24,6 +24,15 @@
 int veil_token_create(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
                       const char *client_id, uint64_t now, uint8_t *out, size_t out_cap, size_t *out_len)
 {
+	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
+	randombytes_buf(nonce, sizeof(nonce));
+	return veil__token_create_nonce(device, cred, cred_len, client_id, now, nonce, out, out_cap, out_len);
+}
+
+int veil__token_create_nonce(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
+                             const char *client_id, uint64_t now, const uint8_t nonce[VEIL_TOKEN_NONCE_BYTES],
+                             uint8_t *out, size_t out_cap, size_t *out_len)
+{
 	if (!device || !cred || !client_id || !out || !out_len || cred_len > VEIL_CREDENTIAL_MAX)
 		return VEIL_ERR_INVAL;
 	size_t idl = strlen(client_id);
@@ -34,7 +43,7 @@ int veil_token_create(const struct veil_identity *device, const uint8_t *cred, s
 	*p++ = TOKEN_VERSION;
 	veil__put_u64(p, now);
 	p += 8;
-	randombytes_buf(p, VEIL_TOKEN_NONCE_BYTES);
+	memcpy(p, nonce, VEIL_TOKEN_NONCE_BYTES);
 	p += VEIL_TOKEN_NONCE_BYTES;
 	veil__put_u16(p, (uint16_t)cred_len);
 	p += 2;
