@@ -159,13 +159,13 @@ bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size
 	size_t n = end - start;
 	if (n > 0 && text[start + n - 1] == '\r')
 		n--;
-	/* strip comment */
-	for (size_t i = 0; i < n; i++) {
-		if (text[start + i] == '#') {
-			n = i;
-			break;
-		}
-	}
+	/* A comment is a line whose first non-blank character is '#' (as in
+	 * Mosquitto's files): '#' elsewhere is the MQTT multi-level wildcard. */
+	size_t fb = 0;
+	while (fb < n && (text[start + fb] == ' ' || text[start + fb] == '\t'))
+		fb++;
+	if (fb < n && text[start + fb] == '#')
+		n = 0;
 	*too_long = n >= cap;
 	if (*too_long)
 		n = cap - 1;

@@ -58,7 +58,8 @@ void veil__file_free(char *buf, size_t len);
 /* Write data atomically (temp file + fsync + rename), mode applied before data. */
 int veil__file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, bool excl);
 
-/* Next line of text starting at *pos; strips comments ('#') and surrounding
+/* Next line of text starting at *pos; empties comment lines (first non-blank
+ * character '#'; elsewhere '#' is the MQTT wildcard) and strips surrounding
  * blanks; returns false at end. *lineno is incremented per line. */
 bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size_t cap, unsigned *lineno,
                      bool *too_long);

@@ -1,0 +1,202 @@
+/* Tests for core/keyring.c: format, policy lookup, errors with file:line. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+
+static char K1[64], K2[64], K3[64], PK[64];
+
+static void b64(char *out, size_t cap, uint8_t fill)
+{
+	uint8_t k[32];
+	memset(k, fill, sizeof(k));
+	sodium_bin2base64(out, cap, k, sizeof(k), sodium_base64_VARIANT_ORIGINAL);
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	b64(K1, sizeof(K1), 1);
+	b64(K2, sizeof(K2), 2);
+	b64(K3, sizeof(K3), 3);
+	b64(PK, sizeof(PK), 4);
+}
+
+static struct veil_keyring *parse_ok(const char *text)
+{
+	struct veil_keyring *kr = NULL;
+	char err[256] = "";
+	int rc = veil_keyring_parse(text, strlen(text), "kr", &kr, err, sizeof(err));
+	ck_assert_msg(rc == VEIL_OK, "parse failed: %s", err);
+	return kr;
+}
+
+/* Expect a parse error mentioning "kr:<line>:". */
+static void parse_bad(const char *text, unsigned line, const char *needle)
+{
+	struct veil_keyring *kr = NULL;
+	char err[256] = "";
+	int rc = veil_keyring_parse(text, strlen(text), "kr", &kr, err, sizeof(err));
+	ck_assert_int_ne(rc, VEIL_OK);
+	ck_assert_ptr_null(kr);
+	char want[32];
+	snprintf(want, sizeof(want), "kr:%u:", line);
+	ck_assert_msg(strstr(err, want) != NULL, "want %s in '%s'", want, err);
+	ck_assert_msg(strstr(err, needle) != NULL, "want '%s' in '%s'", needle, err);
+}
+
+START_TEST(test_policy_lookup)
+{
+	char text[1024];
+	snprintf(text, sizeof(text),
+	         "# fleet keyring\n"
+	         "authority %s\n"
+	         "key sensors/+/temp 1 %s\n"
+	         "key sensors/+/temp 2 %s send\n"
+	         "policy sensors/+/temp signed\n"
+	         "key sensors/# 3 %s\n"
+	         "policy public/# plaintext\n",
+	         PK, K1, K2, K3);
+	struct veil_keyring *kr = parse_ok(text);
+	struct veil_topic_policy p;
+	ck_assert_int_eq(veil_keyring_policy(kr, "sensors/a/temp", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "sensors/+/temp");
+	ck_assert_uint_eq(p.send_key_id, 2);
+	ck_assert(p.require_signature);
+	ck_assert(!p.allow_plaintext);
+	ck_assert_int_eq(veil_keyring_policy(kr, "sensors/a/humidity", &p), VEIL_OK);
+	ck_assert_uint_eq(p.send_key_id, 3);
+	ck_assert(!p.require_signature);
+	ck_assert_int_eq(veil_keyring_policy(kr, "public/news", &p), VEIL_OK);
+	ck_assert_ptr_null(p.send_key);
+	ck_assert(p.allow_plaintext);
+	ck_assert_int_eq(veil_keyring_policy(kr, "other", &p), VEIL_ERR_NO_POLICY);
+	/* $-topics are not matched by leading wildcards. */
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS/x", &p), VEIL_ERR_NO_POLICY);
+
+	const uint8_t *key = NULL;
+	ck_assert_int_eq(veil_keyring_find_key(kr, "sensors/a/temp", 1, &key), VEIL_OK);
+	ck_assert_uint_eq(key[0], 1);
+	ck_assert_int_eq(veil_keyring_find_key(kr, "sensors/a/temp", 3, &key), VEIL_ERR_WRONG_TOPIC);
+	ck_assert_int_eq(veil_keyring_find_key(kr, "sensors/a/temp", 99, &key), VEIL_ERR_UNKNOWN_KEY);
+	ck_assert_int_eq(veil_keyring_find_key(kr, "elsewhere", 1, &key), VEIL_ERR_WRONG_TOPIC);
+	ck_assert_int_eq(veil_keyring_find_key(kr, "elsewhere", 99, &key), VEIL_ERR_NO_POLICY);
+	const uint8_t(*pks)[32] = NULL;
+	ck_assert_uint_eq(veil_keyring_authorities(kr, &pks), 1);
+	ck_assert_uint_eq(pks[0][0], 4);
+	veil_keyring_free(&kr);
+	ck_assert_ptr_null(kr);
+}
+END_TEST
+
+START_TEST(test_highest_key_sends_without_mark)
+{
+	char text[512];
+	snprintf(text, sizeof(text), "key a/# 5 %s\nkey a/# 9 %s\nkey a/# 7 %s\n", K1, K2, K3);
+	struct veil_keyring *kr = parse_ok(text);
+	struct veil_topic_policy p;
+	ck_assert_int_eq(veil_keyring_policy(kr, "a/b", &p), VEIL_OK);
+	ck_assert_uint_eq(p.send_key_id, 9);
+	ck_assert_int_eq(veil_keyring_policy(kr, "a", &p), VEIL_OK); /* a/# matches the parent */
+	veil_keyring_free(&kr);
+}
+END_TEST
+
+START_TEST(test_parse_errors)
+{
+	char t[512];
+	parse_bad("\n\nbogus a b\n", 3, "unknown directive");
+	snprintf(t, sizeof(t), "key a/# 1 %s\nkey b/# 1 %s\n", K1, K2);
+	parse_bad(t, 2, "already defined at line 1");
+	snprintf(t, sizeof(t), "key a/#/b 1 %s\n", K1);
+	parse_bad(t, 1, "invalid topic filter");
+	snprintf(t, sizeof(t), "key a/+x 1 %s\n", K1);
+	parse_bad(t, 1, "invalid topic filter");
+	snprintf(t, sizeof(t), "# x\nkey a 1 AAAA\n");
+	parse_bad(t, 2, "32 bytes");
+	snprintf(t, sizeof(t), "key a 99999999999 %s\n", K1);
+	parse_bad(t, 1, "key id");
+	snprintf(t, sizeof(t), "key a -1 %s\n", K1);
+	parse_bad(t, 1, "key id");
+	snprintf(t, sizeof(t), "key a 1 %s sned\n", K1);
+	parse_bad(t, 1, "expected 'key");
+	snprintf(t, sizeof(t), "key a 1 %s send\nkey a 2 %s send\n", K1, K2);
+	parse_bad(t, 2, "already has a send key");
+	parse_bad("policy a signed loud\n", 1, "unknown policy word");
+	snprintf(t, sizeof(t), "key a 1 %s\npolicy a\npolicy a signed\n", K1);
+	parse_bad(t, 3, "second policy");
+	parse_bad("policy x/# signed\n", 1, "has no key");
+	parse_bad("authority AAAA\n", 1, "32 bytes");
+	parse_bad("key\n", 1, "expected 'key");
+	/* A line longer than the limit. */
+	char *lng = malloc(3000);
+	memset(lng, 'a', 2999);
+	lng[2999] = '\0';
+	memcpy(lng, "key ", 4);
+	parse_bad(lng, 1, "longer than");
+	free(lng);
+	/* NUL bytes and oversize input. */
+	struct veil_keyring *kr = NULL;
+	char err[128];
+	ck_assert_int_eq(veil_keyring_parse("key\0x", 5, "kr", &kr, err, sizeof(err)), VEIL_ERR_PARSE);
+	ck_assert_int_eq(veil_keyring_parse("", (size_t)5 << 20, "kr", &kr, err, sizeof(err)), VEIL_ERR_TOO_LARGE);
+	/* Empty keyring is valid (and matches nothing). */
+	kr = parse_ok("# nothing\n");
+	struct veil_topic_policy p;
+	ck_assert_int_eq(veil_keyring_policy(kr, "a", &p), VEIL_ERR_NO_POLICY);
+	veil_keyring_free(&kr);
+}
+END_TEST
+
+START_TEST(test_file_permissions)
+{
+	char dir[256], path[300], err[512];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/keyring", dir);
+	char text[256];
+	snprintf(text, sizeof(text), "key a/# 1 %s\n", K1);
+	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
+	struct veil_keyring *kr = NULL;
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_ERR_PERM);
+	ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_OK);
+	veil_keyring_free(&kr);
+	ck_assert_int_eq(test_write_file(path, "\nkey a/# 1 xx\n", 0600), 0);
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_ERR_PARSE);
+	char want[320];
+	snprintf(want, sizeof(want), "%s:2:", path);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	ck_assert_int_eq(veil_keyring_load("/nonexistent/kr", &kr, err, sizeof(err)), VEIL_ERR_IO);
+	remove(path);
+	remove(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("keyring");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_add_test(tc, test_policy_lookup);
+	tcase_add_test(tc, test_highest_key_sends_without_mark);
+	tcase_add_test(tc, test_parse_errors);
+	tcase_add_test(tc, test_file_permissions);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
