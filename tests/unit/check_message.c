@@ -1,0 +1,280 @@
+/* Tests for core/message.c: every distinct refusal of veil_message_open and
+ * the keyring-driven sealing policy. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+
+static struct veil_identity *auth, *dev, *rogue_auth;
+static uint8_t cred[VEIL_CREDENTIAL_MAX], rogue_cred[VEIL_CREDENTIAL_MAX];
+static size_t cred_len, rogue_cred_len;
+static struct veil_keyring *kr, *kr_other_key;
+static struct veil_seq *seq;
+static struct veil_replay *rp;
+static struct veil_sender snd;
+static const uint64_t NOW = 1800000000;
+
+static size_t issue(struct veil_identity *a, uint64_t exp, uint8_t *out)
+{
+	struct veil_credential c = { 0 };
+	veil_identity_public(dev, c.device_pk);
+	strcpy(c.client_id, "dev-1");
+	c.issued_at = 1;
+	c.expires_at = exp;
+	size_t n = 0;
+	ck_assert_int_eq(veil_credential_issue(a, &c, out, VEIL_CREDENTIAL_MAX, &n), VEIL_OK);
+	return n;
+}
+
+static struct veil_keyring *keyring(uint8_t fill_a)
+{
+	char pk64[64], ka[64], kb[64], text[1024];
+	uint8_t apk[32], k[32];
+	veil_identity_public(auth, apk);
+	sodium_bin2base64(pk64, sizeof(pk64), apk, 32, sodium_base64_VARIANT_ORIGINAL);
+	memset(k, fill_a, 32);
+	sodium_bin2base64(ka, sizeof(ka), k, 32, sodium_base64_VARIANT_ORIGINAL);
+	memset(k, 0x77, 32);
+	sodium_bin2base64(kb, sizeof(kb), k, 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text),
+	         "authority %s\n"
+	         "key sensors/# 1 %s\n"
+	         "key cmd/# 2 %s\npolicy cmd/# signed\n"
+	         "policy public/# plaintext\n"
+	         "key mixed/# 3 %s\npolicy mixed/# plaintext\n",
+	         pk64, ka, kb, kb);
+	/* key 3 reuses key 2's bytes under another id, on purpose. */
+	struct veil_keyring *r = NULL;
+	char err[256];
+	ck_assert_msg(veil_keyring_parse(text, strlen(text), "t", &r, err, sizeof(err)) == VEIL_OK, "%s", err);
+	return r;
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&auth), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&rogue_auth), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&dev), VEIL_OK);
+	cred_len = issue(auth, NOW + 1000, cred);
+	rogue_cred_len = issue(rogue_auth, NOW + 1000, rogue_cred);
+	kr = keyring(0x11);
+	kr_other_key = keyring(0x12);
+	ck_assert_int_eq(veil_seq_open(NULL, 1000, &seq), VEIL_OK);
+	ck_assert_int_eq(veil_replay_new(64, &rp), VEIL_OK);
+	snd = (struct veil_sender){ dev, cred, cred_len, seq };
+}
+
+static void teardown(void)
+{
+	veil_identity_free(&auth);
+	veil_identity_free(&rogue_auth);
+	veil_identity_free(&dev);
+	veil_keyring_free(&kr);
+	veil_keyring_free(&kr_other_key);
+	veil_seq_close(&seq);
+	veil_replay_free(&rp);
+}
+
+static size_t seal_to(const char *topic, const char *msg, bool sign, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+	bool sealed = false;
+	ck_assert_int_eq(veil_message_seal(kr, &snd, topic, (const uint8_t *)msg, strlen(msg), sign, out, cap, &n,
+	                                   &sealed),
+	                 VEIL_OK);
+	ck_assert(sealed);
+	return n;
+}
+
+static int open_on(const struct veil_keyring *k, const char *topic, const uint8_t *env, size_t n,
+                   struct veil_open_info *info)
+{
+	uint8_t out[2048];
+	size_t ol = 0;
+	return veil_message_open(k, rp, topic, env, n, NOW, out, sizeof(out), &ol, info);
+}
+
+START_TEST(test_round_trip_and_info)
+{
+	uint8_t env[2048], out[2048];
+	size_t n = seal_to("sensors/a", "21.5", false, env, sizeof(env));
+	struct veil_open_info info;
+	size_t ol = 0;
+	ck_assert_int_eq(veil_message_open(kr, rp, "sensors/a", env, n, NOW, out, sizeof(out), &ol, &info), VEIL_OK);
+	ck_assert_uint_eq(ol, 4);
+	ck_assert_mem_eq(out, "21.5", 4);
+	ck_assert(!info.is_signed);
+	ck_assert_uint_eq(info.key_id, 1);
+	uint8_t pk[32], sid[8];
+	veil_identity_public(dev, pk);
+	veil_sender_id(pk, sid);
+	ck_assert_mem_eq(info.sender, sid, 8);
+	/* Signed: the credential's client id is reported. */
+	n = seal_to("cmd/valve", "open", false, env, sizeof(env)); /* policy forces a signature */
+	ck_assert_int_eq(open_on(kr, "cmd/valve", env, n, &info), VEIL_OK);
+	ck_assert(info.is_signed);
+	ck_assert_str_eq(info.client_id, "dev-1");
+	/* In place (out == in). */
+	n = seal_to("sensors/b", "in-place", false, env, sizeof(env));
+	ck_assert_int_eq(veil_message_open(kr, rp, "sensors/b", env, n, NOW, env, sizeof(env), &ol, &info), VEIL_OK);
+	ck_assert_uint_eq(ol, 8);
+	ck_assert_mem_eq(env, "in-place", 8);
+}
+END_TEST
+
+START_TEST(test_distinct_refusals)
+{
+	uint8_t env[2048];
+	struct veil_open_info info;
+	size_t n = seal_to("sensors/a", "reading", false, env, sizeof(env));
+	/* wrong key: same id, other bytes */
+	ck_assert_int_eq(open_on(kr_other_key, "sensors/a", env, n, &info), VEIL_ERR_WRONG_KEY);
+	/* wrong topic: moved to a topic under another filter */
+	ck_assert_int_eq(open_on(kr, "cmd/a", env, n, &info), VEIL_ERR_UNSIGNED);
+	ck_assert_int_eq(open_on(kr, "mixed/a", env, n, &info), VEIL_ERR_WRONG_TOPIC);
+	/* moved within the same filter: the AAD binds the exact topic */
+	ck_assert_int_eq(open_on(kr, "sensors/b", env, n, &info), VEIL_ERR_DECRYPT);
+	/* no policy at all */
+	ck_assert_int_eq(open_on(kr, "nowhere", env, n, &info), VEIL_ERR_NO_POLICY);
+	/* replay, and reorder within the window */
+	uint8_t env2[2048];
+	size_t n2 = seal_to("sensors/a", "second", false, env2, sizeof(env2));
+	ck_assert_int_eq(open_on(kr, "sensors/a", env2, n2, &info), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_OK); /* older, not seen yet */
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(open_on(kr, "sensors/a", env2, n2, &info), VEIL_ERR_REPLAY);
+	/* plaintext on a protected topic */
+	ck_assert_int_eq(open_on(kr, "sensors/a", (const uint8_t *)"hello", 5, &info), VEIL_ERR_PLAINTEXT);
+	/* unknown version, truncated, oversized */
+	n = seal_to("sensors/a", "v", false, env, sizeof(env));
+	env[0] = 2;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_VERSION);
+	env[0] = 1;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, 40, &info), VEIL_ERR_TRUNCATED);
+	size_t big = veil_sealed_len(VEIL_MAX_PLAINTEXT) + 1;
+	uint8_t *huge = calloc(1, big), *out = malloc(big);
+	huge[0] = 1;
+	size_t ol;
+	ck_assert_int_eq(veil_message_open(kr, rp, "sensors/a", huge, big, NOW, out, big, &ol, &info),
+	                 VEIL_ERR_TOO_LARGE);
+	free(huge);
+	free(out);
+	/* tampered ciphertext */
+	n = seal_to("sensors/a", "tamper me", false, env, sizeof(env));
+	env[n - 3] ^= 1;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_DECRYPT);
+	/* unknown key id */
+	n = seal_to("sensors/a", "k", false, env, sizeof(env));
+	env[5] = 0x55;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_UNKNOWN_KEY);
+}
+END_TEST
+
+START_TEST(test_signed_refusals)
+{
+	uint8_t env[2048];
+	struct veil_open_info info;
+	const uint8_t *key = NULL;
+	ck_assert_int_eq(veil_keyring_find_key(kr, "cmd/x", 2, &key), VEIL_OK);
+	struct veil_seal_params p = { .key = key, .key_id = 2, .seq = 77, .signer = dev };
+	uint8_t pk[32];
+	veil_identity_public(dev, pk);
+	size_t n = 0;
+	/* wrong sender: header names someone else than the credential's key */
+	memset(p.sender, 0xEE, 8);
+	p.credential = cred;
+	p.credential_len = cred_len;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_SENDER);
+	/* credential from an authority the keyring does not trust */
+	veil_sender_id(pk, p.sender);
+	p.credential = rogue_cred;
+	p.credential_len = rogue_cred_len;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_WRONG_AUTHORITY);
+	/* expired credential */
+	uint8_t old[VEIL_CREDENTIAL_MAX];
+	p.credential = old;
+	p.credential_len = issue(auth, NOW - 1, old);
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_EXPIRED);
+	/* a signature by another key over a valid credential */
+	struct veil_identity *thief = NULL;
+	ck_assert_int_eq(veil_identity_generate(&thief), VEIL_OK);
+	p.signer = thief;
+	p.credential = cred;
+	p.credential_len = cred_len;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_BAD_SIGNATURE);
+	veil_identity_free(&thief);
+	/* unsigned where required */
+	p.signer = NULL;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_UNSIGNED);
+}
+END_TEST
+
+START_TEST(test_plaintext_policy)
+{
+	uint8_t out[256];
+	size_t n = 0;
+	bool sealed = true;
+	/* plaintext-only filter: sent and received as is, flagged */
+	ck_assert_int_eq(veil_message_seal(kr, &snd, "public/news", (const uint8_t *)"hi", 2, false, out, sizeof(out),
+	                                   &n, &sealed),
+	                 VEIL_OK);
+	ck_assert(!sealed);
+	ck_assert_uint_eq(n, 2);
+	struct veil_open_info info;
+	uint8_t o2[256];
+	size_t ol = 0;
+	ck_assert_int_eq(veil_message_open(kr, rp, "public/news", out, n, NOW, o2, sizeof(o2), &ol, &info), VEIL_OK);
+	ck_assert(info.plaintext);
+	/* mixed: sealed on send, plaintext tolerated on receive (migration) */
+	ck_assert_int_eq(veil_message_seal(kr, &snd, "mixed/a", (const uint8_t *)"hi", 2, false, out, sizeof(out), &n,
+	                                   &sealed),
+	                 VEIL_OK);
+	ck_assert(sealed);
+	ck_assert_int_eq(veil_message_open(kr, rp, "mixed/a", (const uint8_t *)"legacy", 6, NOW, o2, sizeof(o2), &ol,
+	                                   &info),
+	                 VEIL_OK);
+	ck_assert(info.plaintext);
+	/* no policy: refused, nothing written */
+	memset(out, 0xAB, sizeof(out));
+	ck_assert_int_eq(veil_message_seal(kr, &snd, "secret/x", (const uint8_t *)"pw", 2, false, out, sizeof(out), &n,
+	                                   &sealed),
+	                 VEIL_ERR_NO_POLICY);
+	ck_assert_uint_eq(out[0], 0xAB);
+	/* invalid topics */
+	ck_assert_int_eq(veil_message_seal(kr, &snd, "sensors/#", (const uint8_t *)"x", 1, false, out, sizeof(out), &n,
+	                                   &sealed),
+	                 VEIL_ERR_INVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("message");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_round_trip_and_info);
+	tcase_add_test(tc, test_distinct_refusals);
+	tcase_add_test(tc, test_signed_refusals);
+	tcase_add_test(tc, test_plaintext_policy);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
