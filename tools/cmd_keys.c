@@ -1,0 +1,310 @@
+/*
+ * veil keygen | credential | token: identities, topic keys, authority-signed
+ * credentials, and login tokens. Secrets go only to 0600 files, never to
+ * stdout, except a topic key when explicitly asked for a keyring line.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "cli.h"
+
+static void keygen_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: veil keygen identity  -o KEYFILE [--pub PUBFILE]\n"
+	        "       veil keygen authority -o KEYFILE [--pub PUBFILE]\n"
+	        "       veil keygen topic-key --filter FILTER --id N [--send]\n"
+	        "\n"
+	        "identity/authority: a new Ed25519 key pair. The secret goes to KEYFILE\n"
+	        "  (mode 0600, never overwritten); the public key to PUBFILE (default\n"
+	        "  KEYFILE.pub). An authority signs credentials; its .pub is what the\n"
+	        "  broker plugin (plugin_opt_authority_file) and keyrings trust.\n"
+	        "topic-key: a random 32-byte topic key, printed as a keyring line:\n"
+	        "  key FILTER N <base64> [send]   (append it to a 0600 keyring file)\n");
+}
+
+int veil_cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' }, { "pub", required_argument, NULL, 'P' },
+		{ "filter", required_argument, NULL, 'f' }, { "id", required_argument, NULL, 'n' },
+		{ "send", no_argument, NULL, 's' },        { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *pub = NULL, *filter = NULL, *id = NULL;
+	bool send = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': out = optarg; break;
+		case 'P': pub = optarg; break;
+		case 'f': filter = optarg; break;
+		case 'n': id = optarg; break;
+		case 's': send = true; break;
+		case 'h': keygen_usage(stdout); return VEIL_EXIT_OK;
+		default: keygen_usage(stderr); return VEIL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		keygen_usage(stderr);
+		return VEIL_EXIT_USAGE;
+	}
+	const char *kind = argv[optind];
+	if (!strcmp(kind, "topic-key")) {
+		char *end = NULL;
+		unsigned long v = id ? strtoul(id, &end, 10) : 0;
+		if (!filter || !id || *end || v > UINT32_MAX) {
+			fprintf(stderr, "veil keygen topic-key: --filter and a numeric --id are required\n");
+			return VEIL_EXIT_USAGE;
+		}
+		uint8_t key[VEIL_KEY_BYTES];
+		char b64[64];
+		veil_topic_key_generate(key);
+		sodium_bin2base64(b64, sizeof(b64), key, sizeof(key), sodium_base64_VARIANT_ORIGINAL);
+		printf("key %s %lu %s%s\n", filter, v, b64, send ? " send" : "");
+		sodium_memzero(key, sizeof(key));
+		sodium_memzero(b64, sizeof(b64));
+		return VEIL_EXIT_OK;
+	}
+	if (strcmp(kind, "identity") != 0 && strcmp(kind, "authority") != 0) {
+		fprintf(stderr, "veil keygen: unknown kind '%s' (identity, authority, topic-key)\n", kind);
+		return VEIL_EXIT_USAGE;
+	}
+	if (!out) {
+		fprintf(stderr, "veil keygen %s: -o KEYFILE is required\n", kind);
+		return VEIL_EXIT_USAGE;
+	}
+	char pubpath[4096];
+	snprintf(pubpath, sizeof(pubpath), "%s.pub", out);
+	if (!pub)
+		pub = pubpath;
+	struct veil_identity *idn = NULL;
+	int rc = veil_identity_generate(&idn);
+	if (rc == VEIL_OK && (rc = veil_identity_save(idn, out)) != VEIL_OK)
+		fprintf(stderr, "veil keygen: cannot write %s (exists already?)\n", out);
+	uint8_t pk[VEIL_PK_BYTES];
+	if (rc == VEIL_OK) {
+		veil_identity_public(idn, pk);
+		if ((rc = veil_public_key_save(pk, pub)) != VEIL_OK)
+			fprintf(stderr, "veil keygen: cannot write %s\n", pub);
+	}
+	veil_identity_free(&idn);
+	if (rc != VEIL_OK)
+		return VEIL_EXIT_FAIL;
+	uint8_t sid[VEIL_SENDER_ID_BYTES];
+	veil_sender_id(pk, sid);
+	char hex[2 * VEIL_SENDER_ID_BYTES + 1];
+	sodium_bin2hex(hex, sizeof(hex), sid, sizeof(sid));
+	printf("%s: %s (secret, 0600)\npublic key: %s\nsender id: %s\n", kind, out, pub, hex);
+	return VEIL_EXIT_OK;
+}
+
+static void credential_usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: veil credential issue --authority AUTH.key (--device-pub DEV.pub | --device DEV.key)\n"
+	        "                             --client-id ID [--roles r1,r2] [--days N] -o DEV.cred\n"
+	        "       veil credential show CREDFILE [--authority-pub AUTH.pub]\n"
+	        "\n"
+	        "issue: the authority signs the device's public key for client id ID, valid\n"
+	        "  from now for N days (default 365). Roles select ACL 'role' blocks.\n"
+	        "show: prints the fields; with --authority-pub also verifies the signature.\n");
+}
+
+static int credential_show(const char *path, const char *auth_pub)
+{
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t len = 0;
+	char err[512];
+	if (veil_credential_load(path, cred, sizeof(cred), &len, err, sizeof(err)) != VEIL_OK) {
+		fprintf(stderr, "veil credential: %s\n", err);
+		return VEIL_EXIT_FAIL;
+	}
+	struct veil_credential c;
+	int rc = veil_credential_parse(cred, len, &c);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "veil credential: %s: %s\n", path, veil_strerror(rc));
+		return VEIL_EXIT_FAIL;
+	}
+	char idhex[33], aid[17], pk[65], sid[17];
+	uint8_t s[VEIL_SENDER_ID_BYTES];
+	veil_sender_id(c.device_pk, s);
+	sodium_bin2hex(idhex, sizeof(idhex), c.id, sizeof(c.id));
+	sodium_bin2hex(aid, sizeof(aid), c.authority_id, sizeof(c.authority_id));
+	sodium_bin2hex(pk, sizeof(pk), c.device_pk, sizeof(c.device_pk));
+	sodium_bin2hex(sid, sizeof(sid), s, sizeof(s));
+	printf("credential id: %s\nclient id:     %s\nroles:         %s\nauthority id:  %s\n"
+	       "device key:    %s\nsender id:     %s\nissued at:     %llu\nexpires at:    %llu\n",
+	       idhex, c.client_id, c.roles[0] ? c.roles : "-", aid, pk, sid, (unsigned long long)c.issued_at,
+	       (unsigned long long)c.expires_at);
+	if (auth_pub) {
+		uint8_t pks[VEIL_MAX_AUTHORITIES][VEIL_PK_BYTES];
+		size_t n = 0;
+		if (veil_public_keys_load(auth_pub, pks, VEIL_MAX_AUTHORITIES, &n, err, sizeof(err)) != VEIL_OK) {
+			fprintf(stderr, "veil credential: %s\n", err);
+			return VEIL_EXIT_FAIL;
+		}
+		rc = veil_credential_verify(cred, len, (const uint8_t(*)[VEIL_PK_BYTES])pks, n, (uint64_t)time(NULL), &c);
+		printf("verification:  %s\n", rc == VEIL_OK ? "ok" : veil_strerror(rc));
+		return rc == VEIL_OK ? VEIL_EXIT_OK : VEIL_EXIT_FAIL;
+	}
+	return VEIL_EXIT_OK;
+}
+
+int veil_cmd_credential(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "authority", required_argument, NULL, 'a' }, { "device-pub", required_argument, NULL, 'p' },
+		{ "device", required_argument, NULL, 'd' },    { "client-id", required_argument, NULL, 'i' },
+		{ "roles", required_argument, NULL, 'r' },     { "days", required_argument, NULL, 'D' },
+		{ "out", required_argument, NULL, 'o' },       { "authority-pub", required_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
+	};
+	const char *auth = NULL, *dpub = NULL, *dkey = NULL, *cid = NULL, *roles = "", *out = NULL, *apub = NULL;
+	long days = 365;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:i:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a': auth = optarg; break;
+		case 'p': dpub = optarg; break;
+		case 'd': dkey = optarg; break;
+		case 'i': cid = optarg; break;
+		case 'r': roles = optarg; break;
+		case 'D': days = strtol(optarg, NULL, 10); break;
+		case 'o': out = optarg; break;
+		case 'A': apub = optarg; break;
+		case 'h': credential_usage(stdout); return VEIL_EXIT_OK;
+		default: credential_usage(stderr); return VEIL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		credential_usage(stderr);
+		return VEIL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[optind], "show") && optind + 1 < argc)
+		return credential_show(argv[optind + 1], apub);
+	if (strcmp(argv[optind], "issue") != 0 || !auth || !(dpub || dkey) || !cid || !out || days <= 0) {
+		credential_usage(stderr);
+		return VEIL_EXIT_USAGE;
+	}
+	char err[512];
+	struct veil_identity *a = NULL;
+	if (veil_identity_load(auth, &a, err, sizeof(err)) != VEIL_OK) {
+		fprintf(stderr, "veil credential: %s\n", err);
+		return VEIL_EXIT_FAIL;
+	}
+	struct veil_credential cr = { 0 };
+	int rc = VEIL_OK;
+	if (dkey) {
+		struct veil_identity *d = NULL;
+		rc = veil_identity_load(dkey, &d, err, sizeof(err));
+		if (rc == VEIL_OK)
+			veil_identity_public(d, cr.device_pk);
+		veil_identity_free(&d);
+	} else {
+		uint8_t pk[1][VEIL_PK_BYTES];
+		size_t n = 0;
+		rc = veil_public_keys_load(dpub, pk, 1, &n, err, sizeof(err));
+		if (rc == VEIL_OK)
+			memcpy(cr.device_pk, pk[0], VEIL_PK_BYTES);
+	}
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "veil credential: %s\n", err);
+		veil_identity_free(&a);
+		return VEIL_EXIT_FAIL;
+	}
+	if (strlen(cid) > VEIL_CLIENT_ID_MAX || strlen(roles) > VEIL_ROLES_MAX) {
+		fprintf(stderr, "veil credential: client id or roles too long\n");
+		veil_identity_free(&a);
+		return VEIL_EXIT_USAGE;
+	}
+	strcpy(cr.client_id, cid);
+	strcpy(cr.roles, roles);
+	cr.issued_at = (uint64_t)time(NULL) - 60; /* tolerate small clock skew */
+	cr.expires_at = cr.issued_at + 60 + (uint64_t)days * 86400U;
+	uint8_t buf[VEIL_CREDENTIAL_MAX];
+	size_t len = 0;
+	rc = veil_credential_issue(a, &cr, buf, sizeof(buf), &len);
+	veil_identity_free(&a);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "veil credential: %s (client ids may not contain + # / or control characters; "
+		                "roles are comma separated [A-Za-z0-9_.-])\n",
+		        veil_strerror(rc));
+		return VEIL_EXIT_FAIL;
+	}
+	if (veil_credential_save(buf, len, out) != VEIL_OK) {
+		fprintf(stderr, "veil credential: cannot write %s\n", out);
+		return VEIL_EXIT_FAIL;
+	}
+	printf("credential for '%s' written to %s\n", cid, out);
+	return VEIL_EXIT_OK;
+}
+
+int veil_cmd_token(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "identity", required_argument, NULL, 'k' }, { "credential", required_argument, NULL, 'c' },
+		{ "client-id", required_argument, NULL, 'i' }, { "password", no_argument, NULL, 'p' },
+		{ "time", required_argument, NULL, 't' },      { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *key = NULL, *credp = NULL, *cid = NULL;
+	bool password = false;
+	uint64_t when = (uint64_t)time(NULL);
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 'c': credp = optarg; break;
+		case 'i': cid = optarg; break;
+		case 'p': password = true; break;
+		case 't': when = strtoull(optarg, NULL, 10); break;
+		case 'h':
+		default:
+			fprintf(c == 'h' ? stdout : stderr,
+			        "usage: veil token --identity DEV.key --credential DEV.cred --client-id ID [--password]\n"
+			        "                  [--time UNIX]\n"
+			        "Prints a fresh login token as hex, or with --password the MQTT 3.1.1 password\n"
+			        "form (username = client id). For debugging and scripted tests: a token is\n"
+			        "valid only inside the broker's freshness window and only once.\n");
+			return c == 'h' ? VEIL_EXIT_OK : VEIL_EXIT_USAGE;
+		}
+	}
+	if (!key || !credp || !cid)
+		return veil_cmd_token(2, (char *[]){ "token", "--bad", NULL });
+	char err[512];
+	struct veil_identity *d = NULL;
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = 0, tl = 0;
+	if (veil_identity_load(key, &d, err, sizeof(err)) != VEIL_OK ||
+	    veil_credential_load(credp, cred, sizeof(cred), &cl, err, sizeof(err)) != VEIL_OK) {
+		fprintf(stderr, "veil token: %s\n", err);
+		veil_identity_free(&d);
+		return VEIL_EXIT_FAIL;
+	}
+	int rc = veil_token_create(d, cred, cl, cid, when, tok, sizeof(tok), &tl);
+	veil_identity_free(&d);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "veil token: %s\n", veil_strerror(rc));
+		return VEIL_EXIT_FAIL;
+	}
+	if (password) {
+		char pw[VEIL_PASSWORD_MAX];
+		veil_token_to_password(tok, tl, pw, sizeof(pw));
+		printf("%s\n", pw);
+	} else {
+		char hex[2 * VEIL_TOKEN_MAX + 1];
+		sodium_bin2hex(hex, sizeof(hex), tok, tl);
+		printf("%s\n", hex);
+	}
+	return VEIL_EXIT_OK;
+}
