@@ -106,7 +106,7 @@ int veil__envelope_seal_nonce(const struct veil_seal_params *p, const char *topi
 	h[0] = VEIL_ENVELOPE_VERSION;
 	h[1] = sign ? VEIL_FLAG_SIGNED : 0;
 	veil__put_u32(h + 2, p->key_id);
-	veil__put_u16(h + 6, veil_key_check(p->key));
+	veil__put_u16(h + 6, p->has_kcv ? p->kcv : veil_key_check(p->key));
 	memcpy(h + 8, p->sender, VEIL_SENDER_ID_BYTES);
 	veil__put_u64(h + 16, p->seq);
 	memcpy(h + 24, nonce, VEIL_NONCE_BYTES);
@@ -189,6 +189,14 @@ int veil_envelope_parse(const uint8_t *buf, size_t len, struct veil_envelope_vie
 int veil_envelope_open(const struct veil_envelope_view *v, const char *topic, const uint8_t key[VEIL_KEY_BYTES],
                        uint8_t *pt_out, size_t pt_cap, size_t *pt_len)
 {
+	if (!key)
+		return VEIL_ERR_INVAL;
+	return veil__envelope_open_kcv(v, topic, key, veil_key_check(key), pt_out, pt_cap, pt_len);
+}
+
+int veil__envelope_open_kcv(const struct veil_envelope_view *v, const char *topic, const uint8_t *key,
+                            uint16_t kcv, uint8_t *pt_out, size_t pt_cap, size_t *pt_len)
+{
 	if (!v || !v->header || !topic || !key || !pt_len || (!pt_out && v->ciphertext_len > VEIL_TAG_BYTES))
 		return VEIL_ERR_INVAL;
 	size_t tl = strlen(topic);
@@ -196,7 +204,7 @@ int veil_envelope_open(const struct veil_envelope_view *v, const char *topic, co
 		return VEIL_ERR_INVAL;
 	if (pt_cap < v->ciphertext_len - VEIL_TAG_BYTES)
 		return VEIL_ERR_INVAL;
-	if (veil_key_check(key) != v->h.kcv)
+	if (kcv != v->h.kcv)
 		return VEIL_ERR_WRONG_KEY;
 	uint8_t aadbuf[AAD_STACK];
 	size_t aad_len = 0;

@@ -19,6 +19,7 @@
 struct veil_identity {
 	uint8_t pk[VEIL_PK_BYTES];
 	uint8_t sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t sender_id[VEIL_SENDER_ID_BYTES]; /* derived once: hot path of sealing */
 };
 
 size_t veil_pk_bytes(void)
@@ -39,6 +40,7 @@ int veil_identity_from_seed(const uint8_t seed[VEIL_SEED_BYTES], struct veil_ide
 	if (!id)
 		return VEIL_ERR_NOMEM;
 	crypto_sign_seed_keypair(id->pk, id->sk, seed);
+	veil_sender_id(id->pk, id->sender_id);
 	*out = id;
 	return VEIL_OK;
 }
@@ -50,6 +52,11 @@ int veil_identity_generate(struct veil_identity **out)
 	int rc = veil_identity_from_seed(seed, out);
 	sodium_memzero(seed, sizeof(seed));
 	return rc;
+}
+
+const uint8_t *veil__identity_sender_id(const struct veil_identity *id)
+{
+	return id->sender_id;
 }
 
 void veil_identity_free(struct veil_identity **id)

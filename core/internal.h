@@ -18,6 +18,19 @@ int veil__verify(const uint8_t pk[VEIL_PK_BYTES], const struct veil__part *parts
                  const uint8_t sig[VEIL_SIG_BYTES]);
 
 
+/* The identity's sender id, derived once at creation. */
+const uint8_t *veil__identity_sender_id(const struct veil_identity *id);
+
+/* Open with a key check value the caller already knows (keyring cache). */
+struct veil_envelope_view;
+int veil__envelope_open_kcv(const struct veil_envelope_view *v, const char *topic, const uint8_t *key,
+                            uint16_t kcv, uint8_t *pt_out, size_t pt_cap, size_t *pt_len);
+
+/* veil_keyring_find_key that also returns the cached key check value. */
+struct veil_keyring;
+int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
+                               const uint8_t **key, uint16_t *kcv);
+
 /* Deterministic variants for test vectors (the public functions draw the
  * random fields themselves). */
 struct veil_seal_params;

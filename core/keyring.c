@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "veil/keyring.h"
+#include "internal.h"
 #include "util.h"
 
 #define KEYRING_MAX_BYTES (4U << 20)
@@ -17,6 +18,7 @@
 struct kr_key {
 	uint32_t id;
 	uint8_t *bytes;     /* into keyring->keymem */
+	uint16_t kcv;       /* veil_key_check(bytes), computed at load */
 	bool send;
 	unsigned line;
 };
@@ -169,7 +171,7 @@ static int parse_line(struct veil_keyring *kr, char *line, const char *name, uns
 		if (!nk)
 			FAIL(VEIL_ERR_NOMEM, "%s:%u: out of memory", name, ln);
 		flt->keys = nk;
-		flt->keys[flt->nkeys++] = (struct kr_key){ id, slot, send, ln };
+		flt->keys[flt->nkeys++] = (struct kr_key){ id, slot, veil_key_check(slot), send, ln };
 		kr->keymem_used++;
 	} else if (!strcmp(f[0], "policy")) {
 		if (n < 2)
@@ -318,19 +320,28 @@ int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct
 	if (send) {
 		out->send_key = send->bytes;
 		out->send_key_id = send->id;
+		out->send_key_kcv = send->kcv;
 	}
 	return VEIL_OK;
 }
 
 int veil_keyring_find_key(const struct veil_keyring *kr, const char *topic, uint32_t key_id, const uint8_t **key)
 {
-	if (!kr || !topic || !key)
+	uint16_t kcv;
+	return veil__keyring_find_key_kcv(kr, topic, key_id, key, &kcv);
+}
+
+int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
+                               const uint8_t **key, uint16_t *kcv)
+{
+	if (!kr || !topic || !key || !kcv)
 		return VEIL_ERR_INVAL;
 	const struct kr_filter *f = match(kr, topic);
 	if (f) {
 		for (size_t k = 0; k < f->nkeys; k++) {
 			if (f->keys[k].id == key_id) {
 				*key = f->keys[k].bytes;
+				*kcv = f->keys[k].kcv;
 				return VEIL_OK;
 			}
 		}

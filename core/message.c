@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "veil/message.h"
+#include "internal.h"
 #include "util.h"
 
 int veil_message_seal(const struct veil_keyring *kr, const struct veil_sender *s, const char *topic,
@@ -43,9 +44,9 @@ int veil_message_seal(const struct veil_keyring *kr, const struct veil_sender *s
 	struct veil_seal_params p = { 0 };
 	p.key = pol.send_key;
 	p.key_id = pol.send_key_id;
-	uint8_t pk[VEIL_PK_BYTES];
-	veil_identity_public(s->identity, pk);
-	veil_sender_id(pk, p.sender);
+	p.has_kcv = true;
+	p.kcv = pol.send_key_kcv;
+	memcpy(p.sender, veil__identity_sender_id(s->identity), VEIL_SENDER_ID_BYTES);
 	rc = veil_seq_next(s->seq, &p.seq);
 	if (rc != VEIL_OK)
 		return rc;
@@ -121,7 +122,8 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	if (pol.require_signature && !is_signed)
 		return VEIL_ERR_UNSIGNED;
 	const uint8_t *key = NULL;
-	rc = veil_keyring_find_key(kr, topic, v.h.key_id, &key);
+	uint16_t kcv = 0;
+	rc = veil__keyring_find_key_kcv(kr, topic, v.h.key_id, &key, &kcv);
 	if (rc != VEIL_OK)
 		return rc;
 	if (is_signed) {
@@ -140,7 +142,7 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	bool overlap = out < in + in_len && in < out + out_cap;
 	if (overlap && !(dst = sodium_malloc(v.ciphertext_len)))
 		return VEIL_ERR_NOMEM;
-	rc = veil_envelope_open(&v, topic, key, dst, overlap ? v.ciphertext_len : out_cap, &n);
+	rc = veil__envelope_open_kcv(&v, topic, key, kcv, dst, overlap ? v.ciphertext_len : out_cap, &n);
 	if (overlap) {
 		if (rc == VEIL_OK)
 			memmove(out, dst, n);

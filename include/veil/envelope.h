@@ -87,6 +87,8 @@ struct veil_seal_params {
 	const struct veil_identity *signer; /* NULL: unsigned */
 	const uint8_t *credential;        /* required when signer != NULL */
 	size_t credential_len;
+	bool has_kcv;                     /* kcv below is veil_key_check(key), precomputed */
+	uint16_t kcv;
 };
 
 /* Seal pt into out (capacity out_cap >= veil_sealed_len / veil_sealed_signed_len). */

@@ -41,6 +41,7 @@ struct veil_topic_policy {
 	const char *filter;               /* the matching filter (owned by the keyring) */
 	const uint8_t *send_key;          /* NULL if the filter has no key (plaintext-only) */
 	uint32_t send_key_id;
+	uint16_t send_key_kcv;            /* veil_key_check(send_key), cached */
 	bool require_signature;
 	bool allow_plaintext;
 };

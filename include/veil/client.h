@@ -1,0 +1,197 @@
+/*
+ * libveil: Eclipse Paho MQTT C clients that publish and receive plaintext
+ * while the wire and the broker carry only Veil envelopes.
+ *
+ * Two flavours that follow Paho's own shapes so porting is mechanical:
+ *   veil_client_*  wraps MQTTClient (blocking calls, callbacks on Paho's thread)
+ *   veil_async_*   wraps MQTTAsync  (non-blocking calls, completion callbacks)
+ *
+ * Both take the same struct veil_client_options. On connect the client
+ * authenticates to the Veil broker plugin with a fresh token signed by the
+ * device identity (MQTT 5: Authentication Method/Data in CONNECT; MQTT 3.1.1:
+ * username = client id, password = veil_token_to_password form). Publish seals
+ * per the keyring policy of the topic and refuses topics the keyring does not
+ * cover (VEIL_ERR_NO_POLICY) unless the policy allows plaintext. Received
+ * payloads are opened and checked (key, topic binding, signature, replay)
+ * before the message callback sees them; anything that fails goes to the
+ * refusal callback with the reason and is counted, never to the app.
+ *
+ * Every function returns a veil_err code (error.h). Paho's own error and
+ * reason codes are kept in struct veil_client_stats.last_mqtt_rc for
+ * diagnostics. The library never prints: give it a log callback.
+ *
+ * Example: examples/sensor.c and examples/dashboard.c (compiled by the build).
+ */
+#ifndef VEIL_CLIENT_H
+#define VEIL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include <MQTTClient.h>
+#include <MQTTAsync.h>
+
+#include "veil/export.h"
+#include "veil/error.h"
+#include "veil/identity.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VEIL_CLIENT_OPTIONS_VERSION 1
+
+/* MQTT protocol versions (the numbers Paho uses). */
+#define VEIL_MQTT_311 4
+#define VEIL_MQTT_5 5
+
+/* How the client logs in to the broker. */
+enum veil_auth_mode {
+	VEIL_AUTH_TOKEN = 0,     /* default: signed token from identity + credential */
+	VEIL_AUTH_PASSWORD = 1,  /* legacy: username/password passed through to Paho */
+	VEIL_AUTH_NONE = 2       /* anonymous (a broker without the Veil plugin) */
+};
+
+/* Log levels for the log callback. Messages never contain keys or payloads. */
+enum veil_log_level { VEIL_LOG_ERROR = 0, VEIL_LOG_WARNING = 1, VEIL_LOG_INFO = 2, VEIL_LOG_DEBUG = 3 };
+typedef void (*veil_log_cb)(void *ctx, int level, const char *msg);
+
+struct veil_client_options {
+	int version;                  /* VEIL_CLIENT_OPTIONS_VERSION */
+	const char *server_uri;       /* "tcp://host:1883", "ssl://host:8883", ... */
+	const char *client_id;        /* must equal the credential's client id for token login */
+	int mqtt_version;             /* VEIL_MQTT_5 (0 means 5) or VEIL_MQTT_311 */
+	const char *identity_path;    /* device key file (veil_identity_load); needed to seal */
+	const char *credential_path;  /* authority-signed credential (token login, signed sends) */
+	const char *keyring_path;     /* required: topic keys and policy (veil_keyring_load) */
+	const char *state_dir;        /* NULL: in-memory state. Else holds "seq" (sender
+	                               * sequence) and "replay" (receive windows), mode 0600 */
+	int auth;                     /* enum veil_auth_mode */
+	const char *username;         /* VEIL_AUTH_PASSWORD only */
+	const char *password;         /* VEIL_AUTH_PASSWORD only; copied, wiped on free */
+	const MQTTClient_SSLOptions *ssl;       /* veil_client_*: passed to Paho as is, or NULL */
+	const MQTTAsync_SSLOptions *async_ssl;  /* veil_async_*: passed to Paho as is, or NULL */
+	int keepalive_s;              /* 0: 60 */
+	int connect_timeout_s;        /* 0: 10 */
+	bool persistent_session;      /* false: clean session / clean start */
+	bool sign_all;                /* sign every envelope, not only where policy requires */
+	bool auto_reconnect;          /* veil_async_* only: reconnect with a fresh token */
+	size_t max_senders;           /* replay windows kept; 0: 4096 */
+	veil_log_cb log;              /* may be NULL: then nothing is logged */
+	void *log_ctx;
+};
+
+/* A verified received message, valid only during the callback. */
+struct veil_message {
+	const char *topic;
+	const uint8_t *payload;       /* verified plaintext (NUL terminated, not counted in len) */
+	size_t len;
+	int qos;
+	bool retained;
+	bool dup;
+	bool is_signed;               /* Ed25519 signature by the sender's credential verified */
+	bool plaintext;               /* arrived in clear on a topic whose policy allows it */
+	uint8_t sender[VEIL_SENDER_ID_BYTES];   /* zero when plaintext */
+	char sender_hex[2 * VEIL_SENDER_ID_BYTES + 1];
+	const char *sender_client_id; /* from the verified credential when signed, else "" */
+	uint64_t seq;
+	uint32_t key_id;
+	const MQTTProperties *properties;  /* MQTT 5 properties as received, else NULL */
+};
+
+/* A message that failed to open; never delivered to the message callback. */
+struct veil_refusal {
+	const char *topic;
+	int err;                      /* veil_err; veil_strerror / veil_errname give the reason */
+	size_t len;                   /* size of the refused payload */
+	int qos;
+	bool retained;
+};
+
+typedef void (*veil_message_cb)(void *ctx, const struct veil_message *m);
+typedef void (*veil_refusal_cb)(void *ctx, const struct veil_refusal *r);
+typedef void (*veil_connection_lost_cb)(void *ctx, const char *cause);
+
+#define VEIL_STATS_ERR_SLOTS 32   /* refused_by_err[-err] for err in (-32, 0] */
+
+struct veil_client_stats {
+	uint64_t published;           /* messages handed to Paho */
+	uint64_t published_sealed;    /* of which sealed into an envelope */
+	uint64_t publish_refused;     /* refused before sending (no policy, ...) */
+	uint64_t received;            /* messages that arrived from the broker */
+	uint64_t delivered;           /* passed every check and reached the app */
+	uint64_t refused;             /* failed to open: went to the refusal callback */
+	uint64_t refused_by_err[VEIL_STATS_ERR_SLOTS];
+	uint64_t connects;            /* successful connects (including reconnects) */
+	int last_mqtt_rc;             /* last non-zero Paho return or reason code */
+};
+
+/* ---- synchronous client (MQTTClient) ---- */
+
+struct veil_client;
+
+/* Loads identity, credential, keyring and state; creates the Paho client.
+ * Errors: INVAL (bad options), IO/PARSE/PERM (files), STATE, NOMEM, MQTT. */
+VEIL_EXPORT int veil_client_new(const struct veil_client_options *o, struct veil_client **out);
+/* Set before connect (like MQTTClient_setCallbacks). They run on Paho's thread.
+ * Any callback may be NULL. */
+VEIL_EXPORT int veil_client_set_callbacks(struct veil_client *c, void *ctx, veil_message_cb on_message,
+                                          veil_refusal_cb on_refusal, veil_connection_lost_cb on_lost);
+/* Blocks until CONNACK. Call again after a lost connection: each call makes a
+ * fresh token. Errors: AUTH (refused by the broker), MQTT, TIMEOUT. */
+VEIL_EXPORT int veil_client_connect(struct veil_client *c);
+VEIL_EXPORT bool veil_client_is_connected(struct veil_client *c);
+/* Seal and publish; returns once Paho accepted the message (like
+ * MQTTClient_publish). token (may be NULL) is the Paho delivery token. */
+VEIL_EXPORT int veil_client_publish(struct veil_client *c, const char *topic, const void *payload, size_t len,
+                                    int qos, bool retained);
+/* As above with MQTT 5 properties (NULL allowed) and the delivery token. */
+VEIL_EXPORT int veil_client_publish5(struct veil_client *c, const char *topic, const void *payload, size_t len,
+                                     int qos, bool retained, MQTTProperties *props, int *token);
+/* Like MQTTClient_waitForCompletion. Errors: TIMEOUT, MQTT. */
+VEIL_EXPORT int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms);
+/* Blocks until SUBACK; a refused subscription is VEIL_ERR_AUTH. */
+VEIL_EXPORT int veil_client_subscribe(struct veil_client *c, const char *filter, int qos);
+VEIL_EXPORT int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos,
+                                       MQTTSubscribe_options *opts, MQTTProperties *props);
+VEIL_EXPORT int veil_client_unsubscribe(struct veil_client *c, const char *filter);
+VEIL_EXPORT int veil_client_disconnect(struct veil_client *c, int timeout_ms);
+VEIL_EXPORT void veil_client_stats(struct veil_client *c, struct veil_client_stats *out);
+/* Persists the replay windows (state dir), destroys Paho, wipes secrets; *c = NULL. */
+VEIL_EXPORT void veil_client_free(struct veil_client **c);
+
+/* ---- asynchronous client (MQTTAsync) ---- */
+
+struct veil_async;
+
+/* Completion of a request: rc is VEIL_OK or a veil_err. Runs on Paho's thread. */
+typedef void (*veil_done_cb)(void *ctx, int rc);
+
+VEIL_EXPORT int veil_async_new(const struct veil_client_options *o, struct veil_async **out);
+VEIL_EXPORT int veil_async_set_callbacks(struct veil_async *a, void *ctx, veil_message_cb on_message,
+                                         veil_refusal_cb on_refusal, veil_connection_lost_cb on_lost);
+/* Starts connecting; done (may be NULL) gets the result. With auto_reconnect
+ * the client reconnects by itself after a loss, each time with a fresh token. */
+VEIL_EXPORT int veil_async_connect(struct veil_async *a, veil_done_cb done, void *ctx);
+VEIL_EXPORT bool veil_async_is_connected(struct veil_async *a);
+/* Seals now (in the caller's thread) and queues; done gets the delivery result. */
+VEIL_EXPORT int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len,
+                                   int qos, bool retained, veil_done_cb done, void *ctx);
+VEIL_EXPORT int veil_async_publish5(struct veil_async *a, const char *topic, const void *payload, size_t len,
+                                    int qos, bool retained, MQTTProperties *props, veil_done_cb done, void *ctx);
+VEIL_EXPORT int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil_done_cb done,
+                                     void *ctx);
+VEIL_EXPORT int veil_async_subscribe5(struct veil_async *a, const char *filter, int qos,
+                                      MQTTSubscribe_options *opts, MQTTProperties *props, veil_done_cb done,
+                                      void *ctx);
+VEIL_EXPORT int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb done, void *ctx);
+VEIL_EXPORT void veil_async_stats(struct veil_async *a, struct veil_client_stats *out);
+/* Stops reconnecting, persists state, destroys Paho, wipes secrets; *a = NULL.
+ * Do not call from a libveil callback. */
+VEIL_EXPORT void veil_async_free(struct veil_async **a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
