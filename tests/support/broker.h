@@ -43,6 +43,9 @@ bool test_broker_log_contains(const struct test_broker *b, const char *needle);
 /* Wait up to timeout_ms for needle to appear in the log. */
 bool test_broker_log_wait(const struct test_broker *b, const char *needle, int timeout_ms);
 
+/* In an ASan build (VEIL_ASAN_RUNTIME set by ctest), a child that loads an
+ * instrumented plugin or preload must get this runtime first in LD_PRELOAD. */
+
 /* Path of the built plugin (VEIL_PLUGIN env, set by ctest). */
 const char *test_plugin_path(void);
 /* Write a file with mode (e.g. 0600). Returns 0 on success. */
