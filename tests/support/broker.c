@@ -160,11 +160,20 @@ static int spawn(struct test_broker *b)
 			setenv("LD_PRELOAD", asan, 1);
 			setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1", 1);
 		}
+		if (getenv("VEIL_VALGRIND")) {
+			char logopt[400];
+			snprintf(logopt, sizeof(logopt), "--log-file=%s/valgrind.%%p.log", b->dir);
+			execlp("valgrind", "valgrind", "--tool=memcheck", "--leak-check=full",
+			       "--errors-for-leak-kinds=definite", "--error-exitcode=99", logopt, MOSQUITTO_BIN, "-c",
+			       b->conf, (char *)NULL);
+			_exit(127);
+		}
 		execl(MOSQUITTO_BIN, "mosquitto", "-c", b->conf, (char *)NULL);
 		_exit(127);
 	}
 	b->pid = pid;
-	for (int i = 0; i < 200; i++) {
+	int tries = getenv("VEIL_VALGRIND") ? 1200 : 200; /* memcheck starts slowly */
+	for (int i = 0; i < tries; i++) {
 		if (port_open(b->port))
 			return 0;
 		int st;
@@ -224,7 +233,8 @@ int test_broker_stop(struct test_broker *b)
 		return -1;
 	kill(b->pid, SIGTERM);
 	int st = 0;
-	for (int i = 0; i < 100; i++) {
+	int tries = getenv("VEIL_VALGRIND") ? 1200 : 100;
+	for (int i = 0; i < tries; i++) {
 		pid_t r = waitpid(b->pid, &st, WNOHANG);
 		if (r == b->pid) {
 			b->pid = 0;
@@ -293,4 +303,24 @@ const char *test_plugin_path(void)
 {
 	const char *p = getenv("VEIL_PLUGIN");
 	return (p && *p) ? p : NULL;
+}
+
+bool test_broker_valgrind_clean(const struct test_broker *b, char *summary, size_t len)
+{
+	char cmd[600];
+	/* Every memcheck log in the dir: zero errors, nothing definitely lost. */
+	snprintf(cmd, sizeof(cmd),
+	         "cat '%s'/valgrind.*.log 2>/dev/null | grep -E 'ERROR SUMMARY|definitely lost' | tr -s ' ' | "
+	         "sed 's/==[0-9]*==//' | sort -u | tr '\\n' ';'",
+	         b->dir);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return false;
+	size_t n = fread(summary, 1, len - 1, p);
+	summary[n] = '\0';
+	pclose(p);
+	if (!strstr(summary, "ERROR SUMMARY"))
+		return false;
+	return strstr(summary, " 0 errors") && !strstr(summary, "ERROR SUMMARY: 1") &&
+	       (!strstr(summary, "definitely lost") || strstr(summary, "definitely lost: 0 bytes"));
 }

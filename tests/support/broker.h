@@ -46,6 +46,11 @@ bool test_broker_log_wait(const struct test_broker *b, const char *needle, int t
 /* In an ASan build (VEIL_ASAN_RUNTIME set by ctest), a child that loads an
  * instrumented plugin or preload must get this runtime first in LD_PRELOAD. */
 
+/* VEIL_VALGRIND=1 in the environment runs brokers under valgrind memcheck
+ * (logs in the broker dir). After test_broker_stop, this reports whether every
+ * log shows zero errors and nothing definitely lost; summary gets the lines. */
+bool test_broker_valgrind_clean(const struct test_broker *b, char *summary, size_t len);
+
 /* Path of the built plugin (VEIL_PLUGIN env, set by ctest). */
 const char *test_plugin_path(void);
 /* Write a file with mode (e.g. 0600). Returns 0 on success. */
