@@ -70,11 +70,13 @@ struct veil_client_options {
 	int auth;                     /* enum veil_auth_mode */
 	const char *username;         /* VEIL_AUTH_PASSWORD only */
 	const char *password;         /* VEIL_AUTH_PASSWORD only; copied, wiped on free */
-	const MQTTClient_SSLOptions *ssl;       /* veil_client_*: passed to Paho as is, or NULL */
+	const MQTTClient_SSLOptions *ssl;       /* veil_client_*: passed to Paho as is, or NULL;
+	                                         * must stay valid while the client exists */
 	const MQTTAsync_SSLOptions *async_ssl;  /* veil_async_*: passed to Paho as is, or NULL */
 	int keepalive_s;              /* 0: 60 */
 	int connect_timeout_s;        /* 0: 10 */
 	bool persistent_session;      /* false: clean session / clean start */
+	uint32_t session_expiry_s;    /* MQTT 5 with persistent_session; 0: 86400 */
 	bool sign_all;                /* sign every envelope, not only where policy requires */
 	bool auto_reconnect;          /* veil_async_* only: reconnect with a fresh token */
 	size_t max_senders;           /* replay windows kept; 0: 4096 */
@@ -143,7 +145,7 @@ VEIL_EXPORT int veil_client_set_callbacks(struct veil_client *c, void *ctx, veil
 VEIL_EXPORT int veil_client_connect(struct veil_client *c);
 VEIL_EXPORT bool veil_client_is_connected(struct veil_client *c);
 /* Seal and publish; returns once Paho accepted the message (like
- * MQTTClient_publish). token (may be NULL) is the Paho delivery token. */
+ * MQTTClient_publish); QoS 1/2 completion: veil_client_publish5 + veil_client_wait. */
 VEIL_EXPORT int veil_client_publish(struct veil_client *c, const char *topic, const void *payload, size_t len,
                                     int qos, bool retained);
 /* As above with MQTT 5 properties (NULL allowed) and the delivery token. */
@@ -175,6 +177,9 @@ VEIL_EXPORT int veil_async_set_callbacks(struct veil_async *a, void *ctx, veil_m
  * the client reconnects by itself after a loss, each time with a fresh token. */
 VEIL_EXPORT int veil_async_connect(struct veil_async *a, veil_done_cb done, void *ctx);
 VEIL_EXPORT bool veil_async_is_connected(struct veil_async *a);
+/* Called with VEIL_OK after every successful connect, including automatic
+ * reconnects (resubscribe there when sessions are clean). */
+VEIL_EXPORT int veil_async_set_connected(struct veil_async *a, veil_done_cb on_connected, void *ctx);
 /* Seals now (in the caller's thread) and queues; done gets the delivery result. */
 VEIL_EXPORT int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len,
                                    int qos, bool retained, veil_done_cb done, void *ctx);

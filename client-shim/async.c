@@ -1,0 +1,541 @@
+/*
+ * veil_async_*: the asynchronous flavour of libveil, a thin MQTTAsync wrapper.
+ *
+ * Paho runs every callback on its own thread, so everything shared goes
+ * through the shim's lock (keyring, sequence, replay, stats) or this file's
+ * rlock (pending requests, connection state). Paho's automaticReconnect is
+ * not used: it would resend the CONNECT of the first login, whose token the
+ * plugin has already consumed. A small reconnect thread of ours makes a fresh
+ * token for every attempt instead.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "shim.h"
+
+enum req_kind { REQ_PUBLISH, REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_DISCONNECT };
+
+/* One outstanding Paho request with a completion callback for the app. */
+struct req {
+	struct req *prev, *next;
+	struct veil_async *a;
+	enum req_kind kind;
+	veil_done_cb done;
+	void *ctx;
+};
+
+struct veil_async {
+	struct veil__shim s;
+	MQTTAsync ma;
+	pthread_mutex_t rlock;           /* everything below */
+	pthread_cond_t rcond;
+	struct req *reqs;                /* pending, freed on destroy if Paho never answered */
+	veil_done_cb on_connected;       /* every successful (re)connect */
+	void *connected_ctx;
+	veil_done_cb connect_done;       /* the app's connect request, answered once */
+	void *connect_ctx;
+	bool connecting;
+	bool ever_connected;
+	bool app_disconnected;           /* the app asked to disconnect: do not reconnect */
+	bool want_reconnect;
+	bool stopping;
+	unsigned backoff_ms;
+	pthread_t thread;
+	bool thread_started;
+};
+
+#define BACKOFF_MIN_MS 250U
+#define BACKOFF_MAX_MS 10000U
+
+static bool v5(const struct veil_async *a)
+{
+	return a->s.mqtt_version == VEIL_MQTT_5;
+}
+
+/* ---- requests ---- */
+
+static struct req *req_new(struct veil_async *a, enum req_kind kind, veil_done_cb done, void *ctx)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->a = a;
+	r->kind = kind;
+	r->done = done;
+	r->ctx = ctx;
+	pthread_mutex_lock(&a->rlock);
+	r->next = a->reqs;
+	if (a->reqs)
+		a->reqs->prev = r;
+	a->reqs = r;
+	pthread_mutex_unlock(&a->rlock);
+	return r;
+}
+
+static void req_unlink(struct veil_async *a, struct req *r)
+{
+	pthread_mutex_lock(&a->rlock);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		a->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	pthread_mutex_unlock(&a->rlock);
+}
+
+static void req_finish(struct req *r, int rc)
+{
+	struct veil_async *a = r->a;
+	req_unlink(a, r);
+	if (r->done)
+		r->done(r->ctx, rc);
+	free(r);
+}
+
+static void on_req_ok(void *ctx, MQTTAsync_successData *resp)
+{
+	struct req *r = ctx;
+	int rc = VEIL_OK;
+	/* MQTT 3.1.1 reports a refused subscription as granted QoS 0x80. */
+	if (r->kind == REQ_SUBSCRIBE && resp && resp->alt.qos >= 0x80)
+		rc = veil__mqtt_err(&r->a->s, MQTTREASONCODE_NOT_AUTHORIZED);
+	req_finish(r, rc);
+}
+
+static void on_req_ok5(void *ctx, MQTTAsync_successData5 *resp)
+{
+	struct req *r = ctx;
+	int rc = VEIL_OK;
+	if (resp && resp->reasonCode >= 0x80)
+		rc = veil__mqtt_err(&r->a->s, (int)resp->reasonCode);
+	req_finish(r, rc);
+}
+
+static void on_req_fail(void *ctx, MQTTAsync_failureData *resp)
+{
+	struct req *r = ctx;
+	req_finish(r, veil__mqtt_err(&r->a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE));
+}
+
+static void on_req_fail5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+	struct req *r = ctx;
+	int code = MQTTASYNC_FAILURE;
+	if (resp)
+		code = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : (resp->code ? resp->code : code);
+	req_finish(r, veil__mqtt_err(&r->a->s, code));
+}
+
+static void set_response(struct veil_async *a, MQTTAsync_responseOptions *ro, struct req *r)
+{
+	if (!r)
+		return;
+	ro->context = r;
+	if (v5(a)) {
+		ro->onSuccess5 = on_req_ok5;
+		ro->onFailure5 = on_req_fail5;
+	} else {
+		ro->onSuccess = on_req_ok;
+		ro->onFailure = on_req_fail;
+	}
+}
+
+/* A Paho call refused the request synchronously: no callback will come. */
+static int req_abort(struct veil_async *a, struct req *r, int prc)
+{
+	if (r) {
+		req_unlink(a, r);
+		free(r);
+	}
+	return veil__mqtt_err(&a->s, prc);
+}
+
+/* ---- connection ---- */
+
+static void connect_result(struct veil_async *a, int rc)
+{
+	pthread_mutex_lock(&a->rlock);
+	a->connecting = false;
+	veil_done_cb done = a->connect_done;
+	void *ctx = a->connect_ctx;
+	a->connect_done = NULL;
+	veil_done_cb on_connected = a->on_connected;
+	void *connected_ctx = a->connected_ctx;
+	if (rc == VEIL_OK) {
+		a->ever_connected = true;
+		a->backoff_ms = BACKOFF_MIN_MS;
+	} else if (a->s.auto_reconnect && a->ever_connected && !a->app_disconnected && !a->stopping) {
+		a->want_reconnect = true;
+		pthread_cond_broadcast(&a->rcond);
+	}
+	pthread_mutex_unlock(&a->rlock);
+	if (rc == VEIL_OK) {
+		pthread_mutex_lock(&a->s.lock);
+		a->s.stats.connects++;
+		pthread_mutex_unlock(&a->s.lock);
+		veil__log(&a->s, VEIL_LOG_INFO, "connected to %s as '%s'", a->s.server_uri, a->s.client_id);
+	} else {
+		veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed (%s)", a->s.server_uri, a->s.client_id,
+		          veil_errname(rc));
+	}
+	if (done)
+		done(ctx, rc);
+	if (rc == VEIL_OK && on_connected)
+		on_connected(connected_ctx, rc);
+}
+
+static void on_conn_ok(void *ctx, MQTTAsync_successData *resp)
+{
+	(void)resp;
+	connect_result(ctx, VEIL_OK);
+}
+
+static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *resp)
+{
+	(void)resp;
+	connect_result(ctx, VEIL_OK);
+}
+
+static void on_conn_fail(void *ctx, MQTTAsync_failureData *resp)
+{
+	struct veil_async *a = ctx;
+	connect_result(a, veil__mqtt_err(&a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE));
+}
+
+static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+	struct veil_async *a = ctx;
+	int code = MQTTASYNC_FAILURE;
+	if (resp)
+		code = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : (resp->code ? resp->code : code);
+	connect_result(a, veil__mqtt_err(&a->s, code));
+}
+
+/* Start one CONNECT with a fresh token. Paho copies the options. */
+static int start_connect(struct veil_async *a)
+{
+	struct veil__login l;
+	int rc = veil__shim_login(&a->s, &l);
+	if (rc != VEIL_OK)
+		return rc;
+	int prc;
+	if (v5(a)) {
+		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
+		o.keepAliveInterval = a->s.keepalive_s;
+		o.cleanstart = !a->s.persistent_session;
+		o.connectTimeout = a->s.connect_timeout_s;
+		o.username = l.username;
+		o.password = l.password;
+		o.ssl = (MQTTAsync_SSLOptions *)a->s.async_ssl;
+		o.connectProperties = &l.props;
+		o.onSuccess5 = on_conn_ok5;
+		o.onFailure5 = on_conn_fail5;
+		o.context = a;
+		prc = MQTTAsync_connect(a->ma, &o);
+	} else {
+		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+		o.keepAliveInterval = a->s.keepalive_s;
+		o.cleansession = !a->s.persistent_session;
+		o.connectTimeout = a->s.connect_timeout_s;
+		o.username = l.username;
+		o.password = l.password;
+		o.ssl = (MQTTAsync_SSLOptions *)a->s.async_ssl;
+		o.onSuccess = on_conn_ok;
+		o.onFailure = on_conn_fail;
+		o.context = a;
+		prc = MQTTAsync_connect(a->ma, &o);
+	}
+	veil__shim_login_wipe(&l);
+	return veil__mqtt_err(&a->s, prc);
+}
+
+static void *reconnect_main(void *arg)
+{
+	struct veil_async *a = arg;
+	pthread_mutex_lock(&a->rlock);
+	for (;;) {
+		while (!a->want_reconnect && !a->stopping)
+			pthread_cond_wait(&a->rcond, &a->rlock);
+		if (a->stopping)
+			break;
+		/* Back off first so a broker that drops us at once is not hammered. */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(a->backoff_ms / 1000U);
+		until.tv_nsec += (long)(a->backoff_ms % 1000U) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!a->stopping && pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)
+			;
+		if (a->stopping)
+			break;
+		a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+		a->want_reconnect = false;
+		if (a->app_disconnected || a->connecting)
+			continue;
+		a->connecting = true;
+		pthread_mutex_unlock(&a->rlock);
+		veil__log(&a->s, VEIL_LOG_INFO, "reconnecting to %s", a->s.server_uri);
+		int rc = start_connect(a);
+		pthread_mutex_lock(&a->rlock);
+		if (rc != VEIL_OK) {
+			a->connecting = false;
+			a->want_reconnect = true;
+		}
+	}
+	pthread_mutex_unlock(&a->rlock);
+	return NULL;
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+	struct veil_async *a = ctx;
+	veil__log(&a->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
+	pthread_mutex_lock(&a->rlock);
+	if (a->s.auto_reconnect && !a->app_disconnected && !a->stopping) {
+		a->want_reconnect = true;
+		pthread_cond_broadcast(&a->rcond);
+	}
+	pthread_mutex_unlock(&a->rlock);
+	pthread_mutex_lock(&a->s.lock);
+	veil_connection_lost_cb cb = a->s.on_lost;
+	void *cb_ctx = a->s.cb_ctx;
+	pthread_mutex_unlock(&a->s.lock);
+	if (cb)
+		cb(cb_ctx, cause);
+}
+
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct veil_async *a = ctx;
+	veil__shim_deliver(&a->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
+	                   m->retained != 0, m->dup != 0, v5(a) ? &m->properties : NULL);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+/* ---- public API ---- */
+
+int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
+{
+	if (!out)
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	struct veil_async *a = calloc(1, sizeof(*a));
+	if (!a)
+		return VEIL_ERR_NOMEM;
+	int rc = veil__shim_init(&a->s, o);
+	if (rc != VEIL_OK) {
+		free(a);
+		return rc;
+	}
+	pthread_mutex_init(&a->rlock, NULL);
+	pthread_cond_init(&a->rcond, NULL);
+	a->backoff_ms = BACKOFF_MIN_MS;
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+	co.MQTTVersion = v5(a) ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	int prc = MQTTAsync_createWithOptions(&a->ma, a->s.server_uri, a->s.client_id, MQTTCLIENT_PERSISTENCE_NONE,
+	                                      NULL, &co);
+	if (prc == MQTTASYNC_SUCCESS)
+		prc = MQTTAsync_setCallbacks(a->ma, a, on_lost, on_arrived, NULL);
+	if (prc == MQTTASYNC_SUCCESS && a->s.auto_reconnect) {
+		if (pthread_create(&a->thread, NULL, reconnect_main, a) == 0)
+			a->thread_started = true;
+		else
+			rc = VEIL_ERR_NOMEM;
+	}
+	if (prc != MQTTASYNC_SUCCESS || rc != VEIL_OK) {
+		if (prc != MQTTASYNC_SUCCESS)
+			rc = veil__mqtt_err(&a->s, prc);
+		veil_async_free(&a);
+		return rc;
+	}
+	*out = a;
+	return VEIL_OK;
+}
+
+int veil_async_set_callbacks(struct veil_async *a, void *ctx, veil_message_cb on_message, veil_refusal_cb on_refusal,
+                             veil_connection_lost_cb on_lost_cb)
+{
+	if (!a)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&a->s.lock);
+	a->s.cb_ctx = ctx;
+	a->s.on_message = on_message;
+	a->s.on_refusal = on_refusal;
+	a->s.on_lost = on_lost_cb;
+	pthread_mutex_unlock(&a->s.lock);
+	return VEIL_OK;
+}
+
+int veil_async_connect(struct veil_async *a, veil_done_cb done, void *ctx)
+{
+	if (!a)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&a->rlock);
+	if (a->connecting) {
+		pthread_mutex_unlock(&a->rlock);
+		return VEIL_ERR_INVAL;
+	}
+	a->connecting = true;
+	a->app_disconnected = false;
+	a->connect_done = done;
+	a->connect_ctx = ctx;
+	pthread_mutex_unlock(&a->rlock);
+	int rc = start_connect(a);
+	if (rc != VEIL_OK) {
+		pthread_mutex_lock(&a->rlock);
+		a->connecting = false;
+		a->connect_done = NULL;
+		pthread_mutex_unlock(&a->rlock);
+	}
+	return rc;
+}
+
+int veil_async_set_connected(struct veil_async *a, veil_done_cb on_connected, void *ctx)
+{
+	if (!a)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&a->rlock);
+	a->on_connected = on_connected;
+	a->connected_ctx = ctx;
+	pthread_mutex_unlock(&a->rlock);
+	return VEIL_OK;
+}
+
+bool veil_async_is_connected(struct veil_async *a)
+{
+	return a && MQTTAsync_isConnected(a->ma);
+}
+
+int veil_async_publish5(struct veil_async *a, const char *topic, const void *payload, size_t len, int qos,
+                        bool retained, MQTTProperties *props, veil_done_cb done, void *ctx)
+{
+	if (!a || !topic || qos < 0 || qos > 2 || (!v5(a) && props && props->count))
+		return VEIL_ERR_INVAL;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	int rc = veil__shim_seal(&a->s, topic, payload, len, &env, &env_len);
+	if (rc != VEIL_OK)
+		return rc;
+	if (env_len > (size_t)INT32_MAX) {
+		free(env);
+		return VEIL_ERR_TOO_LARGE;
+	}
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+	m.payload = env;
+	m.payloadlen = (int)env_len;
+	m.qos = qos;
+	m.retained = retained;
+	if (props)
+		m.properties = *props;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct req *r = NULL;
+	if (done && !(r = req_new(a, REQ_PUBLISH, done, ctx))) {
+		free(env);
+		return VEIL_ERR_NOMEM;
+	}
+	set_response(a, &ro, r);
+	int prc = MQTTAsync_sendMessage(a->ma, topic, &m, &ro);
+	/* Paho copied the envelope into its command queue. */
+	sodium_memzero(env, env_len);
+	free(env);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+}
+
+int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len, int qos,
+                       bool retained, veil_done_cb done, void *ctx)
+{
+	return veil_async_publish5(a, topic, payload, len, qos, retained, NULL, done, ctx);
+}
+
+int veil_async_subscribe5(struct veil_async *a, const char *filter, int qos, MQTTSubscribe_options *opts,
+                          MQTTProperties *props, veil_done_cb done, void *ctx)
+{
+	if (!a || !filter || qos < 0 || qos > 2 || (!v5(a) && (opts || (props && props->count))))
+		return VEIL_ERR_INVAL;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct req *r = req_new(a, REQ_SUBSCRIBE, done, ctx);
+	if (!r)
+		return VEIL_ERR_NOMEM;
+	set_response(a, &ro, r);
+	if (opts)
+		ro.subscribeOptions = *opts;
+	if (props)
+		ro.properties = *props;
+	int prc = MQTTAsync_subscribe(a->ma, filter, qos, &ro);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+}
+
+int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil_done_cb done, void *ctx)
+{
+	return veil_async_subscribe5(a, filter, qos, NULL, NULL, done, ctx);
+}
+
+int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb done, void *ctx)
+{
+	if (!a || timeout_ms < 0)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&a->rlock);
+	a->app_disconnected = true;
+	a->want_reconnect = false;
+	pthread_mutex_unlock(&a->rlock);
+	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
+	o.timeout = timeout_ms;
+	struct req *r = req_new(a, REQ_DISCONNECT, done, ctx);
+	if (!r)
+		return VEIL_ERR_NOMEM;
+	o.context = r;
+	if (v5(a)) {
+		o.onSuccess5 = on_req_ok5;
+		o.onFailure5 = on_req_fail5;
+	} else {
+		o.onSuccess = on_req_ok;
+		o.onFailure = on_req_fail;
+	}
+	int prc = MQTTAsync_disconnect(a->ma, &o);
+	veil__shim_save_state(&a->s);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+}
+
+void veil_async_stats(struct veil_async *a, struct veil_client_stats *out)
+{
+	if (!a || !out)
+		return;
+	veil__stats_copy(&a->s, out);
+}
+
+void veil_async_free(struct veil_async **ap)
+{
+	if (!ap || !*ap)
+		return;
+	struct veil_async *a = *ap;
+	pthread_mutex_lock(&a->rlock);
+	a->stopping = true;
+	a->app_disconnected = true;
+	pthread_cond_broadcast(&a->rcond);
+	pthread_mutex_unlock(&a->rlock);
+	if (a->thread_started)
+		pthread_join(a->thread, NULL);
+	/* After destroy Paho calls nothing of ours; requests it never answered are ours to free. */
+	if (a->ma)
+		MQTTAsync_destroy(&a->ma);
+	while (a->reqs) {
+		struct req *r = a->reqs;
+		a->reqs = r->next;
+		free(r);
+	}
+	pthread_cond_destroy(&a->rcond);
+	pthread_mutex_destroy(&a->rlock);
+	veil__shim_fini(&a->s);
+	free(a);
+	*ap = NULL;
+}

@@ -1,0 +1,270 @@
+/*
+ * veil_client_*: the synchronous flavour of libveil, a thin MQTTClient
+ * wrapper. Callbacks are always registered with Paho (it then delivers on its
+ * own thread), so every received message goes through veil__shim_deliver and
+ * nothing unopened can reach the app through MQTTClient_receive.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "shim.h"
+
+struct veil_client {
+	struct veil__shim s;
+	MQTTClient mc;
+};
+
+static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
+{
+	struct veil_client *c = ctx;
+	veil__shim_deliver(&c->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
+	                   m->retained != 0, m->dup != 0,
+	                   c->s.mqtt_version == VEIL_MQTT_5 ? &m->properties : NULL);
+	MQTTClient_freeMessage(&m);
+	MQTTClient_free(topic);
+	return 1;
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+	struct veil_client *c = ctx;
+	veil__log(&c->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
+	pthread_mutex_lock(&c->s.lock);
+	veil_connection_lost_cb cb = c->s.on_lost;
+	void *cb_ctx = c->s.cb_ctx;
+	pthread_mutex_unlock(&c->s.lock);
+	if (cb)
+		cb(cb_ctx, cause);
+}
+
+int veil_client_new(const struct veil_client_options *o, struct veil_client **out)
+{
+	if (!out)
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	struct veil_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return VEIL_ERR_NOMEM;
+	int rc = veil__shim_init(&c->s, o);
+	if (rc != VEIL_OK) {
+		free(c);
+		return rc;
+	}
+	MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
+	co.MQTTVersion = c->s.mqtt_version == VEIL_MQTT_5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	int prc = MQTTClient_createWithOptions(&c->mc, c->s.server_uri, c->s.client_id, MQTTCLIENT_PERSISTENCE_NONE,
+	                                       NULL, &co);
+	if (prc == MQTTCLIENT_SUCCESS)
+		prc = MQTTClient_setCallbacks(c->mc, c, on_lost, on_arrived, NULL);
+	if (prc != MQTTCLIENT_SUCCESS) {
+		rc = veil__mqtt_err(&c->s, prc);
+		veil__log(&c->s, VEIL_LOG_ERROR, "MQTTClient_create: %s", MQTTClient_strerror(prc));
+		if (c->mc)
+			MQTTClient_destroy(&c->mc);
+		veil__shim_fini(&c->s);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return VEIL_OK;
+}
+
+int veil_client_set_callbacks(struct veil_client *c, void *ctx, veil_message_cb on_message,
+                              veil_refusal_cb on_refusal, veil_connection_lost_cb on_lost_cb)
+{
+	if (!c)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&c->s.lock);
+	c->s.cb_ctx = ctx;
+	c->s.on_message = on_message;
+	c->s.on_refusal = on_refusal;
+	c->s.on_lost = on_lost_cb;
+	pthread_mutex_unlock(&c->s.lock);
+	return VEIL_OK;
+}
+
+int veil_client_connect(struct veil_client *c)
+{
+	if (!c)
+		return VEIL_ERR_INVAL;
+	struct veil__login l;
+	int rc = veil__shim_login(&c->s, &l);
+	if (rc != VEIL_OK)
+		return rc;
+	int prc;
+	if (c->s.mqtt_version == VEIL_MQTT_5) {
+		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer5;
+		opts.keepAliveInterval = c->s.keepalive_s;
+		opts.cleanstart = !c->s.persistent_session;
+		opts.connectTimeout = c->s.connect_timeout_s;
+		opts.username = l.username;
+		opts.password = l.password;
+		opts.ssl = (MQTTClient_SSLOptions *)c->s.ssl;
+		MQTTResponse r = MQTTClient_connect5(c->mc, &opts, &l.props, NULL);
+		prc = r.reasonCode;
+		MQTTResponse_free(r);
+	} else {
+		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
+		opts.keepAliveInterval = c->s.keepalive_s;
+		opts.cleansession = !c->s.persistent_session;
+		opts.connectTimeout = c->s.connect_timeout_s;
+		opts.username = l.username;
+		opts.password = l.password;
+		opts.ssl = (MQTTClient_SSLOptions *)c->s.ssl;
+		prc = MQTTClient_connect(c->mc, &opts);
+	}
+	veil__shim_login_wipe(&l);
+	if (prc != MQTTCLIENT_SUCCESS) {
+		rc = veil__mqtt_err(&c->s, prc);
+		veil__log(&c->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed: rc %d (%s)", c->s.server_uri,
+		          c->s.client_id, prc, veil_errname(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&c->s.lock);
+	c->s.stats.connects++;
+	pthread_mutex_unlock(&c->s.lock);
+	veil__log(&c->s, VEIL_LOG_INFO, "connected to %s as '%s'", c->s.server_uri, c->s.client_id);
+	return VEIL_OK;
+}
+
+bool veil_client_is_connected(struct veil_client *c)
+{
+	return c && MQTTClient_isConnected(c->mc);
+}
+
+int veil_client_publish5(struct veil_client *c, const char *topic, const void *payload, size_t len, int qos,
+                         bool retained, MQTTProperties *props, int *token)
+{
+	if (!c || !topic || qos < 0 || qos > 2)
+		return VEIL_ERR_INVAL;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	int rc = veil__shim_seal(&c->s, topic, payload, len, &env, &env_len);
+	if (rc != VEIL_OK)
+		return rc;
+	if (env_len > (size_t)INT32_MAX) {
+		free(env);
+		return VEIL_ERR_TOO_LARGE;
+	}
+	MQTTClient_message m = MQTTClient_message_initializer;
+	m.payload = env;
+	m.payloadlen = (int)env_len;
+	m.qos = qos;
+	m.retained = retained;
+	MQTTClient_deliveryToken dt = 0;
+	int prc;
+	if (c->s.mqtt_version == VEIL_MQTT_5) {
+		if (props)
+			m.properties = *props;
+		MQTTResponse r = MQTTClient_publishMessage5(c->mc, topic, &m, &dt);
+		prc = r.reasonCode;
+		MQTTResponse_free(r);
+	} else {
+		prc = props && props->count ? MQTTCLIENT_BAD_MQTT_OPTION : MQTTClient_publishMessage(c->mc, topic, &m, &dt);
+	}
+	/* Paho has copied the envelope (or failed); either way ours goes now. */
+	sodium_memzero(env, env_len);
+	free(env);
+	if (prc != MQTTCLIENT_SUCCESS)
+		return veil__mqtt_err(&c->s, prc);
+	if (token)
+		*token = dt;
+	return VEIL_OK;
+}
+
+int veil_client_publish(struct veil_client *c, const char *topic, const void *payload, size_t len, int qos,
+                        bool retained)
+{
+	return veil_client_publish5(c, topic, payload, len, qos, retained, NULL, NULL);
+}
+
+int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms)
+{
+	if (!c)
+		return VEIL_ERR_INVAL;
+	int prc = MQTTClient_waitForCompletion(c->mc, token, timeout_ms);
+	if (prc == MQTTCLIENT_FAILURE && MQTTClient_isConnected(c->mc))
+		return VEIL_ERR_TIMEOUT;
+	return veil__mqtt_err(&c->s, prc);
+}
+
+int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos, MQTTSubscribe_options *opts,
+                           MQTTProperties *props)
+{
+	if (!c || !filter || qos < 0 || qos > 2)
+		return VEIL_ERR_INVAL;
+	int prc;
+	if (c->s.mqtt_version == VEIL_MQTT_5) {
+		MQTTResponse r = MQTTClient_subscribe5(c->mc, filter, qos, opts, props);
+		prc = r.reasonCode;
+		MQTTResponse_free(r);
+		/* Granted QoS 0..2 are successes; reason codes >= 0x80 are refusals. */
+		if (prc >= 0 && prc <= 2)
+			prc = MQTTCLIENT_SUCCESS;
+	} else {
+		if (opts || (props && props->count))
+			return VEIL_ERR_INVAL;
+		prc = MQTTClient_subscribe(c->mc, filter, qos);
+		/* MQTT 3.1.1 SUBACK failure 0x80 is reported as granted QoS 0x80. */
+		if (prc == 0x80)
+			prc = MQTTREASONCODE_NOT_AUTHORIZED;
+	}
+	if (prc != MQTTCLIENT_SUCCESS) {
+		int rc = veil__mqtt_err(&c->s, prc);
+		veil__log(&c->s, VEIL_LOG_WARNING, "subscribe '%s' failed: rc %d (%s)", filter, prc, veil_errname(rc));
+		return rc;
+	}
+	return VEIL_OK;
+}
+
+int veil_client_subscribe(struct veil_client *c, const char *filter, int qos)
+{
+	return veil_client_subscribe5(c, filter, qos, NULL, NULL);
+}
+
+int veil_client_unsubscribe(struct veil_client *c, const char *filter)
+{
+	if (!c || !filter)
+		return VEIL_ERR_INVAL;
+	int prc;
+	if (c->s.mqtt_version == VEIL_MQTT_5) {
+		MQTTResponse r = MQTTClient_unsubscribe5(c->mc, filter, NULL);
+		prc = r.reasonCode;
+		MQTTResponse_free(r);
+	} else {
+		prc = MQTTClient_unsubscribe(c->mc, filter);
+	}
+	return veil__mqtt_err(&c->s, prc);
+}
+
+int veil_client_disconnect(struct veil_client *c, int timeout_ms)
+{
+	if (!c || timeout_ms < 0)
+		return VEIL_ERR_INVAL;
+	int prc = MQTTClient_disconnect(c->mc, timeout_ms);
+	veil__shim_save_state(&c->s);
+	return veil__mqtt_err(&c->s, prc);
+}
+
+void veil_client_stats(struct veil_client *c, struct veil_client_stats *out)
+{
+	if (!c || !out)
+		return;
+	veil__stats_copy(&c->s, out);
+}
+
+void veil_client_free(struct veil_client **cp)
+{
+	if (!cp || !*cp)
+		return;
+	struct veil_client *c = *cp;
+	if (MQTTClient_isConnected(c->mc))
+		MQTTClient_disconnect(c->mc, 1000);
+	/* Destroy Paho first: after this no callback can touch the shim. */
+	MQTTClient_destroy(&c->mc);
+	veil__shim_fini(&c->s);
+	free(c);
+	*cp = NULL;
+}

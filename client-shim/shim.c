@@ -1,0 +1,442 @@
+/*
+ * libveil's shared half (shim.h): loading options into secrets and state,
+ * sealing before publish, opening before delivery, login material, stats,
+ * logging, and the single Paho-code translation. Both flavours call in here
+ * so the security decisions exist once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "shim.h"
+
+#define DEFAULT_MAX_SENDERS 4096U
+
+void veil__log(struct veil__shim *s, int level, const char *fmt, ...)
+{
+	if (!s->log)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	s->log(s->log_ctx, level, buf);
+}
+
+int veil__mqtt_err(struct veil__shim *s, int rc)
+{
+	if (rc == 0)
+		return VEIL_OK;
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		s->stats.last_mqtt_rc = rc;
+		pthread_mutex_unlock(&s->lock);
+	}
+	switch (rc) {
+	/* MQTT 3.1.1 CONNACK return codes. */
+	case 2: /* identifier rejected */
+	case 4: /* bad user name or password */
+	case 5: /* not authorized */
+	/* MQTT 5 reason codes that mean "you may not". */
+	case MQTTREASONCODE_CLIENT_IDENTIFIER_NOT_VALID:
+	case MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD:
+	case MQTTREASONCODE_NOT_AUTHORIZED:
+	case MQTTREASONCODE_BANNED:
+	case MQTTREASONCODE_BAD_AUTHENTICATION_METHOD:
+	case MQTTREASONCODE_TOPIC_FILTER_INVALID:
+	case MQTTREASONCODE_TOPIC_NAME_INVALID:
+		return VEIL_ERR_AUTH;
+	/* Paho caller errors (same numbers in MQTTClient and MQTTAsync). */
+	case MQTTCLIENT_BAD_UTF8_STRING:
+	case MQTTCLIENT_NULL_PARAMETER:
+	case MQTTCLIENT_TOPICNAME_TRUNCATED:
+	case MQTTCLIENT_BAD_STRUCTURE:
+	case MQTTCLIENT_BAD_QOS:
+	case MQTTASYNC_BAD_MQTT_OPTION:
+	case MQTTASYNC_WRONG_MQTT_VERSION:
+		return VEIL_ERR_INVAL;
+	default:
+		return VEIL_ERR_MQTT;
+	}
+}
+
+static char *dup_str(const char *p)
+{
+	return p ? strdup(p) : NULL;
+}
+
+static int state_path(const char *dir, const char *name, char **out)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (!p)
+		return VEIL_ERR_NOMEM;
+	snprintf(p, n, "%s/%s", dir, name);
+	*out = p;
+	return VEIL_OK;
+}
+
+static uint64_t now_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000U + (uint64_t)tv.tv_usec;
+}
+
+static int load_files(struct veil__shim *s, const struct veil_client_options *o)
+{
+	char err[256] = "";
+	int rc = veil_keyring_load(o->keyring_path, &s->kr, err, sizeof(err));
+	if (rc != VEIL_OK) {
+		veil__log(s, VEIL_LOG_ERROR, "keyring: %s (%s)", err, veil_errname(rc));
+		return rc;
+	}
+	if (o->identity_path) {
+		rc = veil_identity_load(o->identity_path, &s->id, err, sizeof(err));
+		if (rc != VEIL_OK) {
+			veil__log(s, VEIL_LOG_ERROR, "identity: %s (%s)", err, veil_errname(rc));
+			return rc;
+		}
+	}
+	if (o->credential_path) {
+		if (!(s->cred = sodium_malloc(VEIL_CREDENTIAL_MAX)))
+			return VEIL_ERR_NOMEM;
+		rc = veil_credential_load(o->credential_path, s->cred, VEIL_CREDENTIAL_MAX, &s->cred_len, err,
+		                          sizeof(err));
+		if (rc != VEIL_OK) {
+			veil__log(s, VEIL_LOG_ERROR, "credential: %s (%s)", err, veil_errname(rc));
+			return rc;
+		}
+	}
+	return VEIL_OK;
+}
+
+static int load_state(struct veil__shim *s, const struct veil_client_options *o)
+{
+	size_t max = o->max_senders ? o->max_senders : DEFAULT_MAX_SENDERS;
+	int rc = veil_replay_new(max, &s->replay);
+	if (rc != VEIL_OK)
+		return rc;
+	char *seq_path = NULL;
+	if (o->state_dir) {
+		if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
+			veil__log(s, VEIL_LOG_ERROR, "state dir %s: %s", o->state_dir, strerror(errno));
+			return VEIL_ERR_STATE;
+		}
+		if ((rc = state_path(o->state_dir, "replay", &s->replay_path)) != VEIL_OK ||
+		    (rc = state_path(o->state_dir, "seq", &seq_path)) != VEIL_OK) {
+			free(seq_path);
+			return rc;
+		}
+		if (access(s->replay_path, F_OK) == 0) {
+			rc = veil_replay_load(s->replay, s->replay_path);
+			if (rc != VEIL_OK) {
+				/* Refusing to start is safer than silently reopening replays. */
+				veil__log(s, VEIL_LOG_ERROR, "replay state %s unusable (%s)", s->replay_path,
+				          veil_errname(rc));
+				free(seq_path);
+				return VEIL_ERR_STATE;
+			}
+		}
+	}
+	if (s->id) {
+		rc = veil_seq_open(seq_path, now_us(), &s->seq);
+		if (rc != VEIL_OK)
+			veil__log(s, VEIL_LOG_ERROR, "sequence state %s unusable (%s)", seq_path ? seq_path : "-",
+			          veil_errname(rc));
+	}
+	free(seq_path);
+	return rc;
+}
+
+static int check_options(const struct veil_client_options *o)
+{
+	if (!o || o->version != VEIL_CLIENT_OPTIONS_VERSION || !o->server_uri || !o->client_id ||
+	    !o->keyring_path)
+		return VEIL_ERR_INVAL;
+	if (o->mqtt_version != 0 && o->mqtt_version != VEIL_MQTT_5 && o->mqtt_version != VEIL_MQTT_311)
+		return VEIL_ERR_INVAL;
+	if (o->auth == VEIL_AUTH_TOKEN && (!o->identity_path || !o->credential_path))
+		return VEIL_ERR_INVAL;
+	if (o->auth == VEIL_AUTH_PASSWORD && !o->username)
+		return VEIL_ERR_INVAL;
+	if (o->auth != VEIL_AUTH_TOKEN && o->auth != VEIL_AUTH_PASSWORD && o->auth != VEIL_AUTH_NONE)
+		return VEIL_ERR_INVAL;
+	if (strlen(o->client_id) > VEIL_CLIENT_ID_MAX || o->keepalive_s < 0 || o->connect_timeout_s < 0)
+		return VEIL_ERR_INVAL;
+	return VEIL_OK;
+}
+
+int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
+{
+	memset(s, 0, sizeof(*s));
+	int rc = check_options(o);
+	if (rc != VEIL_OK)
+		return rc;
+	if (veil_init() != VEIL_OK)
+		return VEIL_ERR_NOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->log = o->log;
+	s->log_ctx = o->log_ctx;
+	s->mqtt_version = o->mqtt_version ? o->mqtt_version : VEIL_MQTT_5;
+	s->auth = o->auth;
+	s->ssl = o->ssl;
+	s->async_ssl = o->async_ssl;
+	s->keepalive_s = o->keepalive_s ? o->keepalive_s : 60;
+	s->connect_timeout_s = o->connect_timeout_s ? o->connect_timeout_s : 10;
+	s->persistent_session = o->persistent_session;
+	s->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 86400U;
+	s->sign_all = o->sign_all;
+	s->auto_reconnect = o->auto_reconnect;
+	if (!(s->server_uri = dup_str(o->server_uri)) || !(s->client_id = dup_str(o->client_id)) ||
+	    (o->username && !(s->username = dup_str(o->username)))) {
+		rc = VEIL_ERR_NOMEM;
+		goto fail;
+	}
+	if (o->password) {
+		size_t n = strlen(o->password) + 1;
+		if (!(s->password = sodium_malloc(n))) {
+			rc = VEIL_ERR_NOMEM;
+			goto fail;
+		}
+		memcpy(s->password, o->password, n);
+	}
+	if ((rc = load_files(s, o)) != VEIL_OK || (rc = load_state(s, o)) != VEIL_OK)
+		goto fail;
+	return VEIL_OK;
+fail:
+	veil__shim_fini(s);
+	return rc;
+}
+
+void veil__shim_save_state(struct veil__shim *s)
+{
+	if (!s->replay_path || !s->replay)
+		return;
+	pthread_mutex_lock(&s->lock);
+	int rc = veil_replay_save(s->replay, s->replay_path);
+	pthread_mutex_unlock(&s->lock);
+	if (rc != VEIL_OK)
+		veil__log(s, VEIL_LOG_WARNING, "saving replay state %s failed (%s)", s->replay_path, veil_errname(rc));
+}
+
+void veil__shim_fini(struct veil__shim *s)
+{
+	if (s->replay)
+		veil__shim_save_state(s);
+	veil_replay_free(&s->replay);
+	veil_seq_close(&s->seq);
+	veil_keyring_free(&s->kr);
+	veil_identity_free(&s->id);
+	if (s->cred) {
+		sodium_memzero(s->cred, VEIL_CREDENTIAL_MAX);
+		sodium_free(s->cred);
+	}
+	if (s->password)
+		sodium_free(s->password); /* sodium_free wipes */
+	free(s->replay_path);
+	free(s->server_uri);
+	free(s->client_id);
+	free(s->username);
+	pthread_mutex_destroy(&s->lock);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- login ---- */
+
+static int add_auth_props(MQTTProperties *props, const uint8_t *tok, size_t tok_len)
+{
+	MQTTProperty p;
+	memset(&p, 0, sizeof(p));
+	p.identifier = MQTTPROPERTY_CODE_AUTHENTICATION_METHOD;
+	p.value.data.data = (char *)VEIL_AUTH_METHOD;
+	p.value.data.len = (int)strlen(VEIL_AUTH_METHOD);
+	if (MQTTProperties_add(props, &p) != 0)
+		return VEIL_ERR_NOMEM;
+	memset(&p, 0, sizeof(p));
+	p.identifier = MQTTPROPERTY_CODE_AUTHENTICATION_DATA;
+	p.value.data.data = (char *)tok; /* Paho copies */
+	p.value.data.len = (int)tok_len;
+	return MQTTProperties_add(props, &p) == 0 ? VEIL_OK : VEIL_ERR_NOMEM;
+}
+
+int veil__shim_login(struct veil__shim *s, struct veil__login *l)
+{
+	memset(l, 0, sizeof(*l));
+	MQTTProperties init = MQTTProperties_initializer;
+	l->props = init;
+	if (s->mqtt_version == VEIL_MQTT_5 && s->persistent_session) {
+		/* MQTT 5 ends a session at disconnect unless it is given an expiry. */
+		MQTTProperty p;
+		memset(&p, 0, sizeof(p));
+		p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+		p.value.integer4 = s->session_expiry_s;
+		if (MQTTProperties_add(&l->props, &p) != 0)
+			return VEIL_ERR_NOMEM;
+	}
+	if (s->auth == VEIL_AUTH_NONE)
+		return VEIL_OK;
+	if (s->auth == VEIL_AUTH_PASSWORD) {
+		l->username = s->username;
+		l->password = s->password;
+		return VEIL_OK;
+	}
+	uint8_t tok[VEIL_TOKEN_MAX];
+	size_t tok_len = 0;
+	int rc = veil_token_create(s->id, s->cred, s->cred_len, s->client_id, (uint64_t)time(NULL), tok, sizeof(tok),
+	                           &tok_len);
+	if (rc == VEIL_OK) {
+		if (s->mqtt_version == VEIL_MQTT_5) {
+			rc = add_auth_props(&l->props, tok, tok_len);
+		} else {
+			rc = veil_token_to_password(tok, tok_len, l->pw, sizeof(l->pw));
+			l->username = s->client_id;
+			l->password = l->pw;
+		}
+	}
+	sodium_memzero(tok, sizeof(tok));
+	if (rc != VEIL_OK) {
+		veil__log(s, VEIL_LOG_ERROR, "cannot build login token (%s)", veil_errname(rc));
+		veil__shim_login_wipe(l);
+	}
+	return rc;
+}
+
+void veil__shim_login_wipe(struct veil__login *l)
+{
+	/* A token is single-use but valid for the freshness window: do not leave it around. */
+	for (int i = 0; i < l->props.count; i++) {
+		MQTTProperty *p = &l->props.array[i];
+		if (p->identifier == MQTTPROPERTY_CODE_AUTHENTICATION_DATA && p->value.data.data)
+			sodium_memzero(p->value.data.data, (size_t)p->value.data.len);
+	}
+	MQTTProperties_free(&l->props);
+	sodium_memzero(l->pw, sizeof(l->pw));
+	l->password = NULL;
+}
+
+/* ---- seal and open ---- */
+
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t **out,
+                    size_t *out_len)
+{
+	if (!topic || (!payload && len) || len > VEIL_MAX_PLAINTEXT)
+		return VEIL_ERR_INVAL;
+	size_t cap = veil_sealed_signed_len(len, s->cred_len);
+	uint8_t *buf = malloc(cap ? cap : 1);
+	if (!buf)
+		return VEIL_ERR_NOMEM;
+	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
+	bool sealed = false;
+	pthread_mutex_lock(&s->lock);
+	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
+	int rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all && s->cred, buf, cap, out_len, &sealed);
+	if (rc == VEIL_OK) {
+		s->stats.published++;
+		if (sealed)
+			s->stats.published_sealed++;
+	} else {
+		s->stats.publish_refused++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc != VEIL_OK) {
+		free(buf);
+		veil__log(s, VEIL_LOG_WARNING, "publish to '%s' refused: %s", topic, veil_errname(rc));
+		return rc;
+	}
+	*out = buf;
+	return VEIL_OK;
+}
+
+static void hex(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
+                        size_t len, int qos, bool retained, bool dup, const MQTTProperties *props)
+{
+	/* Paho hands a length when the topic may hold a NUL: such a topic can
+	 * never match what the sender sealed for, so refuse it as such. */
+	bool bad_topic = topic_len && strnlen(topic, topic_len) != topic_len;
+	uint8_t stackbuf[1024];
+	uint8_t *pt = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
+	struct veil_open_info info;
+	memset(&info, 0, sizeof(info));
+	size_t pt_len = 0;
+	int rc;
+	pthread_mutex_lock(&s->lock);
+	s->stats.received++;
+	if (!pt)
+		rc = VEIL_ERR_NOMEM;
+	else if (bad_topic)
+		rc = VEIL_ERR_WRONG_TOPIC;
+	else
+		rc = veil_message_open(s->kr, s->replay, topic, payload, len, (uint64_t)time(NULL), pt, len + 1,
+		                       &pt_len, &info);
+	if (rc == VEIL_OK) {
+		s->stats.delivered++;
+	} else {
+		s->stats.refused++;
+		if (rc < 0 && rc > -VEIL_STATS_ERR_SLOTS)
+			s->stats.refused_by_err[-rc]++;
+	}
+	veil_message_cb on_message = s->on_message;
+	veil_refusal_cb on_refusal = s->on_refusal;
+	void *ctx = s->cb_ctx;
+	pthread_mutex_unlock(&s->lock);
+
+	if (rc == VEIL_OK) {
+		pt[pt_len] = '\0';
+		struct veil_message m;
+		memset(&m, 0, sizeof(m));
+		m.topic = topic;
+		m.payload = pt;
+		m.len = pt_len;
+		m.qos = qos;
+		m.retained = retained;
+		m.dup = dup;
+		m.is_signed = info.is_signed;
+		m.plaintext = info.plaintext;
+		memcpy(m.sender, info.sender, sizeof(m.sender));
+		hex(info.sender, sizeof(info.sender), m.sender_hex);
+		m.sender_client_id = info.client_id;
+		m.seq = info.seq;
+		m.key_id = info.key_id;
+		m.properties = props;
+		if (on_message)
+			on_message(ctx, &m);
+	} else {
+		veil__log(s, VEIL_LOG_WARNING, "refused message on '%s': %s", bad_topic ? "<NUL in topic>" : topic,
+		          veil_errname(rc));
+		struct veil_refusal r = { bad_topic ? "" : topic, rc, len, qos, retained };
+		if (on_refusal)
+			on_refusal(ctx, &r);
+	}
+	if (pt) {
+		sodium_memzero(pt, len + 1);
+		if (pt != stackbuf)
+			free(pt);
+	}
+}
+
+void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}

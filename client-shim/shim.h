@@ -1,0 +1,81 @@
+/*
+ * What the sync (client.c) and async (async.c) flavours of libveil share:
+ * the loaded secrets and state, sealing, opening and delivery, login
+ * material for one CONNECT, and the one place where Paho codes become
+ * veil_err codes. Private to libveil.
+ */
+#ifndef VEIL_SHIM_H
+#define VEIL_SHIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/veil.h"
+#include "veil/client.h"
+
+struct veil__shim {
+	/* Guards keyring, seq, replay and stats: Paho delivers on its own thread
+	 * while the app publishes from others. */
+	pthread_mutex_t lock;
+	struct veil_identity *id;        /* NULL: receive-only */
+	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
+	size_t cred_len;
+	struct veil_keyring *kr;
+	struct veil_seq *seq;            /* NULL without identity */
+	struct veil_replay *replay;
+	char *replay_path;               /* NULL without state dir */
+	char *server_uri;
+	char *client_id;
+	char *username;
+	char *password;                  /* sodium_malloc'd copy, NULL if none */
+	const MQTTClient_SSLOptions *ssl;        /* caller's, must outlive the client */
+	const MQTTAsync_SSLOptions *async_ssl;
+	int mqtt_version;
+	int auth;
+	int keepalive_s;
+	int connect_timeout_s;
+	bool persistent_session;
+	uint32_t session_expiry_s;
+	bool sign_all;
+	bool auto_reconnect;
+	veil_log_cb log;
+	void *log_ctx;
+	void *cb_ctx;
+	veil_message_cb on_message;
+	veil_refusal_cb on_refusal;
+	veil_connection_lost_cb on_lost;
+	struct veil_client_stats stats;
+};
+
+/* Login material for exactly one CONNECT (a token is single-use). */
+struct veil__login {
+	MQTTProperties props;            /* MQTT 5 Authentication Method/Data */
+	const char *username;
+	const char *password;            /* points into pw or at the shim's password */
+	char pw[VEIL_PASSWORD_MAX];
+};
+
+int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o);
+/* Persist receive windows; never fails the caller (logs instead). */
+void veil__shim_save_state(struct veil__shim *s);
+void veil__shim_fini(struct veil__shim *s);
+
+/* Build a fresh login for the configured auth mode. Wipe with login_wipe. */
+int veil__shim_login(struct veil__shim *s, struct veil__login *l);
+void veil__shim_login_wipe(struct veil__login *l);
+
+/* Seal payload for topic into a malloc'd buffer (*out, *out_len). */
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t **out,
+                    size_t *out_len);
+/* Open a received payload and call the message or refusal callback. */
+void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
+                        size_t len, int qos, bool retained, bool dup, const MQTTProperties *props);
+
+/* The one translation of Paho return codes and MQTT reason codes. */
+int veil__mqtt_err(struct veil__shim *s, int paho_rc);
+void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out);
+void veil__log(struct veil__shim *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
