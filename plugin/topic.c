@@ -1,0 +1,357 @@
+/*
+ * Topic trie (see topic.h): node storage, the (parent, level) hash table,
+ * topic-vs-rule matching and filter-vs-rule covering. No allocation on the
+ * matching paths: topics are split into (pointer, length) levels on the stack.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "topic.h"
+
+struct vp_topic_node {
+	const struct vp_topic_node *parent;
+	struct vp_topic_node *hnext;     /* hash chain (literal children only) */
+	struct vp_topic_node *all_next;  /* every node, for freeing */
+	struct vp_topic_node *plus, *hash, *pc, *pu;
+	char *level;                     /* literal level (not NUL-terminated use: len) */
+	size_t len;
+	uint8_t allow, attrs;
+	bool deny;
+};
+
+struct vp_trie {
+	struct vp_topic_node **b;
+	size_t nb;     /* power of two */
+	size_t count;  /* literal children in the table */
+	size_t nodes;
+	struct vp_topic_node *all;
+};
+
+struct lvl {
+	const char *p;
+	size_t n;
+};
+
+static size_t hash_of(const struct vp_topic_node *parent, const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)parent;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 29;
+	return (size_t)h;
+}
+
+int vp_trie__new(struct vp_trie **out)
+{
+	struct vp_trie *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -1;
+	t->nb = 64;
+	t->b = calloc(t->nb, sizeof(*t->b));
+	if (!t->b) {
+		free(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+void vp_trie__free(struct vp_trie **tp)
+{
+	if (!tp || !*tp)
+		return;
+	struct vp_trie *t = *tp;
+	struct vp_topic_node *n = t->all;
+	while (n) {
+		struct vp_topic_node *next = n->all_next;
+		free(n->level);
+		free(n);
+		n = next;
+	}
+	free(t->b);
+	free(t);
+	*tp = NULL;
+}
+
+size_t vp_trie__node_count(const struct vp_trie *t)
+{
+	return t ? t->nodes : 0;
+}
+
+static struct vp_topic_node *node_new(struct vp_trie *t, const struct vp_topic_node *parent)
+{
+	struct vp_topic_node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->parent = parent;
+	n->all_next = t->all;
+	t->all = n;
+	t->nodes++;
+	return n;
+}
+
+struct vp_topic_node *vp_trie__new_root(struct vp_trie *t)
+{
+	return t ? node_new(t, NULL) : NULL;
+}
+
+static struct vp_topic_node *find_child(const struct vp_trie *t, const struct vp_topic_node *parent, const char *p,
+                                        size_t n)
+{
+	for (struct vp_topic_node *c = t->b[hash_of(parent, p, n) & (t->nb - 1)]; c; c = c->hnext) {
+		if (c->parent == parent && c->len == n && memcmp(c->level, p, n) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static void grow(struct vp_trie *t)
+{
+	size_t nb = t->nb * 2;
+	struct vp_topic_node **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < t->nb; i++) {
+		struct vp_topic_node *c = t->b[i];
+		while (c) {
+			struct vp_topic_node *next = c->hnext;
+			size_t k = hash_of(c->parent, c->level, c->len) & (nb - 1);
+			c->hnext = b[k];
+			b[k] = c;
+			c = next;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+static struct vp_topic_node *literal_child(struct vp_trie *t, struct vp_topic_node *parent, const char *p, size_t n)
+{
+	struct vp_topic_node *c = find_child(t, parent, p, n);
+	if (c)
+		return c;
+	if (t->count + 1 > t->nb)
+		grow(t);
+	c = node_new(t, parent);
+	if (!c)
+		return NULL;
+	c->level = malloc(n + 1);
+	if (!c->level)
+		return NULL; /* node stays on the all-list and is freed with the trie */
+	memcpy(c->level, p, n);
+	c->level[n] = '\0';
+	c->len = n;
+	size_t k = hash_of(parent, p, n) & (t->nb - 1);
+	c->hnext = t->b[k];
+	t->b[k] = c;
+	t->count++;
+	return c;
+}
+
+static struct vp_topic_node *special_child(struct vp_trie *t, struct vp_topic_node *parent,
+                                           struct vp_topic_node **slot)
+{
+	if (!*slot)
+		*slot = node_new(t, parent);
+	return *slot;
+}
+
+/* Split s on '/' into lv; false if more than max levels. */
+static bool split(const char *s, struct lvl *lv, size_t max, size_t *n)
+{
+	size_t k = 0;
+	const char *start = s;
+	for (const char *p = s;; p++) {
+		if (*p == '/' || *p == '\0') {
+			if (k == max)
+				return false;
+			lv[k].p = start;
+			lv[k].n = (size_t)(p - start);
+			k++;
+			if (*p == '\0')
+				break;
+			start = p + 1;
+		}
+	}
+	*n = k;
+	return true;
+}
+
+static bool is(const struct lvl *l, const char *word)
+{
+	size_t wn = strlen(word);
+	return l->n == wn && memcmp(l->p, word, wn) == 0;
+}
+
+static bool eq_str(const struct lvl *l, const char *s)
+{
+	return s && strlen(s) == l->n && memcmp(l->p, s, l->n) == 0;
+}
+
+int vp_trie__insert(struct vp_trie *t, struct vp_topic_node *root, const char *filter, bool pattern,
+                    uint8_t allow, bool deny, uint8_t attrs)
+{
+	struct lvl lv[VP_TOPIC_MAX_LEVELS];
+	size_t n;
+	if (!t || !root || !filter || !split(filter, lv, VP_TOPIC_MAX_LEVELS, &n))
+		return -1;
+	struct vp_topic_node *node = root;
+	for (size_t i = 0; i < n && node; i++) {
+		if (is(&lv[i], "+"))
+			node = special_child(t, node, &node->plus);
+		else if (is(&lv[i], "#"))
+			node = special_child(t, node, &node->hash);
+		else if (pattern && is(&lv[i], "%c"))
+			node = special_child(t, node, &node->pc);
+		else if (pattern && is(&lv[i], "%u"))
+			node = special_child(t, node, &node->pu);
+		else
+			node = literal_child(t, node, lv[i].p, lv[i].n);
+	}
+	if (!node)
+		return -1;
+	node->allow |= allow;
+	node->deny = node->deny || deny;
+	node->attrs |= attrs;
+	return 0;
+}
+
+static void add(const struct vp_topic_node *node, struct vp_match *m)
+{
+	m->allow |= node->allow;
+	m->attrs |= node->attrs;
+	m->deny = m->deny || node->deny;
+}
+
+static bool dollar(const struct lvl *l)
+{
+	return l->n > 0 && l->p[0] == '$';
+}
+
+static void walk_match(const struct vp_trie *t, const struct vp_topic_node *node, const struct lvl *lv, size_t n,
+                       size_t i, const struct vp_subst *s, struct vp_match *m)
+{
+	if (!node)
+		return;
+	/* A wildcard in the first level never matches a '$' topic. */
+	bool wild_ok = !(i == 0 && dollar(&lv[0]));
+	if (node->hash && wild_ok)
+		add(node->hash, m);
+	if (i == n) {
+		add(node, m);
+		return;
+	}
+	walk_match(t, find_child(t, node, lv[i].p, lv[i].n), lv, n, i + 1, s, m);
+	if (wild_ok)
+		walk_match(t, node->plus, lv, n, i + 1, s, m);
+	if (node->pc && s && eq_str(&lv[i], s->client_id))
+		walk_match(t, node->pc, lv, n, i + 1, s, m);
+	if (node->pu && s && eq_str(&lv[i], s->username))
+		walk_match(t, node->pu, lv, n, i + 1, s, m);
+}
+
+bool vp_trie__match(const struct vp_trie *t, const struct vp_topic_node *root, const char *topic,
+                    const struct vp_subst *s, struct vp_match *m)
+{
+	struct lvl lv[VP_TOPIC_MAX_LEVELS];
+	size_t n;
+	if (!t || !topic || !vp_topic__valid_topic(topic) || !split(topic, lv, VP_TOPIC_MAX_LEVELS, &n))
+		return false;
+	walk_match(t, root, lv, n, 0, s, m);
+	return true;
+}
+
+static void walk_cover(const struct vp_trie *t, const struct vp_topic_node *node, const struct lvl *lv, size_t n,
+                       size_t i, const struct vp_subst *s, struct vp_match *m)
+{
+	if (!node)
+		return;
+	/* A filter whose first level is a literal '$' word is only covered by
+	 * rules naming it; a filter starting with '+'/'#' never reaches '$'
+	 * topics, so wildcard rules may cover it. */
+	bool wild_ok = !(i == 0 && dollar(&lv[0]));
+	if (node->hash && wild_ok)
+		add(node->hash, m); /* "x/#" covers everything below x, and x */
+	if (i == n) {
+		add(node, m);
+		return;
+	}
+	if (is(&lv[i], "#"))
+		return; /* only a '#' rule covers a '#' filter level */
+	if (is(&lv[i], "+")) {
+		walk_cover(t, node->plus, lv, n, i + 1, s, m);
+		return;
+	}
+	walk_cover(t, find_child(t, node, lv[i].p, lv[i].n), lv, n, i + 1, s, m);
+	if (wild_ok)
+		walk_cover(t, node->plus, lv, n, i + 1, s, m);
+	if (node->pc && s && eq_str(&lv[i], s->client_id))
+		walk_cover(t, node->pc, lv, n, i + 1, s, m);
+	if (node->pu && s && eq_str(&lv[i], s->username))
+		walk_cover(t, node->pu, lv, n, i + 1, s, m);
+}
+
+bool vp_trie__cover(const struct vp_trie *t, const struct vp_topic_node *root, const char *filter,
+                    const struct vp_subst *s, struct vp_match *m)
+{
+	struct lvl lv[VP_TOPIC_MAX_LEVELS];
+	size_t n;
+	if (!t || !filter || !vp_topic__valid_filter(filter) || !split(filter, lv, VP_TOPIC_MAX_LEVELS, &n))
+		return false;
+	walk_cover(t, root, lv, n, 0, s, m);
+	return true;
+}
+
+static bool check(const char *s, bool wildcards_ok)
+{
+	if (!s)
+		return false;
+	size_t len = 0, slashes = 0;
+	char prev = '\0';
+	for (const char *p = s; *p; p++, len++) {
+		if (*p == '+' || *p == '#') {
+			if (!wildcards_ok)
+				return false;
+			if (prev != '\0' && prev != '/')
+				return false;
+			if (*p == '+' && p[1] != '\0' && p[1] != '/')
+				return false;
+			if (*p == '#' && p[1] != '\0')
+				return false;
+		} else if (*p == '/') {
+			slashes++;
+		}
+		prev = *p;
+	}
+	return len <= VP_TOPIC_MAX_LEN && slashes < VP_TOPIC_MAX_LEVELS;
+}
+
+bool vp_topic__valid_filter(const char *f)
+{
+	return check(f, true);
+}
+
+bool vp_topic__valid_topic(const char *t)
+{
+	return check(t, false);
+}
+
+const char *vp_topic__strip_share(const char *filter)
+{
+	if (!filter)
+		return NULL;
+	if (strncmp(filter, "$share/", 7) != 0)
+		return filter;
+	const char *group = filter + 7;
+	const char *slash = strchr(group, '/');
+	if (!slash || slash == group)
+		return NULL;
+	for (const char *p = group; p < slash; p++) {
+		if (*p == '+' || *p == '#')
+			return NULL;
+	}
+	return slash[1] ? slash + 1 : NULL;
+}
