@@ -207,8 +207,10 @@ int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos, M
 		if (opts || (props && props->count))
 			return VEIL_ERR_INVAL;
 		prc = MQTTClient_subscribe(c->mc, filter, qos);
-		/* MQTT 3.1.1 SUBACK failure 0x80 is reported as granted QoS 0x80. */
-		if (prc == 0x80)
+		/* Paho returns the granted QoS; a refusal is granted QoS 0x80. */
+		if (prc >= 0 && prc <= 2)
+			prc = MQTTCLIENT_SUCCESS;
+		else if (prc == 0x80)
 			prc = MQTTREASONCODE_NOT_AUTHORIZED;
 	}
 	if (prc != MQTTCLIENT_SUCCESS) {
