@@ -1,0 +1,459 @@
+/*
+ * veil-integ: the device and dashboard programs of the native integration
+ * scenarios, written against the public libveil API (include/veil/client.h)
+ * exactly as an application would use it.
+ *
+ *   veil-integ pub  DEVICE --topic T --count N [--qos Q] [--rate R] [--prefix P] [--start I]
+ *   veil-integ sub  DEVICE --filter F... --expect N [--timeout S] [--print] [--ready FILE]
+ *                   [--subscribe-only] [--linger MS]
+ *   veil-integ load ...   (integ_load.c)
+ *
+ * DEVICE options: --uri U --id ID --identity K --credential C --keyring KR
+ *   [--state-dir D] [--mqtt 3|5] [--persistent] [--cafile F] [--sign]
+ *
+ * Payloads are "<prefix>-<i>" so the subscriber can tell loss, duplication
+ * and reordering apart per (topic, prefix) stream. Every run ends with one
+ * machine-readable line ("pub: ..." / "sub: ...") the scripts check; the exit
+ * status says whether the run met its expectation.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "veil/veil.h"
+#include "veil/client.h"
+#include "integ.h"
+
+/* ---- shared helpers ---- */
+
+double integ_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void integ_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+static void log_cb(void *ctx, int level, const char *msg)
+{
+	(void)ctx;
+	if (level <= VEIL_LOG_WARNING || getenv("VEIL_INTEG_DEBUG"))
+		fprintf(stderr, "libveil[%d]: %s\n", level, msg);
+}
+
+int integ_device_opt(struct integ_device *d, int c, const char *arg)
+{
+	switch (c) {
+	case 'u': d->uri = arg; return 1;
+	case 'i': d->id = arg; return 1;
+	case 'k': d->identity = arg; return 1;
+	case 'c': d->credential = arg; return 1;
+	case 'r': d->keyring = arg; return 1;
+	case 'S': d->state_dir = arg; return 1;
+	case 'm': d->mqtt = atoi(arg) == 3 ? VEIL_MQTT_311 : VEIL_MQTT_5; return 1;
+	case 'P': d->persistent = true; return 1;
+	case 'A': d->cafile = arg; return 1;
+	case 'g': d->sign = true; return 1;
+	default: return 0;
+	}
+}
+
+void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTClient_SSLOptions *ssl)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = VEIL_CLIENT_OPTIONS_VERSION;
+	o->server_uri = d->uri;
+	o->client_id = d->id;
+	o->mqtt_version = d->mqtt ? d->mqtt : VEIL_MQTT_5;
+	o->identity_path = d->identity;
+	o->credential_path = d->credential;
+	o->keyring_path = d->keyring;
+	o->state_dir = d->state_dir;
+	o->auth = VEIL_AUTH_TOKEN;
+	o->persistent_session = d->persistent;
+	o->sign_all = d->sign;
+	o->keepalive_s = 20;
+	o->connect_timeout_s = 5;
+	o->log = log_cb;
+	if (d->cafile) {
+		MQTTClient_SSLOptions init = MQTTClient_SSLOptions_initializer;
+		*ssl = init;
+		ssl->trustStore = d->cafile;
+		ssl->enableServerCertAuth = 1;
+		ssl->verify = 1;
+		o->ssl = ssl;
+	}
+}
+
+/* ---- stream bookkeeping: loss, duplicates, order ---- */
+
+struct stream {
+	char key[300];      /* topic '|' prefix */
+	unsigned char *seen;
+	size_t cap;
+	long last;
+	long unique;
+};
+
+struct sub_state {
+	pthread_mutex_t mu;
+	struct stream streams[256];
+	size_t n_streams;
+	long delivered, duplicates, out_of_order, malformed, refused, lost_conn;
+	long refused_by[VEIL_STATS_ERR_SLOTS];
+	bool print;
+};
+
+static struct stream *stream_get(struct sub_state *s, const char *topic, const char *prefix, size_t plen)
+{
+	char key[300];
+	snprintf(key, sizeof(key), "%s|%.*s", topic, (int)plen, prefix);
+	for (size_t i = 0; i < s->n_streams; i++) {
+		if (!strcmp(s->streams[i].key, key))
+			return &s->streams[i];
+	}
+	if (s->n_streams == sizeof(s->streams) / sizeof(s->streams[0]))
+		return NULL;
+	struct stream *st = &s->streams[s->n_streams++];
+	memset(st, 0, sizeof(*st));
+	snprintf(st->key, sizeof(st->key), "%s", key);
+	st->last = -1;
+	return st;
+}
+
+static void on_message(void *ctx, const struct veil_message *m)
+{
+	struct sub_state *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	s->delivered++;
+	if (s->print)
+		printf("msg topic=%s len=%zu signed=%d seq=%llu key=%u sender=%s payload=%s\n", m->topic, m->len,
+		       m->is_signed, (unsigned long long)m->seq, m->key_id, m->sender_hex, (const char *)m->payload);
+	const char *p = (const char *)m->payload;
+	const char *dash = NULL; /* the last '-': prefixes may contain dashes */
+	for (size_t k = m->len; k > 0; k--) {
+		if (p[k - 1] == '-') {
+			dash = p + k - 1;
+			break;
+		}
+	}
+	char *end = NULL;
+	long i = dash ? strtol(dash + 1, &end, 10) : -1;
+	struct stream *st = dash ? stream_get(s, m->topic, p, (size_t)(dash - p)) : NULL;
+	if (!st || i < 0 || i > 50000000 || !end || *end) {
+		s->malformed++;
+	} else {
+		size_t need = (size_t)i / 8 + 1;
+		if (need > st->cap) {
+			size_t cap = need * 2;
+			unsigned char *n = realloc(st->seen, cap);
+			if (!n)
+				abort();
+			memset(n + st->cap, 0, cap - st->cap);
+			st->seen = n;
+			st->cap = cap;
+		}
+		unsigned char bit = (unsigned char)(1u << (i % 8));
+		if (st->seen[i / 8] & bit) {
+			s->duplicates++;
+		} else {
+			st->seen[i / 8] |= bit;
+			st->unique++;
+			if (i < st->last)
+				s->out_of_order++;
+			st->last = i;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	fflush(stdout);
+}
+
+static void on_refusal(void *ctx, const struct veil_refusal *r)
+{
+	struct sub_state *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	s->refused++;
+	if (r->err <= 0 && r->err > -VEIL_STATS_ERR_SLOTS)
+		s->refused_by[-r->err]++;
+	if (s->print)
+		printf("refused topic=%s err=%s len=%zu\n", r->topic, veil_errname(r->err), r->len);
+	pthread_mutex_unlock(&s->mu);
+	fflush(stdout);
+}
+
+static volatile int lost_flag;
+static void on_lost(void *ctx, const char *cause)
+{
+	struct sub_state *s = ctx;
+	if (s) {
+		pthread_mutex_lock(&s->mu);
+		s->lost_conn++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	lost_flag = 1;
+}
+
+/* Connect, retrying for up to timeout_s (the broker may be restarting). */
+int integ_connect_retry(struct veil_client *c, double timeout_s)
+{
+	double until = integ_now() + timeout_s;
+	int rc;
+	for (;;) {
+		rc = veil_client_connect(c);
+		if (rc == VEIL_OK || rc == VEIL_ERR_AUTH || integ_now() > until)
+			return rc;
+		integ_sleep_ms(200);
+	}
+}
+
+/* ---- pub ---- */
+
+static int cmd_pub(struct integ_device *d, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		INTEG_DEVICE_LONGOPTS,
+		{ "topic", required_argument, NULL, 't' }, { "count", required_argument, NULL, 'n' },
+		{ "qos", required_argument, NULL, 'q' },   { "rate", required_argument, NULL, 'R' },
+		{ "prefix", required_argument, NULL, 'x' }, { "start", required_argument, NULL, 's' },
+		{ "retain", no_argument, NULL, 'T' },      { NULL, 0, NULL, 0 },
+	};
+	const char *topic = NULL, *prefix = "m";
+	long count = 1, start = 0;
+	int qos = 1;
+	double rate = 0;
+	bool retain = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (integ_device_opt(d, c, optarg))
+			continue;
+		switch (c) {
+		case 't': topic = optarg; break;
+		case 'n': count = atol(optarg); break;
+		case 'q': qos = atoi(optarg); break;
+		case 'R': rate = atof(optarg); break;
+		case 'x': prefix = optarg; break;
+		case 's': start = atol(optarg); break;
+		case 'T': retain = true; break;
+		default: return 2;
+		}
+	}
+	if (!topic || !d->uri || !d->id)
+		return 2;
+	struct veil_client_options o;
+	MQTTClient_SSLOptions ssl;
+	integ_device_options(d, &o, &ssl);
+	struct veil_client *cl = NULL;
+	int rc = veil_client_new(&o, &cl);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "pub: veil_client_new: %s\n", veil_strerror(rc));
+		return 1;
+	}
+	veil_client_set_callbacks(cl, NULL, NULL, NULL, on_lost);
+	rc = integ_connect_retry(cl, 10);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "pub: connect %s as %s: %s\n", d->uri, d->id, veil_strerror(rc));
+		printf("pub: sent=0 failed=%ld connect=%s\n", count, veil_errname(rc));
+		veil_client_free(&cl);
+		return 1;
+	}
+	long sent = 0, failed = 0;
+	double t0 = integ_now();
+	for (long i = start; i < start + count; i++) {
+		char payload[256];
+		int n = snprintf(payload, sizeof(payload), "%s-%ld", prefix, i);
+		int tok = 0;
+		rc = veil_client_publish5(cl, topic, payload, (size_t)n, qos, retain, NULL, &tok);
+		if (rc == VEIL_OK && qos > 0)
+			rc = veil_client_wait(cl, tok, 10000);
+		if (rc != VEIL_OK) {
+			/* A lost connection mid-stream: reconnect and resend this one. */
+			if (!veil_client_is_connected(cl) && integ_connect_retry(cl, 20) == VEIL_OK) {
+				i--;
+				continue;
+			}
+			fprintf(stderr, "pub: publish %s #%ld: %s\n", topic, i, veil_strerror(rc));
+			failed++;
+			continue;
+		}
+		sent++;
+		if (rate > 0) {
+			double due = t0 + (double)(i - start + 1) / rate;
+			double wait = due - integ_now();
+			if (wait > 0)
+				integ_sleep_ms((long)(wait * 1000));
+		}
+	}
+	struct veil_client_stats st;
+	veil_client_stats(cl, &st);
+	printf("pub: sent=%ld failed=%ld sealed=%llu publish_refused=%llu connects=%llu seconds=%.2f\n", sent, failed,
+	       (unsigned long long)st.published_sealed, (unsigned long long)st.publish_refused,
+	       (unsigned long long)st.connects, integ_now() - t0);
+	veil_client_disconnect(cl, 2000);
+	veil_client_free(&cl);
+	return failed ? 1 : 0;
+}
+
+/* ---- sub ---- */
+
+static int cmd_sub(struct integ_device *d, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		INTEG_DEVICE_LONGOPTS,
+		{ "filter", required_argument, NULL, 'f' },  { "expect", required_argument, NULL, 'e' },
+		{ "timeout", required_argument, NULL, 'w' }, { "print", no_argument, NULL, 'p' },
+		{ "ready", required_argument, NULL, 'y' },   { "subscribe-only", no_argument, NULL, 'o' },
+		{ "linger", required_argument, NULL, 'l' },  { "qos", required_argument, NULL, 'q' },
+		{ "expect-refused", required_argument, NULL, 'E' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *filters[16];
+	size_t nf = 0;
+	long expect = 0, expect_refused = -1, linger_ms = 500;
+	double timeout = 20;
+	const char *ready = NULL;
+	bool only = false;
+	int qos = 1;
+	static struct sub_state s;
+	pthread_mutex_init(&s.mu, NULL);
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		if (integ_device_opt(d, c, optarg))
+			continue;
+		switch (c) {
+		case 'f':
+			if (nf < 16)
+				filters[nf++] = optarg;
+			break;
+		case 'e': expect = atol(optarg); break;
+		case 'E': expect_refused = atol(optarg); break;
+		case 'w': timeout = atof(optarg); break;
+		case 'p': s.print = true; break;
+		case 'y': ready = optarg; break;
+		case 'o': only = true; break;
+		case 'l': linger_ms = atol(optarg); break;
+		case 'q': qos = atoi(optarg); break;
+		default: return 2;
+		}
+	}
+	if (!nf || !d->uri || !d->id)
+		return 2;
+	struct veil_client_options o;
+	MQTTClient_SSLOptions ssl;
+	integ_device_options(d, &o, &ssl);
+	struct veil_client *cl = NULL;
+	int rc = veil_client_new(&o, &cl);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "sub: veil_client_new: %s\n", veil_strerror(rc));
+		return 1;
+	}
+	veil_client_set_callbacks(cl, &s, on_message, on_refusal, on_lost);
+	rc = integ_connect_retry(cl, 10);
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "sub: connect %s as %s: %s\n", d->uri, d->id, veil_strerror(rc));
+		printf("sub: delivered=0 connect=%s\n", veil_errname(rc));
+		veil_client_free(&cl);
+		return 1;
+	}
+	int sub_failed = 0;
+	for (size_t i = 0; i < nf; i++) {
+		rc = veil_client_subscribe(cl, filters[i], qos);
+		if (rc != VEIL_OK) {
+			fprintf(stderr, "sub: subscribe %s: %s\n", filters[i], veil_strerror(rc));
+			printf("sub: subscribe_refused=%s err=%s\n", filters[i], veil_errname(rc));
+			sub_failed++;
+		}
+	}
+	if (ready) {
+		FILE *f = fopen(ready, "w");
+		if (f)
+			fclose(f);
+	}
+	if (sub_failed) {
+		veil_client_disconnect(cl, 1000);
+		veil_client_free(&cl);
+		return 3;
+	}
+	if (only) {
+		veil_client_disconnect(cl, 2000);
+		veil_client_free(&cl);
+		printf("sub: subscribed=%zu\n", nf);
+		return 0;
+	}
+	double until = integ_now() + timeout;
+	long reconnects = 0;
+	while (integ_now() < until) {
+		pthread_mutex_lock(&s.mu);
+		long got = s.delivered;
+		pthread_mutex_unlock(&s.mu);
+		if (expect > 0 && got >= expect)
+			break;
+		if (lost_flag && !veil_client_is_connected(cl)) {
+			/* Persistent session: the broker resends what is queued. */
+			if (integ_connect_retry(cl, until - integ_now()) == VEIL_OK) {
+				lost_flag = 0;
+				reconnects++;
+				if (!d->persistent) {
+					for (size_t i = 0; i < nf; i++)
+						(void)veil_client_subscribe(cl, filters[i], qos);
+				}
+			}
+		}
+		integ_sleep_ms(20);
+	}
+	integ_sleep_ms(linger_ms); /* late duplicates would show here */
+	struct veil_client_stats st;
+	veil_client_stats(cl, &st);
+	pthread_mutex_lock(&s.mu);
+	long unique = 0;
+	for (size_t i = 0; i < s.n_streams; i++)
+		unique += s.streams[i].unique;
+	printf("sub: delivered=%ld unique=%ld duplicates=%ld out_of_order=%ld malformed=%ld refused=%ld "
+	       "received=%llu lib_refused=%llu reconnects=%ld streams=%zu",
+	       s.delivered, unique, s.duplicates, s.out_of_order, s.malformed, s.refused,
+	       (unsigned long long)st.received, (unsigned long long)st.refused, reconnects, s.n_streams);
+	for (int e = 1; e < VEIL_STATS_ERR_SLOTS; e++) {
+		if (s.refused_by[e])
+			printf(" refused_%s=%ld", veil_errname(-e), s.refused_by[e]);
+	}
+	printf("\n");
+	bool ok = unique == expect && s.duplicates == 0 && s.out_of_order == 0 && s.malformed == 0 &&
+	          (expect_refused < 0 || s.refused == expect_refused);
+	pthread_mutex_unlock(&s.mu);
+	veil_client_disconnect(cl, 2000);
+	veil_client_free(&cl);
+	for (size_t i = 0; i < s.n_streams; i++)
+		free(s.streams[i].seen);
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: veil-integ pub|sub|load [options]\n");
+		return 2;
+	}
+	if (veil_init() != VEIL_OK)
+		return 1;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	struct integ_device d;
+	memset(&d, 0, sizeof(d));
+	if (!strcmp(argv[1], "pub"))
+		return cmd_pub(&d, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sub"))
+		return cmd_sub(&d, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "load"))
+		return integ_load_main(argc - 1, argv + 1);
+	fprintf(stderr, "veil-integ: unknown command %s\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,402 @@
+/*
+ * veil-integ load: the load and fault generator of the native suite.
+ *
+ * One process holds every client (Paho's poll loop serves them all): P
+ * publishers, S subscribers (the dashboards) and idle devices up to --clients
+ * authenticated connections. Each client has its own identity and
+ * authority-signed credential, made here from the authority key, so every
+ * connection is a real token login through the plugin. Publishers send QoS 1
+ * "p<k>-<i>" on load/<k mod S>/p<k> at --rate messages per second each for
+ * --seconds; subscriber s holds load/<s>/#. The veil_async clients reconnect
+ * by themselves (fresh token), so the broker can be killed and restarted
+ * under the traffic by the calling script.
+ *
+ * Accounting: a message counts as sent once the broker acknowledged it
+ * (PUBACK, the done callback). At the end every acknowledged message must
+ * have reached the app exactly once: lost = acked but never delivered,
+ * duplicates = delivered twice. Figures go to stdout as "load: k=v ..."; with
+ * --broker-pid the broker's RSS is sampled before, during and after traffic.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "veil/veil.h"
+#include "veil/client.h"
+#include "integ.h"
+
+struct lpub {
+	struct veil_async *a;
+	char id[64], topic[96];
+	long next;                 /* next index to publish */
+	unsigned char *acked;      /* bitmap of PUBACKed indexes */
+	_Atomic long n_acked, n_failed;
+};
+
+struct lsub {
+	struct veil_async *a;
+	char id[64], filter[64];
+	_Atomic long delivered, refused;
+};
+
+struct ack_ctx {
+	struct lpub *p;
+	long i;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct lpub *pubs;
+	long n_pubs, cap_msgs;
+	unsigned char **rcvd;      /* per publisher: delivered bitmap */
+	long duplicates, delivered, unknown, refused;
+} G = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static _Atomic long connects_ok, connects_failed;
+
+static void on_done_connect(void *ctx, int rc)
+{
+	(void)ctx;
+	if (rc == VEIL_OK)
+		connects_ok++;
+	else
+		connects_failed++;
+}
+
+static void on_ack(void *ctx, int rc)
+{
+	struct ack_ctx *a = ctx;
+	if (rc == VEIL_OK) {
+		pthread_mutex_lock(&G.mu);
+		a->p->acked[a->i / 8] |= (unsigned char)(1u << (a->i % 8));
+		pthread_mutex_unlock(&G.mu);
+		a->p->n_acked++;
+	} else {
+		a->p->n_failed++;
+	}
+	free(a);
+}
+
+static void on_msg(void *ctx, const struct veil_message *m)
+{
+	struct lsub *s = ctx;
+	s->delivered++;
+	long k = -1, i = -1;
+	if (sscanf((const char *)m->payload, "p%ld-%ld", &k, &i) != 2 || k < 0 || k >= G.n_pubs || i < 0 ||
+	    i >= G.cap_msgs) {
+		pthread_mutex_lock(&G.mu);
+		G.unknown++;
+		pthread_mutex_unlock(&G.mu);
+		return;
+	}
+	unsigned char bit = (unsigned char)(1u << (i % 8));
+	pthread_mutex_lock(&G.mu);
+	if (G.rcvd[k][i / 8] & bit)
+		G.duplicates++;
+	G.rcvd[k][i / 8] |= bit;
+	G.delivered++;
+	pthread_mutex_unlock(&G.mu);
+}
+
+static void on_refused(void *ctx, const struct veil_refusal *r)
+{
+	struct lsub *s = ctx;
+	s->refused++;
+	pthread_mutex_lock(&G.mu);
+	G.refused++;
+	pthread_mutex_unlock(&G.mu);
+}
+
+static long rss_kb(int pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	long kb = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = atol(line + 6);
+	}
+	fclose(f);
+	return kb;
+}
+
+/* Identity + credential files for one client, signed by the authority. */
+static int make_device(const struct veil_identity *auth, const char *dir, const char *id, char *key, char *cred,
+                       size_t len)
+{
+	snprintf(key, len, "%s/%s.key", dir, id);
+	snprintf(cred, len, "%s/%s.cred", dir, id);
+	struct veil_identity *d = NULL;
+	int rc = veil_identity_generate(&d);
+	if (rc != VEIL_OK)
+		return rc;
+	remove(key);
+	rc = veil_identity_save(d, key);
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(d, c.device_pk);
+	veil_identity_free(&d);
+	if (rc != VEIL_OK)
+		return rc;
+	uint64_t now = (uint64_t)time(NULL);
+	c.issued_at = now - 60;
+	c.expires_at = now + 86400;
+	snprintf(c.client_id, sizeof(c.client_id), "%s", id);
+	uint8_t buf[VEIL_CREDENTIAL_MAX];
+	size_t n = 0;
+	rc = veil_credential_issue(auth, &c, buf, sizeof(buf), &n);
+	if (rc == VEIL_OK)
+		rc = veil_credential_save(buf, n, cred);
+	return rc;
+}
+
+static int new_client(const struct veil_identity *auth, const char *dir, const char *uri, const char *keyring,
+                      const char *id, struct veil_async **out)
+{
+	char key[512], cred[512];
+	int rc = make_device(auth, dir, id, key, cred, sizeof(key));
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "load: device %s: %s\n", id, veil_strerror(rc));
+		return rc;
+	}
+	struct integ_device d = { .uri = uri, .id = id, .identity = key, .credential = cred, .keyring = keyring,
+	                          .persistent = true };
+	struct veil_client_options o;
+	MQTTClient_SSLOptions ssl;
+	integ_device_options(&d, &o, &ssl);
+	o.auto_reconnect = true;
+	o.connect_timeout_s = 30;
+	return veil_async_new(&o, out);
+}
+
+static bool wait_connected(struct veil_async **as, size_t n, double timeout)
+{
+	double until = integ_now() + timeout;
+	for (;;) {
+		size_t up = 0;
+		for (size_t i = 0; i < n; i++)
+			up += as[i] && veil_async_is_connected(as[i]);
+		if (up == n)
+			return true;
+		if (integ_now() > until) {
+			fprintf(stderr, "load: only %zu of %zu clients connected\n", up, n);
+			return false;
+		}
+		integ_sleep_ms(50);
+	}
+}
+
+int integ_load_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "uri", required_argument, NULL, 'u' },        { "authority", required_argument, NULL, 'a' },
+		{ "keyring", required_argument, NULL, 'r' },    { "dir", required_argument, NULL, 'd' },
+		{ "clients", required_argument, NULL, 'n' },    { "publishers", required_argument, NULL, 'p' },
+		{ "subscribers", required_argument, NULL, 's' }, { "rate", required_argument, NULL, 'R' },
+		{ "seconds", required_argument, NULL, 't' },    { "broker-pid", required_argument, NULL, 'b' },
+		{ "started", required_argument, NULL, 'y' },    { "drain", required_argument, NULL, 'D' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *uri = NULL, *authp = NULL, *keyring = NULL, *dir = NULL, *started = NULL;
+	long n_clients = 1000, n_pubs = 100, n_subs = 4, seconds = 60, broker_pid = 0, drain = 60;
+	double rate = 100;
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'u': uri = optarg; break;
+		case 'a': authp = optarg; break;
+		case 'r': keyring = optarg; break;
+		case 'd': dir = optarg; break;
+		case 'n': n_clients = atol(optarg); break;
+		case 'p': n_pubs = atol(optarg); break;
+		case 's': n_subs = atol(optarg); break;
+		case 'R': rate = atof(optarg); break;
+		case 't': seconds = atol(optarg); break;
+		case 'b': broker_pid = atol(optarg); break;
+		case 'y': started = optarg; break;
+		case 'D': drain = atol(optarg); break;
+		default: return 2;
+		}
+	}
+	if (!uri || !authp || !keyring || !dir || n_pubs < 1 || n_subs < 1 || n_clients < n_pubs + n_subs)
+		return 2;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	char err[512];
+	struct veil_identity *auth = NULL;
+	int rc = veil_identity_load(authp, &auth, err, sizeof(err));
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "load: %s\n", err);
+		return 1;
+	}
+	mkdir(dir, 0700);
+	G.n_pubs = n_pubs;
+	G.cap_msgs = (long)(rate * (double)seconds * 1.5) + 1000;
+	G.pubs = calloc((size_t)n_pubs, sizeof(*G.pubs));
+	G.rcvd = calloc((size_t)n_pubs, sizeof(*G.rcvd));
+	struct lsub *subs = calloc((size_t)n_subs, sizeof(*subs));
+	long n_idle = n_clients - n_pubs - n_subs;
+	struct veil_async **all = calloc((size_t)n_clients, sizeof(*all));
+	size_t n_all = 0;
+	double t_setup = integ_now();
+
+	/* Subscribers first: nothing published may miss them. */
+	for (long s = 0; s < n_subs; s++) {
+		snprintf(subs[s].id, sizeof(subs[s].id), "load-sub-%ld", s);
+		snprintf(subs[s].filter, sizeof(subs[s].filter), "load/%ld/#", s);
+		if (new_client(auth, dir, uri, keyring, subs[s].id, &subs[s].a) != VEIL_OK)
+			return 1;
+		veil_async_set_callbacks(subs[s].a, &subs[s], on_msg, on_refused, NULL);
+		veil_async_connect(subs[s].a, on_done_connect, NULL);
+		all[n_all++] = subs[s].a;
+	}
+	for (long k = 0; k < n_pubs; k++) {
+		struct lpub *p = &G.pubs[k];
+		snprintf(p->id, sizeof(p->id), "load-pub-%ld", k);
+		snprintf(p->topic, sizeof(p->topic), "load/%ld/p%ld", k % n_subs, k);
+		p->acked = calloc((size_t)G.cap_msgs / 8 + 1, 1);
+		G.rcvd[k] = calloc((size_t)G.cap_msgs / 8 + 1, 1);
+		if (new_client(auth, dir, uri, keyring, p->id, &p->a) != VEIL_OK)
+			return 1;
+		veil_async_connect(p->a, on_done_connect, NULL);
+		all[n_all++] = p->a;
+	}
+	for (long k = 0; k < n_idle; k++) {
+		char id[64];
+		snprintf(id, sizeof(id), "load-idle-%ld", k);
+		if (new_client(auth, dir, uri, keyring, id, &all[n_all]) != VEIL_OK)
+			return 1;
+		veil_async_connect(all[n_all], on_done_connect, NULL);
+		n_all++;
+		if (k % 50 == 49)
+			integ_sleep_ms(20); /* do not hit the broker's listen backlog with 900 SYNs at once */
+	}
+	veil_identity_free(&auth);
+	bool up = wait_connected(all, n_all, 120);
+	long connected = 0;
+	for (size_t i = 0; i < n_all; i++)
+		connected += veil_async_is_connected(all[i]);
+	printf("load: clients=%zu connected=%ld connect_failures=%ld setup_seconds=%.1f\n", n_all, connected,
+	       (long)connects_failed, integ_now() - t_setup);
+	if (!up)
+		return 1;
+	for (long s = 0; s < n_subs; s++) {
+		if (veil_async_subscribe(subs[s].a, subs[s].filter, 1, NULL, NULL) != VEIL_OK) {
+			fprintf(stderr, "load: subscribe %s failed\n", subs[s].filter);
+			return 1;
+		}
+	}
+	integ_sleep_ms(1000); /* SUBACKs */
+	long rss0 = broker_pid ? rss_kb((int)broker_pid) : -1, rss_mid = -1;
+	if (started) {
+		FILE *f = fopen(started, "w");
+		if (f)
+			fclose(f);
+	}
+
+	/* Traffic: every 10 ms each publisher catches up to rate * elapsed. */
+	double t0 = integ_now(), t_end = t0 + (double)seconds;
+	long not_queued = 0;
+	while (integ_now() < t_end) {
+		double due_n = (integ_now() - t0) * rate;
+		for (long k = 0; k < n_pubs; k++) {
+			struct lpub *p = &G.pubs[k];
+			while ((double)p->next < due_n && p->next < G.cap_msgs) {
+				char payload[64];
+				int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
+				struct ack_ctx *a = malloc(sizeof(*a));
+				a->p = p;
+				a->i = p->next;
+				if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) != VEIL_OK) {
+					free(a); /* not queued (disconnected): the same index is retried */
+					not_queued++;
+					break;
+				}
+				p->next++;
+			}
+		}
+		if (rss_mid < 0 && broker_pid && integ_now() > t0 + (double)seconds / 2)
+			rss_mid = rss_kb((int)broker_pid);
+		integ_sleep_ms(10);
+	}
+	double t_traffic = integ_now() - t0;
+	long rss_end_traffic = broker_pid ? rss_kb((int)broker_pid) : -1;
+
+	/* Drain: every PUBACK in, then every acknowledged message delivered. */
+	long sent = 0, acked = 0, failed = 0;
+	double until = integ_now() + (double)drain;
+	for (;;) {
+		acked = failed = sent = 0;
+		for (long k = 0; k < n_pubs; k++) {
+			sent += G.pubs[k].next;
+			acked += G.pubs[k].n_acked;
+			failed += G.pubs[k].n_failed;
+		}
+		pthread_mutex_lock(&G.mu);
+		long delivered = G.delivered;
+		pthread_mutex_unlock(&G.mu);
+		if ((acked + failed == sent && delivered >= acked) || integ_now() > until)
+			break;
+		integ_sleep_ms(100);
+	}
+	integ_sleep_ms(1000); /* late duplicates */
+	long lost = 0, unacked_delivered = 0;
+	pthread_mutex_lock(&G.mu);
+	for (long k = 0; k < n_pubs; k++) {
+		for (long i = 0; i < G.pubs[k].next; i++) {
+			unsigned char bit = (unsigned char)(1u << (i % 8));
+			bool a = G.pubs[k].acked[i / 8] & bit, r = G.rcvd[k][i / 8] & bit;
+			lost += a && !r;
+			unacked_delivered += !a && r;
+		}
+	}
+	long delivered = G.delivered, dups = G.duplicates, unknown = G.unknown, refused = G.refused;
+	pthread_mutex_unlock(&G.mu);
+	long rss_end = broker_pid ? rss_kb((int)broker_pid) : -1;
+	long still = 0;
+	for (size_t i = 0; i < n_all; i++)
+		still += veil_async_is_connected(all[i]);
+	uint64_t reconnects = 0;
+	for (size_t i = 0; i < n_all; i++) {
+		struct veil_client_stats st;
+		veil_async_stats(all[i], &st);
+		reconnects += st.connects > 1 ? st.connects - 1 : 0;
+	}
+	printf("load: publishers=%ld subscribers=%ld idle=%ld rate=%.0f seconds=%.1f sent=%ld acked=%ld "
+	       "failed=%ld not_queued_retried=%ld delivered=%ld lost=%ld duplicates=%ld unacked_delivered=%ld "
+	       "unknown=%ld refused=%ld msgs_per_s=%.0f reconnects=%llu connected_at_end=%ld\n",
+	       n_pubs, n_subs, n_idle, rate, t_traffic, sent, acked, failed, not_queued, delivered, lost, dups,
+	       unacked_delivered, unknown, refused, (double)acked / t_traffic, (unsigned long long)reconnects,
+	       still);
+	if (broker_pid)
+		printf("load: broker_rss_kb_before=%ld broker_rss_kb_mid=%ld broker_rss_kb_end_traffic=%ld "
+		       "broker_rss_kb_after_drain=%ld\n",
+		       rss0, rss_mid, rss_end_traffic, rss_end);
+	for (size_t i = 0; i < n_all; i++) {
+		veil_async_disconnect(all[i], 1000, NULL, NULL);
+	}
+	integ_sleep_ms(500);
+	for (size_t i = 0; i < n_all; i++)
+		veil_async_free(&all[i]);
+	for (long k = 0; k < n_pubs; k++) {
+		free(G.pubs[k].acked);
+		free(G.rcvd[k]);
+	}
+	free(G.pubs);
+	free(G.rcvd);
+	free(subs);
+	free(all);
+	return (lost == 0 && dups == 0 && unknown == 0 && refused == 0 && acked > 0) ? 0 : 1;
+}

@@ -1,0 +1,320 @@
+# shellcheck shell=bash
+#
+# Veil native integration harness: sourced by every integration/scenario_*.sh.
+# Owns: locating the built artifacts, temp dirs, free 127.0.0.1 ports, real
+# mosquitto brokers (config generated from mosquitto.conf.sample when it
+# exists, started and stopped by PID), key/credential/keyring generation with
+# the `veil` CLI, loopback captures, checks and figures.
+#
+# Every process a scenario starts is recorded by PID and stopped by the EXIT
+# trap: never by name. Exit codes: 0 all checks passed, 1 a check failed,
+# 77 a component the scenario needs is not built (ctest shows "Skipped": the
+# scenario is not done, it does not pass).
+
+set -euo pipefail
+
+IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+IT_NAME=$(basename "$0" .sh)
+IT_FAILS=0
+IT_CHECKS=0
+IT_PIDS=()          # background helpers (captures, subscribers): killed by PID
+declare -A IT_BROKER_PID IT_BROKER_PORT IT_BROKER_DIR IT_BROKER_CONF
+
+# ---- artifacts --------------------------------------------------------------
+# ctest passes the paths (integration/CMakeLists.txt); by hand, VEIL_BUILD_DIR
+# (default build) is searched.
+IT_BUILD=${VEIL_BUILD_DIR:-$IT_SRC/build}
+VEIL_CLI=${VEIL_CLI:-$IT_BUILD/tools/veil}
+VEIL_PLUGIN=${VEIL_PLUGIN:-$IT_BUILD/plugin/mosquitto_veil.so}
+VEIL_PRELOAD=${VEIL_PRELOAD:-$IT_BUILD/client-shim/libveil_preload.so}
+VEIL_INTEG=${VEIL_INTEG:-$IT_BUILD/integration/veil-integ}
+MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+VEIL_ASAN_RUNTIME=${VEIL_ASAN_RUNTIME:-}
+
+it_log() { printf '[%s %s] %s\n' "$IT_NAME" "$(date -u +%H:%M:%S)" "$*"; }
+# A figure line, grep-able from the ctest log: "FIGURE scenario key=value".
+it_fig() { printf 'FIGURE %s %s=%s\n' "$IT_NAME" "$1" "$2"; }
+
+# it_check "what" command...: runs the command, counts pass/fail, never exits.
+it_check() {
+	local what=$1; shift
+	IT_CHECKS=$((IT_CHECKS + 1))
+	if "$@"; then
+		printf 'PASS %s: %s\n' "$IT_NAME" "$what"
+	else
+		printf 'FAIL %s: %s\n' "$IT_NAME" "$what"
+		IT_FAILS=$((IT_FAILS + 1))
+	fi
+}
+it_fail() { IT_CHECKS=$((IT_CHECKS + 1)); IT_FAILS=$((IT_FAILS + 1)); printf 'FAIL %s: %s\n' "$IT_NAME" "$*"; }
+it_pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'PASS %s: %s\n' "$IT_NAME" "$*"; }
+
+# it_require_plugin_feature WORD...: skip (77) unless the built plugin knows
+# each option (a component that has not landed yet is reported, not faked).
+it_require_plugin_feature() {
+	local w
+	[ -f "$VEIL_PLUGIN" ] || it_skip "plugin not built ($VEIL_PLUGIN)"
+	for w in "$@"; do
+		grep -aq -- "$w" "$VEIL_PLUGIN" || it_skip "plugin has no '$w' (component not landed)"
+	done
+}
+it_require_file() { [ -e "$1" ] || it_skip "${2:-$1} not built"; }
+it_require_cmd() { "$VEIL_CLI" "$1" --help >/dev/null 2>&1 || it_skip "veil $1 not available"; }
+it_skip() { printf 'SKIP %s: %s\n' "$IT_NAME" "$*"; exit 77; }
+
+it_finish() {
+	it_fig checks "$IT_CHECKS"
+	it_fig failed "$IT_FAILS"
+	if [ "$IT_FAILS" -ne 0 ]; then
+		it_log "FAILED ($IT_FAILS of $IT_CHECKS checks); work dir kept: $IT_DIR"
+		IT_KEEP=1
+		exit 1
+	fi
+	[ "$IT_CHECKS" -gt 0 ] || { it_log "no checks ran"; exit 1; }
+	it_log "all $IT_CHECKS checks passed"
+	exit 0
+}
+
+# ---- temp dir and cleanup ---------------------------------------------------
+IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/veil-$IT_NAME.XXXXXX")
+chmod 700 "$IT_DIR"
+IT_KEEP=${VEIL_KEEP_TMP:-0}
+
+it_cleanup() {
+	local rc=$? p n
+	set +e
+	for p in "${IT_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	for n in "${!IT_BROKER_PID[@]}"; do
+		it_broker_stop "$n" >/dev/null 2>&1
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for n in "${!IT_BROKER_DIR[@]}"; do
+			echo "---- broker $n log (tail) ----"
+			tail -n 40 "${IT_BROKER_DIR[$n]}/mosquitto.log" 2>/dev/null
+		done
+		IT_KEEP=1
+	fi
+	if [ "$IT_KEEP" = 1 ]; then echo "work dir kept: $IT_DIR"; else rm -rf "$IT_DIR"; fi
+	exit "$rc"
+}
+trap it_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Remember a background PID for cleanup.
+it_bg() { IT_PIDS+=("$1"); }
+# Stop one background helper now (by PID) and wait for it.
+it_stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# ---- ports ------------------------------------------------------------------
+it_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A TCP port nothing listens on, chosen at random so parallel tests differ.
+it_free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		if ! it_port_open "$p" && ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
+			echo "$p"; return 0
+		fi
+	done
+	return 1
+}
+it_wait_port() { # port timeout_s
+	local i
+	for i in $(seq 1 $(( ${2:-10} * 20 ))); do
+		it_port_open "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---- keys, credentials, keyrings (through the real CLI) ---------------------
+IT_KEYS=$IT_DIR/keys
+mkdir -p "$IT_KEYS"
+
+it_veil() { "$VEIL_CLI" "$@"; }
+# it_authority NAME -> $IT_KEYS/NAME.key, NAME.key.pub
+it_authority() { it_veil keygen authority -o "$IT_KEYS/$1.key" >/dev/null; }
+# it_device AUTH CLIENT_ID [ROLES] [DAYS] -> $IT_KEYS/ID.key, ID.key.pub, ID.cred
+it_device() {
+	local auth=$1 id=$2 roles=${3:-} days=${4:-30}
+	it_veil keygen identity -o "$IT_KEYS/$id.key" >/dev/null
+	local args=(credential issue --authority "$IT_KEYS/$auth.key" --device-pub "$IT_KEYS/$id.key.pub"
+		--client-id "$id" --days "$days" -o "$IT_KEYS/$id.cred")
+	[ -n "$roles" ] && args+=(--roles "$roles")
+	it_veil "${args[@]}" >/dev/null
+}
+it_cred_id() { it_veil credential show "$IT_KEYS/$1.cred" | awk '/^credential id:/ {print $3}'; }
+# A fresh MQTT 3.1.1 password (username = client id) for raw clients.
+it_password() { it_veil token --identity "$IT_KEYS/$1.key" --credential "$IT_KEYS/$1.cred" --client-id "$1" --password; }
+# it_keyring FILE AUTH: starts a keyring trusting AUTH (mode 0600).
+it_keyring() {
+	local f=$1 auth=$2 pk
+	pk=$(awk '/^veil-public-key-v1/ {print $2; exit}' "$IT_KEYS/$auth.key.pub")
+	( umask 077; printf 'authority %s\n' "$pk" >"$f" )
+}
+# it_topic_key FILE FILTER ID [send]: appends a fresh key line.
+it_topic_key() {
+	local f=$1 filter=$2 id=$3 send=${4:-}
+	if [ "$send" = send ]; then it_veil keygen topic-key --filter "$filter" --id "$id" --send >>"$f"
+	else it_veil keygen topic-key --filter "$filter" --id "$id" >>"$f"; fi
+}
+
+# ---- brokers ----------------------------------------------------------------
+# it_broker_conf NAME PORT EXTRA: writes DIR/mosquitto.conf. The general
+# settings come from the project's mosquitto.conf.sample when it exists (its
+# listeners, plugin paths and persistence location are replaced by ours);
+# EXTRA (a string, may be empty; %DIR% and %PORT% substituted) follows.
+it_broker_conf() {
+	local name=$1 port=$2 extra=${3:-} dir
+	dir=$IT_DIR/broker-$name
+	mkdir -p "$dir"
+	local conf=$dir/mosquitto.conf
+	{
+		echo "# generated by integration/lib.sh for $IT_NAME"
+		if [ -f "$IT_SRC/mosquitto.conf.sample" ]; then
+			echo "# general settings from mosquitto.conf.sample"
+			grep -Ev '^[[:space:]]*(#|$|listener|port|bind_address|socket_domain|plugin|auth_plugin|persistence|persistence_location|persistence_file|autosave|log_dest|log_type|pid_file|user|certfile|keyfile|cafile|require_certificate|password_file|acl_file|allow_anonymous|include_dir|connection |address|topic |remote_|cleansession|bridge_|try_private|notifications|start_type|restart_timeout)' \
+				"$IT_SRC/mosquitto.conf.sample" || true
+		fi
+		echo "per_listener_settings false"
+		# Run as whoever runs the test (as root, mosquitto would switch to
+		# the "mosquitto" user and could not write the private temp dir).
+		echo "user $(id -un)"
+		echo "listener $port 127.0.0.1"
+		echo "allow_anonymous false"
+		echo "log_dest file $dir/mosquitto.log"
+		echo "log_type error"
+		echo "log_type warning"
+		echo "log_type notice"
+		echo "log_type information"
+		echo "connection_messages true"
+		echo "log_timestamp true"
+		echo "persistence_location $dir/"
+		printf '%s\n' "$extra" | sed -e "s|%DIR%|$dir|g" -e "s|%PORT%|$port|g"
+	} >"$conf"
+	IT_BROKER_DIR[$name]=$dir
+	IT_BROKER_PORT[$name]=$port
+	IT_BROKER_CONF[$name]=$conf
+}
+
+# it_plugin_conf AUTHORITY_PUB ACL_FILE [more plugin_opt lines...]: the plugin
+# block most scenarios use.
+it_plugin_conf() {
+	local auth=$1 acl=$2; shift 2
+	echo "plugin $VEIL_PLUGIN"
+	echo "plugin_opt_authority_file $auth"
+	[ -n "$acl" ] && echo "plugin_opt_acl_file $acl"
+	local l
+	for l in "$@"; do echo "$l"; done
+}
+
+it__spawn_broker() {
+	local name=$1 dir=${IT_BROKER_DIR[$1]}
+	if [ -n "$VEIL_ASAN_RUNTIME" ]; then
+		LD_PRELOAD=$VEIL_ASAN_RUNTIME ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+			"$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
+	else
+		"$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
+	fi
+	IT_BROKER_PID[$name]=$!
+	local i
+	for i in $(seq 1 200); do
+		if it_port_open "${IT_BROKER_PORT[$name]}"; then return 0; fi
+		if ! kill -0 "${IT_BROKER_PID[$name]}" 2>/dev/null; then break; fi
+		sleep 0.05
+	done
+	echo "broker $name did not start; log:" >&2
+	tail -n 30 "$dir/mosquitto.log" "$dir/stdout.log" >&2 2>/dev/null || true
+	unset "IT_BROKER_PID[$name]"
+	return 1
+}
+
+# it_broker_start NAME EXTRA [PORT]: config + start; waits for the port.
+it_broker_start() {
+	local port=${3:-}
+	[ -n "$port" ] || port=$(it_free_port)
+	it_broker_conf "$1" "$port" "${2:-}"
+	it__spawn_broker "$1"
+}
+it_broker_restart() { it__spawn_broker "$1"; }
+it_broker_port() { echo "${IT_BROKER_PORT[$1]}"; }
+it_broker_dir() { echo "${IT_BROKER_DIR[$1]}"; }
+it_broker_log() { echo "${IT_BROKER_DIR[$1]}/mosquitto.log"; }
+it_broker_pid() { echo "${IT_BROKER_PID[$1]:-}"; }
+it_broker_alive() { local p=${IT_BROKER_PID[$1]:-}; [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# SIGTERM by PID, wait up to 5 s, then SIGKILL. Mosquitto saves persistence on SIGTERM.
+it_broker_stop() {
+	local name=$1 pid=${IT_BROKER_PID[$1]:-} i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	unset "IT_BROKER_PID[$name]"
+}
+# SIGKILL by PID: no clean shutdown, no final persistence save.
+it_broker_kill() {
+	local name=$1 pid=${IT_BROKER_PID[$1]:-}
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	unset "IT_BROKER_PID[$name]"
+}
+it_broker_reload() { kill -HUP "${IT_BROKER_PID[$1]}"; }
+# Resident set size of the broker in KiB.
+it_broker_rss() { awk '/^VmRSS:/ {print $2}' "/proc/${IT_BROKER_PID[$1]}/status"; }
+# it_log_count NAME REGEX: lines of the broker log matching REGEX.
+it_log_count() { grep -Ec -- "$2" "$(it_broker_log "$1")" || true; }
+# it_log_wait NAME REGEX TIMEOUT_S
+it_log_wait() {
+	local i
+	for i in $(seq 1 $(( ${3:-5} * 10 ))); do
+		grep -Eq -- "$2" "$(it_broker_log "$1")" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---- clients ----------------------------------------------------------------
+# it_client_conf FILE CLIENT_ID KEYRING [STATE_DIR]: a libveil/preload client config.
+it_client_conf() {
+	local f=$1 id=$2 kr=$3 st=${4:-}
+	{
+		echo "identity $IT_KEYS/$id.key"
+		echo "credential $IT_KEYS/$id.cred"
+		echo "keyring $kr"
+		echo "client_id $id"
+		[ -n "$st" ] && echo "state_dir $st"
+		echo "log stderr"
+	} >"$f"
+	chmod 600 "$f"
+}
+# it_integ ARGS...: the C test client (integration/integ_client.c) for device ID
+# with its key files; ARGS are passed through.
+it_integ() {
+	"$VEIL_INTEG" "$@"
+}
+# Arguments naming a device's files for veil-integ.
+it_dev_args() { # ID KEYRING
+	echo "--id $1 --identity $IT_KEYS/$1.key --credential $IT_KEYS/$1.cred --keyring $2 --mqtt ${VEIL_IT_MQTT:-5}"
+}
+
+# ---- captures ---------------------------------------------------------------
+# it_capture_start FILE PORT...: tcpdump on lo, only the given ports.
+it_capture_start() {
+	local f=$1; shift
+	local filter="" p
+	for p in "$@"; do filter="${filter:+$filter or }port $p"; done
+	tcpdump -i lo -U -s 0 -w "$f" "$filter" >"$f.log" 2>&1 &
+	IT_CAPTURE_PID=$!
+	it_bg "$IT_CAPTURE_PID"
+	local i
+	for i in $(seq 1 100); do grep -q 'listening on' "$f.log" 2>/dev/null && return 0; sleep 0.05; done
+	return 1
+}
+it_capture_stop() { sleep 0.5; it_stop_pid "$IT_CAPTURE_PID"; }
+
+# it_file_lacks FILE STRING: true if STRING (bytes) does not occur in FILE.
+it_file_lacks() { ! grep -aFq -- "$2" "$1"; }
