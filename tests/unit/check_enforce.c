@@ -1,0 +1,175 @@
+/*
+ * Tests for plugin/enforce.c with real envelopes sealed by the core
+ * (veil_envelope_seal) and real Ed25519 identities: a good unsigned and a
+ * good signed envelope pass; plaintext, truncated, trailing garbage, wrong
+ * sender (another client's id), unsigned on a signed topic, a signature by
+ * another key, a tampered ciphertext and a re-routed topic are refused.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "veil/veil.h"
+#include "veil/envelope.h"
+#include "veil/identity.h"
+
+#include "enforce.h"
+#include "topic.h"
+
+static struct veil_identity *authority, *alice, *mallory;
+static uint8_t alice_pk[VEIL_PK_BYTES], mallory_pk[VEIL_PK_BYTES];
+static uint8_t alice_sid[VEIL_SENDER_ID_BYTES], mallory_sid[VEIL_SENDER_ID_BYTES];
+static uint8_t alice_cred[VEIL_CREDENTIAL_MAX];
+static size_t alice_cred_len;
+static uint8_t key[VEIL_KEY_BYTES];
+
+static void setup(void)
+{
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&authority), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&alice), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&mallory), VEIL_OK);
+	veil_identity_public(alice, alice_pk);
+	veil_identity_public(mallory, mallory_pk);
+	veil_sender_id(alice_pk, alice_sid);
+	veil_sender_id(mallory_pk, mallory_sid);
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	c.issued_at = 1;
+	c.expires_at = 4000000000ULL;
+	memcpy(c.device_pk, alice_pk, VEIL_PK_BYTES);
+	strcpy(c.client_id, "alice");
+	ck_assert_int_eq(veil_credential_issue(authority, &c, alice_cred, sizeof(alice_cred), &alice_cred_len), VEIL_OK);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+}
+
+static void teardown(void)
+{
+	veil_identity_free(&authority);
+	veil_identity_free(&alice);
+	veil_identity_free(&mallory);
+}
+
+/* Seal "hello" on topic as sender sid, signed by signer (NULL: unsigned). */
+static size_t seal(const char *topic, const uint8_t sid[VEIL_SENDER_ID_BYTES], const struct veil_identity *signer,
+                   uint8_t *out, size_t cap)
+{
+	struct veil_seal_params p;
+	memset(&p, 0, sizeof(p));
+	p.key = key;
+	p.key_id = 42;
+	memcpy(p.sender, sid, VEIL_SENDER_ID_BYTES);
+	p.seq = 1;
+	p.signer = signer;
+	p.credential = signer ? alice_cred : NULL;
+	p.credential_len = signer ? alice_cred_len : 0;
+	size_t n = 0;
+	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)"hello", 5, out, cap, &n), VEIL_OK);
+	return n;
+}
+
+static enum vp_refuse check(const char *topic, const uint8_t *buf, size_t len, uint8_t attrs, bool identity)
+{
+	struct vp_enforce_in in = {
+		.topic = topic,
+		.payload = buf,
+		.len = len,
+		.retain = false,
+		.attrs = attrs,
+		.max_payload = 0,
+		.has_identity = identity,
+		.sender_id = identity ? alice_sid : NULL,
+		.device_pk = identity ? alice_pk : NULL,
+	};
+	return vp_enforce__check(&in);
+}
+
+#define ENC VP_ATTR_ENCRYPTED
+#define SIG (VP_ATTR_ENCRYPTED | VP_ATTR_SIGNED)
+
+START_TEST(good_envelopes)
+{
+	uint8_t buf[2048];
+	size_t n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NONE);
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NONE);
+	ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_NONE);
+	/* Unprotected topic: anything goes, even without identity. */
+	ck_assert_int_eq(check("p", (const uint8_t *)"plain", 5, 0, false), VP_REFUSE_NONE);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+	uint8_t buf[2048];
+	ck_assert_int_eq(check("s/t", (const uint8_t *)"plaintext!", 10, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	ck_assert_int_eq(check("s/t", (const uint8_t *)"", 0, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	size_t n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
+	/* Truncated at several points, and trailing garbage on a signed one. */
+	ck_assert_int_eq(check("s/t", buf, 1, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	ck_assert_int_eq(check("s/t", buf, VEIL_HEADER_BYTES, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	ck_assert_int_eq(check("s/t", buf, VEIL_OVERHEAD - 1, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	buf[0] = 2; /* unknown version */
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	/* Client without identity (anonymous / password login). */
+	n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, ENC, false), VP_REFUSE_NO_IDENTITY);
+	/* Wrong sender: a client claims another client's sender id. */
+	n = seal("s/t", mallory_sid, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_WRONG_SENDER);
+	/* Unsigned on a signed topic. */
+	n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_UNSIGNED);
+	/* Signed by another key while claiming alice's id. */
+	n = seal("s/t", alice_sid, mallory, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NONE); /* structure only */
+	ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_BAD_SIGNATURE);
+	/* Tampered ciphertext and a message moved to another topic. */
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	buf[VEIL_HEADER_BYTES + 1] ^= 1;
+	ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_BAD_SIGNATURE);
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/other", buf, n, SIG, true), VP_REFUSE_BAD_SIGNATURE);
+	/* Trailing bytes after a signed envelope. */
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	buf[n] = 0;
+	ck_assert_int_ne(check("s/t", buf, n + 1, SIG, true), VP_REFUSE_NONE);
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_WRONG_SENDER), "wrong-sender");
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_NOT_ENVELOPE), "not-envelope");
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_BAD_SIGNATURE), "bad-signature");
+}
+END_TEST
+
+START_TEST(retain_clear_and_size)
+{
+	struct vp_enforce_in in = { .topic = "s/t", .payload = NULL, .len = 0, .retain = true, .attrs = SIG };
+	ck_assert_int_eq(vp_enforce__check(&in), VP_REFUSE_NONE); /* deleting a retained message */
+	in.retain = false;
+	ck_assert_int_eq(vp_enforce__check(&in), VP_REFUSE_NO_IDENTITY);
+	/* max_payload applies to every topic, protected or not. */
+	uint8_t big[300] = { 0 };
+	struct vp_enforce_in s = { .topic = "p", .payload = big, .len = sizeof(big), .max_payload = 256 };
+	ck_assert_int_eq(vp_enforce__check(&s), VP_REFUSE_TOO_LARGE);
+	s.len = 256;
+	ck_assert_int_eq(vp_enforce__check(&s), VP_REFUSE_NONE);
+	ck_assert_int_eq(vp_enforce__check(NULL), VP_REFUSE_NOT_ENVELOPE);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("enforce");
+	TCase *tc = tcase_create("envelopes");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, good_envelopes);
+	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, retain_clear_and_size);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
