@@ -129,6 +129,19 @@ struct veil_client_stats {
 	int last_mqtt_rc;             /* last non-zero Paho return or reason code */
 };
 
+/* ---- the client config file ---- */
+
+/* Fill the file-related fields of *o (identity_path, credential_path,
+ * keyring_path, state_dir, client_id, auth, sign_all) from a client config
+ * file (the format libveil_preload.so reads; docs/SHIM.md). Other fields are
+ * left as they are. The strings live in *cfg: keep it until the client is
+ * created, then veil_client_config_free. err (may be NULL) gets
+ * "path:line: reason". Errors: IO, PARSE, TOO_LARGE, NOMEM, INVAL. */
+struct veil_client_config;
+VEIL_EXPORT int veil_client_config_load(const char *path, struct veil_client_options *o,
+                                        struct veil_client_config **cfg, char *err, size_t errlen);
+VEIL_EXPORT void veil_client_config_free(struct veil_client_config **cfg);
+
 /* ---- synchronous client (MQTTClient) ---- */
 
 struct veil_client;

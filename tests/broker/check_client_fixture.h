@@ -25,6 +25,8 @@
 #include "broker.h"
 
 #define FX_MAX_MSGS 64
+/* Not every test program uses every helper. */
+#define FX_FN static __attribute__((unused))
 
 struct fx {
 	char dir[256];
@@ -36,12 +38,12 @@ struct fx {
 	char keyring_nosign[300];    /* same keys, 'secure/#' without the signed policy */
 };
 
-static void fx_b64(char *out, size_t cap, const uint8_t *in, size_t n)
+FX_FN void fx_b64(char *out, size_t cap, const uint8_t *in, size_t n)
 {
 	sodium_bin2base64(out, cap, in, n, sodium_base64_VARIANT_ORIGINAL);
 }
 
-static void fx_write_keyring(struct fx *f, const char *path, bool secure_signed)
+FX_FN void fx_write_keyring(struct fx *f, const char *path, bool secure_signed)
 {
 	uint8_t apk[VEIL_PK_BYTES];
 	veil_identity_public(f->authority, apk);
@@ -60,7 +62,7 @@ static void fx_write_keyring(struct fx *f, const char *path, bool secure_signed)
 }
 
 /* Identity and credential for client_id: <dir>/<id>.key and <dir>/<id>.cred. */
-static void fx_device(struct fx *f, const char *client_id)
+FX_FN void fx_device(struct fx *f, const char *client_id)
 {
 	struct veil_identity *id = NULL;
 	ck_assert_int_eq(veil_identity_generate(&id), VEIL_OK);
@@ -81,7 +83,7 @@ static void fx_device(struct fx *f, const char *client_id)
 	veil_identity_free(&id);
 }
 
-static void fx_setup(struct fx *f)
+FX_FN void fx_setup(struct fx *f)
 {
 	memset(f, 0, sizeof(*f));
 	ck_assert_int_eq(veil_init(), VEIL_OK);
@@ -98,7 +100,7 @@ static void fx_setup(struct fx *f)
 	snprintf(f->uri, sizeof(f->uri), "tcp://127.0.0.1:%d", f->broker.port);
 }
 
-static void fx_teardown(struct fx *f)
+FX_FN void fx_teardown(struct fx *f)
 {
 	test_broker_stop(&f->broker);
 	test_broker_cleanup(&f->broker);
@@ -115,7 +117,7 @@ struct fx_opts {
 	char key[400], cred[400], state[400];
 };
 
-static void fx_options(struct fx *f, struct fx_opts *fo, const char *client_id, int mqtt_version,
+FX_FN void fx_options(struct fx *f, struct fx_opts *fo, const char *client_id, int mqtt_version,
                        const char *state)
 {
 	memset(fo, 0, sizeof(*fo));
@@ -162,20 +164,20 @@ struct fx_sink {
 	size_t lost;
 };
 
-static void fx_sink_init(struct fx_sink *s)
+FX_FN void fx_sink_init(struct fx_sink *s)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 }
 
-static void fx_sink_destroy(struct fx_sink *s)
+FX_FN void fx_sink_destroy(struct fx_sink *s)
 {
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 }
 
-static void fx_on_message(void *ctx, const struct veil_message *m)
+FX_FN void fx_on_message(void *ctx, const struct veil_message *m)
 {
 	struct fx_sink *s = ctx;
 	pthread_mutex_lock(&s->lock);
@@ -206,7 +208,7 @@ static void fx_on_message(void *ctx, const struct veil_message *m)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void fx_on_refusal(void *ctx, const struct veil_refusal *r)
+FX_FN void fx_on_refusal(void *ctx, const struct veil_refusal *r)
 {
 	struct fx_sink *s = ctx;
 	pthread_mutex_lock(&s->lock);
@@ -218,7 +220,7 @@ static void fx_on_refusal(void *ctx, const struct veil_refusal *r)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static void fx_on_lost(void *ctx, const char *cause)
+FX_FN void fx_on_lost(void *ctx, const char *cause)
 {
 	struct fx_sink *s = ctx;
 	(void)cause;
@@ -229,7 +231,7 @@ static void fx_on_lost(void *ctx, const char *cause)
 }
 
 /* Wait until *counter >= want (messages, refusals, losses); false on timeout. */
-static bool fx_wait(struct fx_sink *s, const size_t *counter, size_t want, int timeout_ms)
+FX_FN bool fx_wait(struct fx_sink *s, const size_t *counter, size_t want, int timeout_ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -248,7 +250,7 @@ static bool fx_wait(struct fx_sink *s, const size_t *counter, size_t want, int t
 	return ok;
 }
 
-static void fx_sleep_ms(int ms)
+FX_FN void fx_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
@@ -265,7 +267,7 @@ struct fx_plain {
 	size_t n;
 };
 
-static int fx_plain_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
+FX_FN int fx_plain_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
 {
 	struct fx_plain *p = ctx;
 	(void)topic_len;
@@ -283,13 +285,13 @@ static int fx_plain_arrived(void *ctx, char *topic, int topic_len, MQTTClient_me
 	return 1;
 }
 
-static void fx_plain_lost(void *ctx, char *cause)
+FX_FN void fx_plain_lost(void *ctx, char *cause)
 {
 	(void)ctx;
 	(void)cause;
 }
 
-static void fx_plain_connect(struct fx *f, struct fx_plain *p, const char *client_id, const char *sub)
+FX_FN void fx_plain_connect(struct fx *f, struct fx_plain *p, const char *client_id, const char *sub)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
@@ -303,14 +305,14 @@ static void fx_plain_connect(struct fx *f, struct fx_plain *p, const char *clien
 	}
 }
 
-static void fx_plain_publish(struct fx_plain *p, const char *topic, const void *payload, size_t len)
+FX_FN void fx_plain_publish(struct fx_plain *p, const char *topic, const void *payload, size_t len)
 {
 	MQTTClient_deliveryToken dt;
 	ck_assert_int_eq(MQTTClient_publish(p->mc, topic, (int)len, payload, 1, 0, &dt), MQTTCLIENT_SUCCESS);
 	ck_assert_int_eq(MQTTClient_waitForCompletion(p->mc, dt, 5000), MQTTCLIENT_SUCCESS);
 }
 
-static size_t fx_plain_count(struct fx_plain *p)
+FX_FN size_t fx_plain_count(struct fx_plain *p)
 {
 	pthread_mutex_lock(&p->lock);
 	size_t n = p->n;
@@ -319,7 +321,7 @@ static size_t fx_plain_count(struct fx_plain *p)
 }
 
 /* True if any captured payload contains needle. */
-static bool fx_plain_saw(struct fx_plain *p, const void *needle, size_t len)
+FX_FN bool fx_plain_saw(struct fx_plain *p, const void *needle, size_t len)
 {
 	bool saw = false;
 	pthread_mutex_lock(&p->lock);
@@ -329,7 +331,7 @@ static bool fx_plain_saw(struct fx_plain *p, const void *needle, size_t len)
 	return saw;
 }
 
-static void fx_plain_close(struct fx_plain *p)
+FX_FN void fx_plain_close(struct fx_plain *p)
 {
 	if (MQTTClient_isConnected(p->mc))
 		MQTTClient_disconnect(p->mc, 1000);

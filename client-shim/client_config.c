@@ -1,0 +1,63 @@
+/*
+ * veil_client_config_load: libveil's public door to the client config file
+ * parser (config.c, shared with the preload). Only maps parsed values onto
+ * struct veil_client_options; the parsing rules live in config.c.
+ */
+#include <stdlib.h>
+
+#include "config.h"
+#include "shim.h"
+
+struct veil_client_config {
+	struct veil_config c;
+};
+
+int veil_client_config_load(const char *path, struct veil_client_options *o, struct veil_client_config **cfg,
+                            char *err, size_t errlen)
+{
+	if (!path || !o || !cfg)
+		return VEIL_ERR_INVAL;
+	*cfg = NULL;
+	struct veil_client_config *k = calloc(1, sizeof(*k));
+	if (!k)
+		return VEIL_ERR_NOMEM;
+	int rc = veil_config_load(path, &k->c, err, errlen);
+	if (rc != VEIL_OK) {
+		veil_config_free(&k->c);
+		free(k);
+		return rc;
+	}
+	if (k->c.identity)
+		o->identity_path = k->c.identity;
+	if (k->c.credential)
+		o->credential_path = k->c.credential;
+	if (k->c.keyring)
+		o->keyring_path = k->c.keyring;
+	if (k->c.state_dir)
+		o->state_dir = k->c.state_dir;
+	if (k->c.client_id)
+		o->client_id = k->c.client_id;
+	switch (k->c.auth) {
+	case VEIL_CONFIG_AUTH_PASSWORD:
+		o->auth = VEIL_AUTH_PASSWORD;
+		break;
+	case VEIL_CONFIG_AUTH_NONE:
+		o->auth = VEIL_AUTH_NONE;
+		break;
+	default:
+		o->auth = VEIL_AUTH_TOKEN;
+		break;
+	}
+	o->sign_all = k->c.sign == VEIL_CONFIG_SIGN_ALWAYS;
+	*cfg = k;
+	return VEIL_OK;
+}
+
+void veil_client_config_free(struct veil_client_config **cfg)
+{
+	if (!cfg || !*cfg)
+		return;
+	veil_config_free(&(*cfg)->c);
+	free(*cfg);
+	*cfg = NULL;
+}

@@ -1,0 +1,350 @@
+/*
+ * Integration tests for the asynchronous libveil client (client-shim/async.c)
+ * against a real Mosquitto: round trips over MQTT 5 and 3.1.1 at QoS 0/1/2
+ * with completion callbacks, publishing from several threads at once while
+ * Paho delivers on its own thread, refusal of the Veil Authentication Method
+ * by a broker without the plugin, and automatic reconnect (fresh login) after
+ * a broker restart.
+ */
+#define _GNU_SOURCE
+#include "check_client_fixture.h"
+
+static struct fx F;
+
+static void setup(void)
+{
+	fx_setup(&F);
+	fx_device(&F, "sensor-1");
+	fx_device(&F, "dash-1");
+}
+
+static void teardown(void)
+{
+	fx_teardown(&F);
+}
+
+/* Completion results of async requests. */
+struct done {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t n, n_ok;
+	int last;
+};
+
+static void done_init(struct done *d)
+{
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+}
+
+static void on_done(void *ctx, int rc)
+{
+	struct done *d = ctx;
+	pthread_mutex_lock(&d->lock);
+	d->n++;
+	if (rc == VEIL_OK)
+		d->n_ok++;
+	d->last = rc;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool done_wait(struct done *d, size_t want, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 10) {
+		pthread_mutex_lock(&d->lock);
+		bool ok = d->n >= want;
+		pthread_mutex_unlock(&d->lock);
+		if (ok)
+			return true;
+		fx_sleep_ms(10);
+	}
+	return false;
+}
+
+static struct veil_async *async_up(struct fx_opts *fo, struct fx_sink *sink)
+{
+	struct veil_async *a = NULL;
+	ck_assert_int_eq(veil_async_new(&fo->o, &a), VEIL_OK);
+	if (sink)
+		ck_assert_int_eq(veil_async_set_callbacks(a, sink, fx_on_message, fx_on_refusal, fx_on_lost), VEIL_OK);
+	struct done d;
+	done_init(&d);
+	ck_assert_int_eq(veil_async_connect(a, on_done, &d), VEIL_OK);
+	ck_assert(done_wait(&d, 1, 5000));
+	ck_assert_int_eq(d.last, VEIL_OK);
+	ck_assert(veil_async_is_connected(a));
+	return a;
+}
+
+static void roundtrip(int version)
+{
+	struct fx_opts po, so;
+	fx_options(&F, &po, "sensor-1", version, "sensor-state");
+	fx_options(&F, &so, "dash-1", version, "dash-state");
+	struct fx_sink sink;
+	fx_sink_init(&sink);
+	struct fx_plain eve;
+	fx_plain_connect(&F, &eve, "eve", "#");
+	struct veil_async *sub = async_up(&so, &sink);
+	struct done sd;
+	done_init(&sd);
+	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 2, on_done, &sd), VEIL_OK);
+	ck_assert(done_wait(&sd, 1, 5000));
+	ck_assert_int_eq(sd.last, VEIL_OK);
+	struct veil_async *pub = async_up(&po, NULL);
+
+	struct done pd;
+	done_init(&pd);
+	static const char *texts[3] = { "async qos 0 payload", "async qos 1 payload", "async qos 2 payload" };
+	for (int qos = 0; qos <= 2; qos++)
+		ck_assert_int_eq(veil_async_publish(pub, "sensors/x", texts[qos], strlen(texts[qos]), qos, qos == 2,
+		                                    on_done, &pd),
+		                 VEIL_OK);
+	ck_assert(done_wait(&pd, 3, 5000));
+	ck_assert_uint_eq(pd.n_ok, 3);
+	ck_assert(fx_wait(&sink, &sink.n, 3, 5000));
+	/* QoS 0/1/2 may overtake each other on the wire: match by content. */
+	for (int qos = 0; qos <= 2; qos++) {
+		bool found = false;
+		for (size_t i = 0; i < sink.n; i++) {
+			struct fx_msg *m = &sink.msgs[i];
+			if (m->len == strlen(texts[qos]) && memcmp(m->payload, texts[qos], m->len) == 0) {
+				found = true;
+				ck_assert_int_eq(m->qos, qos);
+				ck_assert(!m->retained); /* live delivery of a retained publish */
+			}
+		}
+		ck_assert_msg(found, "qos %d message not delivered", qos);
+		ck_assert(!fx_plain_saw(&eve, texts[qos], strlen(texts[qos])));
+	}
+	ck_assert(!fx_plain_saw(&eve, "payload", 7));
+	/* Retained through the async client too. */
+	struct fx_sink sink2;
+	fx_sink_init(&sink2);
+	struct fx_opts so2;
+	fx_options(&F, &so2, "dash-1", version, NULL);
+	so2.o.client_id = "dash-1-late";
+	struct veil_async *late = async_up(&so2, &sink2);
+	ck_assert_int_eq(veil_async_subscribe(late, "sensors/#", 1, NULL, NULL), VEIL_OK);
+	ck_assert(fx_wait(&sink2, &sink2.n, 1, 5000));
+	ck_assert(sink2.msgs[0].retained);
+	ck_assert(memcmp(sink2.msgs[0].payload, texts[2], strlen(texts[2])) == 0);
+
+	struct done dd;
+	done_init(&dd);
+	ck_assert_int_eq(veil_async_disconnect(pub, 1000, on_done, &dd), VEIL_OK);
+	ck_assert(done_wait(&dd, 1, 5000));
+	ck_assert_int_eq(dd.last, VEIL_OK);
+	veil_async_free(&pub);
+	ck_assert_ptr_null(pub);
+	veil_async_free(&sub);
+	veil_async_free(&late);
+	fx_plain_close(&eve);
+	fx_sink_destroy(&sink);
+	fx_sink_destroy(&sink2);
+}
+
+START_TEST(test_async_roundtrip_v5)
+{
+	roundtrip(VEIL_MQTT_5);
+}
+END_TEST
+
+START_TEST(test_async_roundtrip_311)
+{
+	roundtrip(VEIL_MQTT_311);
+}
+END_TEST
+
+START_TEST(test_async_auth_method_refused)
+{
+	struct fx_opts po;
+	fx_options(&F, &po, "sensor-1", VEIL_MQTT_5, NULL);
+	po.o.auth = VEIL_AUTH_TOKEN;
+	struct veil_async *a = NULL;
+	ck_assert_int_eq(veil_async_new(&po.o, &a), VEIL_OK);
+	struct done d;
+	done_init(&d);
+	ck_assert_int_eq(veil_async_connect(a, on_done, &d), VEIL_OK);
+	ck_assert(done_wait(&d, 1, 5000));
+	ck_assert_int_eq(d.last, VEIL_ERR_AUTH);
+	struct veil_client_stats st;
+	veil_async_stats(a, &st);
+	ck_assert_int_eq(st.last_mqtt_rc, MQTTREASONCODE_BAD_AUTHENTICATION_METHOD);
+	ck_assert_uint_eq(st.connects, 0);
+	veil_async_free(&a);
+}
+END_TEST
+
+#define THREADS 4
+#define PER_THREAD 25
+
+struct pub_arg {
+	struct veil_async *a;
+	int index;
+	int failures;
+};
+
+static void *publisher(void *p)
+{
+	struct pub_arg *arg = p;
+	for (int i = 0; i < PER_THREAD; i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "thread %d message %d", arg->index, i);
+		if (veil_async_publish(arg->a, "sensors/mt", text, strlen(text), 1, false, NULL, NULL) != VEIL_OK)
+			arg->failures++;
+	}
+	return NULL;
+}
+
+START_TEST(test_async_threads)
+{
+	struct fx_opts po, so;
+	fx_options(&F, &po, "sensor-1", VEIL_MQTT_5, "sensor-state");
+	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, "dash-state");
+	struct fx_sink sink;
+	fx_sink_init(&sink);
+	struct veil_async *sub = async_up(&so, &sink);
+	struct done sd;
+	done_init(&sd);
+	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 1, on_done, &sd), VEIL_OK);
+	ck_assert(done_wait(&sd, 1, 5000));
+	struct veil_async *pub = async_up(&po, NULL);
+	pthread_t t[THREADS];
+	struct pub_arg args[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		args[i] = (struct pub_arg){ pub, i, 0 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, publisher, &args[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(args[i].failures, 0);
+	}
+	/* FX_MAX_MSGS caps what the sink stores; the stats count everything. */
+	struct veil_client_stats st;
+	for (int i = 0; i < 500; i++) {
+		veil_async_stats(sub, &st);
+		if (st.delivered >= THREADS * PER_THREAD)
+			break;
+		fx_sleep_ms(10);
+	}
+	ck_assert_uint_eq(st.delivered, THREADS * PER_THREAD);
+	ck_assert_uint_eq(st.refused, 0);
+	/* Every sequence number was handed out once. */
+	for (size_t i = 0; i < sink.n; i++)
+		for (size_t j = i + 1; j < sink.n; j++)
+			ck_assert(sink.msgs[i].seq != sink.msgs[j].seq);
+	veil_async_stats(pub, &st);
+	ck_assert_uint_eq(st.published_sealed, THREADS * PER_THREAD);
+	veil_async_free(&pub);
+	veil_async_free(&sub);
+	fx_sink_destroy(&sink);
+}
+END_TEST
+
+struct resub {
+	struct veil_async *a;
+	struct done d;
+};
+
+/* Clean sessions lose subscriptions: resubscribe on every (re)connect. */
+static void on_connected(void *ctx, int rc)
+{
+	struct resub *r = ctx;
+	if (rc == VEIL_OK && veil_async_subscribe(r->a, "sensors/#", 1, NULL, NULL) == VEIL_OK)
+		on_done(&r->d, VEIL_OK);
+}
+
+static void auto_reconnect(int version)
+{
+	struct fx_opts po, so;
+	fx_options(&F, &po, "sensor-1", version, NULL);
+	fx_options(&F, &so, "dash-1", version, NULL);
+	po.o.auto_reconnect = true;
+	so.o.auto_reconnect = true;
+	struct fx_sink sink;
+	fx_sink_init(&sink);
+	struct veil_async *sub = NULL;
+	ck_assert_int_eq(veil_async_new(&so.o, &sub), VEIL_OK);
+	ck_assert_int_eq(veil_async_set_callbacks(sub, &sink, fx_on_message, fx_on_refusal, fx_on_lost), VEIL_OK);
+	struct resub rs;
+	rs.a = sub;
+	done_init(&rs.d);
+	ck_assert_int_eq(veil_async_set_connected(sub, on_connected, &rs), VEIL_OK);
+	ck_assert_int_eq(veil_async_connect(sub, NULL, NULL), VEIL_OK);
+	ck_assert(done_wait(&rs.d, 1, 5000));
+	struct veil_async *pub = async_up(&po, NULL);
+	fx_sleep_ms(100);
+
+	ck_assert_int_eq(test_broker_stop(&F.broker), 0);
+	ck_assert(fx_wait(&sink, &sink.lost, 1, 5000));
+	ck_assert_int_eq(test_broker_restart(&F.broker), 0);
+	/* Both come back on their own, each with a fresh login. */
+	ck_assert(done_wait(&rs.d, 2, 15000));
+	for (int i = 0; i < 1500 && !veil_async_is_connected(pub); i++)
+		fx_sleep_ms(10);
+	ck_assert(veil_async_is_connected(pub));
+	fx_sleep_ms(100);
+	struct done pd;
+	done_init(&pd);
+	ck_assert_int_eq(veil_async_publish(pub, "sensors/r", "back again", 10, 1, false, on_done, &pd), VEIL_OK);
+	ck_assert(done_wait(&pd, 1, 5000));
+	ck_assert_int_eq(pd.last, VEIL_OK);
+	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
+	ck_assert(memcmp(sink.msgs[0].payload, "back again", 10) == 0);
+	struct veil_client_stats st;
+	veil_async_stats(pub, &st);
+	ck_assert_uint_eq(st.connects, 2);
+	veil_async_stats(sub, &st);
+	ck_assert_uint_eq(st.connects, 2);
+
+	/* After an app disconnect nothing reconnects. */
+	ck_assert_int_eq(veil_async_disconnect(sub, 500, NULL, NULL), VEIL_OK);
+	fx_sleep_ms(1000);
+	ck_assert(!veil_async_is_connected(sub));
+	veil_async_free(&pub);
+	veil_async_free(&sub);
+	fx_sink_destroy(&sink);
+}
+
+START_TEST(test_async_auto_reconnect_v5)
+{
+	auto_reconnect(VEIL_MQTT_5);
+}
+END_TEST
+
+START_TEST(test_async_auto_reconnect_311)
+{
+	auto_reconnect(VEIL_MQTT_311);
+	/* MQTT 3.1.1 token login each time (broker log flushed at exit). */
+	ck_assert_int_eq(test_broker_stop(&F.broker), 0);
+	ck_assert(test_broker_log_contains(&F.broker, "u'sensor-1'"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("client_async");
+	TCase *tc = tcase_create("async");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 40);
+	tcase_add_test(tc, test_async_roundtrip_v5);
+	tcase_add_test(tc, test_async_roundtrip_311);
+	tcase_add_test(tc, test_async_auth_method_refused);
+	tcase_add_test(tc, test_async_threads);
+	tcase_add_test(tc, test_async_auto_reconnect_v5);
+	tcase_add_test(tc, test_async_auto_reconnect_311);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
