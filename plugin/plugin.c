@@ -14,10 +14,13 @@
 #include "veil/veil.h"
 #include "plugin_private.h"
 
-int mosquitto_plugin_version(int supported_version_count, const int *supported_versions);
-int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
+/* The build hides every symbol by default (CMAKE_C_VISIBILITY_PRESET): the
+ * three entry points must be exported explicitly or Mosquitto cannot load us. */
+#define VP_EXPORT __attribute__((visibility("default")))
+VP_EXPORT int mosquitto_plugin_version(int supported_version_count, const int *supported_versions);
+VP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
                           int opt_count);
-int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
+VP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
 
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
