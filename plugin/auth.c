@@ -1,0 +1,477 @@
+/*
+ * Authentication events (broker-facing): BASIC_AUTH (MQTT 3.1.1 token in the
+ * password, legacy password file, anonymous), EXT_AUTH_START (MQTT 5
+ * Authentication Method "veil-v1", single step), the SIGHUP re-check, and
+ * the TICK that polls the files, notices revoked, deleted and expired
+ * clients, and kicks them. Kicks happen only here in TICK, never inside
+ * another callback. Rules and rate limit: docs/AUTH.md.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <sodium.h>
+
+#include "veil/error.h"
+#include "plugin_private.h"
+#include "auth_private.h"
+#include "auth_names.h"
+#include "nonce_cache.h"
+#include "passwd.h"
+#include "ratelimit.h"
+#include "revoke.h"
+
+/* One login attempt: who, from where, and printable copies for the audit line. */
+struct attempt {
+	struct vp_ctx *ctx;
+	struct vp_auth *a;
+	struct mosquitto *client;
+	const char *cid;
+	const char *addr;
+	char cid_log[80];
+	char addr_log[80];
+	const char *method;
+	bool reauth; /* SIGHUP re-check of a connected client */
+};
+
+static int refuse(struct attempt *at, const char *reason)
+{
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "refuse", "client=%s addr=%s method=%s reason=%s", at->cid_log,
+	              at->addr_log, at->method, reason);
+	return MOSQ_ERR_AUTH;
+}
+
+static void count_failure(struct attempt *at, const char *user)
+{
+	if (at->reauth)
+		return;
+	uint64_t now = vp_ratelimit__now_ms();
+	char key[VEIL_CLIENT_ID_MAX + 8];
+	snprintf(key, sizeof(key), "a:%s", at->addr);
+	vp_ratelimit__fail(at->a->rl, key, now);
+	if (user) {
+		snprintf(key, sizeof(key), "u:%s", user);
+		vp_ratelimit__fail(at->a->rl, key, now);
+	}
+}
+
+/* Longest remaining block of the address and the user (0: allowed). */
+static uint64_t blocked_ms(struct attempt *at, const char *user)
+{
+	uint64_t now = vp_ratelimit__now_ms();
+	char key[VEIL_CLIENT_ID_MAX + 8];
+	snprintf(key, sizeof(key), "a:%s", at->addr);
+	uint64_t b = vp_ratelimit__blocked_ms(at->a->rl, key, now);
+	snprintf(key, sizeof(key), "u:%s", user);
+	uint64_t u = vp_ratelimit__blocked_ms(at->a->rl, key, now);
+	return b > u ? b : u;
+}
+
+static const char *token_reason(int rc)
+{
+	switch (rc) {
+	case VEIL_ERR_EXPIRED: return "expired-credential";
+	case VEIL_ERR_NOT_YET_VALID: return "credential-not-yet-valid";
+	case VEIL_ERR_WRONG_AUTHORITY: return "unknown-authority";
+	case VEIL_ERR_BAD_SIGNATURE: return "bad-signature";
+	case VEIL_ERR_CLIENT_ID: return "client-id-mismatch";
+	case VEIL_ERR_STALE: return "stale-token";
+	case VEIL_ERR_TRUNCATED:
+	case VEIL_ERR_TOO_LARGE:
+	case VEIL_ERR_VERSION:
+	case VEIL_ERR_PARSE: return "malformed-token";
+	default: return "invalid-token";
+	}
+}
+
+static struct vp_client *remember(struct attempt *at, const char *username, enum vp_login login)
+{
+	struct vp_client *c =
+		vp_clients__put(at->ctx->clients, at->client, at->cid, username, vp_acl__client_cache_free);
+	if (c)
+		c->login = login;
+	return c;
+}
+
+static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
+{
+	struct vp_auth *a = at->a;
+	if (a->n_authorities == 0)
+		return refuse(at, "no-authority-configured");
+	uint64_t now = (uint64_t)time(NULL);
+	struct veil_token t;
+	int rc = veil_token_verify(tok, len, at->cid, (const uint8_t(*)[VEIL_PK_BYTES])a->authorities,
+	                           a->n_authorities, now, a->token_window, &t);
+	if (rc != VEIL_OK) {
+		count_failure(at, NULL);
+		return refuse(at, token_reason(rc));
+	}
+	if (vp_revoke__credential(a->revoke, t.cred.id))
+		return refuse(at, "revoked-credential");
+	if (vp_revoke__client(a->revoke, at->cid))
+		return refuse(at, "revoked-client");
+	/* Remember the nonce until the token can no longer be fresh. */
+	switch (vp_nonce_cache__add(a->nonces, t.nonce, t.timestamp + a->token_window + 1, now)) {
+	case VP_NONCE_FRESH:
+		break;
+	case VP_NONCE_REPLAY:
+		count_failure(at, NULL);
+		return refuse(at, "replayed-token");
+	case VP_NONCE_FULL:
+		vp_log__audit(MOSQ_LOG_WARNING, "auth", "replay-cache-full", "capacity=%u", a->replay_cache_size);
+		return refuse(at, "replay-cache-full");
+	}
+	struct vp_client *c = remember(at, at->cid, VP_LOGIN_CREDENTIAL);
+	if (!c)
+		return MOSQ_ERR_NOMEM;
+	c->has_identity = true;
+	memcpy(c->device_pk, t.cred.device_pk, VEIL_PK_BYTES);
+	veil_sender_id(t.cred.device_pk, c->sender_id);
+	memcpy(c->credential_id, t.cred.id, VEIL_CREDENTIAL_ID_BYTES);
+	c->credential_expires = t.cred.expires_at;
+	snprintf(c->roles, sizeof(c->roles), "%s", t.cred.roles);
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], roles[80];
+	sodium_bin2hex(hex, sizeof(hex), t.cred.id, VEIL_CREDENTIAL_ID_BYTES);
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept",
+	              "client=%s addr=%s method=%s roles=%s credential=%s expires=%llu", at->cid_log, at->addr_log,
+	              at->method, t.cred.roles[0] ? vp_log__clean(t.cred.roles, roles, sizeof(roles)) : "-", hex,
+	              (unsigned long long)t.cred.expires_at);
+	sodium_memzero(&t, sizeof(t));
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* Spend one Argon2id run from this second's budget; false when exhausted. */
+static bool hash_budget(struct vp_auth *a)
+{
+	uint64_t now = vp_ratelimit__now_ms();
+	if (now - a->hash_window_ms >= 1000) {
+		a->hash_window_ms = now;
+		a->hashes_in_window = 0;
+	}
+	if (a->hashes_in_window >= a->password_hashes_per_sec)
+		return false;
+	a->hashes_in_window++;
+	return true;
+}
+
+static int password_accept(struct attempt *at, const char *user, bool cached)
+{
+	if (!remember(at, user, VP_LOGIN_PASSWORD))
+		return MOSQ_ERR_NOMEM;
+	char u[80];
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=password user=%s cached=%s",
+	              at->cid_log, at->addr_log, vp_log__clean(user, u, sizeof(u)), cached ? "yes" : "no");
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int password_login(struct attempt *at, const char *user, const char *password)
+{
+	struct vp_auth *a = at->a;
+	at->method = "password";
+	if (vp_revoke__client(a->revoke, at->cid))
+		return refuse(at, "revoked-client");
+	const char *stored = vp_passwd__hash(a->passwd, user);
+	uint64_t now = (uint64_t)time(NULL);
+	/* A recent success with the same password and the same file entry: the
+	 * legitimate owner is not locked out by someone else's failures. */
+	if (stored && password && vp_pwcache__hit(a->pwcache, user, password, stored, now))
+		return password_accept(at, user, true);
+	if (!at->reauth) {
+		uint64_t b = blocked_ms(at, user);
+		if (b > 0) {
+			vp_log__audit(MOSQ_LOG_NOTICE, "auth", "refuse",
+			              "client=%s addr=%s method=password reason=rate-limited retry_ms=%llu", at->cid_log,
+			              at->addr_log, (unsigned long long)b);
+			return MOSQ_ERR_AUTH;
+		}
+	}
+	if (!stored) {
+		if (a->defer_unknown) {
+			vp_log__audit(MOSQ_LOG_INFO, "auth", "defer", "client=%s addr=%s method=password reason=unknown-user",
+			              at->cid_log, at->addr_log);
+			return MOSQ_ERR_PLUGIN_DEFER;
+		}
+		count_failure(at, user);
+		return refuse(at, "unknown-user");
+	}
+	if (!password || !*password) {
+		count_failure(at, user);
+		return refuse(at, "no-password");
+	}
+	if (!at->reauth && !hash_budget(a))
+		return refuse(at, "busy");
+	if (crypto_pwhash_str_verify(stored, password, strlen(password)) != 0) {
+		count_failure(at, user);
+		return refuse(at, "bad-password");
+	}
+	char key[VEIL_CLIENT_ID_MAX + 8];
+	snprintf(key, sizeof(key), "u:%s", user);
+	vp_ratelimit__success(a->rl, key);
+	if (a->password_cache_ttl)
+		vp_pwcache__put(a->pwcache, user, password, stored, now + a->password_cache_ttl);
+	return password_accept(at, user, false);
+}
+
+/* Why a remembered client may no longer stay; NULL when it may. */
+static const char *why_unauthorised(struct vp_auth *a, const struct vp_client *c, time_t now)
+{
+	if (c->client_id && vp_revoke__client(a->revoke, c->client_id))
+		return "revoked-client";
+	switch (c->login) {
+	case VP_LOGIN_CREDENTIAL:
+		if (vp_revoke__credential(a->revoke, c->credential_id))
+			return "revoked-credential";
+		if (c->credential_expires <= (uint64_t)now)
+			return "expired-credential";
+		return NULL;
+	case VP_LOGIN_PASSWORD:
+		if (a->password_file && !vp_passwd__hash(a->passwd, c->username))
+			return "user-deleted";
+		return NULL;
+	case VP_LOGIN_ANONYMOUS:
+		return a->allow_anonymous ? NULL : "anonymous";
+	case VP_LOGIN_NONE:
+	default:
+		return NULL;
+	}
+}
+
+static void attempt_init(struct attempt *at, struct vp_ctx *ctx, struct mosquitto *client, const char *method)
+{
+	memset(at, 0, sizeof(*at));
+	at->ctx = ctx;
+	at->a = ctx->auth;
+	at->client = client;
+	at->cid = mosquitto_client_id(client);
+	at->addr = mosquitto_client_address(client);
+	if (!at->addr)
+		at->addr = "-";
+	vp_log__clean(at->cid, at->cid_log, sizeof(at->cid_log));
+	vp_log__clean(at->addr, at->addr_log, sizeof(at->addr_log));
+	at->method = method;
+}
+
+int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
+{
+	if (!ctx || !ctx->auth || !ed || !ed->client)
+		return MOSQ_ERR_AUTH;
+	struct attempt at;
+	attempt_init(&at, ctx, ed->client, "basic");
+	time_t now = time(NULL);
+	/* Mosquitto re-runs BASIC_AUTH for every connected client right after a
+	 * reload. Credential clients (MQTT 5 enhanced auth) have no password to
+	 * show again: re-check what we remembered instead of dropping them. */
+	struct vp_client *known = vp_clients__get(ctx->clients, ed->client);
+	if (known && known->login != VP_LOGIN_NONE && now <= at.a->reauth_until && known->client_id && at.cid &&
+	    !strcmp(known->client_id, at.cid)) {
+		at.reauth = true;
+		if (known->login == VP_LOGIN_CREDENTIAL || known->login == VP_LOGIN_ANONYMOUS) {
+			at.method = known->login == VP_LOGIN_CREDENTIAL ? "credential" : "anonymous";
+			const char *why = why_unauthorised(at.a, known, now);
+			if (why) {
+				vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s addr=%s reason=%s when=reload",
+				              at.cid_log, at.addr_log, why);
+				return MOSQ_ERR_AUTH;
+			}
+			return MOSQ_ERR_SUCCESS;
+		}
+	}
+	if (!vp_auth__name_valid(at.cid))
+		return refuse(&at, "invalid-client-id");
+	if (!ed->username) {
+		at.method = "anonymous";
+		if (ed->password)
+			return refuse(&at, "password-without-username");
+		if (vp_revoke__client(at.a->revoke, at.cid))
+			return refuse(&at, "revoked-client");
+		if (!at.a->allow_anonymous)
+			return refuse(&at, "anonymous");
+		if (!remember(&at, NULL, VP_LOGIN_ANONYMOUS))
+			return MOSQ_ERR_NOMEM;
+		vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=anonymous", at.cid_log,
+		              at.addr_log);
+		return MOSQ_ERR_SUCCESS;
+	}
+	if (!vp_auth__name_valid(ed->username))
+		return refuse(&at, "invalid-username");
+	if (ed->password && !strncmp(ed->password, VEIL_PASSWORD_PREFIX, strlen(VEIL_PASSWORD_PREFIX))) {
+		at.method = "credential";
+		if (strcmp(ed->username, at.cid) != 0)
+			return refuse(&at, "username-mismatch");
+		uint8_t tok[VEIL_TOKEN_MAX];
+		size_t len = 0;
+		if (veil_password_to_token(ed->password, tok, sizeof(tok), &len) != VEIL_OK) {
+			count_failure(&at, NULL);
+			return refuse(&at, "malformed-token");
+		}
+		int rc = credential_login(&at, tok, len);
+		sodium_memzero(tok, sizeof(tok));
+		return rc;
+	}
+	return password_login(&at, ed->username, ed->password);
+}
+
+int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed)
+{
+	if (!ed || !ed->auth_method || strcmp(ed->auth_method, VEIL_AUTH_METHOD) != 0)
+		return MOSQ_ERR_PLUGIN_DEFER; /* another plugin's method */
+	if (!ctx || !ctx->auth || !ed->client)
+		return MOSQ_ERR_AUTH;
+	struct attempt at;
+	attempt_init(&at, ctx, ed->client, "credential");
+	if (!vp_auth__name_valid(at.cid))
+		return refuse(&at, "invalid-client-id");
+	const char *user = mosquitto_client_username(ed->client);
+	if (user && strcmp(user, at.cid) != 0)
+		return refuse(&at, "username-mismatch");
+	if (!ed->data_in || ed->data_in_len == 0) {
+		count_failure(&at, NULL);
+		return refuse(&at, "malformed-token");
+	}
+	int rc = credential_login(&at, ed->data_in, ed->data_in_len);
+	if (rc == MOSQ_ERR_SUCCESS && !user) {
+		/* The username becomes the client id: ACL %u, and a reload would
+		 * otherwise treat this client as anonymous and drop it. */
+		rc = mosquitto_set_username(ed->client, at.cid);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			vp_clients__remove(ctx->clients, ed->client, vp_acl__client_cache_free);
+			return refuse(&at, "internal-error");
+		}
+	}
+	return rc;
+}
+
+int vp_auth__ext_continue(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed)
+{
+	(void)ctx;
+	(void)ed;
+	/* Veil login is one step and never asks to continue, so a continuation
+	 * (auth_method is NULL here on 2.0.11) belongs to another plugin. */
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+/* ---- reload, tick, kicks ---- */
+
+struct sweep {
+	struct vp_auth *a;
+	time_t now;
+	char **ids;
+	size_t n, cap;
+};
+
+static bool sweep_one(struct vp_client *c, void *arg)
+{
+	struct sweep *s = arg;
+	if (!c->kick_pending) {
+		const char *why = why_unauthorised(s->a, c, s->now);
+		if (!why)
+			return true;
+		c->kick_pending = true;
+		char id[80];
+		vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s", vp_log__clean(c->client_id, id, sizeof(id)),
+		              why);
+	}
+	if (!c->client_id)
+		return true;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 16;
+		char **p = realloc(s->ids, nc * sizeof(*p));
+		if (!p)
+			return false; /* the rest next tick */
+		s->ids = p;
+		s->cap = nc;
+	}
+	s->ids[s->n] = strdup(c->client_id);
+	if (s->ids[s->n])
+		s->n++;
+	return true;
+}
+
+/* Mark clients that must go and kick those marked. Ids are collected first:
+ * a kick may run the DISCONNECT callback, which edits the registry. */
+static void sweep_and_kick(struct vp_ctx *ctx, time_t now)
+{
+	struct sweep s = { ctx->auth, now, NULL, 0, 0 };
+	vp_clients__foreach(ctx->clients, sweep_one, &s);
+	for (size_t i = 0; i < s.n; i++) {
+		mosquitto_kick_client_by_clientid(s.ids[i], false);
+		free(s.ids[i]);
+	}
+	free(s.ids);
+}
+
+int vp_auth__reload(struct vp_ctx *ctx)
+{
+	if (!ctx || !ctx->auth)
+		return MOSQ_ERR_INVAL;
+	struct vp_auth *a = ctx->auth;
+	int rc = vp_auth__load_files(a, true, NULL);
+	a->last_poll = time(NULL);
+	/* The broker re-runs BASIC_AUTH for connected clients right after this
+	 * event, in the same loop iteration. */
+	a->reauth_until = a->last_poll + 1;
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "reload", "result=%s authorities=%zu users=%zu revoked=%zu",
+	              rc == MOSQ_ERR_SUCCESS ? "ok" : "kept-old", a->n_authorities, vp_passwd__count(a->passwd),
+	              vp_revoke__count(a->revoke));
+	return rc;
+}
+
+void vp_auth__tick(struct vp_ctx *ctx, time_t now)
+{
+	if (!ctx || !ctx->auth)
+		return;
+	struct vp_auth *a = ctx->auth;
+	bool changed = false;
+	if (a->poll_interval && now - a->last_poll >= (time_t)a->poll_interval) {
+		a->last_poll = now;
+		vp_auth__load_files(a, false, &changed);
+	}
+	if (changed || now != a->last_sweep) {
+		a->last_sweep = now;
+		sweep_and_kick(ctx, now);
+	}
+}
+
+int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_auth **out)
+{
+	(void)ctx;
+	if (!out)
+		return MOSQ_ERR_INVAL;
+	struct vp_auth *a = calloc(1, sizeof(*a));
+	if (!a)
+		return MOSQ_ERR_NOMEM;
+	int rc = vp_auth__options(a, opts, count);
+	if (rc == MOSQ_ERR_SUCCESS &&
+	    (vp_ratelimit__new(a->ratelimit_entries, a->backoff_base_ms, a->backoff_max_ms, &a->rl) != 0 ||
+	     vp_nonce_cache__new(a->replay_cache_size, &a->nonces) != 0 || vp_pwcache__new(4096, &a->pwcache) != 0))
+		rc = MOSQ_ERR_NOMEM;
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = vp_auth__load_files(a, true, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		vp_auth__release(a);
+		free(a);
+		return rc;
+	}
+	if (!a->authority_file && !a->password_file && !a->allow_anonymous)
+		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=no-login-possible (set plugin_opt_authority_file)");
+	a->last_poll = time(NULL);
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "init",
+	              "authorities=%zu users=%zu revoked=%zu token_window=%u anonymous=%s defer_unknown=%s",
+	              a->n_authorities, vp_passwd__count(a->passwd), vp_revoke__count(a->revoke), a->token_window,
+	              a->allow_anonymous ? "true" : "false", a->defer_unknown ? "true" : "false");
+	*out = a;
+	return MOSQ_ERR_SUCCESS;
+}
+
+void vp_auth__free(struct vp_auth **ap)
+{
+	if (!ap || !*ap)
+		return;
+	vp_auth__release(*ap);
+	free(*ap);
+	*ap = NULL;
+}

@@ -1,0 +1,73 @@
+/*
+ * What the authentication files share: the module state (struct vp_auth),
+ * option parsing and file (re)loading in auth_config.c, the broker-facing
+ * event handlers in auth.c. Pure parts live in passwd.c, revoke.c,
+ * ratelimit.c, nonce_cache.c, auth_names.c and auth_file.c.
+ */
+#ifndef VP_AUTH_PRIVATE_H
+#define VP_AUTH_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "veil/identity.h"
+#include "auth_file.h"
+
+#define VP_AUTHORITIES_MAX 16U
+
+struct mosquitto_opt;
+struct vp_passwd;
+struct vp_pwcache;
+struct vp_revoke;
+struct vp_ratelimit;
+struct vp_nonce_cache;
+
+struct vp_auth {
+	/* options (plugin_opt_*, see docs/AUTH.md) */
+	char *authority_file;
+	char *password_file;
+	char *revocation_file;
+	uint32_t token_window;         /* s */
+	bool allow_anonymous;
+	bool defer_unknown;
+	uint32_t poll_interval;        /* s, 0 = never poll */
+	uint32_t backoff_base_ms;
+	uint32_t backoff_max_ms;
+	uint32_t ratelimit_entries;
+	uint32_t replay_cache_size;
+	uint32_t password_cache_ttl;   /* s, 0 = no cache */
+	uint32_t password_hashes_per_sec;
+
+	/* loaded files: replaced only by a complete, valid new version */
+	uint8_t (*authorities)[VEIL_PK_BYTES];
+	size_t n_authorities;
+	struct vp_passwd *passwd;
+	struct vp_revoke *revoke;
+	struct vp_file_sig sig_authority, sig_passwd, sig_revoke;      /* loaded version */
+	struct vp_file_sig bad_authority, bad_passwd, bad_revoke;      /* last rejected version */
+
+	struct vp_ratelimit *rl;
+	struct vp_nonce_cache *nonces;
+	struct vp_pwcache *pwcache;
+
+	time_t last_poll;
+	time_t last_sweep;
+	time_t reauth_until;           /* SIGHUP re-runs BASIC_AUTH until then */
+	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
+	uint32_t hashes_in_window;
+};
+
+/* auth_config.c */
+bool vp_auth__option_known(const char *key);
+/* Parse options into a (zeroed) a; MOSQ_ERR_INVAL with an audit line on a bad value. */
+int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count);
+/* Load every configured file that changed (or all when force). A broken file keeps
+ * the old state and is logged once as file:line. *changed (may be NULL) tells whether
+ * anything was replaced. MOSQ_ERR_SUCCESS when every file is loaded and current. */
+int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed);
+/* Free everything a owns except the struct itself. */
+void vp_auth__release(struct vp_auth *a);
+
+#endif

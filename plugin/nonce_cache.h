@@ -1,0 +1,33 @@
+/*
+ * Replay cache of login-token nonces (pure logic). A token is accepted only
+ * within the freshness window around its timestamp, so a nonce must be
+ * remembered until timestamp + window; after that the token is stale anyway.
+ * Fixed capacity, bounded probing: when no slot is free the caller must
+ * refuse the login (fail closed) rather than forget a live nonce.
+ */
+#ifndef VP_NONCE_CACHE_H
+#define VP_NONCE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/identity.h"
+
+struct vp_nonce_cache;
+
+enum vp_nonce_result {
+	VP_NONCE_FRESH = 0,     /* unseen; now remembered */
+	VP_NONCE_REPLAY = 1,    /* seen and still live */
+	VP_NONCE_FULL = 2       /* no free slot: refuse */
+};
+
+/* capacity rounded up to a power of two (minimum 256). 0 on success. */
+int vp_nonce_cache__new(size_t capacity, struct vp_nonce_cache **out);
+void vp_nonce_cache__free(struct vp_nonce_cache **nc);
+/* Check and insert; the entry lives until expires_at (unix seconds). */
+enum vp_nonce_result vp_nonce_cache__add(struct vp_nonce_cache *nc, const uint8_t nonce[VEIL_TOKEN_NONCE_BYTES],
+                                         uint64_t expires_at, uint64_t now);
+/* Live entries at now (for tests and audit). */
+size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * Password file parsing and the verification cache (see passwd.h). Entries
+ * are kept in an array sorted by user for bsearch. The hash strings are not
+ * secret in the sense of a key, but they are offline-attackable, so the
+ * memory is wiped when the table is freed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/error.h"
+#include "auth_file.h"
+#include "auth_names.h"
+#include "passwd.h"
+
+struct pw_entry {
+	char *user;
+	char *hash;
+};
+
+struct vp_passwd {
+	struct pw_entry *e;
+	size_t n, cap;
+};
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		sodium_memzero(s, strlen(s));
+		free(s);
+	}
+}
+
+void vp_passwd__free(struct vp_passwd **pp)
+{
+	if (!pp || !*pp)
+		return;
+	struct vp_passwd *p = *pp;
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->e[i].user);
+		wipe_free(p->e[i].hash);
+	}
+	free(p->e);
+	free(p);
+	*pp = NULL;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct pw_entry *)a)->user, ((const struct pw_entry *)b)->user);
+}
+
+static int parse_line(struct vp_passwd *p, char *line, const char **why)
+{
+	char *s = vp_file__trim(line);
+	if (*s == '\0' || *s == '#')
+		return VEIL_OK;
+	char *colon = strchr(s, ':');
+	if (!colon) {
+		*why = "expected 'user:$argon2id$...'";
+		return VEIL_ERR_PARSE;
+	}
+	*colon = '\0';
+	const char *hash = colon + 1;
+	if (!vp_auth__name_valid(s)) {
+		*why = "invalid user name";
+		return VEIL_ERR_PARSE;
+	}
+	if (strncmp(hash, "$argon2id$", 10) != 0 || strlen(hash) >= crypto_pwhash_STRBYTES ||
+	    strchr(hash, ' ') || strchr(hash, '\t')) {
+		*why = "not an Argon2id hash (use veil passwd)";
+		return VEIL_ERR_PARSE;
+	}
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 16;
+		struct pw_entry *ne = realloc(p->e, nc * sizeof(*ne));
+		if (!ne)
+			return VEIL_ERR_NOMEM;
+		p->e = ne;
+		p->cap = nc;
+	}
+	char *u = strdup(s), *h = strdup(hash);
+	if (!u || !h) {
+		free(u);
+		wipe_free(h);
+		return VEIL_ERR_NOMEM;
+	}
+	p->e[p->n].user = u;
+	p->e[p->n].hash = h;
+	p->n++;
+	return VEIL_OK;
+}
+
+int vp_passwd__load(const char *path, struct vp_passwd **out, char *err, size_t errlen)
+{
+	if (!path || !out)
+		return VEIL_ERR_INVAL;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (err)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return VEIL_ERR_IO;
+	}
+	struct vp_passwd *p = calloc(1, sizeof(*p));
+	int rc = p ? VEIL_OK : VEIL_ERR_NOMEM;
+	char line[VP_LINE_MAX];
+	unsigned lineno = 0;
+	int got;
+	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
+		const char *why = "line too long or contains a NUL byte";
+		rc = got < 0 ? VEIL_ERR_PARSE : parse_line(p, line, &why);
+		if (rc != VEIL_OK && err)
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
+	}
+	sodium_memzero(line, sizeof(line));
+	if (rc == VEIL_OK && ferror(f)) {
+		rc = VEIL_ERR_IO;
+		if (err)
+			snprintf(err, errlen, "%s: read error", path);
+	}
+	fclose(f);
+	if (rc == VEIL_OK && p->n > 1) {
+		qsort(p->e, p->n, sizeof(*p->e), cmp_entry);
+		for (size_t i = 1; i < p->n; i++) {
+			if (!strcmp(p->e[i - 1].user, p->e[i].user)) {
+				rc = VEIL_ERR_PARSE;
+				if (err) {
+					char u[80];
+					snprintf(u, sizeof(u), "%s", p->e[i].user);
+					snprintf(err, errlen, "%s: duplicate user '%s'", path, u);
+				}
+				break;
+			}
+		}
+	}
+	if (rc != VEIL_OK) {
+		vp_passwd__free(&p);
+		return rc;
+	}
+	*out = p;
+	return VEIL_OK;
+}
+
+const char *vp_passwd__hash(const struct vp_passwd *p, const char *user)
+{
+	if (!p || !user || p->n == 0)
+		return NULL;
+	struct pw_entry key = { (char *)user, NULL };
+	const struct pw_entry *e = bsearch(&key, p->e, p->n, sizeof(*p->e), cmp_entry);
+	return e ? e->hash : NULL;
+}
+
+size_t vp_passwd__count(const struct vp_passwd *p)
+{
+	return p ? p->n : 0;
+}
+
+/* ---- verification cache ---- */
+
+struct pwc_entry {
+	uint8_t digest[crypto_generichash_BYTES];
+	uint64_t expires_at; /* 0 = empty */
+};
+
+struct vp_pwcache {
+	struct pwc_entry *e;
+	size_t cap;
+	uint8_t *key; /* sodium_malloc'd */
+};
+
+int vp_pwcache__new(size_t capacity, struct vp_pwcache **out)
+{
+	if (!out || capacity > ((size_t)1 << 22))
+		return -1;
+	size_t cap = 16;
+	while (cap < capacity)
+		cap <<= 1;
+	struct vp_pwcache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -1;
+	c->e = calloc(cap, sizeof(*c->e));
+	c->key = sodium_malloc(crypto_generichash_KEYBYTES);
+	if (!c->e || !c->key) {
+		free(c->e);
+		if (c->key)
+			sodium_free(c->key);
+		free(c);
+		return -1;
+	}
+	c->cap = cap;
+	randombytes_buf(c->key, crypto_generichash_KEYBYTES);
+	*out = c;
+	return 0;
+}
+
+void vp_pwcache__free(struct vp_pwcache **cp)
+{
+	if (!cp || !*cp)
+		return;
+	struct vp_pwcache *c = *cp;
+	sodium_memzero(c->e, c->cap * sizeof(*c->e));
+	free(c->e);
+	sodium_free(c->key);
+	free(c);
+	*cp = NULL;
+}
+
+static void digest_of(const struct vp_pwcache *c, const char *user, const char *password, const char *stored,
+                      uint8_t out[crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+	const unsigned char zero = 0;
+	crypto_generichash_init(&st, c->key, crypto_generichash_KEYBYTES, crypto_generichash_BYTES);
+	/* NUL separators: "ab"+"c" and "a"+"bc" must not collide. */
+	crypto_generichash_update(&st, (const unsigned char *)user, strlen(user));
+	crypto_generichash_update(&st, &zero, 1);
+	crypto_generichash_update(&st, (const unsigned char *)password, strlen(password));
+	crypto_generichash_update(&st, &zero, 1);
+	crypto_generichash_update(&st, (const unsigned char *)stored, strlen(stored));
+	crypto_generichash_final(&st, out, crypto_generichash_BYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
+static size_t slot_of(const struct vp_pwcache *c, const uint8_t d[crypto_generichash_BYTES])
+{
+	uint64_t h;
+	memcpy(&h, d, sizeof(h));
+	return (size_t)(h & (c->cap - 1));
+}
+
+bool vp_pwcache__hit(const struct vp_pwcache *c, const char *user, const char *password, const char *stored,
+                     uint64_t now)
+{
+	if (!c || !user || !password || !stored)
+		return false;
+	uint8_t d[crypto_generichash_BYTES];
+	digest_of(c, user, password, stored, d);
+	const struct pwc_entry *e = &c->e[slot_of(c, d)];
+	bool hit = e->expires_at != 0 && now < e->expires_at && sodium_memcmp(e->digest, d, sizeof(d)) == 0;
+	sodium_memzero(d, sizeof(d));
+	return hit;
+}
+
+void vp_pwcache__put(struct vp_pwcache *c, const char *user, const char *password, const char *stored,
+                     uint64_t expires_at)
+{
+	if (!c || !user || !password || !stored || expires_at == 0)
+		return;
+	uint8_t d[crypto_generichash_BYTES];
+	digest_of(c, user, password, stored, d);
+	struct pwc_entry *e = &c->e[slot_of(c, d)];
+	memcpy(e->digest, d, sizeof(d));
+	e->expires_at = expires_at;
+	sodium_memzero(d, sizeof(d));
+}
+
+void vp_pwcache__clear(struct vp_pwcache *c)
+{
+	if (c)
+		sodium_memzero(c->e, c->cap * sizeof(*c->e));
+}

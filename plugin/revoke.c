@@ -1,0 +1,167 @@
+/*
+ * Revocation list (see revoke.h): sorted arrays searched with bsearch, so a
+ * lookup on every login and on every tick sweep is O(log n).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/error.h"
+#include "auth_file.h"
+#include "auth_names.h"
+#include "revoke.h"
+
+struct vp_revoke {
+	uint8_t (*creds)[VEIL_CREDENTIAL_ID_BYTES];
+	size_t n_creds, cap_creds;
+	char **clients;
+	size_t n_clients, cap_clients;
+};
+
+int vp_revoke__empty(struct vp_revoke **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? VEIL_OK : VEIL_ERR_NOMEM;
+}
+
+void vp_revoke__free(struct vp_revoke **rp)
+{
+	if (!rp || !*rp)
+		return;
+	struct vp_revoke *r = *rp;
+	for (size_t i = 0; i < r->n_clients; i++)
+		free(r->clients[i]);
+	free(r->clients);
+	free(r->creds);
+	free(r);
+	*rp = NULL;
+}
+
+static int cmp_cred(const void *a, const void *b)
+{
+	return memcmp(a, b, VEIL_CREDENTIAL_ID_BYTES);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int add_cred(struct vp_revoke *r, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES])
+{
+	if (r->n_creds == r->cap_creds) {
+		size_t nc = r->cap_creds ? r->cap_creds * 2 : 16;
+		void *p = realloc(r->creds, nc * VEIL_CREDENTIAL_ID_BYTES);
+		if (!p)
+			return VEIL_ERR_NOMEM;
+		r->creds = p;
+		r->cap_creds = nc;
+	}
+	memcpy(r->creds[r->n_creds++], id, VEIL_CREDENTIAL_ID_BYTES);
+	return VEIL_OK;
+}
+
+static int add_client(struct vp_revoke *r, const char *id)
+{
+	if (r->n_clients == r->cap_clients) {
+		size_t nc = r->cap_clients ? r->cap_clients * 2 : 16;
+		char **p = realloc(r->clients, nc * sizeof(*p));
+		if (!p)
+			return VEIL_ERR_NOMEM;
+		r->clients = p;
+		r->cap_clients = nc;
+	}
+	char *s = strdup(id);
+	if (!s)
+		return VEIL_ERR_NOMEM;
+	r->clients[r->n_clients++] = s;
+	return VEIL_OK;
+}
+
+static int parse_line(struct vp_revoke *r, char *line, const char **why)
+{
+	char *s = vp_file__trim(line);
+	if (*s == '\0' || *s == '#')
+		return VEIL_OK;
+	if (!strncmp(s, "credential", 10) && (s[10] == ' ' || s[10] == '\t')) {
+		char *hex = vp_file__trim(s + 11);
+		uint8_t id[VEIL_CREDENTIAL_ID_BYTES];
+		size_t n = 0;
+		const char *end = NULL;
+		if (strlen(hex) != 2 * VEIL_CREDENTIAL_ID_BYTES ||
+		    sodium_hex2bin(id, sizeof(id), hex, strlen(hex), NULL, &n, &end) != 0 || n != sizeof(id) ||
+		    *end != '\0') {
+			*why = "credential id must be 32 hex digits";
+			return VEIL_ERR_PARSE;
+		}
+		return add_cred(r, id);
+	}
+	if (!strncmp(s, "client", 6) && (s[6] == ' ' || s[6] == '\t')) {
+		char *id = vp_file__trim(s + 7);
+		if (!vp_auth__name_valid(id)) {
+			*why = "invalid client id";
+			return VEIL_ERR_PARSE;
+		}
+		return add_client(r, id);
+	}
+	*why = "expected 'credential <hex id>' or 'client <client id>'";
+	return VEIL_ERR_PARSE;
+}
+
+int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t errlen)
+{
+	if (!path || !out)
+		return VEIL_ERR_INVAL;
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (err)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return VEIL_ERR_IO;
+	}
+	struct vp_revoke *r = NULL;
+	int rc = vp_revoke__empty(&r);
+	char line[VP_LINE_MAX];
+	unsigned lineno = 0;
+	int got;
+	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
+		const char *why = "line too long or contains a NUL byte";
+		rc = got < 0 ? VEIL_ERR_PARSE : parse_line(r, line, &why);
+		if (rc != VEIL_OK && err)
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
+	}
+	if (rc == VEIL_OK && ferror(f)) {
+		rc = VEIL_ERR_IO;
+		if (err)
+			snprintf(err, errlen, "%s: read error", path);
+	}
+	fclose(f);
+	if (rc != VEIL_OK) {
+		vp_revoke__free(&r);
+		return rc;
+	}
+	if (r->n_creds)
+		qsort(r->creds, r->n_creds, VEIL_CREDENTIAL_ID_BYTES, cmp_cred);
+	if (r->n_clients)
+		qsort(r->clients, r->n_clients, sizeof(*r->clients), cmp_str);
+	*out = r;
+	return VEIL_OK;
+}
+
+bool vp_revoke__credential(const struct vp_revoke *r, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES])
+{
+	return r && id && r->n_creds && bsearch(id, r->creds, r->n_creds, VEIL_CREDENTIAL_ID_BYTES, cmp_cred);
+}
+
+bool vp_revoke__client(const struct vp_revoke *r, const char *client_id)
+{
+	return r && client_id && r->n_clients &&
+	       bsearch(&client_id, r->clients, r->n_clients, sizeof(*r->clients), cmp_str);
+}
+
+size_t vp_revoke__count(const struct vp_revoke *r)
+{
+	return r ? r->n_creds + r->n_clients : 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * Revocation list (pure logic). File format, one entry per line:
+ *   credential <32 hex digits>    a credential id (veil credential show)
+ *   client <client id>            every login with this client id
+ * Blank lines and lines starting with '#' are ignored. Any other line makes
+ * the whole file invalid (the caller keeps its previous list).
+ */
+#ifndef VP_REVOKE_H
+#define VP_REVOKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/identity.h"
+
+struct vp_revoke;
+
+/* VEIL_OK, or VEIL_ERR_IO / VEIL_ERR_PARSE / VEIL_ERR_NOMEM with "path:line: reason" in err. */
+int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t errlen);
+/* An empty list (no file configured). */
+int vp_revoke__empty(struct vp_revoke **out);
+void vp_revoke__free(struct vp_revoke **r);
+bool vp_revoke__credential(const struct vp_revoke *r, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES]);
+bool vp_revoke__client(const struct vp_revoke *r, const char *client_id);
+size_t vp_revoke__count(const struct vp_revoke *r);
+
+#endif
