@@ -5,7 +5,7 @@
  *
  *   veil-integ pub  DEVICE --topic T --count N [--qos Q] [--rate R] [--prefix P] [--start I]
  *   veil-integ sub  DEVICE --filter F... --expect N [--timeout S] [--print] [--ready FILE]
- *                   [--subscribe-only] [--linger MS]
+ *                   [--subscribe-only] [--resume] [--linger MS] [--expect-refused N]
  *   veil-integ load ...   (integ_load.c)
  *
  * DEVICE options: --uri U --id ID --identity K --credential C --keyring KR
@@ -219,6 +219,56 @@ int integ_connect_retry(struct veil_client *c, double timeout_s)
 
 /* ---- pub ---- */
 
+/* The publisher uses veil_async: Paho's synchronous waitForCompletion polls
+ * in 100 ms steps, which would turn every QoS 1 message into a 100 ms wait. */
+struct pub_state {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	long outstanding, acked, failed;
+	int connect_rc;
+	bool connect_done;
+};
+
+static void pub_connected(void *ctx, int rc)
+{
+	struct pub_state *p = ctx;
+	pthread_mutex_lock(&p->mu);
+	p->connect_rc = rc;
+	p->connect_done = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pub_done(void *ctx, int rc)
+{
+	struct pub_state *p = ctx;
+	pthread_mutex_lock(&p->mu);
+	p->outstanding--;
+	if (rc == VEIL_OK)
+		p->acked++;
+	else
+		p->failed++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void pub_wait_below(struct pub_state *p, long n, double timeout_s)
+{
+	double until = integ_now() + timeout_s;
+	pthread_mutex_lock(&p->mu);
+	while (p->outstanding > n && integ_now() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
 static int cmd_pub(struct integ_device *d, int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -226,10 +276,11 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 		{ "topic", required_argument, NULL, 't' }, { "count", required_argument, NULL, 'n' },
 		{ "qos", required_argument, NULL, 'q' },   { "rate", required_argument, NULL, 'R' },
 		{ "prefix", required_argument, NULL, 'x' }, { "start", required_argument, NULL, 's' },
-		{ "retain", no_argument, NULL, 'T' },      { NULL, 0, NULL, 0 },
+		{ "retain", no_argument, NULL, 'T' },      { "window", required_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *topic = NULL, *prefix = "m";
-	long count = 1, start = 0;
+	long count = 1, start = 0, window = 32;
 	int qos = 1;
 	double rate = 0;
 	bool retain = false;
@@ -245,6 +296,7 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 		case 'x': prefix = optarg; break;
 		case 's': start = atol(optarg); break;
 		case 'T': retain = true; break;
+		case 'W': window = atol(optarg) > 0 ? atol(optarg) : 1; break;
 		default: return 2;
 		}
 	}
@@ -252,41 +304,63 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 		return 2;
 	struct veil_client_options o;
 	MQTTClient_SSLOptions ssl;
+	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
 	integ_device_options(d, &o, &ssl);
-	struct veil_client *cl = NULL;
-	int rc = veil_client_new(&o, &cl);
+	if (d->cafile) {
+		assl.trustStore = d->cafile;
+		assl.enableServerCertAuth = 1;
+		assl.verify = 1;
+		o.async_ssl = &assl;
+		o.ssl = NULL;
+	}
+	o.auto_reconnect = true;
+	static struct pub_state p = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct veil_async *a = NULL;
+	int rc = veil_async_new(&o, &a);
 	if (rc != VEIL_OK) {
-		fprintf(stderr, "pub: veil_client_new: %s\n", veil_strerror(rc));
+		fprintf(stderr, "pub: veil_async_new: %s\n", veil_strerror(rc));
 		return 1;
 	}
-	veil_client_set_callbacks(cl, NULL, NULL, NULL, on_lost);
-	rc = integ_connect_retry(cl, 10);
+	rc = veil_async_connect(a, pub_connected, &p);
+	pthread_mutex_lock(&p.mu);
+	double until = integ_now() + 15;
+	while (rc == VEIL_OK && !p.connect_done && integ_now() < until) {
+		pthread_mutex_unlock(&p.mu);
+		integ_sleep_ms(5);
+		pthread_mutex_lock(&p.mu);
+	}
+	if (rc == VEIL_OK)
+		rc = p.connect_done ? p.connect_rc : VEIL_ERR_TIMEOUT;
+	pthread_mutex_unlock(&p.mu);
 	if (rc != VEIL_OK) {
 		fprintf(stderr, "pub: connect %s as %s: %s\n", d->uri, d->id, veil_strerror(rc));
 		printf("pub: sent=0 failed=%ld connect=%s\n", count, veil_errname(rc));
-		veil_client_free(&cl);
+		veil_async_free(&a);
 		return 1;
 	}
-	long sent = 0, failed = 0;
+	long refused = 0;
 	double t0 = integ_now();
 	for (long i = start; i < start + count; i++) {
 		char payload[256];
 		int n = snprintf(payload, sizeof(payload), "%s-%ld", prefix, i);
-		int tok = 0;
-		rc = veil_client_publish5(cl, topic, payload, (size_t)n, qos, retain, NULL, &tok);
-		if (rc == VEIL_OK && qos > 0)
-			rc = veil_client_wait(cl, tok, 10000);
+		pub_wait_below(&p, window - 1, 30);
+		pthread_mutex_lock(&p.mu);
+		p.outstanding++;
+		pthread_mutex_unlock(&p.mu);
+		rc = veil_async_publish(a, topic, payload, (size_t)n, qos, retain, pub_done, &p);
 		if (rc != VEIL_OK) {
-			/* A lost connection mid-stream: reconnect and resend this one. */
-			if (!veil_client_is_connected(cl) && integ_connect_retry(cl, 20) == VEIL_OK) {
+			pthread_mutex_lock(&p.mu);
+			p.outstanding--;
+			pthread_mutex_unlock(&p.mu);
+			if (!veil_async_is_connected(a) && integ_now() - t0 < 60) {
+				integ_sleep_ms(100); /* reconnecting: the same message again */
 				i--;
 				continue;
 			}
 			fprintf(stderr, "pub: publish %s #%ld: %s\n", topic, i, veil_strerror(rc));
-			failed++;
+			refused++;
 			continue;
 		}
-		sent++;
 		if (rate > 0) {
 			double due = t0 + (double)(i - start + 1) / rate;
 			double wait = due - integ_now();
@@ -294,13 +368,18 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 				integ_sleep_ms((long)(wait * 1000));
 		}
 	}
+	pub_wait_below(&p, 0, 30);
 	struct veil_client_stats st;
-	veil_client_stats(cl, &st);
-	printf("pub: sent=%ld failed=%ld sealed=%llu publish_refused=%llu connects=%llu seconds=%.2f\n", sent, failed,
+	veil_async_stats(a, &st);
+	pthread_mutex_lock(&p.mu);
+	long acked = p.acked, failed = p.failed + refused + p.outstanding;
+	pthread_mutex_unlock(&p.mu);
+	printf("pub: sent=%ld failed=%ld sealed=%llu publish_refused=%llu connects=%llu seconds=%.2f\n", acked, failed,
 	       (unsigned long long)st.published_sealed, (unsigned long long)st.publish_refused,
 	       (unsigned long long)st.connects, integ_now() - t0);
-	veil_client_disconnect(cl, 2000);
-	veil_client_free(&cl);
+	veil_async_disconnect(a, 2000, NULL, NULL);
+	integ_sleep_ms(100);
+	veil_async_free(&a);
 	return failed ? 1 : 0;
 }
 
@@ -314,7 +393,7 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'w' }, { "print", no_argument, NULL, 'p' },
 		{ "ready", required_argument, NULL, 'y' },   { "subscribe-only", no_argument, NULL, 'o' },
 		{ "linger", required_argument, NULL, 'l' },  { "qos", required_argument, NULL, 'q' },
-		{ "expect-refused", required_argument, NULL, 'E' },
+		{ "expect-refused", required_argument, NULL, 'E' }, { "resume", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *filters[16];
@@ -322,7 +401,7 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 	long expect = 0, expect_refused = -1, linger_ms = 500;
 	double timeout = 20;
 	const char *ready = NULL;
-	bool only = false;
+	bool only = false, resume = false;
 	int qos = 1;
 	static struct sub_state s;
 	pthread_mutex_init(&s.mu, NULL);
@@ -341,6 +420,7 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		case 'p': s.print = true; break;
 		case 'y': ready = optarg; break;
 		case 'o': only = true; break;
+		case 'Z': resume = true; break;
 		case 'l': linger_ms = atol(optarg); break;
 		case 'q': qos = atoi(optarg); break;
 		default: return 2;
@@ -366,7 +446,9 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		return 1;
 	}
 	int sub_failed = 0;
-	for (size_t i = 0; i < nf; i++) {
+	/* --resume: the persistent session holds the subscriptions; subscribing
+	 * again would make the broker resend retained messages. */
+	for (size_t i = 0; i < nf && !resume; i++) {
 		rc = veil_client_subscribe(cl, filters[i], qos);
 		if (rc != VEIL_OK) {
 			fprintf(stderr, "sub: subscribe %s: %s\n", filters[i], veil_strerror(rc));
