@@ -1,0 +1,91 @@
+/*
+ * Private to libveil_preload.so: the state every interposer shares (config,
+ * identity, keyring, sequence, one record per Paho handle), the recursion
+ * guard, and the seal/open/login helpers that preload_client.c (MQTTClient)
+ * and preload_async.c (MQTTAsync) call. preload.c owns all of it.
+ *
+ * Why a recursion guard: Paho calls some of its own exported functions
+ * through the PLT (MQTTClient_publish -> MQTTClient_publish5,
+ * MQTTAsync_sendMessage -> MQTTAsync_send), so those inner calls land in our
+ * interposers again; without the guard a message would be sealed twice.
+ */
+#ifndef VEIL_PRELOAD_H
+#define VEIL_PRELOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/veil.h"
+
+#define VPL_TAG "veil-preload"
+
+/* Per-handle record. Its address is the context Paho hands our callback
+ * wrappers, so it must live until the real destroy returned. */
+struct vpl_handle {
+	struct vpl_handle *next;
+	void *handle;               /* MQTTClient or MQTTAsync */
+	bool async;
+	char *client_id;            /* the id actually given to Paho */
+	struct veil_replay *replay; /* receive windows of this client */
+	char *replay_path;          /* NULL without state_dir */
+	unsigned unsaved;           /* accepted since the last save */
+	/* app callbacks and their contexts */
+	void *app_ma;
+	void *app_ma_ctx;
+	void *app_cl;
+	void *app_dc;
+	void *app_ctx;
+	void *app_update;           /* MQTTAsync_updateConnectOptions */
+	void *app_update_ctx;
+	/* Message already decrypted in place whose delivery the app refused
+	 * (returned 0): Paho redelivers the same object, which must not be
+	 * opened a second time. */
+	void *opened_pending;
+};
+
+/* Thread-local: nonzero while we are inside a real Paho call. */
+extern __thread int vpl_depth;
+
+/* Load config, identity, credential, keyring once. Returns true when
+ * ready; otherwise prints (once) and returns false: callers must fail. */
+bool vpl_ready(void);
+/* Reason the preload is not ready (for a repeated loud error line). */
+const char *vpl_error(void);
+/* Always printed: refusals of the app's own actions and setup errors. */
+void vpl_loud(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Printed only with "log stderr": receive-side drops an attacker can trigger. */
+void vpl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Resolve a real Paho symbol (dlsym RTLD_NEXT); loud and NULL if missing. */
+void *vpl_real(const char *name);
+
+/* The client id to give Paho: the credential's when auth credential or
+ * client_id is configured, else the app's. Returns a pointer valid for the
+ * process lifetime or app_id itself. */
+const char *vpl_client_id(const char *app_id);
+
+struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_id);
+struct vpl_handle *vpl_handle_find(void *handle);
+/* Unlink and free (persisting receive windows first). */
+void vpl_handle_free(void *handle);
+
+/* Seal for topic into a malloc'd buffer. On failure prints the reason and
+ * returns a veil error: the caller must not send anything. */
+int vpl_seal(const char *topic, const void *pt, size_t len, uint8_t **out, size_t *out_len);
+/* Free a sealed buffer (wiped first: it is ciphertext, but cheap to be tidy). */
+void vpl_sealed_free(uint8_t *buf, size_t len);
+
+/* Open a received payload in place: on VEIL_OK *len is the plaintext length
+ * (<= the old one) and the bytes at payload are plaintext. On failure the
+ * reason is logged and counted; the caller drops the message. topic_len 0
+ * means NUL terminated (Paho's convention). */
+int vpl_open_inplace(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len);
+
+/* Login material for one CONNECT under "auth credential": username = client
+ * id, password = VEIL_PASSWORD_PREFIX + base64(fresh token). Returns false
+ * when auth is not credential (leave the app's login alone). pw must hold
+ * VEIL_PASSWORD_MAX; wipe it after the call. Errors print and set *rc. */
+bool vpl_login(const char *client_id, char *pw, size_t pwcap, int *rc);
+
+#endif

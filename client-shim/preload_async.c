@@ -1,0 +1,379 @@
+/*
+ * libveil_preload.so: the interposed MQTTAsync (asynchronous Paho) entry
+ * points: create/destroy, callbacks, connect (Veil login, sealed will, fresh
+ * token on every automatic reconnect), send/sendMessage. Shared state and
+ * helpers: preload.c.
+ */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <MQTTAsync.h>
+#include <sodium.h>
+
+#include "preload.h"
+
+#define VPL_API __attribute__((visibility("default")))
+
+#define REAL(fn)                                                                              \
+	static __typeof__(fn) *real_##fn;                                                     \
+	__typeof__(fn) *fn##_p = __atomic_load_n(&real_##fn, __ATOMIC_ACQUIRE);               \
+	if (!fn##_p) {                                                                        \
+		fn##_p = (__typeof__(fn) *)vpl_real(#fn);                                     \
+		__atomic_store_n(&real_##fn, fn##_p, __ATOMIC_RELEASE);                       \
+	}
+
+/* ---- reconnect: a token is single-use, so every attempt needs a new one ---- */
+
+static int update_wrap(void *ctx, MQTTAsync_connectData *data)
+{
+	struct vpl_handle *h = ctx;
+	REAL(MQTTAsync_malloc);
+	REAL(MQTTAsync_free);
+	const char *orig_user = data->username;
+	const void *orig_pw = data->binarypwd.data;
+	int app_rc = 0;
+	if (h->app_update)
+		app_rc = ((MQTTAsync_updateConnectOptions *)h->app_update)(h->app_update_ctx, data);
+	char pw[VEIL_PASSWORD_MAX];
+	int vrc;
+	if (!vpl_login(h->client_id, pw, sizeof(pw), &vrc))
+		return app_rc;
+	if (vrc != VEIL_OK || !MQTTAsync_malloc_p || !MQTTAsync_free_p || !h->client_id)
+		return app_rc; /* the stale token will be refused; logged by vpl_login */
+	size_t pwlen = strlen(pw);
+	size_t idlen = strlen(h->client_id);
+	char *npw = MQTTAsync_malloc_p(pwlen + 1U);
+	char *nuser = NULL;
+	if (npw && (!orig_user || strcmp(orig_user, h->client_id) != 0))
+		nuser = MQTTAsync_malloc_p(idlen + 1U);
+	if (!npw) {
+		sodium_memzero(pw, sizeof(pw));
+		return app_rc;
+	}
+	memcpy(npw, pw, pwlen + 1U);
+	sodium_memzero(pw, sizeof(pw));
+	/* Whatever the app allocated is superseded: Paho frees only what it is handed back. */
+	if (data->binarypwd.data != orig_pw && data->binarypwd.data)
+		MQTTAsync_free_p((void *)data->binarypwd.data);
+	data->binarypwd.data = npw;
+	data->binarypwd.len = (int)pwlen;
+	if (data->username != orig_user && data->username)
+		MQTTAsync_free_p((void *)data->username);
+	data->username = orig_user;
+	if (nuser) {
+		memcpy(nuser, h->client_id, idlen + 1U);
+		data->username = nuser;
+	}
+	return 1;
+}
+
+/* ---- create / destroy ---- */
+
+VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI, const char *clientId,
+                                        int persistence_type, void *persistence_context,
+                                        MQTTAsync_createOptions *options)
+{
+	REAL(MQTTAsync_createWithOptions);
+	if (!MQTTAsync_createWithOptions_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_createWithOptions_p(handle, serverURI, clientId, persistence_type,
+		                                     persistence_context, options);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	const char *id = vpl_client_id(clientId);
+	vpl_depth++;
+	int rc = MQTTAsync_createWithOptions_p(handle, serverURI, id, persistence_type, persistence_context,
+	                                       options);
+	vpl_depth--;
+	if (rc != MQTTASYNC_SUCCESS || !handle || !*handle)
+		return rc;
+	REAL(MQTTAsync_destroy);
+	struct vpl_handle *h = vpl_handle_new(*handle, true, id);
+	if (!h) {
+		vpl_loud("out of memory registering the client");
+		if (MQTTAsync_destroy_p)
+			MQTTAsync_destroy_p(handle);
+		return MQTTASYNC_FAILURE;
+	}
+	char probe[VEIL_PASSWORD_MAX];
+	int vrc;
+	bool credential = vpl_login(id, probe, sizeof(probe), &vrc);
+	sodium_memzero(probe, sizeof(probe));
+	if (credential) {
+		REAL(MQTTAsync_setUpdateConnectOptions);
+		int urc = MQTTASYNC_FAILURE;
+		if (MQTTAsync_setUpdateConnectOptions_p) {
+			vpl_depth++;
+			urc = MQTTAsync_setUpdateConnectOptions_p(*handle, h, update_wrap);
+			vpl_depth--;
+		}
+		if (urc != MQTTASYNC_SUCCESS)
+			vpl_loud("cannot hook reconnects: automatic reconnects will reuse a spent token");
+	}
+	return rc;
+}
+
+VPL_API int MQTTAsync_create(MQTTAsync *handle, const char *serverURI, const char *clientId, int persistence_type,
+                             void *persistence_context)
+{
+	if (vpl_depth) {
+		REAL(MQTTAsync_create);
+		return MQTTAsync_create_p ? MQTTAsync_create_p(handle, serverURI, clientId, persistence_type,
+		                                               persistence_context)
+		                          : MQTTASYNC_FAILURE;
+	}
+	return MQTTAsync_createWithOptions(handle, serverURI, clientId, persistence_type, persistence_context,
+	                                   NULL);
+}
+
+VPL_API void MQTTAsync_destroy(MQTTAsync *handle)
+{
+	REAL(MQTTAsync_destroy);
+	void *h = handle ? *handle : NULL;
+	if (MQTTAsync_destroy_p) {
+		vpl_depth++;
+		MQTTAsync_destroy_p(handle);
+		vpl_depth--;
+	}
+	if (h && !vpl_depth)
+		vpl_handle_free(h);
+}
+
+/* ---- callbacks ---- */
+
+static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *m)
+{
+	struct vpl_handle *h = ctx;
+	MQTTAsync_messageArrived *app = (MQTTAsync_messageArrived *)h->app_ma;
+	if (m && m != h->opened_pending) {
+		if (vpl_open_inplace(h, topicName, topicLen, m->payload, &m->payloadlen) != VEIL_OK) {
+			REAL(MQTTAsync_freeMessage);
+			REAL(MQTTAsync_free);
+			if (MQTTAsync_freeMessage_p)
+				MQTTAsync_freeMessage_p(&m);
+			if (MQTTAsync_free_p)
+				MQTTAsync_free_p(topicName);
+			return 1;
+		}
+	}
+	int rc = app(h->app_ma_ctx, topicName, topicLen, m);
+	h->opened_pending = rc ? NULL : m;
+	return rc;
+}
+
+static void cl_wrap(void *ctx, char *cause)
+{
+	struct vpl_handle *h = ctx;
+	if (h->app_cl)
+		((MQTTAsync_connectionLost *)h->app_cl)(h->app_ctx, cause);
+}
+
+static void dc_wrap(void *ctx, MQTTAsync_token token)
+{
+	struct vpl_handle *h = ctx;
+	if (h->app_dc)
+		((MQTTAsync_deliveryComplete *)h->app_dc)(h->app_ctx, token);
+}
+
+VPL_API int MQTTAsync_setCallbacks(MQTTAsync handle, void *context, MQTTAsync_connectionLost *cl,
+                                   MQTTAsync_messageArrived *ma, MQTTAsync_deliveryComplete *dc)
+{
+	REAL(MQTTAsync_setCallbacks);
+	if (!MQTTAsync_setCallbacks_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_setCallbacks_p(handle, context, cl, ma, dc);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h || !ma)
+		return MQTTAsync_setCallbacks_p(handle, context, cl, ma, dc);
+	h->app_ma = (void *)ma;
+	h->app_ma_ctx = context;
+	h->app_cl = (void *)cl;
+	h->app_dc = (void *)dc;
+	h->app_ctx = context;
+	vpl_depth++;
+	int rc = MQTTAsync_setCallbacks_p(handle, h, cl ? cl_wrap : NULL, ma_wrap, dc ? dc_wrap : NULL);
+	vpl_depth--;
+	return rc;
+}
+
+VPL_API int MQTTAsync_setMessageArrivedCallback(MQTTAsync handle, void *context, MQTTAsync_messageArrived *ma)
+{
+	REAL(MQTTAsync_setMessageArrivedCallback);
+	if (!MQTTAsync_setMessageArrivedCallback_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_setMessageArrivedCallback_p(handle, context, ma);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h || !ma)
+		return MQTTAsync_setMessageArrivedCallback_p(handle, context, ma);
+	h->app_ma = (void *)ma;
+	h->app_ma_ctx = context;
+	vpl_depth++;
+	int rc = MQTTAsync_setMessageArrivedCallback_p(handle, h, ma_wrap);
+	vpl_depth--;
+	return rc;
+}
+
+VPL_API int MQTTAsync_setUpdateConnectOptions(MQTTAsync handle, void *context, MQTTAsync_updateConnectOptions *co)
+{
+	REAL(MQTTAsync_setUpdateConnectOptions);
+	if (!MQTTAsync_setUpdateConnectOptions_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_setUpdateConnectOptions_p(handle, context, co);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	char probe[VEIL_PASSWORD_MAX];
+	int vrc;
+	bool credential = h && vpl_login(h->client_id, probe, sizeof(probe), &vrc);
+	sodium_memzero(probe, sizeof(probe));
+	if (!credential)
+		return MQTTAsync_setUpdateConnectOptions_p(handle, context, co);
+	/* Ours stays registered and calls the app's first. */
+	h->app_update = (void *)co;
+	h->app_update_ctx = context;
+	return MQTTASYNC_SUCCESS;
+}
+
+/* ---- connect ---- */
+
+/* Bytes of MQTTAsync_connectOptions that exist for a struct_version: the
+ * app may have compiled against an older, shorter struct. */
+static size_t connect_options_size(int v)
+{
+	if (v <= 1)
+		return offsetof(MQTTAsync_connectOptions, serverURIcount);
+	if (v == 2)
+		return offsetof(MQTTAsync_connectOptions, MQTTVersion);
+	if (v == 3)
+		return offsetof(MQTTAsync_connectOptions, automaticReconnect);
+	if (v == 4)
+		return offsetof(MQTTAsync_connectOptions, binarypwd);
+	if (v == 5)
+		return offsetof(MQTTAsync_connectOptions, cleanstart);
+	if (v == 6)
+		return offsetof(MQTTAsync_connectOptions, httpHeaders);
+	if (v == 7)
+		return offsetof(MQTTAsync_connectOptions, httpProxy);
+	return sizeof(MQTTAsync_connectOptions);
+}
+
+VPL_API int MQTTAsync_connect(MQTTAsync handle, const MQTTAsync_connectOptions *options)
+{
+	REAL(MQTTAsync_connect);
+	if (!MQTTAsync_connect_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_connect_p(handle, options);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	if (!options || options->struct_version < 0 || options->struct_version > 8)
+		return MQTTAsync_connect_p(handle, options); /* Paho reports the bad structure */
+	struct vpl_handle *h = vpl_handle_find(handle);
+	/* Paho copies username, password and will during the call, so stack
+	 * copies suffice; the app's (const) options are never written. */
+	MQTTAsync_connectOptions o;
+	memset(&o, 0, sizeof(o));
+	memcpy(&o, options, connect_options_size(options->struct_version));
+	MQTTAsync_willOptions will;
+	uint8_t *sealed_will = NULL;
+	size_t sealed_will_len = 0;
+	char pw[VEIL_PASSWORD_MAX];
+	int rc = MQTTASYNC_SUCCESS;
+	if (o.will) {
+		const MQTTAsync_willOptions *w = o.will;
+		const void *data = w->message;
+		size_t len = w->message ? strlen(w->message) : 0;
+		if (w->struct_version >= 1 && !w->message && w->payload.data) {
+			data = w->payload.data;
+			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
+		}
+		if (vpl_seal(w->topicName, data, len, &sealed_will, &sealed_will_len) != VEIL_OK) {
+			vpl_loud("connect refused: the will message cannot be sealed");
+			return MQTTASYNC_FAILURE;
+		}
+		memset(&will, 0, sizeof(will));
+		memcpy(&will, w, w->struct_version >= 1 ? sizeof(will) : offsetof(MQTTAsync_willOptions, payload));
+		will.struct_version = 1;
+		will.message = NULL;
+		will.payload.data = sealed_will;
+		will.payload.len = (int)sealed_will_len;
+		o.will = &will;
+	}
+	int vrc;
+	if (vpl_login(h ? h->client_id : NULL, pw, sizeof(pw), &vrc)) {
+		if (vrc != VEIL_OK || !h)
+			rc = MQTTASYNC_FAILURE;
+		o.username = h ? h->client_id : NULL;
+		o.password = pw;
+	}
+	if (rc == MQTTASYNC_SUCCESS) {
+		vpl_depth++;
+		rc = MQTTAsync_connect_p(handle, &o);
+		vpl_depth--;
+	}
+	sodium_memzero(pw, sizeof(pw));
+	vpl_sealed_free(sealed_will, sealed_will_len);
+	return rc;
+}
+
+/* ---- publish ---- */
+
+VPL_API int MQTTAsync_send(MQTTAsync handle, const char *destinationName, int payloadlen, const void *payload,
+                           int qos, int retained, MQTTAsync_responseOptions *response)
+{
+	REAL(MQTTAsync_send);
+	if (!MQTTAsync_send_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_send_p(handle, destinationName, payloadlen, payload, qos, retained, response);
+	if (!vpl_ready() || payloadlen < 0)
+		return MQTTASYNC_FAILURE;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	if (vpl_seal(destinationName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+		return MQTTASYNC_FAILURE;
+	/* MQTTAsync_send copies the payload into its command queue. */
+	vpl_depth++;
+	int rc = MQTTAsync_send_p(handle, destinationName, (int)env_len, env, qos, retained, response);
+	vpl_depth--;
+	vpl_sealed_free(env, env_len);
+	return rc;
+}
+
+VPL_API int MQTTAsync_sendMessage(MQTTAsync handle, const char *destinationName, const MQTTAsync_message *msg,
+                                  MQTTAsync_responseOptions *response)
+{
+	REAL(MQTTAsync_sendMessage);
+	if (!MQTTAsync_sendMessage_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_sendMessage_p(handle, destinationName, msg, response);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	if (!msg || msg->payloadlen < 0)
+		return MQTTASYNC_NULL_PARAMETER;
+	MQTTAsync_message init = MQTTAsync_message_initializer;
+	MQTTAsync_message copy = init;
+	memcpy(&copy, msg, msg->struct_version >= 1 ? sizeof(copy) : offsetof(MQTTAsync_message, properties));
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	if (vpl_seal(destinationName, msg->payload, (size_t)msg->payloadlen, &env, &env_len) != VEIL_OK)
+		return MQTTASYNC_FAILURE;
+	copy.payload = env;
+	copy.payloadlen = (int)env_len;
+	vpl_depth++;
+	int rc = MQTTAsync_sendMessage_p(handle, destinationName, &copy, response);
+	vpl_depth--;
+	vpl_sealed_free(env, env_len);
+	return rc;
+}

@@ -1,0 +1,398 @@
+/*
+ * libveil_preload.so: the interposed MQTTClient (synchronous Paho) entry
+ * points. Each seals what the app publishes, opens what it receives and
+ * injects the Veil login at CONNECT, then calls the real function found with
+ * dlsym(RTLD_NEXT). Shared state and helpers: preload.c.
+ */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <MQTTClient.h>
+#include <sodium.h>
+
+#include "preload.h"
+
+#define VPL_API __attribute__((visibility("default")))
+
+/* Resolve the real symbol once; a racing first call stores the same value. */
+#define REAL(fn)                                                                              \
+	static __typeof__(fn) *real_##fn;                                                     \
+	__typeof__(fn) *fn##_p = __atomic_load_n(&real_##fn, __ATOMIC_ACQUIRE);               \
+	if (!fn##_p) {                                                                        \
+		fn##_p = (__typeof__(fn) *)vpl_real(#fn);                                     \
+		__atomic_store_n(&real_##fn, fn##_p, __ATOMIC_RELEASE);                       \
+	}
+
+static MQTTResponse response(int rc)
+{
+	MQTTResponse r = MQTTResponse_initializer;
+	r.reasonCode = (enum MQTTReasonCodes)rc;
+	return r;
+}
+
+/* ---- create / destroy: learn the handle, give Paho the right client id ---- */
+
+VPL_API int MQTTClient_createWithOptions(MQTTClient *handle, const char *serverURI, const char *clientId,
+                                         int persistence_type, void *persistence_context,
+                                         MQTTClient_createOptions *options)
+{
+	REAL(MQTTClient_createWithOptions);
+	if (!MQTTClient_createWithOptions_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_createWithOptions_p(handle, serverURI, clientId, persistence_type,
+		                                      persistence_context, options);
+	if (!vpl_ready())
+		return MQTTCLIENT_FAILURE;
+	const char *id = vpl_client_id(clientId);
+	vpl_depth++;
+	int rc = MQTTClient_createWithOptions_p(handle, serverURI, id, persistence_type, persistence_context,
+	                                        options);
+	vpl_depth--;
+	if (rc == MQTTCLIENT_SUCCESS && handle && *handle && !vpl_handle_new(*handle, false, id)) {
+		vpl_loud("out of memory registering the client");
+		REAL(MQTTClient_destroy);
+		if (MQTTClient_destroy_p)
+			MQTTClient_destroy_p(handle);
+		return MQTTCLIENT_FAILURE;
+	}
+	return rc;
+}
+
+VPL_API int MQTTClient_create(MQTTClient *handle, const char *serverURI, const char *clientId,
+                              int persistence_type, void *persistence_context)
+{
+	if (vpl_depth) {
+		REAL(MQTTClient_create);
+		return MQTTClient_create_p ? MQTTClient_create_p(handle, serverURI, clientId, persistence_type,
+		                                                 persistence_context)
+		                           : MQTTCLIENT_FAILURE;
+	}
+	return MQTTClient_createWithOptions(handle, serverURI, clientId, persistence_type, persistence_context,
+	                                    NULL);
+}
+
+VPL_API void MQTTClient_destroy(MQTTClient *handle)
+{
+	REAL(MQTTClient_destroy);
+	void *h = handle ? *handle : NULL;
+	if (MQTTClient_destroy_p) {
+		vpl_depth++;
+		MQTTClient_destroy_p(handle);
+		vpl_depth--;
+	}
+	/* After the real destroy: no callback can reach the record any more. */
+	if (h && !vpl_depth)
+		vpl_handle_free(h);
+}
+
+/* ---- callbacks: wrappers get our record as context ---- */
+
+static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message *m)
+{
+	struct vpl_handle *h = ctx;
+	MQTTClient_messageArrived *app = (MQTTClient_messageArrived *)h->app_ma;
+	if (m && m != h->opened_pending) {
+		if (vpl_open_inplace(h, topicName, topicLen, m->payload, &m->payloadlen) != VEIL_OK) {
+			REAL(MQTTClient_freeMessage);
+			REAL(MQTTClient_free);
+			if (MQTTClient_freeMessage_p)
+				MQTTClient_freeMessage_p(&m);
+			if (MQTTClient_free_p)
+				MQTTClient_free_p(topicName);
+			return 1; /* consumed: never reaches the app */
+		}
+	}
+	int rc = app(h->app_ma_ctx, topicName, topicLen, m);
+	/* 0 = app wants it again later; Paho redelivers this very object. */
+	h->opened_pending = rc ? NULL : m;
+	return rc;
+}
+
+static void cl_wrap(void *ctx, char *cause)
+{
+	struct vpl_handle *h = ctx;
+	if (h->app_cl)
+		((MQTTClient_connectionLost *)h->app_cl)(h->app_ctx, cause);
+}
+
+static void dc_wrap(void *ctx, MQTTClient_deliveryToken dt)
+{
+	struct vpl_handle *h = ctx;
+	if (h->app_dc)
+		((MQTTClient_deliveryComplete *)h->app_dc)(h->app_ctx, dt);
+}
+
+VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient_connectionLost *cl,
+                                    MQTTClient_messageArrived *ma, MQTTClient_deliveryComplete *dc)
+{
+	REAL(MQTTClient_setCallbacks);
+	if (!MQTTClient_setCallbacks_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_setCallbacks_p(handle, context, cl, ma, dc);
+	if (!vpl_ready())
+		return MQTTCLIENT_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h || !ma) /* unknown handle or Paho's own argument error: let Paho answer */
+		return MQTTClient_setCallbacks_p(handle, context, cl, ma, dc);
+	h->app_ma = (void *)ma;
+	h->app_ma_ctx = context;
+	h->app_cl = (void *)cl;
+	h->app_dc = (void *)dc;
+	h->app_ctx = context;
+	vpl_depth++;
+	int rc = MQTTClient_setCallbacks_p(handle, h, cl ? cl_wrap : NULL, ma_wrap, dc ? dc_wrap : NULL);
+	vpl_depth--;
+	return rc;
+}
+
+VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLen, MQTTClient_message **message,
+                               unsigned long timeout)
+{
+	REAL(MQTTClient_receive);
+	if (!MQTTClient_receive_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_receive_p(handle, topicName, topicLen, message, timeout);
+	if (!vpl_ready())
+		return MQTTCLIENT_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	vpl_depth++;
+	int rc = MQTTClient_receive_p(handle, topicName, topicLen, message, timeout);
+	vpl_depth--;
+	if (!h || !message || !*message || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
+		return rc;
+	MQTTClient_message *m = *message;
+	if (vpl_open_inplace(h, *topicName, topicLen ? *topicLen : 0, m->payload, &m->payloadlen) == VEIL_OK)
+		return rc;
+	REAL(MQTTClient_freeMessage);
+	REAL(MQTTClient_free);
+	if (MQTTClient_freeMessage_p)
+		MQTTClient_freeMessage_p(message);
+	if (MQTTClient_free_p)
+		MQTTClient_free_p(*topicName);
+	*message = NULL;
+	*topicName = NULL;
+	if (topicLen)
+		*topicLen = 0;
+	/* Looks like a timeout to the app: nothing arrived that it may see. */
+	return MQTTCLIENT_SUCCESS;
+}
+
+/* ---- connect: Veil login and a sealed will ---- */
+
+struct login {
+	const char *username;
+	const char *password;
+	MQTTClient_willOptions *will;
+	MQTTClient_willOptions will_copy;
+	uint8_t *sealed_will;
+	size_t sealed_will_len;
+	char pw[VEIL_PASSWORD_MAX];
+};
+
+/* Patch options in place (the sync API takes them non-const and writes
+ * `returned` back), remembering what to restore. */
+static int login_apply(struct vpl_handle *h, MQTTClient_connectOptions *o, struct login *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (!o)
+		return MQTTCLIENT_NULL_PARAMETER;
+	l->username = o->username;
+	l->password = o->password;
+	l->will = o->will;
+	if (o->will) {
+		const MQTTClient_willOptions *w = o->will;
+		const void *data = w->message;
+		size_t len = w->message ? strlen(w->message) : 0;
+		if (w->struct_version >= 1 && !w->message && w->payload.data) {
+			data = w->payload.data;
+			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
+		}
+		if (vpl_seal(w->topicName, data, len, &l->sealed_will, &l->sealed_will_len) != VEIL_OK) {
+			vpl_loud("connect refused: the will message cannot be sealed");
+			return MQTTCLIENT_FAILURE;
+		}
+		l->will_copy = *w; /* version 0 lacks payload; we always send version 1 */
+		l->will_copy.struct_version = 1;
+		l->will_copy.message = NULL;
+		l->will_copy.payload.data = l->sealed_will;
+		l->will_copy.payload.len = (int)l->sealed_will_len;
+		o->will = &l->will_copy;
+	}
+	int vrc;
+	if (vpl_login(h ? h->client_id : NULL, l->pw, sizeof(l->pw), &vrc)) {
+		if (vrc != VEIL_OK || !h)
+			return MQTTCLIENT_FAILURE;
+		o->username = h->client_id;
+		o->password = l->pw;
+	}
+	return MQTTCLIENT_SUCCESS;
+}
+
+static void login_restore(MQTTClient_connectOptions *o, struct login *l)
+{
+	if (o) {
+		o->username = l->username;
+		o->password = l->password;
+		o->will = l->will;
+	}
+	vpl_sealed_free(l->sealed_will, l->sealed_will_len);
+	sodium_memzero(l->pw, sizeof(l->pw));
+}
+
+VPL_API int MQTTClient_connect(MQTTClient handle, MQTTClient_connectOptions *options)
+{
+	REAL(MQTTClient_connect);
+	if (!MQTTClient_connect_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_connect_p(handle, options);
+	if (!vpl_ready())
+		return MQTTCLIENT_FAILURE;
+	struct login l;
+	int rc = login_apply(vpl_handle_find(handle), options, &l);
+	if (rc == MQTTCLIENT_SUCCESS) {
+		vpl_depth++;
+		rc = MQTTClient_connect_p(handle, options);
+		vpl_depth--;
+	}
+	login_restore(options, &l);
+	return rc;
+}
+
+VPL_API MQTTResponse MQTTClient_connect5(MQTTClient handle, MQTTClient_connectOptions *options,
+                                         MQTTProperties *connectProperties, MQTTProperties *willProperties)
+{
+	REAL(MQTTClient_connect5);
+	if (!MQTTClient_connect5_p)
+		return response(MQTTCLIENT_FAILURE);
+	if (vpl_depth)
+		return MQTTClient_connect5_p(handle, options, connectProperties, willProperties);
+	if (!vpl_ready())
+		return response(MQTTCLIENT_FAILURE);
+	struct login l;
+	int rc = login_apply(vpl_handle_find(handle), options, &l);
+	MQTTResponse r = response(rc);
+	if (rc == MQTTCLIENT_SUCCESS) {
+		vpl_depth++;
+		r = MQTTClient_connect5_p(handle, options, connectProperties, willProperties);
+		vpl_depth--;
+	}
+	login_restore(options, &l);
+	return r;
+}
+
+/* ---- publish: seal, or send nothing ---- */
+
+VPL_API MQTTResponse MQTTClient_publish5(MQTTClient handle, const char *topicName, int payloadlen,
+                                         const void *payload, int qos, int retained, MQTTProperties *properties,
+                                         MQTTClient_deliveryToken *dt)
+{
+	REAL(MQTTClient_publish5);
+	if (!MQTTClient_publish5_p)
+		return response(MQTTCLIENT_FAILURE);
+	if (vpl_depth)
+		return MQTTClient_publish5_p(handle, topicName, payloadlen, payload, qos, retained, properties, dt);
+	if (!vpl_ready() || payloadlen < 0)
+		return response(MQTTCLIENT_FAILURE);
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+		return response(MQTTCLIENT_FAILURE);
+	/* Paho has copied or written the payload when the sync call returns. */
+	vpl_depth++;
+	MQTTResponse r = MQTTClient_publish5_p(handle, topicName, (int)env_len, env, qos, retained, properties, dt);
+	vpl_depth--;
+	vpl_sealed_free(env, env_len);
+	return r;
+}
+
+VPL_API int MQTTClient_publish(MQTTClient handle, const char *topicName, int payloadlen, const void *payload,
+                               int qos, int retained, MQTTClient_deliveryToken *dt)
+{
+	REAL(MQTTClient_publish);
+	if (!MQTTClient_publish_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_publish_p(handle, topicName, payloadlen, payload, qos, retained, dt);
+	if (!vpl_ready() || payloadlen < 0)
+		return MQTTCLIENT_FAILURE;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+		return MQTTCLIENT_FAILURE;
+	vpl_depth++;
+	int rc = MQTTClient_publish_p(handle, topicName, (int)env_len, env, qos, retained, dt);
+	vpl_depth--;
+	vpl_sealed_free(env, env_len);
+	return rc;
+}
+
+/* A shallow copy of the app's message with the envelope as payload; the
+ * app's struct may be version 0 (no properties), so copy only what it has. */
+static int sealed_message(const char *topic, const MQTTClient_message *msg, MQTTClient_message *copy,
+                          uint8_t **env, size_t *env_len)
+{
+	if (!msg || msg->payloadlen < 0)
+		return MQTTCLIENT_NULL_PARAMETER;
+	MQTTClient_message init = MQTTClient_message_initializer;
+	*copy = init;
+	memcpy(copy, msg, msg->struct_version >= 1 ? sizeof(*copy) : offsetof(MQTTClient_message, properties));
+	if (vpl_seal(topic, msg->payload, (size_t)msg->payloadlen, env, env_len) != VEIL_OK)
+		return MQTTCLIENT_FAILURE;
+	copy->payload = *env;
+	copy->payloadlen = (int)*env_len;
+	return MQTTCLIENT_SUCCESS;
+}
+
+VPL_API int MQTTClient_publishMessage(MQTTClient handle, const char *topicName, MQTTClient_message *msg,
+                                      MQTTClient_deliveryToken *dt)
+{
+	REAL(MQTTClient_publishMessage);
+	if (!MQTTClient_publishMessage_p)
+		return MQTTCLIENT_FAILURE;
+	if (vpl_depth)
+		return MQTTClient_publishMessage_p(handle, topicName, msg, dt);
+	if (!vpl_ready())
+		return MQTTCLIENT_FAILURE;
+	MQTTClient_message copy;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	int rc = sealed_message(topicName, msg, &copy, &env, &env_len);
+	if (rc != MQTTCLIENT_SUCCESS)
+		return rc;
+	vpl_depth++;
+	rc = MQTTClient_publishMessage_p(handle, topicName, &copy, dt);
+	vpl_depth--;
+	msg->msgid = copy.msgid;
+	vpl_sealed_free(env, env_len);
+	return rc;
+}
+
+VPL_API MQTTResponse MQTTClient_publishMessage5(MQTTClient handle, const char *topicName, MQTTClient_message *msg,
+                                                MQTTClient_deliveryToken *dt)
+{
+	REAL(MQTTClient_publishMessage5);
+	if (!MQTTClient_publishMessage5_p)
+		return response(MQTTCLIENT_FAILURE);
+	if (vpl_depth)
+		return MQTTClient_publishMessage5_p(handle, topicName, msg, dt);
+	if (!vpl_ready())
+		return response(MQTTCLIENT_FAILURE);
+	MQTTClient_message copy;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	int rc = sealed_message(topicName, msg, &copy, &env, &env_len);
+	if (rc != MQTTCLIENT_SUCCESS)
+		return response(rc);
+	vpl_depth++;
+	MQTTResponse r = MQTTClient_publishMessage5_p(handle, topicName, &copy, dt);
+	vpl_depth--;
+	msg->msgid = copy.msgid;
+	vpl_sealed_free(env, env_len);
+	return r;
+}

@@ -1,0 +1,478 @@
+/*
+ * libveil_preload.so against a real Mosquitto and Debian's UNMODIFIED Paho
+ * sample programs: paho_c_pub/paho_c_sub (MQTTAsync, libpaho-mqtt3as) and
+ * paho_cs_pub/paho_cs_sub (MQTTClient, libpaho-mqtt3cs; the MQTTClient_*
+ * examples hard-code a public broker, so they cannot be pointed at ours).
+ *
+ * Every exchange runs next to a plain `mosquitto_sub -t '#' -v` observer that
+ * is NOT preloaded: it must see the messages, but only as envelopes (the
+ * plaintext never occurs in what it printed). Misconfiguration (no
+ * VEIL_CONFIG, unreadable/absent keyring, bad config line) and a topic
+ * without policy must make the app fail loudly with nothing sent.
+ *
+ * Identities, credentials and the keyring are made with the core API in a
+ * temp dir. The broker allows anonymous clients: the Veil login (username =
+ * client id, password = "veil1:" token) is accepted without the plugin.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+
+#define TOPIC "veil/plant/temp"
+
+static struct test_broker broker;
+static char dir[256];
+static char port_s[16];
+static char pub_conf[512], sub_conf[512], kr_path[512];
+static unsigned counter;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void pathf(char *out, size_t cap, const char *name)
+{
+	ck_assert_int_lt(snprintf(out, cap, "%s/%s", dir, name), (int)cap);
+}
+
+/* ---- test material, made with the core API ---- */
+
+static void b64(char *out, size_t cap, const uint8_t *b, size_t n)
+{
+	sodium_bin2base64(out, cap, b, n, sodium_base64_VARIANT_ORIGINAL);
+}
+
+static void make_device(struct veil_identity *authority, const char *client_id, const char *name)
+{
+	struct veil_identity *dev = NULL;
+	ck_assert_int_eq(veil_identity_generate(&dev), VEIL_OK);
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s.id", dir, name);
+	ck_assert_int_eq(veil_identity_save(dev, p), VEIL_OK);
+	struct stat st;
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mode & 077, 0);
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(dev, c.device_pk);
+	snprintf(c.client_id, sizeof(c.client_id), "%s", client_id);
+	c.issued_at = (uint64_t)time(NULL) - 60U;
+	c.expires_at = (uint64_t)time(NULL) + 86400U;
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t n = 0;
+	ck_assert_int_eq(veil_credential_issue(authority, &c, cred, sizeof(cred), &n), VEIL_OK);
+	snprintf(p, sizeof(p), "%s/%s.cred", dir, name);
+	ck_assert_int_eq(veil_credential_save(cred, n, p), VEIL_OK);
+	veil_identity_free(&dev);
+}
+
+static void write_conf(const char *path, const char *body)
+{
+	ck_assert_int_eq(test_write_file(path, body, 0644), 0);
+}
+
+static void setup(void)
+{
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	/* A log file mosquitto flushes per line (its stdout is block buffered);
+	 * "user root" keeps it writable in our 0700 dir when tests run as root
+	 * (ignored otherwise). */
+	ck_assert_int_eq(test_broker_start(&broker, "allow_anonymous true\nuser root\nlog_dest file %DIR%/flushed.log\n"), 0);
+	snprintf(port_s, sizeof(port_s), "%d", broker.port);
+
+	struct veil_identity *auth = NULL;
+	ck_assert_int_eq(veil_identity_generate(&auth), VEIL_OK);
+	make_device(auth, "dev-pub", "pub");
+	make_device(auth, "dev-sub", "sub");
+	uint8_t apk[VEIL_PK_BYTES], key[VEIL_KEY_BYTES];
+	veil_identity_public(auth, apk);
+	veil_identity_free(&auth);
+	veil_topic_key_generate(key);
+	char apk64[64], key64[64], text[1024];
+	b64(apk64, sizeof(apk64), apk, sizeof(apk));
+	b64(key64, sizeof(key64), key, sizeof(key));
+	sodium_memzero(key, sizeof(key));
+	snprintf(text, sizeof(text), "authority %s\nkey veil/# 7 %s send\npolicy veil/#\n", apk64, key64);
+	pathf(kr_path, sizeof(kr_path), "keyring");
+	ck_assert_int_eq(test_write_file(kr_path, text, 0600), 0);
+	sodium_memzero(key64, sizeof(key64));
+
+	/* Relative paths resolve against the config's directory. */
+	pathf(pub_conf, sizeof(pub_conf), "pub.conf");
+	write_conf(pub_conf, "# publisher\nidentity pub.id\ncredential pub.cred\nkeyring keyring\n"
+	                     "state_dir state-pub\n");
+	pathf(sub_conf, sizeof(sub_conf), "sub.conf");
+	write_conf(sub_conf, "identity sub.id\ncredential sub.cred\nkeyring keyring\nstate_dir state-sub\n");
+}
+
+static void teardown(void)
+{
+	test_broker_stop(&broker);
+	test_broker_cleanup(&broker);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* ---- processes ---- */
+
+/* Start argv with stdout+stderr to outfile. preload: LD_PRELOAD the built
+ * library (after the ASan runtime in sanitizer builds). config NULL: unset. */
+static pid_t spawn(const char *const argv[], bool preload, const char *config, const char *outfile)
+{
+	const char *lib = getenv("VEIL_PRELOAD");
+	ck_assert_msg(!preload || (lib && *lib), "VEIL_PRELOAD not set (run through ctest)");
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0)
+			_exit(126);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+		unsetenv("VEIL_CONFIG");
+		unsetenv("LD_PRELOAD");
+		if (config)
+			setenv("VEIL_CONFIG", config, 1);
+		if (preload) {
+			const char *asan = getenv("VEIL_ASAN_RUNTIME");
+			char pre[1024];
+			if (asan && *asan)
+				snprintf(pre, sizeof(pre), "%s:%s", asan, lib);
+			else
+				snprintf(pre, sizeof(pre), "%s", lib);
+			setenv("LD_PRELOAD", pre, 1);
+			/* Paho's sample programs leak at exit; not ours to report. */
+			setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Exit status, or -1 after killing it at the timeout. */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 20) {
+		int st;
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		sleep_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	if (wait_exit(pid, 3000) == -1)
+		fprintf(stderr, "pid %d needed SIGKILL\n", (int)pid);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		*len = 0;
+		return NULL;
+	}
+	char *buf = malloc(1U << 20);
+	ck_assert_ptr_nonnull(buf);
+	*len = fread(buf, 1, (1U << 20) - 1U, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	size_t len;
+	char *b = slurp(path, &len);
+	bool found = b && memmem(b, len, needle, strlen(needle)) != NULL;
+	free(b);
+	return found;
+}
+
+static bool wait_file_has(const char *path, const char *needle, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 50) {
+		if (file_has(path, needle))
+			return true;
+		sleep_ms(50);
+	}
+	return false;
+}
+
+static void dump(const char *what, const char *path)
+{
+	size_t len;
+	char *b = slurp(path, &len);
+	fprintf(stderr, "---- %s (%s) ----\n%s\n", what, path, b ? b : "(none)");
+	free(b);
+}
+
+static pid_t start_observer(char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/observer-%u.out", dir, ++counter);
+	const char *argv[] = { "mosquitto_sub", "-h", "127.0.0.1", "-p", port_s, "-t", "#", "-v", NULL };
+	pid_t pid = spawn(argv, false, NULL, out);
+	/* Prove it is subscribed before anything it must witness is sent. */
+	char ping[64];
+	snprintf(ping, sizeof(ping), "observer-ready-%u", counter);
+	const char *pub[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", "ping", "-m", ping, NULL };
+	char pout[300];
+	snprintf(pout, sizeof(pout), "%s/ping.out", dir);
+	for (int i = 0; i < 50 && !file_has(out, ping); i++) {
+		ck_assert_int_eq(wait_exit(spawn(pub, false, NULL, pout), 5000), 0);
+		wait_file_has(out, ping, 200);
+	}
+	ck_assert_msg(file_has(out, ping), "observer never subscribed");
+	return pid;
+}
+
+/*
+ * One end-to-end exchange: a preloaded subscriber, a plain observer, and a
+ * preloaded publisher retried until the subscriber printed the plaintext.
+ */
+static void exchange(const char *pub_bin, const char *sub_bin, const char *version)
+{
+	char obs_out[300], sub_out[300], pub_out[300], secret[96];
+	pid_t obs = start_observer(obs_out, sizeof(obs_out));
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%u.out", dir, ++counter);
+	const char *sargv[] = { sub_bin, "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, "-V", version, NULL };
+	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
+
+	snprintf(pub_out, sizeof(pub_out), "%s/pub-%u.out", dir, ++counter);
+	bool got = false;
+	uint32_t nonce = randombytes_random();
+	for (int attempt = 0; attempt < 20 && !got; attempt++) {
+		snprintf(secret, sizeof(secret), "reactor-%08x-%s-%d", nonce, version, attempt);
+		const char *pargv[] = { pub_bin, "-t", TOPIC, "-m", secret, "-h", "127.0.0.1", "-p", port_s,
+		                        "-V", version, NULL };
+		int rc = wait_exit(spawn(pargv, true, pub_conf, pub_out), 15000);
+		if (rc != 0)
+			dump("publisher", pub_out);
+		ck_assert_int_eq(rc, 0);
+		got = wait_file_has(sub_out, secret, 1000);
+	}
+	if (!got) {
+		dump("subscriber", sub_out);
+		dump("observer", obs_out);
+	}
+	ck_assert_msg(got, "%s never printed what %s published", sub_bin, pub_bin);
+	/* The observer saw the same message as an envelope, never in clear. */
+	char seen[128];
+	snprintf(seen, sizeof(seen), "%s \x01", TOPIC); /* "-v": topic, space, payload (version byte 1) */
+	ck_assert_msg(wait_file_has(obs_out, seen, 3000), "observer did not see an envelope on %s", TOPIC);
+	stop(sub);
+	stop(obs);
+	ck_assert_msg(!file_has(obs_out, "reactor-"), "plaintext visible to a plain subscriber");
+	ck_assert_msg(!file_has(sub_out, "DROPPED"), "subscriber dropped a genuine message");
+	/* The Veil login was injected: the credential's client id replaced the
+	 * apps' defaults and is also the username. */
+	char blog[300];
+	snprintf(blog, sizeof(blog), "%s/flushed.log", broker.dir);
+	if (!wait_file_has(blog, "as dev-pub", 2000))
+		dump("broker", blog);
+	ck_assert(file_has(blog, "as dev-pub"));
+	ck_assert(file_has(blog, "as dev-sub"));
+	ck_assert(file_has(blog, "u'dev-pub'"));
+	ck_assert(file_has(blog, "u'dev-sub'"));
+}
+
+START_TEST(async_pub_async_sub_v311)
+{
+	exchange("paho_c_pub", "paho_c_sub", "311");
+}
+END_TEST
+
+START_TEST(async_pub_async_sub_v5)
+{
+	exchange("paho_c_pub", "paho_c_sub", "5");
+}
+END_TEST
+
+START_TEST(sync_pub_sync_sub_v5)
+{
+	exchange("paho_cs_pub", "paho_cs_sub", "5");
+}
+END_TEST
+
+START_TEST(sync_pub_async_sub_v311)
+{
+	exchange("paho_cs_pub", "paho_c_sub", "311");
+}
+END_TEST
+
+START_TEST(async_pub_sync_sub_v311)
+{
+	exchange("paho_c_pub", "paho_cs_sub", "311");
+}
+END_TEST
+
+/*
+ * The app must fail, say why on stderr, and put nothing on the wire: the
+ * observer (subscribed to '#') never sees the secret nor the topic.
+ */
+static void expect_refused_ex(const char *bin, const char *config, const char *topic, const char *why,
+                              bool app_decides)
+{
+	char obs_out[300], out[300], secret[64];
+	pid_t obs = start_observer(obs_out, sizeof(obs_out));
+	snprintf(out, sizeof(out), "%s/refused-%u.out", dir, ++counter);
+	snprintf(secret, sizeof(secret), "must-not-leak-%08x", randombytes_random());
+	const char *argv[] = { bin, "-t", topic, "-m", secret, "-h", "127.0.0.1", "-p", port_s, NULL };
+	int rc = wait_exit(spawn(argv, true, config, out), app_decides ? 3000 : 15000);
+	if ((!app_decides && (rc == 0 || rc == -1)) || !file_has(out, why))
+		dump(bin, out);
+	if (!app_decides)
+		ck_assert_msg(rc != 0 && rc != -1, "%s exited %d", bin, rc);
+	ck_assert_msg(file_has(out, why), "no '%s' on stderr", why);
+	ck_assert_msg(file_has(out, "veil-preload"), "not attributed to veil-preload");
+	sleep_ms(300); /* a leak would have reached the observer by now */
+	stop(obs);
+	ck_assert_msg(!file_has(obs_out, secret), "secret reached the broker");
+	char t[128];
+	snprintf(t, sizeof(t), "%s ", topic);
+	ck_assert_msg(!file_has(obs_out, t), "something was published on %s", topic);
+}
+
+static void expect_refused(const char *bin, const char *config, const char *topic, const char *why)
+{
+	expect_refused_ex(bin, config, topic, why, false);
+}
+
+START_TEST(config_unset_fails_loudly)
+{
+	expect_refused("paho_c_pub", NULL, TOPIC, "VEIL_CONFIG is not set");
+	expect_refused("paho_cs_pub", NULL, TOPIC, "VEIL_CONFIG is not set");
+}
+END_TEST
+
+START_TEST(unreadable_keyring_fails_loudly)
+{
+	char conf[512], body[1024], kr[512];
+	/* absent */
+	pathf(conf, sizeof(conf), "nokr.conf");
+	write_conf(conf, "identity pub.id\ncredential pub.cred\nkeyring missing-keyring\n");
+	expect_refused("paho_c_pub", conf, TOPIC, "missing-keyring");
+	/* group readable: a secret file others can read is refused */
+	pathf(kr, sizeof(kr), "keyring-0640");
+	size_t len;
+	char *text = slurp(kr_path, &len);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_int_eq(test_write_file(kr, text, 0640), 0);
+	sodium_memzero(text, len);
+	free(text);
+	pathf(conf, sizeof(conf), "permkr.conf");
+	snprintf(body, sizeof(body), "identity pub.id\ncredential pub.cred\nkeyring %s\n", kr);
+	write_conf(conf, body);
+	expect_refused("paho_cs_pub", conf, TOPIC, "keyring");
+	expect_refused("paho_c_pub", conf, TOPIC, "NOT ACTIVE");
+}
+END_TEST
+
+START_TEST(bad_config_line_fails_loudly)
+{
+	char conf[512], want[600];
+	pathf(conf, sizeof(conf), "bad.conf");
+	write_conf(conf, "identity pub.id\ncredential pub.cred\nkeyring keyring\npassword hunter2\n");
+	snprintf(want, sizeof(want), "%s:4:", conf);
+	expect_refused("paho_c_pub", conf, TOPIC, want);
+	char out[300];
+	snprintf(out, sizeof(out), "%s/refused-%u.out", dir, counter);
+	ck_assert_msg(!file_has(out, "hunter2"), "a secret from the config was echoed");
+}
+END_TEST
+
+START_TEST(topic_without_policy_not_published)
+{
+	/* The publish call fails, but what the app does next is its own choice:
+	 * paho_c_pub waits forever for the delivery, paho_cs_pub exits 0. What
+	 * matters is the loud line and an empty wire. */
+	expect_refused_ex("paho_c_pub", pub_conf, "other/topic", "REFUSED", true);
+	expect_refused_ex("paho_cs_pub", pub_conf, "other/topic", "REFUSED", true);
+}
+END_TEST
+
+/* A plaintext or forged message on a protected topic never reaches the app. */
+START_TEST(injected_plaintext_dropped)
+{
+	char sub_out[300], out[300];
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%u.out", dir, ++counter);
+	const char *sargv[] = { "paho_c_sub", "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, NULL };
+	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
+	snprintf(out, sizeof(out), "%s/inject.out", dir);
+	/* Forged: an envelope-looking header with garbage after it. */
+	const char *forged = "\x01" "\x00" "forged-envelope-with-enough-bytes-to-parse-as-a-header-and-tag-0123456789";
+	bool dropped = false;
+	for (int i = 0; i < 20 && !dropped; i++) {
+		const char *pargv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", TOPIC, "-m",
+			                "injected-plaintext", NULL };
+		ck_assert_int_eq(wait_exit(spawn(pargv, false, NULL, out), 5000), 0);
+		dropped = wait_file_has(sub_out, "DROPPED", 500);
+	}
+	const char *fargv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", TOPIC, "-m", forged, NULL };
+	ck_assert_int_eq(wait_exit(spawn(fargv, false, NULL, out), 5000), 0);
+	sleep_ms(500);
+	stop(sub);
+	if (!dropped)
+		dump("subscriber", sub_out);
+	ck_assert_msg(dropped, "no DROPPED line from the subscriber");
+	ck_assert_msg(!file_has(sub_out, "injected-plaintext"), "plaintext delivered to the app");
+	ck_assert_msg(!file_has(sub_out, "forged-envelope"), "forgery delivered to the app");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("preload");
+	TCase *tc = tcase_create("paho-samples");
+	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, async_pub_async_sub_v311);
+	tcase_add_test(tc, async_pub_async_sub_v5);
+	tcase_add_test(tc, sync_pub_sync_sub_v5);
+	tcase_add_test(tc, sync_pub_async_sub_v311);
+	tcase_add_test(tc, async_pub_sync_sub_v311);
+	tcase_add_test(tc, config_unset_fails_loudly);
+	tcase_add_test(tc, unreadable_keyring_fails_loudly);
+	tcase_add_test(tc, bad_config_line_fails_loudly);
+	tcase_add_test(tc, topic_without_policy_not_published);
+	tcase_add_test(tc, injected_plaintext_dropped);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
