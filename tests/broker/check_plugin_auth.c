@@ -1,0 +1,744 @@
+/*
+ * Plugin authentication against a real Mosquitto 2.0.11 with
+ * mosquitto_veil.so and real clients (Paho MQTTClient for MQTT 3.1.1 and 5,
+ * raw CONNECT sockets for load): every accept and refuse case with its
+ * CONNACK code and audit reason, replay, names, anonymous, password file,
+ * revocation by polling and by SIGHUP, expiry kicks, a storm of bad logins,
+ * 1,000 concurrent credential logins.
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <MQTTClient.h>
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+#include "check_plugin_auth_raw.h"
+
+/* CONNACK codes Mosquitto 2.0.11 sends for MOSQ_ERR_AUTH. */
+#define V3_NOT_AUTHORIZED 5
+#define V5_NOT_AUTHORIZED 135
+#define V5_BAD_AUTH_METHOD 140
+
+struct env {
+	char dir[256];
+	char authority_pub[300], passwd[300], revoked[300];
+	struct veil_identity *authority, *stranger, *device;
+	struct test_broker b;
+	char uri[64];
+	char log[300]; /* file log: the harness's stdout log is block-buffered */
+};
+static struct env E;
+
+/* Mosquitto started as root drops to the "mosquitto" user: the plugin's
+ * files must be readable by it (a deployment would chown them instead). */
+static void write_or_die(const char *path, const char *text)
+{
+	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
+}
+
+/* Credential for client_id signed by authority for device, valid until now + valid_s. */
+static size_t make_cred(const struct veil_identity *authority, const struct veil_identity *device,
+                        const char *client_id, int64_t valid_s, const char *roles, uint8_t *out)
+{
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(device, c.device_pk);
+	snprintf(c.client_id, sizeof(c.client_id), "%s", client_id);
+	snprintf(c.roles, sizeof(c.roles), "%s", roles ? roles : "");
+	uint64_t now = (uint64_t)time(NULL);
+	c.issued_at = now - 3600;
+	c.expires_at = (uint64_t)((int64_t)now + valid_s);
+	size_t n = 0;
+	ck_assert_int_eq(veil_credential_issue(authority, &c, out, VEIL_CREDENTIAL_MAX, &n), VEIL_OK);
+	return n;
+}
+
+static size_t make_token(const uint8_t *cred, size_t cred_len, const char *client_id, int64_t skew_s, uint8_t *tok)
+{
+	size_t n = 0;
+	uint64_t t = (uint64_t)((int64_t)time(NULL) + skew_s);
+	ck_assert_int_eq(veil_token_create(E.device, cred, cred_len, client_id, t, tok, VEIL_TOKEN_MAX, &n), VEIL_OK);
+	return n;
+}
+
+/* The usual login: a fresh token for client_id from the trusted authority. */
+static size_t good_token(const char *client_id, uint8_t *tok)
+{
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t cl = make_cred(E.authority, E.device, client_id, 3600, "sensor", cred);
+	return make_token(cred, cl, client_id, 0, tok);
+}
+
+static void to_password(const uint8_t *tok, size_t n, char *pw)
+{
+	ck_assert_int_eq(veil_token_to_password(tok, n, pw, VEIL_PASSWORD_MAX), VEIL_OK);
+}
+
+static void hash_line(char *out, size_t cap, const char *user, const char *pw)
+{
+	char h[crypto_pwhash_STRBYTES];
+	ck_assert_int_eq(crypto_pwhash_str(h, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                                   crypto_pwhash_MEMLIMIT_INTERACTIVE),
+	                 0);
+	snprintf(out, cap, "%s:%s\n", user, h);
+}
+
+static void env_start(const char *extra)
+{
+	memset(&E, 0, sizeof(E));
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	ck_assert_int_eq(test_mkdtemp(E.dir, sizeof(E.dir)), 0);
+	ck_assert_int_eq(chmod(E.dir, 0755), 0);
+	ck_assert_int_eq(veil_identity_generate(&E.authority), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&E.stranger), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&E.device), VEIL_OK);
+	uint8_t pk[VEIL_PK_BYTES];
+	veil_identity_public(E.authority, pk);
+	snprintf(E.authority_pub, sizeof(E.authority_pub), "%s/authority.pub", E.dir);
+	ck_assert_int_eq(veil_public_key_save(pk, E.authority_pub), VEIL_OK);
+	ck_assert_int_eq(chmod(E.authority_pub, 0644), 0);
+	snprintf(E.passwd, sizeof(E.passwd), "%s/passwd", E.dir);
+	char l1[256], l2[256], text[600];
+	hash_line(l1, sizeof(l1), "alice", "wonderland");
+	hash_line(l2, sizeof(l2), "bob", "builder");
+	snprintf(text, sizeof(text), "# users\n%s%s", l1, l2);
+	write_or_die(E.passwd, text);
+	snprintf(E.revoked, sizeof(E.revoked), "%s/revoked", E.dir);
+	write_or_die(E.revoked, "# nothing revoked yet\n");
+	snprintf(E.log, sizeof(E.log), "%s/broker.log", E.dir);
+	ck_assert_int_eq(test_write_file(E.log, "", 0666), 0);
+	ck_assert_int_eq(chmod(E.log, 0666), 0);
+	char conf[2048];
+	snprintf(conf, sizeof(conf),
+	         "log_dest file %s\n"
+	         "allow_anonymous false\n"
+	         "plugin %s\n"
+	         "plugin_opt_authority_file %s\n"
+	         "plugin_opt_password_file %s\n"
+	         "plugin_opt_revocation_file %s\n"
+	         "%s",
+	         E.log, test_plugin_path(), E.authority_pub, E.passwd, E.revoked, extra ? extra : "");
+	ck_assert_int_eq(test_broker_start(&E.b, conf), 0);
+	snprintf(E.uri, sizeof(E.uri), "tcp://127.0.0.1:%d", E.b.port);
+}
+
+static void env_stop(void)
+{
+	test_broker_stop(&E.b);
+	test_broker_cleanup(&E.b);
+	veil_identity_free(&E.authority);
+	veil_identity_free(&E.stranger);
+	veil_identity_free(&E.device);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- Paho clients ---- */
+
+struct pc {
+	MQTTClient c;
+	atomic_int lost;
+};
+
+static void on_lost(void *ctx, char *cause)
+{
+	(void)cause;
+	atomic_store(&((struct pc *)ctx)->lost, 1);
+}
+
+static int on_msg(void *ctx, char *topic, int tlen, MQTTClient_message *m)
+{
+	(void)ctx;
+	(void)tlen;
+	MQTTClient_freeMessage(&m);
+	MQTTClient_free(topic);
+	return 1;
+}
+
+static void pc_create(struct pc *p, const char *cid, int version)
+{
+	memset(p, 0, sizeof(*p));
+	MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
+	co.MQTTVersion = version;
+	ck_assert_int_eq(MQTTClient_createWithOptions(&p->c, E.uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co),
+	                 MQTTCLIENT_SUCCESS);
+	ck_assert_int_eq(MQTTClient_setCallbacks(p->c, p, on_lost, on_msg, NULL), MQTTCLIENT_SUCCESS);
+}
+
+/* MQTT 3.1.1 CONNECT; returns the CONNACK code (0 = accepted). */
+static int pc_connect3(struct pc *p, const char *cid, const char *user, const char *pw)
+{
+	pc_create(p, cid, MQTTVERSION_3_1_1);
+	MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+	o.MQTTVersion = MQTTVERSION_3_1_1;
+	o.cleansession = 1;
+	o.username = user;
+	o.password = pw;
+	o.connectTimeout = 5;
+	return MQTTClient_connect(p->c, &o);
+}
+
+/* MQTT 5 CONNECT, with the Veil auth method when tok is set. */
+static int pc_connect5(struct pc *p, const char *cid, const char *user, const char *pw, const char *method,
+                       const uint8_t *tok, size_t tok_len)
+{
+	pc_create(p, cid, MQTTVERSION_5);
+	MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer5;
+	o.cleanstart = 1;
+	o.username = user;
+	o.password = pw;
+	o.connectTimeout = 5;
+	MQTTProperties props = MQTTProperties_initializer;
+	if (method) {
+		MQTTProperty m;
+		memset(&m, 0, sizeof(m));
+		m.identifier = MQTTPROPERTY_CODE_AUTHENTICATION_METHOD;
+		m.value.data.data = (char *)method;
+		m.value.data.len = (int)strlen(method);
+		ck_assert_int_eq(MQTTProperties_add(&props, &m), 0);
+		if (tok) {
+			MQTTProperty d;
+			memset(&d, 0, sizeof(d));
+			d.identifier = MQTTPROPERTY_CODE_AUTHENTICATION_DATA;
+			d.value.data.data = (char *)tok;
+			d.value.data.len = (int)tok_len;
+			ck_assert_int_eq(MQTTProperties_add(&props, &d), 0);
+		}
+	}
+	MQTTResponse r = MQTTClient_connect5(p->c, &o, &props, NULL);
+	int rc = r.reasonCode;
+	MQTTResponse_free(r);
+	MQTTProperties_free(&props);
+	return rc;
+}
+
+static void pc_close(struct pc *p)
+{
+	if (!p->c)
+		return;
+	if (MQTTClient_isConnected(p->c))
+		MQTTClient_disconnect(p->c, 1000);
+	MQTTClient_destroy(&p->c);
+}
+
+/* One-shot helpers: connect, close, return the code. */
+static int login3(const char *cid, const char *user, const char *pw)
+{
+	struct pc p;
+	int rc = pc_connect3(&p, cid, user, pw);
+	pc_close(&p);
+	return rc;
+}
+
+static int login5_token(const char *cid, const uint8_t *tok, size_t n)
+{
+	struct pc p;
+	int rc = pc_connect5(&p, cid, NULL, NULL, VEIL_AUTH_METHOD, tok, n);
+	pc_close(&p);
+	return rc;
+}
+
+static int login5(const char *cid, const char *user, const char *pw)
+{
+	struct pc p;
+	int rc = pc_connect5(&p, cid, user, pw, NULL, NULL, 0);
+	pc_close(&p);
+	return rc;
+}
+
+/* Wait until the broker drops p (true) or timeout_ms passes (false). */
+static bool pc_wait_lost(struct pc *p, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		if (atomic_load(&p->lost) || !MQTTClient_isConnected(p->c))
+			return true;
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
+static bool log_has(const char *needle)
+{
+	FILE *f = fopen(E.log, "r");
+	if (!f)
+		return false;
+	char line[4096];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+static bool log_wait(const char *needle, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 50) {
+		if (log_has(needle))
+			return true;
+		usleep(50 * 1000);
+	}
+	return false;
+}
+
+static void expect_log(const char *needle)
+{
+	ck_assert_msg(log_wait(needle, 3000), "broker log lacks '%s'", needle);
+}
+
+/* ---- credential logins ---- */
+
+START_TEST(test_credential_v311_accept_and_replay)
+{
+	env_start(NULL);
+	uint8_t tok[VEIL_TOKEN_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	to_password(tok, good_token("dev-1", tok), pw);
+	ck_assert_int_eq(login3("dev-1", "dev-1", pw), 0);
+	expect_log("veil: auth | accept | client=dev-1 addr=127.0.0.1 method=credential roles=sensor");
+	ck_assert_int_eq(login3("dev-1", "dev-1", pw), V3_NOT_AUTHORIZED);
+	expect_log("client=dev-1 addr=127.0.0.1 method=credential reason=replayed-token");
+	/* Username must be the client id. */
+	to_password(tok, good_token("dev-1", tok), pw);
+	ck_assert_int_eq(login3("dev-1", "someone", pw), V3_NOT_AUTHORIZED);
+	expect_log("reason=username-mismatch");
+	/* Prefix but not base64: refused, not tried against the password file. */
+	ck_assert_int_eq(login3("dev-1", "dev-1", VEIL_PASSWORD_PREFIX "!!!notbase64"), V3_NOT_AUTHORIZED);
+	expect_log("reason=malformed-token");
+	ck_assert(!log_has(pw + strlen(VEIL_PASSWORD_PREFIX)));
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_credential_v5_accept_and_replay)
+{
+	env_start(NULL);
+	uint8_t tok[VEIL_TOKEN_MAX];
+	size_t n = good_token("dev-5", tok);
+	ck_assert_int_eq(login5_token("dev-5", tok, n), 0);
+	expect_log("veil: auth | accept | client=dev-5 addr=127.0.0.1 method=credential roles=sensor");
+	ck_assert_int_eq(login5_token("dev-5", tok, n), V5_NOT_AUTHORIZED);
+	expect_log("client=dev-5 addr=127.0.0.1 method=credential reason=replayed-token");
+	/* The MQTT 3.1.1 password form also works over MQTT 5 (BASIC_AUTH). */
+	char pw[VEIL_PASSWORD_MAX];
+	to_password(tok, good_token("dev-5", tok), pw);
+	ck_assert_int_eq(login5("dev-5", "dev-5", pw), 0);
+	/* Another plugin's method is not ours: nobody handles it. */
+	n = good_token("dev-5", tok);
+	ck_assert_int_eq(login5_token("dev-5", NULL, 0), V5_NOT_AUTHORIZED);
+	struct pc p;
+	ck_assert_int_eq(pc_connect5(&p, "dev-5", NULL, NULL, "SCRAM-SHA-1", tok, n), V5_BAD_AUTH_METHOD);
+	pc_close(&p);
+	env_stop();
+}
+END_TEST
+
+/* Each broken token is refused with its own audit reason, over 3.1.1 and 5. */
+START_TEST(test_credential_refusals)
+{
+	env_start(NULL);
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	size_t cl, n;
+	struct {
+		const char *reason;
+		int version;
+	} cases[] = { { "expired-credential", 4 }, { "expired-credential", 5 },   { "unknown-authority", 4 },
+		      { "unknown-authority", 5 },  { "client-id-mismatch", 4 },   { "client-id-mismatch", 5 },
+		      { "bad-signature", 4 },      { "bad-signature", 5 },        { "stale-token", 4 },
+		      { "stale-token", 5 },        { "malformed-token", 5 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = cases[i].reason;
+		char cid[32];
+		snprintf(cid, sizeof(cid), "bad-%zu", i);
+		if (!strcmp(why, "expired-credential")) {
+			cl = make_cred(E.authority, E.device, cid, -10, NULL, cred);
+			n = make_token(cred, cl, cid, 0, tok);
+		} else if (!strcmp(why, "unknown-authority")) {
+			cl = make_cred(E.stranger, E.device, cid, 3600, NULL, cred);
+			n = make_token(cred, cl, cid, 0, tok);
+		} else if (!strcmp(why, "client-id-mismatch")) {
+			/* A stolen credential of another device presented under this id. */
+			cl = make_cred(E.authority, E.device, "victim", 3600, NULL, cred);
+			n = make_token(cred, cl, "victim", 0, tok);
+		} else if (!strcmp(why, "bad-signature")) {
+			n = good_token(cid, tok);
+			tok[n - 1] ^= 0x01;
+		} else if (!strcmp(why, "stale-token")) {
+			cl = make_cred(E.authority, E.device, cid, 3600, NULL, cred);
+			n = make_token(cred, cl, cid, -120, tok);
+		} else {
+			n = good_token(cid, tok);
+			n = 10;
+		}
+		int rc;
+		if (cases[i].version == 4) {
+			to_password(tok, n, pw);
+			rc = login3(cid, cid, pw);
+			ck_assert_msg(rc == V3_NOT_AUTHORIZED, "%s v3: rc %d", why, rc);
+		} else {
+			rc = login5_token(cid, tok, n);
+			ck_assert_msg(rc == V5_NOT_AUTHORIZED, "%s v5: rc %d", why, rc);
+		}
+		char needle[128];
+		snprintf(needle, sizeof(needle), "client=%s addr=127.0.0.1 method=credential reason=%s", cid, why);
+		expect_log(needle);
+	}
+	env_stop();
+}
+END_TEST
+
+/* ---- names, anonymous, passwords ---- */
+
+/* Raw CONNECTs: a client library may refuse to send these names at all. */
+static int raw_login(int version, const char *cid, const char *user, const char *pw)
+{
+	struct raw_login l = { version, cid, user, pw, NULL, NULL, 0 };
+	return raw_login_once(E.b.port, &l, 5000);
+}
+
+START_TEST(test_names_refused)
+{
+	env_start(NULL);
+	const char *bad_ids[] = { "dev+1", "dev#", "dev\x01x", "dev\x7f", "\xc3\x28", "\xc2\x85" };
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		/* Mosquitto itself closes on invalid UTF-8 and C0 controls (no
+		 * CONNACK, -1); whatever reaches the plugin gets "not authorized". */
+		int r4 = raw_login(4, bad_ids[i], "alice", "wonderland");
+		int r5 = raw_login(5, bad_ids[i], "alice", "wonderland");
+		ck_assert_msg(r4 == V3_NOT_AUTHORIZED || r4 == -1, "id %zu v3: %d", i, r4);
+		ck_assert_msg(r5 == V5_NOT_AUTHORIZED || r5 == -1, "id %zu v5: %d", i, r5);
+		if (i < 2) {
+			ck_assert_int_eq(r4, V3_NOT_AUTHORIZED);
+			ck_assert_int_eq(r5, V5_NOT_AUTHORIZED);
+		}
+	}
+	expect_log("client=dev+1 addr=127.0.0.1 method=basic reason=invalid-client-id");
+	char longid[VEIL_CLIENT_ID_MAX + 2];
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	ck_assert_int_eq(login3(longid, "alice", "wonderland"), V3_NOT_AUTHORIZED);
+	expect_log("reason=invalid-client-id");
+	ck_assert_int_eq(raw_login(4, "ok-id", "ali#ce", "wonderland"), V3_NOT_AUTHORIZED);
+	ck_assert_int_eq(raw_login(5, "ok-id", "ali+ce", "wonderland"), V5_NOT_AUTHORIZED);
+	int r = raw_login(4, "ok-id", "ali\x1b[31mce", "wonderland");
+	ck_assert(r == V3_NOT_AUTHORIZED || r == -1);
+	expect_log("reason=invalid-username");
+	/* The longest valid id is fine. */
+	longid[VEIL_CLIENT_ID_MAX] = '\0';
+	ck_assert_int_eq(login3(longid, "alice", "wonderland"), 0);
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_anonymous)
+{
+	env_start(NULL);
+	ck_assert_int_eq(login3("anon-1", NULL, NULL), V3_NOT_AUTHORIZED);
+	ck_assert_int_eq(login5("anon-1", NULL, NULL), V5_NOT_AUTHORIZED);
+	expect_log("client=anon-1 addr=127.0.0.1 method=anonymous reason=anonymous");
+	env_stop();
+	/* Allowed by the plugin option even though the broker says false. */
+	env_start("plugin_opt_allow_anonymous true\n");
+	ck_assert_int_eq(login3("anon-2", NULL, NULL), 0);
+	ck_assert_int_eq(login5("anon-3", NULL, NULL), 0);
+	expect_log("client=anon-3 addr=127.0.0.1 method=anonymous");
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_password_file)
+{
+	env_start(NULL);
+	ck_assert_int_eq(login3("legacy-1", "alice", "wonderland"), 0);
+	expect_log("client=legacy-1 addr=127.0.0.1 method=password user=alice cached=no");
+	ck_assert_int_eq(login5("legacy-2", "bob", "builder"), 0);
+	ck_assert_int_eq(login3("legacy-1", "alice", "wonderland"), 0);
+	expect_log("method=password user=alice cached=yes");
+	ck_assert_int_eq(login3("legacy-3", "alice", "wrong"), V3_NOT_AUTHORIZED);
+	expect_log("client=legacy-3 addr=127.0.0.1 method=password reason=bad-password");
+	ck_assert_int_eq(login5("legacy-4", "mallory", "x"), V5_NOT_AUTHORIZED);
+	expect_log("client=legacy-4 addr=127.0.0.1 method=password reason=unknown-user");
+	ck_assert(!log_has("wonderland"));
+	env_stop();
+}
+END_TEST
+
+/* plugin_opt_defer_unknown: users not in our file go to Mosquitto's own password_file. */
+START_TEST(test_defer_unknown)
+{
+	char d[256], pf[300], extra[700], cmd[700];
+	ck_assert_int_eq(test_mkdtemp(d, sizeof(d)), 0);
+	ck_assert_int_eq(chmod(d, 0755), 0);
+	snprintf(pf, sizeof(pf), "%s/mosq_passwd", d);
+	snprintf(cmd, sizeof(cmd), "mosquitto_passwd -b -c '%s' carol pa55 >/dev/null 2>&1", pf);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(chmod(pf, 0644), 0);
+	snprintf(extra, sizeof(extra), "plugin_opt_defer_unknown true\npassword_file %s\n", pf);
+	env_start(extra);
+	ck_assert_int_eq(login3("c-1", "carol", "pa55"), 0);
+	expect_log("client=c-1 addr=127.0.0.1 method=password reason=unknown-user");
+	ck_assert_int_eq(login3("c-2", "carol", "nope"), V3_NOT_AUTHORIZED);
+	/* Known users are still ours: a wrong password is final. */
+	ck_assert_int_eq(login3("c-3", "alice", "nope"), V3_NOT_AUTHORIZED);
+	env_stop();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* ---- revocation, deletion, expiry, SIGHUP ---- */
+
+START_TEST(test_revocation_polled_kicks)
+{
+	env_start(NULL);
+	uint8_t tok[VEIL_TOKEN_MAX], cred[VEIL_CREDENTIAL_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	struct pc keep, by_client, by_cred, deleted;
+	size_t n = good_token("keep", tok);
+	ck_assert_int_eq(pc_connect5(&keep, "keep", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
+	to_password(tok, good_token("gone-client", tok), pw);
+	ck_assert_int_eq(pc_connect3(&by_client, "gone-client", "gone-client", pw), 0);
+	size_t cl = make_cred(E.authority, E.device, "gone-cred", 3600, NULL, cred);
+	struct veil_credential parsed;
+	ck_assert_int_eq(veil_credential_parse(cred, cl, &parsed), VEIL_OK);
+	n = make_token(cred, cl, "gone-cred", 0, tok);
+	ck_assert_int_eq(pc_connect5(&by_cred, "gone-cred", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
+	ck_assert_int_eq(pc_connect3(&deleted, "bobs-box", "bob", "builder"), 0);
+
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], text[256];
+	sodium_bin2hex(hex, sizeof(hex), parsed.id, sizeof(parsed.id));
+	snprintf(text, sizeof(text), "client gone-client\ncredential %s\n", hex);
+	write_or_die(E.revoked, text);
+	/* bob deleted from the password file (alice's line kept). */
+	char l1[256];
+	hash_line(l1, sizeof(l1), "alice", "wonderland");
+	write_or_die(E.passwd, l1);
+
+	ck_assert_msg(pc_wait_lost(&by_client, 2500), "revoked client id still connected");
+	ck_assert_msg(pc_wait_lost(&by_cred, 500), "revoked credential still connected");
+	ck_assert_msg(pc_wait_lost(&deleted, 500), "deleted user still connected");
+	expect_log("veil: auth | kick | client=gone-client reason=revoked-client");
+	expect_log("veil: auth | kick | client=gone-cred reason=revoked-credential");
+	expect_log("veil: auth | kick | client=bobs-box reason=user-deleted");
+	ck_assert(MQTTClient_isConnected(keep.c));
+	ck_assert(!atomic_load(&keep.lost));
+	/* And they cannot come back. */
+	to_password(tok, good_token("gone-client", tok), pw);
+	ck_assert_int_eq(login3("gone-client", "gone-client", pw), V3_NOT_AUTHORIZED);
+	n = make_token(cred, cl, "gone-cred", 0, tok);
+	ck_assert_int_eq(login5_token("gone-cred", tok, n), V5_NOT_AUTHORIZED);
+	ck_assert_int_eq(login3("bobs-box", "bob", "builder"), V3_NOT_AUTHORIZED);
+	expect_log("client=bobs-box addr=127.0.0.1 method=password reason=unknown-user");
+	/* A broken revocation file keeps the old list, logged with file:line. */
+	write_or_die(E.revoked, "client gone-client\nrevoke everything\n");
+	expect_log("veil: auth | reload-failed | file=revocation");
+	ck_assert(log_wait("revoked:2:", 2000));
+	ck_assert_int_eq(login3("gone-client", "gone-client", pw), V3_NOT_AUTHORIZED);
+	ck_assert(MQTTClient_isConnected(keep.c));
+	pc_close(&keep);
+	pc_close(&by_client);
+	pc_close(&by_cred);
+	pc_close(&deleted);
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_sighup_keeps_authorised)
+{
+	/* No polling: only the SIGHUP reload notices the new list. */
+	env_start("plugin_opt_poll_interval 0\n");
+	uint8_t tok[VEIL_TOKEN_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	struct pc v5ok, v3ok, pwok, v5gone, v3gone;
+	size_t n = good_token("stay-5", tok);
+	ck_assert_int_eq(pc_connect5(&v5ok, "stay-5", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
+	to_password(tok, good_token("stay-3", tok), pw);
+	ck_assert_int_eq(pc_connect3(&v3ok, "stay-3", "stay-3", pw), 0);
+	ck_assert_int_eq(pc_connect3(&pwok, "stay-pw", "alice", "wonderland"), 0);
+	n = good_token("go-5", tok);
+	ck_assert_int_eq(pc_connect5(&v5gone, "go-5", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
+	to_password(tok, good_token("go-3", tok), pw);
+	ck_assert_int_eq(pc_connect3(&v3gone, "go-3", "go-3", pw), 0);
+
+	write_or_die(E.revoked, "client go-5\nclient go-3\n");
+	sleep(2);
+	ck_assert(MQTTClient_isConnected(v5gone.c)); /* not polled */
+	ck_assert_int_eq(test_broker_reload(&E.b), 0);
+	ck_assert_msg(pc_wait_lost(&v5gone, 3000), "revoked v5 client survived SIGHUP");
+	ck_assert_msg(pc_wait_lost(&v3gone, 1000), "revoked v3 client survived SIGHUP");
+	expect_log("veil: auth | reload | result=ok");
+	usleep(500 * 1000);
+	ck_assert_msg(!atomic_load(&v5ok.lost) && MQTTClient_isConnected(v5ok.c), "enhanced-auth client dropped");
+	ck_assert_msg(!atomic_load(&v3ok.lost) && MQTTClient_isConnected(v3ok.c), "credential v3 client dropped");
+	ck_assert_msg(!atomic_load(&pwok.lost) && MQTTClient_isConnected(pwok.c), "password client dropped");
+	/* A second reload changes nothing for them. */
+	ck_assert_int_eq(test_broker_reload(&E.b), 0);
+	sleep(1);
+	ck_assert(MQTTClient_isConnected(v5ok.c) && MQTTClient_isConnected(v3ok.c) && MQTTClient_isConnected(pwok.c));
+	pc_close(&v5ok);
+	pc_close(&v3ok);
+	pc_close(&pwok);
+	pc_close(&v5gone);
+	pc_close(&v3gone);
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_expiry_kicks)
+{
+	env_start(NULL);
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = make_cred(E.authority, E.device, "short-lived", 2, NULL, cred);
+	size_t n = make_token(cred, cl, "short-lived", 0, tok);
+	struct pc p;
+	ck_assert_int_eq(pc_connect5(&p, "short-lived", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
+	ck_assert_msg(pc_wait_lost(&p, 5000), "expired credential still connected");
+	expect_log("veil: auth | kick | client=short-lived reason=expired-credential");
+	pc_close(&p);
+	env_stop();
+}
+END_TEST
+
+/* ---- load ---- */
+
+struct storm {
+	int port;
+	atomic_int stop;
+	atomic_int attempts;
+};
+
+static void *storm_thread(void *arg)
+{
+	struct storm *s = arg;
+	char cid[32];
+	while (!atomic_load(&s->stop)) {
+		int i = atomic_fetch_add(&s->attempts, 1);
+		snprintf(cid, sizeof(cid), "%s", i % 2 ? "victim-x" : "victim");
+		/* Bad passwords for a real user and bad tokens for the victim's id. */
+		struct raw_login l = { 4, cid, i % 2 ? "alice" : "victim", i % 2 ? "guess" : VEIL_PASSWORD_PREFIX "AAAA",
+			               NULL, NULL, 0 };
+		raw_login_once(s->port, &l, 2000);
+	}
+	return NULL;
+}
+
+START_TEST(test_storm_does_not_block_good_clients)
+{
+	env_start(NULL);
+	/* alice logged in before the storm: her cached verification still works. */
+	ck_assert_int_eq(login3("alice-box", "alice", "wonderland"), 0);
+	struct storm s = { E.b.port, 0, 0 };
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, storm_thread, &s), 0);
+	usleep(500 * 1000);
+	int good = 0;
+	for (int i = 0; i < 20; i++) {
+		uint8_t tok[VEIL_TOKEN_MAX];
+		char pw[VEIL_PASSWORD_MAX];
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		int rc;
+		if (i % 3 == 0) {
+			size_t n = good_token("victim", tok);
+			rc = login5_token("victim", tok, n);
+		} else if (i % 3 == 1) {
+			to_password(tok, good_token("victim", tok), pw);
+			rc = login3("victim", "victim", pw);
+		} else {
+			rc = login3("alice-box", "alice", "wonderland");
+		}
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+		ck_assert_msg(rc == 0, "good login %d refused (rc %d) during the storm", i, rc);
+		ck_assert_msg(ms < 1500, "good login %d took %.0f ms during the storm", i, ms);
+		good++;
+	}
+	atomic_store(&s.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(good, 20);
+	ck_assert_int_gt(atomic_load(&s.attempts), 50);
+	expect_log("method=password reason=rate-limited");
+	/* The attacker's right guess is refused too while the back-off lasts. */
+	ck_assert_int_eq(login3("bob-box", "bob", "builder"), V3_NOT_AUTHORIZED);
+	env_stop();
+}
+END_TEST
+
+START_TEST(test_thousand_concurrent_logins)
+{
+	env_start(NULL);
+	enum { N = 1000 };
+	static char pws[N][VEIL_PASSWORD_MAX];
+	static uint8_t toks[N][VEIL_TOKEN_MAX];
+	static size_t tlen[N];
+	static char ids[N][24];
+	static int fds[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "fleet-%04d", i);
+		tlen[i] = good_token(ids[i], toks[i]);
+		to_password(toks[i], tlen[i], pws[i]);
+	}
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < N; i++) {
+		/* Half MQTT 5 enhanced auth, half MQTT 3.1.1 password form. */
+		struct raw_login l = { i % 2 ? 5 : 4, ids[i], i % 2 ? NULL : ids[i], i % 2 ? NULL : pws[i],
+			               i % 2 ? VEIL_AUTH_METHOD : NULL, i % 2 ? toks[i] : NULL, tlen[i] };
+		fds[i] = raw_connect_send(E.b.port, &l);
+		ck_assert_msg(fds[i] >= 0, "socket %d", i);
+	}
+	int ok = 0;
+	for (int i = 0; i < N; i++)
+		ok += raw_connack(fds[i], 20000) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	fprintf(stderr, "1000 concurrent credential logins: %d accepted in %.2f s\n", ok, s);
+	ck_assert_int_eq(ok, N);
+	ck_assert(s < 30.0);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	env_stop();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("plugin_auth");
+	TCase *t = tcase_create("auth");
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, test_credential_v311_accept_and_replay);
+	tcase_add_test(t, test_credential_v5_accept_and_replay);
+	tcase_add_test(t, test_credential_refusals);
+	tcase_add_test(t, test_names_refused);
+	tcase_add_test(t, test_anonymous);
+	tcase_add_test(t, test_password_file);
+	tcase_add_test(t, test_defer_unknown);
+	tcase_add_test(t, test_revocation_polled_kicks);
+	tcase_add_test(t, test_sighup_keeps_authorised);
+	tcase_add_test(t, test_expiry_kicks);
+	tcase_add_test(t, test_storm_does_not_block_good_clients);
+	tcase_add_test(t, test_thousand_concurrent_logins);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

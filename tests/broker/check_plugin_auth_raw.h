@@ -1,0 +1,170 @@
+/*
+ * A minimal MQTT CONNECT/CONNACK speaker over plain sockets, for the login
+ * load tests and bench/bench_connect.c: hundreds of simultaneous logins
+ * without a client library thread per connection. Speaks MQTT 3.1.1 (user,
+ * password) and MQTT 5 (plus Authentication Method/Data). Header-only so
+ * the test and the benchmark stay one file each.
+ */
+#ifndef CHECK_PLUGIN_AUTH_RAW_H
+#define CHECK_PLUGIN_AUTH_RAW_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct raw_login {
+	int version;             /* 4 = 3.1.1, 5 = MQTT 5 */
+	const char *client_id;
+	const char *username;    /* may be NULL */
+	const char *password;    /* may be NULL */
+	const char *auth_method; /* MQTT 5 only, may be NULL */
+	const uint8_t *auth_data;
+	size_t auth_data_len;
+};
+
+static size_t raw_put16(uint8_t *p, size_t n)
+{
+	p[0] = (uint8_t)(n >> 8);
+	p[1] = (uint8_t)n;
+	return 2;
+}
+
+static size_t raw_putstr(uint8_t *p, const void *s, size_t n)
+{
+	raw_put16(p, n);
+	memcpy(p + 2, s, n);
+	return n + 2;
+}
+
+static size_t raw_varint(uint8_t *p, size_t v)
+{
+	size_t i = 0;
+	do {
+		uint8_t b = (uint8_t)(v % 128);
+		v /= 128;
+		p[i++] = (uint8_t)(v ? (b | 0x80) : b);
+	} while (v);
+	return i;
+}
+
+/* Encode CONNECT into out (cap >= 2048 + auth data); returns its length or 0. */
+static size_t raw_connect_encode(const struct raw_login *l, uint8_t *out, size_t cap)
+{
+	uint8_t body[4096];
+	size_t n = 0;
+	if (l->auth_data_len > 2048 || cap < 16)
+		return 0;
+	n += raw_putstr(body + n, "MQTT", 4);
+	body[n++] = (uint8_t)l->version;
+	uint8_t flags = 0x02; /* clean session / clean start */
+	if (l->username)
+		flags |= 0x80;
+	if (l->password)
+		flags |= 0x40;
+	body[n++] = flags;
+	n += raw_put16(body + n, 60);
+	if (l->version == 5) {
+		uint8_t props[2200];
+		size_t pn = 0;
+		if (l->auth_method) {
+			props[pn++] = 0x15;
+			pn += raw_putstr(props + pn, l->auth_method, strlen(l->auth_method));
+			if (l->auth_data) {
+				props[pn++] = 0x16;
+				pn += raw_putstr(props + pn, l->auth_data, l->auth_data_len);
+			}
+		}
+		n += raw_varint(body + n, pn);
+		memcpy(body + n, props, pn);
+		n += pn;
+	}
+	n += raw_putstr(body + n, l->client_id, strlen(l->client_id));
+	if (l->username)
+		n += raw_putstr(body + n, l->username, strlen(l->username));
+	if (l->password)
+		n += raw_putstr(body + n, l->password, strlen(l->password));
+	if (n + 5 > cap)
+		return 0;
+	size_t m = 0;
+	out[m++] = 0x10;
+	m += raw_varint(out + m, n);
+	memcpy(out + m, body, n);
+	return m + n;
+}
+
+/* Connected TCP socket to 127.0.0.1:port, or -1. */
+static int raw_socket(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* Open a socket and send CONNECT; returns the fd or -1. */
+static int raw_connect_send(int port, const struct raw_login *l)
+{
+	uint8_t pkt[4200];
+	size_t n = raw_connect_encode(l, pkt, sizeof(pkt));
+	if (n == 0)
+		return -1;
+	int fd = raw_socket(port);
+	if (fd < 0)
+		return -1;
+	if (send(fd, pkt, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Read the CONNACK: its return/reason code (0 = accepted), -1 when the
+ * connection closed or nothing came within timeout_ms. */
+static int raw_connack(int fd, int timeout_ms)
+{
+	uint8_t buf[64];
+	size_t got = 0;
+	while (got < 4) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -1;
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - got, 0);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	if (buf[0] != 0x20)
+		return -1;
+	return buf[3];
+}
+
+/* One login, start to finish: CONNACK code or -1. Closes the socket. */
+static int raw_login_once(int port, const struct raw_login *l, int timeout_ms)
+{
+	int fd = raw_connect_send(port, l);
+	if (fd < 0)
+		return -1;
+	int rc = raw_connack(fd, timeout_ms);
+	close(fd);
+	return rc;
+}
+
+#endif
