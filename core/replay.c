@@ -256,6 +256,31 @@ static int seq_persist(struct veil_seq *s, uint64_t mark)
 	return veil__file_write_atomic(s->path, text, (size_t)n, 0600, false) == VEIL_OK ? VEIL_OK : VEIL_ERR_STATE;
 }
 
+/* "veil-seq-v1 <decimal>\n", strictly: sscanf("%llu") would take "-1" as
+ * 2^64-1 and silently saturate on overflow, and a mark that close to the top
+ * wraps the reserved block and then the sequence itself to small numbers
+ * (refused as replays by every receiver). A microsecond clock needs 2^63 for
+ * ~292000 years, so anything above is corruption. */
+static int parse_seq_mark(const char *text, uint64_t *out)
+{
+	size_t tl = strlen(SEQ_TAG);
+	if (strncmp(text, SEQ_TAG, tl) != 0 || text[tl] != ' ')
+		return 0;
+	const char *p = text + tl + 1;
+	uint64_t v = 0;
+	size_t digits = 0;
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX >> 1) / 10U)
+			return 0;
+		v = v * 10U + d;
+	}
+	if (digits == 0 || v > (UINT64_MAX >> 1) || (*p != '\0' && strcmp(p, "\n") != 0))
+		return 0;
+	*out = v;
+	return 1;
+}
+
 int veil_seq_open(const char *path, uint64_t now_us, struct veil_seq **out)
 {
 	if (!out)
@@ -266,13 +291,10 @@ int veil_seq_open(const char *path, uint64_t now_us, struct veil_seq **out)
 		size_t len = 0;
 		int rc = veil__file_read(path, false, 256, &text, &len, NULL, 0);
 		if (rc == VEIL_OK) {
-			unsigned long long v = 0;
-			char tag[16];
-			int ok = sscanf(text, "%15s %llu", tag, &v) == 2 && strcmp(tag, SEQ_TAG) == 0;
+			int ok = parse_seq_mark(text, &hw);
 			veil__file_free(text, len);
 			if (!ok)
 				return VEIL_ERR_STATE;
-			hw = v;
 		} else if (errno != ENOENT) {
 			return VEIL_ERR_STATE;
 		}

@@ -130,6 +130,43 @@ START_TEST(test_sequence_restart_and_lost_state)
 }
 END_TEST
 
+/* A state file whose number is negative, overflows, is at the top of the
+ * 64-bit range or has trailing garbage is corrupt: sscanf("%llu") used to take
+ * "-1" as 2^64-1, after which the reserved block and then the sequence itself
+ * wrapped to small numbers that every receiver refuses as replays. */
+START_TEST(test_sequence_corrupt_numbers)
+{
+	char dir[256], path[300];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/seq", dir);
+	static const char *const bad[] = {
+		"veil-seq-v1 -1\n",
+		"veil-seq-v1 18446744073709551615\n",
+		"veil-seq-v1 99999999999999999999999\n",
+		"veil-seq-v1 18446744073709547520\n", /* 2^64 - 4096: the next block would wrap */
+		"veil-seq-v1 12abc\n",
+		"veil-seq-v1 +12\n",
+		"veil-seq-v1\n",
+		"veil-seq-v2 12\n",
+	};
+	struct veil_seq *s = NULL;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(test_write_file(path, bad[i], 0600), 0);
+		ck_assert_msg(veil_seq_open(path, 1000, &s) == VEIL_ERR_STATE, "accepted '%s'", bad[i]);
+		ck_assert_ptr_null(s);
+	}
+	/* A well-formed mark above the clock is still honoured. */
+	ck_assert_int_eq(test_write_file(path, "veil-seq-v1 5000000\n", 0600), 0);
+	ck_assert_int_eq(veil_seq_open(path, 1000, &s), VEIL_OK);
+	uint64_t v = 0;
+	ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+	ck_assert_uint_eq(v, 5000000);
+	veil_seq_close(&s);
+	remove(path);
+	remove(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("replay");
@@ -138,6 +175,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_eviction_bounded);
 	tcase_add_test(tc, test_persistence);
 	tcase_add_test(tc, test_sequence_restart_and_lost_state);
+	tcase_add_test(tc, test_sequence_corrupt_numbers);
 	suite_add_tcase(s, tc);
 	return s;
 }
