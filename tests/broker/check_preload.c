@@ -35,6 +35,7 @@
 
 #define TOPIC "veil/plant/temp"
 
+/* The broker of the running test case (plain, or with the Veil plugin). */
 static struct test_broker broker;
 static char dir[256];
 static char port_s[16];
@@ -88,15 +89,13 @@ static void write_conf(const char *path, const char *body)
 	ck_assert_int_eq(test_write_file(path, body, 0644), 0);
 }
 
-static void setup(void)
+static char authority_pub[512], acl_path[512];
+
+/* Material shared by every case, made once in the parent before forking. */
+static void material(void)
 {
 	ck_assert_int_eq(veil_init(), VEIL_OK);
 	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
-	/* A log file mosquitto flushes per line (its stdout is block buffered);
-	 * "user root" keeps it writable in our 0700 dir when tests run as root
-	 * (ignored otherwise). */
-	ck_assert_int_eq(test_broker_start(&broker, "allow_anonymous true\nuser root\nlog_dest file %DIR%/flushed.log\n"), 0);
-	snprintf(port_s, sizeof(port_s), "%d", broker.port);
 
 	struct veil_identity *auth = NULL;
 	ck_assert_int_eq(veil_identity_generate(&auth), VEIL_OK);
@@ -105,6 +104,13 @@ static void setup(void)
 	uint8_t apk[VEIL_PK_BYTES], key[VEIL_KEY_BYTES];
 	veil_identity_public(auth, apk);
 	veil_identity_free(&auth);
+	pathf(authority_pub, sizeof(authority_pub), "authority.pub");
+	ck_assert_int_eq(veil_public_key_save(apk, authority_pub), VEIL_OK);
+	/* Anonymous (the plain observer) may read everything and ping; devices
+	 * logged in with a token may use veil/#. */
+	pathf(acl_path, sizeof(acl_path), "acl");
+	ck_assert_int_eq(test_write_file(acl_path, "topic read #\ntopic readwrite ping\n"
+	                                           "pattern readwrite veil/#\n", 0644), 0);
 	veil_topic_key_generate(key);
 	char apk64[64], key64[64], text[1024];
 	b64(apk64, sizeof(apk64), apk, sizeof(apk));
@@ -123,10 +129,40 @@ static void setup(void)
 	write_conf(sub_conf, "identity sub.id\ncredential sub.cred\nkeyring keyring\nstate_dir state-sub\n");
 }
 
-static void teardown(void)
+/* A log file mosquitto flushes per line (its stdout is block buffered);
+ * "user root" keeps it writable when tests run as root (ignored otherwise). */
+#define BROKER_BASE "user root\nlog_dest file %DIR%/flushed.log\n"
+
+static void plain_broker_start(void)
+{
+	material();
+	ck_assert_int_eq(test_broker_start(&broker, BROKER_BASE "allow_anonymous true\n"), 0);
+	snprintf(port_s, sizeof(port_s), "%d", broker.port);
+}
+
+/* Mosquitto with the Veil plugin: the injected login must be a valid token
+ * signed under the authority (anonymous stays allowed for the observer). */
+static void plugin_broker_start(void)
+{
+	const char *plugin = test_plugin_path();
+	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
+	char conf[2048];
+	snprintf(conf, sizeof(conf),
+	         "%sallow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\n"
+	         "plugin_opt_allow_anonymous true\nplugin_opt_acl_file %s\n",
+	         BROKER_BASE, plugin, authority_pub, acl_path);
+	ck_assert_int_eq(test_broker_start(&broker, conf), 0);
+	snprintf(port_s, sizeof(port_s), "%d", broker.port);
+}
+
+static void broker_stop(void)
 {
 	test_broker_stop(&broker);
 	test_broker_cleanup(&broker);
+}
+
+static void cleanup_material(void)
+{
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
@@ -246,9 +282,13 @@ static pid_t start_observer(char *out, size_t cap)
 	const char *pub[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", "ping", "-m", ping, NULL };
 	char pout[300];
 	snprintf(pout, sizeof(pout), "%s/ping.out", dir);
-	for (int i = 0; i < 50 && !file_has(out, ping); i++) {
+	for (int i = 0; i < 60 && !file_has(out, ping); i++) {
 		ck_assert_int_eq(wait_exit(spawn(pub, false, NULL, pout), 5000), 0);
-		wait_file_has(out, ping, 200);
+		wait_file_has(out, ping, 250);
+	}
+	if (!file_has(out, ping)) {
+		dump("observer", out);
+		dump("ping", pout);
 	}
 	ck_assert_msg(file_has(out, ping), "observer never subscribed");
 	return pid;
@@ -303,6 +343,21 @@ static void exchange(const char *pub_bin, const char *sub_bin, const char *versi
 	ck_assert(file_has(blog, "u'dev-pub'"));
 	ck_assert(file_has(blog, "u'dev-sub'"));
 }
+
+/* Through the Veil plugin: tokens verified, nonces cached, no refusal. */
+START_TEST(plugin_accepts_injected_login)
+{
+	exchange("paho_c_pub", "paho_cs_sub", "311");
+	exchange("paho_cs_pub", "paho_c_sub", "5");
+	char blog[300];
+	snprintf(blog, sizeof(blog), "%s/flushed.log", broker.dir);
+	if (!file_has(blog, "veil: auth | accept | client=dev-pub"))
+		dump("broker", blog);
+	ck_assert(file_has(blog, "veil: auth | accept | client=dev-pub"));
+	ck_assert(file_has(blog, "veil: auth | accept | client=dev-sub"));
+	ck_assert(!file_has(blog, "veil: auth | refuse |"));
+}
+END_TEST
 
 START_TEST(async_pub_async_sub_v311)
 {
@@ -452,7 +507,7 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("preload");
 	TCase *tc = tcase_create("paho-samples");
-	tcase_add_unchecked_fixture(tc, setup, teardown);
+	tcase_add_unchecked_fixture(tc, plain_broker_start, broker_stop);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, async_pub_async_sub_v311);
 	tcase_add_test(tc, async_pub_async_sub_v5);
@@ -465,6 +520,11 @@ static Suite *suite(void)
 	tcase_add_test(tc, topic_without_policy_not_published);
 	tcase_add_test(tc, injected_plaintext_dropped);
 	suite_add_tcase(s, tc);
+	TCase *tp = tcase_create("veil-plugin");
+	tcase_add_unchecked_fixture(tp, plugin_broker_start, broker_stop);
+	tcase_set_timeout(tp, 60);
+	tcase_add_test(tp, plugin_accepts_injected_login);
+	suite_add_tcase(s, tp);
 	return s;
 }
 
@@ -474,5 +534,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	cleanup_material();
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
