@@ -4,6 +4,8 @@
  * stdout, except a topic key when explicitly asked for a keyring line.
  */
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,25 @@
 
 #include "veil/veil.h"
 #include "cli.h"
+
+/* A decimal number in 1..max (whole string, no sign): strtol/strtoull without
+ * an end check took "--days 1e9" as 1 and "--time x" as 0 (a token from 1970),
+ * and a huge --days wrapped expires_at below issued_at. */
+static bool parse_count(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (uint64_t)(*s - '0')) / 10U)
+			return false;
+		v = v * 10U + (uint64_t)(*s - '0');
+	}
+	if (v == 0)
+		return false;
+	*out = v;
+	return true;
+}
 
 static void keygen_usage(FILE *f)
 {
@@ -168,7 +189,8 @@ int veil_cmd_credential(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
 	};
 	const char *auth = NULL, *dpub = NULL, *dkey = NULL, *cid = NULL, *roles = "", *out = NULL, *apub = NULL;
-	long days = 365;
+	uint64_t days = 365;
+	bool days_ok = true;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:i:h", opts, NULL)) != -1) {
@@ -178,7 +200,7 @@ int veil_cmd_credential(int argc, char **argv)
 		case 'd': dkey = optarg; break;
 		case 'i': cid = optarg; break;
 		case 'r': roles = optarg; break;
-		case 'D': days = strtol(optarg, NULL, 10); break;
+		case 'D': days_ok = parse_count(optarg, 100U * 366U, &days); break;
 		case 'o': out = optarg; break;
 		case 'A': apub = optarg; break;
 		case 'h': credential_usage(stdout); return VEIL_EXIT_OK;
@@ -191,7 +213,7 @@ int veil_cmd_credential(int argc, char **argv)
 	}
 	if (!strcmp(argv[optind], "show") && optind + 1 < argc)
 		return credential_show(argv[optind + 1], apub);
-	if (strcmp(argv[optind], "issue") != 0 || !auth || !(dpub || dkey) || !cid || !out || days <= 0) {
+	if (strcmp(argv[optind], "issue") != 0 || !auth || !(dpub || dkey) || !cid || !out || !days_ok) {
 		credential_usage(stderr);
 		return VEIL_EXIT_USAGE;
 	}
@@ -226,8 +248,8 @@ int veil_cmd_credential(int argc, char **argv)
 		veil_identity_free(&a);
 		return VEIL_EXIT_USAGE;
 	}
-	strcpy(cr.client_id, cid);
-	strcpy(cr.roles, roles);
+	memcpy(cr.client_id, cid, strlen(cid) + 1); /* lengths checked above */
+	memcpy(cr.roles, roles, strlen(roles) + 1);
 	cr.issued_at = (uint64_t)time(NULL) - 60; /* tolerate small clock skew */
 	cr.expires_at = cr.issued_at + 60 + (uint64_t)days * 86400U;
 	uint8_t buf[VEIL_CREDENTIAL_MAX];
@@ -259,6 +281,7 @@ int veil_cmd_token(int argc, char **argv)
 	const char *key = NULL, *credp = NULL, *cid = NULL;
 	bool password = false;
 	uint64_t when = (uint64_t)time(NULL);
+	bool when_ok = true;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:h", opts, NULL)) != -1) {
@@ -267,7 +290,7 @@ int veil_cmd_token(int argc, char **argv)
 		case 'c': credp = optarg; break;
 		case 'i': cid = optarg; break;
 		case 'p': password = true; break;
-		case 't': when = strtoull(optarg, NULL, 10); break;
+		case 't': when_ok = parse_count(optarg, UINT64_MAX, &when); break;
 		case 'h':
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
@@ -279,7 +302,7 @@ int veil_cmd_token(int argc, char **argv)
 			return c == 'h' ? VEIL_EXIT_OK : VEIL_EXIT_USAGE;
 		}
 	}
-	if (!key || !credp || !cid)
+	if (!key || !credp || !cid || !when_ok)
 		return veil_cmd_token(2, (char *[]){ "token", "--bad", NULL });
 	char err[512];
 	struct veil_identity *d = NULL;
@@ -299,7 +322,10 @@ int veil_cmd_token(int argc, char **argv)
 	}
 	if (password) {
 		char pw[VEIL_PASSWORD_MAX];
-		veil_token_to_password(tok, tl, pw, sizeof(pw));
+		if (veil_token_to_password(tok, tl, pw, sizeof(pw)) != VEIL_OK) {
+			fprintf(stderr, "veil token: cannot encode the password form\n");
+			return VEIL_EXIT_FAIL;
+		}
 		printf("%s\n", pw);
 	} else {
 		char hex[2 * VEIL_TOKEN_MAX + 1];
