@@ -1,0 +1,267 @@
+/*
+ * Logins per second through a real Mosquitto with mosquitto_veil.so, in one
+ * run against one broker: anonymous (the baseline: the plugin only checks
+ * names), credential (MQTT 5 auth method, and the MQTT 3.1.1 password form),
+ * and password (Argon2id file; repeated logins hit the verification cache,
+ * a first login costs one Argon2id run, measured separately). Each login is
+ * a full TCP connect + CONNECT + CONNACK + close, CONC at a time.
+ * Target: credential >= 0.5x anonymous. VEIL_BENCH_QUICK=1: short run.
+ * The plugin comes from $VEIL_PLUGIN or <build>/plugin/mosquitto_veil.so.
+ */
+#include <limits.h>
+#include <libgen.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+#include "../tests/broker/check_plugin_auth_raw.h"
+
+#define CONC 16
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum kind { K_ANON, K_CRED5, K_CRED3, K_PASSWORD };
+static const char *kind_name[] = { "anonymous", "credential (MQTT 5 auth)", "credential (3.1.1 password)",
+	                           "password (cached)" };
+
+struct bench {
+	int port;
+	struct veil_identity *device;
+	uint8_t creds[CONC][VEIL_CREDENTIAL_MAX];
+	size_t cred_len[CONC];
+	char ids[CONC][32];
+	/* pre-made tokens, so the client's signing cost is not measured */
+	uint8_t (*toks)[VEIL_TOKEN_MAX];
+	size_t *tok_len;
+	char (*pws)[VEIL_PASSWORD_MAX];
+	size_t n_toks;
+	size_t used[CONC];  /* tokens of slot s: s, s + CONC, s + 2 CONC, ... */
+};
+
+static int fill_login(struct bench *b, enum kind k, int slot, struct raw_login *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->client_id = b->ids[slot];
+	l->version = k == K_CRED5 ? 5 : 4;
+	if (k == K_PASSWORD) {
+		l->username = "bench";
+		l->password = "bench-password";
+	} else if (k == K_CRED5 || k == K_CRED3) {
+		size_t t = (size_t)slot + CONC * b->used[slot];
+		if (t >= b->n_toks)
+			return -1;
+		b->used[slot]++;
+		if (k == K_CRED5) {
+			l->auth_method = VEIL_AUTH_METHOD;
+			l->auth_data = b->toks[t];
+			l->auth_data_len = b->tok_len[t];
+		} else {
+			l->username = l->client_id;
+			l->password = b->pws[t];
+		}
+	}
+	return 0;
+}
+
+/* Logins per second over `secs`, CONC in flight; *failed counts refusals. */
+static double run(struct bench *b, enum kind k, double secs, int *failed)
+{
+	int fds[CONC];
+	struct raw_login l;
+	int done = 0;
+	*failed = 0;
+	for (int i = 0; i < CONC; i++)
+		fds[i] = -1;
+	double t0 = now_s(), end = t0 + secs;
+	bool stop = false;
+	for (;;) {
+		int active = 0;
+		for (int i = 0; i < CONC; i++) {
+			if (fds[i] < 0 && !stop) {
+				/* Each slot has its own client id: logins never take over each other. */
+				if (fill_login(b, k, i, &l) != 0) {
+					stop = true;
+					continue;
+				}
+				fds[i] = raw_connect_send(b->port, &l);
+				if (fds[i] < 0)
+					(*failed)++;
+			}
+			active += fds[i] >= 0;
+		}
+		if (!active)
+			break;
+		struct pollfd p[CONC];
+		int map[CONC], n = 0;
+		for (int i = 0; i < CONC; i++) {
+			if (fds[i] >= 0) {
+				p[n].fd = fds[i];
+				p[n].events = POLLIN;
+				p[n].revents = 0;
+				map[n++] = i;
+			}
+		}
+		if (poll(p, (nfds_t)n, 5000) <= 0)
+			break;
+		for (int j = 0; j < n; j++) {
+			if (!p[j].revents)
+				continue;
+			int i = map[j];
+			int rc = raw_connack(fds[i], 1000);
+			close(fds[i]);
+			fds[i] = -1;
+			if (rc == 0)
+				done++;
+			else
+				(*failed)++;
+		}
+		if (now_s() >= end)
+			stop = true;
+	}
+	for (int i = 0; i < CONC; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+	return done / (now_s() - t0);
+}
+
+static void make_tokens(struct bench *b, size_t n)
+{
+	free(b->toks);
+	free(b->tok_len);
+	free(b->pws);
+	b->toks = calloc(n, sizeof(*b->toks));
+	b->tok_len = calloc(n, sizeof(*b->tok_len));
+	b->pws = calloc(n, sizeof(*b->pws));
+	if (!b->toks || !b->tok_len || !b->pws)
+		abort();
+	uint64_t now = (uint64_t)time(NULL);
+	for (size_t t = 0; t < n; t++) {
+		size_t s = t % CONC;
+		if (veil_token_create(b->device, b->creds[s], b->cred_len[s], b->ids[s], now, b->toks[t], VEIL_TOKEN_MAX,
+		                      &b->tok_len[t]) != VEIL_OK ||
+		    veil_token_to_password(b->toks[t], b->tok_len[t], b->pws[t], VEIL_PASSWORD_MAX) != VEIL_OK)
+			abort();
+	}
+	b->n_toks = n;
+	memset(b->used, 0, sizeof(b->used));
+}
+
+static const char *plugin_path(char *buf, size_t cap)
+{
+	const char *p = getenv("VEIL_PLUGIN");
+	if (p && *p)
+		return p;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	snprintf(buf, cap, "%s/../plugin/mosquitto_veil.so", dirname(exe));
+	return buf;
+}
+
+int main(void)
+{
+	const char *q = getenv("VEIL_BENCH_QUICK");
+	bool quick = q && *q && strcmp(q, "0") != 0;
+	double secs = quick ? 1.0 : 4.0;
+	if (veil_init() != VEIL_OK)
+		return 1;
+	char pbuf[PATH_MAX + 64];
+	const char *plugin = plugin_path(pbuf, sizeof(pbuf));
+	struct bench b;
+	memset(&b, 0, sizeof(b));
+	struct veil_identity *authority = NULL;
+	if (veil_identity_generate(&authority) != VEIL_OK || veil_identity_generate(&b.device) != VEIL_OK)
+		return 1;
+	char dir[256], apub[300], pwfile[300], conf[PATH_MAX + 1024];
+	if (test_mkdtemp(dir, sizeof(dir)) != 0 || chmod(dir, 0755) != 0)
+		return 1;
+	uint8_t apk[VEIL_PK_BYTES];
+	veil_identity_public(authority, apk);
+	snprintf(apub, sizeof(apub), "%s/authority.pub", dir);
+	if (veil_public_key_save(apk, apub) != VEIL_OK || chmod(apub, 0644) != 0)
+		return 1;
+	for (int i = 0; i < CONC; i++) {
+		struct veil_credential c;
+		memset(&c, 0, sizeof(c));
+		snprintf(b.ids[i], sizeof(b.ids[i]), "bench-%02d", i);
+		snprintf(c.client_id, sizeof(c.client_id), "%s", b.ids[i]);
+		veil_identity_public(b.device, c.device_pk);
+		c.issued_at = (uint64_t)time(NULL) - 60;
+		c.expires_at = (uint64_t)time(NULL) + 3600;
+		if (veil_credential_issue(authority, &c, b.creds[i], VEIL_CREDENTIAL_MAX, &b.cred_len[i]) != VEIL_OK)
+			return 1;
+	}
+	char hash[crypto_pwhash_STRBYTES], line[300];
+	if (crypto_pwhash_str(hash, "bench-password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return 1;
+	double h0 = now_s();
+	int hv = crypto_pwhash_str_verify(hash, "bench-password", 14);
+	double argon_ms = (now_s() - h0) * 1e3;
+	snprintf(line, sizeof(line), "bench:%s\n", hash);
+	snprintf(pwfile, sizeof(pwfile), "%s/passwd", dir);
+	if (hv != 0 || test_write_file(pwfile, line, 0644) != 0)
+		return 1;
+	snprintf(conf, sizeof(conf),
+	         "allow_anonymous false\n"
+	         "plugin %s\nplugin_opt_authority_file %s\nplugin_opt_password_file %s\n"
+	         "plugin_opt_allow_anonymous true\n",
+	         plugin ? plugin : "mosquitto_veil.so", apub, pwfile);
+	struct test_broker broker;
+	if (test_broker_start(&broker, conf) != 0) {
+		fprintf(stderr, "bench_connect: broker did not start\n");
+		return 1;
+	}
+	b.port = broker.port;
+	/* One uncached password login warms the cache, as a reconnecting client would. */
+	struct raw_login warm = { 4, "warm", "bench", "bench-password", NULL, NULL, 0 };
+	int warm_rc = raw_login_once(b.port, &warm, 5000);
+
+	double rate[4];
+	int failed[4];
+	size_t ntok = quick ? 20000 : 60000;
+	rate[K_ANON] = run(&b, K_ANON, secs, &failed[K_ANON]);
+	make_tokens(&b, ntok);
+	rate[K_CRED5] = run(&b, K_CRED5, secs, &failed[K_CRED5]);
+	make_tokens(&b, ntok);
+	rate[K_CRED3] = run(&b, K_CRED3, secs, &failed[K_CRED3]);
+	rate[K_PASSWORD] = run(&b, K_PASSWORD, secs, &failed[K_PASSWORD]);
+
+	printf("bench_connect: logins/s through mosquitto + mosquitto_veil.so (%d in flight, %.0f s each)\n", CONC,
+	       secs);
+	for (int k = 0; k < 4; k++)
+		printf("  %-30s %8.0f /s  (refused or failed: %d)  ratio vs anonymous %.2f\n", kind_name[k], rate[k],
+		       failed[k], rate[K_ANON] > 0 ? rate[k] / rate[K_ANON] : 0.0);
+	printf("  Argon2id verify (uncached password login): %.1f ms each; warm-up login rc %d\n", argon_ms, warm_rc);
+	double ratio = rate[K_ANON] > 0 ? rate[K_CRED5] / rate[K_ANON] : 0.0;
+	printf("  target credential >= 0.5x anonymous: %s (%.2f)\n", ratio >= 0.5 ? "met" : "NOT met", ratio);
+
+	test_broker_stop(&broker);
+	test_broker_cleanup(&broker);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench_connect: could not remove %s\n", dir);
+	veil_identity_free(&authority);
+	veil_identity_free(&b.device);
+	free(b.toks);
+	free(b.tok_len);
+	free(b.pws);
+	return (failed[K_CRED5] || failed[K_CRED3] || failed[K_ANON] || failed[K_PASSWORD] || warm_rc != 0) ? 1 : 0;
+}
