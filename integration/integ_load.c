@@ -6,7 +6,7 @@
  * authenticated connections. Each client has its own identity and
  * authority-signed credential, made here from the authority key, so every
  * connection is a real token login through the plugin. Publishers send QoS 1
- * "p<k>-<i>" on load/<k mod S>/p<k> at --rate messages per second each for
+ * "p<k>-<i>" on load/<k mod S>/<client id> at --rate messages per second each for
  * --seconds; subscriber s holds load/<s>/#. The veil_async clients reconnect
  * by themselves (fresh token), so the broker can be killed and restarted
  * under the traffic by the calling script.
@@ -59,6 +59,7 @@ static struct {
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static _Atomic long connects_ok, connects_failed;
+static int mqtt_version = VEIL_MQTT_5;
 
 static void on_done_connect(void *ctx, int rc)
 {
@@ -169,7 +170,7 @@ static int new_client(const struct veil_identity *auth, const char *dir, const c
 		return rc;
 	}
 	struct integ_device d = { .uri = uri, .id = id, .identity = key, .credential = cred, .keyring = keyring,
-	                          .persistent = true };
+	                          .persistent = true, .mqtt = mqtt_version };
 	struct veil_client_options o;
 	MQTTClient_SSLOptions ssl;
 	integ_device_options(&d, &o, &ssl);
@@ -204,11 +205,14 @@ int integ_load_main(int argc, char **argv)
 		{ "subscribers", required_argument, NULL, 's' }, { "rate", required_argument, NULL, 'R' },
 		{ "seconds", required_argument, NULL, 't' },    { "broker-pid", required_argument, NULL, 'b' },
 		{ "started", required_argument, NULL, 'y' },    { "drain", required_argument, NULL, 'D' },
+		{ "mqtt", required_argument, NULL, 'm' },       { "fault", no_argument, NULL, 'F' },
+		{ "rounds", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *authp = NULL, *keyring = NULL, *dir = NULL, *started = NULL;
-	long n_clients = 1000, n_pubs = 100, n_subs = 4, seconds = 60, broker_pid = 0, drain = 60;
+	long n_clients = 1000, n_pubs = 100, n_subs = 4, seconds = 60, broker_pid = 0, drain = 60, rounds = 1;
 	double rate = 100;
+	bool fault = false; /* broker killed under traffic: QoS 1 resends refused as replays are expected */
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -224,6 +228,9 @@ int integ_load_main(int argc, char **argv)
 		case 'b': broker_pid = atol(optarg); break;
 		case 'y': started = optarg; break;
 		case 'D': drain = atol(optarg); break;
+		case 'F': fault = true; break;
+		case 'N': rounds = atol(optarg) > 0 ? atol(optarg) : 1; break;
+		case 'm': mqtt_version = atoi(optarg) == 3 ? VEIL_MQTT_311 : VEIL_MQTT_5; break;
 		default: return 2;
 		}
 	}
@@ -265,7 +272,7 @@ int integ_load_main(int argc, char **argv)
 	for (long k = 0; k < n_pubs; k++) {
 		struct lpub *p = &G.pubs[k];
 		snprintf(p->id, sizeof(p->id), "load-pub-%ld", k);
-		snprintf(p->topic, sizeof(p->topic), "load/%ld/p%ld", k % n_subs, k);
+		snprintf(p->topic, sizeof(p->topic), "load/%ld/%s", k % n_subs, p->id);
 		p->acked = calloc((size_t)G.cap_msgs / 8 + 1, 1);
 		G.rcvd[k] = calloc((size_t)G.cap_msgs / 8 + 1, 1);
 		if (new_client(auth, dir, uri, keyring, p->id, &p->a) != VEIL_OK)
@@ -306,50 +313,84 @@ int integ_load_main(int argc, char **argv)
 			fclose(f);
 	}
 
-	/* Traffic: every 10 ms each publisher catches up to rate * elapsed. */
-	double t0 = integ_now(), t_end = t0 + (double)seconds;
-	long not_queued = 0;
-	while (integ_now() < t_end) {
-		double due_n = (integ_now() - t0) * rate;
-		for (long k = 0; k < n_pubs; k++) {
-			struct lpub *p = &G.pubs[k];
-			while ((double)p->next < due_n && p->next < G.cap_msgs) {
-				char payload[64];
-				int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
-				struct ack_ctx *a = malloc(sizeof(*a));
-				a->p = p;
-				a->i = p->next;
-				if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) != VEIL_OK) {
-					free(a); /* not queued (disconnected): the same index is retried */
-					not_queued++;
-					break;
-				}
-				p->next++;
-			}
-		}
-		if (rss_mid < 0 && broker_pid && integ_now() > t0 + (double)seconds / 2)
-			rss_mid = rss_kb((int)broker_pid);
-		integ_sleep_ms(10);
-	}
-	double t_traffic = integ_now() - t0;
-	long rss_end_traffic = broker_pid ? rss_kb((int)broker_pid) : -1;
-
-	/* Drain: every PUBACK in, then every acknowledged message delivered. */
+	/* Traffic in rounds, each followed by a drain: the broker's RSS after the
+	 * first drained round against the last one tells a leak from a backlog
+	 * (queued messages come and go; leaked memory stays). Every 10 ms each
+	 * publisher catches up to rate * elapsed. */
+	double t0 = integ_now(), t_traffic = 0, t_drain = 0, round_s = (double)seconds / (double)rounds;
+	long not_queued = 0, backlog_at_end = 0, rss_round1 = -1, rss_last = -1, rss_end_traffic = -1;
 	long sent = 0, acked = 0, failed = 0;
-	double until = integ_now() + (double)drain;
-	for (;;) {
-		acked = failed = sent = 0;
-		for (long k = 0; k < n_pubs; k++) {
-			sent += G.pubs[k].next;
-			acked += G.pubs[k].n_acked;
-			failed += G.pubs[k].n_failed;
+	double next_report = t0 + 5;
+	for (long r = 0; r < rounds; r++) {
+		double tr0 = integ_now(), t_end = tr0 + round_s, base = (double)r * round_s * rate;
+		while (integ_now() < t_end) {
+			double due_n = base + (integ_now() - tr0) * rate;
+			for (long k = 0; k < n_pubs; k++) {
+				struct lpub *p = &G.pubs[k];
+				while ((double)p->next < due_n && p->next < G.cap_msgs) {
+					char payload[64];
+					int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
+					struct ack_ctx *a = malloc(sizeof(*a));
+					a->p = p;
+					a->i = p->next;
+					if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) !=
+					    VEIL_OK) {
+						free(a); /* not queued (disconnected): the same index is retried */
+						not_queued++;
+						break;
+					}
+					p->next++;
+				}
+			}
+			if (rss_mid < 0 && broker_pid && integ_now() > t0 + round_s / 2)
+				rss_mid = rss_kb((int)broker_pid);
+			if (integ_now() >= next_report) {
+				/* One line per 5 s: acked vs delivered shows any backlog. */
+				long s_acked = 0;
+				for (long k = 0; k < n_pubs; k++)
+					s_acked += G.pubs[k].n_acked;
+				pthread_mutex_lock(&G.mu);
+				long s_deliv = G.delivered;
+				pthread_mutex_unlock(&G.mu);
+				printf("load: t=%.0f acked=%ld delivered=%ld backlog=%ld broker_rss_kb=%ld\n",
+				       integ_now() - t0, s_acked, s_deliv, s_acked - s_deliv,
+				       broker_pid ? rss_kb((int)broker_pid) : -1);
+				next_report += 5;
+			}
+			integ_sleep_ms(10);
 		}
+		t_traffic += integ_now() - tr0;
+		long acked_now = 0;
+		for (long k = 0; k < n_pubs; k++)
+			acked_now += G.pubs[k].n_acked;
 		pthread_mutex_lock(&G.mu);
-		long delivered = G.delivered;
+		if (acked_now - G.delivered > backlog_at_end)
+			backlog_at_end = acked_now - G.delivered;
 		pthread_mutex_unlock(&G.mu);
-		if ((acked + failed == sent && delivered >= acked) || integ_now() > until)
-			break;
-		integ_sleep_ms(100);
+		rss_end_traffic = broker_pid ? rss_kb((int)broker_pid) : -1;
+
+		/* Drain: every PUBACK in, then every acknowledged message delivered. */
+		double t_drain0 = integ_now(), until = integ_now() + (double)drain;
+		for (;;) {
+			acked = failed = sent = 0;
+			for (long k = 0; k < n_pubs; k++) {
+				sent += G.pubs[k].next;
+				acked += G.pubs[k].n_acked;
+				failed += G.pubs[k].n_failed;
+			}
+			pthread_mutex_lock(&G.mu);
+			long delivered = G.delivered;
+			pthread_mutex_unlock(&G.mu);
+			if ((acked + failed == sent && delivered >= acked) || integ_now() > until)
+				break;
+			integ_sleep_ms(100);
+		}
+		t_drain += integ_now() - t_drain0;
+		integ_sleep_ms(500);
+		rss_last = broker_pid ? rss_kb((int)broker_pid) : -1;
+		if (r == 0)
+			rss_round1 = rss_last;
+		printf("load: round=%ld acked=%ld broker_rss_kb_drained=%ld\n", r + 1, acked, rss_last);
 	}
 	integ_sleep_ms(1000); /* late duplicates */
 	long lost = 0, unacked_delivered = 0;
@@ -364,7 +405,6 @@ int integ_load_main(int argc, char **argv)
 	}
 	long delivered = G.delivered, dups = G.duplicates, unknown = G.unknown, refused = G.refused;
 	pthread_mutex_unlock(&G.mu);
-	long rss_end = broker_pid ? rss_kb((int)broker_pid) : -1;
 	long still = 0;
 	for (size_t i = 0; i < n_all; i++)
 		still += veil_async_is_connected(all[i]);
@@ -376,14 +416,15 @@ int integ_load_main(int argc, char **argv)
 	}
 	printf("load: publishers=%ld subscribers=%ld idle=%ld rate=%.0f seconds=%.1f sent=%ld acked=%ld "
 	       "failed=%ld not_queued_retried=%ld delivered=%ld lost=%ld duplicates=%ld unacked_delivered=%ld "
-	       "unknown=%ld refused=%ld msgs_per_s=%.0f reconnects=%llu connected_at_end=%ld\n",
+	       "unknown=%ld refused=%ld msgs_per_s=%.0f reconnects=%llu connected_at_end=%ld backlog_at_end=%ld "
+	       "drain_seconds=%.1f\n",
 	       n_pubs, n_subs, n_idle, rate, t_traffic, sent, acked, failed, not_queued, delivered, lost, dups,
 	       unacked_delivered, unknown, refused, (double)acked / t_traffic, (unsigned long long)reconnects,
-	       still);
+	       still, backlog_at_end, t_drain);
 	if (broker_pid)
 		printf("load: broker_rss_kb_before=%ld broker_rss_kb_mid=%ld broker_rss_kb_end_traffic=%ld "
-		       "broker_rss_kb_after_drain=%ld\n",
-		       rss0, rss_mid, rss_end_traffic, rss_end);
+		       "broker_rss_kb_round1_drained=%ld broker_rss_kb_after_drain=%ld\n",
+		       rss0, rss_mid, rss_end_traffic, rss_round1, rss_last);
 	for (size_t i = 0; i < n_all; i++) {
 		veil_async_disconnect(all[i], 1000, NULL, NULL);
 	}
@@ -398,5 +439,5 @@ int integ_load_main(int argc, char **argv)
 	free(G.rcvd);
 	free(subs);
 	free(all);
-	return (lost == 0 && dups == 0 && unknown == 0 && refused == 0 && acked > 0) ? 0 : 1;
+	return (lost == 0 && dups == 0 && unknown == 0 && (refused == 0 || fault) && acked > 0) ? 0 : 1;
 }

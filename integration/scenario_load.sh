@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Load: VEIL_LOAD_CLIENTS (1000) authenticated clients, of which
+# VEIL_LOAD_PUBLISHERS (100) publish QoS 1 at VEIL_LOAD_RATE (100) msg/s each
+# for VEIL_LOAD_SECONDS through the plugin (encrypted topics, envelope and
+# sender checks on every message) to VEIL_LOAD_SUBSCRIBERS (4) dashboards.
+# Nothing acknowledged may be lost, nothing duplicated to the app, and the
+# broker's RSS must be stable: the traffic runs in two rounds, each drained;
+# RSS after the second drained round may exceed the first by at most 10% +
+# 2 MiB (a leak grows with every round, a queue backlog does not). Duration: VEIL_LOAD_SECONDS, else
+# VEIL_LOAD_SECONDS_DEFAULT (ctest sets 15), else 60.
+source "$(dirname "$0")/lib.sh"
+it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_plugin_feature acl_file authority_file
+
+SECS=${VEIL_LOAD_SECONDS:-${VEIL_LOAD_SECONDS_DEFAULT:-60}}
+CLIENTS=${VEIL_LOAD_CLIENTS:-1000}
+PUBS=${VEIL_LOAD_PUBLISHERS:-100}
+SUBS=${VEIL_LOAD_SUBSCRIBERS:-4}
+RATE=${VEIL_LOAD_RATE:-100}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((CLIENTS + 100)) ] || it_skip "open file limit $(ulimit -n) too low for $CLIENTS clients"
+
+it_authority load
+KR=$IT_DIR/keyring
+it_keyring "$KR" load
+it_topic_key "$KR" 'load/#' 1 send
+ACL=$IT_DIR/acl
+cat >"$ACL" <<ACL_EOF
+pattern write,encrypted load/+/%c
+pattern read load/#
+ACL_EOF
+# Each publisher writes only load/<group>/<its client id>. Queues are large
+# enough that the broker never drops a QoS 1 message for a slow subscriber.
+it_broker_start main "$(it_plugin_conf "$IT_KEYS/load.key.pub" "$ACL")
+max_queued_messages 1000000
+max_inflight_messages 100"
+URI=tcp://127.0.0.1:$(it_broker_port main)
+it_log "load: $CLIENTS clients, $PUBS publishers x $RATE msg/s x ${SECS}s, QoS 1, $SUBS subscribers"
+it_integ load --uri "$URI" --authority "$IT_KEYS/load.key" --keyring "$KR" --dir "$IT_DIR/devices" \
+	--clients "$CLIENTS" --publishers "$PUBS" --subscribers "$SUBS" --rate "$RATE" --seconds "$SECS" \
+	--rounds 2 --broker-pid "$(it_broker_pid main)" --mqtt "${VEIL_IT_MQTT:-5}" >"$IT_DIR/load.out" 2>"$IT_DIR/load.err" && rc=0 || rc=$?
+cat "$IT_DIR/load.out"; tail -5 "$IT_DIR/load.err" >&2
+val() { sed -n "s/.* $1=\([-0-9.]*\).*/\1/p" "$IT_DIR/load.out" | tail -1; }
+it_check "load generator: every acknowledged message delivered once, none refused" [ "$rc" -eq 0 ]
+it_check "all $CLIENTS clients authenticated and connected" [ "$(val connected)" = "$CLIENTS" ]
+expected=$(echo "$PUBS * $RATE * $SECS" | bc)
+it_check "publishers kept the rate (acked >= 95% of $expected)" [ "$(val acked)" -ge $((expected * 95 / 100)) ]
+it_check "nothing lost" [ "$(val lost)" = 0 ]
+it_check "nothing duplicated to the app" [ "$(val duplicates)" = 0 ]
+it_check "no publish failed" [ "$(val failed)" = 0 ]
+r1=$(val broker_rss_kb_round1_drained); r2=$(val broker_rss_kb_after_drain)
+it_check "broker RSS stable: round 1 drained ${r1} KiB, round 2 drained ${r2} KiB" [ "$r2" -le $((r1 + r1 / 10 + 2048)) ]
+it_check "plugin refused nothing" [ "$(it_log_count main 'veil: acl \| (refuse|deny)')" -eq 0 ]
+it_check "broker alive" it_broker_alive main
+for k in sent acked lost duplicates delivered msgs_per_s backlog_at_end drain_seconds broker_rss_kb_before \
+	broker_rss_kb_mid broker_rss_kb_end_traffic broker_rss_kb_round1_drained broker_rss_kb_after_drain; do
+	it_fig "$k" "$(val "$k")"
+done
+it_fig seconds "$SECS"
+it_finish
