@@ -177,10 +177,15 @@ static pid_t spawn(const char *const argv[], bool preload, const char *config, c
 {
 	const char *lib = getenv("VEIL_PRELOAD");
 	ck_assert_msg(!preload || (lib && *lib), "VEIL_PRELOAD not set (run through ctest)");
+	/* Truncate here, not only in the child: a reader must never see what a
+	 * previous process left in the file. */
+	int pfd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(pfd, 0);
+	close(pfd);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		int fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fd = open(outfile, O_WRONLY | O_APPEND);
 		if (fd < 0)
 			_exit(126);
 		dup2(fd, 1);
@@ -273,12 +278,12 @@ static void dump(const char *what, const char *path)
 
 static pid_t start_observer(char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/observer-%u.out", dir, ++counter);
+	snprintf(out, cap, "%s/observer-%d-%u.out", dir, (int)getpid(), ++counter);
 	const char *argv[] = { "mosquitto_sub", "-h", "127.0.0.1", "-p", port_s, "-t", "#", "-v", NULL };
 	pid_t pid = spawn(argv, false, NULL, out);
 	/* Prove it is subscribed before anything it must witness is sent. */
 	char ping[64];
-	snprintf(ping, sizeof(ping), "observer-ready-%u", counter);
+	snprintf(ping, sizeof(ping), "observer-ready-%d-%u", (int)getpid(), counter);
 	const char *pub[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", "ping", "-m", ping, NULL };
 	char pout[300];
 	snprintf(pout, sizeof(pout), "%s/ping.out", dir);
@@ -302,11 +307,11 @@ static void exchange(const char *pub_bin, const char *sub_bin, const char *versi
 {
 	char obs_out[300], sub_out[300], pub_out[300], secret[96];
 	pid_t obs = start_observer(obs_out, sizeof(obs_out));
-	snprintf(sub_out, sizeof(sub_out), "%s/sub-%u.out", dir, ++counter);
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
 	const char *sargv[] = { sub_bin, "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, "-V", version, NULL };
 	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
 
-	snprintf(pub_out, sizeof(pub_out), "%s/pub-%u.out", dir, ++counter);
+	snprintf(pub_out, sizeof(pub_out), "%s/pub-%d-%u.out", dir, (int)getpid(), ++counter);
 	bool got = false;
 	uint32_t nonce = randombytes_random();
 	for (int attempt = 0; attempt < 20 && !got; attempt++) {
@@ -398,7 +403,7 @@ static void expect_refused_ex(const char *bin, const char *config, const char *t
 {
 	char obs_out[300], out[300], secret[64];
 	pid_t obs = start_observer(obs_out, sizeof(obs_out));
-	snprintf(out, sizeof(out), "%s/refused-%u.out", dir, ++counter);
+	snprintf(out, sizeof(out), "%s/refused-%d-%u.out", dir, (int)getpid(), ++counter);
 	snprintf(secret, sizeof(secret), "must-not-leak-%08x", randombytes_random());
 	const char *argv[] = { bin, "-t", topic, "-m", secret, "-h", "127.0.0.1", "-p", port_s, NULL };
 	int rc = wait_exit(spawn(argv, true, config, out), app_decides ? 3000 : 15000);
@@ -459,7 +464,7 @@ START_TEST(bad_config_line_fails_loudly)
 	snprintf(want, sizeof(want), "%s:4:", conf);
 	expect_refused("paho_c_pub", conf, TOPIC, want);
 	char out[300];
-	snprintf(out, sizeof(out), "%s/refused-%u.out", dir, counter);
+	snprintf(out, sizeof(out), "%s/refused-%d-%u.out", dir, (int)getpid(), counter);
 	ck_assert_msg(!file_has(out, "hunter2"), "a secret from the config was echoed");
 }
 END_TEST
@@ -478,7 +483,7 @@ END_TEST
 START_TEST(injected_plaintext_dropped)
 {
 	char sub_out[300], out[300];
-	snprintf(sub_out, sizeof(sub_out), "%s/sub-%u.out", dir, ++counter);
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
 	const char *sargv[] = { "paho_c_sub", "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, NULL };
 	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
 	snprintf(out, sizeof(out), "%s/inject.out", dir);
