@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Scenario 4, unmodified apps: Debian's paho_c_pub and paho_c_sub (Paho's
+# own sample programs, not rebuilt) run under LD_PRELOAD=libveil_preload.so
+# with a VEIL_CONFIG file. They talk end to end in plaintext while a raw
+# eavesdropper with a valid login sees only envelopes, and they interoperate
+# with libveil programs in both directions.
+source "$(dirname "$0")/lib.sh"
+it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_file "$VEIL_PRELOAD" "libveil_preload.so"
+it_require_plugin_feature acl_file authority_file
+command -v paho_c_pub >/dev/null && command -v paho_c_sub >/dev/null || it_skip "paho.mqtt.c-examples not installed"
+
+N=${VEIL_PRELOAD_MESSAGES:-5}
+SECRET=PRELOADSECRET
+it_authority fleet
+for d in sensor-1 sensor-2; do it_device fleet "$d" sensor; done
+for d in dashboard dash-lib spy; do it_device fleet "$d" dashboard; done
+KR=$IT_DIR/keyring
+it_keyring "$KR" fleet
+it_topic_key "$KR" 'fleet/#' 1 send
+ACL=$IT_DIR/acl
+cat >"$ACL" <<ACL_EOF
+pattern write,encrypted fleet/%c/#
+role dashboard
+topic read fleet/#
+ACL_EOF
+it_broker_start main "$(it_plugin_conf "$IT_KEYS/fleet.key.pub" "$ACL")"
+PORT=$(it_broker_port main)
+for d in sensor-1 dashboard; do
+	mkdir -m 700 "$IT_DIR/state-$d"
+	it_client_conf "$IT_DIR/$d.conf" "$d" "$KR" "$IT_DIR/state-$d"
+done
+preload() { # CONFIG CMD...
+	local conf=$1; shift
+	VEIL_CONFIG=$conf LD_PRELOAD="${VEIL_ASAN_RUNTIME:+$VEIL_ASAN_RUNTIME }$VEIL_PRELOAD" \
+		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} "$@"
+}
+
+# The unmodified subscriber (dashboard) and a raw eavesdropper.
+preload "$IT_DIR/dashboard.conf" paho_c_sub -t 'fleet/#' -q 1 -i dashboard -h 127.0.0.1 -p "$PORT" \
+	>"$IT_DIR/paho_sub.out" 2>"$IT_DIR/paho_sub.err" &
+PSUB=$!; it_bg "$PSUB"
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -i spy -u spy -P "$(it_password spy)" -q 1 -t 'fleet/#' -F '%t %x' \
+	>"$IT_DIR/spy.out" 2>&1 &
+SPY=$!; it_bg "$SPY"
+# A libveil dashboard, to show the preload's envelopes are standard ones.
+# shellcheck disable=SC2046
+it_integ sub --uri "tcp://127.0.0.1:$PORT" $(it_dev_args dash-lib "$KR") --filter 'fleet/sensor-1/#' \
+	--expect "$N" --timeout 40 --print >"$IT_DIR/lib_sub.out" 2>&1 &
+LSUB=$!; it_bg "$LSUB"
+it_check "preloaded paho_c_sub connected and subscribed" it_log_wait main 'New client connected .* as dashboard' 10
+sleep 1
+ok=0
+for i in $(seq 0 $((N - 1))); do
+	preload "$IT_DIR/sensor-1.conf" paho_c_pub -t fleet/sensor-1/temp -q 1 -i sensor-1 -h 127.0.0.1 -p "$PORT" \
+		-m "$SECRET-$i" >>"$IT_DIR/paho_pub.out" 2>&1 && ok=$((ok + 1))
+done
+it_check "preloaded paho_c_pub published $N messages (exit 0)" [ "$ok" -eq "$N" ]
+# shellcheck disable=SC2046
+it_check "libveil sensor-2 published $N messages" it_integ pub --uri "tcp://127.0.0.1:$PORT" \
+	$(it_dev_args sensor-2 "$KR") --topic fleet/sensor-2/temp --count "$N" --prefix "${SECRET}lib"
+lrc=0; wait "$LSUB" || lrc=$?
+sleep 2
+it_stop_pid "$PSUB"; it_stop_pid "$SPY"
+# paho_c_sub prints "<payload length> <topic>\t<payload>"
+got=$(grep -cP "^\d+ fleet/sensor-1/temp\t$SECRET-\d+\$" "$IT_DIR/paho_sub.out" || true)
+gotlib=$(grep -cP "^\d+ fleet/sensor-2/temp\t${SECRET}lib-\d+\$" "$IT_DIR/paho_sub.out" || true)
+it_fig paho_sub_from_paho "$got"; it_fig paho_sub_from_libveil "$gotlib"
+it_check "unmodified paho_c_sub printed the $N plaintexts from paho_c_pub" [ "$got" -eq "$N" ]
+it_check "unmodified paho_c_sub printed the $N plaintexts from libveil" [ "$gotlib" -eq "$N" ]
+it_check "libveil dashboard opened the preload's $N envelopes" [ "$lrc" -eq 0 ]
+spied=$(grep -c '^fleet/' "$IT_DIR/spy.out" || true)
+it_fig spy_messages "$spied"
+it_check "eavesdropper saw all $((2 * N)) messages" [ "$spied" -eq $((2 * N)) ]
+it_check "eavesdropper saw only envelopes" bash -c "! grep '^fleet/' '$IT_DIR/spy.out' | awk '{print \$2}' | grep -v '^01'"
+secret_hex=$(printf '%s' "$SECRET" | od -An -tx1 | tr -d ' \n')
+it_check "eavesdropper saw no plaintext" it_file_lacks "$IT_DIR/spy.out" "$secret_hex"
+it_check "plugin refused nothing" [ "$(it_log_count main 'veil: acl \| refuse')" -eq 0 ]
+it_finish
