@@ -19,6 +19,7 @@
 #include "veil/error.h"
 #include "plugin_private.h"
 #include "auth_private.h"
+#include "auth_credcache.h"
 #include "auth_names.h"
 #include "nonce_cache.h"
 #include "passwd.h"
@@ -104,8 +105,9 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 		return refuse(at, "no-authority-configured");
 	uint64_t now = (uint64_t)time(NULL);
 	struct veil_token t;
-	int rc = veil_token_verify(tok, len, at->cid, (const uint8_t(*)[VEIL_PK_BYTES])a->authorities,
-	                           a->n_authorities, now, a->token_window, &t);
+	int rc = vp_credcache__token_verify(a->credcache, tok, len, at->cid,
+	                                    (const uint8_t(*)[VEIL_PK_BYTES])a->authorities, a->n_authorities, now,
+	                                    a->token_window, &t, NULL);
 	if (rc != VEIL_OK) {
 		count_failure(at, NULL);
 		return refuse(at, token_reason(rc));
@@ -447,7 +449,8 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	int rc = vp_auth__options(a, opts, count);
 	if (rc == MOSQ_ERR_SUCCESS &&
 	    (vp_ratelimit__new(a->ratelimit_entries, a->backoff_base_ms, a->backoff_max_ms, &a->rl) != 0 ||
-	     vp_nonce_cache__new(a->replay_cache_size, &a->nonces) != 0 || vp_pwcache__new(4096, &a->pwcache) != 0))
+	     vp_nonce_cache__new(a->replay_cache_size, &a->nonces) != 0 || vp_pwcache__new(4096, &a->pwcache) != 0 ||
+	     vp_credcache__new(4096, &a->credcache) != 0))
 		rc = MOSQ_ERR_NOMEM;
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = vp_auth__load_files(a, true, NULL);

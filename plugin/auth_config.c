@@ -17,6 +17,7 @@
 #include "veil/error.h"
 #include "plugin_private.h"
 #include "auth_private.h"
+#include "auth_credcache.h"
 #include "nonce_cache.h"
 #include "passwd.h"
 #include "ratelimit.h"
@@ -175,6 +176,7 @@ static int load_authorities(struct vp_auth *a, const char *path, char *err, size
 	}
 	free(a->authorities);
 	a->authorities = pks;
+	vp_credcache__clear(a->credcache); /* verdicts under the old keys */
 	a->n_authorities = n;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=authority keys=%zu", n);
 	return VEIL_OK;
@@ -231,5 +233,6 @@ void vp_auth__release(struct vp_auth *a)
 	vp_ratelimit__free(&a->rl);
 	vp_nonce_cache__free(&a->nonces);
 	vp_pwcache__free(&a->pwcache);
+	vp_credcache__free(&a->credcache);
 	memset(a, 0, sizeof(*a));
 }

@@ -23,6 +23,7 @@ struct vp_pwcache;
 struct vp_revoke;
 struct vp_ratelimit;
 struct vp_nonce_cache;
+struct vp_credcache;
 
 struct vp_auth {
 	/* options (plugin_opt_*, see docs/AUTH.md) */
@@ -51,6 +52,7 @@ struct vp_auth {
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;
 	struct vp_pwcache *pwcache;
+	struct vp_credcache *credcache;
 
 	time_t last_poll;
 	time_t last_sweep;
