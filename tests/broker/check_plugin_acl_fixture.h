@@ -42,6 +42,9 @@ struct pc {
 	int last_rc;        /* reason code of the last PUBACK */
 	int bad_acks;       /* PUBACKs with a reason >= 0x80 */
 	bool lost;
+	int ntotal;         /* every message received, even past PC_MAX_MSGS */
+	const char *watch;  /* topic prefix counted in nwatch (may be NULL) */
+	int nwatch;
 };
 
 static void pc_sleep_ms(int ms)
@@ -54,6 +57,9 @@ static int pc_on_msg(void *ctx, char *topic, int topic_len, MQTTClient_message *
 {
 	struct pc *p = ctx;
 	pthread_mutex_lock(&p->mu);
+	p->ntotal++;
+	if (p->watch && strncmp(topic, p->watch, strlen(p->watch)) == 0)
+		p->nwatch++;
 	if (p->nmsgs < PC_MAX_MSGS) {
 		struct pc_msg *e = &p->msgs[p->nmsgs++];
 		size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
@@ -158,7 +164,7 @@ static int pc_sub(struct pc *p, const char *filter, int qos)
 
 /* Subscribe to n filters in one SUBSCRIBE (one round trip); no_local: do
  * not receive our own publications. */
-static void pc_sub_many(struct pc *p, const char *const *filters, int n, bool no_local)
+__attribute__((unused)) static void pc_sub_many(struct pc *p, const char *const *filters, int n, bool no_local)
 {
 	int qos[32];
 	MQTTSubscribe_options so[32];
@@ -245,6 +251,7 @@ struct pa_env {
 	char dir[256];
 	char passwd[300];
 	char authority_pub[300];
+	char log[300];      /* log file of the last broker started with pa_start_plugin */
 	struct veil_identity *authority;
 };
 
@@ -313,8 +320,17 @@ static void pa_start_plugin(struct pa_env *e, struct test_broker *b, const char 
 {
 	const char *plugin = test_plugin_path();
 	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
+	/* Mosquitto buffers log_dest stdout; a log file is written at once.
+	 * It must exist and be writable after the broker drops root. */
+	static int nlog;
+	char logpath[400];
+	snprintf(e->log, sizeof(e->log), "%s/plugin%d.log", e->dir, nlog++);
+	ck_assert_int_eq(test_write_file(e->log, "", 0666), 0);
+	ck_assert_int_eq(chmod(e->log, 0666), 0);
+	(void)logpath;
 	char conf[2048];
 	snprintf(conf, sizeof(conf),
+	         "log_dest file %s\n"
 	         "allow_anonymous true\n"
 	         "plugin %s\n"
 	         "plugin_opt_allow_anonymous true\n"
@@ -323,7 +339,7 @@ static void pa_start_plugin(struct pa_env *e, struct test_broker *b, const char 
 	         "plugin_opt_password_hashes_per_sec 1000\n"
 	         "plugin_opt_acl_file %s\n"
 	         "%s",
-	         plugin, e->authority_pub, e->passwd, acl_path, extra ? extra : "");
+	         e->log, plugin, e->authority_pub, e->passwd, acl_path, extra ? extra : "");
 	ck_assert_int_eq(test_broker_start(b, conf), 0);
 }
 
@@ -334,7 +350,26 @@ static void pa_mkdir(char *dir, size_t cap)
 	ck_assert_int_eq(chmod(dir, 0755), 0);
 }
 
-static void pa_start_builtin(struct test_broker *b, const char *acl_path)
+/* Wait up to timeout_ms for needle in the env's current broker log. */
+__attribute__((unused)) static bool pa_log_wait(const struct pa_env *e, const char *needle, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 50) {
+		FILE *f = fopen(e->log, "r");
+		if (f) {
+			char line[4096];
+			bool found = false;
+			while (!found && fgets(line, sizeof(line), f))
+				found = strstr(line, needle) != NULL;
+			fclose(f);
+			if (found)
+				return true;
+		}
+		pc_sleep_ms(50);
+	}
+	return false;
+}
+
+__attribute__((unused)) static void pa_start_builtin(struct test_broker *b, const char *acl_path)
 {
 	char conf[1024];
 	snprintf(conf, sizeof(conf), "allow_anonymous true\nacl_file %s\n", acl_path);
