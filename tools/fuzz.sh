@@ -22,16 +22,17 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 JOBS=${VEIL_JOBS:-2}
 
 command -v clang >/dev/null || { echo "fuzz: clang not found (tools/install-deps.sh installs it)" >&2; exit 1; }
+mkdir -p "$BUILD"
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   CC=clang cmake -S "$ROOT" -B "$BUILD" -DVEIL_BUILD_FUZZ=ON -DVEIL_BUILD_TESTS=OFF \
-    -DVEIL_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD.configure.log" 2>&1 \
-    || { cat "$BUILD.configure.log"; exit 1; }
+    -DVEIL_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD/veil-configure.log" 2>&1 \
+    || { cat "$BUILD/veil-configure.log"; exit 1; }
 fi
 # Re-run cmake so a parser that landed since the last configure gets its target.
 cmake "$BUILD" >/dev/null
-cmake --build "$BUILD" --target veil_fuzz -j"$JOBS" >"$BUILD.build.log" 2>&1 \
-  || { grep -E 'error:|Error ' "$BUILD.build.log" | head -40; exit 1; }
-if grep -E 'warning:' "$BUILD.build.log"; then echo "fuzz: build has warnings"; exit 1; fi
+cmake --build "$BUILD" --target veil_fuzz -j"$JOBS" >"$BUILD/veil-build.log" 2>&1 \
+  || { grep -E 'error:|Error ' "$BUILD/veil-build.log" | head -40; exit 1; }
+if grep -E 'warning:' "$BUILD/veil-build.log"; then echo "fuzz: build has warnings"; exit 1; fi
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(grep -v '^$' "$BUILD/fuzz/targets.txt"); fi
 
