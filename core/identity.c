@@ -76,12 +76,16 @@ void veil_identity_public(const struct veil_identity *id, uint8_t pk[VEIL_PK_BYT
 static int parse_tagged(const char *text, size_t len, const char *path, const char *tag, uint8_t *out,
                         size_t want, size_t *pos, unsigned *lineno, char *errbuf, size_t errlen)
 {
+	/* For an identity file this line holds the secret seed in base64: it is
+	 * wiped on every way out. */
 	char line[512];
 	bool too_long;
+	int rc = VEIL_ERR_NOT_FOUND;
 	while (veil__next_line(text, len, pos, line, sizeof(line), lineno, &too_long)) {
 		if (too_long) {
 			veil__errf(errbuf, errlen, "%s:%u: line too long", path, *lineno);
-			return VEIL_ERR_PARSE;
+			rc = VEIL_ERR_PARSE;
+			break;
 		}
 		if (!line[0])
 			continue;
@@ -89,16 +93,20 @@ static int parse_tagged(const char *text, size_t len, const char *path, const ch
 		size_t n = veil__split(line, f, 2);
 		if (n != 2 || strcmp(f[0], tag) != 0) {
 			veil__errf(errbuf, errlen, "%s:%u: expected '%s <base64>'", path, *lineno, tag);
-			return VEIL_ERR_PARSE;
+			rc = VEIL_ERR_PARSE;
+			break;
 		}
 		size_t got = 0;
 		if (veil__b64_decode(f[1], strlen(f[1]), out, want, &got) != VEIL_OK || got != want) {
 			veil__errf(errbuf, errlen, "%s:%u: bad base64 (want %zu bytes)", path, *lineno, want);
-			return VEIL_ERR_PARSE;
+			rc = VEIL_ERR_PARSE;
+			break;
 		}
-		return VEIL_OK;
+		rc = VEIL_OK;
+		break;
 	}
-	return VEIL_ERR_NOT_FOUND;
+	sodium_memzero(line, sizeof(line));
+	return rc;
 }
 
 int veil_identity_load(const char *path, struct veil_identity **out, char *errbuf, size_t errlen)
