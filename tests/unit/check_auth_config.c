@@ -1,0 +1,165 @@
+/*
+ * plugin/auth_config.c: plugin_opt_* parsing (defaults, ranges, booleans,
+ * every option known), and reloading files: a changed good file replaces the
+ * state, a broken one keeps the old state, an unchanged one is not re-read.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+#include "plugin_private.h"
+#include "auth_private.h"
+#include "passwd.h"
+#include "revoke.h"
+
+static int parse(struct vp_auth *a, const char *key, const char *value)
+{
+	struct mosquitto_opt o = { (char *)key, (char *)value };
+	memset(a, 0, sizeof(*a));
+	return vp_auth__options(a, &o, 1);
+}
+
+START_TEST(test_defaults)
+{
+	struct vp_auth a;
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(vp_auth__options(&a, NULL, 0), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(a.token_window, 60);
+	ck_assert_uint_eq(a.poll_interval, 1);
+	ck_assert_uint_eq(a.backoff_base_ms, 250);
+	ck_assert_uint_eq(a.backoff_max_ms, 30000);
+	ck_assert_uint_eq(a.password_cache_ttl, 60);
+	ck_assert_uint_eq(a.password_hashes_per_sec, 5);
+	ck_assert(!a.allow_anonymous);
+	ck_assert(!a.defer_unknown);
+	ck_assert_ptr_null(a.authority_file);
+	vp_auth__release(&a);
+}
+END_TEST
+
+START_TEST(test_values)
+{
+	struct vp_auth a;
+	ck_assert_int_eq(parse(&a, "token_window", "30"), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(a.token_window, 30);
+	ck_assert_int_eq(parse(&a, "allow_anonymous", "true"), MOSQ_ERR_SUCCESS);
+	ck_assert(a.allow_anonymous);
+	ck_assert_int_eq(parse(&a, "defer_unknown", "false"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "password_file", "/etc/veil/passwd"), MOSQ_ERR_SUCCESS);
+	ck_assert_str_eq(a.password_file, "/etc/veil/passwd");
+	vp_auth__release(&a);
+	const char *bad[][2] = { { "token_window", "0" },       { "token_window", "3601" },
+		                 { "token_window", "-5" },      { "token_window", "60s" },
+		                 { "token_window", "" },        { "allow_anonymous", "yes" },
+		                 { "backoff_base_ms", "0" },    { "poll_interval", "99999999999999999999" },
+		                 { "password_hashes_per_sec", "0" } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == MOSQ_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
+	struct mosquitto_opt two[] = { { "backoff_base_ms", "5000" }, { "backoff_max_ms", "1000" } };
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(vp_auth__options(&a, two, 2), MOSQ_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(test_known)
+{
+	const char *keys[] = { "authority_file", "password_file", "revocation_file", "allow_anonymous",
+		               "defer_unknown", "token_window", "poll_interval", "backoff_base_ms",
+		               "backoff_max_ms", "ratelimit_entries", "replay_cache_size", "password_cache_ttl",
+		               "password_hashes_per_sec" };
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		ck_assert_msg(vp_auth__option_known(keys[i]), "%s", keys[i]);
+	ck_assert(!vp_auth__option_known("acl_file"));
+	ck_assert(!vp_auth__option_known("token_windo"));
+	ck_assert(!vp_auth__option_known(NULL));
+}
+END_TEST
+
+START_TEST(test_reload_keeps_old_on_error)
+{
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	char dir[256], pw[300], rv[300], au[300];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(pw, sizeof(pw), "%s/passwd", dir);
+	snprintf(rv, sizeof(rv), "%s/revoked", dir);
+	snprintf(au, sizeof(au), "%s/authority.pub", dir);
+	struct veil_identity *id = NULL;
+	ck_assert_int_eq(veil_identity_generate(&id), VEIL_OK);
+	uint8_t pk[VEIL_PK_BYTES];
+	veil_identity_public(id, pk);
+	ck_assert_int_eq(veil_public_key_save(pk, au), VEIL_OK);
+	ck_assert_int_eq(test_write_file(pw, "alice:$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA\n", 0600), 0);
+	ck_assert_int_eq(test_write_file(rv, "client gone\n", 0600), 0);
+	struct mosquitto_opt o[] = { { "password_file", pw }, { "revocation_file", rv }, { "authority_file", au } };
+	struct vp_auth a;
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(vp_auth__options(&a, o, 3), MOSQ_ERR_SUCCESS);
+	bool changed = false;
+	ck_assert_int_eq(vp_auth__load_files(&a, true, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert(changed);
+	ck_assert_uint_eq(a.n_authorities, 1);
+	ck_assert_mem_eq(a.authorities[0], pk, VEIL_PK_BYTES);
+	ck_assert_ptr_nonnull(vp_passwd__hash(a.passwd, "alice"));
+	ck_assert(vp_revoke__client(a.revoke, "gone"));
+	/* Unchanged: nothing reloaded. */
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert(!changed);
+	/* Broken revocation list (different size, so the change is seen): old list kept. */
+	ck_assert_int_eq(test_write_file(rv, "client gone\nclient also-gone\nbogus\n", 0600), 0);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert(!changed);
+	ck_assert(vp_revoke__client(a.revoke, "gone"));
+	ck_assert(!vp_revoke__client(a.revoke, "also-gone"));
+	/* The same broken version is not re-read (and not re-logged) on every poll. */
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	/* Fixed: replaced. */
+	ck_assert_int_eq(test_write_file(rv, "client also-gone\n", 0600), 0);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert(changed);
+	ck_assert(!vp_revoke__client(a.revoke, "gone"));
+	ck_assert(vp_revoke__client(a.revoke, "also-gone"));
+	/* Deleted password file: old users kept (fail safe for the fleet, logged). */
+	remove(pw);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_ptr_nonnull(vp_passwd__hash(a.passwd, "alice"));
+	/* An authority file without keys is refused, the old keys stay. */
+	ck_assert_int_eq(test_write_file(au, "# no keys\n", 0600), 0);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_uint_eq(a.n_authorities, 1);
+	vp_auth__release(&a);
+	veil_identity_free(&id);
+	remove(rv);
+	remove(au);
+	remove(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("auth_config");
+	TCase *t = tcase_create("core");
+	tcase_add_test(t, test_defaults);
+	tcase_add_test(t, test_values);
+	tcase_add_test(t, test_known);
+	tcase_add_test(t, test_reload_keeps_old_on_error);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

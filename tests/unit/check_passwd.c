@@ -1,0 +1,149 @@
+/*
+ * plugin/passwd.c: the Argon2id password file (format, lookups, broken
+ * files reported as path:line) and the keyed verification cache (hits only
+ * for the same user, password and stored hash, until the TTL).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/error.h"
+#include "broker.h"
+#include "passwd.h"
+
+static char dir[256], path[300];
+static char h_alice[crypto_pwhash_STRBYTES], h_bob[crypto_pwhash_STRBYTES];
+
+static void setup(void)
+{
+	ck_assert_int_ge(sodium_init(), 0);
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/passwd", dir);
+	/* Cheapest Argon2id limits: this tests the file, not the KDF. */
+	ck_assert_int_eq(crypto_pwhash_str_alg(h_alice, "wonderland", 10, crypto_pwhash_OPSLIMIT_MIN,
+	                                       crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13),
+	                 0);
+	ck_assert_int_eq(crypto_pwhash_str_alg(h_bob, "builder", 7, crypto_pwhash_OPSLIMIT_MIN,
+	                                       crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_ALG_ARGON2ID13),
+	                 0);
+}
+
+static void teardown(void)
+{
+	remove(path);
+	remove(dir);
+}
+
+static int load_text(const char *text, struct vp_passwd **p, char *err, size_t errlen)
+{
+	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
+	return vp_passwd__load(path, p, err, errlen);
+}
+
+START_TEST(test_load_and_lookup)
+{
+	char text[600], err[256] = "";
+	snprintf(text, sizeof(text), "# users\n\nbob:%s\r\n  alice:%s\n", h_bob, h_alice);
+	struct vp_passwd *p = NULL;
+	ck_assert_msg(load_text(text, &p, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(vp_passwd__count(p), 2);
+	ck_assert_str_eq(vp_passwd__hash(p, "alice"), h_alice);
+	ck_assert_str_eq(vp_passwd__hash(p, "bob"), h_bob);
+	ck_assert_ptr_null(vp_passwd__hash(p, "carol"));
+	ck_assert_ptr_null(vp_passwd__hash(p, "alic"));
+	ck_assert_ptr_null(vp_passwd__hash(p, NULL));
+	ck_assert_int_eq(crypto_pwhash_str_verify(vp_passwd__hash(p, "alice"), "wonderland", 10), 0);
+	vp_passwd__free(&p);
+	ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(test_broken_files)
+{
+	char text[600], err[256];
+	const struct {
+		const char *pre, *post;
+	} bad[] = {
+		{ "alice ", "\n" },                                        /* no colon */
+		{ "al+ice:", "\n" },                                       /* wildcard in name */
+		{ ":", "\n" },                                             /* empty name */
+		{ "alice:$argon2i$v=19$m=4096,t=3,p=1$c2FsdA$aGFzaA", "\n" }, /* Argon2i, not id */
+		{ "alice:$2y$10$abcdefghijk", "\n" },                     /* bcrypt */
+		{ "alice:", " with spaces\n" },
+		{ "alice:", "\nalice:$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA\n" }, /* duplicate */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s%s", bad[i].pre, h_alice, bad[i].post);
+		struct vp_passwd *p = NULL;
+		err[0] = '\0';
+		ck_assert_msg(load_text(text, &p, err, sizeof(err)) == VEIL_ERR_PARSE, "case %zu loaded", i);
+		ck_assert_ptr_null(p);
+		ck_assert_msg(strstr(err, path) != NULL, "case %zu: '%s'", i, err);
+	}
+	/* Line numbers are reported. */
+	snprintf(text, sizeof(text), "# c\nbob:%s\nbroken line\n", h_bob);
+	struct vp_passwd *p = NULL;
+	ck_assert_int_eq(load_text(text, &p, err, sizeof(err)), VEIL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, ":3:"));
+	remove(path);
+	ck_assert_int_eq(vp_passwd__load(path, &p, err, sizeof(err)), VEIL_ERR_IO);
+}
+END_TEST
+
+START_TEST(test_cache)
+{
+	struct vp_pwcache *c = NULL;
+	ck_assert_int_eq(vp_pwcache__new(64, &c), 0);
+	ck_assert(!vp_pwcache__hit(c, "alice", "wonderland", h_alice, 100));
+	vp_pwcache__put(c, "alice", "wonderland", h_alice, 160);
+	ck_assert(vp_pwcache__hit(c, "alice", "wonderland", h_alice, 100));
+	ck_assert(vp_pwcache__hit(c, "alice", "wonderland", h_alice, 159));
+	ck_assert(!vp_pwcache__hit(c, "alice", "wonderland", h_alice, 160)); /* TTL */
+	ck_assert(!vp_pwcache__hit(c, "alice", "wonderlanD", h_alice, 100));
+	ck_assert(!vp_pwcache__hit(c, "alicE", "wonderland", h_alice, 100));
+	/* The stored hash is part of the key: a changed file entry never matches. */
+	ck_assert(!vp_pwcache__hit(c, "alice", "wonderland", h_bob, 100));
+	/* Separators: "ab"+"c" is not "a"+"bc". */
+	vp_pwcache__put(c, "ab", "c", h_bob, 500);
+	ck_assert(!vp_pwcache__hit(c, "a", "bc", h_bob, 100));
+	ck_assert(vp_pwcache__hit(c, "ab", "c", h_bob, 100));
+	vp_pwcache__clear(c);
+	ck_assert(!vp_pwcache__hit(c, "alice", "wonderland", h_alice, 100));
+	ck_assert(!vp_pwcache__hit(c, NULL, "x", h_alice, 1));
+	vp_pwcache__free(&c);
+	ck_assert_ptr_null(c);
+	/* A different process key: another cache never matches this one's entries. */
+	struct vp_pwcache *c1 = NULL, *c2 = NULL;
+	ck_assert_int_eq(vp_pwcache__new(16, &c1), 0);
+	ck_assert_int_eq(vp_pwcache__new(16, &c2), 0);
+	vp_pwcache__put(c1, "u", "p", h_alice, 10);
+	ck_assert(vp_pwcache__hit(c1, "u", "p", h_alice, 1));
+	ck_assert(!vp_pwcache__hit(c2, "u", "p", h_alice, 1));
+	vp_pwcache__free(&c1);
+	vp_pwcache__free(&c2);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("passwd");
+	TCase *t = tcase_create("core");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_add_test(t, test_load_and_lookup);
+	tcase_add_test(t, test_broken_files);
+	tcase_add_test(t, test_cache);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,105 @@
+/*
+ * plugin/ratelimit.c: exponential back-off per key, the cap, reset on
+ * success, decay after a quiet period, independent keys, bounded memory.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <sodium.h>
+
+#include "ratelimit.h"
+
+START_TEST(test_backoff_doubles_and_caps)
+{
+	struct vp_ratelimit *rl = NULL;
+	ck_assert_int_eq(vp_ratelimit__new(128, 250, 30000, &rl), 0);
+	uint64_t t = 1000000;
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "a:1.2.3.4", t), 0);
+	uint64_t want[] = { 250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000 };
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		ck_assert_uint_eq(vp_ratelimit__fail(rl, "a:1.2.3.4", t), want[i]);
+		ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "a:1.2.3.4", t), want[i]);
+		ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "a:1.2.3.4", t + want[i] - 1), 1);
+		ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "a:1.2.3.4", t + want[i]), 0);
+	}
+	/* Other keys are unaffected. */
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "a:1.2.3.5", t), 0);
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "u:1.2.3.4", t), 0);
+	vp_ratelimit__free(&rl);
+	ck_assert_ptr_null(rl);
+}
+END_TEST
+
+START_TEST(test_success_resets_and_quiet_decays)
+{
+	struct vp_ratelimit *rl = NULL;
+	ck_assert_int_eq(vp_ratelimit__new(64, 100, 1000, &rl), 0);
+	uint64_t t = 5000;
+	vp_ratelimit__fail(rl, "u:alice", t);
+	vp_ratelimit__fail(rl, "u:alice", t);
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t), 400);
+	vp_ratelimit__success(rl, "u:alice");
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "u:alice", t), 0);
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t), 100);
+	/* Still counting shortly after the block ends... */
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t + 200), 200);
+	/* ...but a failure long after (2x max past the block) starts over. */
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t + 200 + 200 + 2001), 100);
+	vp_ratelimit__free(&rl);
+}
+END_TEST
+
+START_TEST(test_bounded_memory)
+{
+	struct vp_ratelimit *rl = NULL;
+	ck_assert_int_eq(vp_ratelimit__new(1000, 250, 30000, &rl), 0);
+	char key[32];
+	for (int i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "a:10.0.%d.%d", i / 256, i % 256);
+		vp_ratelimit__fail(rl, key, 1000);
+	}
+	/* Capacity rounds up to 1024 and never grows. */
+	ck_assert_uint_le(vp_ratelimit__used(rl), 1024);
+	ck_assert_uint_ge(vp_ratelimit__used(rl), 900);
+	/* The most recent key is still tracked. */
+	ck_assert_uint_gt(vp_ratelimit__blocked_ms(rl, key, 1000), 0);
+	vp_ratelimit__free(&rl);
+}
+END_TEST
+
+START_TEST(test_bad_parameters)
+{
+	struct vp_ratelimit *rl = NULL;
+	ck_assert_int_ne(vp_ratelimit__new(64, 0, 100, &rl), 0);
+	ck_assert_int_ne(vp_ratelimit__new(64, 500, 100, &rl), 0);
+	ck_assert_int_ne(vp_ratelimit__new(64, 1, 100, NULL), 0);
+	ck_assert_ptr_null(rl);
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(NULL, "x", 1), 0);
+	vp_ratelimit__free(NULL);
+	ck_assert_uint_gt(vp_ratelimit__now_ms(), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("ratelimit");
+	TCase *t = tcase_create("core");
+	tcase_add_test(t, test_backoff_doubles_and_caps);
+	tcase_add_test(t, test_success_resets_and_quiet_decays);
+	tcase_add_test(t, test_bounded_memory);
+	tcase_add_test(t, test_bad_parameters);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return EXIT_FAILURE;
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
