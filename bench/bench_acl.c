@@ -1,0 +1,510 @@
+/*
+ * ACL benchmark: broker throughput, 1 publisher -> 1 subscriber and
+ * 1 -> 100 subscribers, QoS 0, 256-byte payloads, all configurations in the
+ * same run on real Mosquitto 2.0.11 brokers:
+ *   none     no authentication, no ACL
+ *   builtin  Mosquitto's acl_file with 10,000 rules
+ *   plugin   mosquitto_veil.so with the same 10,000 rules
+ *   enforce  the plugin, same rules, the topic marked `encrypted`: the
+ *            publisher is a credential device sending real Veil envelopes
+ * The clients speak MQTT 3.1.1 over raw sockets so the client library is not
+ * what is measured. The publisher keeps at most WINDOW messages ahead of the
+ * slowest subscriber, so QoS 0 messages are not dropped by queue limits.
+ * Each configuration runs REPS times interleaved; the median is reported.
+ *
+ * Usage: bench_acl            (VEIL_BENCH_QUICK=1: short run)
+ * The plugin is VEIL_PLUGIN or ../plugin/mosquitto_veil.so next to this binary.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "veil/envelope.h"
+#include "veil/identity.h"
+#include "broker.h"
+
+#define PAYLOAD 256
+#define WINDOW 2000
+#define MAX_SUBS 100
+#define NRULES 10000
+
+enum cfg { CFG_NONE, CFG_BUILTIN, CFG_PLUGIN, CFG_ENFORCE, NCFG };
+static const char *const cfg_name[NCFG] = { "none", "builtin", "plugin", "enforce" };
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- minimal MQTT 3.1.1 over a socket ---- */
+
+static int tcp_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in a = { 0 };
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static size_t put_varint(uint8_t *p, size_t v)
+{
+	size_t n = 0;
+	do {
+		uint8_t b = (uint8_t)(v % 128);
+		v /= 128;
+		p[n++] = (uint8_t)(b | (v ? 0x80 : 0));
+	} while (v);
+	return n;
+}
+
+static size_t put_str(uint8_t *p, const char *s, size_t n)
+{
+	p[0] = (uint8_t)(n >> 8);
+	p[1] = (uint8_t)n;
+	memcpy(p + 2, s, n);
+	return n + 2;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+static bool read_all(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+/* Read one packet's fixed header; returns the type byte, body length in *len. */
+static int read_header(int fd, size_t *len)
+{
+	uint8_t b;
+	if (!read_all(fd, &b, 1))
+		return -1;
+	size_t v = 0, mul = 1;
+	for (int i = 0; i < 4; i++) {
+		uint8_t c;
+		if (!read_all(fd, &c, 1))
+			return -1;
+		v += (size_t)(c & 0x7f) * mul;
+		mul *= 128;
+		if (!(c & 0x80))
+			break;
+	}
+	*len = v;
+	return b;
+}
+
+static int mqtt_connect(int port, const char *id, const char *user, const char *pass)
+{
+	int fd = tcp_connect(port);
+	if (fd < 0)
+		return -1;
+	uint8_t body[4096], pkt[4200];
+	size_t n = 0;
+	n += put_str(body + n, "MQTT", 4);
+	body[n++] = 4;
+	body[n++] = (uint8_t)(0x02 | (user ? 0x80 : 0) | (pass ? 0x40 : 0));
+	body[n++] = 0;
+	body[n++] = 60;
+	n += put_str(body + n, id, strlen(id));
+	if (user)
+		n += put_str(body + n, user, strlen(user));
+	if (pass)
+		n += put_str(body + n, pass, strlen(pass));
+	size_t k = 0;
+	pkt[k++] = 0x10;
+	k += put_varint(pkt + k, n);
+	memcpy(pkt + k, body, n);
+	k += n;
+	size_t len = 0;
+	uint8_t ack[4];
+	if (!write_all(fd, pkt, k) || read_header(fd, &len) != 0x20 || len != 2 || !read_all(fd, ack, 2) || ack[1]) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool mqtt_subscribe(int fd, const char *filter)
+{
+	uint8_t pkt[512];
+	size_t tl = strlen(filter), k = 0;
+	pkt[k++] = 0x82;
+	k += put_varint(pkt + k, 2 + 2 + tl + 1);
+	pkt[k++] = 0;
+	pkt[k++] = 1;
+	k += put_str(pkt + k, filter, tl);
+	pkt[k++] = 0;
+	size_t len = 0;
+	uint8_t ack[8];
+	return write_all(fd, pkt, k) && read_header(fd, &len) == 0x90 && len == 3 && read_all(fd, ack, 3) &&
+	       ack[2] == 0;
+}
+
+/* ---- one run ---- */
+
+struct run {
+	int port;
+	int nsubs;
+	long nmsgs;
+	const uint8_t *payload;
+	size_t payload_len;
+	const char *pub_id, *pub_user, *pub_pass;
+	_Atomic long received;  /* deliveries over all subscribers */
+	int subs[MAX_SUBS];
+	bool failed;
+};
+
+static void *sub_reader(void *arg)
+{
+	struct run *r = arg;
+	struct pollfd pf[MAX_SUBS];
+	for (int i = 0; i < r->nsubs; i++) {
+		pf[i].fd = r->subs[i];
+		pf[i].events = POLLIN;
+	}
+	long want = r->nmsgs * r->nsubs;
+	static _Thread_local uint8_t buf[1 << 16];
+	/* Each subscriber stream is parsed incrementally: only PUBLISH arrives. */
+	size_t have[MAX_SUBS] = { 0 };
+	static _Thread_local uint8_t pend[MAX_SUBS][1024];
+	while (atomic_load(&r->received) < want) {
+		int k = poll(pf, (nfds_t)r->nsubs, 5000);
+		if (k <= 0) {
+			r->failed = true;
+			return NULL;
+		}
+		for (int i = 0; i < r->nsubs; i++) {
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			ssize_t got = read(pf[i].fd, buf, sizeof(buf));
+			if (got <= 0) {
+				r->failed = true;
+				return NULL;
+			}
+			long count = 0;
+			size_t off = 0;
+			while (off < (size_t)got) {
+				/* Fill the pending header+body for this stream. */
+				size_t take = (size_t)got - off;
+				if (have[i] + take > sizeof(pend[i]))
+					take = sizeof(pend[i]) - have[i];
+				memcpy(pend[i] + have[i], buf + off, take);
+				have[i] += take;
+				off += take;
+				size_t pos = 0;
+				for (;;) {
+					if (have[i] - pos < 2)
+						break;
+					size_t v = 0, mul = 1, h = 1;
+					bool complete = false;
+					while (h < 5 && pos + h < have[i]) {
+						uint8_t c = pend[i][pos + h];
+						v += (size_t)(c & 0x7f) * mul;
+						mul *= 128;
+						h++;
+						if (!(c & 0x80)) {
+							complete = true;
+							break;
+						}
+					}
+					if (!complete || have[i] - pos < h + v)
+						break;
+					if ((pend[i][pos] & 0xf0) == 0x30)
+						count++;
+					pos += h + v;
+				}
+				memmove(pend[i], pend[i] + pos, have[i] - pos);
+				have[i] -= pos;
+			}
+			atomic_fetch_add(&r->received, count);
+		}
+	}
+	return NULL;
+}
+
+/* Messages (deliveries) per second, or -1 on failure. */
+static double run_once(struct run *r)
+{
+	atomic_store(&r->received, 0);
+	r->failed = false;
+	for (int i = 0; i < r->nsubs; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "sub%d", i);
+		r->subs[i] = mqtt_connect(r->port, id, NULL, NULL);
+		if (r->subs[i] < 0 || !mqtt_subscribe(r->subs[i], "bench/data")) {
+			fprintf(stderr, "subscriber %d failed\n", i);
+			return -1;
+		}
+	}
+	int pub = mqtt_connect(r->port, r->pub_id, r->pub_user, r->pub_pass);
+	if (pub < 0) {
+		fprintf(stderr, "publisher connect failed\n");
+		return -1;
+	}
+	uint8_t pkt[1024];
+	size_t k = 0;
+	pkt[k++] = 0x30;
+	k += put_varint(pkt + k, 2 + 10 + r->payload_len);
+	k += put_str(pkt + k, "bench/data", 10);
+	memcpy(pkt + k, r->payload, r->payload_len);
+	k += r->payload_len;
+	/* Batch packets into one write while inside the window. */
+	enum { BATCH = 32 };
+	static uint8_t batch[BATCH * 1024];
+	for (int i = 0; i < BATCH; i++)
+		memcpy(batch + (size_t)i * k, pkt, k);
+	pthread_t th;
+	pthread_create(&th, NULL, sub_reader, r);
+	double t0 = now_s();
+	long sent = 0;
+	while (sent < r->nmsgs && !r->failed) {
+		long slowest = atomic_load(&r->received) / r->nsubs;
+		if (sent - slowest > WINDOW) {
+			struct timespec ts = { 0, 20000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		long n = r->nmsgs - sent < BATCH ? r->nmsgs - sent : BATCH;
+		if (!write_all(pub, batch, (size_t)n * k)) {
+			r->failed = true;
+			break;
+		}
+		sent += n;
+	}
+	pthread_join(th, NULL);
+	double dt = now_s() - t0;
+	close(pub);
+	for (int i = 0; i < r->nsubs; i++)
+		close(r->subs[i]);
+	if (r->failed)
+		return -1;
+	return (double)atomic_load(&r->received) / dt;
+}
+
+/* ---- setup ---- */
+
+static void write_rules(const char *path, bool protect)
+{
+	/* 10,000 rules for the anonymous clients, the matching ones last, the
+	 * way a large deployment's gateway account looks to the built-in check
+	 * (it scans the list; the plugin walks a trie). */
+	FILE *f = fopen(path, "w");
+	if (!f)
+		exit(1);
+	for (int i = 0; i < NRULES / 2 - 1; i++)
+		fprintf(f, "topic write site/%d/+/cmd\n", i);
+	fprintf(f, "topic write bench/#\n");
+	for (int i = 0; i < NRULES / 2 - 1; i++)
+		fprintf(f, "topic read site/%d/status/#\n", i);
+	fprintf(f, "topic read bench/#\n");
+	if (protect)
+		fprintf(f, "user benchpub\ntopic write,encrypted bench/#\n");
+	fclose(f);
+	chmod(path, 0644);
+}
+
+static const char *plugin_path(const char *argv0)
+{
+	const char *p = getenv("VEIL_PLUGIN");
+	if (p && *p)
+		return p;
+	static char buf[PATH_MAX + 64];
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return argv0;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(buf, sizeof(buf), "%s/../plugin/mosquitto_veil.so", self);
+	return buf;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	bool quick = getenv("VEIL_BENCH_QUICK") && !strcmp(getenv("VEIL_BENCH_QUICK"), "1");
+	long nmsgs = quick ? 20000 : 200000;
+	int reps = quick ? 1 : 3;
+	if (veil_init() != VEIL_OK)
+		return 1;
+	const char *plugin = plugin_path(argv[0]);
+	char dir[256], rules[300], rules_enf[300], authpub[300], conf[4096];
+	if (test_mkdtemp(dir, sizeof(dir)) != 0 || chmod(dir, 0755) != 0)
+		return 1;
+	snprintf(rules, sizeof(rules), "%s/rules.acl", dir);
+	snprintf(rules_enf, sizeof(rules_enf), "%s/rules-enforce.acl", dir);
+	snprintf(authpub, sizeof(authpub), "%s/authority.pub", dir);
+	write_rules(rules, false);
+	write_rules(rules_enf, true);
+
+	/* A device with a credential, and a 256-byte envelope from it. */
+	struct veil_identity *authority = NULL, *dev = NULL;
+	veil_identity_generate(&authority);
+	veil_identity_generate(&dev);
+	uint8_t apk[VEIL_PK_BYTES];
+	veil_identity_public(authority, apk);
+	veil_public_key_save(apk, authpub);
+	chmod(authpub, 0644);
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(dev, c.device_pk);
+	snprintf(c.client_id, sizeof(c.client_id), "benchpub");
+	c.issued_at = (uint64_t)time(NULL) - 60;
+	c.expires_at = (uint64_t)time(NULL) + 86400;
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t cred_len = 0;
+	veil_credential_issue(authority, &c, cred, sizeof(cred), &cred_len);
+	uint8_t key[VEIL_KEY_BYTES];
+	randombytes_buf(key, sizeof(key));
+	struct veil_seal_params sp;
+	memset(&sp, 0, sizeof(sp));
+	sp.key = key;
+	sp.key_id = 1;
+	veil_sender_id(c.device_pk, sp.sender);
+	sp.seq = 1;
+	uint8_t envelope[PAYLOAD + 64], plain[PAYLOAD];
+	size_t env_len = 0;
+	randombytes_buf(plain, sizeof(plain));
+	if (veil_envelope_seal(&sp, "bench/data", plain, PAYLOAD - VEIL_OVERHEAD, envelope, sizeof(envelope),
+	                       &env_len) != VEIL_OK || env_len != PAYLOAD) {
+		fprintf(stderr, "seal failed\n");
+		return 1;
+	}
+
+	struct test_broker b[NCFG];
+	for (int i = 0; i < NCFG; i++) {
+		switch (i) {
+		case CFG_NONE:
+			snprintf(conf, sizeof(conf), "allow_anonymous true\nmax_queued_messages 100000\n");
+			break;
+		case CFG_BUILTIN:
+			snprintf(conf, sizeof(conf), "allow_anonymous true\nmax_queued_messages 100000\nacl_file %s\n", rules);
+			break;
+		default:
+			snprintf(conf, sizeof(conf),
+			         "allow_anonymous true\nmax_queued_messages 100000\nplugin %s\nplugin_opt_allow_anonymous true\n"
+			         "plugin_opt_authority_file %s\nplugin_opt_acl_file %s\n",
+			         plugin, authpub, i == CFG_ENFORCE ? rules_enf : rules);
+			break;
+		}
+		/* Quiet brokers: logging every connection is not what we measure. */
+		char full[sizeof(conf) + 64];
+		snprintf(full, sizeof(full), "%slog_type error\n", conf);
+		if (test_broker_start(&b[i], full) != 0) {
+			fprintf(stderr, "broker %s failed to start\n", cfg_name[i]);
+			return 1;
+		}
+	}
+	printf("bench_acl: %ld msgs x %d reps, QoS 0, %d B payload, %d rules, window %d%s\n", nmsgs, reps, PAYLOAD,
+	       NRULES, WINDOW, quick ? " (quick)" : "");
+	int fan[2] = { 1, 100 };
+	for (int f = 0; f < 2; f++) {
+		double res[NCFG][5];
+		for (int rep = 0; rep < reps; rep++) {
+			for (int i = 0; i < NCFG; i++) {
+				char pw[VEIL_PASSWORD_MAX];
+				struct run r;
+				memset(&r, 0, sizeof(r));
+				r.port = b[i].port;
+				r.nsubs = fan[f];
+				r.nmsgs = fan[f] == 1 ? nmsgs : nmsgs / 20;
+				r.payload = plain;
+				r.payload_len = PAYLOAD;
+				r.pub_id = "pub";
+				if (i == CFG_ENFORCE) {
+					/* A fresh token per connection (the plugin keeps a nonce cache). */
+					uint8_t tok[VEIL_TOKEN_MAX];
+					size_t tn = 0;
+					veil_token_create(dev, cred, cred_len, "benchpub", (uint64_t)time(NULL), tok, sizeof(tok),
+					                  &tn);
+					veil_token_to_password(tok, tn, pw, sizeof(pw));
+					r.pub_id = "benchpub";
+					r.pub_user = "benchpub";
+					r.pub_pass = pw;
+					r.payload = envelope;
+				}
+				res[i][rep] = run_once(&r);
+				if (res[i][rep] < 0) {
+					fprintf(stderr, "run %s failed\n", cfg_name[i]);
+					return 1;
+				}
+			}
+		}
+		double med[NCFG];
+		for (int i = 0; i < NCFG; i++) {
+			qsort(res[i], (size_t)reps, sizeof(double), cmp_double);
+			med[i] = res[i][reps / 2];
+		}
+		printf("fan-out 1 -> %d (deliveries/s, median):\n", fan[f]);
+		for (int i = 0; i < NCFG; i++)
+			printf("  %-8s %10.0f  %.2fx none  %.2fx builtin\n", cfg_name[i], med[i], med[i] / med[CFG_NONE],
+			       med[i] / med[CFG_BUILTIN]);
+	}
+	for (int i = 0; i < NCFG; i++)
+		test_broker_cleanup(&b[i]);
+	veil_identity_free(&authority);
+	veil_identity_free(&dev);
+	unlink(rules);
+	unlink(rules_enf);
+	unlink(authpub);
+	rmdir(dir);
+	return 0;
+}
