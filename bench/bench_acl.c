@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 	if (veil_init() != VEIL_OK)
 		return 1;
 	const char *plugin = plugin_path(argv[0]);
-	char dir[256], rules[300], rules_enf[300], authpub[300], conf[4096];
+	char dir[256], rules[300], rules_enf[300], authpub[300], conf[8192];
 	if (test_mkdtemp(dir, sizeof(dir)) != 0 || chmod(dir, 0755) != 0)
 		return 1;
 	snprintf(rules, sizeof(rules), "%s/rules.acl", dir);
