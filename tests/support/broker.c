@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,14 +208,20 @@ int test_broker_start(struct test_broker *b, const char *extra_conf)
 		free(extra);
 		return -1;
 	}
+	/* As root, mosquitto would switch to the "mosquitto" user, which cannot
+	 * read this private directory: stay the user running the test. */
+	struct passwd *pw = getpwuid(getuid());
+	fprintf(f, "user %s\n", pw ? pw->pw_name : "root");
+	/* log_dest file, not stdout: mosquitto's stdout into a file is block
+	 * buffered, and tests wait for log lines while the broker runs. */
 	fprintf(f,
 	        "per_listener_settings false\n"
-	        "log_dest stdout\n"
+	        "log_dest file %s\n"
 	        "log_type all\n"
 	        "log_timestamp true\n"
 	        "listener %d 127.0.0.1\n"
 	        "%s\n",
-	        b->port, extra);
+	        b->log, b->port, extra);
 	fclose(f);
 	free(extra);
 	return spawn(b);
