@@ -92,6 +92,28 @@ static int check_signature(const struct veil_keyring *kr, const struct veil_enve
 	return VEIL_OK;
 }
 
+/* Replay windows are kept per (sender id, key id), not per sender id. An
+ * unsigned envelope is authenticated by its topic key alone, so a holder of
+ * one unsigned topic's key could otherwise seal under any sender id with a huge
+ * sequence and push that sender's only window forward: its real messages on
+ * every topic, signed ones included, would then be refused as replays. A key
+ * belongs to one filter, so each window only sees messages that the holders of
+ * that key could forge anyway. The sender's counter is shared by all topics,
+ * so each per-key stream is still increasing. The window id is a hash (not a
+ * mix) of the pair, so no chosen sender id lands on another pair's window. */
+static void replay_window_id(const uint8_t sender[VEIL_SENDER_ID_BYTES], uint32_t key_id,
+                             uint8_t out[VEIL_SENDER_ID_BYTES])
+{
+	static const char domain[] = "veil-replay-window-v1";
+	uint8_t in[sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES + 4];
+	uint8_t h[crypto_generichash_BYTES_MIN];
+	memcpy(in, domain, sizeof(domain) - 1);
+	memcpy(in + sizeof(domain) - 1, sender, VEIL_SENDER_ID_BYTES);
+	veil__put_u32(in + sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES, key_id);
+	crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+	memcpy(out, h, VEIL_SENDER_ID_BYTES);
+}
+
 int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay, const char *topic,
                       const uint8_t *in, size_t in_len, uint64_t now, uint8_t *out, size_t out_cap,
                       size_t *out_len, struct veil_open_info *info)
@@ -131,8 +153,10 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 		if (rc != VEIL_OK)
 			return rc;
 	}
+	uint8_t window[VEIL_SENDER_ID_BYTES];
 	if (replay) {
-		rc = veil_replay_check(replay, v.h.sender, v.h.seq);
+		replay_window_id(v.h.sender, v.h.key_id, window);
+		rc = veil_replay_check(replay, window, v.h.seq);
 		if (rc != VEIL_OK)
 			return rc;
 	}
@@ -150,7 +174,7 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	}
 	if (rc != VEIL_OK)
 		return rc;
-	if (replay && (rc = veil_replay_accept(replay, v.h.sender, v.h.seq)) != VEIL_OK) {
+	if (replay && (rc = veil_replay_accept(replay, window, v.h.seq)) != VEIL_OK) {
 		sodium_memzero(out, n);
 		return rc;
 	}

@@ -257,6 +257,37 @@ START_TEST(test_plaintext_policy)
 }
 END_TEST
 
+/* Found in the issue-7 review: replay windows were kept per sender id only.
+ * An unsigned envelope is authenticated by its topic key alone, so whoever holds
+ * the key of one unsigned topic could seal with another device's sender id and a
+ * huge sequence number, and that device's real messages on every other topic,
+ * signed ones included, were then refused as replays. Windows are now per
+ * (sender id, key id): a forger only reaches the stream it could forge anyway. */
+START_TEST(test_replay_window_per_key)
+{
+	uint8_t pk[32], k1[32], env[2048];
+	veil_identity_public(dev, pk);
+	memset(k1, 0x11, sizeof(k1)); /* key 1 (sensors/#, unsigned) of keyring(0x11) */
+	struct veil_seal_params p = { 0 };
+	p.key = k1;
+	p.key_id = 1;
+	veil_sender_id(pk, p.sender);
+	p.seq = 1ULL << 62;
+	size_t n = 0;
+	ck_assert_int_eq(veil_envelope_seal(&p, "sensors/x", (const uint8_t *)"x", 1, env, sizeof(env), &n), VEIL_OK);
+	struct veil_open_info info;
+	ck_assert_int_eq(open_on(kr, "sensors/x", env, n, &info), VEIL_OK); /* the key holder's forgery opens */
+	/* The device's signed command under key 2 is not affected. */
+	n = seal_to("cmd/valve", "open", true, env, sizeof(env));
+	ck_assert_int_eq(open_on(kr, "cmd/valve", env, n, &info), VEIL_OK);
+	ck_assert(info.is_signed);
+	/* Under key 1 itself the forger wins: unsigned topics trust every key holder
+	 * (docs/SECURITY.md 5.2). */
+	n = seal_to("sensors/a", "21.5", false, env, sizeof(env));
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_REPLAY);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("message");
@@ -266,6 +297,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_distinct_refusals);
 	tcase_add_test(tc, test_signed_refusals);
 	tcase_add_test(tc, test_plaintext_policy);
+	tcase_add_test(tc, test_replay_window_per_key);
 	suite_add_tcase(s, tc);
 	return s;
 }
