@@ -60,6 +60,11 @@ seeds = {
                 b"bob:$argon2id$v=19$m=65536,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$"
                 b"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\n"),
     },
+    "revoke": {
+        "both": (b"credential 756e21c993b5844592b03e5aee5368f2\n# retired\nclient sensor-3\n\n"
+                 b"credential A0A1A2A3A4A5A6A7A8A9AAABACADAEAF\n"),
+        "client_first": b"client sensor-1\n",
+    },
     "config": {
         "full": (b"# client\nidentity device.id\ncredential /etc/veil/device.cred\n"
                  b"keyring keys/keyring\nstate_dir /var/lib/veil\nclient_id sensor-1\n"
