@@ -421,13 +421,15 @@ int veil_async_publish5(struct veil_async *a, const char *topic, const void *pay
 {
 	if (!a || !topic || qos < 0 || qos > 2 || (!v5(a) && props && props->count))
 		return VEIL_ERR_INVAL;
+	uint8_t stackbuf[VEIL__SEAL_STACK];
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	int rc = veil__shim_seal(&a->s, topic, payload, len, &env, &env_len);
+	int rc = veil__shim_seal(&a->s, topic, payload, len, stackbuf, sizeof(stackbuf), &env,
+	                         &env_len);
 	if (rc != VEIL_OK)
 		return rc;
 	if (env_len > (size_t)INT32_MAX) {
-		free(env);
+		veil__shim_seal_release(env, env_len, stackbuf);
 		return VEIL_ERR_TOO_LARGE;
 	}
 	MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -440,14 +442,13 @@ int veil_async_publish5(struct veil_async *a, const char *topic, const void *pay
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	struct req *r = NULL;
 	if (done && !(r = req_new(a, REQ_PUBLISH, done, ctx))) {
-		free(env);
+		veil__shim_seal_release(env, env_len, stackbuf);
 		return VEIL_ERR_NOMEM;
 	}
 	set_response(a, &ro, r);
 	int prc = MQTTAsync_sendMessage(a->ma, topic, &m, &ro);
 	/* Paho copied the envelope into its command queue. */
-	sodium_memzero(env, env_len);
-	free(env);
+	veil__shim_seal_release(env, env_len, stackbuf);
 	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
 }
 

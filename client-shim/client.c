@@ -4,8 +4,10 @@
  * own thread), so every received message goes through veil__shim_deliver and
  * nothing unopened can reach the app through MQTTClient_receive.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -14,6 +16,11 @@
 struct veil_client {
 	struct veil__shim s;
 	MQTTClient mc;
+	/* Paho's MQTTClient_waitForCompletion polls in 100 ms steps; a QoS 1/2
+	 * completion callback wakes veil_client_wait at once instead. */
+	pthread_cond_t delivered_cond;   /* with s.lock */
+	uint64_t delivered;              /* completions seen */
+	int done_ring[64];               /* most recently completed tokens */
 };
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
@@ -25,6 +32,16 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message 
 	MQTTClient_freeMessage(&m);
 	MQTTClient_free(topic);
 	return 1;
+}
+
+static void on_delivered(void *ctx, MQTTClient_deliveryToken dt)
+{
+	struct veil_client *c = ctx;
+	pthread_mutex_lock(&c->s.lock);
+	c->done_ring[c->delivered % 64U] = dt;
+	c->delivered++;
+	pthread_cond_broadcast(&c->delivered_cond);
+	pthread_mutex_unlock(&c->s.lock);
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -52,17 +69,19 @@ int veil_client_new(const struct veil_client_options *o, struct veil_client **ou
 		free(c);
 		return rc;
 	}
+	pthread_cond_init(&c->delivered_cond, NULL);
 	MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
 	co.MQTTVersion = c->s.mqtt_version == VEIL_MQTT_5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	int prc = MQTTClient_createWithOptions(&c->mc, c->s.server_uri, c->s.client_id, MQTTCLIENT_PERSISTENCE_NONE,
 	                                       NULL, &co);
 	if (prc == MQTTCLIENT_SUCCESS)
-		prc = MQTTClient_setCallbacks(c->mc, c, on_lost, on_arrived, NULL);
+		prc = MQTTClient_setCallbacks(c->mc, c, on_lost, on_arrived, on_delivered);
 	if (prc != MQTTCLIENT_SUCCESS) {
 		rc = veil__mqtt_err(&c->s, prc);
 		veil__log(&c->s, VEIL_LOG_ERROR, "MQTTClient_create: %s", MQTTClient_strerror(prc));
 		if (c->mc)
 			MQTTClient_destroy(&c->mc);
+		pthread_cond_destroy(&c->delivered_cond);
 		veil__shim_fini(&c->s);
 		free(c);
 		return rc;
@@ -139,13 +158,15 @@ int veil_client_publish5(struct veil_client *c, const char *topic, const void *p
 {
 	if (!c || !topic || qos < 0 || qos > 2)
 		return VEIL_ERR_INVAL;
+	uint8_t stackbuf[VEIL__SEAL_STACK];
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	int rc = veil__shim_seal(&c->s, topic, payload, len, &env, &env_len);
+	int rc = veil__shim_seal(&c->s, topic, payload, len, stackbuf, sizeof(stackbuf), &env,
+	                         &env_len);
 	if (rc != VEIL_OK)
 		return rc;
 	if (env_len > (size_t)INT32_MAX) {
-		free(env);
+		veil__shim_seal_release(env, env_len, stackbuf);
 		return VEIL_ERR_TOO_LARGE;
 	}
 	MQTTClient_message m = MQTTClient_message_initializer;
@@ -165,8 +186,7 @@ int veil_client_publish5(struct veil_client *c, const char *topic, const void *p
 		prc = props && props->count ? MQTTCLIENT_BAD_MQTT_OPTION : MQTTClient_publishMessage(c->mc, topic, &m, &dt);
 	}
 	/* Paho has copied the envelope (or failed); either way ours goes now. */
-	sodium_memzero(env, env_len);
-	free(env);
+	veil__shim_seal_release(env, env_len, stackbuf);
 	if (prc != MQTTCLIENT_SUCCESS)
 		return veil__mqtt_err(&c->s, prc);
 	if (token)
@@ -180,14 +200,80 @@ int veil_client_publish(struct veil_client *c, const char *topic, const void *pa
 	return veil_client_publish5(c, topic, payload, len, qos, retained, NULL, NULL);
 }
 
+static bool token_pending(struct veil_client *c, int token)
+{
+	MQTTClient_deliveryToken *tokens = NULL;
+	bool pending = false;
+	if (MQTTClient_getPendingDeliveryTokens(c->mc, &tokens) == MQTTCLIENT_SUCCESS && tokens) {
+		for (size_t i = 0; tokens[i] != -1 && !pending; i++)
+			pending = tokens[i] == token;
+		MQTTClient_free(tokens);
+	}
+	return pending;
+}
+
+/* Caller holds s.lock. */
+static bool token_done_recently(const struct veil_client *c, int token)
+{
+	uint64_t n = c->delivered < 64U ? c->delivered : 64U;
+	for (uint64_t i = 0; i < n; i++)
+		if (c->done_ring[(c->delivered - 1 - i) % 64U] == token)
+			return true;
+	return false;
+}
+
 int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms)
 {
 	if (!c)
 		return VEIL_ERR_INVAL;
-	int prc = MQTTClient_waitForCompletion(c->mc, token, timeout_ms);
-	if (prc == MQTTCLIENT_FAILURE && MQTTClient_isConnected(c->mc))
-		return VEIL_ERR_TIMEOUT;
-	return veil__mqtt_err(&c->s, prc);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(timeout_ms / 1000U);
+	until.tv_nsec += (long)(timeout_ms % 1000U) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&c->s.lock);
+	for (;;) {
+		if (token_done_recently(c, token))
+			break;
+		/* Slow path, same test as Paho's waitForCompletion: no longer
+		 * outbound (covers tokens that left the ring long ago). */
+		uint64_t seen = c->delivered;
+		pthread_mutex_unlock(&c->s.lock);
+		bool pending = token_pending(c, token);
+		bool connected = MQTTClient_isConnected(c->mc);
+		pthread_mutex_lock(&c->s.lock);
+		if (!pending)
+			break;
+		if (!connected) {
+			pthread_mutex_unlock(&c->s.lock);
+			return veil__mqtt_err(&c->s, MQTTCLIENT_DISCONNECTED);
+		}
+		/* Wake on a completion, or every 100 ms: a lost connection has none. */
+		int wrc = 0;
+		while (c->delivered == seen && wrc == 0) {
+			struct timespec step;
+			clock_gettime(CLOCK_REALTIME, &step);
+			step.tv_nsec += 100000000L;
+			if (step.tv_nsec >= 1000000000L) {
+				step.tv_sec++;
+				step.tv_nsec -= 1000000000L;
+			}
+			bool last = step.tv_sec > until.tv_sec || (step.tv_sec == until.tv_sec && step.tv_nsec >= until.tv_nsec);
+			wrc = pthread_cond_timedwait(&c->delivered_cond, &c->s.lock, last ? &until : &step);
+			if (wrc == ETIMEDOUT && !last)
+				wrc = -1;
+		}
+		if (wrc == ETIMEDOUT) {
+			bool done = token_done_recently(c, token);
+			pthread_mutex_unlock(&c->s.lock);
+			return done || !token_pending(c, token) ? VEIL_OK : VEIL_ERR_TIMEOUT;
+		}
+	}
+	pthread_mutex_unlock(&c->s.lock);
+	return VEIL_OK;
 }
 
 int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos, MQTTSubscribe_options *opts,
@@ -266,6 +352,7 @@ void veil_client_free(struct veil_client **cp)
 		MQTTClient_disconnect(c->mc, 1000);
 	/* Destroy Paho first: after this no callback can touch the shim. */
 	MQTTClient_destroy(&c->mc);
+	pthread_cond_destroy(&c->delivered_cond);
 	veil__shim_fini(&c->s);
 	free(c);
 	*cp = NULL;

@@ -326,13 +326,14 @@ void veil__shim_login_wipe(struct veil__login *l)
 
 /* ---- seal and open ---- */
 
-int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t **out,
-                    size_t *out_len)
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
+                    size_t stackcap, uint8_t **out, size_t *out_len)
 {
 	if (!topic || (!payload && len) || len > VEIL_MAX_PLAINTEXT)
 		return VEIL_ERR_INVAL;
 	size_t cap = veil_sealed_signed_len(len, s->cred_len);
-	uint8_t *buf = malloc(cap ? cap : 1);
+	/* Small messages (the common case) need no allocation. */
+	uint8_t *buf = cap <= stackcap ? stackbuf : malloc(cap ? cap : 1);
 	if (!buf)
 		return VEIL_ERR_NOMEM;
 	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
@@ -349,12 +350,21 @@ int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (rc != VEIL_OK) {
-		free(buf);
+		if (buf != stackbuf)
+			free(buf);
 		veil__log(s, VEIL_LOG_WARNING, "publish to '%s' refused: %s", topic, veil_errname(rc));
 		return rc;
 	}
 	*out = buf;
 	return VEIL_OK;
+}
+
+void veil__shim_seal_release(uint8_t *out, size_t len, const uint8_t *stackbuf)
+{
+	/* An envelope is ciphertext, but a plaintext-policy "envelope" is not. */
+	sodium_memzero(out, len);
+	if (out != stackbuf)
+		free(out);
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)

@@ -66,9 +66,12 @@ void veil__shim_fini(struct veil__shim *s);
 int veil__shim_login(struct veil__shim *s, struct veil__login *l);
 void veil__shim_login_wipe(struct veil__login *l);
 
-/* Seal payload for topic into a malloc'd buffer (*out, *out_len). */
-int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t **out,
-                    size_t *out_len);
+/* Seal payload for topic into stackbuf when it fits, else a malloc'd buffer:
+ * *out is one or the other; release with veil__shim_seal_release. */
+#define VEIL__SEAL_STACK 2048U
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
+                    size_t stackcap, uint8_t **out, size_t *out_len);
+void veil__shim_seal_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
 /* Open a received payload and call the message or refusal callback. */
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props);
