@@ -140,11 +140,15 @@ static int parse_line(struct veil_keyring *kr, char *line, const char *name, uns
 	} else if (!strcmp(f[0], "key")) {
 		if (n < 4 || n > 5 || (n == 5 && strcmp(f[4], "send") != 0))
 			FAIL(VEIL_ERR_PARSE, "%s:%u: expected 'key <topic-filter> <key-id> <base64 key> [send]'", name, ln);
+		/* Fields of a key line are never echoed: in a line with its fields out
+		 * of order, the one reported could be the base64 topic key, and these
+		 * messages end up in logs. */
 		if (!veil__filter_valid(f[1]))
-			FAIL(VEIL_ERR_PARSE, "%s:%u: invalid topic filter '%s'", name, ln, f[1]);
+			FAIL(VEIL_ERR_PARSE, "%s:%u: invalid topic filter in a key line (expected 'key <topic-filter> "
+			     "<key-id> <base64 key> [send]')", name, ln);
 		uint32_t id;
 		if (parse_u32(f[2], &id) != 0)
-			FAIL(VEIL_ERR_PARSE, "%s:%u: key id '%s' is not a number from 0 to 4294967295", name, ln, f[2]);
+			FAIL(VEIL_ERR_PARSE, "%s:%u: key id is not a number from 0 to 4294967295", name, ln);
 		unsigned prev = 0;
 		if (key_id_used(kr, id, &prev))
 			FAIL(VEIL_ERR_PARSE, "%s:%u: key id %u already defined at line %u", name, ln, id, prev);
@@ -196,7 +200,12 @@ static int parse_line(struct veil_keyring *kr, char *line, const char *name, uns
 		flt->require_signature = sig;
 		flt->allow_plaintext = plain;
 	} else {
-		FAIL(VEIL_ERR_PARSE, "%s:%u: unknown directive '%s' (authority, key, policy)", name, ln, f[0]);
+		/* Echo only what looks like a mistyped word: a line holding just a
+		 * pasted key (a wrapped `veil keygen topic-key` line) must not put
+		 * the key into a log. */
+		if (strlen(f[0]) <= 16 && strspn(f[0], "abcdefghijklmnopqrstuvwxyz_-") == strlen(f[0]))
+			FAIL(VEIL_ERR_PARSE, "%s:%u: unknown directive '%s' (authority, key, policy)", name, ln, f[0]);
+		FAIL(VEIL_ERR_PARSE, "%s:%u: unknown directive (authority, key, policy)", name, ln);
 	}
 out:
 	return rc;

@@ -179,6 +179,38 @@ START_TEST(test_file_permissions)
 }
 END_TEST
 
+/* Found in the issue-7 review: parse errors echoed the offending field, and
+ * with a key line's fields out of order (or a pasted key on its own line) that
+ * field is the base64 topic key, which then went to the application's log. */
+START_TEST(test_parse_errors_never_echo_keys)
+{
+	char lines[4][200], err[300];
+	struct veil_keyring *kr = NULL;
+	char plus_key[64]; /* a key whose base64 has '+', so it is not a valid filter either */
+	uint8_t k[32];
+	memset(k, 0xfb, sizeof(k));
+	sodium_bin2base64(plus_key, sizeof(plus_key), k, sizeof(k), sodium_base64_VARIANT_ORIGINAL);
+	ck_assert_ptr_nonnull(strchr(plus_key, '+'));
+	const char *keys[] = { K1, plus_key };
+	for (size_t j = 0; j < 2; j++) {
+		snprintf(lines[0], sizeof(lines[0]), "key a/# %s 1\n", keys[j]);
+		snprintf(lines[1], sizeof(lines[1]), "key %s 1 a/#\n", keys[j]);
+		snprintf(lines[2], sizeof(lines[2]), "%s\n", keys[j]);
+		snprintf(lines[3], sizeof(lines[3]), "key a/# 1 %s\n%s\n", K2, keys[j]);
+		for (size_t i = 0; i < 4; i++) {
+			err[0] = '\0';
+			ck_assert_int_eq(veil_keyring_parse(lines[i], strlen(lines[i]), "t", &kr, err, sizeof(err)),
+			                 VEIL_ERR_PARSE);
+			ck_assert_ptr_null(kr);
+			ck_assert_msg(err[0] != '\0', "no error message for '%s'", lines[i]);
+			ck_assert_msg(strstr(err, keys[j]) == NULL, "key echoed: %s", err);
+		}
+	}
+	/* A mistyped directive is still named. */
+	parse_bad("polcy a/# signed\n", 1, "unknown directive 'polcy'");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyring");
@@ -187,6 +219,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_policy_lookup);
 	tcase_add_test(tc, test_highest_key_sends_without_mark);
 	tcase_add_test(tc, test_parse_errors);
+	tcase_add_test(tc, test_parse_errors_never_echo_keys);
 	tcase_add_test(tc, test_file_permissions);
 	suite_add_tcase(s, tc);
 	return s;
