@@ -46,6 +46,9 @@ static int refuse(struct attempt *at, const char *reason)
 	return MOSQ_ERR_AUTH;
 }
 
+/* Only password logins are counted and limited: a password is the only
+ * guessable secret. Tokens cannot be guessed, so a failed token never
+ * delays anyone (docs/AUTH.md, "Rate limit"). */
 static void count_failure(struct attempt *at, const char *user)
 {
 	if (at->reauth)
@@ -54,10 +57,8 @@ static void count_failure(struct attempt *at, const char *user)
 	char key[VEIL_CLIENT_ID_MAX + 8];
 	snprintf(key, sizeof(key), "a:%s", at->addr);
 	vp_ratelimit__fail(at->a->rl, key, now);
-	if (user) {
-		snprintf(key, sizeof(key), "u:%s", user);
-		vp_ratelimit__fail(at->a->rl, key, now);
-	}
+	snprintf(key, sizeof(key), "u:%s", user);
+	vp_ratelimit__fail(at->a->rl, key, now);
 }
 
 /* Longest remaining block of the address and the user (0: allowed). */
@@ -109,7 +110,6 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	                                    (const uint8_t(*)[VEIL_PK_BYTES])a->authorities, a->n_authorities, now,
 	                                    a->token_window, &t, NULL);
 	if (rc != VEIL_OK) {
-		count_failure(at, NULL);
 		return refuse(at, token_reason(rc));
 	}
 	if (vp_revoke__credential(a->revoke, t.cred.id))
@@ -121,7 +121,6 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	case VP_NONCE_FRESH:
 		break;
 	case VP_NONCE_REPLAY:
-		count_failure(at, NULL);
 		return refuse(at, "replayed-token");
 	case VP_NONCE_FULL:
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "replay-cache-full", "capacity=%u", a->replay_cache_size);
@@ -307,7 +306,6 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		uint8_t tok[VEIL_TOKEN_MAX];
 		size_t len = 0;
 		if (veil_password_to_token(ed->password, tok, sizeof(tok), &len) != VEIL_OK) {
-			count_failure(&at, NULL);
 			return refuse(&at, "malformed-token");
 		}
 		int rc = credential_login(&at, tok, len);
@@ -331,7 +329,6 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 	if (user && strcmp(user, at.cid) != 0)
 		return refuse(&at, "username-mismatch");
 	if (!ed->data_in || ed->data_in_len == 0) {
-		count_failure(&at, NULL);
 		return refuse(&at, "malformed-token");
 	}
 	int rc = credential_login(&at, ed->data_in, ed->data_in_len);
@@ -412,10 +409,10 @@ int vp_auth__reload(struct vp_ctx *ctx)
 		return MOSQ_ERR_INVAL;
 	struct vp_auth *a = ctx->auth;
 	int rc = vp_auth__load_files(a, true, NULL);
-	a->last_poll = time(NULL);
+	a->last_poll_ms = vp_ratelimit__now_ms();
 	/* The broker re-runs BASIC_AUTH for connected clients right after this
 	 * event, in the same loop iteration. */
-	a->reauth_until = a->last_poll + 1;
+	a->reauth_until = time(NULL) + 1;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "reload", "result=%s authorities=%zu users=%zu revoked=%zu",
 	              rc == MOSQ_ERR_SUCCESS ? "ok" : "kept-old", a->n_authorities, vp_passwd__count(a->passwd),
 	              vp_revoke__count(a->revoke));
@@ -428,8 +425,11 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 		return;
 	struct vp_auth *a = ctx->auth;
 	bool changed = false;
-	if (a->poll_interval && now - a->last_poll >= (time_t)a->poll_interval) {
-		a->last_poll = now;
+	/* Milliseconds, not seconds: polling at second boundaries of time()
+	 * could stretch the interval towards two seconds. */
+	uint64_t now_ms = vp_ratelimit__now_ms();
+	if (a->poll_interval && now_ms - a->last_poll_ms >= (uint64_t)a->poll_interval * 1000U) {
+		a->last_poll_ms = now_ms;
 		vp_auth__load_files(a, false, &changed);
 	}
 	if (changed || now != a->last_sweep) {
@@ -461,7 +461,7 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	}
 	if (!a->authority_file && !a->password_file && !a->allow_anonymous)
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=no-login-possible (set plugin_opt_authority_file)");
-	a->last_poll = time(NULL);
+	a->last_poll_ms = vp_ratelimit__now_ms();
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "init",
 	              "authorities=%zu users=%zu revoked=%zu token_window=%u anonymous=%s defer_unknown=%s",
 	              a->n_authorities, vp_passwd__count(a->passwd), vp_revoke__count(a->revoke), a->token_window,

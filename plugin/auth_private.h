@@ -54,7 +54,7 @@ struct vp_auth {
 	struct vp_pwcache *pwcache;
 	struct vp_credcache *credcache;
 
-	time_t last_poll;
+	uint64_t last_poll_ms;         /* monotonic */
 	time_t last_sweep;
 	time_t reauth_until;           /* SIGHUP re-runs BASIC_AUTH until then */
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */

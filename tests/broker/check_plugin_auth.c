@@ -34,12 +34,12 @@ struct env {
 	struct veil_identity *authority, *stranger, *device;
 	struct test_broker b;
 	char uri[64];
-	char log[300]; /* file log: the harness's stdout log is block-buffered */
+	char log[300]; /* the broker's log (harness: log_dest file) */
 };
 static struct env E;
 
-/* Mosquitto started as root drops to the "mosquitto" user: the plugin's
- * files must be readable by it (a deployment would chown them instead). */
+/* Readable by whichever user the broker runs as (the harness keeps the
+ * test's user; a deployment would chown the files to mosquitto). */
 static void write_or_die(const char *path, const char *text)
 {
 	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
@@ -114,20 +114,17 @@ static void env_start(const char *extra)
 	write_or_die(E.passwd, text);
 	snprintf(E.revoked, sizeof(E.revoked), "%s/revoked", E.dir);
 	write_or_die(E.revoked, "# nothing revoked yet\n");
-	snprintf(E.log, sizeof(E.log), "%s/broker.log", E.dir);
-	ck_assert_int_eq(test_write_file(E.log, "", 0666), 0);
-	ck_assert_int_eq(chmod(E.log, 0666), 0);
 	char conf[2048];
 	snprintf(conf, sizeof(conf),
-	         "log_dest file %s\n"
 	         "allow_anonymous false\n"
 	         "plugin %s\n"
 	         "plugin_opt_authority_file %s\n"
 	         "plugin_opt_password_file %s\n"
 	         "plugin_opt_revocation_file %s\n"
 	         "%s",
-	         E.log, test_plugin_path(), E.authority_pub, E.passwd, E.revoked, extra ? extra : "");
+	         test_plugin_path(), E.authority_pub, E.passwd, E.revoked, extra ? extra : "");
 	ck_assert_int_eq(test_broker_start(&E.b, conf), 0);
+	snprintf(E.log, sizeof(E.log), "%s", E.b.log);
 	snprintf(E.uri, sizeof(E.uri), "tcp://127.0.0.1:%d", E.b.port);
 }
 
@@ -231,12 +228,18 @@ static void pc_close(struct pc *p)
 	MQTTClient_destroy(&p->c);
 }
 
-/* One-shot helpers: connect, close, return the code. */
+/* One-shot helpers: connect, close, return the code. Paho occasionally
+ * reports a refused CONNECT as a bare failure (-1) when the broker closes
+ * right after its CONNACK; such an attempt is retried once (with a fresh
+ * token where one is needed), so every assertion is on a real CONNACK code. */
 static int login3(const char *cid, const char *user, const char *pw)
 {
-	struct pc p;
-	int rc = pc_connect3(&p, cid, user, pw);
-	pc_close(&p);
+	int rc = -1;
+	for (int attempt = 0; attempt < 2 && rc == -1; attempt++) {
+		struct pc p;
+		rc = pc_connect3(&p, cid, user, pw);
+		pc_close(&p);
+	}
 	return rc;
 }
 
@@ -250,9 +253,12 @@ static int login5_token(const char *cid, const uint8_t *tok, size_t n)
 
 static int login5(const char *cid, const char *user, const char *pw)
 {
-	struct pc p;
-	int rc = pc_connect5(&p, cid, user, pw, NULL, NULL, 0);
-	pc_close(&p);
+	int rc = -1;
+	for (int attempt = 0; attempt < 2 && rc == -1; attempt++) {
+		struct pc p;
+		rc = pc_connect5(&p, cid, user, pw, NULL, NULL, 0);
+		pc_close(&p);
+	}
 	return rc;
 }
 
@@ -515,18 +521,23 @@ START_TEST(test_revocation_polled_kicks)
 	ck_assert_int_eq(pc_connect5(&by_cred, "gone-cred", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
 	ck_assert_int_eq(pc_connect3(&deleted, "bobs-box", "bob", "builder"), 0);
 
-	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], text[256];
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], text[256], l1[256];
 	sodium_bin2hex(hex, sizeof(hex), parsed.id, sizeof(parsed.id));
 	snprintf(text, sizeof(text), "client gone-client\ncredential %s\n", hex);
+	hash_line(l1, sizeof(l1), "alice", "wonderland");
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	write_or_die(E.revoked, text);
 	/* bob deleted from the password file (alice's line kept). */
-	char l1[256];
-	hash_line(l1, sizeof(l1), "alice", "wonderland");
 	write_or_die(E.passwd, l1);
 
-	ck_assert_msg(pc_wait_lost(&by_client, 2500), "revoked client id still connected");
-	ck_assert_msg(pc_wait_lost(&by_cred, 500), "revoked credential still connected");
-	ck_assert_msg(pc_wait_lost(&deleted, 500), "deleted user still connected");
+	/* Polled every second (plugin_opt_poll_interval 1), kicked at the next tick. */
+	ck_assert_msg(pc_wait_lost(&by_client, 2000), "revoked client id still connected");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "revocation to kick: %.0f ms\n",
+	        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	ck_assert_msg(pc_wait_lost(&by_cred, 2000), "revoked credential still connected");
+	ck_assert_msg(pc_wait_lost(&deleted, 2000), "deleted user still connected");
 	expect_log("veil: auth | kick | client=gone-client reason=revoked-client");
 	expect_log("veil: auth | kick | client=gone-cred reason=revoked-credential");
 	expect_log("veil: auth | kick | client=bobs-box reason=user-deleted");

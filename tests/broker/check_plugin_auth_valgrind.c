@@ -1,0 +1,189 @@
+/*
+ * Mosquitto with mosquitto_veil.so under valgrind memcheck through an auth
+ * scenario: credential logins (MQTT 5 and 3.1.1), replay, password good and
+ * bad, anonymous and bad names refused, a revoked client kicked by polling,
+ * another by SIGHUP, a broken file kept-old, then a clean shutdown. Passes
+ * only if memcheck reports no errors and nothing definitely lost. Skipped in
+ * ASan builds (the plugin is instrumented there) or without valgrind.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "veil/veil.h"
+#include "broker.h"
+#include "check_plugin_auth_raw.h"
+
+static char dir[256], logpath[300];
+static struct veil_identity *authority, *device;
+
+static bool log_wait(const char *needle, int timeout_ms)
+{
+	for (int t = 0; t <= timeout_ms; t += 100) {
+		FILE *f = fopen(logpath, "r");
+		char line[4096];
+		bool found = false;
+		while (f && !found && fgets(line, sizeof(line), f))
+			found = strstr(line, needle) != NULL;
+		if (f)
+			fclose(f);
+		if (found)
+			return true;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+static size_t token_for(const char *cid, uint8_t *tok)
+{
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(device, c.device_pk);
+	snprintf(c.client_id, sizeof(c.client_id), "%s", cid);
+	snprintf(c.roles, sizeof(c.roles), "sensor");
+	c.issued_at = (uint64_t)time(NULL) - 60;
+	c.expires_at = (uint64_t)time(NULL) + 3600;
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t cl = 0, n = 0;
+	ck_assert_int_eq(veil_credential_issue(authority, &c, cred, sizeof(cred), &cl), VEIL_OK);
+	ck_assert_int_eq(veil_token_create(device, cred, cl, cid, (uint64_t)time(NULL), tok, VEIL_TOKEN_MAX, &n),
+	                 VEIL_OK);
+	return n;
+}
+
+/* A credential client that stays connected (raw MQTT 5 socket). */
+static int stay_connected(int port, const char *cid)
+{
+	uint8_t tok[VEIL_TOKEN_MAX];
+	size_t n = token_for(cid, tok);
+	struct raw_login l = { 5, cid, NULL, NULL, VEIL_AUTH_METHOD, tok, n };
+	int fd = raw_connect_send(port, &l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_connack(fd, 30000), 0);
+	return fd;
+}
+
+/* True when the broker closed fd within timeout_ms. */
+static bool closed_by_broker(int fd, int timeout_ms)
+{
+	uint8_t buf[64];
+	for (int t = 0; t < timeout_ms; t += 100) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t r = recv(fd, buf, sizeof(buf), 0);
+			if (r <= 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+START_TEST(test_auth_scenario_memcheck_clean)
+{
+	const char *asan = getenv("VEIL_ASAN_RUNTIME");
+	if ((asan && *asan) || system("valgrind --version >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "check_plugin_auth_valgrind: skipped (ASan build or no valgrind)\n");
+		return;
+	}
+	setenv("VEIL_VALGRIND", "1", 1);
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	ck_assert_int_eq(veil_identity_generate(&authority), VEIL_OK);
+	ck_assert_int_eq(veil_identity_generate(&device), VEIL_OK);
+	char apub[300], pw[300], rv[300], conf[2048], hl[300], h[crypto_pwhash_STRBYTES];
+	uint8_t apk[VEIL_PK_BYTES];
+	veil_identity_public(authority, apk);
+	snprintf(apub, sizeof(apub), "%s/authority.pub", dir);
+	ck_assert_int_eq(veil_public_key_save(apk, apub), VEIL_OK);
+	ck_assert_int_eq(chmod(apub, 0644), 0);
+	/* Light Argon2id limits: memcheck makes the interactive ones take seconds. */
+	ck_assert_int_eq(crypto_pwhash_str_alg(h, "wonderland", 10, crypto_pwhash_OPSLIMIT_MIN, 1024 * 1024,
+	                                       crypto_pwhash_ALG_ARGON2ID13),
+	                 0);
+	snprintf(hl, sizeof(hl), "alice:%s\n", h);
+	snprintf(pw, sizeof(pw), "%s/passwd", dir);
+	ck_assert_int_eq(test_write_file(pw, hl, 0644), 0);
+	snprintf(rv, sizeof(rv), "%s/revoked", dir);
+	ck_assert_int_eq(test_write_file(rv, "# none\n", 0644), 0);
+	snprintf(conf, sizeof(conf),
+	         "allow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\n"
+	         "plugin_opt_password_file %s\nplugin_opt_revocation_file %s\n",
+	         test_plugin_path(), apub, pw, rv);
+	struct test_broker b;
+	ck_assert_int_eq(test_broker_start(&b, conf), 0);
+	int port = b.port;
+	snprintf(logpath, sizeof(logpath), "%s", b.log);
+
+	uint8_t tok[VEIL_TOKEN_MAX];
+	char pwd[VEIL_PASSWORD_MAX];
+	size_t n = token_for("vg-3", tok);
+	ck_assert_int_eq(veil_token_to_password(tok, n, pwd, sizeof(pwd)), VEIL_OK);
+	struct raw_login l3 = { 4, "vg-3", "vg-3", pwd, NULL, NULL, 0 };
+	ck_assert_int_eq(raw_login_once(port, &l3, 30000), 0);
+	ck_assert_int_eq(raw_login_once(port, &l3, 30000), 5); /* replay */
+	struct raw_login good = { 4, "vg-pw", "alice", "wonderland", NULL, NULL, 0 };
+	ck_assert_int_eq(raw_login_once(port, &good, 30000), 0);
+	ck_assert_int_eq(raw_login_once(port, &good, 30000), 0); /* cached */
+	struct raw_login bad = { 5, "vg-pw2", "alice", "nope", NULL, NULL, 0 };
+	ck_assert_int_eq(raw_login_once(port, &bad, 30000), 135);
+	struct raw_login anon = { 4, "vg-anon", NULL, NULL, NULL, NULL, 0 };
+	ck_assert_int_eq(raw_login_once(port, &anon, 30000), 5);
+	struct raw_login wild = { 5, "vg+x", "alice", "wonderland", NULL, NULL, 0 };
+	ck_assert_int_eq(raw_login_once(port, &wild, 30000), 135);
+	struct raw_login junk = { 5, "vg-junk", NULL, NULL, VEIL_AUTH_METHOD, (const uint8_t *)"junk", 4 };
+	ck_assert_int_eq(raw_login_once(port, &junk, 30000), 135);
+
+	int keep = stay_connected(port, "vg-keep");
+	int polled = stay_connected(port, "vg-polled");
+	int hup = stay_connected(port, "vg-hup");
+	ck_assert_int_eq(test_write_file(rv, "client vg-polled\n", 0644), 0);
+	ck_assert_msg(closed_by_broker(polled, 20000), "revoked client not kicked under memcheck");
+	ck_assert_int_eq(test_write_file(rv, "client vg-polled\nclient vg-hup\n", 0644), 0);
+	ck_assert_int_eq(test_broker_reload(&b), 0);
+	ck_assert_msg(closed_by_broker(hup, 20000), "revoked client survived SIGHUP under memcheck");
+	ck_assert_int_eq(test_write_file(rv, "client vg-polled\nnonsense\n", 0644), 0);
+	ck_assert(log_wait("veil: auth | reload-failed | file=revocation", 20000));
+	ck_assert(!closed_by_broker(keep, 1000));
+	close(keep);
+	close(polled);
+	close(hup);
+
+	int status = test_broker_stop(&b);
+	char summary[256];
+	bool clean = test_broker_valgrind_clean(&b, summary, sizeof(summary));
+	fprintf(stderr, "check_plugin_auth_valgrind: %s (exit status %d)\n", summary, status);
+	ck_assert_msg(clean, "memcheck not clean: %s (logs in %s)", summary, b.dir);
+	test_broker_cleanup(&b);
+	veil_identity_free(&authority);
+	veil_identity_free(&device);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("plugin_auth_valgrind");
+	TCase *t = tcase_create("memcheck");
+	tcase_set_timeout(t, 240);
+	tcase_add_test(t, test_auth_scenario_memcheck_clean);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
