@@ -218,7 +218,7 @@ static void *sub_reader(void *arg)
 	size_t have[MAX_SUBS] = { 0 };
 	static _Thread_local uint8_t pend[MAX_SUBS][1024];
 	while (atomic_load(&r->received) < want) {
-		int k = poll(pf, (nfds_t)r->nsubs, 5000);
+		int k = poll(pf, (nfds_t)r->nsubs, 30000);
 		if (k <= 0) {
 			r->failed = true;
 			return NULL;
@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 				memset(&r, 0, sizeof(r));
 				r.port = b[i].port;
 				r.nsubs = fan[f];
-				r.nmsgs = fan[f] == 1 ? nmsgs : nmsgs / 20;
+				r.nmsgs = fan[f] == 1 ? nmsgs : nmsgs / 100;
 				r.payload = plain;
 				r.payload_len = PAYLOAD;
 				r.pub_id = "pub";

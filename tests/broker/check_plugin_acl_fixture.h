@@ -251,7 +251,6 @@ struct pa_env {
 	char dir[256];
 	char passwd[300];
 	char authority_pub[300];
-	char log[300];      /* log file of the last broker started with pa_start_plugin */
 	struct veil_identity *authority;
 };
 
@@ -320,17 +319,8 @@ static void pa_start_plugin(struct pa_env *e, struct test_broker *b, const char 
 {
 	const char *plugin = test_plugin_path();
 	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
-	/* Mosquitto buffers log_dest stdout; a log file is written at once.
-	 * It must exist and be writable after the broker drops root. */
-	static int nlog;
-	char logpath[400];
-	snprintf(e->log, sizeof(e->log), "%s/plugin%d.log", e->dir, nlog++);
-	ck_assert_int_eq(test_write_file(e->log, "", 0666), 0);
-	ck_assert_int_eq(chmod(e->log, 0666), 0);
-	(void)logpath;
 	char conf[2048];
 	snprintf(conf, sizeof(conf),
-	         "log_dest file %s\n"
 	         "allow_anonymous true\n"
 	         "plugin %s\n"
 	         "plugin_opt_allow_anonymous true\n"
@@ -339,7 +329,7 @@ static void pa_start_plugin(struct pa_env *e, struct test_broker *b, const char 
 	         "plugin_opt_password_hashes_per_sec 1000\n"
 	         "plugin_opt_acl_file %s\n"
 	         "%s",
-	         e->log, plugin, e->authority_pub, e->passwd, acl_path, extra ? extra : "");
+	         plugin, e->authority_pub, e->passwd, acl_path, extra ? extra : "");
 	ck_assert_int_eq(test_broker_start(b, conf), 0);
 }
 
@@ -348,25 +338,6 @@ static void pa_mkdir(char *dir, size_t cap)
 {
 	ck_assert_int_eq(test_mkdtemp(dir, cap), 0);
 	ck_assert_int_eq(chmod(dir, 0755), 0);
-}
-
-/* Wait up to timeout_ms for needle in the env's current broker log. */
-__attribute__((unused)) static bool pa_log_wait(const struct pa_env *e, const char *needle, int timeout_ms)
-{
-	for (int t = 0; t <= timeout_ms; t += 50) {
-		FILE *f = fopen(e->log, "r");
-		if (f) {
-			char line[4096];
-			bool found = false;
-			while (!found && fgets(line, sizeof(line), f))
-				found = strstr(line, needle) != NULL;
-			fclose(f);
-			if (found)
-				return true;
-		}
-		pc_sleep_ms(50);
-	}
-	return false;
 }
 
 __attribute__((unused)) static void pa_start_builtin(struct test_broker *b, const char *acl_path)
