@@ -210,8 +210,11 @@ int test_broker_start(struct test_broker *b, const char *extra_conf)
 	}
 	/* As root, mosquitto would switch to the "mosquitto" user, which cannot
 	 * read this private directory: stay the user running the test. */
+	/* (Only when the test does not choose: mosquitto refuses a second one.) */
+	bool has_user = strncmp(extra, "user ", 5) == 0 || strstr(extra, "\nuser ") != NULL;
 	struct passwd *pw = getpwuid(getuid());
-	fprintf(f, "user %s\n", pw ? pw->pw_name : "root");
+	if (!has_user)
+		fprintf(f, "user %s\n", pw ? pw->pw_name : "root");
 	/* log_dest file, not stdout: mosquitto's stdout into a file is block
 	 * buffered, and tests wait for log lines while the broker runs. */
 	fprintf(f,
