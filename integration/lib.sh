@@ -109,11 +109,15 @@ it_stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || tr
 
 # ---- ports ------------------------------------------------------------------
 it_port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A TCP port nothing listens on, chosen at random so parallel tests differ.
+# A TCP port nothing uses, chosen at random so parallel tests differ, below
+# the kernel's ephemeral range (an outgoing connection's local port would make
+# the broker's bind fail with "Address already in use").
 it_free_port() {
-	local p i
+	local p i lo
+	lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+	[ "$lo" -gt 11000 ] || lo=32768
 	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
 		if ! it_port_open "$p" && ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
 			echo "$p"; return 0
 		fi

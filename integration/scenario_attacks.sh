@@ -40,22 +40,44 @@ rsub() { local id=$1; shift; mosquitto_sub -h 127.0.0.1 -p "$PORT" -V mqttv5 -q 
 logc() { it_log_count main "$1"; }
 
 LEGIT=10
+# The attacker's source of real envelopes: a login whose ACL allows fleet/#.
+# envA: sent before the dashboard subscribed (its sequence is new to the
+# dashboard, so re-routing or tampering it reaches the AEAD check); envB: one
+# the dashboard has opened (replaying it reaches the replay window).
+rsub spy -t fleet/sensor-1/pre -C 1 -N -W 30 >"$IT_DIR/envA.bin" 2>"$IT_DIR/spy.err" &
+SPY=$!; it_bg "$SPY"
+sleep 0.5
+# shellcheck disable=SC2046
+it_check "sensor-1 published one message before the dashboard came" it_integ pub --uri "$URI" \
+	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/pre --count 1 --prefix early
+wait "$SPY" || true
 READY=$IT_DIR/dash.ready
 # shellcheck disable=SC2046
 it_integ sub --uri "$URI" $(it_dev_args dashboard "$KR") --filter 'fleet/#' --print --ready "$READY" \
 	--expect $((LEGIT + 2)) --expect-refused 3 --linger 2000 --timeout 90 >"$IT_DIR/dash.out" 2>&1 &
 DASH=$!; it_bg "$DASH"
 for i in $(seq 1 100); do [ -e "$READY" ] && break; sleep 0.1; done
-# The attacker's source of real envelopes: a login whose ACL allows fleet/#.
-rsub spy -t fleet/sensor-1/temp -C 1 -N -W 30 >"$IT_DIR/env.bin" 2>"$IT_DIR/spy.err" &
+# Before sensor-1's stream moves the dashboard's window past envA's sequence
+# (each publisher run starts its sequence at the clock in microseconds):
+# 3. envelope moved to another topic (re-routed by whoever holds sensor-1's login: the broker's position)
+rpub sensor-1 -t fleet/sensor-1/humidity -f "$IT_DIR/envA.bin" >/dev/null 2>&1 || true
+# 5. one flipped ciphertext byte
+python3 - "$IT_DIR/envA.bin" "$IT_DIR/tampered.bin" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read()); b[50] ^= 0x01; open(sys.argv[2], 'wb').write(b)
+PY
+rpub sensor-1 -t fleet/sensor-1/temp -f "$IT_DIR/tampered.bin" >/dev/null 2>&1 || true
+rsub spy -t fleet/sensor-1/temp -C 1 -N -W 30 >"$IT_DIR/env.bin" 2>>"$IT_DIR/spy.err" &
 SPY=$!; it_bg "$SPY"
 sleep 0.5
 # shellcheck disable=SC2046
 it_check "sensor-1 published $LEGIT legitimate readings" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
 	--topic fleet/sensor-1/temp --count "$LEGIT" --prefix legit
 wait "$SPY" || true
-it_check "attacker captured a real envelope ($(stat -c %s "$IT_DIR/env.bin") bytes)" \
-	bash -c "[ \"\$(head -c1 '$IT_DIR/env.bin' | od -An -tx1 | tr -d ' ')\" = 01 ]"
+for e in envA env; do
+	it_check "attacker captured a real envelope $e ($(stat -c %s "$IT_DIR/$e.bin") bytes)" \
+		bash -c "[ \"\$(head -c1 '$IT_DIR/$e.bin' | od -An -tx1 | tr -d ' ')\" = 01 ]"
+done
 
 # 1. plaintext on a protected topic (valid login, own topic)
 b=$(logc 'reason=not-envelope')
@@ -67,16 +89,8 @@ b=$(logc 'reason=wrong-sender')
 rpub sensor-2 -t fleet/sensor-2/temp -f "$IT_DIR/env.bin" >/dev/null 2>&1 || true
 it_check "forged sender id refused by the plugin (wrong-sender)" it_log_wait main "reason=wrong-sender" 3
 it_fig refused_forged_sender $(( $(logc 'reason=wrong-sender') - b ))
-# 3. envelope moved to another topic (re-routed by whoever holds sensor-1's login: the broker's position)
-rpub sensor-1 -t fleet/sensor-1/humidity -f "$IT_DIR/env.bin" >/dev/null 2>&1 || true
 # 4. replay of the captured envelope on its own topic
 rpub sensor-1 -t fleet/sensor-1/temp -f "$IT_DIR/env.bin" >/dev/null 2>&1 || true
-# 5. one flipped ciphertext byte
-python3 - "$IT_DIR/env.bin" "$IT_DIR/tampered.bin" <<'PY'
-import sys
-b = bytearray(open(sys.argv[1], 'rb').read()); b[50] ^= 0x01; open(sys.argv[2], 'wb').write(b)
-PY
-rpub sensor-1 -t fleet/sensor-1/temp -f "$IT_DIR/tampered.bin" >/dev/null 2>&1 || true
 # 6. subscribe beyond the ACL
 b=$(logc 'acl \| deny \| client=sensor-2 access=subscribe')
 rsub sensor-2 -t 'fleet/sensor-1/#' -C 1 -W 3 >"$IT_DIR/a6.out" 2>&1 || true
