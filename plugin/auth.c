@@ -267,7 +267,8 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 	 * reload. Credential clients (MQTT 5 enhanced auth) have no password to
 	 * show again: re-check what we remembered instead of dropping them. */
 	struct vp_client *known = vp_clients__get(ctx->clients, ed->client);
-	if (known && known->login != VP_LOGIN_NONE && now <= at.a->reauth_until && known->client_id && at.cid &&
+	if (known && known->login != VP_LOGIN_NONE && (at.a->reauth_pending || now <= at.a->reauth_until) &&
+	    known->client_id && at.cid &&
 	    !strcmp(known->client_id, at.cid)) {
 		at.reauth = true;
 		if (known->login == VP_LOGIN_CREDENTIAL || known->login == VP_LOGIN_ANONYMOUS) {
@@ -412,6 +413,7 @@ int vp_auth__reload(struct vp_ctx *ctx)
 	a->last_poll_ms = vp_ratelimit__now_ms();
 	/* The broker re-runs BASIC_AUTH for connected clients right after this
 	 * event, in the same loop iteration. */
+	a->reauth_pending = true; /* until the next TICK */
 	a->reauth_until = time(NULL) + 1;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "reload", "result=%s authorities=%zu users=%zu revoked=%zu",
 	              rc == MOSQ_ERR_SUCCESS ? "ok" : "kept-old", a->n_authorities, vp_passwd__count(a->passwd),
@@ -424,6 +426,7 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 	if (!ctx || !ctx->auth)
 		return;
 	struct vp_auth *a = ctx->auth;
+	a->reauth_pending = false; /* the reload's re-checks are over */
 	bool changed = false;
 	/* Milliseconds, not seconds: polling at second boundaries of time()
 	 * could stretch the interval towards two seconds. */

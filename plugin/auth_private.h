@@ -56,7 +56,8 @@ struct vp_auth {
 
 	uint64_t last_poll_ms;         /* monotonic */
 	time_t last_sweep;
-	time_t reauth_until;           /* SIGHUP re-runs BASIC_AUTH until then */
+	bool reauth_pending;           /* SIGHUP: BASIC_AUTH re-checks until the next TICK */
+	time_t reauth_until;           /* ... or until then (no TICK with per_listener_settings) */
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
 	uint32_t hashes_in_window;
 };
