@@ -348,6 +348,30 @@ START_TEST(poll_and_broken_file)
 }
 END_TEST
 
+/* Without plugin_opt_acl_file every check is deferred: Mosquitto's own
+ * acl_file decides; without one, 2.0.11 denies (all plugins deferred). */
+START_TEST(no_rules_file_defers)
+{
+	char acl[400], conf[2048];
+	write_acl(acl, sizeof(acl), "builtin.acl", "topic write a/#\n");
+	for (int with_builtin = 0; with_builtin < 2; with_builtin++) {
+		snprintf(conf, sizeof(conf),
+		         "allow_anonymous true\nplugin %s\nplugin_opt_allow_anonymous true\n"
+		         "plugin_opt_authority_file %s\n%s%s\n",
+		         test_plugin_path(), env.authority_pub, with_builtin ? "acl_file " : "", with_builtin ? acl : "");
+		struct test_broker b;
+		ck_assert_int_eq(test_broker_start(&b, conf), 0);
+		ck_assert(test_broker_log_wait(&b, "veil: acl | no-rules-file | decision=defer", 2000));
+		struct pc p;
+		ck_assert_int_eq(pc_connect(&p, b.port, "c", NULL), 0);
+		ck_assert_int_eq(pc_pub(&p, "a/1", "x", 1, 1, 0) < 0x80, with_builtin);
+		ck_assert_int_eq(pc_pub(&p, "b/1", "x", 1, 1, 0), 0x87);
+		pc_close(&p);
+		test_broker_cleanup(&b);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plugin_acl");
@@ -358,6 +382,7 @@ int main(void)
 	tcase_add_test(tc, will_messages);
 	tcase_add_test(tc, reload_under_load);
 	tcase_add_test(tc, poll_and_broken_file);
+	tcase_add_test(tc, no_rules_file_defers);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
