@@ -153,13 +153,12 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 		if (rc != VEIL_OK)
 			return rc;
 	}
+	/* Authenticate before the replay check: only an authentic duplicate is
+	 * a replay; a moved or tampered copy of a seen message is reported as
+	 * what it is (decrypt-failed), and never moves the window. */
 	uint8_t window[VEIL_SENDER_ID_BYTES];
-	if (replay) {
+	if (replay)
 		replay_window_id(v.h.sender, v.h.key_id, window);
-		rc = veil_replay_check(replay, window, v.h.seq);
-		if (rc != VEIL_OK)
-			return rc;
-	}
 	size_t n = 0;
 	uint8_t *dst = out;
 	/* In-place use (out == in) is allowed: decrypt aside, then copy down. */

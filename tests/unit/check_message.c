@@ -148,6 +148,12 @@ START_TEST(test_distinct_refusals)
 	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_OK); /* older, not seen yet */
 	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_REPLAY);
 	ck_assert_int_eq(open_on(kr, "sensors/a", env2, n2, &info), VEIL_ERR_REPLAY);
+	/* A seen message moved to another topic or tampered is not called a replay. */
+	ck_assert_int_eq(open_on(kr, "sensors/b", env2, n2, &info), VEIL_ERR_DECRYPT);
+	env2[n2 - 1] ^= 1;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env2, n2, &info), VEIL_ERR_DECRYPT);
+	env2[n2 - 1] ^= 1;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env2, n2, &info), VEIL_ERR_REPLAY);
 	/* plaintext on a protected topic */
 	ck_assert_int_eq(open_on(kr, "sensors/a", (const uint8_t *)"hello", 5, &info), VEIL_ERR_PLAINTEXT);
 	/* unknown version, truncated, oversized */
