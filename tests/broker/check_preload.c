@@ -40,6 +40,7 @@ static struct test_broker broker;
 static char dir[256];
 static char port_s[16];
 static char pub_conf[512], sub_conf[512], kr_path[512];
+static char signed_conf[512], quiet_conf[512], will_conf[512];
 static unsigned counter;
 
 static void sleep_ms(int ms)
@@ -101,6 +102,7 @@ static void material(void)
 	ck_assert_int_eq(veil_identity_generate(&auth), VEIL_OK);
 	make_device(auth, "dev-pub", "pub");
 	make_device(auth, "dev-sub", "sub");
+	make_device(auth, "dev-will", "will");
 	uint8_t apk[VEIL_PK_BYTES], key[VEIL_KEY_BYTES];
 	veil_identity_public(auth, apk);
 	veil_identity_free(&auth);
@@ -127,16 +129,19 @@ static void material(void)
 	                     "state_dir state-pub\n");
 	pathf(sub_conf, sizeof(sub_conf), "sub.conf");
 	write_conf(sub_conf, "identity sub.id\ncredential sub.cred\nkeyring keyring\nstate_dir state-sub\n");
+	pathf(signed_conf, sizeof(signed_conf), "pub-signed.conf");
+	write_conf(signed_conf, "identity pub.id\ncredential pub.cred\nkeyring keyring\nsign always\n");
+	pathf(quiet_conf, sizeof(quiet_conf), "sub-quiet.conf");
+	write_conf(quiet_conf, "identity sub.id\ncredential sub.cred\nkeyring keyring\nlog none\n");
+	pathf(will_conf, sizeof(will_conf), "will.conf");
+	write_conf(will_conf, "identity will.id\ncredential will.cred\nkeyring keyring\n");
 }
 
-/* A log file mosquitto flushes per line (its stdout is block buffered);
- * "user root" keeps it writable when tests run as root (ignored otherwise). */
-#define BROKER_BASE "user root\nlog_dest file %DIR%/flushed.log\n"
 
 static void plain_broker_start(void)
 {
 	material();
-	ck_assert_int_eq(test_broker_start(&broker, BROKER_BASE "allow_anonymous true\n"), 0);
+	ck_assert_int_eq(test_broker_start(&broker, "allow_anonymous true\n"), 0);
 	snprintf(port_s, sizeof(port_s), "%d", broker.port);
 }
 
@@ -148,9 +153,9 @@ static void plugin_broker_start(void)
 	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
 	char conf[2048];
 	snprintf(conf, sizeof(conf),
-	         "%sallow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\n"
+	         "allow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\n"
 	         "plugin_opt_allow_anonymous true\nplugin_opt_acl_file %s\n",
-	         BROKER_BASE, plugin, authority_pub, acl_path);
+	         plugin, authority_pub, acl_path);
 	ck_assert_int_eq(test_broker_start(&broker, conf), 0);
 	snprintf(port_s, sizeof(port_s), "%d", broker.port);
 }
@@ -249,13 +254,18 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-static bool file_has(const char *path, const char *needle)
+static bool file_has_n(const char *path, const void *needle, size_t n)
 {
 	size_t len;
 	char *b = slurp(path, &len);
-	bool found = b && memmem(b, len, needle, strlen(needle)) != NULL;
+	bool found = b && memmem(b, len, needle, n) != NULL;
 	free(b);
 	return found;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	return file_has_n(path, needle, strlen(needle));
 }
 
 static bool wait_file_has(const char *path, const char *needle, int timeout_ms)
@@ -299,48 +309,60 @@ static pid_t start_observer(char *out, size_t cap)
 	return pid;
 }
 
+/* Publish "<prefix>-<n>" with a preloaded publisher until the subscriber's
+ * output shows it (its subscription may not be active yet). */
+static bool publish_until_seen(const char *pub_bin, const char *pconf, const char *version, const char *sub_out,
+                               const char *prefix, char *secret, size_t cap)
+{
+	char pub_out[300];
+	snprintf(pub_out, sizeof(pub_out), "%s/pub-%d-%u.out", dir, (int)getpid(), ++counter);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		snprintf(secret, cap, "%s-%08x-%d", prefix, randombytes_random(), attempt);
+		const char *pargv[] = { pub_bin, "-t", TOPIC, "-m", secret, "-h", "127.0.0.1", "-p", port_s,
+		                        "-V", version, NULL };
+		int rc = wait_exit(spawn(pargv, true, pconf, pub_out), 15000);
+		if (rc != 0)
+			dump("publisher", pub_out);
+		ck_assert_int_eq(rc, 0);
+		if (wait_file_has(sub_out, secret, 1000))
+			return true;
+	}
+	return false;
+}
+
 /*
  * One end-to-end exchange: a preloaded subscriber, a plain observer, and a
  * preloaded publisher retried until the subscriber printed the plaintext.
+ * flags: the envelope flags byte the observer must see (1 = signed).
  */
-static void exchange(const char *pub_bin, const char *sub_bin, const char *version)
+static void exchange_ex(const char *pub_bin, const char *pconf, const char *sub_bin, const char *version,
+                        char flags)
 {
-	char obs_out[300], sub_out[300], pub_out[300], secret[96];
+	char obs_out[300], sub_out[300], secret[96];
 	pid_t obs = start_observer(obs_out, sizeof(obs_out));
 	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
 	const char *sargv[] = { sub_bin, "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, "-V", version, NULL };
 	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
-
-	snprintf(pub_out, sizeof(pub_out), "%s/pub-%d-%u.out", dir, (int)getpid(), ++counter);
-	bool got = false;
-	uint32_t nonce = randombytes_random();
-	for (int attempt = 0; attempt < 20 && !got; attempt++) {
-		snprintf(secret, sizeof(secret), "reactor-%08x-%s-%d", nonce, version, attempt);
-		const char *pargv[] = { pub_bin, "-t", TOPIC, "-m", secret, "-h", "127.0.0.1", "-p", port_s,
-		                        "-V", version, NULL };
-		int rc = wait_exit(spawn(pargv, true, pub_conf, pub_out), 15000);
-		if (rc != 0)
-			dump("publisher", pub_out);
-		ck_assert_int_eq(rc, 0);
-		got = wait_file_has(sub_out, secret, 1000);
-	}
+	bool got = publish_until_seen(pub_bin, pconf, version, sub_out, "reactor", secret, sizeof(secret));
 	if (!got) {
 		dump("subscriber", sub_out);
 		dump("observer", obs_out);
 	}
 	ck_assert_msg(got, "%s never printed what %s published", sub_bin, pub_bin);
-	/* The observer saw the same message as an envelope, never in clear. */
+	/* "-v" prints topic, space, payload: version byte 1, then the flags. */
 	char seen[128];
-	snprintf(seen, sizeof(seen), "%s \x01", TOPIC); /* "-v": topic, space, payload (version byte 1) */
-	ck_assert_msg(wait_file_has(obs_out, seen, 3000), "observer did not see an envelope on %s", TOPIC);
+	int n = snprintf(seen, sizeof(seen), "%s \x01%c", TOPIC, flags);
+	for (int t = 0; t < 3000 && !file_has_n(obs_out, seen, (size_t)n); t += 50)
+		sleep_ms(50);
+	ck_assert_msg(file_has_n(obs_out, seen, (size_t)n), "observer did not see an envelope (flags %d) on %s",
+	              flags, TOPIC);
 	stop(sub);
 	stop(obs);
 	ck_assert_msg(!file_has(obs_out, "reactor-"), "plaintext visible to a plain subscriber");
 	ck_assert_msg(!file_has(sub_out, "DROPPED"), "subscriber dropped a genuine message");
 	/* The Veil login was injected: the credential's client id replaced the
 	 * apps' defaults and is also the username. */
-	char blog[300];
-	snprintf(blog, sizeof(blog), "%s/flushed.log", broker.dir);
+	const char *blog = broker.log;
 	if (!wait_file_has(blog, "as dev-pub", 2000))
 		dump("broker", blog);
 	ck_assert(file_has(blog, "as dev-pub"));
@@ -349,13 +371,17 @@ static void exchange(const char *pub_bin, const char *sub_bin, const char *versi
 	ck_assert(file_has(blog, "u'dev-sub'"));
 }
 
+static void exchange(const char *pub_bin, const char *sub_bin, const char *version)
+{
+	exchange_ex(pub_bin, pub_conf, sub_bin, version, '\0');
+}
+
 /* Through the Veil plugin: tokens verified, nonces cached, no refusal. */
 START_TEST(plugin_accepts_injected_login)
 {
 	exchange("paho_c_pub", "paho_cs_sub", "311");
 	exchange("paho_cs_pub", "paho_c_sub", "5");
-	char blog[300];
-	snprintf(blog, sizeof(blog), "%s/flushed.log", broker.dir);
+	const char *blog = broker.log;
 	if (!file_has(blog, "veil: auth | accept | client=dev-pub"))
 		dump("broker", blog);
 	ck_assert(file_has(blog, "veil: auth | accept | client=dev-pub"));
@@ -398,14 +424,14 @@ END_TEST
  * The app must fail, say why on stderr, and put nothing on the wire: the
  * observer (subscribed to '#') never sees the secret nor the topic.
  */
-static void expect_refused_ex(const char *bin, const char *config, const char *topic, const char *why,
-                              bool app_decides)
+static void expect_refused_args(const char *bin, const char *config, const char *topic, const char *why,
+                                bool app_decides, const char *x1, const char *x2)
 {
 	char obs_out[300], out[300], secret[64];
 	pid_t obs = start_observer(obs_out, sizeof(obs_out));
 	snprintf(out, sizeof(out), "%s/refused-%d-%u.out", dir, (int)getpid(), ++counter);
 	snprintf(secret, sizeof(secret), "must-not-leak-%08x", randombytes_random());
-	const char *argv[] = { bin, "-t", topic, "-m", secret, "-h", "127.0.0.1", "-p", port_s, NULL };
+	const char *argv[] = { bin, "-t", topic, "-m", secret, "-h", "127.0.0.1", "-p", port_s, x1, x2, NULL };
 	int rc = wait_exit(spawn(argv, true, config, out), app_decides ? 3000 : 15000);
 	if ((!app_decides && (rc == 0 || rc == -1)) || !file_has(out, why))
 		dump(bin, out);
@@ -419,6 +445,12 @@ static void expect_refused_ex(const char *bin, const char *config, const char *t
 	char t[128];
 	snprintf(t, sizeof(t), "%s ", topic);
 	ck_assert_msg(!file_has(obs_out, t), "something was published on %s", topic);
+}
+
+static void expect_refused_ex(const char *bin, const char *config, const char *topic, const char *why,
+                              bool app_decides)
+{
+	expect_refused_args(bin, config, topic, why, app_decides, NULL, NULL);
 }
 
 static void expect_refused(const char *bin, const char *config, const char *topic, const char *why)
@@ -508,6 +540,74 @@ START_TEST(injected_plaintext_dropped)
 }
 END_TEST
 
+START_TEST(sign_always_signs)
+{
+	exchange_ex("paho_c_pub", signed_conf, "paho_cs_sub", "311", '\x01');
+}
+END_TEST
+
+/* The will is in CONNECT, so it is sealed at connect time; the broker
+ * publishes it when the client dies, and receivers open it like any message. */
+START_TEST(will_is_sealed)
+{
+	char obs_out[300], sub_out[300], will_out[300], probe[96], gone[64];
+	pid_t obs = start_observer(obs_out, sizeof(obs_out));
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
+	const char *sargv[] = { "paho_c_sub", "-t", "veil/#", "-h", "127.0.0.1", "-p", port_s, NULL };
+	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
+	ck_assert(publish_until_seen("paho_c_pub", pub_conf, "311", sub_out, "probe", probe, sizeof(probe)));
+
+	snprintf(gone, sizeof(gone), "device-gone-%08x", randombytes_random());
+	snprintf(will_out, sizeof(will_out), "%s/will-%d-%u.out", dir, (int)getpid(), ++counter);
+	const char *wargv[] = { "paho_c_sub", "-t", "veil/unused", "-h", "127.0.0.1", "-p", port_s,
+		                "--will-topic", "veil/plant/status", "--will-payload", gone, NULL };
+	pid_t w = spawn(wargv, true, will_conf, will_out);
+	const char *blog = broker.log;
+	ck_assert_msg(wait_file_has(blog, "as dev-will", 10000), "will client never connected");
+	sleep_ms(200);
+	kill(w, SIGKILL); /* no DISCONNECT: the broker must publish the will */
+	waitpid(w, NULL, 0);
+	bool got = wait_file_has(sub_out, gone, 10000);
+	if (!got)
+		dump("subscriber", sub_out);
+	ck_assert_msg(got, "the will never reached the subscriber in plaintext");
+	stop(sub);
+	sleep_ms(200);
+	stop(obs);
+	ck_assert(file_has_n(obs_out, "veil/plant/status \x01", strlen("veil/plant/status \x01")));
+	ck_assert_msg(!file_has(obs_out, gone), "will visible in clear");
+	ck_assert_msg(!file_has(obs_out, probe), "probe visible in clear");
+}
+END_TEST
+
+START_TEST(will_without_policy_refused)
+{
+	expect_refused_args("paho_c_pub", pub_conf, TOPIC, "will message cannot be sealed", true, "--will-topic",
+	                    "other/status");
+}
+END_TEST
+
+/* "log none": a dropped message is silent, and still never delivered. */
+START_TEST(log_none_drops_silently)
+{
+	char sub_out[300], out[300], secret[96];
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
+	const char *sargv[] = { "paho_c_sub", "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, NULL };
+	pid_t sub = spawn(sargv, true, quiet_conf, sub_out);
+	ck_assert(publish_until_seen("paho_c_pub", pub_conf, "311", sub_out, "first", secret, sizeof(secret)));
+	snprintf(out, sizeof(out), "%s/inject-%d.out", dir, (int)getpid());
+	const char *pargv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", TOPIC, "-m",
+		                "quiet-injected", NULL };
+	ck_assert_int_eq(wait_exit(spawn(pargv, false, NULL, out), 5000), 0);
+	/* Sent after the injection on the same broker: once it shows, the
+	 * injected message has been handled. */
+	ck_assert(publish_until_seen("paho_c_pub", pub_conf, "311", sub_out, "after", secret, sizeof(secret)));
+	stop(sub);
+	ck_assert_msg(!file_has(sub_out, "quiet-injected"), "plaintext delivered to the app");
+	ck_assert_msg(!file_has(sub_out, "veil-preload"), "log none printed something");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("preload");
@@ -524,6 +624,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, bad_config_line_fails_loudly);
 	tcase_add_test(tc, topic_without_policy_not_published);
 	tcase_add_test(tc, injected_plaintext_dropped);
+	tcase_add_test(tc, sign_always_signs);
+	tcase_add_test(tc, will_is_sealed);
+	tcase_add_test(tc, will_without_policy_refused);
+	tcase_add_test(tc, log_none_drops_silently);
 	suite_add_tcase(s, tc);
 	TCase *tp = tcase_create("veil-plugin");
 	tcase_add_unchecked_fixture(tp, plugin_broker_start, broker_stop);
