@@ -329,6 +329,7 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 	if (!out)
 		return VEIL_ERR_INVAL;
 	*out = NULL;
+	veil__paho_anchor();
 	struct veil_async *a = calloc(1, sizeof(*a));
 	if (!a)
 		return VEIL_ERR_NOMEM;

@@ -56,26 +56,9 @@ static void on_lost(void *ctx, char *cause)
 		cb(cb_ctx, cause);
 }
 
-/*
- * libveil links both Paho libraries (sync and async flavours). Their common
- * exported functions (MQTTProperties_*, MQTTResponse_free) then all resolve
- * to paho-mqtt3as, whose heap tracker only works while an MQTTAsync handle
- * exists: without one, MQTT 5 property memory handed between the two
- * libraries is never released. One idle, never-connected handle for the
- * life of the process keeps it initialised; it opens no socket and no thread.
- */
-static MQTTAsync paho_anchor;
-static void paho_anchor_create(void)
-{
-	if (MQTTAsync_create(&paho_anchor, "tcp://127.0.0.1:1", "veil-heap-anchor", MQTTCLIENT_PERSISTENCE_NONE,
-	                     NULL) != MQTTASYNC_SUCCESS)
-		paho_anchor = NULL;
-}
-
 int veil_client_new(const struct veil_client_options *o, struct veil_client **out)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, paho_anchor_create);
+	veil__paho_anchor();
 	if (!out)
 		return VEIL_ERR_INVAL;
 	*out = NULL;

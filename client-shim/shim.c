@@ -69,6 +69,34 @@ int veil__mqtt_err(struct veil__shim *s, int rc)
 	}
 }
 
+/*
+ * libveil links both Paho libraries (sync and async flavours). Their common
+ * exported functions (MQTTProperties_*, MQTTResponse_free, ...) then resolve
+ * to whichever library the process loaded first, and each library's heap
+ * tracker only works while a handle of its own kind exists: without one,
+ * MQTT 5 property memory handed between the two is never released. One idle,
+ * never-connected handle of each kind for the life of the process keeps both
+ * initialised; they open no socket and start no thread.
+ */
+static MQTTAsync anchor_async;
+static MQTTClient anchor_sync;
+
+static void anchor_create(void)
+{
+	if (MQTTAsync_create(&anchor_async, "tcp://127.0.0.1:1", "veil-heap-anchor-a", MQTTCLIENT_PERSISTENCE_NONE,
+	                     NULL) != MQTTASYNC_SUCCESS)
+		anchor_async = NULL;
+	if (MQTTClient_create(&anchor_sync, "tcp://127.0.0.1:1", "veil-heap-anchor-s", MQTTCLIENT_PERSISTENCE_NONE,
+	                      NULL) != MQTTCLIENT_SUCCESS)
+		anchor_sync = NULL;
+}
+
+void veil__paho_anchor(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, anchor_create);
+}
+
 static char *dup_str(const char *p)
 {
 	return p ? strdup(p) : NULL;

@@ -76,6 +76,9 @@ void veil__shim_seal_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props);
 
+/* Keep both Paho libraries' heap trackers live for the process (shim.c). */
+void veil__paho_anchor(void);
+
 /* The one translation of Paho return codes and MQTT reason codes. */
 int veil__mqtt_err(struct veil__shim *s, int paho_rc);
 void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out);
