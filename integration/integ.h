@@ -25,7 +25,6 @@ struct integ_device {
 /* Returns 1 if c was a device option (stored in d). */
 int integ_device_opt(struct integ_device *d, int c, const char *arg);
 void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTClient_SSLOptions *ssl);
-int integ_connect_retry(struct veil_client *c, double timeout_s);
 double integ_now(void);
 void integ_sleep_ms(long ms);
 

@@ -192,29 +192,58 @@ static void on_refusal(void *ctx, const struct veil_refusal *r)
 	fflush(stdout);
 }
 
-static volatile int lost_flag;
 static void on_lost(void *ctx, const char *cause)
 {
 	struct sub_state *s = ctx;
-	if (s) {
-		pthread_mutex_lock(&s->mu);
-		s->lost_conn++;
-		pthread_mutex_unlock(&s->mu);
-	}
-	lost_flag = 1;
+	pthread_mutex_lock(&s->mu);
+	s->lost_conn++;
+	pthread_mutex_unlock(&s->mu);
 }
 
-/* Connect, retrying for up to timeout_s (the broker may be restarting). */
-int integ_connect_retry(struct veil_client *c, double timeout_s)
+/* Completion of one veil_async request, waited for by the main thread. */
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int rc;
+};
+
+static void waiter_init(struct waiter *w)
+{
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->done = false;
+	w->rc = VEIL_ERR_TIMEOUT;
+}
+
+static void waiter_done(void *ctx, int rc)
+{
+	struct waiter *w = ctx;
+	pthread_mutex_lock(&w->mu);
+	w->rc = rc;
+	w->done = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* The request's result, or VEIL_ERR_TIMEOUT (then w must stay alive: it is static). */
+static int waiter_wait(struct waiter *w, double timeout_s)
 {
 	double until = integ_now() + timeout_s;
-	int rc;
-	for (;;) {
-		rc = veil_client_connect(c);
-		if (rc == VEIL_OK || rc == VEIL_ERR_AUTH || integ_now() > until)
-			return rc;
-		integ_sleep_ms(200);
+	pthread_mutex_lock(&w->mu);
+	while (!w->done && integ_now() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 	}
+	int rc = w->done ? w->rc : VEIL_ERR_TIMEOUT;
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }
 
 /* ---- pub ---- */
@@ -430,26 +459,54 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		return 2;
 	struct veil_client_options o;
 	MQTTClient_SSLOptions ssl;
+	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
 	integ_device_options(d, &o, &ssl);
-	struct veil_client *cl = NULL;
-	int rc = veil_client_new(&o, &cl);
+	if (d->cafile) {
+		assl.trustStore = d->cafile;
+		assl.enableServerCertAuth = 1;
+		assl.verify = 1;
+		o.async_ssl = &assl;
+		o.ssl = NULL;
+	}
+	/* After a lost connection the client logs in again by itself (fresh
+	 * token); a persistent session keeps the subscriptions. */
+	o.auto_reconnect = true;
+	struct veil_async *cl = NULL;
+	int rc = veil_async_new(&o, &cl);
 	if (rc != VEIL_OK) {
-		fprintf(stderr, "sub: veil_client_new: %s\n", veil_strerror(rc));
+		fprintf(stderr, "sub: veil_async_new: %s\n", veil_strerror(rc));
 		return 1;
 	}
-	veil_client_set_callbacks(cl, &s, on_message, on_refusal, on_lost);
-	rc = integ_connect_retry(cl, 10);
+	veil_async_set_callbacks(cl, &s, on_message, on_refusal, on_lost);
+	/* The broker may be restarting: retry the first connect for 10 s. */
+	static struct waiter wc[64];
+	size_t nwc = 0;
+	double connect_until = integ_now() + 10;
+	do {
+		struct waiter *w = &wc[nwc++];
+		waiter_init(w);
+		rc = veil_async_connect(cl, waiter_done, w);
+		if (rc == VEIL_OK)
+			rc = waiter_wait(w, 10);
+		if (rc == VEIL_OK || rc == VEIL_ERR_AUTH)
+			break;
+		integ_sleep_ms(250);
+	} while (integ_now() < connect_until && nwc < 64);
 	if (rc != VEIL_OK) {
 		fprintf(stderr, "sub: connect %s as %s: %s\n", d->uri, d->id, veil_strerror(rc));
 		printf("sub: delivered=0 connect=%s\n", veil_errname(rc));
-		veil_client_free(&cl);
+		veil_async_free(&cl);
 		return 1;
 	}
 	int sub_failed = 0;
 	/* --resume: the persistent session holds the subscriptions; subscribing
 	 * again would make the broker resend retained messages. */
 	for (size_t i = 0; i < nf && !resume; i++) {
-		rc = veil_client_subscribe(cl, filters[i], qos);
+		static struct waiter ws[16];
+		waiter_init(&ws[i]);
+		rc = veil_async_subscribe(cl, filters[i], qos, waiter_done, &ws[i]);
+		if (rc == VEIL_OK)
+			rc = waiter_wait(&ws[i], 10);
 		if (rc != VEIL_OK) {
 			fprintf(stderr, "sub: subscribe %s: %s\n", filters[i], veil_strerror(rc));
 			printf("sub: subscribe_refused=%s err=%s\n", filters[i], veil_errname(rc));
@@ -461,41 +518,29 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		if (f)
 			fclose(f);
 	}
-	if (sub_failed) {
-		veil_client_disconnect(cl, 1000);
-		veil_client_free(&cl);
-		return 3;
-	}
-	if (only) {
-		veil_client_disconnect(cl, 2000);
-		veil_client_free(&cl);
-		printf("sub: subscribed=%zu\n", nf);
-		return 0;
+	if (sub_failed || only) {
+		static struct waiter wd;
+		waiter_init(&wd);
+		if (veil_async_disconnect(cl, 2000, waiter_done, &wd) == VEIL_OK)
+			(void)waiter_wait(&wd, 3);
+		veil_async_free(&cl);
+		if (only && !sub_failed)
+			printf("sub: subscribed=%zu\n", nf);
+		return sub_failed ? 3 : 0;
 	}
 	double until = integ_now() + timeout;
-	long reconnects = 0;
 	while (integ_now() < until) {
 		pthread_mutex_lock(&s.mu);
 		long got = s.delivered;
 		pthread_mutex_unlock(&s.mu);
 		if (expect > 0 && got >= expect)
 			break;
-		if (lost_flag && !veil_client_is_connected(cl)) {
-			/* Persistent session: the broker resends what is queued. */
-			if (integ_connect_retry(cl, until - integ_now()) == VEIL_OK) {
-				lost_flag = 0;
-				reconnects++;
-				if (!d->persistent) {
-					for (size_t i = 0; i < nf; i++)
-						(void)veil_client_subscribe(cl, filters[i], qos);
-				}
-			}
-		}
 		integ_sleep_ms(20);
 	}
 	integ_sleep_ms(linger_ms); /* late duplicates would show here */
 	struct veil_client_stats st;
-	veil_client_stats(cl, &st);
+	veil_async_stats(cl, &st);
+	long reconnects = st.connects > 1 ? (long)st.connects - 1 : 0;
 	pthread_mutex_lock(&s.mu);
 	long unique = 0;
 	for (size_t i = 0; i < s.n_streams; i++)
@@ -512,8 +557,11 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 	bool ok = unique == expect && s.duplicates == 0 && s.out_of_order == 0 && s.malformed == 0 &&
 	          (expect_refused < 0 || s.refused == expect_refused);
 	pthread_mutex_unlock(&s.mu);
-	veil_client_disconnect(cl, 2000);
-	veil_client_free(&cl);
+	static struct waiter wd;
+	waiter_init(&wd);
+	if (veil_async_disconnect(cl, 2000, waiter_done, &wd) == VEIL_OK)
+		(void)waiter_wait(&wd, 3);
+	veil_async_free(&cl);
 	for (size_t i = 0; i < s.n_streams; i++)
 		free(s.streams[i].seen);
 	return ok ? 0 : 1;
