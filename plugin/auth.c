@@ -366,16 +366,12 @@ struct sweep {
 static bool sweep_one(struct vp_client *c, void *arg)
 {
 	struct sweep *s = arg;
-	if (!c->kick_pending) {
-		const char *why = why_unauthorised(s->a, c, s->now);
-		if (!why)
-			return true;
-		c->kick_pending = true;
-		char id[80];
-		vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s", vp_log__clean(c->client_id, id, sizeof(id)),
-		              why);
-	}
-	if (!c->client_id)
+	/* Kick once: retrying by client id could later hit a new, legitimate
+	 * connection that took the id over. */
+	if (c->kick_pending || !c->client_id)
+		return true;
+	const char *why = why_unauthorised(s->a, c, s->now);
+	if (!why)
 		return true;
 	if (s->n == s->cap) {
 		size_t nc = s->cap ? s->cap * 2 : 16;
@@ -386,8 +382,13 @@ static bool sweep_one(struct vp_client *c, void *arg)
 		s->cap = nc;
 	}
 	s->ids[s->n] = strdup(c->client_id);
-	if (s->ids[s->n])
-		s->n++;
+	if (!s->ids[s->n])
+		return false;
+	s->n++;
+	c->kick_pending = true;
+	char id[80];
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s", vp_log__clean(c->client_id, id, sizeof(id)),
+	              why);
 	return true;
 }
 
