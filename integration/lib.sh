@@ -311,14 +311,25 @@ it_capture_start() {
 	local f=$1; shift
 	local filter="" p
 	for p in "$@"; do filter="${filter:+$filter or }port $p"; done
-	tcpdump -i lo -U -s 0 -w "$f" "$filter" >"$f.log" 2>&1 &
+	tcpdump -i lo -U -s 0 -B 8192 -w "$f" "$filter" >"$f.log" 2>&1 &
 	IT_CAPTURE_PID=$!
 	it_bg "$IT_CAPTURE_PID"
 	local i
 	for i in $(seq 1 100); do grep -q 'listening on' "$f.log" 2>/dev/null && return 0; sleep 0.05; done
 	return 1
 }
-it_capture_stop() { sleep 0.5; it_stop_pid "$IT_CAPTURE_PID"; }
+# tcpdump may still be reading queued packets: stop it only once the file
+# has not grown for a second (at most 15 s), then SIGINT so it flushes.
+it_capture_stop() {
+	local f=$1 a b i
+	for i in $(seq 1 15); do
+		a=$(stat -c %s "$f" 2>/dev/null || echo 0); sleep 1; b=$(stat -c %s "$f" 2>/dev/null || echo 0)
+		[ "$a" = "$b" ] && break
+	done
+	kill -INT "$IT_CAPTURE_PID" 2>/dev/null || true
+	wait "$IT_CAPTURE_PID" 2>/dev/null || true
+	it_log "capture: $(grep -h 'captured\|dropped' "$f.log" | tr '\n' ' ')"
+}
 
 # it_file_lacks FILE STRING: true if STRING (bytes) does not occur in FILE.
 it_file_lacks() { ! grep -aFq -- "$2" "$1"; }

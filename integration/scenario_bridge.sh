@@ -67,7 +67,7 @@ summary=$(grep '^sub:' "$IT_DIR/dash.out" || true)
 echo "  dashboard on B $summary"
 it_check "dashboard on broker B opened all $((2 * N)) envelopes once, in order" [ "$rc" -eq 0 ]
 it_check "payloads are the sensors' plaintext" grep -q "payload=$SECRET-$((N - 1))\$" "$IT_DIR/dash.out"
-it_capture_stop
+it_capture_stop "$IT_DIR/lo.pcap"
 it_broker_stop a; it_broker_stop b
 it_check "capture of both brokers' ports contains the topics" grep -aq 'fleet/sensor-1/temp' "$IT_DIR/lo.pcap"
 it_check "capture of both brokers' ports contains no plaintext" it_file_lacks "$IT_DIR/lo.pcap" "$SECRET"

@@ -55,7 +55,7 @@ it_check "sensor published $N readings" it_integ pub --uri "$URI" $(it_dev_args 
 it_check "sensor published a retained status" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
 	--topic fleet/sensor-1/status --count 1 --prefix "${SECRET}status" --retain
 wait "$SPY" || true
-it_capture_stop
+it_capture_stop "$IT_DIR/lo.pcap"
 it_broker_stop main      # SIGTERM: mosquitto writes mosquitto.db
 DB=$(it_broker_dir main)/mosquitto.db
 
@@ -69,6 +69,8 @@ bad=$(awk -v s="$SECRET" '{ want = ($1 ~ /status$/) ? length(s "status-0") : -1
 it_check "eavesdropper saw only envelopes (version byte 0x01, >= 64 bytes overhead)" [ -z "$bad" ]
 secret_hex=$(printf '%s' "$SECRET" | od -An -tx1 | tr -d ' \n')
 it_check "eavesdropper output has no plaintext" it_file_lacks "$IT_DIR/spy.out" "$secret_hex"
+it_fig capture_packets "$(sed -n 's/^\([0-9]*\) packets captured/\1/p' "$IT_DIR/lo.pcap.log")"
+it_check "capture complete: no packet dropped by the kernel" grep -q '^0 packets dropped by kernel' "$IT_DIR/lo.pcap.log"
 pcap_bytes=$(stat -c %s "$IT_DIR/lo.pcap")
 it_fig capture_bytes "$pcap_bytes"
 it_check "capture is non-trivial (> 10 kB)" [ "$pcap_bytes" -gt 10000 ]

@@ -65,7 +65,7 @@ it_check "plain TCP client refused by the TLS listener" [ "$plain_rc" -ne 0 ]
 # shellcheck disable=SC2046
 it_check "client without the CA refuses the server certificate" bash -c "! $VEIL_INTEG pub --uri $URI \
 	--cafile /etc/ssl/certs/ca-certificates.crt $(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 >/dev/null 2>&1"
-it_capture_stop
+it_capture_stop "$IT_DIR/lo.pcap"
 it_fig capture_bytes "$(stat -c %s "$IT_DIR/lo.pcap")"
 it_check "capture is non-trivial" [ "$(stat -c %s "$IT_DIR/lo.pcap")" -gt 10000 ]
 it_check "capture contains no plaintext" it_file_lacks "$IT_DIR/lo.pcap" "$SECRET"
