@@ -382,7 +382,7 @@ int main(int argc, char **argv)
 	(void)argc;
 	bool quick = getenv("VEIL_BENCH_QUICK") && !strcmp(getenv("VEIL_BENCH_QUICK"), "1");
 	long nmsgs = quick ? 20000 : 200000;
-	int reps = quick ? 1 : 3;
+	int reps = quick ? 1 : 5;
 	if (veil_init() != VEIL_OK)
 		return 1;
 	const char *plugin = plugin_path(argv[0]);

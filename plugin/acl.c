@@ -53,6 +53,12 @@ struct acl_cache {
 	uint8_t sender_id[VEIL_SENDER_ID_BYTES];
 	uint8_t device_pk[VEIL_PK_BYTES];
 	time_t departed_at;
+	/* The last decision: a subscriber gets one READ check per message, and
+	 * a publisher usually repeats its topic; same topic and access under
+	 * the same rules generation (the cache's) give the same answer. */
+	int memo_access;                  /* 0: empty */
+	struct vp_acl_result memo;
+	char memo_topic[96];
 };
 
 struct vp_acl {
@@ -379,7 +385,17 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 	}
 
 	struct vp_acl_result res;
-	vp_acl__decide(acl->rules, view, &who, (unsigned)ed->access, ed->topic, &res);
+	struct acl_cache *memo = (c && !temporary) ? c->acl_cache : NULL;
+	if (memo && memo->memo_access == ed->access && !strcmp(memo->memo_topic, ed->topic)) {
+		res = memo->memo;
+	} else {
+		vp_acl__decide(acl->rules, view, &who, (unsigned)ed->access, ed->topic, &res);
+		if (memo && strlen(ed->topic) < sizeof(memo->memo_topic)) {
+			memo->memo_access = ed->access;
+			memo->memo = res;
+			strcpy(memo->memo_topic, ed->topic);
+		}
+	}
 	free(temporary);
 
 	char cid[80], t[80];
