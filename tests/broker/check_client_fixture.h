@@ -61,13 +61,13 @@ FX_FN void fx_write_keyring(struct fx *f, const char *path, bool secure_signed)
 	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
 }
 
-/* Identity and credential for client_id: <dir>/<id>.key and <dir>/<id>.cred. */
-FX_FN void fx_device(struct fx *f, const char *client_id)
+/* Identity and credential for client_id: <dir>/<stem>.key and <dir>/<stem>.cred. */
+FX_FN void fx_device_as(struct fx *f, const char *stem, const char *client_id)
 {
 	struct veil_identity *id = NULL;
 	ck_assert_int_eq(veil_identity_generate(&id), VEIL_OK);
 	char path[400];
-	snprintf(path, sizeof(path), "%s/%s.key", f->dir, client_id);
+	snprintf(path, sizeof(path), "%s/%s.key", f->dir, stem);
 	ck_assert_int_eq(veil_identity_save(id, path), VEIL_OK);
 	struct veil_credential c;
 	memset(&c, 0, sizeof(c));
@@ -78,12 +78,18 @@ FX_FN void fx_device(struct fx *f, const char *client_id)
 	uint8_t cred[VEIL_CREDENTIAL_MAX];
 	size_t n = 0;
 	ck_assert_int_eq(veil_credential_issue(f->authority, &c, cred, sizeof(cred), &n), VEIL_OK);
-	snprintf(path, sizeof(path), "%s/%s.cred", f->dir, client_id);
+	snprintf(path, sizeof(path), "%s/%s.cred", f->dir, stem);
 	ck_assert_int_eq(veil_credential_save(cred, n, path), VEIL_OK);
 	veil_identity_free(&id);
 }
 
-FX_FN void fx_setup(struct fx *f)
+FX_FN void fx_device(struct fx *f, const char *client_id)
+{
+	fx_device_as(f, client_id, client_id);
+}
+
+/* Files only; the caller starts a broker with fx_start. */
+FX_FN void fx_setup_files(struct fx *f)
 {
 	memset(f, 0, sizeof(*f));
 	ck_assert_int_eq(veil_init(), VEIL_OK);
@@ -95,9 +101,19 @@ FX_FN void fx_setup(struct fx *f)
 	snprintf(f->keyring_nosign, sizeof(f->keyring_nosign), "%s/keyring-nosign", f->dir);
 	fx_write_keyring(f, f->keyring, true);
 	fx_write_keyring(f, f->keyring_nosign, false);
-	/* Until the Veil plugin exists the tests run against a plain broker. */
-	ck_assert_int_eq(test_broker_start(&f->broker, "allow_anonymous true\n"), 0);
+}
+
+FX_FN void fx_start(struct fx *f, const char *conf)
+{
+	ck_assert_int_eq(test_broker_start(&f->broker, conf), 0);
 	snprintf(f->uri, sizeof(f->uri), "tcp://127.0.0.1:%d", f->broker.port);
+}
+
+/* Files and a plain broker (no Veil plugin: libveil alone). */
+FX_FN void fx_setup(struct fx *f)
+{
+	fx_setup_files(f);
+	fx_start(f, "allow_anonymous true\n");
 }
 
 FX_FN void fx_teardown(struct fx *f)
