@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <MQTTClient.h>
 #include <sodium.h>
 
 #include "veil/veil.h"
@@ -608,6 +609,114 @@ START_TEST(log_none_drops_silently)
 }
 END_TEST
 
+/* ---- a small MQTTClient app with callbacks: this binary, re-executed ----
+ * Debian's sync samples use MQTTClient_receive; this covers setCallbacks,
+ * publishMessage, and an app that refuses a delivery once (returns 0), so
+ * Paho redelivers the same, already opened message object. */
+
+static char self_exe[512];
+static void *app_last;
+static volatile int app_done;
+
+static int app_ma(void *ctx, char *topic, int tlen, MQTTClient_message *m)
+{
+	(void)ctx;
+	(void)tlen;
+	if (m != app_last) {
+		app_last = m;
+		printf("deferred\n");
+		fflush(stdout);
+		return 0;
+	}
+	printf("got %s %.*s\n", topic, m->payloadlen, (const char *)m->payload);
+	fflush(stdout);
+	MQTTClient_freeMessage(&m);
+	MQTTClient_free(topic);
+	app_done++;
+	return 1;
+}
+
+/* argv: --app sub|pub PORT TOPIC [MESSAGE] */
+static int app_main(int argc, char **argv)
+{
+	if (argc < 5 || (strcmp(argv[2], "pub") == 0 && argc < 6))
+		return 64;
+	bool sub = strcmp(argv[2], "sub") == 0;
+	char uri[64];
+	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%s", argv[3]);
+	MQTTClient c;
+	int rc = MQTTClient_create(&c, uri, "app", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	if (rc != MQTTCLIENT_SUCCESS) {
+		printf("create failed %d\n", rc);
+		return 2;
+	}
+	if (sub && MQTTClient_setCallbacks(c, NULL, NULL, app_ma, NULL) != MQTTCLIENT_SUCCESS)
+		return 3;
+	MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+	/* Paho retries a refused delivery only when the socket is active again:
+	 * a short keepalive makes a PINGRESP arrive soon. */
+	o.keepAliveInterval = 1;
+	if ((rc = MQTTClient_connect(c, &o)) != MQTTCLIENT_SUCCESS) {
+		printf("connect failed %d\n", rc);
+		return 4;
+	}
+	if (sub) {
+		if (MQTTClient_subscribe(c, argv[4], 1) != MQTTCLIENT_SUCCESS)
+			return 5;
+		printf("subscribed\n");
+		fflush(stdout);
+		for (int t = 0; t < 15000 && !app_done; t += 20)
+			sleep_ms(20);
+	} else {
+		MQTTClient_message m = MQTTClient_message_initializer;
+		m.payload = argv[5];
+		m.payloadlen = (int)strlen(argv[5]);
+		m.qos = 1;
+		MQTTClient_deliveryToken dt = 0;
+		if ((rc = MQTTClient_publishMessage(c, argv[4], &m, &dt)) != MQTTCLIENT_SUCCESS) {
+			printf("publish failed %d\n", rc);
+			return 6;
+		}
+		if (MQTTClient_waitForCompletion(c, dt, 5000) != MQTTCLIENT_SUCCESS)
+			return 7;
+	}
+	MQTTClient_disconnect(c, 1000);
+	MQTTClient_destroy(&c);
+	return sub && !app_done ? 8 : 0;
+}
+
+START_TEST(sync_callbacks_and_publish_message)
+{
+	char obs_out[300], sub_out[300], pub_out[300], secret[64], want[160];
+	pid_t obs = start_observer(obs_out, sizeof(obs_out));
+	snprintf(sub_out, sizeof(sub_out), "%s/app-sub-%d.out", dir, (int)getpid());
+	const char *sargv[] = { self_exe, "--app", "sub", port_s, TOPIC, NULL };
+	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
+	if (!wait_file_has(sub_out, "subscribed", 10000))
+		dump("app sub", sub_out);
+	ck_assert(file_has(sub_out, "subscribed"));
+	snprintf(secret, sizeof(secret), "valve-%08x", randombytes_random());
+	snprintf(pub_out, sizeof(pub_out), "%s/app-pub-%d.out", dir, (int)getpid());
+	const char *pargv[] = { self_exe, "--app", "pub", port_s, TOPIC, secret, NULL };
+	int rc = wait_exit(spawn(pargv, true, pub_conf, pub_out), 15000);
+	if (rc != 0)
+		dump("app pub", pub_out);
+	ck_assert_int_eq(rc, 0);
+	rc = wait_exit(sub, 15000);
+	if (rc != 0)
+		dump("app sub", sub_out);
+	ck_assert_int_eq(rc, 0);
+	snprintf(want, sizeof(want), "got %s %s\n", TOPIC, secret);
+	ck_assert_msg(file_has(sub_out, want), "app did not get the plaintext once redelivered");
+	ck_assert(file_has(sub_out, "deferred"));
+	ck_assert(!file_has(sub_out, "DROPPED"));
+	sleep_ms(200);
+	stop(obs);
+	ck_assert_msg(!file_has(obs_out, secret), "plaintext visible to a plain subscriber");
+	ck_assert(file_has_n(obs_out, TOPIC " \x01", strlen(TOPIC) + 2));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("preload");
@@ -628,6 +737,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, will_is_sealed);
 	tcase_add_test(tc, will_without_policy_refused);
 	tcase_add_test(tc, log_none_drops_silently);
+	tcase_add_test(tc, sync_callbacks_and_publish_message);
 	suite_add_tcase(s, tc);
 	TCase *tp = tcase_create("veil-plugin");
 	tcase_add_unchecked_fixture(tp, plugin_broker_start, broker_stop);
@@ -637,8 +747,14 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--app") == 0)
+		return app_main(argc, argv);
+	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1U);
+	if (n <= 0)
+		return EXIT_FAILURE;
+	self_exe[n] = '\0';
 	SRunner *sr = srunner_create(suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
