@@ -17,6 +17,12 @@ CLIENTS=${VEIL_LOAD_CLIENTS:-1000}
 PUBS=${VEIL_LOAD_PUBLISHERS:-100}
 SUBS=${VEIL_LOAD_SUBSCRIBERS:-4}
 RATE=${VEIL_LOAD_RATE:-100}
+if [ -n "$VEIL_ASAN_RUNTIME" ]; then
+	# ASan build: instrumented plugin and clients run several times slower and
+	# ASan's quarantine keeps freed memory resident, so the rate is scaled
+	# down and RSS is reported, not judged. Loss/duplication checks stay.
+	RATE=${VEIL_LOAD_RATE:-20}
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -gt $((CLIENTS + 100)) ] || it_skip "open file limit $(ulimit -n) too low for $CLIENTS clients"
 
@@ -49,7 +55,11 @@ it_check "nothing lost" [ "$(val lost)" = 0 ]
 it_check "nothing duplicated to the app" [ "$(val duplicates)" = 0 ]
 it_check "no publish failed" [ "$(val failed)" = 0 ]
 r1=$(val broker_rss_kb_round1_drained); r2=$(val broker_rss_kb_after_drain)
-it_check "broker RSS stable: round 1 drained ${r1} KiB, round 2 drained ${r2} KiB" [ "$r2" -le $((r1 + r1 / 10 + 2048)) ]
+if [ -z "$VEIL_ASAN_RUNTIME" ]; then
+	it_check "broker RSS stable: round 1 drained ${r1} KiB, round 2 drained ${r2} KiB" [ "$r2" -le $((r1 + r1 / 10 + 2048)) ]
+else
+	it_log "ASan build: broker RSS ${r1} -> ${r2} KiB not judged (quarantine)"
+fi
 it_check "plugin refused nothing" [ "$(it_log_count main 'veil: acl \| (refuse|deny)')" -eq 0 ]
 it_check "broker alive" it_broker_alive main
 for k in sent acked lost duplicates delivered msgs_per_s backlog_at_end drain_seconds broker_rss_kb_before \
