@@ -36,6 +36,7 @@
 #define REPLAY_SAVE_EVERY 16U
 
 __thread int vpl_depth;
+__thread const void *vpl_inflight;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* Guards everything below after setup: Paho delivers on its own threads

@@ -46,6 +46,20 @@ struct vpl_handle {
 
 /* Thread-local: nonzero while we are inside a real Paho call. */
 extern __thread int vpl_depth;
+/* Thread-local: the envelope we are handing to Paho right now. A nested
+ * publish passes through unsealed only when it carries exactly this buffer;
+ * anything else (say, an app callback run synchronously inside our call) is
+ * sealed like any publish. */
+extern __thread const void *vpl_inflight;
+
+/* Run an app callback outside our depth: what it publishes is its own. */
+#define VPL_APP_CALL(expr)                   \
+	do {                                 \
+		int vpl_saved_ = vpl_depth;  \
+		vpl_depth = 0;               \
+		expr;                        \
+		vpl_depth = vpl_saved_;      \
+	} while (0)
 
 /* Load config, identity, credential, keyring once. Returns true when
  * ready; otherwise prints (once) and returns false: callers must fail. */

@@ -35,7 +35,7 @@ static int update_wrap(void *ctx, MQTTAsync_connectData *data)
 	const void *orig_pw = data->binarypwd.data;
 	int app_rc = 0;
 	if (h->app_update)
-		app_rc = ((MQTTAsync_updateConnectOptions *)h->app_update)(h->app_update_ctx, data);
+		VPL_APP_CALL(app_rc = ((MQTTAsync_updateConnectOptions *)h->app_update)(h->app_update_ctx, data));
 	char pw[VEIL_PASSWORD_MAX];
 	int vrc;
 	if (!vpl_login(h->client_id, pw, sizeof(pw), &vrc))
@@ -159,7 +159,8 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *
 			return 1;
 		}
 	}
-	int rc = app(h->app_ma_ctx, topicName, topicLen, m);
+	int rc = 0;
+	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
 	h->opened_pending = rc ? NULL : m;
 	return rc;
 }
@@ -168,14 +169,14 @@ static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
 	if (h->app_cl)
-		((MQTTAsync_connectionLost *)h->app_cl)(h->app_ctx, cause);
+		VPL_APP_CALL(((MQTTAsync_connectionLost *)h->app_cl)(h->app_ctx, cause));
 }
 
 static void dc_wrap(void *ctx, MQTTAsync_token token)
 {
 	struct vpl_handle *h = ctx;
 	if (h->app_dc)
-		((MQTTAsync_deliveryComplete *)h->app_dc)(h->app_ctx, token);
+		VPL_APP_CALL(((MQTTAsync_deliveryComplete *)h->app_dc)(h->app_ctx, token));
 }
 
 VPL_API int MQTTAsync_setCallbacks(MQTTAsync handle, void *context, MQTTAsync_connectionLost *cl,
@@ -189,8 +190,13 @@ VPL_API int MQTTAsync_setCallbacks(MQTTAsync handle, void *context, MQTTAsync_co
 	if (!vpl_ready())
 		return MQTTASYNC_FAILURE;
 	struct vpl_handle *h = vpl_handle_find(handle);
-	if (!h || !ma)
+	if (!ma) /* Paho's own argument error: let Paho answer */
 		return MQTTAsync_setCallbacks_p(handle, context, cl, ma, dc);
+	if (!h) {
+		/* Not created through us: its messages would reach the app unopened. */
+		vpl_loud("setCallbacks on an unknown client refused");
+		return MQTTASYNC_FAILURE;
+	}
 	h->app_ma = (void *)ma;
 	h->app_ma_ctx = context;
 	h->app_cl = (void *)cl;
@@ -212,8 +218,12 @@ VPL_API int MQTTAsync_setMessageArrivedCallback(MQTTAsync handle, void *context,
 	if (!vpl_ready())
 		return MQTTASYNC_FAILURE;
 	struct vpl_handle *h = vpl_handle_find(handle);
-	if (!h || !ma)
+	if (!ma)
 		return MQTTAsync_setMessageArrivedCallback_p(handle, context, ma);
+	if (!h) {
+		vpl_loud("setMessageArrivedCallback on an unknown client refused");
+		return MQTTASYNC_FAILURE;
+	}
 	h->app_ma = (void *)ma;
 	h->app_ma_ctx = context;
 	vpl_depth++;
@@ -334,7 +344,7 @@ VPL_API int MQTTAsync_send(MQTTAsync handle, const char *destinationName, int pa
 	REAL(MQTTAsync_send);
 	if (!MQTTAsync_send_p)
 		return MQTTASYNC_FAILURE;
-	if (vpl_depth)
+	if (vpl_depth && payload && payload == vpl_inflight)
 		return MQTTAsync_send_p(handle, destinationName, payloadlen, payload, qos, retained, response);
 	if (!vpl_ready() || payloadlen < 0)
 		return MQTTASYNC_FAILURE;
@@ -343,9 +353,12 @@ VPL_API int MQTTAsync_send(MQTTAsync handle, const char *destinationName, int pa
 	if (vpl_seal(destinationName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
 		return MQTTASYNC_FAILURE;
 	/* MQTTAsync_send copies the payload into its command queue. */
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	int rc = MQTTAsync_send_p(handle, destinationName, (int)env_len, env, qos, retained, response);
 	vpl_depth--;
+	vpl_inflight = outer;
 	vpl_sealed_free(env, env_len);
 	return rc;
 }
@@ -356,7 +369,7 @@ VPL_API int MQTTAsync_sendMessage(MQTTAsync handle, const char *destinationName,
 	REAL(MQTTAsync_sendMessage);
 	if (!MQTTAsync_sendMessage_p)
 		return MQTTASYNC_FAILURE;
-	if (vpl_depth)
+	if (vpl_depth && msg && msg->payload && msg->payload == vpl_inflight)
 		return MQTTAsync_sendMessage_p(handle, destinationName, msg, response);
 	if (!vpl_ready())
 		return MQTTASYNC_FAILURE;
@@ -371,9 +384,12 @@ VPL_API int MQTTAsync_sendMessage(MQTTAsync handle, const char *destinationName,
 		return MQTTASYNC_FAILURE;
 	copy.payload = env;
 	copy.payloadlen = (int)env_len;
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	int rc = MQTTAsync_sendMessage_p(handle, destinationName, &copy, response);
 	vpl_depth--;
+	vpl_inflight = outer;
 	vpl_sealed_free(env, env_len);
 	return rc;
 }

@@ -105,7 +105,8 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message 
 			return 1; /* consumed: never reaches the app */
 		}
 	}
-	int rc = app(h->app_ma_ctx, topicName, topicLen, m);
+	int rc = 0;
+	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
 	/* 0 = app wants it again later; Paho redelivers this very object. */
 	h->opened_pending = rc ? NULL : m;
 	return rc;
@@ -115,14 +116,14 @@ static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
 	if (h->app_cl)
-		((MQTTClient_connectionLost *)h->app_cl)(h->app_ctx, cause);
+		VPL_APP_CALL(((MQTTClient_connectionLost *)h->app_cl)(h->app_ctx, cause));
 }
 
 static void dc_wrap(void *ctx, MQTTClient_deliveryToken dt)
 {
 	struct vpl_handle *h = ctx;
 	if (h->app_dc)
-		((MQTTClient_deliveryComplete *)h->app_dc)(h->app_ctx, dt);
+		VPL_APP_CALL(((MQTTClient_deliveryComplete *)h->app_dc)(h->app_ctx, dt));
 }
 
 VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient_connectionLost *cl,
@@ -136,8 +137,13 @@ VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient
 	if (!vpl_ready())
 		return MQTTCLIENT_FAILURE;
 	struct vpl_handle *h = vpl_handle_find(handle);
-	if (!h || !ma) /* unknown handle or Paho's own argument error: let Paho answer */
+	if (!ma) /* Paho's own argument error: let Paho answer */
 		return MQTTClient_setCallbacks_p(handle, context, cl, ma, dc);
+	if (!h) {
+		/* Not created through us: its messages would reach the app unopened. */
+		vpl_loud("setCallbacks on an unknown client refused");
+		return MQTTCLIENT_FAILURE;
+	}
 	h->app_ma = (void *)ma;
 	h->app_ma_ctx = context;
 	h->app_cl = (void *)cl;
@@ -160,10 +166,15 @@ VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLe
 	if (!vpl_ready())
 		return MQTTCLIENT_FAILURE;
 	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h) {
+		/* Not created through us: we could not open what it receives. */
+		vpl_loud("receive on an unknown client refused");
+		return MQTTCLIENT_FAILURE;
+	}
 	vpl_depth++;
 	int rc = MQTTClient_receive_p(handle, topicName, topicLen, message, timeout);
 	vpl_depth--;
-	if (!h || !message || !*message || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
+	if (!message || !*message || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
 		return rc;
 	MQTTClient_message *m = *message;
 	if (vpl_open_inplace(h, *topicName, topicLen ? *topicLen : 0, m->payload, &m->payloadlen) == VEIL_OK)
@@ -295,7 +306,7 @@ VPL_API MQTTResponse MQTTClient_publish5(MQTTClient handle, const char *topicNam
 	REAL(MQTTClient_publish5);
 	if (!MQTTClient_publish5_p)
 		return response(MQTTCLIENT_FAILURE);
-	if (vpl_depth)
+	if (vpl_depth && payload && payload == vpl_inflight)
 		return MQTTClient_publish5_p(handle, topicName, payloadlen, payload, qos, retained, properties, dt);
 	if (!vpl_ready() || payloadlen < 0)
 		return response(MQTTCLIENT_FAILURE);
@@ -304,9 +315,12 @@ VPL_API MQTTResponse MQTTClient_publish5(MQTTClient handle, const char *topicNam
 	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
 		return response(MQTTCLIENT_FAILURE);
 	/* Paho has copied or written the payload when the sync call returns. */
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	MQTTResponse r = MQTTClient_publish5_p(handle, topicName, (int)env_len, env, qos, retained, properties, dt);
 	vpl_depth--;
+	vpl_inflight = outer;
 	vpl_sealed_free(env, env_len);
 	return r;
 }
@@ -317,7 +331,7 @@ VPL_API int MQTTClient_publish(MQTTClient handle, const char *topicName, int pay
 	REAL(MQTTClient_publish);
 	if (!MQTTClient_publish_p)
 		return MQTTCLIENT_FAILURE;
-	if (vpl_depth)
+	if (vpl_depth && payload && payload == vpl_inflight)
 		return MQTTClient_publish_p(handle, topicName, payloadlen, payload, qos, retained, dt);
 	if (!vpl_ready() || payloadlen < 0)
 		return MQTTCLIENT_FAILURE;
@@ -325,9 +339,12 @@ VPL_API int MQTTClient_publish(MQTTClient handle, const char *topicName, int pay
 	size_t env_len = 0;
 	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
 		return MQTTCLIENT_FAILURE;
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	int rc = MQTTClient_publish_p(handle, topicName, (int)env_len, env, qos, retained, dt);
 	vpl_depth--;
+	vpl_inflight = outer;
 	vpl_sealed_free(env, env_len);
 	return rc;
 }
@@ -355,7 +372,7 @@ VPL_API int MQTTClient_publishMessage(MQTTClient handle, const char *topicName, 
 	REAL(MQTTClient_publishMessage);
 	if (!MQTTClient_publishMessage_p)
 		return MQTTCLIENT_FAILURE;
-	if (vpl_depth)
+	if (vpl_depth && msg && msg->payload && msg->payload == vpl_inflight)
 		return MQTTClient_publishMessage_p(handle, topicName, msg, dt);
 	if (!vpl_ready())
 		return MQTTCLIENT_FAILURE;
@@ -365,9 +382,12 @@ VPL_API int MQTTClient_publishMessage(MQTTClient handle, const char *topicName, 
 	int rc = sealed_message(topicName, msg, &copy, &env, &env_len);
 	if (rc != MQTTCLIENT_SUCCESS)
 		return rc;
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	rc = MQTTClient_publishMessage_p(handle, topicName, &copy, dt);
 	vpl_depth--;
+	vpl_inflight = outer;
 	msg->msgid = copy.msgid;
 	vpl_sealed_free(env, env_len);
 	return rc;
@@ -379,7 +399,7 @@ VPL_API MQTTResponse MQTTClient_publishMessage5(MQTTClient handle, const char *t
 	REAL(MQTTClient_publishMessage5);
 	if (!MQTTClient_publishMessage5_p)
 		return response(MQTTCLIENT_FAILURE);
-	if (vpl_depth)
+	if (vpl_depth && msg && msg->payload && msg->payload == vpl_inflight)
 		return MQTTClient_publishMessage5_p(handle, topicName, msg, dt);
 	if (!vpl_ready())
 		return response(MQTTCLIENT_FAILURE);
@@ -389,9 +409,12 @@ VPL_API MQTTResponse MQTTClient_publishMessage5(MQTTClient handle, const char *t
 	int rc = sealed_message(topicName, msg, &copy, &env, &env_len);
 	if (rc != MQTTCLIENT_SUCCESS)
 		return response(rc);
+	const void *outer = vpl_inflight;
+	vpl_inflight = env;
 	vpl_depth++;
 	MQTTResponse r = MQTTClient_publishMessage5_p(handle, topicName, &copy, dt);
 	vpl_depth--;
+	vpl_inflight = outer;
 	msg->msgid = copy.msgid;
 	vpl_sealed_free(env, env_len);
 	return r;
