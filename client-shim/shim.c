@@ -197,6 +197,9 @@ static int check_options(const struct veil_client_options *o)
 		return VEIL_ERR_INVAL;
 	if (o->auth == VEIL_AUTH_PASSWORD && !o->username)
 		return VEIL_ERR_INVAL;
+	/* Asked to sign everything but given nothing to sign with. */
+	if (o->sign_all && (!o->identity_path || !o->credential_path))
+		return VEIL_ERR_INVAL;
 	if (o->auth != VEIL_AUTH_TOKEN && o->auth != VEIL_AUTH_PASSWORD && o->auth != VEIL_AUTH_NONE)
 		return VEIL_ERR_INVAL;
 	if (strlen(o->client_id) > VEIL_CLIENT_ID_MAX || o->keepalive_s < 0 || o->connect_timeout_s < 0)
@@ -240,6 +243,7 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 	}
 	if ((rc = load_files(s, o)) != VEIL_OK || (rc = load_state(s, o)) != VEIL_OK)
 		goto fail;
+	s->replay_saved_at = time(NULL);
 	return VEIL_OK;
 fail:
 	veil__shim_fini(s);
@@ -368,7 +372,7 @@ int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload
 	bool sealed = false;
 	pthread_mutex_lock(&s->lock);
 	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
-	int rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all && s->cred, buf, cap, out_len, &sealed);
+	int rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all, buf, cap, out_len, &sealed);
 	if (rc == VEIL_OK) {
 		s->stats.published++;
 		if (sealed)
@@ -426,8 +430,16 @@ void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_le
 	else
 		rc = veil_message_open(s->kr, s->replay, topic, payload, len, (uint64_t)time(NULL), pt, len + 1,
 		                       &pt_len, &info);
+	bool save = false;
 	if (rc == VEIL_OK) {
 		s->stats.delivered++;
+		/* Persist the windows now and then, so a crash reopens at most a
+		 * few seconds of replays (free and disconnect always save). */
+		time_t now = time(NULL);
+		if (s->replay_path && now - s->replay_saved_at >= VEIL__REPLAY_SAVE_S) {
+			s->replay_saved_at = now;
+			save = true;
+		}
 	} else {
 		s->stats.refused++;
 		if (rc < 0 && rc > -VEIL_STATS_ERR_SLOTS)
@@ -437,6 +449,8 @@ void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_le
 	veil_refusal_cb on_refusal = s->on_refusal;
 	void *ctx = s->cb_ctx;
 	pthread_mutex_unlock(&s->lock);
+	if (save)
+		veil__shim_save_state(s);
 
 	if (rc == VEIL_OK) {
 		pt[pt_len] = '\0';

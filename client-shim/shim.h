@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "veil/veil.h"
 #include "veil/client.h"
@@ -26,6 +27,7 @@ struct veil__shim {
 	struct veil_seq *seq;            /* NULL without identity */
 	struct veil_replay *replay;
 	char *replay_path;               /* NULL without state dir */
+	time_t replay_saved_at;
 	char *server_uri;
 	char *client_id;
 	char *username;
@@ -48,6 +50,8 @@ struct veil__shim {
 	veil_connection_lost_cb on_lost;
 	struct veil_client_stats stats;
 };
+
+#define VEIL__REPLAY_SAVE_S 5   /* at most this many seconds of windows lost in a crash */
 
 /* Login material for exactly one CONNECT (a token is single-use). */
 struct veil__login {

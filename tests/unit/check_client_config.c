@@ -96,6 +96,11 @@ START_TEST(test_option_validation)
 	o.identity_path = NULL; /* token login needs the device key */
 	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_ERR_INVAL);
 	o = options();
+	o.auth = VEIL_AUTH_NONE;
+	o.credential_path = NULL;
+	o.sign_all = true; /* nothing to sign with */
+	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_ERR_INVAL);
+	o = options();
 	o.auth = 7;
 	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_ERR_INVAL);
 	ck_assert_ptr_null(c);
