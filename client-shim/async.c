@@ -43,6 +43,8 @@ struct veil_async {
 	bool app_disconnected;           /* the app asked to disconnect: do not reconnect */
 	bool want_reconnect;
 	bool stopping;
+	bool closing;                    /* veil_async_free started: callbacks do nothing */
+	unsigned in_callbacks;           /* Paho callbacks running in our code */
 	unsigned backoff_ms;
 	pthread_t thread;
 	bool thread_started;
@@ -54,6 +56,26 @@ struct veil_async {
 static bool v5(const struct veil_async *a)
 {
 	return a->s.mqtt_version == VEIL_MQTT_5;
+}
+
+/* Paho may still be inside one of our callbacks when the app frees the
+ * client: callbacks register here, and veil_async_free waits them out. */
+static bool cb_enter(struct veil_async *a)
+{
+	pthread_mutex_lock(&a->rlock);
+	bool ok = !a->closing;
+	if (ok)
+		a->in_callbacks++;
+	pthread_mutex_unlock(&a->rlock);
+	return ok;
+}
+
+static void cb_leave(struct veil_async *a)
+{
+	pthread_mutex_lock(&a->rlock);
+	a->in_callbacks--;
+	pthread_cond_broadcast(&a->rcond);
+	pthread_mutex_unlock(&a->rlock);
 }
 
 /* ---- requests ---- */
@@ -91,10 +113,13 @@ static void req_unlink(struct veil_async *a, struct req *r)
 static void req_finish(struct req *r, int rc)
 {
 	struct veil_async *a = r->a;
+	if (!cb_enter(a))
+		return; /* veil_async_free releases pending requests */
 	req_unlink(a, r);
 	if (r->done)
 		r->done(r->ctx, rc);
 	free(r);
+	cb_leave(a);
 }
 
 static void on_req_ok(void *ctx, MQTTAsync_successData *resp)
@@ -159,6 +184,8 @@ static int req_abort(struct veil_async *a, struct req *r, int prc)
 
 static void connect_result(struct veil_async *a, int rc)
 {
+	if (!cb_enter(a))
+		return;
 	pthread_mutex_lock(&a->rlock);
 	a->connecting = false;
 	veil_done_cb done = a->connect_done;
@@ -187,6 +214,7 @@ static void connect_result(struct veil_async *a, int rc)
 		done(ctx, rc);
 	if (rc == VEIL_OK && on_connected)
 		on_connected(connected_ctx, rc);
+	cb_leave(a);
 }
 
 static void on_conn_ok(void *ctx, MQTTAsync_successData *resp)
@@ -297,6 +325,8 @@ static void *reconnect_main(void *arg)
 static void on_lost(void *ctx, char *cause)
 {
 	struct veil_async *a = ctx;
+	if (!cb_enter(a))
+		return;
 	veil__log(&a->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
 	pthread_mutex_lock(&a->rlock);
 	if (a->s.auto_reconnect && !a->app_disconnected && !a->stopping) {
@@ -310,13 +340,17 @@ static void on_lost(void *ctx, char *cause)
 	pthread_mutex_unlock(&a->s.lock);
 	if (cb)
 		cb(cb_ctx, cause);
+	cb_leave(a);
 }
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct veil_async *a = ctx;
-	veil__shim_deliver(&a->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
-	                   m->retained != 0, m->dup != 0, v5(a) ? &m->properties : NULL);
+	if (cb_enter(a)) {
+		veil__shim_deliver(&a->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
+		                   m->retained != 0, m->dup != 0, v5(a) ? &m->properties : NULL);
+		cb_leave(a);
+	}
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	return 1;
@@ -527,6 +561,19 @@ void veil_async_free(struct veil_async **ap)
 	pthread_mutex_unlock(&a->rlock);
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
+	if (a->ma && MQTTAsync_isConnected(a->ma)) {
+		/* Like Paho's samples: disconnect before destroy, so nothing is in flight. */
+		MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
+		o.timeout = 1000;
+		if (MQTTAsync_disconnect(a->ma, &o) == MQTTASYNC_SUCCESS)
+			for (int i = 0; i < 150 && MQTTAsync_isConnected(a->ma); i++)
+				nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+	}
+	pthread_mutex_lock(&a->rlock);
+	a->closing = true;
+	while (a->in_callbacks > 0)
+		pthread_cond_wait(&a->rcond, &a->rlock);
+	pthread_mutex_unlock(&a->rlock);
 	/* After destroy Paho calls nothing of ours; requests it never answered are ours to free. */
 	if (a->ma)
 		MQTTAsync_destroy(&a->ma);
