@@ -1,12 +1,15 @@
 /*
  * plugin/passwd.c: the Argon2id password file (format, lookups, broken
- * files reported as path:line) and the keyed verification cache (hits only
- * for the same user, password and stored hash, until the TTL).
+ * files reported as path:line), the keyed verification cache (hits only
+ * for the same user, password and stored hash, until the TTL), and the file
+ * `veil passwd` (tools/cmd_passwd.c, run as $VEIL_CLI) writes.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <sodium.h>
 
@@ -127,6 +130,61 @@ START_TEST(test_cache)
 }
 END_TEST
 
+
+/* Run `veil passwd <args>` with password on stdin; returns the exit status. */
+static int veil_passwd(const char *args, const char *password)
+{
+	const char *cli = getenv("VEIL_CLI");
+	ck_assert_msg(cli && *cli, "VEIL_CLI not set (ctest sets it)");
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "printf '%%s\\n' '%s' | '%s' passwd %s 2>/dev/null", password, cli, args);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(test_cli_round_trip)
+{
+	char args[600], err[256] = "";
+	snprintf(args, sizeof(args), "add '%s' alice", path);
+	ck_assert_int_eq(veil_passwd(args, "wonderland"), 0);
+	snprintf(args, sizeof(args), "add '%s' bob", path);
+	ck_assert_int_eq(veil_passwd(args, "builder"), 0);
+	snprintf(args, sizeof(args), "add '%s' alice", path);
+	ck_assert_int_eq(veil_passwd(args, "looking-glass"), 0); /* replaces */
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	struct vp_passwd *p = NULL;
+	ck_assert_msg(vp_passwd__load(path, &p, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(vp_passwd__count(p), 2);
+	const char *h = vp_passwd__hash(p, "alice");
+	ck_assert_ptr_nonnull(h);
+	ck_assert(strncmp(h, "$argon2id$", 10) == 0);
+	ck_assert_int_eq(crypto_pwhash_str_verify(h, "looking-glass", 13), 0);
+	ck_assert_int_ne(crypto_pwhash_str_verify(h, "wonderland", 10), 0);
+	vp_passwd__free(&p);
+	snprintf(args, sizeof(args), "verify '%s' alice", path);
+	ck_assert_int_eq(veil_passwd(args, "looking-glass"), 0);
+	ck_assert_int_eq(veil_passwd(args, "wonderland"), 1);
+	snprintf(args, sizeof(args), "delete '%s' bob", path);
+	ck_assert_int_eq(veil_passwd(args, ""), 0);
+	ck_assert_int_eq(veil_passwd(args, ""), 1); /* already gone */
+	ck_assert_int_eq(vp_passwd__load(path, &p, err, sizeof(err)), VEIL_OK);
+	ck_assert_ptr_null(vp_passwd__hash(p, "bob"));
+	ck_assert_ptr_nonnull(vp_passwd__hash(p, "alice"));
+	vp_passwd__free(&p);
+	/* Names the plugin would refuse are refused here too; no password on argv. */
+	snprintf(args, sizeof(args), "add '%s' 'a+b'", path);
+	ck_assert_int_eq(veil_passwd(args, "x"), 2);
+	snprintf(args, sizeof(args), "add '%s' 'a:b'", path);
+	ck_assert_int_eq(veil_passwd(args, "x"), 2);
+	snprintf(args, sizeof(args), "add '%s' carol extra-password-arg", path);
+	ck_assert_int_eq(veil_passwd(args, "x"), 2);
+	snprintf(args, sizeof(args), "add '%s' carol", path);
+	ck_assert_int_eq(veil_passwd(args, ""), 1); /* empty password */
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("passwd");
@@ -135,6 +193,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_load_and_lookup);
 	tcase_add_test(t, test_broken_files);
 	tcase_add_test(t, test_cache);
+	tcase_add_test(t, test_cli_round_trip);
 	suite_add_tcase(s, t);
 	return s;
 }
