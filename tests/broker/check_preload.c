@@ -610,6 +610,55 @@ START_TEST(log_none_drops_silently)
 }
 END_TEST
 
+/* A captured envelope published again is a replay: dropped, also by a
+ * subscriber restarted on the same state_dir (windows persisted at exit). */
+START_TEST(replay_dropped_across_restart)
+{
+	char cap_out[300], env_file[300], sub_out[300], out[300], secret[96];
+	snprintf(env_file, sizeof(env_file), "%s/captured-%d.bin", dir, (int)getpid());
+	snprintf(cap_out, sizeof(cap_out), "%s/capture-%d.out", dir, (int)getpid());
+	/* The exact payload bytes: one message, no topic, no delimiter. */
+	const char *cargv[] = { "sh", "-c", "exec mosquitto_sub -h 127.0.0.1 -p \"$0\" -t \"$1\" -C 1 -N > \"$2\"",
+		                port_s, TOPIC, env_file, NULL };
+	pid_t cap = spawn(cargv, false, NULL, cap_out);
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
+	const char *sargv[] = { "paho_c_sub", "-t", TOPIC, "-h", "127.0.0.1", "-p", port_s, NULL };
+	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
+	sleep_ms(500); /* the capture must be subscribed before the first attempt lands */
+	ck_assert(publish_until_seen("paho_c_pub", pub_conf, "311", sub_out, "once", secret, sizeof(secret)));
+	ck_assert_int_eq(wait_exit(cap, 5000), 0);
+	struct stat st;
+	ck_assert_int_eq(stat(env_file, &st), 0);
+	ck_assert_int_gt(st.st_size, 64);
+	snprintf(out, sizeof(out), "%s/replay-%d.out", dir, (int)getpid());
+	const char *rargv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", port_s, "-t", TOPIC, "-f", env_file, NULL };
+	ck_assert_int_eq(wait_exit(spawn(rargv, false, NULL, out), 5000), 0);
+	bool dropped = wait_file_has(sub_out, "(replay)", 5000);
+	if (!dropped)
+		dump("subscriber", sub_out);
+	ck_assert_msg(dropped, "a replayed envelope was not dropped as a replay");
+	stop(sub);
+
+	/* Restart: same client id, same state_dir. */
+	snprintf(sub_out, sizeof(sub_out), "%s/sub-%d-%u.out", dir, (int)getpid(), ++counter);
+	sub = spawn(sargv, true, sub_conf, sub_out);
+	char fresh[96];
+	ck_assert(publish_until_seen("paho_c_pub", pub_conf, "311", sub_out, "fresh", fresh, sizeof(fresh)));
+	ck_assert_int_eq(wait_exit(spawn(rargv, false, NULL, out), 5000), 0);
+	dropped = wait_file_has(sub_out, "(replay)", 5000);
+	if (!dropped)
+		dump("restarted subscriber", sub_out);
+	ck_assert_msg(dropped, "after a restart the replay was accepted");
+	stop(sub);
+	size_t n;
+	char *text = slurp(sub_out, &n);
+	ck_assert_ptr_nonnull(text);
+	/* The first plaintext must not show up a second time in the new process. */
+	ck_assert_ptr_null(memmem(text, n, secret, strlen(secret)));
+	free(text);
+}
+END_TEST
+
 /* ---- a small MQTTClient app with callbacks: this binary, re-executed ----
  * Debian's sync samples use MQTTClient_receive; this covers setCallbacks,
  * publishMessage, and an app that refuses a delivery once (returns 0), so
@@ -832,6 +881,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, will_is_sealed);
 	tcase_add_test(tc, will_without_policy_refused);
 	tcase_add_test(tc, log_none_drops_silently);
+	tcase_add_test(tc, replay_dropped_across_restart);
 	tcase_add_test(tc, sync_callbacks_and_publish_message);
 	tcase_add_test(tc, async_arrived_callback_and_send_message);
 	suite_add_tcase(s, tc);
