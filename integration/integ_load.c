@@ -331,6 +331,8 @@ int integ_load_main(int argc, char **argv)
 					char payload[64];
 					int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
 					struct ack_ctx *a = malloc(sizeof(*a));
+					if (!a)
+						break; /* retried next tick */
 					a->p = p;
 					a->i = p->next;
 					if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) !=
