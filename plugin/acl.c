@@ -72,6 +72,7 @@ struct vp_acl {
 	uint64_t gen;
 	struct file_id seen;        /* file identity at the last load attempt */
 	time_t next_poll;
+	struct timespec next_sweep; /* TICK runs every loop iteration: sweep rarely */
 };
 
 static const char *const option_keys[] = {
@@ -327,8 +328,21 @@ void vp_acl__tick(struct vp_ctx *ctx, time_t now)
 		cache_destroy(acl->departed);
 		acl->departed = NULL;
 	}
-	if (acl && acl->rules && ctx->clients)
-		vp_clients__foreach(ctx->clients, precompute, acl);
+	if (acl && acl->rules && ctx->clients) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec > acl->next_sweep.tv_sec ||
+		    (t.tv_sec == acl->next_sweep.tv_sec && t.tv_nsec >= acl->next_sweep.tv_nsec)) {
+			vp_clients__foreach(ctx->clients, precompute, acl);
+			/* At most 5 sweeps a second; a sweep reads a pointer and a generation per client. */
+			t.tv_nsec += 200000000L;
+			if (t.tv_nsec >= 1000000000L) {
+				t.tv_sec++;
+				t.tv_nsec -= 1000000000L;
+			}
+			acl->next_sweep = t;
+		}
+	}
 	if (!acl || !acl->path || acl->poll_interval <= 0 || now < acl->next_poll)
 		return;
 	acl->next_poll = now + acl->poll_interval;

@@ -106,8 +106,9 @@ static void pc_on_published(void *ctx, int dt, int packet_type, MQTTProperties *
 /* Connect with MQTT 5. user may be NULL; pass NULL means "pw-<user>".
  * will_topic (may be NULL) sets a QoS 1 Will. Returns the CONNACK reason
  * code (0 = accepted). */
-__attribute__((unused)) static int pc_connect_will(struct pc *p, int port, const char *id, const char *user, const char *pass,
-                           const char *will_topic, const void *will_payload, int will_len, int will_retain)
+__attribute__((unused)) static int pc_connect_will(struct pc *p, int port, const char *id, const char *user,
+                                                   const char *pass, const char *will_topic,
+                                                   const void *will_payload, int will_len, int will_retain)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
@@ -288,28 +289,6 @@ static void pa_env_free(struct pa_env *e)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", e->dir);
-}
-
-/* A device with a credential from the env's authority; returns the MQTT
- * password (a fresh login token) for client_id in pw. */
-__attribute__((unused)) static void pa_device_token(struct pa_env *e, struct veil_identity *dev, const char *client_id, const char *roles,
-                            char *pw, size_t cap)
-{
-	struct veil_credential c;
-	memset(&c, 0, sizeof(c));
-	veil_identity_public(dev, c.device_pk);
-	snprintf(c.client_id, sizeof(c.client_id), "%s", client_id);
-	if (roles)
-		snprintf(c.roles, sizeof(c.roles), "%s", roles);
-	c.issued_at = (uint64_t)time(NULL) - 60;
-	c.expires_at = (uint64_t)time(NULL) + 3600;
-	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t n = 0, tn = 0;
-	ck_assert_int_eq(veil_credential_issue(e->authority, &c, cred, sizeof(cred), &n), VEIL_OK);
-	ck_assert_int_eq(veil_token_create(dev, cred, n, client_id, (uint64_t)time(NULL), tok, sizeof(tok), &tn),
-	                 VEIL_OK);
-	ck_assert_uint_ge(cap, VEIL_PASSWORD_MAX);
-	ck_assert_int_eq(veil_token_to_password(tok, tn, pw, cap), VEIL_OK);
 }
 
 /* Broker with the plugin (authentication + the rules file acl_path);
