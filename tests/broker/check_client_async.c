@@ -120,6 +120,26 @@ static void roundtrip(int version)
 		ck_assert(!fx_plain_saw(&eve, texts[qos], strlen(texts[qos])));
 	}
 	ck_assert(!fx_plain_saw(&eve, "payload", 7));
+	if (version == VEIL_MQTT_5) {
+		/* MQTT 5 properties pass through the async flavour too. */
+		MQTTProperties props = MQTTProperties_initializer;
+		MQTTProperty p;
+		memset(&p, 0, sizeof(p));
+		p.identifier = MQTTPROPERTY_CODE_USER_PROPERTY;
+		p.value.data.data = (char *)"site";
+		p.value.data.len = 4;
+		p.value.value.data = (char *)"lab";
+		p.value.value.len = 3;
+		ck_assert_int_eq(MQTTProperties_add(&props, &p), 0);
+		ck_assert_int_eq(veil_async_publish5(pub, "sensors/p", "with props", 10, 1, false, &props, on_done, &pd),
+		                 VEIL_OK);
+		MQTTProperties_free(&props);
+		ck_assert(done_wait(&pd, 4, 5000));
+		ck_assert_uint_eq(pd.n_ok, 4);
+		ck_assert(fx_wait(&sink, &sink.n, 4, 5000));
+		ck_assert_str_eq(sink.msgs[3].user_prop, "site=lab");
+		ck_assert(memcmp(sink.msgs[3].payload, "with props", 10) == 0);
+	}
 	/* Retained through the async client too. */
 	struct fx_sink sink2;
 	fx_sink_init(&sink2);
