@@ -1,0 +1,123 @@
+/*
+ * TLS options pass through libveil to Paho unchanged: both flavours reach a
+ * Mosquitto TLS listener (self-signed certificate made with the openssl CLI)
+ * with the caller's MQTTClient_SSLOptions / MQTTAsync_SSLOptions, and a
+ * trust store that does not hold the broker's certificate fails the connect.
+ */
+#define _GNU_SOURCE
+#include "check_client_fixture.h"
+
+static struct fx F;
+static char ca[400], other_ca[400];
+
+static void make_cert(const char *stem)
+{
+	char cmd[1600];
+	snprintf(cmd, sizeof(cmd),
+	         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+	         "-addext subjectAltName=IP:127.0.0.1 -keyout '%s/%s.key.pem' -out '%s/%s.pem' >/dev/null 2>&1 && "
+	         "chmod 0644 '%s/%s.key.pem'",
+	         F.dir, stem, F.dir, stem, F.dir, stem);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void setup(void)
+{
+	fx_setup_files(&F);
+	fx_device(&F, "sensor-1");
+	fx_device(&F, "dash-1");
+	/* The broker may drop privileges: its certificate files must be readable. */
+	ck_assert_int_eq(chmod(F.dir, 0755), 0);
+	make_cert("broker");
+	make_cert("other");
+	snprintf(ca, sizeof(ca), "%s/broker.pem", F.dir);
+	snprintf(other_ca, sizeof(other_ca), "%s/other.pem", F.dir);
+	char conf[1200];
+	snprintf(conf, sizeof(conf), "certfile %s/broker.pem\nkeyfile %s/broker.key.pem\nallow_anonymous true\n", F.dir,
+	         F.dir);
+	fx_start(&F, conf);
+	snprintf(F.uri, sizeof(F.uri), "ssl://127.0.0.1:%d", F.broker.port);
+}
+
+static void teardown(void)
+{
+	fx_teardown(&F);
+}
+
+START_TEST(test_tls_sync_and_async)
+{
+	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
+	ssl.trustStore = ca;
+	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
+	assl.trustStore = ca;
+
+	struct fx_opts so, po;
+	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	so.o.ssl = &ssl;
+	struct fx_sink sink;
+	fx_sink_init(&sink);
+	struct veil_client *sub = NULL;
+	ck_assert_int_eq(veil_client_new(&so.o, &sub), VEIL_OK);
+	ck_assert_int_eq(veil_client_set_callbacks(sub, &sink, fx_on_message, fx_on_refusal, NULL), VEIL_OK);
+	ck_assert_int_eq(veil_client_connect(sub), VEIL_OK);
+	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
+
+	fx_options(&F, &po, "sensor-1", VEIL_MQTT_311, NULL);
+	po.o.async_ssl = &assl;
+	struct veil_async *pub = NULL;
+	ck_assert_int_eq(veil_async_new(&po.o, &pub), VEIL_OK);
+	ck_assert_int_eq(veil_async_connect(pub, NULL, NULL), VEIL_OK);
+	for (int i = 0; i < 250 && !veil_async_is_connected(pub); i++)
+		fx_sleep_ms(20);
+	ck_assert(veil_async_is_connected(pub));
+	ck_assert_int_eq(veil_async_publish(pub, "sensors/tls", "over tls", 8, 1, false, NULL, NULL), VEIL_OK);
+	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
+	ck_assert(memcmp(sink.msgs[0].payload, "over tls", 8) == 0);
+	veil_async_free(&pub);
+	veil_client_free(&sub);
+	fx_sink_destroy(&sink);
+}
+END_TEST
+
+START_TEST(test_tls_wrong_trust_store)
+{
+	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
+	ssl.trustStore = other_ca;
+	struct fx_opts so;
+	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	so.o.ssl = &ssl;
+	so.o.connect_timeout_s = 3;
+	struct veil_client *c = NULL;
+	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
+	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
+	ck_assert(!veil_client_is_connected(c));
+	veil_client_free(&c);
+	/* Without TLS options Paho cannot speak ssl:// at all. */
+	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	so.o.connect_timeout_s = 3;
+	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
+	ck_assert_int_ne(veil_client_connect(c), VEIL_OK);
+	veil_client_free(&c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("client_tls");
+	TCase *tc = tcase_create("tls");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 40);
+	tcase_add_test(tc, test_tls_sync_and_async);
+	tcase_add_test(tc, test_tls_wrong_trust_store);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
