@@ -238,13 +238,14 @@ START_TEST(test_revocation_polled_kicks)
 	/* bob deleted from the password file (alice's line kept). */
 	write_or_die(E.passwd, l1);
 
-	/* Polled every second (plugin_opt_poll_interval 1), kicked at the next tick. */
-	ck_assert_msg(pc_wait_lost(&by_client, 2000), "revoked client id still connected");
+	/* Polled every second (plugin_opt_poll_interval 1), kicked at the next
+	 * tick: about a second; the bound leaves room for a loaded CI machine. */
+	ck_assert_msg(pc_wait_lost(&by_client, 3000), "revoked client id still connected");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "revocation to kick: %.0f ms\n",
 	        (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
-	ck_assert_msg(pc_wait_lost(&by_cred, 2000), "revoked credential still connected");
-	ck_assert_msg(pc_wait_lost(&deleted, 2000), "deleted user still connected");
+	ck_assert_msg(pc_wait_lost(&by_cred, 3000), "revoked credential still connected");
+	ck_assert_msg(pc_wait_lost(&deleted, 3000), "deleted user still connected");
 	expect_log("veil: auth | kick | client=gone-client reason=revoked-client");
 	expect_log("veil: auth | kick | client=gone-cred reason=revoked-credential");
 	expect_log("veil: auth | kick | client=bobs-box reason=user-deleted");
@@ -260,7 +261,7 @@ START_TEST(test_revocation_polled_kicks)
 	/* A broken revocation file keeps the old list, logged with file:line. */
 	write_or_die(E.revoked, "client gone-client\nrevoke everything\n");
 	expect_log("veil: auth | reload-failed | file=revocation");
-	ck_assert(log_wait("revoked:2:", 2000));
+	ck_assert(log_wait("revoked:2:", 5000));
 	ck_assert_int_eq(login3("gone-client", "gone-client", pw), V3_NOT_AUTHORIZED);
 	ck_assert(MQTTClient_isConnected(keep.c));
 	pc_close(&keep);
@@ -320,7 +321,7 @@ START_TEST(test_expiry_kicks)
 	size_t n = make_token(cred, cl, "short-lived", 0, tok);
 	struct pc p;
 	ck_assert_int_eq(pc_connect5(&p, "short-lived", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
-	ck_assert_msg(pc_wait_lost(&p, 5000), "expired credential still connected");
+	ck_assert_msg(pc_wait_lost(&p, 8000), "expired credential still connected");
 	expect_log("veil: auth | kick | client=short-lived reason=expired-credential");
 	pc_close(&p);
 	env_stop();

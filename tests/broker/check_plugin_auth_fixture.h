@@ -311,7 +311,7 @@ static inline bool log_wait(const char *needle, int timeout_ms)
 
 static inline void expect_log(const char *needle)
 {
-	ck_assert_msg(log_wait(needle, 3000), "broker log lacks '%s'", needle);
+	ck_assert_msg(log_wait(needle, 5000), "broker log lacks '%s'", needle);
 }
 
 #endif

@@ -65,7 +65,7 @@ START_TEST(test_storm_does_not_block_good_clients)
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
 		ck_assert_msg(rc == 0, "good login %d refused (rc %d) during the storm", i, rc);
-		ck_assert_msg(ms < 3000, "good login %d took %.0f ms during the storm", i, ms);
+		ck_assert_msg(ms < 5000, "good login %d took %.0f ms during the storm", i, ms);
 		if (ms > worst)
 			worst = ms;
 		good++;
