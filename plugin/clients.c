@@ -1,7 +1,8 @@
 /*
  * Per-client state, keyed by the broker's client pointer. A chained hash
  * table that grows with the number of connected clients; lookups are O(1)
- * on the ACL hot path.
+ * on the ACL hot path. Offline persistent sessions stay as "parked" entries
+ * (see vp_clients__park), on a FIFO list that bounds them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,11 +13,52 @@
 
 #include "plugin_private.h"
 
+#define MAX_PARKED 100000U
+#define PARK_ID_BUCKETS 65536U /* index of parked entries by client id */
+
 struct vp_clients {
 	struct vp_client **buckets;
 	size_t nbuckets;  /* power of two */
 	size_t count;
+	struct vp_client *park_head, *park_tail; /* oldest first */
+	struct vp_client **park_ids;             /* PARK_ID_BUCKETS chains, allocated at first park */
+	size_t nparked;
 };
+
+static size_t id_bucket(const char *id)
+{
+	/* FNV-1a; client ids are attacker-chosen, but a chain only costs the
+	 * login of that id, and the parked set is bounded. */
+	uint32_t h = 2166136261U;
+	for (; *id; id++)
+		h = (h ^ (uint8_t)*id) * 16777619U;
+	return h & (PARK_ID_BUCKETS - 1);
+}
+
+static void unpark(struct vp_clients *cl, struct vp_client *c)
+{
+	if (!c->parked)
+		return;
+	if (c->client_id) {
+		struct vp_client **pp = &cl->park_ids[id_bucket(c->client_id)];
+		while (*pp && *pp != c)
+			pp = &(*pp)->park_id_next;
+		if (*pp)
+			*pp = c->park_id_next;
+		c->park_id_next = NULL;
+	}
+	if (c->park_prev)
+		c->park_prev->park_next = c->park_next;
+	else
+		cl->park_head = c->park_next;
+	if (c->park_next)
+		c->park_next->park_prev = c->park_prev;
+	else
+		cl->park_tail = c->park_prev;
+	c->park_prev = c->park_next = NULL;
+	c->parked = false;
+	cl->nparked--;
+}
 
 static size_t bucket_of(const struct vp_clients *cl, const struct mosquitto *mosq)
 {
@@ -77,6 +119,7 @@ void vp_clients__free(struct vp_clients **clp, void (*acl_cache_free)(void *))
 		}
 	}
 	free(cl->buckets);
+	free(cl->park_ids);
 	free(cl);
 	*clp = NULL;
 }
@@ -85,6 +128,15 @@ struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosq
 {
 	if (!cl || !mosq)
 		return NULL;
+	for (struct vp_client *c = cl->buckets[bucket_of(cl, mosq)]; c; c = c->next) {
+		if (c->mosq == mosq)
+			return (c->parked && c->kick_pending) ? NULL : c;
+	}
+	return NULL;
+}
+
+static struct vp_client *find(const struct vp_clients *cl, const struct mosquitto *mosq)
+{
 	for (struct vp_client *c = cl->buckets[bucket_of(cl, mosq)]; c; c = c->next) {
 		if (c->mosq == mosq)
 			return c;
@@ -98,7 +150,7 @@ static void grow(struct vp_clients *cl)
 	struct vp_client **b = calloc(n, sizeof(*b));
 	if (!b)
 		return; /* keep the old table: slower, still correct */
-	struct vp_clients tmp = { b, n, cl->count };
+	struct vp_clients tmp = { .buckets = b, .nbuckets = n, .count = cl->count };
 	for (size_t i = 0; i < cl->nbuckets; i++) {
 		struct vp_client *c = cl->buckets[i];
 		while (c) {
@@ -131,8 +183,17 @@ struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto 
 		free(user);
 		return NULL;
 	}
-	struct vp_client *c = vp_clients__get(cl, mosq);
+	/* An old parked session of this client id is taken over by this one. */
+	if (client_id && cl->park_ids) {
+		for (struct vp_client *p = cl->park_ids[id_bucket(client_id)], *pn; p; p = pn) {
+			pn = p->park_id_next;
+			if (p->mosq != mosq && !strcmp(p->client_id, client_id))
+				vp_clients__remove(cl, p->mosq, acl_cache_free);
+		}
+	}
+	struct vp_client *c = find(cl, mosq);
 	if (c) {
+		unpark(cl, c);
 		struct vp_client *next = c->next;
 		client_release(c, acl_cache_free);
 		c->next = next;
@@ -165,6 +226,7 @@ void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, voi
 		struct vp_client *c = *pp;
 		if (c->mosq == mosq) {
 			*pp = c->next;
+			unpark(cl, c);
 			client_release(c, acl_cache_free);
 			free(c);
 			cl->count--;
@@ -172,6 +234,41 @@ void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, voi
 		}
 		pp = &c->next;
 	}
+}
+
+void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *))
+{
+	struct vp_client *c = cl ? find(cl, mosq) : NULL;
+	if (!c || c->parked)
+		return;
+	if (!c->client_id) {
+		/* Not indexable: nothing could take it over, so do not keep it. */
+		vp_clients__remove(cl, mosq, acl_cache_free);
+		return;
+	}
+	if (!cl->park_ids && !(cl->park_ids = calloc(PARK_ID_BUCKETS, sizeof(*cl->park_ids)))) {
+		vp_clients__remove(cl, mosq, acl_cache_free); /* fail closed: offline READ denied */
+		return;
+	}
+	if (cl->nparked >= MAX_PARKED && cl->park_head)
+		vp_clients__remove(cl, cl->park_head->mosq, acl_cache_free);
+	c->parked = true;
+	size_t k = id_bucket(c->client_id);
+	c->park_id_next = cl->park_ids[k];
+	cl->park_ids[k] = c;
+	c->park_next = NULL;
+	c->park_prev = cl->park_tail;
+	if (cl->park_tail)
+		cl->park_tail->park_next = c;
+	else
+		cl->park_head = c;
+	cl->park_tail = c;
+	cl->nparked++;
+}
+
+size_t vp_clients__parked(const struct vp_clients *cl)
+{
+	return cl ? cl->nparked : 0;
 }
 
 size_t vp_clients__count(const struct vp_clients *cl)

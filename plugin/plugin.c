@@ -76,7 +76,12 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct vp_ctx *ctx = userdata;
 	struct mosquitto_evt_disconnect *ed = event_data;
 	(void)event;
-	vp_clients__remove(ctx->clients, ed->client, vp_acl__client_cache_free);
+	/* A persistent session outlives the connection, and Mosquitto checks
+	 * READ for what it queues meanwhile: keep what we know of the client. */
+	if (!mosquitto_client_clean_session(ed->client))
+		vp_clients__park(ctx->clients, ed->client, vp_acl__client_cache_free);
+	else
+		vp_clients__remove(ctx->clients, ed->client, vp_acl__client_cache_free);
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -59,8 +59,11 @@ struct vp_client {
 	uint64_t credential_expires;
 	char roles[VEIL_ROLES_MAX + 1];        /* comma separated, from the credential */
 	bool kick_pending;                     /* revoked: disconnect at next tick */
+	bool parked;                           /* offline persistent session (clients.c) */
 	void *acl_cache;                       /* owned by the ACL module (per-client %c/%u rules) */
 	struct vp_client *next;                /* hash chain (clients.c) */
+	struct vp_client *park_prev, *park_next; /* parked list, oldest first (clients.c) */
+	struct vp_client *park_id_next;          /* parked index by client id (clients.c) */
 };
 
 /* clients.c */
@@ -68,11 +71,22 @@ int vp_clients__new(struct vp_clients **out);
 void vp_clients__free(struct vp_clients **cl, void (*acl_cache_free)(void *));
 /* Returns the existing entry for mosq, or a new zeroed one (NULL on ENOMEM).
  * An existing entry is reset (ids, identity, acl cache) so a reused pointer
- * never inherits another client's state. */
+ * never inherits another client's state. Parked entries of the same client
+ * id (an old session this connection takes over) are removed. */
 struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id,
                                   const char *username, void (*acl_cache_free)(void *));
 struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq);
 void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+/*
+ * A client with a persistent session went offline. Mosquitto keeps its
+ * session and checks READ for every message it queues for it, with the same
+ * client pointer: the entry stays (login, identity, roles) so those checks
+ * decide as they did while it was online. Parked entries are bounded (the
+ * oldest is dropped first) and removed when the client id logs in again; a
+ * parked entry marked kick_pending (revoked) is no longer returned by get.
+ */
+void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+size_t vp_clients__parked(const struct vp_clients *cl);
 size_t vp_clients__count(const struct vp_clients *cl);
 /* Visit every client; stop early when fn returns false. */
 void vp_clients__foreach(struct vp_clients *cl, bool (*fn)(struct vp_client *c, void *arg), void *arg);

@@ -1,0 +1,119 @@
+/* Tests for plugin/clients.c: the per-client registry, parked offline
+ * sessions, takeover and bounds. Client pointers are opaque keys here. */
+#include <check.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "plugin_private.h"
+
+static int freed;
+static void cache_free(void *p)
+{
+	free(p);
+	freed++;
+}
+
+#define MOSQ(n) ((const struct mosquitto *)(uintptr_t)(0x1000 + (n) * 64))
+
+START_TEST(test_put_get_remove)
+{
+	struct vp_clients *cl = NULL;
+	ck_assert_int_eq(vp_clients__new(&cl), 0);
+	for (int i = 0; i < 1000; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		struct vp_client *c = vp_clients__put(cl, MOSQ(i), id, id, cache_free);
+		ck_assert_ptr_nonnull(c);
+		c->login = VP_LOGIN_CREDENTIAL;
+		c->acl_cache = malloc(8);
+	}
+	ck_assert_uint_eq(vp_clients__count(cl), 1000);
+	ck_assert_str_eq(vp_clients__get(cl, MOSQ(777))->client_id, "dev-777");
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(5000)));
+	/* A reused pointer starts clean: no identity, no cache, new ids. */
+	freed = 0;
+	struct vp_client *c = vp_clients__put(cl, MOSQ(3), "other", NULL, cache_free);
+	ck_assert_int_eq(freed, 1);
+	ck_assert_int_eq(c->login, VP_LOGIN_NONE);
+	ck_assert_ptr_null(c->acl_cache);
+	ck_assert_ptr_null(c->username);
+	ck_assert_str_eq(c->client_id, "other");
+	vp_clients__remove(cl, MOSQ(777), cache_free);
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(777)));
+	ck_assert_uint_eq(vp_clients__count(cl), 999);
+	vp_clients__free(&cl, cache_free);
+	ck_assert_ptr_null(cl);
+}
+END_TEST
+
+START_TEST(test_parked_sessions)
+{
+	struct vp_clients *cl = NULL;
+	ck_assert_int_eq(vp_clients__new(&cl), 0);
+	struct vp_client *c = vp_clients__put(cl, MOSQ(1), "dashboard", "dashboard", cache_free);
+	c->login = VP_LOGIN_CREDENTIAL;
+	snprintf(c->roles, sizeof(c->roles), "dashboard");
+	/* Offline: still answered, with its roles, for queued-message READ checks. */
+	vp_clients__park(cl, MOSQ(1), cache_free);
+	ck_assert_uint_eq(vp_clients__parked(cl), 1);
+	c = vp_clients__get(cl, MOSQ(1));
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->roles, "dashboard");
+	/* Reconnect on a new context takes the session over: the old entry goes. */
+	c = vp_clients__put(cl, MOSQ(2), "dashboard", "dashboard", cache_free);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(1)));
+	ck_assert_uint_eq(vp_clients__parked(cl), 0);
+	ck_assert_uint_eq(vp_clients__count(cl), 1);
+	/* Same context logging in again: unparked and reset. */
+	vp_clients__park(cl, MOSQ(2), cache_free);
+	c = vp_clients__put(cl, MOSQ(2), "dashboard", "dashboard", cache_free);
+	ck_assert(!c->parked);
+	ck_assert_uint_eq(vp_clients__parked(cl), 0);
+	/* A revoked parked client is no longer answered (its queue gets no READ). */
+	vp_clients__park(cl, MOSQ(2), cache_free);
+	vp_clients__get(cl, MOSQ(2))->kick_pending = true;
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(2)));
+	/* Another client id is untouched by takeovers. */
+	vp_clients__put(cl, MOSQ(3), "sensor", NULL, cache_free);
+	vp_clients__park(cl, MOSQ(3), cache_free);
+	vp_clients__put(cl, MOSQ(4), "dashboard", NULL, cache_free);
+	ck_assert_ptr_nonnull(vp_clients__get(cl, MOSQ(3)));
+	vp_clients__free(&cl, cache_free);
+}
+END_TEST
+
+START_TEST(test_parked_bounded)
+{
+	struct vp_clients *cl = NULL;
+	ck_assert_int_eq(vp_clients__new(&cl), 0);
+	const int n = 100005;
+	for (int i = 0; i < n; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "s%d", i);
+		vp_clients__put(cl, MOSQ(i), id, NULL, cache_free);
+		vp_clients__park(cl, MOSQ(i), cache_free);
+	}
+	ck_assert_uint_eq(vp_clients__parked(cl), 100000);
+	ck_assert_uint_eq(vp_clients__count(cl), 100000);
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(0)));      /* oldest dropped */
+	ck_assert_ptr_nonnull(vp_clients__get(cl, MOSQ(n - 1)));
+	vp_clients__free(&cl, cache_free);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("clients");
+	TCase *tc = tcase_create("registry");
+	tcase_add_test(tc, test_put_get_remove);
+	tcase_add_test(tc, test_parked_sessions);
+	tcase_add_test(tc, test_parked_bounded);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
