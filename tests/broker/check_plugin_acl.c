@@ -348,6 +348,35 @@ START_TEST(poll_and_broken_file)
 }
 END_TEST
 
+/* SUBSCRIBE is checked filter against filter; $share/<group>/ is understood. */
+START_TEST(shared_subscriptions)
+{
+	char acl[400];
+	write_acl(acl, sizeof(acl), "share.acl", "user zgod\ntopic read a/#\ntopic deny a/secret/#\n"
+	                                         "topic write #\n");
+	struct test_broker b;
+	pa_start_plugin(&env, &b, acl, NULL);
+	struct pc s1, pub;
+	ck_assert_int_eq(pc_connect(&s1, b.port, "s1", "zgod"), 0);
+	ck_assert_int_eq(pc_sub(&s1, "$share/g/a/#", 1), 1);
+	ck_assert_int_eq(pc_sub(&s1, "$share/g/#", 1), 0x87);
+	ck_assert_int_eq(pc_sub(&s1, "a/secret/#", 1), 0x87);
+	ck_assert_int_eq(pc_sub(&s1, "+/x", 1), 0x87);
+	ck_assert_int_eq(pc_connect(&pub, b.port, "p1", "zgod"), 0);
+	ck_assert_int_lt(pc_pub(&pub, "a/x", "1", 1, 1, 0), 0x80);
+	ck_assert_int_eq(pc_pub(&pub, "a/secret/y", "2", 1, 1, 0), 0x87); /* deny is for every access */
+	ck_assert_int_lt(pc_pub(&pub, "b/x", "3", 1, 1, 0), 0x80);
+	pc_wait(&s1, 1, 2000);
+	pc_sleep_ms(300);
+	ck_assert_int_eq(pc_count(&s1, "a/x"), 1);
+	ck_assert_int_eq(pc_count(&s1, NULL), 1);
+	ck_assert(test_broker_log_contains(&b, "veil: acl | deny | client=s1 access=subscribe topic=$share/g/#"));
+	pc_close(&pub);
+	pc_close(&s1);
+	test_broker_cleanup(&b);
+}
+END_TEST
+
 /* Without plugin_opt_acl_file every check is deferred: Mosquitto's own
  * acl_file decides; without one, 2.0.11 denies (all plugins deferred). */
 START_TEST(no_rules_file_defers)
@@ -383,6 +412,7 @@ int main(void)
 	tcase_add_test(tc, reload_under_load);
 	tcase_add_test(tc, poll_and_broken_file);
 	tcase_add_test(tc, no_rules_file_defers);
+	tcase_add_test(tc, shared_subscriptions);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
