@@ -9,6 +9,12 @@ if(NOT SODIUM_FOUND)
   message(FATAL_ERROR "libsodium not found: apt-get install libsodium-dev")
 endif()
 
+# Debian's Paho CMake package lists OpenSSL::SSL/Crypto in the link interface
+# of paho-mqtt3as/3cs without finding OpenSSL itself.
+find_package(OpenSSL QUIET)
+if(NOT OPENSSL_FOUND)
+  message(FATAL_ERROR "OpenSSL not found (Paho's TLS libraries need it): apt-get install libssl-dev")
+endif()
 find_package(eclipse-paho-mqtt-c CONFIG QUIET)
 if(NOT eclipse-paho-mqtt-c_FOUND)
   message(FATAL_ERROR "Eclipse Paho MQTT C not found: apt-get install libpaho-mqtt-dev")

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
       libpaho-mqtt-dev paho.mqtt.c-examples libsodium-dev check
-      openssl procps)
+      openssl libssl-dev procps)
 # Test and hardening tools (sanitizer runtime, fuzzing, capture, memcheck, lint).
 PKGS+=(clang libclang-rt-14-dev valgrind tcpdump cppcheck clang-tidy python3)
 
