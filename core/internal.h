@@ -31,6 +31,12 @@ struct veil_keyring;
 int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
                                const uint8_t **key, uint16_t *kcv);
 
+/* Verified-credential cache kept in a receiver's replay state (the caller
+ * locks it): signed messages then pay one Ed25519 verification, not two. */
+struct veil_replay;
+const struct veil_credential *veil__replay_cred_get(const struct veil_replay *r, const uint8_t h[32]);
+void veil__replay_cred_put(struct veil_replay *r, const uint8_t h[32], const struct veil_credential *c);
+
 /* Deterministic variants for test vectors (the public functions draw the
  * random fields themselves). */
 struct veil_seal_params;

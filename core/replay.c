@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "veil/replay.h"
+#include "internal.h"
 #include "util.h"
 
 #define WORDS (VEIL_REPLAY_WINDOW / 64U)
@@ -23,7 +24,17 @@ struct window {
 	uint64_t last_use;        /* for eviction */
 };
 
+#define CRED_CACHE 64U
+
+struct cred_entry {
+	bool used;
+	uint8_t hash[32];                 /* BLAKE2b-256 of the credential bytes */
+	struct veil_credential cred;
+};
+
 struct veil_replay {
+	struct cred_entry creds[CRED_CACHE];
+	size_t cred_next;                 /* round-robin replacement */
 	struct window *slots;
 	size_t cap;               /* power of two, >= 2 * max */
 	size_t max;
@@ -235,6 +246,26 @@ int veil_replay_load(struct veil_replay *r, const char *path)
 	}
 	veil__file_free(data, len);
 	return rc;
+}
+
+/* ---- verified credentials ---- */
+
+const struct veil_credential *veil__replay_cred_get(const struct veil_replay *r, const uint8_t h[32])
+{
+	for (size_t i = 0; i < CRED_CACHE; i++) {
+		if (r->creds[i].used && sodium_memcmp(r->creds[i].hash, h, 32) == 0)
+			return &r->creds[i].cred;
+	}
+	return NULL;
+}
+
+void veil__replay_cred_put(struct veil_replay *r, const uint8_t h[32], const struct veil_credential *c)
+{
+	struct cred_entry *e = &r->creds[r->cred_next];
+	r->cred_next = (r->cred_next + 1) % CRED_CACHE;
+	e->used = true;
+	memcpy(e->hash, h, 32);
+	e->cred = *c;
 }
 
 /* ---- sender sequence ---- */

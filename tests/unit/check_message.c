@@ -294,6 +294,38 @@ START_TEST(test_replay_window_per_key)
 }
 END_TEST
 
+/* Cached credential verifications never outlive trust or validity. */
+START_TEST(test_credential_cache_respects_trust)
+{
+	uint8_t env[2048], env2[2048];
+	struct veil_open_info info;
+	size_t n = seal_to("cmd/a", "first", false, env, sizeof(env));
+	size_t n2 = seal_to("cmd/a", "second", false, env2, sizeof(env2));
+	ck_assert_int_eq(open_on(kr, "cmd/a", env, n, &info), VEIL_OK); /* verified, cached */
+	/* The same keys, but the authority is no longer trusted (keyring reloaded). */
+	char ka[64], text[512];
+	uint8_t k[32];
+	memset(k, 0x77, 32);
+	sodium_bin2base64(ka, sizeof(ka), k, 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text), "key cmd/# 2 %s\npolicy cmd/# signed\n", ka);
+	struct veil_keyring *untrusting = NULL;
+	ck_assert_int_eq(veil_keyring_parse(text, strlen(text), "t", &untrusting, NULL, 0), VEIL_OK);
+	uint8_t out[2048];
+	size_t ol;
+	ck_assert_int_eq(veil_message_open(untrusting, rp, "cmd/a", env2, n2, NOW, out, sizeof(out), &ol, &info),
+	                 VEIL_ERR_WRONG_AUTHORITY);
+	veil_keyring_free(&untrusting);
+	/* Expired since it was cached. */
+	ck_assert_int_eq(veil_message_open(kr, rp, "cmd/a", env2, n2, NOW + 2000, out, sizeof(out), &ol, &info),
+	                 VEIL_ERR_EXPIRED);
+	/* A cache hit still checks the message's own signature. */
+	env2[n2 - 1] ^= 1;
+	ck_assert_int_eq(open_on(kr, "cmd/a", env2, n2, &info), VEIL_ERR_BAD_SIGNATURE);
+	env2[n2 - 1] ^= 1;
+	ck_assert_int_eq(open_on(kr, "cmd/a", env2, n2, &info), VEIL_OK);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("message");
@@ -303,6 +335,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_distinct_refusals);
 	tcase_add_test(tc, test_signed_refusals);
 	tcase_add_test(tc, test_plaintext_policy);
+	tcase_add_test(tc, test_credential_cache_respects_trust);
 	tcase_add_test(tc, test_replay_window_per_key);
 	suite_add_tcase(s, tc);
 	return s;
