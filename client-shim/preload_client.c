@@ -227,7 +227,10 @@ static int login_apply(struct vpl_handle *h, MQTTClient_connectOptions *o, struc
 			vpl_loud("connect refused: the will message cannot be sealed");
 			return MQTTCLIENT_FAILURE;
 		}
-		l->will_copy = *w; /* version 0 lacks payload; we always send version 1 */
+		/* A version 0 struct ends before payload: copy only what it has,
+		 * then send version 1 (binary payload). */
+		memcpy(&l->will_copy, w,
+		       w->struct_version >= 1 ? sizeof(l->will_copy) : offsetof(MQTTClient_willOptions, payload));
 		l->will_copy.struct_version = 1;
 		l->will_copy.message = NULL;
 		l->will_copy.payload.data = l->sealed_will;
