@@ -256,6 +256,20 @@ static void attempt_init(struct attempt *at, struct vp_ctx *ctx, struct mosquitt
 	at->method = method;
 }
 
+/*
+ * Is this BASIC_AUTH the broker's re-check of known clients after a reload?
+ * Mosquitto 2.0 runs, per loop iteration: TICK, network (new CONNECTs),
+ * then a pending reload (RELOAD event, then BASIC_AUTH for every client in
+ * its id table, offline persistent sessions included). A flag set by RELOAD
+ * and cleared by the next TICK therefore covers exactly the re-checks, never
+ * a new connection that might reuse a freed client pointer. Without TICK
+ * (per_listener_settings true) only a one-second bound remains.
+ */
+static bool reauth_window(const struct vp_auth *a, time_t now)
+{
+	return a->reauth_pending && (a->ticks > 0 || now <= a->reauth_until);
+}
+
 int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 {
 	if (!ctx || !ctx->auth || !ed || !ed->client)
@@ -267,8 +281,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 	 * reload. Credential clients (MQTT 5 enhanced auth) have no password to
 	 * show again: re-check what we remembered instead of dropping them. */
 	struct vp_client *known = vp_clients__get(ctx->clients, ed->client);
-	if (known && known->login != VP_LOGIN_NONE && (at.a->reauth_pending || now <= at.a->reauth_until) &&
-	    known->client_id && at.cid &&
+	if (known && known->login != VP_LOGIN_NONE && reauth_window(at.a, now) && known->client_id && at.cid &&
 	    !strcmp(known->client_id, at.cid)) {
 		at.reauth = true;
 		if (known->login == VP_LOGIN_CREDENTIAL || known->login == VP_LOGIN_ANONYMOUS) {
@@ -381,10 +394,14 @@ static bool sweep_one(struct vp_client *c, void *arg)
 		s->ids = p;
 		s->cap = nc;
 	}
-	s->ids[s->n] = strdup(c->client_id);
-	if (!s->ids[s->n])
-		return false;
-	s->n++;
+	/* An offline persistent session is only marked: the registry then hides
+	 * it, so the ACL stops queueing for it, and its id cannot log in again. */
+	if (!c->parked) {
+		s->ids[s->n] = strdup(c->client_id);
+		if (!s->ids[s->n])
+			return false;
+		s->n++;
+	}
 	c->kick_pending = true;
 	char id[80];
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s", vp_log__clean(c->client_id, id, sizeof(id)),
@@ -428,6 +445,7 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 		return;
 	struct vp_auth *a = ctx->auth;
 	a->reauth_pending = false; /* the reload's re-checks are over */
+	a->ticks++;
 	bool changed = false;
 	/* Milliseconds, not seconds: polling at second boundaries of time()
 	 * could stretch the interval towards two seconds. */

@@ -57,6 +57,7 @@ struct vp_auth {
 	uint64_t last_poll_ms;         /* monotonic */
 	time_t last_sweep;
 	bool reauth_pending;           /* SIGHUP: BASIC_AUTH re-checks until the next TICK */
+	uint64_t ticks;                /* TICKs seen (none with per_listener_settings true) */
 	time_t reauth_until;           /* ... or until then (no TICK with per_listener_settings) */
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
 	uint32_t hashes_in_window;

@@ -313,6 +313,53 @@ START_TEST(test_sighup_keeps_authorised)
 }
 END_TEST
 
+
+/* Mosquitto re-checks offline persistent sessions on SIGHUP too. The plugin
+ * answers from what it remembered (the stored token would be a replay now):
+ * the revoked one is refused as "kick ... when=reload"; the authorised one
+ * keeps its session; the revoked one cannot come back. */
+static int connect3_persistent(const char *cid, const char *pw, int *session_present)
+{
+	struct pc p;
+	pc_create(&p, cid, MQTTVERSION_3_1_1);
+	MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+	o.MQTTVersion = MQTTVERSION_3_1_1;
+	o.cleansession = 0;
+	o.username = cid;
+	o.password = pw;
+	o.connectTimeout = 5;
+	int rc = MQTTClient_connect(p.c, &o);
+	*session_present = o.returned.sessionPresent;
+	pc_close(&p);
+	return rc;
+}
+
+START_TEST(test_sighup_offline_sessions)
+{
+	env_start("plugin_opt_poll_interval 0\n");
+	uint8_t tok[VEIL_TOKEN_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	int present = -1;
+	to_password(tok, good_token("sleepy", tok), pw);
+	ck_assert_int_eq(connect3_persistent("sleepy", pw, &present), 0);
+	ck_assert_int_eq(present, 0);
+	to_password(tok, good_token("sleepy-gone", tok), pw);
+	ck_assert_int_eq(connect3_persistent("sleepy-gone", pw, &present), 0);
+	/* Both offline now, sessions kept by the broker. */
+	write_or_die(E.revoked, "client sleepy-gone\n");
+	ck_assert_int_eq(test_broker_reload(&E.b), 0);
+	expect_log("veil: auth | reload | result=ok");
+	expect_log("veil: auth | kick | client=sleepy-gone addr=127.0.0.1 reason=revoked-client when=reload");
+	ck_assert(!log_has("client=sleepy addr=127.0.0.1 method=credential reason=replayed-token"));
+	to_password(tok, good_token("sleepy", tok), pw);
+	ck_assert_int_eq(connect3_persistent("sleepy", pw, &present), 0);
+	ck_assert_msg(present == 1, "authorised offline session lost on SIGHUP");
+	to_password(tok, good_token("sleepy-gone", tok), pw);
+	ck_assert_int_eq(connect3_persistent("sleepy-gone", pw, &present), V3_NOT_AUTHORIZED);
+	env_stop();
+}
+END_TEST
+
 START_TEST(test_expiry_kicks)
 {
 	env_start(NULL);
@@ -342,6 +389,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_defer_unknown);
 	tcase_add_test(t, test_revocation_polled_kicks);
 	tcase_add_test(t, test_sighup_keeps_authorised);
+	tcase_add_test(t, test_sighup_offline_sessions);
 	tcase_add_test(t, test_expiry_kicks);
 	suite_add_tcase(s, t);
 	return s;
