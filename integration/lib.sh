@@ -63,6 +63,7 @@ it_require_cmd() { "$VEIL_CLI" "$1" --help >/dev/null 2>&1 || it_skip "veil $1 n
 it_skip() { printf 'SKIP %s: %s\n' "$IT_NAME" "$*"; exit 77; }
 
 it_finish() {
+	[ "${VEIL_VALGRIND:-0}" = 1 ] && it__valgrind_verdict
 	it_fig checks "$IT_CHECKS"
 	it_fig failed "$IT_FAILS"
 	if [ "$IT_FAILS" -ne 0 ]; then
@@ -214,17 +215,39 @@ it_plugin_conf() {
 	for l in "$@"; do echo "$l"; done
 }
 
+# VEIL_VALGRIND=1: brokers run under valgrind memcheck; it_finish stops them
+# and adds one check per broker: zero errors, nothing definitely lost.
+it__valgrind_verdict() {
+	local n logs bad leaks
+	for n in "${!IT_BROKER_PID[@]}"; do it_broker_stop "$n"; done
+	for n in "${!IT_BROKER_DIR[@]}"; do
+		logs=$(cat "${IT_BROKER_DIR[$n]}"/valgrind.*.log 2>/dev/null | grep -c 'ERROR SUMMARY' || true)
+		bad=$(cat "${IT_BROKER_DIR[$n]}"/valgrind.*.log 2>/dev/null | grep 'ERROR SUMMARY' | grep -vc ': 0 errors' || true)
+		leaks=$(cat "${IT_BROKER_DIR[$n]}"/valgrind.*.log 2>/dev/null | grep 'definitely lost:' |
+			grep -vc 'definitely lost: 0 bytes' || true)
+		it_fig "memcheck_${n}" "logs=$logs,with_errors=$bad,with_definite_leaks=$leaks"
+		it_check "broker $n under memcheck: 0 errors, no definite leaks ($logs run(s))" \
+			[ "$logs" -gt 0 ] && [ "$bad" -eq 0 ] && [ "$leaks" -eq 0 ]
+		[ "$bad" -eq 0 ] && [ "$leaks" -eq 0 ] ||
+			grep -h -A12 -E 'Invalid|uninitialised|definitely lost in' "${IT_BROKER_DIR[$n]}"/valgrind.*.log | head -60
+	done
+}
+
 it__spawn_broker() {
 	local name=$1 dir=${IT_BROKER_DIR[$1]}
-	if [ -n "$VEIL_ASAN_RUNTIME" ]; then
+	if [ "${VEIL_VALGRIND:-0}" = 1 ]; then
+		valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+			--log-file="$dir/valgrind.%p.log" "$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
+	elif [ -n "$VEIL_ASAN_RUNTIME" ]; then
 		LD_PRELOAD=$VEIL_ASAN_RUNTIME ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 			"$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
 	else
 		"$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
 	fi
 	IT_BROKER_PID[$name]=$!
-	local i
-	for i in $(seq 1 200); do
+	local i tries=200
+	[ "${VEIL_VALGRIND:-0}" = 1 ] && tries=1200   # memcheck starts slowly
+	for i in $(seq 1 "$tries"); do
 		if it_port_open "${IT_BROKER_PORT[$name]}"; then return 0; fi
 		if ! kill -0 "${IT_BROKER_PID[$name]}" 2>/dev/null; then break; fi
 		sleep 0.05
@@ -253,7 +276,9 @@ it_broker_stop() {
 	local name=$1 pid=${IT_BROKER_PID[$1]:-} i
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	local tries=100
+	[ "${VEIL_VALGRIND:-0}" = 1 ] && tries=1200   # memcheck writes its leak report on exit
+	for i in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	unset "IT_BROKER_PID[$name]"

@@ -68,6 +68,26 @@ it_check "readings arrived as encrypted, unsigned envelopes" \
 it_check "plugin refused nothing" [ "$(it_log_count main 'veil: acl \| (deny|refuse)')" -eq 0 ]
 it_check "broker still serving" it_broker_alive main
 
+# Issue 7: no secret and no plaintext payload ever reaches a log. Secrets:
+# every identity seed and topic key (base64 as stored, and hex), any login
+# token (password form); payloads: every reading's text. Logs: the broker's
+# log and stdout, the clients' stderr and publisher output.
+logs=("$(it_broker_log main)" "$(it_broker_dir main)/stdout.log" "$IT_DIR"/*.err "$IT_DIR"/sensor-*.out)
+needles=$IT_DIR/needles
+{
+	awk '/^veil-identity-v1/ {print $2}' "$IT_KEYS"/*.key
+	awk '$1 == "key" {print $4}' "$KR"
+	for b in $(awk '/^veil-identity-v1/ {print $2}' "$IT_KEYS"/*.key; awk '$1 == "key" {print $4}' "$KR"); do
+		printf '%s' "$b" | base64 -d | od -An -tx1 | tr -d ' \n'; echo
+	done
+	echo 'veil1:'
+	for d in sensor-1 sensor-2 sensor-3; do for i in 0 $((N / 2)) $((N - 1)); do echo "$d-$i"; done; done
+} >"$needles"
+it_fig log_files_checked "${#logs[@]}"
+it_fig secrets_and_payloads_checked "$(wc -l <"$needles")"
+it_check "no identity seed, topic key, token or plaintext payload in any log (${#logs[@]} files)" \
+	bash -c "! grep -aF -f '$needles' $(printf "'%s' " "${logs[@]}")"
+
 it_fig messages_sent $((3 * N + 3))
 it_fig messages_delivered "$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' <<<"$summary")"
 it_fig seconds "$(echo "$t1 - $t0" | bc)"
