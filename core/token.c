@@ -61,6 +61,48 @@ int veil__token_create_nonce(const struct veil_identity *device, const uint8_t *
 	return VEIL_OK;
 }
 
+int veil_token_parse(const uint8_t *tok, size_t len, uint64_t *timestamp, uint8_t nonce[VEIL_TOKEN_NONCE_BYTES],
+                     const uint8_t **cred, size_t *cred_len)
+{
+	if (!tok || !timestamp || !nonce || !cred || !cred_len)
+		return VEIL_ERR_INVAL;
+	if (len < TOKEN_FIXED + VEIL_SIG_BYTES)
+		return VEIL_ERR_TRUNCATED;
+	if (len > VEIL_TOKEN_MAX)
+		return VEIL_ERR_TOO_LARGE;
+	if (tok[0] != TOKEN_VERSION)
+		return VEIL_ERR_VERSION;
+	size_t cl = veil__get_u16(tok + 25);
+	if (TOKEN_FIXED + cl + VEIL_SIG_BYTES > len)
+		return VEIL_ERR_TRUNCATED;
+	if (TOKEN_FIXED + cl + VEIL_SIG_BYTES < len)
+		return VEIL_ERR_PARSE;
+	*timestamp = veil__get_u64(tok + 1);
+	memcpy(nonce, tok + 9, VEIL_TOKEN_NONCE_BYTES);
+	*cred = tok + TOKEN_FIXED;
+	*cred_len = cl;
+	return VEIL_OK;
+}
+
+static bool fresh(uint64_t ts, uint64_t now, uint32_t window_s)
+{
+	uint64_t skew = ts > now ? ts - now : now - ts;
+	return skew <= window_s;
+}
+
+/* The checks after the credential: its client id, and the device's signature. */
+static int check_device(const uint8_t *tok, size_t body, const char *client_id, const struct veil_credential *c)
+{
+	size_t idl = strlen(client_id);
+	if (idl != strlen(c->client_id) || sodium_memcmp(client_id, c->client_id, idl) != 0)
+		return VEIL_ERR_CLIENT_ID;
+	uint8_t idl8 = (uint8_t)idl;
+	struct veil__part parts[] = {
+		{ TOKEN_DOMAIN, strlen(TOKEN_DOMAIN) }, { tok, body }, { &idl8, 1 }, { client_id, idl }
+	};
+	return veil__verify(c->device_pk, parts, 4, tok + body);
+}
+
 int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
                       const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
                       uint32_t window_s, struct veil_token *out)
@@ -68,35 +110,40 @@ int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
 	if (!tok || !client_id || !out)
 		return VEIL_ERR_INVAL;
 	memset(out, 0, sizeof(*out));
-	if (len < TOKEN_FIXED + VEIL_SIG_BYTES)
-		return VEIL_ERR_TRUNCATED;
-	if (len > VEIL_TOKEN_MAX)
-		return VEIL_ERR_TOO_LARGE;
-	if (tok[0] != TOKEN_VERSION)
-		return VEIL_ERR_VERSION;
-	size_t cred_len = veil__get_u16(tok + 25);
-	if (TOKEN_FIXED + cred_len + VEIL_SIG_BYTES > len)
-		return VEIL_ERR_TRUNCATED;
-	if (TOKEN_FIXED + cred_len + VEIL_SIG_BYTES < len)
-		return VEIL_ERR_PARSE;
-	out->timestamp = veil__get_u64(tok + 1);
-	memcpy(out->nonce, tok + 9, VEIL_TOKEN_NONCE_BYTES);
-	/* Freshness first: cheapest, and stale tokens need no signature work. */
-	uint64_t skew = out->timestamp > now ? out->timestamp - now : now - out->timestamp;
-	if (skew > window_s)
-		return VEIL_ERR_STALE;
-	int rc = veil_credential_verify(tok + TOKEN_FIXED, cred_len, authorities, n_authorities, now, &out->cred);
+	const uint8_t *cred = NULL;
+	size_t cred_len = 0;
+	int rc = veil_token_parse(tok, len, &out->timestamp, out->nonce, &cred, &cred_len);
 	if (rc != VEIL_OK)
 		return rc;
-	size_t idl = strlen(client_id);
-	if (idl != strlen(out->cred.client_id) || sodium_memcmp(client_id, out->cred.client_id, idl) != 0)
-		return VEIL_ERR_CLIENT_ID;
-	size_t body = TOKEN_FIXED + cred_len;
-	uint8_t idl8 = (uint8_t)idl;
-	struct veil__part parts[] = {
-		{ TOKEN_DOMAIN, strlen(TOKEN_DOMAIN) }, { tok, body }, { &idl8, 1 }, { client_id, idl }
-	};
-	return veil__verify(out->cred.device_pk, parts, 4, tok + body);
+	/* Freshness first: cheapest, and stale tokens need no signature work. */
+	if (!fresh(out->timestamp, now, window_s))
+		return VEIL_ERR_STALE;
+	rc = veil_credential_verify(cred, cred_len, authorities, n_authorities, now, &out->cred);
+	if (rc != VEIL_OK)
+		return rc;
+	return check_device(tok, TOKEN_FIXED + cred_len, client_id, &out->cred);
+}
+
+int veil_token_verify_with(const uint8_t *tok, size_t len, const char *client_id,
+                           const struct veil_credential *verified, uint64_t now, uint32_t window_s,
+                           struct veil_token *out)
+{
+	if (!tok || !client_id || !verified || !out)
+		return VEIL_ERR_INVAL;
+	memset(out, 0, sizeof(*out));
+	const uint8_t *cred = NULL;
+	size_t cred_len = 0;
+	int rc = veil_token_parse(tok, len, &out->timestamp, out->nonce, &cred, &cred_len);
+	if (rc != VEIL_OK)
+		return rc;
+	if (!fresh(out->timestamp, now, window_s))
+		return VEIL_ERR_STALE;
+	if (now < verified->issued_at)
+		return VEIL_ERR_NOT_YET_VALID;
+	if (now >= verified->expires_at)
+		return VEIL_ERR_EXPIRED;
+	out->cred = *verified;
+	return check_device(tok, TOKEN_FIXED + cred_len, client_id, &out->cred);
 }
 
 int veil_token_to_password(const uint8_t *tok, size_t len, char *out, size_t out_cap)

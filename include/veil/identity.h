@@ -107,6 +107,18 @@ struct veil_token {
 VEIL_EXPORT int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
                                   const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities,
                                   uint64_t now, uint32_t window_s, struct veil_token *out) VEIL_WARN_UNUSED;
+/* Structure of a token only: timestamp, nonce, and where its credential bytes
+ * are (pointers into tok). For a verifier that caches verified credentials. */
+VEIL_EXPORT int veil_token_parse(const uint8_t *tok, size_t len, uint64_t *timestamp,
+                                 uint8_t nonce[VEIL_TOKEN_NONCE_BYTES], const uint8_t **cred, size_t *cred_len);
+/* veil_token_verify for a token whose credential bytes the caller already
+ * verified (same bytes, same trusted authorities): checks structure,
+ * freshness, the credential's validity at now, client id and the device
+ * signature, without verifying the authority's signature again. */
+VEIL_EXPORT int veil_token_verify_with(const uint8_t *tok, size_t len, const char *client_id,
+                                       const struct veil_credential *verified, uint64_t now, uint32_t window_s,
+                                       struct veil_token *out) VEIL_WARN_UNUSED;
+
 /* Password form for MQTT 3.1.1: VEIL_PASSWORD_PREFIX + base64 (original, padded). */
 VEIL_EXPORT int veil_token_to_password(const uint8_t *tok, size_t len, char *out, size_t out_cap);
 /* Returns VEIL_ERR_PARSE if the password is not in Veil form (so callers can fall back). */

@@ -137,6 +137,37 @@ START_TEST(test_token)
 }
 END_TEST
 
+/* A verifier that cached the credential skips only the authority check. */
+START_TEST(test_token_verify_with_verified_credential)
+{
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = issue("sensor-1", 1000, 100000, cred), tl = 0;
+	ck_assert_int_eq(veil_token_create(dev, cred, cl, "sensor-1", 5000, tok, sizeof(tok), &tl), VEIL_OK);
+	struct veil_token full, with;
+	ck_assert_int_eq(veil_token_verify(tok, tl, "sensor-1", apk, 1, 5000, 60, &full), VEIL_OK);
+	uint64_t ts;
+	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
+	const uint8_t *cp = NULL;
+	size_t cpl = 0;
+	ck_assert_int_eq(veil_token_parse(tok, tl, &ts, nonce, &cp, &cpl), VEIL_OK);
+	ck_assert_uint_eq(ts, 5000);
+	ck_assert_uint_eq(cpl, cl);
+	ck_assert_mem_eq(cp, cred, cl);
+	ck_assert_int_eq(veil_token_verify_with(tok, tl, "sensor-1", &full.cred, 5000, 60, &with), VEIL_OK);
+	ck_assert_mem_eq(with.nonce, full.nonce, sizeof(with.nonce));
+	ck_assert_str_eq(with.cred.client_id, "sensor-1");
+	/* Everything but the authority signature is still checked. */
+	ck_assert_int_eq(veil_token_verify_with(tok, tl, "sensor-2", &full.cred, 5000, 60, &with), VEIL_ERR_CLIENT_ID);
+	ck_assert_int_eq(veil_token_verify_with(tok, tl, "sensor-1", &full.cred, 5100, 60, &with), VEIL_ERR_STALE);
+	ck_assert_int_eq(veil_token_verify_with(tok, tl, "sensor-1", &full.cred, 100000, 200000, &with),
+	                 VEIL_ERR_EXPIRED);
+	tok[tl - 1] ^= 1;
+	ck_assert_int_eq(veil_token_verify_with(tok, tl, "sensor-1", &full.cred, 5000, 60, &with),
+	                 VEIL_ERR_BAD_SIGNATURE);
+	ck_assert_int_eq(veil_token_parse(tok, 20, &ts, nonce, &cp, &cpl), VEIL_ERR_TRUNCATED);
+}
+END_TEST
+
 START_TEST(test_password_form)
 {
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX], back[VEIL_TOKEN_MAX];
@@ -254,6 +285,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_credential_verify);
 	tcase_add_test(tc, test_credential_rejects_bad_fields);
 	tcase_add_test(tc, test_token);
+	tcase_add_test(tc, test_token_verify_with_verified_credential);
 	tcase_add_test(tc, test_password_form);
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_vectors);
