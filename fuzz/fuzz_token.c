@@ -4,8 +4,10 @@
  * authority), as a token (veil_token_verify for the vector client id and for
  * the client id the input's own credential claims), and, NUL terminated, as an
  * MQTT 3.1.1 password (veil_password_to_token, then the token it yields is
- * verified). Round trip checked: token -> password -> token gives the same
- * bytes. Seeds: fuzz/corpus/token (vector credential and token, a password).
+ * verified). Checked: token -> password -> token gives the same bytes;
+ * veil_token_parse + veil_token_verify_with (the plugin's cached path) accept
+ * exactly what veil_token_verify accepts. Seeds: fuzz/corpus/token (vector
+ * credential and token, a password).
  */
 #include <stdbool.h>
 #include <string.h>
@@ -54,6 +56,25 @@ static void as_token(const uint8_t *p, size_t n)
 		struct veil_credential c;
 		if (cl <= n - off - 2U && veil_credential_parse(p + off + 2U, cl, &c) == VEIL_OK)
 			(void)veil_token_verify(p, n, c.client_id, authorities, 1, FUZZ_NOW, 300, &t);
+	}
+	/* The split the plugin's credential cache uses: veil_token_parse, then
+	 * veil_token_verify_with on the credential verified separately, must
+	 * accept exactly the tokens veil_token_verify accepts. */
+	uint64_t ts = 0;
+	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
+	const uint8_t *cred = NULL;
+	size_t cred_len = 0;
+	if (veil_token_parse(p, n, &ts, nonce, &cred, &cred_len) == VEIL_OK) {
+		if (!cred || cred < p || cred_len > n || cred > p + n - cred_len)
+			abort(); /* the credential must lie inside the token */
+		struct veil_credential vc;
+		if (veil_credential_verify(cred, cred_len, authorities, 1, FUZZ_NOW, &vc) == VEIL_OK) {
+			struct veil_token t1, t2;
+			bool full = veil_token_verify(p, n, vc.client_id, authorities, 1, FUZZ_NOW, 300, &t1) == VEIL_OK;
+			bool with = veil_token_verify_with(p, n, vc.client_id, &vc, FUZZ_NOW, 300, &t2) == VEIL_OK;
+			if (full != with || (full && (t1.timestamp != ts || t2.timestamp != ts)))
+				abort();
+		}
 	}
 	/* Round trip through the password form. */
 	char pw[VEIL_PASSWORD_MAX];
