@@ -2,8 +2,9 @@
 # Runs every Veil test: installs dependencies, builds, runs the unit and
 # integration suites (real Mosquitto brokers on free 127.0.0.1 ports), then
 # the same under ASan+UBSan, then the hardening checks. Exits non-zero on any
-# failure. Knobs: VEIL_SKIP_SANITIZE=1, VEIL_SKIP_HARDENING=1, VEIL_COMPOSE=1
-# (also run the docker-compose suite), VEIL_JOBS (default: nproc).
+# failure, then the docker-compose suite (its own dockerd, stopped by PID).
+# Knobs: VEIL_SKIP_SANITIZE=1, VEIL_SKIP_HARDENING=1, VEIL_COMPOSE=0 (skip
+# the docker-compose suite), VEIL_JOBS (default: nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,7 +53,7 @@ if [ "${VEIL_SKIP_HARDENING:-0}" != 1 ] && [ -x tools/hardening.sh ]; then
   bash tools/hardening.sh || status=1
 fi
 
-if [ "${VEIL_COMPOSE:-0}" = 1 ] && [ -x integration/compose/run.sh ]; then
+if [ "${VEIL_COMPOSE:-1}" = 1 ]; then
   section "docker-compose suite"
   bash integration/compose/run.sh || status=1
 fi
