@@ -58,7 +58,7 @@ static struct {
 	unsigned long sealed, opened, dropped, refused;
 } g;
 
-static void vlog(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vlog(const char *fmt, va_list ap)
 {
 	char line[1024];
 	vsnprintf(line, sizeof(line), fmt, ap);

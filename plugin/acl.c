@@ -404,10 +404,11 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 		res = memo->memo;
 	} else {
 		vp_acl__decide(acl->rules, view, &who, (unsigned)ed->access, ed->topic, &res);
-		if (memo && strlen(ed->topic) < sizeof(memo->memo_topic)) {
+		size_t tl = strlen(ed->topic);
+		if (memo && tl < sizeof(memo->memo_topic)) {
 			memo->memo_access = ed->access;
 			memo->memo = res;
-			strcpy(memo->memo_topic, ed->topic);
+			memcpy(memo->memo_topic, ed->topic, tl + 1);
 		}
 	}
 	free(temporary);

@@ -315,7 +315,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		return refuse(&at, "invalid-username");
 	if (ed->password && !strncmp(ed->password, VEIL_PASSWORD_PREFIX, strlen(VEIL_PASSWORD_PREFIX))) {
 		at.method = "credential";
-		if (strcmp(ed->username, at.cid) != 0)
+		if (!at.cid || strcmp(ed->username, at.cid) != 0)
 			return refuse(&at, "username-mismatch");
 		uint8_t tok[VEIL_TOKEN_MAX];
 		size_t len = 0;

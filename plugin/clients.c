@@ -39,7 +39,7 @@ static void unpark(struct vp_clients *cl, struct vp_client *c)
 {
 	if (!c->parked)
 		return;
-	if (c->client_id) {
+	if (c->client_id && cl->park_ids) {
 		struct vp_client **pp = &cl->park_ids[id_bucket(c->client_id)];
 		while (*pp && *pp != c)
 			pp = &(*pp)->park_id_next;

@@ -32,7 +32,7 @@ const char *vp_log__clean(const char *s, char *buf, size_t buflen)
 	}
 	size_t max = buflen - 1 < 64 ? buflen - 1 : 64;
 	size_t i = 0;
-	for (; s[i] && i < max; i++) {
+	for (; i < max && s[i]; i++) {
 		unsigned char ch = (unsigned char)s[i];
 		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
 	}

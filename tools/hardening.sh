@@ -28,17 +28,14 @@ for tool in cppcheck clang-tidy clang python3; do
 done
 
 # ---- cppcheck -------------------------------------------------------------
-# Suppressions (each one a checked false positive; keep this list short):
-#  arrayIndexThenCheck:plugin/log.c  vp_log__clean reads s[i] before i < max,
-#    but s is a NUL-terminated string, so s[max] is inside it whenever the
-#    loop gets that far. (Reported to the owner: swapping the operands would
-#    let this go.)
+# No suppressions: a finding is fixed in the code, or the check is dropped in
+# this list with the reason.
 section "cppcheck $(cppcheck --version | awk '{print $2}')"
-CPPCHECK_SUPPRESS=(--suppress=arrayIndexThenCheck:plugin/log.c)
+CPPCHECK_SUPPRESS=()
 cppcheck_out=$BROOT/cppcheck.txt
 cppcheck --enable=warning,portability --error-exitcode=1 --inline-suppr -q -j "$JOBS" \
   --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
-  "${CPPCHECK_SUPPRESS[@]}" -I include "${SRC_DIRS[@]}" >"$cppcheck_out" 2>&1
+  ${CPPCHECK_SUPPRESS[@]+"${CPPCHECK_SUPPRESS[@]}"} -I include "${SRC_DIRS[@]}" >"$cppcheck_out" 2>&1
 rc=$?
 n=$(grep -cE ': (error|warning|style|portability|performance): ' "$cppcheck_out" || true)
 cat "$cppcheck_out"
@@ -50,21 +47,8 @@ fi
 
 # ---- clang-tidy -----------------------------------------------------------
 # Known false positives, as "file:check" (the line moves, the pair does not);
-# every entry names why, and goes once the owner changes the code:
-#  plugin/auth.c NonNullParamChecker  strcmp(ed->username, at.cid) after
-#    vp_auth__name_valid(at.cid), which returns false on NULL; the analyzer
-#    does not see into the other translation unit.
-#  plugin/acl.c insecureAPI.strcpy  the memo topic copy is guarded by
-#    strlen(topic) < sizeof(memo_topic) on the line before (memcpy of
-#    len + 1 would let this entry go).
-#  plugin/clients.c NullDereference  unpark() indexes park_ids only for a
-#    parked client, and a client is marked parked only after park_ids was
-#    allocated; the analyzer loses that link through vp_clients__remove.
-TIDY_KNOWN=(
-  "plugin/auth.c:clang-analyzer-core.NonNullParamChecker"
-  "plugin/acl.c:clang-analyzer-security.insecureAPI.strcpy"
-  "plugin/clients.c:clang-analyzer-core.NullDereference"
-)
+# every entry names why. None at present: the code was made explicit instead.
+TIDY_KNOWN=()
 section "clang-tidy $(clang-tidy --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1)"
 rm -rf "$LINT"
 if ! CC=clang cmake -S "$ROOT" -B "$LINT" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DVEIL_BUILD_TESTS=ON \
@@ -83,7 +67,7 @@ PY
   # the findings are counted from its output so known ones can be dropped.
   printf '%s\n' "$files" | xargs -n 4 -P "$JOBS" clang-tidy -p "$LINT" --quiet >"$tidy_out" 2>&1
   findings=$(grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): ' "$tidy_out" | sed "s|^$ROOT/||" | sort -u)
-  for k in "${TIDY_KNOWN[@]}"; do
+  for k in ${TIDY_KNOWN[@]+"${TIDY_KNOWN[@]}"}; do
     f=${k%%:*}; c=${k#*:}
     findings=$(grep -vE "^$f:[0-9]+:[0-9]+: .*\[$c[],]" <<<"$findings" || true)
   done
