@@ -123,7 +123,7 @@ int veil_client_connect(struct veil_client *c)
 		opts.password = l.password;
 		opts.ssl = (MQTTClient_SSLOptions *)c->s.ssl;
 		MQTTResponse r = MQTTClient_connect5(c->mc, &opts, &l.props, NULL);
-		prc = r.reasonCode;
+		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
 	} else {
 		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
@@ -181,7 +181,7 @@ int veil_client_publish5(struct veil_client *c, const char *topic, const void *p
 		if (props)
 			m.properties = *props;
 		MQTTResponse r = MQTTClient_publishMessage5(c->mc, topic, &m, &dt);
-		prc = r.reasonCode;
+		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
 	} else {
 		prc = props && props->count ? MQTTCLIENT_BAD_MQTT_OPTION : MQTTClient_publishMessage(c->mc, topic, &m, &dt);
@@ -285,7 +285,7 @@ int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos, M
 	int prc;
 	if (c->s.mqtt_version == VEIL_MQTT_5) {
 		MQTTResponse r = MQTTClient_subscribe5(c->mc, filter, qos, opts, props);
-		prc = r.reasonCode;
+		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
 		/* Granted QoS 0..2 are successes; reason codes >= 0x80 are refusals. */
 		if (prc >= 0 && prc <= 2)
@@ -320,7 +320,7 @@ int veil_client_unsubscribe(struct veil_client *c, const char *filter)
 	int prc;
 	if (c->s.mqtt_version == VEIL_MQTT_5) {
 		MQTTResponse r = MQTTClient_unsubscribe5(c->mc, filter, NULL);
-		prc = r.reasonCode;
+		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
 	} else {
 		prc = MQTTClient_unsubscribe(c->mc, filter);

@@ -18,33 +18,22 @@
 #include "veil/error.h"
 
 #include "fuzz_common.h"
+#include "fuzz_memfile.h"
 
-static int memfd = -1;
-static char mem_path[64];
+static const char *mem_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_sodium_init();
-	memfd = memfd_create("veil-fuzz-config", MFD_CLOEXEC);
-	if (memfd < 0)
-		abort();
-	snprintf(mem_path, sizeof(mem_path), "/proc/self/fd/%d", memfd);
+	mem_path = fuzz_memfile_init("veil-fuzz-config");
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (ftruncate(memfd, 0) != 0)
-		abort();
-	size_t off = 0;
-	while (off < size) {
-		ssize_t w = pwrite(memfd, data + off, size - off, (off_t)off);
-		if (w <= 0)
-			abort();
-		off += (size_t)w;
-	}
+	fuzz_memfile_put(data, size);
 	struct veil_config c;
 	char err[512];
 	if (veil_config_load(mem_path, &c, err, sizeof(err)) == VEIL_OK) {

@@ -19,19 +19,16 @@
 #include "veil/error.h"
 
 #include "fuzz_common.h"
+#include "fuzz_memfile.h"
 
-static int memfd = -1;
-static char mem_path[64];
+static const char *mem_path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_sodium_init();
-	memfd = memfd_create("veil-fuzz-passwd", MFD_CLOEXEC);
-	if (memfd < 0)
-		abort();
-	snprintf(mem_path, sizeof(mem_path), "/proc/self/fd/%d", memfd);
+	mem_path = fuzz_memfile_init("veil-fuzz-passwd");
 	return 0;
 }
 
@@ -44,15 +41,7 @@ static void lookup(const struct vp_passwd *p, const char *user)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (ftruncate(memfd, 0) != 0)
-		abort();
-	size_t off = 0;
-	while (off < size) {
-		ssize_t w = pwrite(memfd, data + off, size - off, (off_t)off);
-		if (w <= 0)
-			abort();
-		off += (size_t)w;
-	}
+	fuzz_memfile_put(data, size);
 	struct vp_passwd *p = NULL;
 	char err[512];
 	if (vp_passwd__load(mem_path, &p, err, sizeof(err)) == VEIL_OK) {
