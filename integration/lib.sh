@@ -307,6 +307,19 @@ it_log_wait() {
 }
 
 # ---- clients ----------------------------------------------------------------
+# it_preload CONFIG CMD...: run an unmodified Paho app under libveil_preload.so
+# (with the ASan runtime first in an ASan build). Started with `&`, it execs
+# the app in the background subshell, so $! is the app's own PID and
+# it_stop_pid stops the app, not just a wrapper shell.
+it_preload() {
+	local conf=$1; shift
+	if [ "$BASHPID" != "$$" ]; then
+		VEIL_CONFIG=$conf LD_PRELOAD="${VEIL_ASAN_RUNTIME:+$VEIL_ASAN_RUNTIME }$VEIL_PRELOAD" \
+			ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} exec "$@"
+	fi
+	VEIL_CONFIG=$conf LD_PRELOAD="${VEIL_ASAN_RUNTIME:+$VEIL_ASAN_RUNTIME }$VEIL_PRELOAD" \
+		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} "$@"
+}
 # it_client_conf FILE CLIENT_ID KEYRING [STATE_DIR]: a libveil/preload client config.
 it_client_conf() {
 	local f=$1 id=$2 kr=$3 st=${4:-}

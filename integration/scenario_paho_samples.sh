@@ -46,11 +46,6 @@ for d in sensor-1 dashboard; do
 	mkdir -m 700 "$IT_DIR/state-$d"
 	it_client_conf "$IT_DIR/$d.conf" "$d" "$KR" "$IT_DIR/state-$d"
 done
-preload() { # CONFIG CMD...
-	local conf=$1; shift
-	VEIL_CONFIG=$conf LD_PRELOAD="${VEIL_ASAN_RUNTIME:+$VEIL_ASAN_RUNTIME }$VEIL_PRELOAD" \
-		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} "$@"
-}
 
 mosquitto_sub -h 127.0.0.1 -p 1883 -i spy -u spy -P "$(it_password spy)" -q 1 -t 'MQTT Examples' -F '%t|%x' \
 	>"$IT_DIR/spy.out" 2>&1 &
@@ -58,14 +53,14 @@ it_bg $!
 # MQTTAsync_subscribe runs until it reads Q on stdin; its stdout (a file) is
 # flushed when it exits, so the check reads it after the Q.
 mkfifo "$IT_DIR/sub.in"
-preload "$IT_DIR/dashboard.conf" MQTTAsync_subscribe <"$IT_DIR/sub.in" >"$IT_DIR/sub.out" 2>"$IT_DIR/sub.err" &
+it_preload "$IT_DIR/dashboard.conf" MQTTAsync_subscribe <"$IT_DIR/sub.in" >"$IT_DIR/sub.out" 2>"$IT_DIR/sub.err" &
 SUB=$!; it_bg "$SUB"
 exec 3>"$IT_DIR/sub.in"
 it_check "unmodified MQTTAsync_subscribe logged in as dashboard" \
 	it_log_wait main 'New client connected .* as dashboard' 15
 sleep 1
 prc=0
-preload "$IT_DIR/sensor-1.conf" MQTTClient_publish >"$IT_DIR/pub.out" 2>"$IT_DIR/pub.err" || prc=$?
+it_preload "$IT_DIR/sensor-1.conf" MQTTClient_publish >"$IT_DIR/pub.out" 2>"$IT_DIR/pub.err" || prc=$?
 it_check "unmodified MQTTClient_publish delivered its message (exit 0)" \
 	bash -c "[ $prc -eq 0 ] && grep -q 'delivered' '$IT_DIR/pub.out'"
 for _ in $(seq 1 100); do grep -q '^MQTT Examples|' "$IT_DIR/spy.out" 2>/dev/null && break; sleep 0.1; done

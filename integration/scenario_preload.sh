@@ -30,14 +30,9 @@ for d in sensor-1 dashboard; do
 	mkdir -m 700 "$IT_DIR/state-$d"
 	it_client_conf "$IT_DIR/$d.conf" "$d" "$KR" "$IT_DIR/state-$d"
 done
-preload() { # CONFIG CMD...
-	local conf=$1; shift
-	VEIL_CONFIG=$conf LD_PRELOAD="${VEIL_ASAN_RUNTIME:+$VEIL_ASAN_RUNTIME }$VEIL_PRELOAD" \
-		ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} "$@"
-}
 
 # The unmodified subscriber (dashboard) and a raw eavesdropper.
-preload "$IT_DIR/dashboard.conf" paho_c_sub -t 'fleet/#' -q 1 -i dashboard -h 127.0.0.1 -p "$PORT" \
+it_preload "$IT_DIR/dashboard.conf" paho_c_sub -t 'fleet/#' -q 1 -i dashboard -h 127.0.0.1 -p "$PORT" \
 	>"$IT_DIR/paho_sub.out" 2>"$IT_DIR/paho_sub.err" &
 PSUB=$!; it_bg "$PSUB"
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -i spy -u spy -P "$(it_password spy)" -q 1 -t 'fleet/#' -F '%t %x' \
@@ -52,7 +47,7 @@ it_check "preloaded paho_c_sub connected and subscribed" it_log_wait main 'New c
 sleep 1
 ok=0
 for i in $(seq 0 $((N - 1))); do
-	preload "$IT_DIR/sensor-1.conf" paho_c_pub -t fleet/sensor-1/temp -q 1 -i sensor-1 -h 127.0.0.1 -p "$PORT" \
+	it_preload "$IT_DIR/sensor-1.conf" paho_c_pub -t fleet/sensor-1/temp -q 1 -i sensor-1 -h 127.0.0.1 -p "$PORT" \
 		-m "$SECRET-$i" >>"$IT_DIR/paho_pub.out" 2>&1 && ok=$((ok + 1))
 done
 it_check "preloaded paho_c_pub published $N messages (exit 0)" [ "$ok" -eq "$N" ]
