@@ -3,8 +3,9 @@
  * file (SIGHUP and mtime/size/inode polling, atomic swap, a broken file keeps
  * the old rules), per-client views cached in vp_client.acl_cache and
  * invalidated by a generation counter, the ACL_CHECK decision, envelope
- * enforcement on WRITE (Will messages included) and the audit lines. The pure logic lives in
- * topic.c, acl_rules.c, acl_decide.c and enforce.c.
+ * enforcement on WRITE (Will messages included: a client that has left is
+ * found in the registry as departed, see clients.c) and the audit lines.
+ * The pure logic lives in topic.c, acl_rules.c, acl_decide.c and enforce.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -33,26 +34,13 @@ struct file_id {
 };
 
 /*
- * vp_client.acl_cache: the client's view (lists that apply) plus a copy of
- * what the decision needs from the registry entry. Mosquitto 2.0.11 checks
- * a Will (ACL_CHECK WRITE) right after the DISCONNECT event removed the
- * client from the registry; the cache of the client removed last is kept
- * in vp_acl.departed so that check still sees the client's identity and
- * roles. It is used once, only for the same connection and names, within
- * DEPARTED_TTL seconds, and dropped by the next check of anyone.
+ * vp_client.acl_cache: the client's view (lists that apply). Who the client
+ * is (names, roles, identity) is read from the registry entry, which also
+ * answers for a client that has left while its Will is being judged (a
+ * departed entry, clients.c).
  */
-#define DEPARTED_TTL 1
-
 struct acl_cache {
-	struct vp_acl *acl;               /* NULL once the module is gone */
-	const struct mosquitto *mosq;
 	struct vp_acl_view *view;
-	char *client_id, *username;
-	char roles[VEIL_ROLES_MAX + 1];
-	bool has_identity;
-	uint8_t sender_id[VEIL_SENDER_ID_BYTES];
-	uint8_t device_pk[VEIL_PK_BYTES];
-	time_t departed_at;
 	/* The last decision: a subscriber gets one READ check per message, and
 	 * a publisher usually repeats its topic; same topic and access under
 	 * the same rules generation (the cache's) give the same answer. */
@@ -63,7 +51,6 @@ struct acl_cache {
 
 struct vp_acl {
 	struct vp_ctx *ctx;
-	struct acl_cache *departed; /* cache of the client that disconnected last */
 	char *path;                 /* NULL: no rules file, every check is deferred */
 	size_t max_bytes;
 	long poll_interval;         /* seconds; 0 disables polling */
@@ -206,18 +193,8 @@ static void cache_destroy(struct acl_cache *k)
 	if (!k)
 		return;
 	free(k->view);
-	free(k->client_id);
-	free(k->username);
 	sodium_memzero(k, sizeof(*k));
 	free(k);
-}
-
-static bool detach(struct vp_client *c, void *arg)
-{
-	(void)arg;
-	if (c->acl_cache)
-		((struct acl_cache *)c->acl_cache)->acl = NULL;
-	return true;
 }
 
 void vp_acl__free(struct vp_acl **ap)
@@ -225,10 +202,6 @@ void vp_acl__free(struct vp_acl **ap)
 	if (!ap || !*ap)
 		return;
 	struct vp_acl *acl = *ap;
-	/* The registry outlives us (ctx_free order): its caches must not point here. */
-	if (acl->ctx && acl->ctx->clients)
-		vp_clients__foreach(acl->ctx->clients, detach, NULL);
-	cache_destroy(acl->departed);
 	vp_acl_rules__free(&acl->rules);
 	free(acl->path);
 	free(acl);
@@ -237,58 +210,20 @@ void vp_acl__free(struct vp_acl **ap)
 
 void vp_acl__client_cache_free(void *cache)
 {
-	struct acl_cache *k = cache;
-	if (!k)
-		return;
-	if (!k->acl) {
-		cache_destroy(k);
-		return;
-	}
-	/* Keep the last one for the Will check that follows the DISCONNECT. */
-	cache_destroy(k->acl->departed);
-	k->departed_at = time(NULL);
-	k->acl->departed = k;
+	cache_destroy(cache);
 }
 
-static struct acl_cache *cache_new(struct vp_acl *acl, const struct vp_client *c, const struct vp_acl_who *who)
+static struct acl_cache *cache_new(struct vp_acl *acl, const struct vp_acl_who *who)
 {
 	struct acl_cache *k = calloc(1, sizeof(*k));
 	if (!k)
 		return NULL;
-	k->acl = acl;
-	k->mosq = c->mosq;
-	k->client_id = c->client_id ? strdup(c->client_id) : NULL;
-	k->username = c->username ? strdup(c->username) : NULL;
-	snprintf(k->roles, sizeof(k->roles), "%s", c->roles);
-	k->has_identity = c->has_identity;
-	memcpy(k->sender_id, c->sender_id, sizeof(k->sender_id));
-	memcpy(k->device_pk, c->device_pk, sizeof(k->device_pk));
 	k->view = vp_acl_view__new(acl->rules, who, acl->gen);
-	if (!k->view || (c->client_id && !k->client_id) || (c->username && !k->username)) {
+	if (!k->view) {
 		cache_destroy(k);
 		return NULL;
 	}
 	return k;
-}
-
-static bool same_name(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
-/* The departed client's cache if this check is its Will; consumes the slot. */
-static struct acl_cache *take_departed(struct vp_acl *acl, const struct mosquitto_evt_acl_check *ed)
-{
-	struct acl_cache *k = acl->departed;
-	if (!k)
-		return NULL;
-	acl->departed = NULL;
-	if (k->mosq == ed->client && ed->access == MOSQ_ACL_WRITE && time(NULL) - k->departed_at <= DEPARTED_TTL &&
-	    k->view->gen == acl->gen && same_name(k->client_id, mosquitto_client_id(ed->client)) &&
-	    same_name(k->username, mosquitto_client_username(ed->client)))
-		return k;
-	cache_destroy(k);
-	return NULL;
 }
 
 int vp_acl__reload(struct vp_ctx *ctx)
@@ -303,16 +238,18 @@ static struct vp_acl_who who_of(const struct vp_client *c)
 	return (struct vp_acl_who){ c->client_id, c->username, c->roles[0] ? c->roles : NULL };
 }
 
-/* Give every registered client its cache before its first check, so a
- * client that only connects with a Will and leaves is judged with its
- * identity too. */
+/* Give every registered client its cache before its first check, so the
+ * first check does not pay for it. A departed client gets at most its Will
+ * checked: built on demand. */
 static bool precompute(struct vp_client *c, void *arg)
 {
 	struct vp_acl *acl = arg;
 	struct acl_cache *k = c->acl_cache;
+	if (c->departed)
+		return true;
 	if (!k || k->view->gen != acl->gen) {
 		struct vp_acl_who who = who_of(c);
-		struct acl_cache *fresh = cache_new(acl, c, &who);
+		struct acl_cache *fresh = cache_new(acl, &who);
 		if (!fresh)
 			return false; /* ENOMEM: the check path retries, fail closed */
 		cache_destroy(k);
@@ -324,10 +261,6 @@ static bool precompute(struct vp_client *c, void *arg)
 void vp_acl__tick(struct vp_ctx *ctx, time_t now)
 {
 	struct vp_acl *acl = ctx ? ctx->acl : NULL;
-	if (acl && acl->departed && now - acl->departed->departed_at > DEPARTED_TTL) {
-		cache_destroy(acl->departed);
-		acl->departed = NULL;
-	}
 	if (acl && acl->rules && ctx->clients) {
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
@@ -365,25 +298,23 @@ static const char *access_name(int access)
 	}
 }
 
-/* The decision for a registered client (c), a departed one (gone, its Will)
- * or an unknown one (neither). */
-static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check *ed, struct vp_client *c,
-                        struct acl_cache *gone)
+/* The decision for a registered client (c) or an unknown one (NULL). */
+static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check *ed, struct vp_client *c)
 {
 	struct vp_acl_who who;
-	if (gone) {
-		who = (struct vp_acl_who){ gone->client_id, gone->username, gone->roles[0] ? gone->roles : NULL };
-	} else if (c) {
+	if (c) {
 		who = who_of(c);
 	} else {
 		who = (struct vp_acl_who){ mosquitto_client_id(ed->client), mosquitto_client_username(ed->client), NULL };
 	}
-	struct acl_cache *k = gone ? gone : c ? c->acl_cache : NULL;
+	/* Offline, a client can only be publishing its Will. */
+	const char *will = (c && (c->departed || c->parked)) ? " will=1" : "";
+	struct acl_cache *k = c ? c->acl_cache : NULL;
 	struct vp_acl_view *view = k ? k->view : NULL;
 	struct vp_acl_view *temporary = NULL;
 	if (!view || view->gen != acl->gen) {
 		if (c) {
-			struct acl_cache *fresh = cache_new(acl, c, &who);
+			struct acl_cache *fresh = cache_new(acl, &who);
 			if (!fresh)
 				return MOSQ_ERR_ACL_DENIED; /* fail closed */
 			cache_destroy(c->acl_cache);
@@ -419,7 +350,7 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 		if (ed->access != MOSQ_ACL_READ)
 			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s%s",
 			              vp_log__clean(who.client_id, cid, sizeof(cid)), access_name(ed->access),
-			              vp_log__clean(ed->topic, t, sizeof(t)), gone ? " will=1" : "");
+			              vp_log__clean(ed->topic, t, sizeof(t)), will);
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	if (ed->access != MOSQ_ACL_WRITE)
@@ -432,15 +363,15 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 		.retain = ed->retain,
 		.attrs = res.attrs,
 		.max_payload = acl->max_payload,
-		.has_identity = gone ? gone->has_identity : c && c->has_identity,
-		.sender_id = gone ? gone->sender_id : c ? c->sender_id : NULL,
-		.device_pk = gone ? gone->device_pk : c ? c->device_pk : NULL,
+		.has_identity = c && c->has_identity,
+		.sender_id = c ? c->sender_id : NULL,
+		.device_pk = c ? c->device_pk : NULL,
 	};
 	enum vp_refuse why = vp_enforce__check(&in);
 	if (why != VP_REFUSE_NONE) {
 		vp_log__audit(MOSQ_LOG_NOTICE, "acl", "refuse", "client=%s topic=%s reason=%s retain=%d bytes=%u%s",
 		              vp_log__clean(who.client_id, cid, sizeof(cid)), vp_log__clean(ed->topic, t, sizeof(t)),
-		              vp_enforce__reason(why), ed->retain ? 1 : 0, (unsigned)ed->payloadlen, gone ? " will=1" : "");
+		              vp_enforce__reason(why), ed->retain ? 1 : 0, (unsigned)ed->payloadlen, will);
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -457,16 +388,10 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 		return MOSQ_ERR_SUCCESS; /* leaving a subscription never widens access */
 	if (!ed->topic)
 		return MOSQ_ERR_ACL_DENIED;
-	struct vp_client *c = vp_clients__get(ctx->clients, ed->client);
-	struct acl_cache *gone = NULL;
-	if (c) {
-		/* Anyone's check ends the Will window of a departed client. */
-		cache_destroy(acl->departed);
-		acl->departed = NULL;
-	} else {
-		gone = take_departed(acl, ed);
-	}
-	int rc = check_client(acl, ed, c, gone);
-	cache_destroy(gone);
-	return rc;
+	/* A client that has left is still in the registry for its Will, a
+	 * WRITE; it never reads or subscribes again. */
+	struct vp_client *c = ed->access == MOSQ_ACL_WRITE
+	                              ? vp_clients__get_publisher(ctx->clients, ed->client, mosquitto_client_id(ed->client))
+	                              : vp_clients__get(ctx->clients, ed->client);
+	return check_client(acl, ed, c);
 }

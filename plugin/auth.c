@@ -395,8 +395,10 @@ static bool sweep_one(struct vp_client *c, void *arg)
 		s->cap = nc;
 	}
 	/* An offline persistent session is only marked: the registry then hides
-	 * it, so the ACL stops queueing for it, and its id cannot log in again. */
-	if (!c->parked) {
+	 * it, so the ACL stops queueing for it, and its id cannot log in again.
+	 * So is a departed client: its id may already belong to a new connection,
+	 * and the mark keeps its Will from being judged with what was revoked. */
+	if (!c->parked && !c->departed) {
 		s->ids[s->n] = strdup(c->client_id);
 		if (!s->ids[s->n])
 			return false;

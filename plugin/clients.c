@@ -2,7 +2,9 @@
  * Per-client state, keyed by the broker's client pointer. A chained hash
  * table that grows with the number of connected clients; lookups are O(1)
  * on the ACL hot path. Offline persistent sessions stay as "parked" entries
- * (see vp_clients__park), on a FIFO list that bounds them.
+ * (see vp_clients__park), on a FIFO list that bounds them; clients without a
+ * session stay as "departed" entries until their Will has been judged (see
+ * vp_clients__depart), on a second FIFO list, oldest first.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 
 #define MAX_PARKED 100000U
 #define PARK_ID_BUCKETS 65536U /* index of parked entries by client id */
+#define MAX_DEPARTED 100000U
 
 struct vp_clients {
 	struct vp_client **buckets;
@@ -23,6 +26,8 @@ struct vp_clients {
 	struct vp_client *park_head, *park_tail; /* oldest first */
 	struct vp_client **park_ids;             /* PARK_ID_BUCKETS chains, allocated at first park */
 	size_t nparked;
+	struct vp_client *dep_head, *dep_tail;   /* departed, oldest first */
+	size_t ndeparted;
 };
 
 static size_t id_bucket(const char *id)
@@ -58,6 +63,24 @@ static void unpark(struct vp_clients *cl, struct vp_client *c)
 	c->park_prev = c->park_next = NULL;
 	c->parked = false;
 	cl->nparked--;
+}
+
+static void undepart(struct vp_clients *cl, struct vp_client *c)
+{
+	if (!c->departed)
+		return;
+	if (c->dep_prev)
+		c->dep_prev->dep_next = c->dep_next;
+	else
+		cl->dep_head = c->dep_next;
+	if (c->dep_next)
+		c->dep_next->dep_prev = c->dep_prev;
+	else
+		cl->dep_tail = c->dep_prev;
+	c->dep_prev = c->dep_next = NULL;
+	c->departed = false;
+	c->departed_at = 0;
+	cl->ndeparted--;
 }
 
 static size_t bucket_of(const struct vp_clients *cl, const struct mosquitto *mosq)
@@ -124,17 +147,6 @@ void vp_clients__free(struct vp_clients **clp, void (*acl_cache_free)(void *))
 	*clp = NULL;
 }
 
-struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq)
-{
-	if (!cl || !mosq)
-		return NULL;
-	for (struct vp_client *c = cl->buckets[bucket_of(cl, mosq)]; c; c = c->next) {
-		if (c->mosq == mosq)
-			return (c->parked && c->kick_pending) ? NULL : c;
-	}
-	return NULL;
-}
-
 static struct vp_client *find(const struct vp_clients *cl, const struct mosquitto *mosq)
 {
 	for (struct vp_client *c = cl->buckets[bucket_of(cl, mosq)]; c; c = c->next) {
@@ -142,6 +154,27 @@ static struct vp_client *find(const struct vp_clients *cl, const struct mosquitt
 			return c;
 	}
 	return NULL;
+}
+
+struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq)
+{
+	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (!c || c->departed || (c->parked && c->kick_pending))
+		return NULL;
+	return c;
+}
+
+struct vp_client *vp_clients__get_publisher(const struct vp_clients *cl, const struct mosquitto *mosq,
+                                            const char *client_id)
+{
+	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (!c || !c->departed)
+		return vp_clients__get(cl, mosq);
+	/* Only the connection that left, under the name it left with; a new
+	 * client on a reused pointer has replaced the entry at its login. */
+	if (c->kick_pending || !c->client_id || !client_id || strcmp(c->client_id, client_id) != 0)
+		return NULL;
+	return c;
 }
 
 static void grow(struct vp_clients *cl)
@@ -193,7 +226,10 @@ struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto 
 	}
 	struct vp_client *c = find(cl, mosq);
 	if (c) {
+		/* A departed entry here is a freed connection whose pointer a new
+		 * client got: it must not inherit anything, not even the Will. */
 		unpark(cl, c);
+		undepart(cl, c);
 		struct vp_client *next = c->next;
 		client_release(c, acl_cache_free);
 		c->next = next;
@@ -227,6 +263,7 @@ void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, voi
 		if (c->mosq == mosq) {
 			*pp = c->next;
 			unpark(cl, c);
+			undepart(cl, c);
 			client_release(c, acl_cache_free);
 			free(c);
 			cl->count--;
@@ -264,6 +301,49 @@ void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void 
 		cl->park_head = c;
 	cl->park_tail = c;
 	cl->nparked++;
+}
+
+void vp_clients__depart(struct vp_clients *cl, const struct mosquitto *mosq, time_t now,
+                        void (*acl_cache_free)(void *))
+{
+	struct vp_client *c = cl ? find(cl, mosq) : NULL;
+	if (!c || c->departed)
+		return;
+	unpark(cl, c);
+	if (cl->ndeparted >= MAX_DEPARTED && cl->dep_head)
+		vp_clients__remove(cl, cl->dep_head->mosq, acl_cache_free);
+	c->departed = true;
+	c->departed_at = now;
+	c->dep_next = NULL;
+	c->dep_prev = cl->dep_tail;
+	if (cl->dep_tail)
+		cl->dep_tail->dep_next = c;
+	else
+		cl->dep_head = c;
+	cl->dep_tail = c;
+	cl->ndeparted++;
+}
+
+void vp_clients__forget_departed(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *))
+{
+	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (c && c->departed)
+		vp_clients__remove(cl, mosq, acl_cache_free);
+}
+
+void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(void *))
+{
+	/* Departure order is time order: stop at the first one still kept. A
+	 * TICK never runs between a DISCONNECT event and the Will check that
+	 * follows it without delay, so even VP_DEPARTED_KEEP 0 would cover
+	 * that check; the rest of the time is for delayed Wills. */
+	while (cl && cl->dep_head && now - cl->dep_head->departed_at >= VP_DEPARTED_KEEP)
+		vp_clients__remove(cl, cl->dep_head->mosq, acl_cache_free);
+}
+
+size_t vp_clients__departed(const struct vp_clients *cl)
+{
+	return cl ? cl->ndeparted : 0;
 }
 
 size_t vp_clients__parked(const struct vp_clients *cl)

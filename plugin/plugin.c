@@ -22,16 +22,30 @@ VP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **us
                           int opt_count);
 VP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
 
+/* A login may come from a new client on the pointer of a freed one that
+ * left a departed entry: drop that first, whoever decides the login. */
+static void forget_departed(struct vp_ctx *ctx, const struct mosquitto *client)
+{
+	if (ctx)
+		vp_clients__forget_departed(ctx->clients, client, vp_acl__client_cache_free);
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
+	struct mosquitto_evt_basic_auth *ed = event_data;
 	(void)event;
-	return vp_auth__basic(userdata, event_data);
+	if (ed)
+		forget_departed(userdata, ed->client);
+	return vp_auth__basic(userdata, ed);
 }
 
 static int on_ext_auth_start(int event, void *event_data, void *userdata)
 {
+	struct mosquitto_evt_extended_auth *ed = event_data;
 	(void)event;
-	return vp_auth__ext_start(userdata, event_data);
+	if (ed)
+		forget_departed(userdata, ed->client);
+	return vp_auth__ext_start(userdata, ed);
 }
 
 static int on_ext_auth_continue(int event, void *event_data, void *userdata)
@@ -68,6 +82,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 	time_t now = time(NULL);
 	vp_auth__tick(ctx, now);
 	vp_acl__tick(ctx, now);
+	vp_clients__tick(ctx->clients, now, vp_acl__client_cache_free);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -77,11 +92,12 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_disconnect *ed = event_data;
 	(void)event;
 	/* A persistent session outlives the connection, and Mosquitto checks
-	 * READ for what it queues meanwhile: keep what we know of the client. */
+	 * READ for what it queues meanwhile: keep what we know of the client.
+	 * Without one, the Will is still to be checked, after this event. */
 	if (!mosquitto_client_clean_session(ed->client))
 		vp_clients__park(ctx->clients, ed->client, vp_acl__client_cache_free);
 	else
-		vp_clients__remove(ctx->clients, ed->client, vp_acl__client_cache_free);
+		vp_clients__depart(ctx->clients, ed->client, time(NULL), vp_acl__client_cache_free);
 	return MOSQ_ERR_SUCCESS;
 }
 

@@ -46,7 +46,8 @@ enum vp_login {
 	VP_LOGIN_ANONYMOUS        /* allowed by plugin_opt_allow_anonymous */
 };
 
-/* Per connected client. Created at authentication, removed at DISCONNECT. */
+/* Per client. Created at authentication; at DISCONNECT parked (persistent
+ * session) or departed (no session, kept for its Will), see clients.c. */
 struct vp_client {
 	const struct mosquitto *mosq;          /* key: the broker's client pointer */
 	char *client_id;                       /* copies, owned here */
@@ -60,10 +61,13 @@ struct vp_client {
 	char roles[VEIL_ROLES_MAX + 1];        /* comma separated, from the credential */
 	bool kick_pending;                     /* revoked: disconnect at next tick */
 	bool parked;                           /* offline persistent session (clients.c) */
+	bool departed;                         /* left without a session: Will checks only (clients.c) */
+	time_t departed_at;
 	void *acl_cache;                       /* owned by the ACL module (per-client %c/%u rules) */
 	struct vp_client *next;                /* hash chain (clients.c) */
 	struct vp_client *park_prev, *park_next; /* parked list, oldest first (clients.c) */
 	struct vp_client *park_id_next;          /* parked index by client id (clients.c) */
+	struct vp_client *dep_prev, *dep_next;   /* departed list, oldest first (clients.c) */
 };
 
 /* clients.c */
@@ -75,7 +79,13 @@ void vp_clients__free(struct vp_clients **cl, void (*acl_cache_free)(void *));
  * id (an old session this connection takes over) are removed. */
 struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id,
                                   const char *username, void (*acl_cache_free)(void *));
+/* The entry of a connected client or of a parked session (READ, SUBSCRIBE,
+ * WRITE, logins); never a departed one. */
 struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq);
+/* For WRITE checks: as get, and also a departed entry of mosq if it left
+ * under client_id (what the broker reports for the connection now). */
+struct vp_client *vp_clients__get_publisher(const struct vp_clients *cl, const struct mosquitto *mosq,
+                                            const char *client_id);
 void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
 /*
  * A client with a persistent session went offline. Mosquitto keeps its
@@ -86,6 +96,27 @@ void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, voi
  * parked entry marked kick_pending (revoked) is no longer returned by get.
  */
 void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+/*
+ * A client without a persistent session went offline. Mosquitto 2.0.11 runs
+ * the DISCONNECT event first and the Will's ACL_CHECK WRITE after it, with
+ * the same client pointer: at once when the Will has no delay, or when an
+ * MQTT 5 Will Delay Interval ends (or the session does, or the broker
+ * stops). The plugin API does not tell which, so the entry stays, marked
+ * departed and seen only by get_publisher, for VP_DEPARTED_KEEP seconds
+ * (removed by the first TICK after that; at most MAX_DEPARTED, oldest
+ * dropped first). A Will delayed longer finds no entry and is judged as an
+ * unknown client: fail closed.
+ * The broker may free the context and give its pointer to a new client:
+ * that client's login replaces the entry (put), or, if another mechanism
+ * logs it in, forget_departed must be called at its BASIC_AUTH /
+ * EXT_AUTH_START before anything else.
+ */
+#define VP_DEPARTED_KEEP 60
+void vp_clients__depart(struct vp_clients *cl, const struct mosquitto *mosq, time_t now,
+                        void (*acl_cache_free)(void *));
+void vp_clients__forget_departed(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(void *));
+size_t vp_clients__departed(const struct vp_clients *cl);
 size_t vp_clients__parked(const struct vp_clients *cl);
 size_t vp_clients__count(const struct vp_clients *cl);
 /* Visit every client; stop early when fn returns false. */
