@@ -218,6 +218,66 @@ START_TEST(will_messages)
 }
 END_TEST
 
+/*
+ * Several clients leave one after the other and each Will is judged with
+ * the identity and roles of the client that set it, however the checks
+ * interleave: the registry keeps every departed client (not one slot), and
+ * a Will is found there by its own connection.
+ *   - dev1 and dev2 leave back to back with a Will Delay Interval (MQTT 5):
+ *     Mosquitto checks both Wills a second or two later, after both
+ *     DISCONNECT events; dev1's is delivered (granted by its role, sealed
+ *     with its own sender id), dev2's claims dev1's sender and is refused as
+ *     wrong-sender, which can only be decided with dev2's identity.
+ *   - dev3 and dev4 set Wills without delay and are dropped right after
+ *     CONNACK, before any TICK built an ACL cache for them: judged with the
+ *     identity their login left in the registry.
+ * Without their identities both Wills would be denied as unknown clients.
+ */
+START_TEST(will_messages_back_to_back)
+{
+	char acl[400];
+	write_acl(acl, sizeof(acl), "will2.acl", enforce_rules);
+	struct test_broker b;
+	pa_start_plugin(&env, &b, acl, NULL);
+	struct device d[4];
+	const char *ids[4] = { "dev1", "dev2", "dev3", "dev4" };
+	for (int i = 0; i < 4; i++)
+		device_new(&d[i], ids[i], "dev");
+	struct pc obs, c[4];
+	ck_assert_int_eq(pc_connect(&obs, b.port, "observer", "zgod"), 0);
+	ck_assert_int_eq(pc_sub(&obs, "will/#", 1), 1);
+	uint8_t buf[1024];
+	size_t n = seal("will/d1", d[0].sender, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(pc_connect_will_delay(&c[0], b.port, "dev1", "dev1", d[0].pw, "will/d1", buf, (int)n, 0, 1), 0);
+	n = seal("will/d2", d[0].sender, NULL, buf, sizeof(buf)); /* dev2 claims dev1's sender */
+	ck_assert_int_eq(pc_connect_will_delay(&c[1], b.port, "dev2", "dev2", d[1].pw, "will/d2", buf, (int)n, 0, 1), 0);
+	MQTTClient_disconnect5(c[0].c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
+	MQTTClient_disconnect5(c[1].c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
+	ck_assert(test_broker_log_wait(&b, "client=dev2 topic=will/d2 reason=wrong-sender", 5000));
+	ck_assert_int_eq(pc_wait(&obs, 1, 5000), 1);
+	ck_assert_int_eq(pc_count(&obs, "will/d1"), 1);
+
+	n = seal("will/d3", d[2].sender, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(pc_connect_will(&c[2], b.port, "dev3", "dev3", d[2].pw, "will/d3", buf, (int)n, 0), 0);
+	n = seal("will/d4", d[2].sender, NULL, buf, sizeof(buf)); /* dev4 claims dev3's sender */
+	ck_assert_int_eq(pc_connect_will(&c[3], b.port, "dev4", "dev4", d[3].pw, "will/d4", buf, (int)n, 0), 0);
+	MQTTClient_disconnect5(c[2].c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
+	MQTTClient_disconnect5(c[3].c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
+	ck_assert(test_broker_log_wait(&b, "client=dev4 topic=will/d4 reason=wrong-sender", 3000));
+	ck_assert_int_eq(pc_wait(&obs, 2, 3000), 2);
+	pc_sleep_ms(300);
+	ck_assert_int_eq(pc_count(&obs, "will/d3"), 1);
+	ck_assert_int_eq(pc_count(&obs, "will/d2"), 0);
+	ck_assert_int_eq(pc_count(&obs, "will/d4"), 0);
+	for (int i = 0; i < 4; i++) {
+		pc_close(&c[i]);
+		veil_identity_free(&d[i].id);
+	}
+	pc_close(&obs);
+	test_broker_cleanup(&b);
+}
+END_TEST
+
 /* Publisher thread for the reload test: QoS 1 on ok/<i> and no/<i>. */
 struct load {
 	int port;
@@ -409,6 +469,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, enforcement);
 	tcase_add_test(tc, will_messages);
+	tcase_add_test(tc, will_messages_back_to_back);
 	tcase_add_test(tc, reload_under_load);
 	tcase_add_test(tc, poll_and_broken_file);
 	tcase_add_test(tc, no_rules_file_defers);

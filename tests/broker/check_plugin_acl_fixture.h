@@ -115,11 +115,13 @@ static void pc_on_published(void *ctx, int dt, int packet_type, MQTTProperties *
 }
 
 /* Connect with MQTT 5. user may be NULL; pass NULL means "pw-<user>".
- * will_topic (may be NULL) sets a QoS 1 Will. Returns the CONNACK reason
- * code (0 = accepted). */
-__attribute__((unused)) static int pc_connect_will(struct pc *p, int port, const char *id, const char *user,
-                                                   const char *pass, const char *will_topic,
-                                                   const void *will_payload, int will_len, int will_retain)
+ * will_topic (may be NULL) sets a QoS 1 Will, sent will_delay seconds after
+ * the connection ends (MQTT 5 Will Delay Interval; 0: at once). Returns the
+ * CONNACK reason code (0 = accepted). */
+__attribute__((unused)) static int pc_connect_will_delay(struct pc *p, int port, const char *id, const char *user,
+                                                         const char *pass, const char *will_topic,
+                                                         const void *will_payload, int will_len, int will_retain,
+                                                         int will_delay)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
@@ -154,11 +156,25 @@ __attribute__((unused)) static int pc_connect_will(struct pc *p, int port, const
 		o.will = &w;
 	}
 	MQTTProperties props = MQTTProperties_initializer;
-	MQTTResponse r = MQTTClient_connect5(p->c, &o, &props, NULL);
+	MQTTProperties will_props = MQTTProperties_initializer;
+	if (will_topic && will_delay > 0) {
+		MQTTProperty d = { .identifier = MQTTPROPERTY_CODE_WILL_DELAY_INTERVAL };
+		d.value.integer4 = (unsigned int)will_delay;
+		ck_assert_int_eq(MQTTProperties_add(&will_props, &d), 0);
+	}
+	MQTTResponse r = MQTTClient_connect5(p->c, &o, &props, will_topic ? &will_props : NULL);
 	int rc = r.reasonCode;
 	MQTTResponse_free(r);
 	MQTTProperties_free(&props);
+	MQTTProperties_free(&will_props);
 	return rc;
+}
+
+__attribute__((unused)) static int pc_connect_will(struct pc *p, int port, const char *id, const char *user,
+                                                   const char *pass, const char *will_topic,
+                                                   const void *will_payload, int will_len, int will_retain)
+{
+	return pc_connect_will_delay(p, port, id, user, pass, will_topic, will_payload, will_len, will_retain, 0);
 }
 
 static int pc_connect(struct pc *p, int port, const char *id, const char *user)
