@@ -1,10 +1,11 @@
 /*
  * Mosquitto with mosquitto_veil.so under valgrind memcheck through an ACL
  * scenario: role, user and pattern rules, an allowed envelope, refused
- * plaintext, a Will judged after the client left (the departed-cache path),
- * SIGHUP reloads (cache rebuild by generation) including a broken file kept
- * old, then a clean shutdown with clients still connected (caches detached
- * when the ACL module is freed before the client registry). Passes only if
+ * plaintext, a Will judged after the client left (a departed registry
+ * entry), SIGHUP reloads (cache rebuild by generation) including a broken
+ * file kept old, then a clean shutdown with clients still connected and a
+ * departed entry still kept (the registry frees the caches after the ACL
+ * module is gone). Passes only if
  * memcheck reports no errors and nothing definitely lost. Skipped in ASan
  * builds (the plugin is instrumented there) or without valgrind.
  */
