@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Load: VEIL_LOAD_CLIENTS (1000) authenticated clients, of which
 # VEIL_LOAD_PUBLISHERS (100) publish QoS 1 at VEIL_LOAD_RATE (100) msg/s each
-# for VEIL_LOAD_SECONDS through the plugin (encrypted topics, envelope and
+# for VEIL_LOAD_SECONDS (60) through the plugin (encrypted topics, envelope and
 # sender checks on every message) to VEIL_LOAD_SUBSCRIBERS (4) dashboards.
-# Nothing acknowledged may be lost, nothing duplicated to the app, and the
+# Nothing acknowledged may be lost, nothing duplicated to the app, the
+# publishers must keep the offered rate (>= 95% acknowledged), and the
 # broker's RSS must be stable: the traffic runs in two rounds, each drained;
 # RSS after the second drained round may exceed the first by at most 10% +
-# 2 MiB (a leak grows with every round, a queue backlog does not). Duration: VEIL_LOAD_SECONDS, else
-# VEIL_LOAD_SECONDS_DEFAULT (ctest sets 15), else 60. The offered rate is a
-# pass/fail check only when VEIL_LOAD_SECONDS is set (the deliberate load run).
+# 2 MiB (a leak grows with every round, a queue backlog does not).
+# The idle clients live in worker processes of their own (veil-integ load
+# --idle-per-process), as devices do: one Paho process serving 1,000
+# connections cannot keep 10,000 msg/s on 2 cores (docs/INTEGRATION.md).
+# Under ASan (VEIL_ASAN_RUNTIME) the run is 15 s at 20 msg/s per publisher,
+# and rate and RSS are reported, not judged.
 source "$(dirname "$0")/lib.sh"
 it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
 it_require_plugin_feature acl_file authority_file
 
-SECS=${VEIL_LOAD_SECONDS:-${VEIL_LOAD_SECONDS_DEFAULT:-60}}
+SECS=${VEIL_LOAD_SECONDS:-60}
 CLIENTS=${VEIL_LOAD_CLIENTS:-1000}
 PUBS=${VEIL_LOAD_PUBLISHERS:-100}
 SUBS=${VEIL_LOAD_SUBSCRIBERS:-4}
@@ -23,6 +27,7 @@ if [ -n "$VEIL_ASAN_RUNTIME" ]; then
 	# ASan's quarantine keeps freed memory resident, so the rate is scaled
 	# down and RSS is reported, not judged. Loss/duplication checks stay.
 	RATE=${VEIL_LOAD_RATE:-20}
+	SECS=${VEIL_LOAD_SECONDS:-15}
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -gt $((CLIENTS + 100)) ] || it_skip "open file limit $(ulimit -n) too low for $CLIENTS clients"
@@ -50,20 +55,19 @@ cat "$IT_DIR/load.out"; tail -5 "$IT_DIR/load.err" >&2
 val() { sed -n "s/.* $1=\([-0-9.]*\).*/\1/p" "$IT_DIR/load.out" | tail -1; }
 it_check "load generator: every acknowledged message delivered once, none refused" [ "$rc" -eq 0 ]
 it_check "all $CLIENTS clients authenticated and connected" [ "$(val connected)" = "$CLIENTS" ]
+it_check "all $CLIENTS clients still connected at the end" [ "$(val connected_at_end)" = "$CLIENTS" ]
 expected=$(echo "$PUBS * $RATE * $SECS" | bc)
-# The offered rate depends on the machine (2 cores shared by 1,000 clients,
-# the broker and the dashboards): a hard check when the load test is run on
-# purpose (VEIL_LOAD_SECONDS set), a reported figure in the short default run
-# of the test command, where correctness (lost, duplicated, RSS) is what gates.
 it_fig rate_kept_pct "$(( $(val acked) * 100 / expected ))"
-if [ -n "${VEIL_LOAD_SECONDS:-}" ]; then
+if [ -z "$VEIL_ASAN_RUNTIME" ]; then
 	it_check "publishers kept the rate (acked >= 95% of $expected)" [ "$(val acked)" -ge $((expected * 95 / 100)) ]
-elif [ "$(val acked)" -lt $((expected * 95 / 100)) ]; then
-	it_log "NOTE: publishers reached $(val acked) of $expected offered messages (machine busy); rate not judged in the short run"
+else
+	it_log "ASan build: $(val acked) of $expected offered messages acknowledged; rate not judged"
 fi
 it_check "nothing lost" [ "$(val lost)" = 0 ]
 it_check "nothing duplicated to the app" [ "$(val duplicates)" = 0 ]
 it_check "no publish failed" [ "$(val failed)" = 0 ]
+it_check "no connect failed" [ "$(val connect_failures)" = 0 ]
+it_check "every idle-client worker process exited cleanly" [ "$(val workers_ok)" = 1 ]
 r1=$(val broker_rss_kb_round1_drained); r2=$(val broker_rss_kb_after_drain)
 if [ -z "$VEIL_ASAN_RUNTIME" ]; then
 	it_check "broker RSS stable: round 1 drained ${r1} KiB, round 2 drained ${r2} KiB" [ "$r2" -le $((r1 + r1 / 10 + 2048)) ]
@@ -72,7 +76,7 @@ else
 fi
 it_check "plugin refused nothing" [ "$(it_log_count main 'veil: acl \| (refuse|deny)')" -eq 0 ]
 it_check "broker alive" it_broker_alive main
-for k in sent acked lost duplicates delivered msgs_per_s backlog_at_end drain_seconds broker_rss_kb_before \
+for k in processes sent acked lost duplicates delivered msgs_per_s backlog_at_end drain_seconds broker_rss_kb_before \
 	broker_rss_kb_mid broker_rss_kb_end_traffic broker_rss_kb_round1_drained broker_rss_kb_after_drain; do
 	it_fig "$k" "$(val "$k")"
 done
