@@ -6,7 +6,7 @@
 #define VEIL_INTEG_H
 
 #include <stdbool.h>
-#include <MQTTClient.h>
+#include <MQTTAsync.h>
 #include "veil/client.h"
 
 struct integ_device {
@@ -24,7 +24,9 @@ struct integ_device {
 
 /* Returns 1 if c was a device option (stored in d). */
 int integ_device_opt(struct integ_device *d, int c, const char *arg);
-void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTClient_SSLOptions *ssl);
+/* Options for a veil_async device: token login, auto-reconnect, and TLS
+ * (ssl filled in, trusting d->cafile) when d->cafile is set. */
+void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTAsync_SSLOptions *ssl);
 double integ_now(void);
 void integ_sleep_ms(long ms);
 

@@ -69,7 +69,7 @@ int integ_device_opt(struct integ_device *d, int c, const char *arg)
 	}
 }
 
-void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTClient_SSLOptions *ssl)
+void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTAsync_SSLOptions *ssl)
 {
 	memset(o, 0, sizeof(*o));
 	o->version = VEIL_CLIENT_OPTIONS_VERSION;
@@ -86,13 +86,16 @@ void integ_device_options(const struct integ_device *d, struct veil_client_optio
 	o->keepalive_s = 20;
 	o->connect_timeout_s = 5;
 	o->log = log_cb;
+	/* After a lost connection the client logs in again by itself (fresh
+	 * token); a persistent session keeps the subscriptions. */
+	o->auto_reconnect = true;
 	if (d->cafile) {
-		MQTTClient_SSLOptions init = MQTTClient_SSLOptions_initializer;
+		MQTTAsync_SSLOptions init = MQTTAsync_SSLOptions_initializer;
 		*ssl = init;
 		ssl->trustStore = d->cafile;
 		ssl->enableServerCertAuth = 1;
 		ssl->verify = 1;
-		o->ssl = ssl;
+		o->async_ssl = ssl;
 	}
 }
 
@@ -332,17 +335,8 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 	if (!topic || !d->uri || !d->id)
 		return 2;
 	struct veil_client_options o;
-	MQTTClient_SSLOptions ssl;
-	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_SSLOptions ssl;
 	integ_device_options(d, &o, &ssl);
-	if (d->cafile) {
-		assl.trustStore = d->cafile;
-		assl.enableServerCertAuth = 1;
-		assl.verify = 1;
-		o.async_ssl = &assl;
-		o.ssl = NULL;
-	}
-	o.auto_reconnect = true;
 	static struct pub_state p = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	struct veil_async *a = NULL;
 	int rc = veil_async_new(&o, &a);
@@ -458,19 +452,8 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 	if (!nf || !d->uri || !d->id)
 		return 2;
 	struct veil_client_options o;
-	MQTTClient_SSLOptions ssl;
-	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_SSLOptions ssl;
 	integ_device_options(d, &o, &ssl);
-	if (d->cafile) {
-		assl.trustStore = d->cafile;
-		assl.enableServerCertAuth = 1;
-		assl.verify = 1;
-		o.async_ssl = &assl;
-		o.ssl = NULL;
-	}
-	/* After a lost connection the client logs in again by itself (fresh
-	 * token); a persistent session keeps the subscriptions. */
-	o.auto_reconnect = true;
 	struct veil_async *cl = NULL;
 	int rc = veil_async_new(&o, &cl);
 	if (rc != VEIL_OK) {

@@ -186,9 +186,8 @@ static int new_client(const struct veil_identity *auth, const char *dir, const c
 	struct integ_device d = { .uri = uri, .id = id, .identity = key, .credential = cred, .keyring = keyring,
 	                          .persistent = true, .mqtt = mqtt_version };
 	struct veil_client_options o;
-	MQTTClient_SSLOptions ssl;
+	MQTTAsync_SSLOptions ssl;
 	integ_device_options(&d, &o, &ssl);
-	o.auto_reconnect = true;
 	o.connect_timeout_s = 30;
 	return veil_async_new(&o, out);
 }
