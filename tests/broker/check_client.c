@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "check_client_fixture.h"
+#include "check_run.h"
 
 static struct fx F;
 
@@ -495,9 +496,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

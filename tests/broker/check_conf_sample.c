@@ -13,6 +13,7 @@
 
 #include "broker.h"
 #include "veil/veil.h"
+#include "check_run.h"
 
 static char *read_all(const char *path)
 {
@@ -123,9 +124,5 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sample_starts_with_every_option);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

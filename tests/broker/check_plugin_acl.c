@@ -14,6 +14,7 @@
 
 #include "veil/envelope.h"
 #include "check_plugin_acl_fixture.h"
+#include "check_run.h"
 
 static const char *const users[] = { "zgod", "bob", NULL };
 static struct pa_env env;
@@ -475,9 +476,5 @@ int main(void)
 	tcase_add_test(tc, no_rules_file_defers);
 	tcase_add_test(tc, shared_subscriptions);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

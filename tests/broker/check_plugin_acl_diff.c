@@ -13,6 +13,7 @@
  * asserted as differences.
  */
 #include "check_plugin_acl_fixture.h"
+#include "check_run.h"
 
 #define GOD_BLOCK "\nuser zgod\ntopic readwrite #\ntopic readwrite $veil/#\n"
 
@@ -293,9 +294,5 @@ int main(void)
 	tcase_add_test(tc, both_refuse_broken_files);
 	tcase_add_test(tc, documented_differences);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

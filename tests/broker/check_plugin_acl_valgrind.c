@@ -11,6 +11,7 @@
  */
 #include "veil/envelope.h"
 #include "check_plugin_acl_fixture.h"
+#include "check_run.h"
 
 static const char *const users[] = { "zgod", NULL };
 
@@ -131,9 +132,5 @@ int main(void)
 	tcase_set_timeout(t, 240);
 	tcase_add_test(t, acl_scenario_memcheck_clean);
 	suite_add_tcase(s, t);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

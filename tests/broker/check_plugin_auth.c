@@ -7,6 +7,7 @@
  * 1,000 concurrent logins): check_plugin_auth_load.c.
  */
 #include "check_plugin_auth_fixture.h"
+#include "check_run.h"
 
 /* ---- credential logins ---- */
 
@@ -397,9 +398,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -19,6 +19,7 @@
 #include "veil/veil.h"
 #include "broker.h"
 #include "check_plugin_auth_raw.h"
+#include "check_run.h"
 
 static char dir[256], logpath[300];
 static struct veil_identity *authority, *device;
@@ -181,9 +182,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include "check_preload_fixture.h"
+#include "check_run.h"
 
 /*
  * One end-to-end exchange: a preloaded subscriber, a plain observer, and a
@@ -407,10 +408,7 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int rc = veil_check_run(suite());
 	cleanup_material();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include <MQTTAsync.h>
 #include <MQTTClient.h>
+#include "check_run.h"
 
 /* ---- MQTTClient app: refuses each first delivery ---- */
 
@@ -234,10 +235,7 @@ int main(int argc, char **argv)
 	if (n <= 0)
 		return EXIT_FAILURE;
 	self_exe[n] = '\0';
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int rc = veil_check_run(suite());
 	cleanup_material();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return rc;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "acl_decide.h"
+#include "check_run.h"
 
 static struct vp_acl_rules *rules(const char *text)
 {
@@ -274,9 +275,5 @@ int main(void)
 	tcase_add_test(tc, protection_attrs);
 	tcase_add_test(tc, scale_10k);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

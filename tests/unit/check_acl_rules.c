@@ -13,6 +13,7 @@
 
 #include "acl_rules.h"
 #include "broker.h"
+#include "check_run.h"
 
 static struct vp_acl_rules *parse_ok(const char *text)
 {
@@ -242,9 +243,5 @@ int main(void)
 	tcase_add_test(tc, hostile_input);
 	tcase_add_test(tc, files);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

@@ -20,6 +20,7 @@
 #include "auth_private.h"
 #include "passwd.h"
 #include "revoke.h"
+#include "check_run.h"
 
 static int parse(struct vp_auth *a, const char *key, const char *value)
 {
@@ -157,9 +158,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -11,6 +11,7 @@
 
 #include "veil/veil.h"
 #include "auth_credcache.h"
+#include "check_run.h"
 
 static struct veil_identity *auth_id, *other_id, *dev_id;
 static uint8_t auths[1][VEIL_PK_BYTES], others[1][VEIL_PK_BYTES];
@@ -164,9 +165,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -8,6 +8,7 @@
 
 #include "veil/identity.h"
 #include "auth_names.h"
+#include "check_run.h"
 
 START_TEST(test_valid)
 {
@@ -61,9 +62,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -17,6 +17,7 @@
 #include "veil/veil.h"
 #include "veil/client.h"
 #include "broker.h"
+#include "check_run.h"
 
 static char dir[256], keyring[300], key[300], cred[300], state[300], conf[300];
 
@@ -250,9 +251,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "plugin_private.h"
+#include "check_run.h"
 
 static int freed;
 static void cache_free(void *p)
@@ -167,9 +168,5 @@ int main(void)
 	tcase_add_test(tc, test_parked_bounded);
 	tcase_add_test(tc, test_departed);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

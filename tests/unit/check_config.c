@@ -15,6 +15,7 @@
 #include "../../client-shim/config.c"
 
 #include "broker.h"
+#include "check_run.h"
 
 static char dir[256];
 static char path[400];
@@ -261,9 +262,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

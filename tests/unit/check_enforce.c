@@ -15,6 +15,7 @@
 
 #include "enforce.h"
 #include "topic.h"
+#include "check_run.h"
 
 static struct veil_identity *authority, *alice, *mallory;
 static uint8_t alice_pk[VEIL_PK_BYTES], mallory_pk[VEIL_PK_BYTES];
@@ -167,9 +168,5 @@ int main(void)
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, retain_clear_and_size);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }

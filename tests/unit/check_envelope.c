@@ -9,6 +9,7 @@
 #include "veil/veil.h"
 #include "../../core/internal.h"
 #include "vectors.h"
+#include "check_run.h"
 
 static uint8_t key[32], key2[32];
 static struct veil_identity *dev;
@@ -298,9 +299,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

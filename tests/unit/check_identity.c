@@ -12,6 +12,7 @@
 #include "../../core/internal.h"
 #include "broker.h"
 #include "vectors.h"
+#include "check_run.h"
 
 static struct veil_identity *auth, *dev;
 static uint8_t apk[1][32];
@@ -295,9 +296,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -9,6 +9,7 @@
 
 #include "veil/veil.h"
 #include "broker.h"
+#include "check_run.h"
 
 static char K1[64], K2[64], K3[64], PK[64];
 
@@ -227,9 +228,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "check_run.h"
 
 static struct veil_identity *auth, *dev, *rogue_auth;
 static uint8_t cred[VEIL_CREDENTIAL_MAX], rogue_cred[VEIL_CREDENTIAL_MAX];
@@ -343,9 +344,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "nonce_cache.h"
+#include "check_run.h"
 
 START_TEST(test_replay_until_expiry)
 {
@@ -84,11 +85,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -16,6 +16,7 @@
 #include "veil/error.h"
 #include "broker.h"
 #include "passwd.h"
+#include "check_run.h"
 
 static char dir[256], path[300];
 static char h_alice[crypto_pwhash_STRBYTES], h_bob[crypto_pwhash_STRBYTES];
@@ -200,9 +201,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

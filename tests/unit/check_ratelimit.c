@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "ratelimit.h"
+#include "check_run.h"
 
 START_TEST(test_backoff_doubles_and_caps)
 {
@@ -95,11 +96,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	if (sodium_init() < 0)
-		return EXIT_FAILURE;
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

@@ -8,6 +8,7 @@
 
 #include "veil/veil.h"
 #include "broker.h"
+#include "check_run.h"
 
 static const uint8_t A[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static const uint8_t B[8] = { 8, 7, 6, 5, 4, 3, 2, 1 };
@@ -184,9 +185,5 @@ int main(void)
 {
 	if (veil_init() != VEIL_OK)
 		return EXIT_FAILURE;
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(suite());
 }

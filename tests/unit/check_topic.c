@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "topic.h"
+#include "check_run.h"
 
 /* Does a single rule `rule` (pattern or not) match topic for id/user? */
 static bool matches(const char *rule, bool pattern, const char *topic, const char *id, const char *user)
@@ -231,9 +232,5 @@ int main(void)
 	tcase_add_test(tc, share_strip);
 	tcase_add_test(tc, many_children);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return veil_check_run(s);
 }
