@@ -1,7 +1,10 @@
 /* Line reader and change signature for the auth files (see auth_file.h). */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sodium.h>
 
+#include "veil/error.h"
 #include "auth_file.h"
 
 int vp_file__line(FILE *f, char *buf, size_t cap, unsigned *lineno)
@@ -24,6 +27,34 @@ int vp_file__line(FILE *f, char *buf, size_t cap, unsigned *lineno)
 		n--;
 	buf[n] = '\0';
 	return bad ? -1 : 1;
+}
+
+int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, const char **why), void *obj,
+                       char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (err)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return VEIL_ERR_IO;
+	}
+	char line[VP_LINE_MAX];
+	unsigned lineno = 0;
+	int got, rc = VEIL_OK;
+	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
+		const char *why = "line too long or contains a NUL byte";
+		rc = got < 0 ? VEIL_ERR_PARSE : parse(obj, line, &why);
+		if (rc != VEIL_OK && err)
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
+	}
+	sodium_memzero(line, sizeof(line));
+	if (rc == VEIL_OK && ferror(f)) {
+		rc = VEIL_ERR_IO;
+		if (err)
+			snprintf(err, errlen, "%s: read error", path);
+	}
+	fclose(f);
+	return rc;
 }
 
 char *vp_file__trim(char *s)

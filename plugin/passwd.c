@@ -53,8 +53,9 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct pw_entry *)a)->user, ((const struct pw_entry *)b)->user);
 }
 
-static int parse_line(struct vp_passwd *p, char *line, const char **why)
+static int parse_line(void *obj, char *line, const char **why)
 {
+	struct vp_passwd *p = obj;
 	char *s = vp_file__trim(line);
 	if (*s == '\0' || *s == '#')
 		return VEIL_OK;
@@ -98,30 +99,8 @@ int vp_passwd__load(const char *path, struct vp_passwd **out, char *err, size_t 
 {
 	if (!path || !out)
 		return VEIL_ERR_INVAL;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (err)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return VEIL_ERR_IO;
-	}
 	struct vp_passwd *p = calloc(1, sizeof(*p));
-	int rc = p ? VEIL_OK : VEIL_ERR_NOMEM;
-	char line[VP_LINE_MAX];
-	unsigned lineno = 0;
-	int got;
-	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
-		const char *why = "line too long or contains a NUL byte";
-		rc = got < 0 ? VEIL_ERR_PARSE : parse_line(p, line, &why);
-		if (rc != VEIL_OK && err)
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
-	}
-	sodium_memzero(line, sizeof(line));
-	if (rc == VEIL_OK && ferror(f)) {
-		rc = VEIL_ERR_IO;
-		if (err)
-			snprintf(err, errlen, "%s: read error", path);
-	}
-	fclose(f);
+	int rc = p ? vp_file__each_line(path, parse_line, p, err, errlen) : VEIL_ERR_NOMEM;
 	if (rc == VEIL_OK && p->n > 1) {
 		qsort(p->e, p->n, sizeof(*p->e), cmp_entry);
 		for (size_t i = 1; i < p->n; i++) {

@@ -81,8 +81,9 @@ static int add_client(struct vp_revoke *r, const char *id)
 	return VEIL_OK;
 }
 
-static int parse_line(struct vp_revoke *r, char *line, const char **why)
+static int parse_line(void *obj, char *line, const char **why)
 {
+	struct vp_revoke *r = obj;
 	char *s = vp_file__trim(line);
 	if (*s == '\0' || *s == '#')
 		return VEIL_OK;
@@ -115,29 +116,10 @@ int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t 
 {
 	if (!path || !out)
 		return VEIL_ERR_INVAL;
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (err)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return VEIL_ERR_IO;
-	}
 	struct vp_revoke *r = NULL;
 	int rc = vp_revoke__empty(&r);
-	char line[VP_LINE_MAX];
-	unsigned lineno = 0;
-	int got;
-	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
-		const char *why = "line too long or contains a NUL byte";
-		rc = got < 0 ? VEIL_ERR_PARSE : parse_line(r, line, &why);
-		if (rc != VEIL_OK && err)
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
-	}
-	if (rc == VEIL_OK && ferror(f)) {
-		rc = VEIL_ERR_IO;
-		if (err)
-			snprintf(err, errlen, "%s: read error", path);
-	}
-	fclose(f);
+	if (rc == VEIL_OK)
+		rc = vp_file__each_line(path, parse_line, r, err, errlen);
 	if (rc != VEIL_OK) {
 		vp_revoke__free(&r);
 		return rc;
