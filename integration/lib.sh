@@ -166,6 +166,18 @@ it_topic_key() {
 	else it_veil keygen topic-key --filter "$filter" --id "$id" >>"$f"; fi
 }
 
+# The fleet of the load and fault scenarios: authority "load", one topic key
+# for load/#, an ACL in which each client writes only load/<group>/<its
+# client id> (encrypted) and reads load/#. Sets KR and ACL.
+it_load_fleet() {
+	it_authority load
+	KR=$IT_DIR/keyring
+	it_keyring "$KR" load
+	it_topic_key "$KR" 'load/#' 1 send
+	ACL=$IT_DIR/acl
+	printf '%s\n' 'pattern write,encrypted load/+/%c' 'pattern read load/#' >"$ACL"
+}
+
 # ---- brokers ----------------------------------------------------------------
 # it_broker_conf NAME PORT EXTRA: writes DIR/mosquitto.conf. The general
 # settings come from the project's mosquitto.conf.sample when it exists (its

@@ -15,15 +15,7 @@ PUBS=${VEIL_FAULT_PUBLISHERS:-10}
 RATE=${VEIL_FAULT_RATE:-50}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-it_authority load
-KR=$IT_DIR/keyring
-it_keyring "$KR" load
-it_topic_key "$KR" 'load/#' 1 send
-ACL=$IT_DIR/acl
-cat >"$ACL" <<ACL_EOF
-pattern write,encrypted load/+/%c
-pattern read load/#
-ACL_EOF
+it_load_fleet
 it_broker_start main "$(it_plugin_conf "$IT_KEYS/load.key.pub" "$ACL")
 persistence true
 autosave_interval 1

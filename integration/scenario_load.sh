@@ -32,17 +32,9 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -gt $((CLIENTS + 100)) ] || it_skip "open file limit $(ulimit -n) too low for $CLIENTS clients"
 
-it_authority load
-KR=$IT_DIR/keyring
-it_keyring "$KR" load
-it_topic_key "$KR" 'load/#' 1 send
-ACL=$IT_DIR/acl
-cat >"$ACL" <<ACL_EOF
-pattern write,encrypted load/+/%c
-pattern read load/#
-ACL_EOF
-# Each publisher writes only load/<group>/<its client id>. Queues are large
-# enough that the broker never drops a QoS 1 message for a slow subscriber.
+it_load_fleet
+# Queues are large enough that the broker never drops a QoS 1 message for a
+# slow subscriber.
 it_broker_start main "$(it_plugin_conf "$IT_KEYS/load.key.pub" "$ACL")
 max_queued_messages 1000000
 max_inflight_messages 100"
