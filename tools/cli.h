@@ -1,7 +1,7 @@
 /*
  * The `veil` command-line tool. Each command family lives in its own
- * cmd_*.c file and defines one entry point; veil.c dispatches. Entry points
- * are weak references so a family can be added by adding its file.
+ * cmd_*.c file and defines one entry point; veil.c dispatches. Every entry
+ * point is a strong reference: a missing family is a link error.
  */
 #ifndef VEIL_CLI_H
 #define VEIL_CLI_H

@@ -5,10 +5,6 @@
 #include "veil/veil.h"
 #include "cli.h"
 
-#pragma weak veil_cmd_pub
-#pragma weak veil_cmd_sub
-#pragma weak veil_cmd_passwd
-
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
@@ -27,8 +23,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: veil <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (commands[i].fn)
-			fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	}
 	fprintf(f, "\n'veil <command> --help' shows a command's options.\n");
 }
@@ -52,7 +47,7 @@ int main(int argc, char **argv)
 		return VEIL_EXIT_FAIL;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (commands[i].fn && !strcmp(argv[1], commands[i].name))
+		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "veil: unknown command '%s'\n\n", argv[1]);
