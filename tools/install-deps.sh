@@ -9,6 +9,10 @@ PKGS=(build-essential cmake pkg-config
       openssl libssl-dev procps)
 # Test and hardening tools (sanitizer runtime, fuzzing, capture, memcheck, lint).
 PKGS+=(clang libclang-rt-14-dev valgrind tcpdump cppcheck clang-tidy python3)
+# Round 2: keyd's store, admin JSON and hash tables (as Mosquitto), tests under
+# load, the multi-broker front, the metrics path, packages, man pages, ABI check.
+PKGS+=(libsqlite3-dev sqlite3 libcjson-dev uthash-dev stress-ng haproxy
+      prometheus prometheus-mqtt-exporter debhelper lintian scdoc abigail-tools)
 
 missing=()
 for p in "${PKGS[@]}"; do
