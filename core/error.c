@@ -38,6 +38,17 @@ static const struct {
 	{ VEIL_ERR_REVOKED, "revoked", "credential or client revoked" },
 	{ VEIL_ERR_NOT_FOUND, "not-found", "not found" },
 	{ VEIL_ERR_TIMEOUT, "timeout", "operation timed out" },
+	{ VEIL_ERR_REPLAY_FULL, "replay-state-full", "no replay window free for a new sender under this key" },
+	{ VEIL_ERR_RESERVED_FLAGS, "reserved-flags", "reserved flag bits set" },
+	{ VEIL_ERR_EMPTY, "empty-payload", "zero-length payload where an envelope is required" },
+	{ VEIL_ERR_NO_KEY, "no-key", "no usable key for this topic now" },
+	{ VEIL_ERR_OUTDATED, "outdated", "not newer than what is already held" },
+	{ VEIL_ERR_MISADDRESSED, "misaddressed", "addressed to another device" },
+	{ VEIL_ERR_WRONG_RECEIVE_KEY, "wrong-receive-key", "sealed to a receive key this device does not hold" },
+	{ VEIL_ERR_NO_NONCE_ECHO, "no-nonce-echo", "does not echo the nonce of the latest request" },
+	{ VEIL_ERR_WRONG_ROLE, "wrong-role", "signer's credential lacks the required role" },
+	{ VEIL_ERR_WRONG_AUDIENCE, "wrong-audience", "token issued for another deployment" },
+	{ VEIL_ERR_SUPERSEDED, "superseded", "key epoch superseded by a rekey" },
 };
 
 const char *veil_strerror(int err)

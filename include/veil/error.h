@@ -40,7 +40,18 @@ enum veil_err {
 	VEIL_ERR_PLAINTEXT = -26,       /* not an envelope on a topic that requires one */
 	VEIL_ERR_REVOKED = -27,         /* credential or client revoked */
 	VEIL_ERR_NOT_FOUND = -28,       /* entry not found (password file, ...) */
-	VEIL_ERR_TIMEOUT = -29          /* operation timed out */
+	VEIL_ERR_TIMEOUT = -29,         /* operation timed out */
+	VEIL_ERR_REPLAY_FULL = -30,     /* no replay window free for a new sender under this key (none evicted) */
+	VEIL_ERR_RESERVED_FLAGS = -31,  /* reserved flag bits set */
+	VEIL_ERR_EMPTY = -32,           /* zero-length payload where an envelope is required */
+	VEIL_ERR_NO_KEY = -33,          /* no usable key (epoch) to seal with: never falls back */
+	VEIL_ERR_OUTDATED = -34,        /* not newer than what is held (bundle, device message, statement) */
+	VEIL_ERR_MISADDRESSED = -35,    /* addressed to another device */
+	VEIL_ERR_WRONG_RECEIVE_KEY = -36, /* sealed to a receive key this device does not hold */
+	VEIL_ERR_NO_NONCE_ECHO = -37,   /* does not echo the nonce of the device's latest request */
+	VEIL_ERR_WRONG_ROLE = -38,      /* signer's credential lacks the required role */
+	VEIL_ERR_WRONG_AUDIENCE = -39,  /* token for another deployment */
+	VEIL_ERR_SUPERSEDED = -40       /* key epoch superseded (rekey after a revocation) */
 };
 
 /* Static English text for an error code; never NULL. */
