@@ -133,6 +133,7 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	memcpy(c->device_pk, t.cred.device_pk, VEIL_PK_BYTES);
 	veil_sender_id(t.cred.device_pk, c->sender_id);
 	memcpy(c->credential_id, t.cred.id, VEIL_CREDENTIAL_ID_BYTES);
+	memcpy(c->authority_id, t.cred.authority_id, VEIL_AUTHORITY_ID_BYTES);
 	c->credential_expires = t.cred.expires_at;
 	snprintf(c->roles, sizeof(c->roles), "%s", t.cred.roles);
 	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], roles[80];
@@ -217,15 +218,28 @@ static int password_login(struct attempt *at, const char *user, const char *pass
 	return password_accept(at, user, false);
 }
 
+static bool authority_trusted(const struct vp_auth *a, const uint8_t id[VEIL_AUTHORITY_ID_BYTES])
+{
+	for (size_t i = 0; i < a->n_authorities; i++) {
+		if (sodium_memcmp(a->authority_ids[i], id, VEIL_AUTHORITY_ID_BYTES) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Why a remembered client may no longer stay; NULL when it may. */
 static const char *why_unauthorised(struct vp_auth *a, const struct vp_client *c, time_t now)
 {
+	if (c->auth_after_connect)
+		return "auth-after-connect";
 	if (c->client_id && vp_revoke__client(a->revoke, c->client_id))
 		return "revoked-client";
 	switch (c->login) {
 	case VP_LOGIN_CREDENTIAL:
 		if (vp_revoke__credential(a->revoke, c->credential_id))
 			return "revoked-credential";
+		if (!authority_trusted(a, c->authority_id))
+			return "authority-removed";
 		if (c->credential_expires <= (uint64_t)now)
 			return "expired-credential";
 		return NULL;
@@ -238,6 +252,32 @@ static const char *why_unauthorised(struct vp_auth *a, const struct vp_client *c
 	case VP_LOGIN_NONE:
 	default:
 		return NULL;
+	}
+}
+
+/*
+ * A new login on at->client. Mosquitto reuses the memory of freed clients,
+ * and an expired MQTT 5 session or a sent Will frees one without a plugin
+ * event: whatever the registry still holds for this pointer belongs to a
+ * client that is gone, and must not lend its identity to this one (whoever
+ * decides this login: the plugin, or Mosquitto after a DEFER). A live entry
+ * would mean a connection vanished without its DISCONNECT event; it is
+ * dropped too (fail closed).
+ */
+static void forget_stale(struct attempt *at)
+{
+	char prev[80];
+	const char *state = vp_clients__forget_stale(at->ctx->clients, at->client, prev, sizeof(prev),
+	                                             vp_acl__client_cache_free);
+	if (!state && vp_clients__get(at->ctx->clients, at->client)) {
+		state = "online";
+		vp_clients__remove(at->ctx->clients, at->client, vp_acl__client_cache_free);
+		snprintf(prev, sizeof(prev), "?");
+	}
+	if (state) {
+		char p[80];
+		vp_log__audit(MOSQ_LOG_INFO, "auth", "forget", "client=%s addr=%s previous=%s state=%s reason=reused-client-pointer",
+		              at->cid_log, at->addr_log, vp_log__clean(prev, p, sizeof(p)), state);
 	}
 }
 
@@ -295,6 +335,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 			return MOSQ_ERR_SUCCESS;
 		}
 	}
+	forget_stale(&at);
 	if (!vp_auth__name_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
 	if (!ed->username) {
@@ -331,12 +372,29 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 
 int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed)
 {
-	if (!ed || !ed->auth_method || strcmp(ed->auth_method, VEIL_AUTH_METHOD) != 0)
-		return MOSQ_ERR_PLUGIN_DEFER; /* another plugin's method */
-	if (!ctx || !ctx->auth || !ed->client)
+	if (!ctx || !ctx->auth || !ed || !ed->client)
 		return MOSQ_ERR_AUTH;
+	bool ours = ed->auth_method && !strcmp(ed->auth_method, VEIL_AUTH_METHOD);
 	struct attempt at;
 	attempt_init(&at, ctx, ed->client, "credential");
+	/* Mosquitto calls EXT_AUTH_START for a new CONNECT and for an MQTT 5
+	 * re-authentication (AUTH reason 0x19) of a connected client. Veil
+	 * offers no re-authentication: a client already logged in is refused
+	 * (Mosquitto then disconnects it; its client id stays intact). */
+	if (ours && vp_clients__get(ctx->clients, ed->client)) {
+		struct vp_client *c = vp_clients__get(ctx->clients, ed->client);
+		c->auth_after_connect = true;
+		return refuse(&at, "reauthentication-not-supported");
+	}
+	forget_stale(&at);
+	if (!ours)
+		return MOSQ_ERR_PLUGIN_DEFER; /* another plugin's method */
+	if (!ctx->auth->enhanced_auth) {
+		/* Token logins then use the password form (username = client id). */
+		vp_log__audit(MOSQ_LOG_INFO, "auth", "defer", "client=%s addr=%s method=credential reason=enhanced-auth-disabled",
+		              at.cid_log, at.addr_log);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
 	if (!vp_auth__name_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
 	const char *user = mosquitto_client_username(ed->client);
@@ -346,6 +404,11 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 		return refuse(&at, "malformed-token");
 	}
 	int rc = credential_login(&at, ed->data_in, ed->data_in_len);
+	if (rc == MOSQ_ERR_SUCCESS) {
+		struct vp_client *c = vp_clients__get(ctx->clients, ed->client);
+		if (c)
+			c->enhanced = true;
+	}
 	if (rc == MOSQ_ERR_SUCCESS && !user) {
 		/* The username becomes the client id: ACL %u, and a reload would
 		 * otherwise treat this client as anonymous and drop it. */
@@ -358,13 +421,32 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 	return rc;
 }
 
+/*
+ * An AUTH packet from a client (auth_method is NULL here on 2.0.11). Veil's
+ * login is one step and never asks to continue, so for a client logged in
+ * with veil-v1 this can only be an AUTH sent after CONNECT. Mosquitto
+ * 2.0.11 (handle__auth) first marks such a client "authenticating", then
+ * for every answer but two frees its client id while the session is still
+ * registered under it: the next CONNECT with that id touches freed memory.
+ * SUCCESS would re-run the whole CONNECT on the live session. Only
+ * AUTH_CONTINUE leaves the session intact (the broker answers AUTH 0x18 and
+ * the client can do nothing else), so that is the answer; the client is
+ * kicked at the next tick. A client this plugin did not log in belongs to
+ * another plugin's method.
+ */
 int vp_auth__ext_continue(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed)
 {
-	(void)ctx;
-	(void)ed;
-	/* Veil login is one step and never asks to continue, so a continuation
-	 * (auth_method is NULL here on 2.0.11) belongs to another plugin. */
-	return MOSQ_ERR_PLUGIN_DEFER;
+	if (!ctx || !ctx->auth || !ed || !ed->client)
+		return MOSQ_ERR_PLUGIN_DEFER;
+	struct vp_client *c = vp_clients__get(ctx->clients, ed->client);
+	if (!c || c->login == VP_LOGIN_NONE)
+		return MOSQ_ERR_PLUGIN_DEFER;
+	struct attempt at;
+	attempt_init(&at, ctx, ed->client, "credential");
+	if (!c->auth_after_connect)
+		(void)refuse(&at, "auth-after-connect");
+	c->auth_after_connect = true;
+	return MOSQ_ERR_AUTH_CONTINUE;
 }
 
 /* ---- reload, tick, kicks ---- */
@@ -486,6 +568,7 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	if (!a->authority_file && !a->password_file && !a->allow_anonymous)
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=no-login-possible (set plugin_opt_authority_file)");
 	a->last_poll_ms = vp_ratelimit__now_ms();
+	a->started = true;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "init",
 	              "authorities=%zu users=%zu revoked=%zu token_window=%u anonymous=%s defer_unknown=%s",
 	              a->n_authorities, vp_passwd__count(a->passwd), vp_revoke__count(a->revoke), a->token_window,

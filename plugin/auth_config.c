@@ -23,7 +23,7 @@
 #include "ratelimit.h"
 #include "revoke.h"
 
-enum opt_kind { OPT_PATH, OPT_BOOL, OPT_U32 };
+enum opt_kind { OPT_PATH, OPT_BOOL, OPT_U32, OPT_BOOL_TRUE };
 
 struct opt_def {
 	const char *key;
@@ -39,6 +39,7 @@ static const struct opt_def opt_defs[] = {
 	{ "revocation_file", OPT_PATH, OFF(revocation_file), 0, 0, 0 },
 	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
 	{ "defer_unknown", OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
+	{ "enhanced_auth", OPT_BOOL_TRUE, OFF(enhanced_auth), 0, 1, 1 },
 	{ "token_window", OPT_U32, OFF(token_window), 1, 3600, 60 },
 	{ "poll_interval", OPT_U32, OFF(poll_interval), 0, 3600, 1 },
 	{ "backoff_base_ms", OPT_U32, OFF(backoff_base_ms), 1, 60000, 250 },
@@ -80,6 +81,7 @@ static int set_option(struct vp_auth *a, const struct opt_def *d, const char *va
 		return *p ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NOMEM;
 	}
 	case OPT_BOOL:
+	case OPT_BOOL_TRUE:
 		if (!strcmp(value, "true"))
 			*(bool *)(void *)field = true;
 		else if (!strcmp(value, "false"))
@@ -105,6 +107,8 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 	for (size_t i = 0; i < N_OPTS; i++) {
 		if (opt_defs[i].kind == OPT_U32)
 			*(uint32_t *)(void *)((char *)a + opt_defs[i].offset) = opt_defs[i].def;
+		else if (opt_defs[i].kind == OPT_BOOL_TRUE)
+			*(bool *)(void *)((char *)a + opt_defs[i].offset) = true;
 	}
 	for (int i = 0; i < count; i++) {
 		for (size_t k = 0; k < N_OPTS; k++) {
@@ -120,7 +124,9 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void log_bad_file(const char *which, const char *err)
+/* A broken file is logged at every poll until it is fixed: the old state it
+ * keeps may be exactly what the operator meant to change (a revocation). */
+static void log_bad_file(const struct vp_auth *a, const char *which, const char *err)
 {
 	char e[300];
 	/* err is "path:line: reason"; the path and reason come from our own config, not clients. */
@@ -129,13 +135,18 @@ static void log_bad_file(const char *which, const char *err)
 		if (*p == '|' || *p == '\n')
 			*p = '?';
 	}
-	vp_log__audit(MOSQ_LOG_ERR, "auth", "reload-failed", "file=%s error=\"%s\" action=kept-old", which, e);
+	if (!a->started)
+		vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed",
+		              "file=%s error=\"%s\" action=refuse-start (the plugin cannot start without a valid %s file)",
+		              which, e, which);
+	else
+		vp_log__audit(MOSQ_LOG_ERR, "auth", "reload-failed", "file=%s error=\"%s\" action=kept-old", which, e);
 }
 
 /* One file: decide whether to (re)load, then swap in the new state. */
 static int load_one(const char *which, const char *path, struct vp_file_sig *cur, struct vp_file_sig *bad,
-                    bool force, bool *changed, int (*loader)(struct vp_auth *, const char *, char *, size_t),
-                    struct vp_auth *a)
+                    char *bad_err, size_t bad_err_len, bool force, bool *changed,
+                    int (*loader)(struct vp_auth *, const char *, char *, size_t), struct vp_auth *a)
 {
 	if (!path)
 		return MOSQ_ERR_SUCCESS;
@@ -143,12 +154,15 @@ static int load_one(const char *which, const char *path, struct vp_file_sig *cur
 	vp_file__sig(path, &now);
 	if (!force && vp_file__sig_equal(&now, cur))
 		return MOSQ_ERR_SUCCESS;
-	if (!force && vp_file__sig_equal(&now, bad))
-		return MOSQ_ERR_INVAL; /* same broken version: already logged */
+	if (!force && vp_file__sig_equal(&now, bad)) {
+		log_bad_file(a, which, bad_err); /* same broken version: not parsed again */
+		return MOSQ_ERR_INVAL;
+	}
 	char err[256] = "";
 	int rc = loader(a, path, err, sizeof(err));
 	if (rc != VEIL_OK) {
-		log_bad_file(which, err[0] ? err : veil_errname(rc));
+		snprintf(bad_err, bad_err_len, "%s", err[0] ? err : veil_errname(rc));
+		log_bad_file(a, which, bad_err);
 		*bad = now;
 		return MOSQ_ERR_INVAL;
 	}
@@ -162,9 +176,13 @@ static int load_one(const char *which, const char *path, struct vp_file_sig *cur
 static int load_authorities(struct vp_auth *a, const char *path, char *err, size_t errlen)
 {
 	uint8_t (*pks)[VEIL_PK_BYTES] = calloc(VP_AUTHORITIES_MAX, VEIL_PK_BYTES);
+	uint8_t (*ids)[VEIL_AUTHORITY_ID_BYTES] = calloc(VP_AUTHORITIES_MAX, VEIL_AUTHORITY_ID_BYTES);
 	size_t n = 0;
-	if (!pks)
+	if (!pks || !ids) {
+		free(pks);
+		free(ids);
 		return VEIL_ERR_NOMEM;
+	}
 	int rc = veil_public_keys_load(path, pks, VP_AUTHORITIES_MAX, &n, err, errlen);
 	if (rc == VEIL_OK && n == 0) {
 		snprintf(err, errlen, "%s: no public key", path);
@@ -172,10 +190,15 @@ static int load_authorities(struct vp_auth *a, const char *path, char *err, size
 	}
 	if (rc != VEIL_OK) {
 		free(pks);
+		free(ids);
 		return rc;
 	}
+	for (size_t i = 0; i < n; i++)
+		veil_authority_id(pks[i], ids[i]);
 	free(a->authorities);
+	free(a->authority_ids);
 	a->authorities = pks;
+	a->authority_ids = ids;
 	vp_credcache__clear(a->credcache); /* verdicts under the old keys */
 	a->n_authorities = n;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=authority keys=%zu", n);
@@ -210,11 +233,12 @@ int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed)
 {
 	if (changed)
 		*changed = false;
-	int r1 = load_one("authority", a->authority_file, &a->sig_authority, &a->bad_authority, force, changed,
-	                  load_authorities, a);
-	int r2 = load_one("password", a->password_file, &a->sig_passwd, &a->bad_passwd, force, changed, load_passwd, a);
-	int r3 = load_one("revocation", a->revocation_file, &a->sig_revoke, &a->bad_revoke, force, changed,
-	                  load_revoke, a);
+	int r1 = load_one("authority", a->authority_file, &a->sig_authority, &a->bad_authority, a->err_authority,
+	                  sizeof(a->err_authority), force, changed, load_authorities, a);
+	int r2 = load_one("password", a->password_file, &a->sig_passwd, &a->bad_passwd, a->err_passwd,
+	                  sizeof(a->err_passwd), force, changed, load_passwd, a);
+	int r3 = load_one("revocation", a->revocation_file, &a->sig_revoke, &a->bad_revoke, a->err_revoke,
+	                  sizeof(a->err_revoke), force, changed, load_revoke, a);
 	if (!a->revoke && vp_revoke__empty(&a->revoke) != VEIL_OK)
 		return MOSQ_ERR_NOMEM;
 	return (r1 || r2 || r3) ? MOSQ_ERR_INVAL : MOSQ_ERR_SUCCESS;
@@ -228,6 +252,7 @@ void vp_auth__release(struct vp_auth *a)
 	free(a->password_file);
 	free(a->revocation_file);
 	free(a->authorities);
+	free(a->authority_ids);
 	vp_passwd__free(&a->passwd);
 	vp_revoke__free(&a->revoke);
 	vp_ratelimit__free(&a->rl);

@@ -33,6 +33,7 @@ struct vp_auth {
 	uint32_t token_window;         /* s */
 	bool allow_anonymous;
 	bool defer_unknown;
+	bool enhanced_auth;            /* accept MQTT 5 enhanced auth (veil-v1); default true */
 	uint32_t poll_interval;        /* s, 0 = never poll */
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;
@@ -43,17 +44,20 @@ struct vp_auth {
 
 	/* loaded files: replaced only by a complete, valid new version */
 	uint8_t (*authorities)[VEIL_PK_BYTES];
+	uint8_t (*authority_ids)[VEIL_AUTHORITY_ID_BYTES]; /* of authorities, same order */
 	size_t n_authorities;
 	struct vp_passwd *passwd;
 	struct vp_revoke *revoke;
 	struct vp_file_sig sig_authority, sig_passwd, sig_revoke;      /* loaded version */
 	struct vp_file_sig bad_authority, bad_passwd, bad_revoke;      /* last rejected version */
+	char err_authority[256], err_passwd[256], err_revoke[256];     /* why it was rejected */
 
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;
 	struct vp_pwcache *pwcache;
 	struct vp_credcache *credcache;
 
+	bool started;                  /* init done: a broken file now keeps the old state */
 	uint64_t last_poll_ms;         /* monotonic */
 	time_t last_sweep;
 	bool reauth_pending;           /* SIGHUP: BASIC_AUTH re-checks until the next TICK */

@@ -7,6 +7,7 @@
  * vp_clients__depart), on a second FIFO list, oldest first.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,7 +123,10 @@ static void client_release(struct vp_client *c, void (*acl_cache_free)(void *))
 	sodium_memzero(c->credential_id, sizeof(c->credential_id));
 	c->roles[0] = '\0';
 	c->has_identity = false;
+	sodium_memzero(c->authority_id, sizeof(c->authority_id));
 	c->login = VP_LOGIN_NONE;
+	c->enhanced = false;
+	c->auth_after_connect = false;
 	c->kick_pending = false;
 	c->credential_expires = 0;
 }
@@ -329,6 +333,19 @@ void vp_clients__forget_departed(struct vp_clients *cl, const struct mosquitto *
 	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
 	if (c && c->departed)
 		vp_clients__remove(cl, mosq, acl_cache_free);
+}
+
+const char *vp_clients__forget_stale(struct vp_clients *cl, const struct mosquitto *mosq, char *prev_id,
+                                     size_t prev_len, void (*acl_cache_free)(void *))
+{
+	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (!c || (!c->parked && !c->departed))
+		return NULL;
+	const char *state = c->parked ? "parked" : "departed";
+	if (prev_id && prev_len)
+		snprintf(prev_id, prev_len, "%s", c->client_id ? c->client_id : "");
+	vp_clients__remove(cl, mosq, acl_cache_free);
+	return state;
 }
 
 void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(void *))

@@ -22,30 +22,19 @@ VP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **us
                           int opt_count);
 VP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
 
-/* A login may come from a new client on the pointer of a freed one that
- * left a departed entry: drop that first, whoever decides the login. */
-static void forget_departed(struct vp_ctx *ctx, const struct mosquitto *client)
-{
-	if (ctx)
-		vp_clients__forget_departed(ctx->clients, client, vp_acl__client_cache_free);
-}
-
+/* A login may come from a new client on the pointer of a freed one: the
+ * auth module drops whatever the registry holds for it first, whoever then
+ * decides the login (vp_auth__basic, vp_auth__ext_start). */
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
-	struct mosquitto_evt_basic_auth *ed = event_data;
 	(void)event;
-	if (ed)
-		forget_departed(userdata, ed->client);
-	return vp_auth__basic(userdata, ed);
+	return vp_auth__basic(userdata, event_data);
 }
 
 static int on_ext_auth_start(int event, void *event_data, void *userdata)
 {
-	struct mosquitto_evt_extended_auth *ed = event_data;
 	(void)event;
-	if (ed)
-		forget_departed(userdata, ed->client);
-	return vp_auth__ext_start(userdata, ed);
+	return vp_auth__ext_start(userdata, event_data);
 }
 
 static int on_ext_auth_continue(int event, void *event_data, void *userdata)

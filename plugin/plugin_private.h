@@ -57,7 +57,10 @@ struct vp_client {
 	uint8_t device_pk[VEIL_PK_BYTES];
 	uint8_t sender_id[VEIL_SENDER_ID_BYTES];
 	uint8_t credential_id[VEIL_CREDENTIAL_ID_BYTES];
+	uint8_t authority_id[VEIL_AUTHORITY_ID_BYTES]; /* signer of the credential */
 	uint64_t credential_expires;
+	bool enhanced;                         /* logged in with MQTT 5 enhanced auth (veil-v1) */
+	bool auth_after_connect;               /* sent AUTH after CONNECT: kicked at the next tick */
 	char roles[VEIL_ROLES_MAX + 1];        /* comma separated, from the credential */
 	bool kick_pending;                     /* revoked: disconnect at next tick */
 	bool parked;                           /* offline persistent session (clients.c) */
@@ -74,6 +77,8 @@ struct vp_client {
 int vp_clients__new(struct vp_clients **out);
 void vp_clients__free(struct vp_clients **cl, void (*acl_cache_free)(void *));
 /* Returns the existing entry for mosq, or a new zeroed one (NULL on ENOMEM).
+ * Logins call vp_clients__forget_stale first, so an entry found here is
+ * the same connection's (a SIGHUP re-check). 
  * An existing entry is reset (ids, identity, acl cache) so a reused pointer
  * never inherits another client's state. Parked entries of the same client
  * id (an old session this connection takes over) are removed. */
@@ -115,6 +120,17 @@ void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void 
 void vp_clients__depart(struct vp_clients *cl, const struct mosquitto *mosq, time_t now,
                         void (*acl_cache_free)(void *));
 void vp_clients__forget_departed(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *));
+/*
+ * A new login on mosq (BASIC_AUTH outside a reload's re-checks, or
+ * EXT_AUTH_START): Mosquitto may hand a freed client's pointer to a new
+ * connection without telling the plugin (an MQTT 5 session that expired, a
+ * Will that was sent), so any offline entry (parked or departed) of mosq is
+ * someone else's and is removed. Returns the state the removed entry was in
+ * ("parked", "departed") for the audit line, or NULL if there was none;
+ * prev_id (may be NULL, prev_len bytes) gets its client id.
+ */
+const char *vp_clients__forget_stale(struct vp_clients *cl, const struct mosquitto *mosq, char *prev_id,
+                                     size_t prev_len, void (*acl_cache_free)(void *));
 void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(void *));
 size_t vp_clients__departed(const struct vp_clients *cl);
 size_t vp_clients__parked(const struct vp_clients *cl);
