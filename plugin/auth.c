@@ -6,9 +6,11 @@
  * clients, and kicks them. Kicks happen only here in TICK, never inside
  * another callback. Rules and rate limit: docs/AUTH.md.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <mosquitto.h>
@@ -112,6 +114,10 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	if (rc != VEIL_OK) {
 		return refuse(at, token_reason(rc));
 	}
+	/* Without the nonce journal the replay cache starts empty: a token
+	 * minted before this start could have been used already. */
+	if (!a->nonces_persisted && t.timestamp < (uint64_t)a->started_at)
+		return refuse(at, "token-before-start");
 	if (vp_revoke__credential(a->revoke, t.cred.id))
 		return refuse(at, "revoked-credential");
 	if (vp_revoke__client(a->revoke, at->cid))
@@ -146,23 +152,84 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	return MOSQ_ERR_SUCCESS;
 }
 
-/* Spend one Argon2id run from this second's budget; false when exhausted. */
+/*
+ * Who may use which client id (docs/AUTH.md, "Client ids"). A credential
+ * can be issued for any client id, so the ids of password and anonymous
+ * logins come from namespaces no credential login may use:
+ * - password logins (decided here or deferred to Mosquitto): the username
+ *   itself, or a broker-assigned id (plugin_opt_auto_id_prefix, Mosquitto's
+ *   auto_id_prefix, default "auto-");
+ * - anonymous logins: broker-assigned ids only;
+ * - credential logins: neither a broker-assigned id nor a username of the
+ *   password file.
+ * A low-privilege user can then never connect as a device: kick it, take
+ * over its persistent session (and its queue), or gain its %c rights.
+ */
+static bool auto_id(const struct vp_auth *a, const char *cid)
+{
+	size_t n = strlen(a->auto_id_prefix);
+	return cid && n && !strncmp(cid, a->auto_id_prefix, n) && cid[n] != '\0';
+}
+
+static bool client_id_allowed(const struct vp_auth *a, const char *cid, const char *user)
+{
+	return auto_id(a, cid) || (user && cid && !strcmp(cid, user));
+}
+
+static bool client_id_reserved(const struct vp_auth *a, const char *cid)
+{
+	return auto_id(a, cid) || vp_passwd__hash(a->passwd, cid) != NULL;
+}
+
+/*
+ * Argon2id runs on the broker's only thread, so its time is budgeted:
+ * at most plugin_opt_password_ms_per_sec milliseconds per second (and
+ * password_hashes_per_sec runs). A run is refused ("busy") when this
+ * second's spent time plus the expected cost of one run (moving average of
+ * measured runs) would pass the budget; the first run of a second always
+ * goes, so a budget smaller than one run still lets logins through.
+ */
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000U + (uint64_t)ts.tv_nsec / 1000U;
+}
+
 static bool hash_budget(struct vp_auth *a)
 {
 	uint64_t now = vp_ratelimit__now_ms();
 	if (now - a->hash_window_ms >= 1000) {
 		a->hash_window_ms = now;
 		a->hashes_in_window = 0;
+		a->hash_us_in_window = 0;
 	}
 	if (a->hashes_in_window >= a->password_hashes_per_sec)
+		return false;
+	if (a->hashes_in_window > 0 &&
+	    a->hash_us_in_window + a->hash_us_estimate > (uint64_t)a->password_ms_per_sec * 1000U)
 		return false;
 	a->hashes_in_window++;
 	return true;
 }
 
+/* One Argon2id verification, timed into the budget. */
+static bool hash_verify(struct vp_auth *a, const char *stored, const char *password)
+{
+	uint64_t t0 = mono_us();
+	bool ok = crypto_pwhash_str_verify(stored, password, strlen(password)) == 0;
+	uint64_t spent = mono_us() - t0;
+	a->hash_us_in_window += spent;
+	a->hash_us_estimate = a->hash_us_estimate ? (a->hash_us_estimate * 3U + spent) / 4U : spent;
+	a->hashes_total++;
+	a->hash_us_total += spent;
+	return ok;
+}
+
 static int password_accept(struct attempt *at, const char *user, bool cached)
 {
-	if (!remember(at, user, VP_LOGIN_PASSWORD))
+	/* A reload's re-check keeps the entry as it is (parked or online). */
+	if (!at->reauth && !remember(at, user, VP_LOGIN_PASSWORD))
 		return MOSQ_ERR_NOMEM;
 	char u[80];
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=password user=%s cached=%s",
@@ -178,6 +245,11 @@ static int password_login(struct attempt *at, const char *user, const char *pass
 		return refuse(at, "revoked-client");
 	const char *stored = vp_passwd__hash(a->passwd, user);
 	uint64_t now = (uint64_t)time(NULL);
+	if (!stored && a->defer_unknown) {
+		vp_log__audit(MOSQ_LOG_INFO, "auth", "defer", "client=%s addr=%s method=password reason=unknown-user",
+		              at->cid_log, at->addr_log);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
 	/* A recent success with the same password and the same file entry: the
 	 * legitimate owner is not locked out by someone else's failures. */
 	if (stored && password && vp_pwcache__hit(a->pwcache, user, password, stored, now))
@@ -191,22 +263,22 @@ static int password_login(struct attempt *at, const char *user, const char *pass
 			return MOSQ_ERR_AUTH;
 		}
 	}
+	if (!password || !*password) {
+		count_failure(at, user);
+		return refuse(at, stored ? "no-password" : "unknown-user");
+	}
+	/* An unknown user costs what a wrong password costs (one Argon2id run
+	 * against a real entry's parameters, from the same budget), so timing
+	 * does not tell which usernames exist. */
+	const char *against = stored ? stored : vp_passwd__decoy(a->passwd);
+	if (!at->reauth && !hash_budget(a))
+		return refuse(at, "busy");
+	bool ok = against && hash_verify(a, against, password);
 	if (!stored) {
-		if (a->defer_unknown) {
-			vp_log__audit(MOSQ_LOG_INFO, "auth", "defer", "client=%s addr=%s method=password reason=unknown-user",
-			              at->cid_log, at->addr_log);
-			return MOSQ_ERR_PLUGIN_DEFER;
-		}
 		count_failure(at, user);
 		return refuse(at, "unknown-user");
 	}
-	if (!password || !*password) {
-		count_failure(at, user);
-		return refuse(at, "no-password");
-	}
-	if (!at->reauth && !hash_budget(a))
-		return refuse(at, "busy");
-	if (crypto_pwhash_str_verify(stored, password, strlen(password)) != 0) {
+	if (!ok) {
 		count_failure(at, user);
 		return refuse(at, "bad-password");
 	}
@@ -335,7 +407,8 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 			return MOSQ_ERR_SUCCESS;
 		}
 	}
-	forget_stale(&at);
+	if (!at.reauth)
+		forget_stale(&at);
 	if (!vp_auth__name_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
 	if (!ed->username) {
@@ -346,6 +419,8 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 			return refuse(&at, "revoked-client");
 		if (!at.a->allow_anonymous)
 			return refuse(&at, "anonymous");
+		if (!client_id_allowed(at.a, at.cid, NULL))
+			return refuse(&at, "client-id-not-allowed");
 		if (!remember(&at, NULL, VP_LOGIN_ANONYMOUS))
 			return MOSQ_ERR_NOMEM;
 		vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=anonymous", at.cid_log,
@@ -358,6 +433,8 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		at.method = "credential";
 		if (!at.cid || strcmp(ed->username, at.cid) != 0)
 			return refuse(&at, "username-mismatch");
+		if (client_id_reserved(at.a, at.cid))
+			return refuse(&at, "client-id-reserved");
 		uint8_t tok[VEIL_TOKEN_MAX];
 		size_t len = 0;
 		if (veil_password_to_token(ed->password, tok, sizeof(tok), &len) != VEIL_OK) {
@@ -366,6 +443,10 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		int rc = credential_login(&at, tok, len);
 		sodium_memzero(tok, sizeof(tok));
 		return rc;
+	}
+	if (!client_id_allowed(at.a, at.cid, ed->username)) {
+		at.method = "password";
+		return refuse(&at, "client-id-not-allowed");
 	}
 	return password_login(&at, ed->username, ed->password);
 }
@@ -397,6 +478,8 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 	}
 	if (!vp_auth__name_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
+	if (client_id_reserved(at.a, at.cid))
+		return refuse(&at, "client-id-reserved");
 	const char *user = mosquitto_client_username(ed->client);
 	if (user && strcmp(user, at.cid) != 0)
 		return refuse(&at, "username-mismatch");
@@ -541,7 +624,40 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 	if (changed || now != a->last_sweep) {
 		a->last_sweep = now;
 		sweep_and_kick(ctx, now);
+		vp_nonce_cache__sync(a->nonces, (uint64_t)now);
+		unsigned e = vp_nonce_cache__write_errors(a->nonces);
+		if (e)
+			vp_log__audit(MOSQ_LOG_ERR, "auth", "state-write-failed",
+			              "file=token-nonces errors=%u (a restart could accept these tokens again)", e);
 	}
+}
+
+/* plugin_opt_state_dir: created (0700) if missing; holds the token nonce
+ * journal, so a token works once even across a broker restart. */
+static int open_state(struct vp_auth *a)
+{
+	if (mkdir(a->state_dir, 0700) != 0 && errno != EEXIST) {
+		char p[80];
+		vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed", "state_dir=%s error=\"%s\" action=refuse-start",
+		              vp_log__clean(a->state_dir, p, sizeof(p)), strerror(errno));
+		return MOSQ_ERR_INVAL;
+	}
+	size_t n = strlen(a->state_dir) + sizeof("/token-nonces");
+	char *path = malloc(n);
+	if (!path)
+		return MOSQ_ERR_NOMEM;
+	snprintf(path, n, "%s/token-nonces", a->state_dir);
+	char err[300] = "";
+	int rc = vp_nonce_cache__persist(a->nonces, path, (uint64_t)time(NULL), err, sizeof(err));
+	free(path);
+	if (rc != VEIL_OK) {
+		for (char *p = err; *p; p++)
+			*p = (*p == '|' || *p == '\n') ? '?' : *p;
+		vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed", "error=\"%s\" action=refuse-start", err);
+		return rc == VEIL_ERR_NOMEM ? MOSQ_ERR_NOMEM : MOSQ_ERR_INVAL;
+	}
+	a->nonces_persisted = true;
+	return MOSQ_ERR_SUCCESS;
 }
 
 int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_auth **out)
@@ -560,6 +676,9 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 		rc = MOSQ_ERR_NOMEM;
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = vp_auth__load_files(a, true, NULL);
+	a->started_at = time(NULL);
+	if (rc == MOSQ_ERR_SUCCESS && a->state_dir)
+		rc = open_state(a);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		vp_auth__release(a);
 		free(a);

@@ -18,12 +18,13 @@
 #include "plugin_private.h"
 #include "auth_private.h"
 #include "auth_credcache.h"
+#include "auth_names.h"
 #include "nonce_cache.h"
 #include "passwd.h"
 #include "ratelimit.h"
 #include "revoke.h"
 
-enum opt_kind { OPT_PATH, OPT_BOOL, OPT_U32, OPT_BOOL_TRUE };
+enum opt_kind { OPT_PATH, OPT_BOOL, OPT_U32, OPT_BOOL_TRUE, OPT_STRING };
 
 struct opt_def {
 	const char *key;
@@ -37,6 +38,8 @@ static const struct opt_def opt_defs[] = {
 	{ "authority_file", OPT_PATH, OFF(authority_file), 0, 0, 0 },
 	{ "password_file", OPT_PATH, OFF(password_file), 0, 0, 0 },
 	{ "revocation_file", OPT_PATH, OFF(revocation_file), 0, 0, 0 },
+	{ "auto_id_prefix", OPT_STRING, OFF(auto_id_prefix), 0, 0, 0 },
+	{ "state_dir", OPT_PATH, OFF(state_dir), 0, 0, 0 },
 	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
 	{ "defer_unknown", OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
 	{ "enhanced_auth", OPT_BOOL_TRUE, OFF(enhanced_auth), 0, 1, 1 },
@@ -47,7 +50,8 @@ static const struct opt_def opt_defs[] = {
 	{ "ratelimit_entries", OPT_U32, OFF(ratelimit_entries), 64, 1U << 24, 16384 },
 	{ "replay_cache_size", OPT_U32, OFF(replay_cache_size), 256, 1U << 26, 262144 },
 	{ "password_cache_ttl", OPT_U32, OFF(password_cache_ttl), 0, 86400, 60 },
-	{ "password_hashes_per_sec", OPT_U32, OFF(password_hashes_per_sec), 1, 1000, 5 },
+	{ "password_hashes_per_sec", OPT_U32, OFF(password_hashes_per_sec), 1, 1000, 1000 },
+	{ "password_ms_per_sec", OPT_U32, OFF(password_ms_per_sec), 1, 1000, 200 },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -74,6 +78,7 @@ static int set_option(struct vp_auth *a, const struct opt_def *d, const char *va
 	if (!value || !*value)
 		return bad_option(d->key, value, "empty");
 	switch (d->kind) {
+	case OPT_STRING:
 	case OPT_PATH: {
 		char **p = (char **)(void *)field;
 		free(*p);
@@ -119,6 +124,10 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 			}
 		}
 	}
+	if (!a->auto_id_prefix && !(a->auto_id_prefix = strdup("auto-")))
+		return MOSQ_ERR_NOMEM;
+	if (!vp_auth__name_valid(a->auto_id_prefix))
+		return bad_option("auto_id_prefix", a->auto_id_prefix, "not-a-valid-client-id-prefix");
 	if (a->backoff_max_ms < a->backoff_base_ms)
 		return bad_option("backoff_max_ms", "<base", "smaller-than-backoff_base_ms");
 	return MOSQ_ERR_SUCCESS;
@@ -251,6 +260,8 @@ void vp_auth__release(struct vp_auth *a)
 	free(a->authority_file);
 	free(a->password_file);
 	free(a->revocation_file);
+	free(a->auto_id_prefix);
+	free(a->state_dir);
 	free(a->authorities);
 	free(a->authority_ids);
 	vp_passwd__free(&a->passwd);

@@ -30,6 +30,8 @@ struct vp_auth {
 	char *authority_file;
 	char *password_file;
 	char *revocation_file;
+	char *auto_id_prefix;          /* Mosquitto's auto_id_prefix (default "auto-") */
+	char *state_dir;               /* the plugin's own runtime files (token nonce journal, ...) */
 	uint32_t token_window;         /* s */
 	bool allow_anonymous;
 	bool defer_unknown;
@@ -40,7 +42,8 @@ struct vp_auth {
 	uint32_t ratelimit_entries;
 	uint32_t replay_cache_size;
 	uint32_t password_cache_ttl;   /* s, 0 = no cache */
-	uint32_t password_hashes_per_sec;
+	uint32_t password_hashes_per_sec; /* count cap per second (secondary) */
+	uint32_t password_ms_per_sec;  /* Argon2id time budget per second (the bound) */
 
 	/* loaded files: replaced only by a complete, valid new version */
 	uint8_t (*authorities)[VEIL_PK_BYTES];
@@ -58,6 +61,8 @@ struct vp_auth {
 	struct vp_credcache *credcache;
 
 	bool started;                  /* init done: a broken file now keeps the old state */
+	time_t started_at;             /* without a state dir, older tokens are refused */
+	bool nonces_persisted;         /* the token nonce journal is in use */
 	uint64_t last_poll_ms;         /* monotonic */
 	time_t last_sweep;
 	bool reauth_pending;           /* SIGHUP: BASIC_AUTH re-checks until the next TICK */
@@ -65,6 +70,10 @@ struct vp_auth {
 	time_t reauth_until;           /* ... or until then (no TICK with per_listener_settings) */
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
 	uint32_t hashes_in_window;
+	uint64_t hash_us_in_window;    /* Argon2id time spent in the current second */
+	uint64_t hash_us_estimate;     /* moving average of one verification */
+	uint64_t hashes_total;         /* counters (metrics) */
+	uint64_t hash_us_total;
 };
 
 /* auth_config.c */

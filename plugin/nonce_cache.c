@@ -5,12 +5,18 @@
  * signed tokens, but they are hashed with a per-process key anyway so a
  * device cannot aim its nonces at one probe window.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "veil/error.h"
 #include "nonce_cache.h"
 
 #define PROBE 32U
@@ -24,7 +30,16 @@ struct vp_nonce_cache {
 	struct nc_entry *e;
 	size_t cap;
 	uint8_t key[crypto_shorthash_KEYBYTES];
+	/* journal (vp_nonce_cache__persist) */
+	char *path;
+	int fd;                 /* -1: not persisted */
+	bool dirty;             /* appended since the last fdatasync */
+	size_t records;         /* records in the file */
+	unsigned write_errors;
 };
+
+#define JOURNAL_MAGIC "VEILNCJ1"
+#define RECORD (VEIL_TOKEN_NONCE_BYTES + 8U)
 
 int vp_nonce_cache__new(size_t capacity, struct vp_nonce_cache **out)
 {
@@ -42,6 +57,7 @@ int vp_nonce_cache__new(size_t capacity, struct vp_nonce_cache **out)
 		return -1;
 	}
 	nc->cap = cap;
+	nc->fd = -1;
 	randombytes_buf(nc->key, sizeof(nc->key));
 	*out = nc;
 	return 0;
@@ -52,9 +68,58 @@ void vp_nonce_cache__free(struct vp_nonce_cache **ncp)
 	if (!ncp || !*ncp)
 		return;
 	sodium_memzero((*ncp)->key, sizeof((*ncp)->key));
+	if ((*ncp)->fd >= 0) {
+		if ((*ncp)->dirty)
+			(void)fdatasync((*ncp)->fd);
+		close((*ncp)->fd);
+	}
+	free((*ncp)->path);
 	free((*ncp)->e);
 	free(*ncp);
 	*ncp = NULL;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void journal_append(struct vp_nonce_cache *nc, const uint8_t *nonce, uint64_t expires_at)
+{
+	if (nc->fd < 0)
+		return;
+	uint8_t rec[RECORD];
+	memcpy(rec, nonce, VEIL_TOKEN_NONCE_BYTES);
+	put_u64(rec + VEIL_TOKEN_NONCE_BYTES, expires_at);
+	if (write_all(nc->fd, rec, sizeof(rec))) {
+		nc->records++;
+		nc->dirty = true;
+	} else {
+		nc->write_errors++;
+	}
 }
 
 enum vp_nonce_result vp_nonce_cache__add(struct vp_nonce_cache *nc, const uint8_t nonce[VEIL_TOKEN_NONCE_BYTES],
@@ -79,6 +144,7 @@ enum vp_nonce_result vp_nonce_cache__add(struct vp_nonce_cache *nc, const uint8_
 		return VP_NONCE_FULL;
 	memcpy(free_slot->nonce, nonce, VEIL_TOKEN_NONCE_BYTES);
 	free_slot->expires_at = expires_at ? expires_at : 1;
+	journal_append(nc, nonce, free_slot->expires_at);
 	return VP_NONCE_FRESH;
 }
 
@@ -88,4 +154,117 @@ size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now)
 	for (size_t i = 0; nc && i < nc->cap; i++)
 		n += nc->e[i].expires_at != 0 && nc->e[i].expires_at >= now;
 	return n;
+}
+
+/* Write the live entries to a new journal and switch the append fd to it. */
+static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, size_t errlen)
+{
+	size_t plen = strlen(nc->path);
+	char *tmp = malloc(plen + 8);
+	if (!tmp)
+		return VEIL_ERR_NOMEM;
+	snprintf(tmp, plen + 8, "%s.new", nc->path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write_all(fd, (const uint8_t *)JOURNAL_MAGIC, 8);
+	size_t records = 0;
+	for (size_t i = 0; ok && i < nc->cap; i++) {
+		const struct nc_entry *e = &nc->e[i];
+		if (e->expires_at == 0 || e->expires_at < now)
+			continue;
+		uint8_t rec[RECORD];
+		memcpy(rec, e->nonce, VEIL_TOKEN_NONCE_BYTES);
+		put_u64(rec + VEIL_TOKEN_NONCE_BYTES, e->expires_at);
+		ok = write_all(fd, rec, sizeof(rec));
+		records++;
+	}
+	ok = ok && fdatasync(fd) == 0 && rename(tmp, nc->path) == 0;
+	if (!ok) {
+		if (err)
+			snprintf(err, errlen, "%s: cannot write (%s)", nc->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		free(tmp);
+		return VEIL_ERR_IO;
+	}
+	free(tmp);
+	if (nc->fd >= 0)
+		close(nc->fd);
+	/* The renamed file, still open: append from here. */
+	if (lseek(fd, 0, SEEK_END) < 0) {
+		close(fd);
+		nc->fd = -1;
+		return VEIL_ERR_IO;
+	}
+	nc->fd = fd;
+	nc->records = records;
+	nc->dirty = false;
+	return VEIL_OK;
+}
+
+int vp_nonce_cache__persist(struct vp_nonce_cache *nc, const char *path, uint64_t now, char *err, size_t errlen)
+{
+	if (!nc || !path || nc->path)
+		return VEIL_ERR_INVAL;
+	if (!(nc->path = strdup(path)))
+		return VEIL_ERR_NOMEM;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno != ENOENT) {
+		if (err)
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return VEIL_ERR_IO;
+	}
+	int rc = VEIL_OK;
+	if (fd >= 0) {
+		struct stat st;
+		uint8_t magic[8];
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || read(fd, magic, 8) != 8 ||
+		    memcmp(magic, JOURNAL_MAGIC, 8) != 0) {
+			if (err)
+				snprintf(err, errlen, "%s: not a token nonce journal (remove it to start afresh)", path);
+			close(fd);
+			return VEIL_ERR_PARSE;
+		}
+		uint8_t rec[RECORD];
+		ssize_t r;
+		/* A record cut short by a crash mid-write is ignored: it was
+		 * never acknowledged to a client. */
+		while (rc == VEIL_OK && (r = read(fd, rec, sizeof(rec))) == (ssize_t)sizeof(rec)) {
+			uint64_t exp = get_u64(rec + VEIL_TOKEN_NONCE_BYTES);
+			if (exp >= now && vp_nonce_cache__add(nc, rec, exp, now) == VP_NONCE_FULL)
+				rc = VEIL_ERR_NOMEM;
+		}
+		close(fd);
+		if (rc != VEIL_OK) {
+			if (err)
+				snprintf(err, errlen, "%s: more live nonces than plugin_opt_replay_cache_size", path);
+			return rc;
+		}
+	}
+	return journal_rewrite(nc, now, err, errlen);
+}
+
+unsigned vp_nonce_cache__write_errors(struct vp_nonce_cache *nc)
+{
+	if (!nc)
+		return 0;
+	unsigned n = nc->write_errors;
+	nc->write_errors = 0;
+	return n;
+}
+
+void vp_nonce_cache__sync(struct vp_nonce_cache *nc, uint64_t now)
+{
+	if (!nc || nc->fd < 0)
+		return;
+	if (nc->dirty) {
+		if (fdatasync(nc->fd) != 0)
+			nc->write_errors++;
+		nc->dirty = false;
+	}
+	/* Rewrite when the file holds 4x more records than can be live. */
+	if (nc->records > 4096 && nc->records > 4 * vp_nonce_cache__live(nc, now)) {
+		if (journal_rewrite(nc, now, NULL, 0) != VEIL_OK)
+			nc->write_errors++;
+	}
 }

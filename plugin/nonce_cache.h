@@ -30,4 +30,24 @@ enum vp_nonce_result vp_nonce_cache__add(struct vp_nonce_cache *nc, const uint8_
 /* Live entries at now (for tests and audit). */
 size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now);
 
+/*
+ * Persistence, so a token used before a broker restart cannot be used again
+ * after it inside its window. The journal (a file of 24-byte records:
+ * nonce || u64 BE expires_at, after the 8-byte magic "VEILNCJ1") is read at
+ * start (live entries re-enter the cache; a malformed journal is an error,
+ * never silently ignored), rewritten with only the live entries, then every
+ * fresh nonce is appended with one write() before the login is accepted:
+ * that survives a crash or SIGKILL of the broker (the data is in the page
+ * cache). vp_nonce_cache__sync (called once a second) makes it durable
+ * across a power loss as well, so at most the last second of logins is lost
+ * there. VEIL_OK, or VEIL_ERR_IO / VEIL_ERR_PARSE / VEIL_ERR_NOMEM with
+ * "path: reason" in err.
+ */
+int vp_nonce_cache__persist(struct vp_nonce_cache *nc, const char *path, uint64_t now, char *err, size_t errlen);
+/* Append failures since the last call (the caller logs them). */
+unsigned vp_nonce_cache__write_errors(struct vp_nonce_cache *nc);
+/* fdatasync the journal if anything was appended since the last sync; when
+ * it holds far more dead records than live ones, rewrite it. */
+void vp_nonce_cache__sync(struct vp_nonce_cache *nc, uint64_t now);
+
 #endif

@@ -123,6 +123,11 @@ int vp_passwd__load(const char *path, struct vp_passwd **out, char *err, size_t 
 	return VEIL_OK;
 }
 
+const char *vp_passwd__decoy(const struct vp_passwd *p)
+{
+	return (p && p->n) ? p->e[0].hash : NULL;
+}
+
 const char *vp_passwd__hash(const struct vp_passwd *p, const char *user)
 {
 	if (!p || !user || p->n == 0)

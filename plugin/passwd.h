@@ -21,6 +21,9 @@ void vp_passwd__free(struct vp_passwd **p);
 /* The stored hash string for user, or NULL. */
 const char *vp_passwd__hash(const struct vp_passwd *p, const char *user);
 size_t vp_passwd__count(const struct vp_passwd *p);
+/* A stored hash of some entry (NULL if none): what an unknown user's
+ * password is verified against, so both cost the same. */
+const char *vp_passwd__decoy(const struct vp_passwd *p);
 
 /*
  * Cache of recent successful verifications, so a reconnecting legacy client
