@@ -390,8 +390,12 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 		return MOSQ_ERR_ACL_DENIED;
 	/* A client that has left is still in the registry for its Will, a
 	 * WRITE; it never reads or subscribes again. */
-	struct vp_client *c = ed->access == MOSQ_ACL_WRITE
-	                              ? vp_clients__get_publisher(ctx->clients, ed->client, mosquitto_client_id(ed->client))
-	                              : vp_clients__get(ctx->clients, ed->client);
+	const char *cid = mosquitto_client_id(ed->client);
+	struct vp_client *c = ed->access == MOSQ_ACL_WRITE ? vp_clients__get_publisher(ctx->clients, ed->client, cid)
+	                                                   : vp_clients__get(ctx->clients, ed->client);
+	/* Defence in depth: an entry is only ever the broker's client of the
+	 * same id (logins drop stale entries of reused pointers, auth.c). */
+	if (c && (!c->client_id || !cid || strcmp(c->client_id, cid) != 0))
+		c = NULL;
 	return check_client(acl, ed, c);
 }
