@@ -26,6 +26,11 @@ if(NOT MOSQUITTO_PLUGIN_INCLUDE_DIR OR NOT MOSQUITTO_PLUGIN_H)
   message(FATAL_ERROR "Mosquitto plugin headers not found: apt-get install mosquitto-dev libmosquitto-dev")
 endif()
 
+find_path(UTHASH_INCLUDE_DIR uthash.h)
+if(NOT UTHASH_INCLUDE_DIR)
+  message(FATAL_ERROR "uthash not found: apt-get install uthash-dev")
+endif()
+
 find_package(Threads REQUIRED)
 
 if(VEIL_BUILD_TESTS)

@@ -122,27 +122,14 @@ static int check_signature(const struct veil_keyring *kr, struct veil_replay *re
 	return VEIL_OK;
 }
 
-/* Replay windows are kept per (sender id, key id), not per sender id. An
- * unsigned envelope is authenticated by its topic key alone, so a holder of
- * one unsigned topic's key could otherwise seal under any sender id with a huge
- * sequence and push that sender's only window forward: its real messages on
- * every topic, signed ones included, would then be refused as replays. A key
- * belongs to one filter, so each window only sees messages that the holders of
- * that key could forge anyway. The sender's counter is shared by all topics,
- * so each per-key stream is still increasing. The window id is a hash (not a
- * mix) of the pair, so no chosen sender id lands on another pair's window. */
-static void replay_window_id(const uint8_t sender[VEIL_SENDER_ID_BYTES], uint32_t key_id,
-                             uint8_t out[VEIL_SENDER_ID_BYTES])
-{
-	static const char domain[] = "veil-replay-window-v1";
-	uint8_t in[sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES + 4];
-	uint8_t h[crypto_generichash_BYTES_MIN];
-	memcpy(in, domain, sizeof(domain) - 1);
-	memcpy(in + sizeof(domain) - 1, sender, VEIL_SENDER_ID_BYTES);
-	veil__put_u32(in + sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES, key_id);
-	crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
-	memcpy(out, h, VEIL_SENDER_ID_BYTES);
-}
+/* Replay windows are kept per (key id, sender id), in one partition per key
+ * (replay.h), not per sender id. An unsigned envelope is authenticated by
+ * its topic key alone, so a holder of one unsigned topic's key could
+ * otherwise seal under any sender id with a huge sequence and push that
+ * sender's only window forward: its real messages on every topic would
+ * then be refused as replays; or fill a shared table with forged senders
+ * until another key's windows had to go. A partition only sees messages
+ * that the holders of its key could forge anyway, and it never evicts. */
 
 int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay, const char *topic,
                       const uint8_t *in, size_t in_len, uint64_t now, uint8_t *out, size_t out_cap,
@@ -186,9 +173,6 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	/* Authenticate before the replay check: only an authentic duplicate is
 	 * a replay; a moved or tampered copy of a seen message is reported as
 	 * what it is (decrypt-failed), and never moves the window. */
-	uint8_t window[VEIL_SENDER_ID_BYTES];
-	if (replay)
-		replay_window_id(v.h.sender, v.h.key_id, window);
 	size_t n = 0;
 	uint8_t *dst = out;
 	/* In-place use (out == in) is allowed: decrypt aside, then copy down. */
@@ -203,7 +187,7 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	}
 	if (rc != VEIL_OK)
 		return rc;
-	if (replay && (rc = veil_replay_accept(replay, window, v.h.seq)) != VEIL_OK) {
+	if (replay && (rc = veil_replay_accept(replay, v.h.key_id, v.h.sender, v.h.seq)) != VEIL_OK) {
 		sodium_memzero(out, n);
 		return rc;
 	}

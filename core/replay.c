@@ -8,20 +8,38 @@
 #include <string.h>
 
 #include <sodium.h>
+#include <uthash.h>
 
 #include "veil/replay.h"
 #include "internal.h"
 #include "util.h"
 
 #define WORDS (VEIL_REPLAY_WINDOW / 64U)
-#define REPLAY_MAGIC "VEILRPL1"
+#define REPLAY_MAGIC_V1 "VEILRPL1"   /* one table, windows keyed by H(sender, key id)[0..7] */
+#define REPLAY_MAGIC "VEILRPL2"      /* partitions: key id, then windows by sender id */
+#define REPLAY_MAX_PER_KEY (1U << 24)
 
 struct window {
 	uint8_t sender[VEIL_SENDER_ID_BYTES];
-	bool used;
 	uint64_t top;             /* highest accepted sequence */
 	uint64_t bits[WORDS];     /* bit i: top - i accepted */
-	uint64_t last_use;        /* for eviction */
+	UT_hash_handle hh;
+};
+
+/* The windows of one key id. */
+struct partition {
+	uint32_t key_id;
+	struct window *windows;   /* uthash by sender */
+	size_t count;
+	UT_hash_handle hh;
+};
+
+/* A window of the previous file format, waiting for its pair to return. */
+struct legacy {
+	uint8_t id[VEIL_SENDER_ID_BYTES];
+	uint64_t top;
+	uint64_t bits[WORDS];
+	UT_hash_handle hh;
 };
 
 #define CRED_CACHE 64U
@@ -35,79 +53,111 @@ struct cred_entry {
 struct veil_replay {
 	struct cred_entry creds[CRED_CACHE];
 	size_t cred_next;                 /* round-robin replacement */
-	struct window *slots;
-	size_t cap;               /* power of two, >= 2 * max */
-	size_t max;
-	size_t count;
-	uint64_t clock;
+	struct partition *parts;          /* uthash by key id */
+	struct legacy *legacy;            /* uthash by old window id */
+	size_t max_per_key;
 };
 
-int veil_replay_new(size_t max_senders, struct veil_replay **out)
+int veil_replay_new(size_t max_per_key, struct veil_replay **out)
 {
-	if (!out || max_senders == 0 || max_senders > (1U << 24))
+	if (!out || max_per_key == 0 || max_per_key > REPLAY_MAX_PER_KEY)
 		return VEIL_ERR_INVAL;
 	struct veil_replay *r = calloc(1, sizeof(*r));
 	if (!r)
 		return VEIL_ERR_NOMEM;
-	size_t cap = 16;
-	while (cap < max_senders * 2)
-		cap *= 2;
-	r->slots = calloc(cap, sizeof(*r->slots));
-	if (!r->slots) {
-		free(r);
-		return VEIL_ERR_NOMEM;
-	}
-	r->cap = cap;
-	r->max = max_senders;
+	r->max_per_key = max_per_key;
 	*out = r;
 	return VEIL_OK;
 }
 
-void veil_replay_free(struct veil_replay **r)
+void veil_replay_free(struct veil_replay **rp)
 {
-	if (!r || !*r)
+	if (!rp || !*rp)
 		return;
-	free((*r)->slots);
-	free(*r);
-	*r = NULL;
-}
-
-static size_t slot_of(const struct veil_replay *r, const uint8_t sender[VEIL_SENDER_ID_BYTES])
-{
-	/* Sender ids are hash outputs already: use their bytes directly. */
-	uint64_t h;
-	memcpy(&h, sender, sizeof(h));
-	return (size_t)h & (r->cap - 1);
-}
-
-static struct window *find(const struct veil_replay *r, const uint8_t sender[VEIL_SENDER_ID_BYTES])
-{
-	for (size_t i = slot_of(r, sender), n = 0; n < r->cap; i = (i + 1) & (r->cap - 1), n++) {
-		struct window *w = &r->slots[i];
-		if (!w->used)
-			return NULL;
-		if (memcmp(w->sender, sender, VEIL_SENDER_ID_BYTES) == 0)
-			return w;
+	struct veil_replay *r = *rp;
+	struct partition *p, *ptmp;
+	HASH_ITER(hh, r->parts, p, ptmp) {
+		struct window *w, *wtmp;
+		HASH_ITER(hh, p->windows, w, wtmp) {
+			HASH_DEL(p->windows, w);
+			free(w);
+		}
+		HASH_DEL(r->parts, p);
+		free(p);
 	}
-	return NULL;
+	struct legacy *l, *ltmp;
+	HASH_ITER(hh, r->legacy, l, ltmp) {
+		HASH_DEL(r->legacy, l);
+		free(l);
+	}
+	sodium_memzero(r->creds, sizeof(r->creds));
+	free(r);
+	*rp = NULL;
 }
 
-static bool seen(const struct window *w, uint64_t seq)
+static struct partition *part_find(const struct veil_replay *r, uint32_t key_id)
 {
-	if (seq > w->top)
+	struct partition *p = NULL;
+	HASH_FIND(hh, r->parts, &key_id, sizeof(key_id), p);
+	return p;
+}
+
+static struct window *win_find(const struct partition *p, const uint8_t sender[VEIL_SENDER_ID_BYTES])
+{
+	struct window *w = NULL;
+	if (p)
+		HASH_FIND(hh, p->windows, sender, VEIL_SENDER_ID_BYTES, w);
+	return w;
+}
+
+/* The previous format's window id of (sender, key id). */
+static void legacy_id(const uint8_t sender[VEIL_SENDER_ID_BYTES], uint32_t key_id, uint8_t out[VEIL_SENDER_ID_BYTES])
+{
+	static const char domain[] = "veil-replay-window-v1";
+	uint8_t in[sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES + 4];
+	uint8_t h[crypto_generichash_BYTES_MIN];
+	memcpy(in, domain, sizeof(domain) - 1);
+	memcpy(in + sizeof(domain) - 1, sender, VEIL_SENDER_ID_BYTES);
+	veil__put_u32(in + sizeof(domain) - 1 + VEIL_SENDER_ID_BYTES, key_id);
+	crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+	memcpy(out, h, VEIL_SENDER_ID_BYTES);
+}
+
+static const struct legacy *legacy_find(const struct veil_replay *r, uint32_t key_id,
+                                        const uint8_t sender[VEIL_SENDER_ID_BYTES])
+{
+	if (!r->legacy)
+		return NULL;
+	uint8_t id[VEIL_SENDER_ID_BYTES];
+	legacy_id(sender, key_id, id);
+	struct legacy *l = NULL;
+	HASH_FIND(hh, r->legacy, id, sizeof(id), l);
+	return l;
+}
+
+static bool seen(uint64_t top, const uint64_t bits[WORDS], uint64_t seq)
+{
+	if (seq > top)
 		return false;
-	uint64_t d = w->top - seq;
+	uint64_t d = top - seq;
 	if (d >= VEIL_REPLAY_WINDOW)
 		return true; /* too old to tell: treat as replay */
-	return (w->bits[d / 64] >> (d % 64)) & 1U;
+	return (bits[d / 64] >> (d % 64)) & 1U;
 }
 
-int veil_replay_check(const struct veil_replay *r, const uint8_t sender[VEIL_SENDER_ID_BYTES], uint64_t seq)
+int veil_replay_check(const struct veil_replay *r, uint32_t key_id, const uint8_t sender[VEIL_SENDER_ID_BYTES],
+                      uint64_t seq)
 {
 	if (!r || !sender)
 		return VEIL_ERR_INVAL;
-	const struct window *w = find(r, sender);
-	return (w && seen(w, seq)) ? VEIL_ERR_REPLAY : VEIL_OK;
+	const struct partition *p = part_find(r, key_id);
+	const struct window *w = win_find(p, sender);
+	if (w)
+		return seen(w->top, w->bits, seq) ? VEIL_ERR_REPLAY : VEIL_OK;
+	const struct legacy *l = legacy_find(r, key_id, sender);
+	if (l)
+		return seen(l->top, l->bits, seq) ? VEIL_ERR_REPLAY : VEIL_OK;
+	return (p && p->count >= r->max_per_key) ? VEIL_ERR_REPLAY_FULL : VEIL_OK;
 }
 
 static void shift(struct window *w, uint64_t by)
@@ -128,55 +178,46 @@ static void shift(struct window *w, uint64_t by)
 	}
 }
 
-/* Rebuild the table without the least recently used window. */
-static void evict_one(struct veil_replay *r)
+/* A new window for sender under p: seeded from the previous format's
+ * window of the pair when there is one, else empty. */
+static int win_new(struct veil_replay *r, struct partition *p, const uint8_t sender[VEIL_SENDER_ID_BYTES],
+                   struct window **out)
 {
-	size_t victim = SIZE_MAX;
-	for (size_t i = 0; i < r->cap; i++) {
-		if (r->slots[i].used && (victim == SIZE_MAX || r->slots[i].last_use < r->slots[victim].last_use))
-			victim = i;
-	}
-	if (victim == SIZE_MAX)
-		return;
-	r->slots[victim].used = false;
-	r->count--;
-	/* Re-insert the cluster after the hole so linear probing stays correct. */
-	for (size_t i = (victim + 1) & (r->cap - 1); r->slots[i].used; i = (i + 1) & (r->cap - 1)) {
-		struct window tmp = r->slots[i];
-		r->slots[i].used = false;
-		size_t j = slot_of(r, tmp.sender);
-		while (r->slots[j].used)
-			j = (j + 1) & (r->cap - 1);
-		r->slots[j] = tmp;
-	}
-}
-
-static struct window *insert(struct veil_replay *r, const uint8_t sender[VEIL_SENDER_ID_BYTES])
-{
-	if (r->count >= r->max)
-		evict_one(r);
-	size_t i = slot_of(r, sender);
-	while (r->slots[i].used)
-		i = (i + 1) & (r->cap - 1);
-	struct window *w = &r->slots[i];
-	memset(w, 0, sizeof(*w));
+	if (p->count >= r->max_per_key)
+		return VEIL_ERR_REPLAY_FULL;
+	struct window *w = calloc(1, sizeof(*w));
+	if (!w)
+		return VEIL_ERR_NOMEM;
 	memcpy(w->sender, sender, VEIL_SENDER_ID_BYTES);
-	w->used = true;
-	r->count++;
-	return w;
+	struct legacy *l = (struct legacy *)legacy_find(r, p->key_id, sender);
+	if (l) {
+		w->top = l->top;
+		memcpy(w->bits, l->bits, sizeof(w->bits));
+		HASH_DEL(r->legacy, l);
+		free(l);
+	}
+	HASH_ADD(hh, p->windows, sender, VEIL_SENDER_ID_BYTES, w);
+	p->count++;
+	*out = w;
+	return VEIL_OK;
 }
 
-int veil_replay_accept(struct veil_replay *r, const uint8_t sender[VEIL_SENDER_ID_BYTES], uint64_t seq)
+static struct partition *part_get(struct veil_replay *r, uint32_t key_id)
 {
-	if (!r || !sender)
-		return VEIL_ERR_INVAL;
-	struct window *w = find(r, sender);
-	if (!w) {
-		w = insert(r, sender);
+	struct partition *p = part_find(r, key_id);
+	if (!p && (p = calloc(1, sizeof(*p)))) {
+		p->key_id = key_id;
+		HASH_ADD(hh, r->parts, key_id, sizeof(p->key_id), p);
+	}
+	return p;
+}
+
+/* Record seq in w (the caller checked it was not seen). */
+static void record(struct window *w, uint64_t seq, bool fresh)
+{
+	if (fresh) {
 		w->top = seq;
 		w->bits[0] = 1;
-	} else if (seen(w, seq)) {
-		return VEIL_ERR_REPLAY;
 	} else if (seq > w->top) {
 		shift(w, seq - w->top);
 		w->top = seq;
@@ -185,35 +226,150 @@ int veil_replay_accept(struct veil_replay *r, const uint8_t sender[VEIL_SENDER_I
 		uint64_t d = w->top - seq;
 		w->bits[d / 64] |= (uint64_t)1 << (d % 64);
 	}
-	w->last_use = ++r->clock;
+}
+
+int veil_replay_accept(struct veil_replay *r, uint32_t key_id, const uint8_t sender[VEIL_SENDER_ID_BYTES],
+                       uint64_t seq)
+{
+	if (!r || !sender)
+		return VEIL_ERR_INVAL;
+	int rc = veil_replay_check(r, key_id, sender, seq);
+	if (rc != VEIL_OK)
+		return rc;
+	struct partition *p = part_get(r, key_id);
+	if (!p)
+		return VEIL_ERR_NOMEM;
+	struct window *w = win_find(p, sender);
+	bool fresh = false;
+	if (!w) {
+		bool seeded = legacy_find(r, key_id, sender) != NULL;
+		if ((rc = win_new(r, p, sender, &w)) != VEIL_OK)
+			return rc;
+		fresh = !seeded;
+	}
+	record(w, seq, fresh);
 	return VEIL_OK;
 }
 
+size_t veil_replay_count(const struct veil_replay *r, uint32_t key_id)
+{
+	const struct partition *p = r ? part_find(r, key_id) : NULL;
+	return p ? p->count : 0;
+}
+
+#define REC_V2 (4U + VEIL_SENDER_ID_BYTES + 8U + WORDS * 8U)
+#define REC_V1 (VEIL_SENDER_ID_BYTES + 8U + WORDS * 8U)
+
+static uint8_t *put_window(uint8_t *q, const uint8_t *id, uint64_t top, const uint64_t bits[WORDS])
+{
+	memcpy(q, id, VEIL_SENDER_ID_BYTES);
+	veil__put_u64(q + 8, top);
+	for (size_t k = 0; k < WORDS; k++)
+		veil__put_u64(q + 16 + 8 * k, bits[k]);
+	return q + REC_V1;
+}
+
+/*
+ * "VEILRPL2" || u32 n windows || n x (u32 key id || sender || u64 top ||
+ * bitmap) || u32 m legacy windows || m x (old id || u64 top || bitmap).
+ */
 int veil_replay_save(const struct veil_replay *r, const char *path)
 {
 	if (!r || !path)
 		return VEIL_ERR_INVAL;
-	size_t rec = VEIL_SENDER_ID_BYTES + 8 + sizeof(((struct window *)0)->bits);
-	size_t len = 8 + 4 + r->count * rec;
+	size_t n = 0, m = HASH_COUNT(r->legacy);
+	for (const struct partition *p = r->parts; p; p = p->hh.next)
+		n += p->count;
+	size_t len = 8 + 4 + n * REC_V2 + 4 + m * REC_V1;
 	uint8_t *buf = malloc(len);
 	if (!buf)
 		return VEIL_ERR_NOMEM;
 	memcpy(buf, REPLAY_MAGIC, 8);
-	veil__put_u32(buf + 8, (uint32_t)r->count);
-	uint8_t *p = buf + 12;
-	for (size_t i = 0; i < r->cap; i++) {
-		const struct window *w = &r->slots[i];
-		if (!w->used)
-			continue;
-		memcpy(p, w->sender, VEIL_SENDER_ID_BYTES);
-		veil__put_u64(p + 8, w->top);
-		for (size_t k = 0; k < WORDS; k++)
-			veil__put_u64(p + 16 + 8 * k, w->bits[k]);
-		p += rec;
+	veil__put_u32(buf + 8, (uint32_t)n);
+	uint8_t *q = buf + 12;
+	for (const struct partition *p = r->parts; p; p = p->hh.next) {
+		for (const struct window *w = p->windows; w; w = w->hh.next) {
+			veil__put_u32(q, p->key_id);
+			q = put_window(q + 4, w->sender, w->top, w->bits);
+		}
 	}
+	veil__put_u32(q, (uint32_t)m);
+	q += 4;
+	for (const struct legacy *l = r->legacy; l; l = l->hh.next)
+		q = put_window(q, l->id, l->top, l->bits);
 	int rc = veil__file_write_atomic(path, buf, len, 0600, false);
 	free(buf);
 	return rc;
+}
+
+static void get_window(const uint8_t *p, uint64_t *top, uint64_t bits[WORDS])
+{
+	*top = veil__get_u64(p + 8);
+	for (size_t k = 0; k < WORDS; k++)
+		bits[k] = veil__get_u64(p + 16 + 8 * k);
+}
+
+static int legacy_add(struct veil_replay *r, const uint8_t *rec)
+{
+	struct legacy *l = NULL;
+	HASH_FIND(hh, r->legacy, rec, VEIL_SENDER_ID_BYTES, l);
+	if (!l) {
+		if (!(l = calloc(1, sizeof(*l))))
+			return VEIL_ERR_NOMEM;
+		memcpy(l->id, rec, VEIL_SENDER_ID_BYTES);
+		HASH_ADD(hh, r->legacy, id, sizeof(l->id), l);
+	}
+	get_window(rec, &l->top, l->bits);
+	return VEIL_OK;
+}
+
+static int load_v2(struct veil_replay *r, const uint8_t *b, size_t len)
+{
+	if (len < 16)
+		return VEIL_ERR_STATE;
+	size_t n = veil__get_u32(b + 8);
+	if (n > (len - 16) / REC_V2)
+		return VEIL_ERR_STATE;
+	const uint8_t *q = b + 12;
+	size_t m = veil__get_u32(q + n * REC_V2);
+	if (len != 16 + n * REC_V2 + m * REC_V1)
+		return VEIL_ERR_STATE;
+	for (size_t i = 0; i < n; i++, q += REC_V2) {
+		struct partition *p = part_get(r, veil__get_u32(q));
+		if (!p)
+			return VEIL_ERR_NOMEM;
+		struct window *w = win_find(p, q + 4);
+		int rc = VEIL_OK;
+		/* A saved state never shrinks under a smaller cap: the windows
+		 * it holds are exactly what must not be forgotten. */
+		if (!w && p->count >= r->max_per_key)
+			r->max_per_key = p->count + 1;
+		if (!w && (rc = win_new(r, p, q + 4, &w)) != VEIL_OK)
+			return rc;
+		get_window(q + 4, &w->top, w->bits);
+	}
+	q += 4;
+	for (size_t i = 0; i < m; i++, q += REC_V1) {
+		int rc = legacy_add(r, q);
+		if (rc != VEIL_OK)
+			return rc;
+	}
+	return VEIL_OK;
+}
+
+static int load_v1(struct veil_replay *r, const uint8_t *b, size_t len)
+{
+	if (len < 12)
+		return VEIL_ERR_STATE;
+	size_t n = veil__get_u32(b + 8);
+	if (len != 12 + n * REC_V1)
+		return VEIL_ERR_STATE;
+	for (size_t i = 0; i < n; i++) {
+		int rc = legacy_add(r, b + 12 + i * REC_V1);
+		if (rc != VEIL_OK)
+			return rc;
+	}
+	return VEIL_OK;
 }
 
 int veil_replay_load(struct veil_replay *r, const char *path)
@@ -222,28 +378,15 @@ int veil_replay_load(struct veil_replay *r, const char *path)
 		return VEIL_ERR_INVAL;
 	char *data = NULL;
 	size_t len = 0;
-	int rc = veil__file_read(path, false, 64U << 20, &data, &len, NULL, 0);
+	int rc = veil__file_read(path, false, 256U << 20, &data, &len, NULL, 0);
 	if (rc != VEIL_OK)
 		return rc;
 	const uint8_t *b = (const uint8_t *)data;
-	size_t rec = VEIL_SENDER_ID_BYTES + 8 + WORDS * 8;
 	rc = VEIL_ERR_STATE;
-	if (len >= 12 && memcmp(b, REPLAY_MAGIC, 8) == 0) {
-		size_t n = veil__get_u32(b + 8);
-		if (len == 12 + n * rec) {
-			rc = VEIL_OK;
-			for (size_t i = 0; i < n; i++) {
-				const uint8_t *p = b + 12 + i * rec;
-				struct window *w = find(r, p);
-				if (!w)
-					w = insert(r, p);
-				w->top = veil__get_u64(p + 8);
-				for (size_t k = 0; k < WORDS; k++)
-					w->bits[k] = veil__get_u64(p + 16 + 8 * k);
-				w->last_use = ++r->clock;
-			}
-		}
-	}
+	if (len >= 8 && memcmp(b, REPLAY_MAGIC, 8) == 0)
+		rc = load_v2(r, b, len);
+	else if (len >= 8 && memcmp(b, REPLAY_MAGIC_V1, 8) == 0)
+		rc = load_v1(r, b, len);
 	veil__file_free(data, len);
 	return rc;
 }

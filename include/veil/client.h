@@ -79,7 +79,8 @@ struct veil_client_options {
 	uint32_t session_expiry_s;    /* MQTT 5 with persistent_session; 0: 86400 */
 	bool sign_all;                /* sign every envelope, not only where policy requires */
 	bool auto_reconnect;          /* veil_async_* only: reconnect with a fresh token */
-	size_t max_senders;           /* replay windows kept; 0: 4096 */
+	size_t max_senders;           /* receive windows per key (a new sender past it is
+	                               * refused, never an old window forgotten); 0: 4096 */
 	veil_log_cb log;              /* may be NULL: then nothing is logged */
 	void *log_ctx;
 };

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "veil/veil.h"
 #include "broker.h"
 #include "check_run.h"
@@ -17,47 +19,77 @@ START_TEST(test_window)
 {
 	struct veil_replay *r = NULL;
 	ck_assert_int_eq(veil_replay_new(16, &r), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 100), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 100), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_check(r, A, 100), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 100), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 100), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_check(r, 7, A, 100), VEIL_ERR_REPLAY);
 	/* Reordered within the window: accepted once. */
-	ck_assert_int_eq(veil_replay_accept(r, A, 105), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 103), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 103), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_accept(r, A, 101), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 105), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 103), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 103), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 101), VEIL_OK);
 	/* Another sender is independent. */
-	ck_assert_int_eq(veil_replay_accept(r, B, 100), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100), VEIL_OK);
 	/* Jump far ahead: old ones fall out of the window and count as replays. */
-	ck_assert_int_eq(veil_replay_accept(r, A, 105 + VEIL_REPLAY_WINDOW + 10), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 104), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_accept(r, A, 105 + 20), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 105 + 20), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 105 + VEIL_REPLAY_WINDOW + 10), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 104), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 105 + 20), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 105 + 20), VEIL_ERR_REPLAY);
 	/* Shifts by non-multiples of 64 keep earlier bits. */
-	ck_assert_int_eq(veil_replay_accept(r, B, 100 + 70), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, B, 100), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_accept(r, B, 101), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, B, 100 + 69), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, B, 100 + 69), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100 + 70), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 101), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100 + 69), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100 + 69), VEIL_ERR_REPLAY);
 	veil_replay_free(&r);
 	ck_assert_ptr_null(r);
 }
 END_TEST
 
-START_TEST(test_eviction_bounded)
+/* No window is ever evicted: a full key refuses a new sender instead, and
+ * only that key (issue "Close the holes...", 3). */
+START_TEST(test_full_partition_refuses_never_evicts)
 {
 	struct veil_replay *r = NULL;
 	ck_assert_int_eq(veil_replay_new(4, &r), VEIL_OK);
 	uint8_t s[8] = { 0 };
-	for (uint8_t i = 0; i < 50; i++) {
+	for (uint8_t i = 0; i < 4; i++) {
 		s[0] = i;
-		ck_assert_int_eq(veil_replay_accept(r, s, 10), VEIL_OK);
-		ck_assert_int_eq(veil_replay_accept(r, s, 10), VEIL_ERR_REPLAY);
+		ck_assert_int_eq(veil_replay_accept(r, 7, s, 10), VEIL_OK);
 	}
-	/* The most recent senders are still remembered. */
-	s[0] = 49;
-	ck_assert_int_eq(veil_replay_check(r, s, 10), VEIL_ERR_REPLAY);
-	s[0] = 47;
-	ck_assert_int_eq(veil_replay_check(r, s, 10), VEIL_ERR_REPLAY);
+	ck_assert_uint_eq(veil_replay_count(r, 7), 4);
+	for (uint8_t i = 4; i < 50; i++) {
+		s[0] = i;
+		ck_assert_int_eq(veil_replay_check(r, 7, s, 10), VEIL_ERR_REPLAY_FULL);
+		ck_assert_int_eq(veil_replay_accept(r, 7, s, 10), VEIL_ERR_REPLAY_FULL);
+	}
+	/* Every first sender is still remembered: its old message stays a replay. */
+	for (uint8_t i = 0; i < 4; i++) {
+		s[0] = i;
+		ck_assert_int_eq(veil_replay_accept(r, 7, s, 10), VEIL_ERR_REPLAY);
+		ck_assert_int_eq(veil_replay_accept(r, 7, s, 11), VEIL_OK);
+	}
+	/* Another key has its own room. */
+	s[0] = 99;
+	ck_assert_int_eq(veil_replay_accept(r, 8, s, 10), VEIL_OK);
+	ck_assert_uint_eq(veil_replay_count(r, 8), 1);
+	ck_assert_uint_eq(veil_replay_count(r, 7), 4);
+	veil_replay_free(&r);
+}
+END_TEST
+
+/* A sender whose sequence started an hour earlier is not locked out by
+ * anything another sender did (no floor derived from anything). */
+START_TEST(test_no_floor)
+{
+	struct veil_replay *r = NULL;
+	ck_assert_int_eq(veil_replay_new(8, &r), VEIL_OK);
+	uint64_t now_us = 1800000000ULL * 1000000ULL;
+	uint8_t forged[8] = { 0xee };
+	ck_assert_int_eq(veil_replay_accept(r, 7, forged, UINT64_MAX - 1), VEIL_OK);
+	uint64_t old = now_us - 3600ULL * 1000000ULL;
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, old), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, old + 1), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, old), VEIL_ERR_REPLAY);
 	veil_replay_free(&r);
 }
 END_TEST
@@ -69,17 +101,67 @@ START_TEST(test_persistence)
 	snprintf(path, sizeof(path), "%s/replay", dir);
 	struct veil_replay *r = NULL, *r2 = NULL;
 	ck_assert_int_eq(veil_replay_new(16, &r), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 500), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r, A, 498), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 500), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 498), VEIL_OK);
 	ck_assert_int_eq(veil_replay_save(r, path), VEIL_OK);
 	ck_assert_int_eq(veil_replay_new(16, &r2), VEIL_OK);
 	ck_assert_int_eq(veil_replay_load(r2, path), VEIL_OK);
-	ck_assert_int_eq(veil_replay_accept(r2, A, 500), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_accept(r2, A, 498), VEIL_ERR_REPLAY);
-	ck_assert_int_eq(veil_replay_accept(r2, A, 499), VEIL_OK);
-	/* Corrupt file: refused, not half-loaded. */
+	ck_assert_int_eq(veil_replay_accept(r2, 7, A, 500), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r2, 7, A, 498), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r2, 7, A, 499), VEIL_OK);
+	/* Corrupt files: refused, not half-loaded. */
 	ck_assert_int_eq(test_write_file(path, "VEILRPL1\x00\x00\x00\x05", 0600), 0);
 	ck_assert_int_eq(veil_replay_load(r2, path), VEIL_ERR_STATE);
+	ck_assert_int_eq(test_write_file(path, "VEILRPL2\x00\x00\x00\x05", 0600), 0);
+	ck_assert_int_eq(veil_replay_load(r2, path), VEIL_ERR_STATE);
+	veil_replay_free(&r);
+	veil_replay_free(&r2);
+	remove(path);
+	remove(dir);
+}
+END_TEST
+
+/* A state file of the previous format (one table keyed by
+ * BLAKE2b-128("veil-replay-window-v1" || sender || u32 key id)[0..7]) still
+ * refuses what it had seen: the upgrade reopens no replay. */
+START_TEST(test_previous_format_upgrade)
+{
+	char dir[256], path[300];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/replay", dir);
+	static const char domain[] = "veil-replay-window-v1";
+	uint8_t in[sizeof(domain) - 1 + 8 + 4], h[16];
+	memcpy(in, domain, sizeof(domain) - 1);
+	memcpy(in + sizeof(domain) - 1, A, 8);
+	in[sizeof(domain) - 1 + 8] = 0, in[sizeof(domain) + 8] = 0, in[sizeof(domain) + 9] = 0;
+	in[sizeof(domain) + 10] = 7;
+	crypto_generichash(h, sizeof(h), in, sizeof(in), NULL, 0);
+	uint8_t file[12 + 8 + 8 + 128];
+	memset(file, 0, sizeof(file));
+	memcpy(file, "VEILRPL1", 8);
+	file[11] = 1;
+	memcpy(file + 12, h, 8);
+	file[12 + 8 + 7] = 200; /* top = 200 */
+	file[12 + 16 + 7] = 0x05; /* 200 and 198 seen */
+	FILE *f = fopen(path, "wb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(file, 1, sizeof(file), f), sizeof(file));
+	fclose(f);
+	struct veil_replay *r = NULL;
+	ck_assert_int_eq(veil_replay_new(16, &r), VEIL_OK);
+	ck_assert_int_eq(veil_replay_load(r, path), VEIL_OK);
+	ck_assert_int_eq(veil_replay_check(r, 7, A, 200), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 198), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 199), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 7, A, 200), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 8, A, 200), VEIL_OK); /* another key: its own window */
+	/* Saved again, in the new format, still refusing. */
+	ck_assert_int_eq(veil_replay_save(r, path), VEIL_OK);
+	struct veil_replay *r2 = NULL;
+	ck_assert_int_eq(veil_replay_new(16, &r2), VEIL_OK);
+	ck_assert_int_eq(veil_replay_load(r2, path), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r2, 7, A, 199), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r2, 8, A, 200), VEIL_ERR_REPLAY);
 	veil_replay_free(&r);
 	veil_replay_free(&r2);
 	remove(path);
@@ -173,7 +255,9 @@ static Suite *suite(void)
 	Suite *s = suite_create("replay");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_window);
-	tcase_add_test(tc, test_eviction_bounded);
+	tcase_add_test(tc, test_full_partition_refuses_never_evicts);
+	tcase_add_test(tc, test_no_floor);
+	tcase_add_test(tc, test_previous_format_upgrade);
 	tcase_add_test(tc, test_persistence);
 	tcase_add_test(tc, test_sequence_restart_and_lost_state);
 	tcase_add_test(tc, test_sequence_corrupt_numbers);
