@@ -75,18 +75,23 @@ static uint64_t blocked_ms(struct attempt *at, const char *user)
 	return b > u ? b : u;
 }
 
+/* One name per condition, as docs/PROTOCOL.md section 4 names it: the
+ * core's error names, and malformed-token for any structural error. */
 static const char *token_reason(int rc)
 {
 	switch (rc) {
-	case VEIL_ERR_EXPIRED: return "expired-credential";
-	case VEIL_ERR_NOT_YET_VALID: return "credential-not-yet-valid";
-	case VEIL_ERR_WRONG_AUTHORITY: return "unknown-authority";
-	case VEIL_ERR_BAD_SIGNATURE: return "bad-signature";
-	case VEIL_ERR_CLIENT_ID: return "client-id-mismatch";
-	case VEIL_ERR_STALE: return "stale-token";
+	case VEIL_ERR_EXPIRED:
+	case VEIL_ERR_NOT_YET_VALID:
+	case VEIL_ERR_WRONG_AUTHORITY:
+	case VEIL_ERR_BAD_SIGNATURE:
+	case VEIL_ERR_CLIENT_ID:
+	case VEIL_ERR_STALE:
+	case VEIL_ERR_WRONG_AUDIENCE:
+		return veil_errname(rc);
 	case VEIL_ERR_TRUNCATED:
 	case VEIL_ERR_TOO_LARGE:
 	case VEIL_ERR_VERSION:
+	case VEIL_ERR_RESERVED_FLAGS:
 	case VEIL_ERR_PARSE: return "malformed-token";
 	default: return "invalid-token";
 	}
