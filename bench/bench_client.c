@@ -1,18 +1,20 @@
 /*
  * bench_client: one publisher to one subscriber through one local Mosquitto
- * that this program starts, comparing plain Paho MQTTClient with libveil
- * (unsigned envelopes, and signed envelopes whose credential and signature
- * the receiver verifies), all in the same run, MQTT 5, QoS 0 and 1, 256 B and
- * 4 KiB payloads.
+ * that this program starts, comparing plain Paho MQTTClient (the baseline)
+ * with libveil (unsigned envelopes, and signed envelopes whose credential and
+ * signature the receiver verifies), all in the same run, MQTT 5, QoS 0 and 1,
+ * 256 B and 4 KiB payloads.
  *
  * Throughput: the publisher sends N messages flat out (QoS 1: waiting for
  * each PUBACK, Paho's sync shape); messages/s = messages
  * received / (last receive - first send). Latency: one message at a time,
- * publish-to-callback (after opening, for libveil), median. Each
- * configuration runs ROUNDS times interleaved across the three flavours and
- * the median round is reported, because the machine is shared.
+ * publish-to-callback (after opening, for libveil), median of the run.
+ * Every case runs VEIL_BENCH_REPEAT times (default 5), interleaved plain,
+ * unsigned, signed, plain, ...; each line is the median [min - max] over
+ * the repetitions, ratios taken per repetition (bench_stats.h), because the
+ * machine is shared. Figures are reported, never judged.
  *
- * VEIL_BENCH_QUICK=1 runs a short version (one round, fewer messages).
+ * VEIL_BENCH_QUICK=1 runs shorter runs (fewer messages), same repetitions.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -27,6 +29,7 @@
 #include "veil/veil.h"
 #include "veil/client.h"
 #include "broker.h"
+#include "bench_stats.h"
 
 enum flavour { PLAIN, VEIL_UNSIGNED, VEIL_SIGNED, N_FLAVOURS };
 static const char *flavour_name[N_FLAVOURS] = { "plain paho", "libveil unsigned", "libveil signed" };
@@ -51,6 +54,22 @@ struct rx {
 };
 
 static struct rx RX = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+/* The condition variables wait on the monotonic clock (cond_init). */
+static void cond_init(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static struct timespec ns_to_ts(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000U), (long)(ns % 1000000000U) };
+	return ts;
+}
 
 static void rx_got(const void *payload, size_t len)
 {
@@ -80,13 +99,7 @@ static size_t rx_wait(size_t want, int idle_ms)
 	size_t seen = RX.count;
 	uint64_t last_progress = now_ns();
 	while (RX.count < want) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 10000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = ns_to_ts(now_ns() + 10000000U);
 		pthread_cond_timedwait(&RX.cond, &RX.lock, &until);
 		if (RX.count != seen) {
 			seen = RX.count;
@@ -214,9 +227,12 @@ static int client_publish(struct client *c, const char *topic, const void *p, si
 		 * and its waitForCompletion polls in 100 ms steps: wait on the
 		 * deliveryComplete callback, as libveil's veil_client_wait does. */
 		if (rc == 0 && qos > 0) {
+			struct timespec until = ns_to_ts(now_ns() + 5000000000U); /* as veil_client_wait below */
 			pthread_mutex_lock(&dc_lock);
-			while (dc_count == before)
-				pthread_cond_wait(&dc_cond, &dc_lock);
+			while (dc_count == before && rc == 0)
+				rc = pthread_cond_timedwait(&dc_cond, &dc_lock, &until);
+			if (dc_count != before)
+				rc = 0;
 			pthread_mutex_unlock(&dc_lock);
 		}
 		return rc;
@@ -241,19 +257,11 @@ static void client_down(struct client *c)
 
 /* ---- one measurement ---- */
 
-struct result {
-	double msgs_per_s;
-	double median_us;
-	double delivered;         /* fraction received */
-};
+enum { V_TPUT, V_LAT_US, V_DELIVERED, NVALUES };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat, struct result *out)
+/* One run of flavour f: fills v[V_*]. Returns -1 on an error (clients that
+ * cannot connect, a publish that fails or is not acknowledged in time). */
+static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat, double *v)
 {
 	static unsigned run;
 	char topic[64], pid[32], sid[32];
@@ -263,50 +271,61 @@ static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat,
 	snprintf(sid, sizeof(sid), "sub-%u", run);
 	struct client pub, sub;
 	rx_reset();
-	if (client_up(&sub, f, sid, true, topic, qos) != 0 || client_up(&pub, f, pid, false, topic, qos) != 0) {
-		fprintf(stderr, "bench: cannot connect %s clients\n", flavour_name[f]);
+	if (client_up(&sub, f, sid, true, topic, qos) != 0) {
+		fprintf(stderr, "bench: cannot connect the %s subscriber\n", flavour_name[f]);
+		return -1;
+	}
+	if (client_up(&pub, f, pid, false, topic, qos) != 0) {
+		fprintf(stderr, "bench: cannot connect the %s publisher\n", flavour_name[f]);
+		client_down(&sub);
 		return -1;
 	}
 	uint8_t *payload = malloc(size);
-	randombytes_buf(payload, size);
+	double *lat = calloc(n_lat, sizeof(*lat));
+	int rc = payload && lat ? 0 : -1;
+	if (payload)
+		randombytes_buf(payload, size);
 
 	/* Throughput. */
 	uint64_t t0 = now_ns();
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t t = now_ns();
 		memcpy(payload, &t, sizeof(t));
-		if (client_publish(&pub, topic, payload, size, qos) != 0) {
-			fprintf(stderr, "bench: publish failed\n");
-			break;
-		}
+		rc = client_publish(&pub, topic, payload, size, qos);
 	}
-	size_t got = rx_wait(n, 2000);
+	size_t got = rc == 0 ? rx_wait(n, 2000) : 0;
 	pthread_mutex_lock(&RX.lock);
 	uint64_t t1 = RX.last_ns;
 	pthread_mutex_unlock(&RX.lock);
-	out->delivered = (double)got / (double)n;
-	out->msgs_per_s = got && t1 > t0 ? (double)got / ((double)(t1 - t0) / 1e9) : 0;
+	v[V_DELIVERED] = (double)got / (double)n;
+	v[V_TPUT] = got && t1 > t0 ? (double)got / ((double)(t1 - t0) / 1e9) : 0;
 
-	/* Latency, one message in flight. */
-	uint64_t *lat = calloc(n_lat, sizeof(*lat));
+	/* Latency, one message in flight; a message not seen within 1 s is
+	 * left out of the median (QoS 0 may drop it). */
 	size_t n_ok = 0;
-	for (size_t i = 0; i < n_lat; i++) {
+	for (size_t i = 0; i < n_lat && rc == 0; i++) {
 		rx_reset();
 		uint64_t t = now_ns();
 		memcpy(payload, &t, sizeof(t));
-		if (client_publish(&pub, topic, payload, size, qos) != 0 || rx_wait(1, 1000) < 1)
+		rc = client_publish(&pub, topic, payload, size, qos);
+		if (rc != 0 || rx_wait(1, 1000) < 1)
 			continue;
 		pthread_mutex_lock(&RX.lock);
-		lat[n_ok++] = RX.lat_ns;
+		lat[n_ok++] = (double)RX.lat_ns / 1000.0;
 		pthread_mutex_unlock(&RX.lock);
 	}
-	qsort(lat, n_ok, sizeof(*lat), cmp_u64);
-	out->median_us = n_ok ? (double)lat[n_ok / 2] / 1000.0 : 0;
+	struct bench_summary ls;
+	bench_summarize(lat, n_ok, &ls);
+	v[V_LAT_US] = ls.median;
+	if (rc != 0)
+		fprintf(stderr, "bench: %s publish failed (%d)\n", flavour_name[f], rc);
+	else if (n_ok == 0 || got == 0)
+		fprintf(stderr, "bench: %s: nothing received\n", flavour_name[f]);
 	free(lat);
 	free(payload);
 	client_down(&pub);
 	client_down(&sub);
-	return 0;
+	return rc == 0 && n_ok > 0 && got > 0 ? 0 : -1;
 }
 
 /* ---- setup ---- */
@@ -360,16 +379,66 @@ static int make_files(void)
 	return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* ---- the cases: every (QoS, size) with each flavour, interleaved ---- */
+
+static const int qoss[] = { 0, 1 };
+static const size_t sizes[] = { 256, 4096 };
+#define NCONFIGS (2 * 2)
+#define NCASES (NCONFIGS * N_FLAVOURS)
+
+static int config_qos(size_t cfg)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	return qoss[cfg / 2];
+}
+
+static size_t config_size(size_t cfg)
+{
+	return sizes[cfg % 2];
+}
+
+static int run_case(void *arg, size_t c, double *v)
+{
+	const struct bench_plan *p = arg;
+	size_t cfg = c / N_FLAVOURS;
+	int qos = config_qos(cfg);
+	size_t n = qos == 0 ? (p->quick ? 5000 : 30000) : (p->quick ? 500 : 3000);
+	return measure((enum flavour)(c % N_FLAVOURS), qos, config_size(cfg), n, p->quick ? 200 : 1000, v);
+}
+
+static void report(const struct bench_table *t, void *ctx)
+{
+	(void)ctx;
+	char a[BENCH_FMT_CAP], r[BENCH_FMT_CAP], l[BENCH_FMT_CAP], lr[BENCH_FMT_CAP];
+	printf("%-18s %-28s %-24s %-24s %-24s %s\n", "flavour", "msgs/s", "vs plain", "latency us", "vs plain",
+	       "delivered (min)");
+	for (size_t cfg = 0; cfg < NCONFIGS; cfg++) {
+		printf("QoS %d, %zu B:\n", config_qos(cfg), config_size(cfg));
+		size_t base = cfg * N_FLAVOURS + PLAIN;
+		for (size_t f = 0; f < N_FLAVOURS; f++) {
+			size_t c = cfg * N_FLAVOURS + f;
+			struct bench_summary d;
+			bench_table_summary(t, c, V_DELIVERED, BENCH_NO_BASE, &d);
+			bench_fmt_value(a, sizeof(a), t, c, V_TPUT);
+			bench_fmt_value(l, sizeof(l), t, c, V_LAT_US);
+			if (f == PLAIN) {
+				r[0] = lr[0] = '\0';
+			} else {
+				bench_fmt_vs(r, sizeof(r), t, c, V_TPUT, base);
+				bench_fmt_vs(lr, sizeof(lr), t, c, V_LAT_US, base);
+			}
+			printf("  %-16s %-28s %-24s %-24s %-24s %.1f%%\n", flavour_name[f], a, r, l, lr, 100.0 * d.min);
+		}
+		fflush(stdout);
+	}
 }
 
 int main(void)
 {
-	bool quick = getenv("VEIL_BENCH_QUICK") && !strcmp(getenv("VEIL_BENCH_QUICK"), "1");
-	int rounds = quick ? 1 : 3;
+	struct bench_plan plan;
+	if (bench_plan_init(&plan, 900, 300) != 0)
+		return 1;
+	cond_init(&RX.cond);
+	cond_init(&dc_cond);
 	if (veil_init() != VEIL_OK || test_mkdtemp(dir, sizeof(dir)) != 0 || make_files() != 0) {
 		fprintf(stderr, "bench: setup failed\n");
 		return 1;
@@ -381,51 +450,13 @@ int main(void)
 		return 1;
 	}
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", broker.port);
-	printf("bench_client: plain Paho vs libveil, MQTT 5, 1 publisher -> 1 subscriber via local mosquitto%s\n",
-	       quick ? " (quick)" : "");
-	printf("%-4s %-6s %-18s %12s %8s %12s %10s\n", "qos", "size", "flavour", "msgs/s", "ratio", "median us",
-	       "delivered");
-	static const int qoss[] = { 0, 1 };
-	static const size_t sizes[] = { 256, 4096 };
-	int status = 0;
-	for (size_t qi = 0; qi < 2; qi++) {
-		for (size_t si = 0; si < 2; si++) {
-			int qos = qoss[qi];
-			size_t size = sizes[si];
-			size_t n = qos == 0 ? (quick ? 5000 : 40000) : (quick ? 500 : 3000);
-			size_t n_lat = quick ? 200 : 1000;
-			double tput[N_FLAVOURS][3], lat[N_FLAVOURS][3], dl[N_FLAVOURS][3];
-			for (int r = 0; r < rounds; r++) {
-				for (int f = 0; f < N_FLAVOURS; f++) {
-					struct result res;
-					if (measure((enum flavour)f, qos, size, n, n_lat, &res) != 0) {
-						status = 1;
-						memset(&res, 0, sizeof(res));
-					}
-					tput[f][r] = res.msgs_per_s;
-					lat[f][r] = res.median_us;
-					dl[f][r] = res.delivered;
-				}
-			}
-			double base = 0;
-			for (int f = 0; f < N_FLAVOURS; f++) {
-				qsort(tput[f], (size_t)rounds, sizeof(double), cmp_double);
-				qsort(lat[f], (size_t)rounds, sizeof(double), cmp_double);
-				qsort(dl[f], (size_t)rounds, sizeof(double), cmp_double);
-				double t = tput[f][rounds / 2];
-				if (f == PLAIN)
-					base = t;
-				printf("%-4d %-6zu %-18s %12.0f %7.2fx %12.1f %9.1f%%\n", qos, size, flavour_name[f], t,
-				       base > 0 ? t / base : 0, lat[f][rounds / 2], 100.0 * dl[f][0]);
-			}
-			fflush(stdout);
-		}
-	}
+	printf("bench_client: plain Paho vs libveil, MQTT 5, 1 publisher -> 1 subscriber via local mosquitto\n");
+	int rc = bench_measure(&plan, NCASES, NVALUES, run_case, false, report, &plan);
 	test_broker_stop(&broker);
 	test_broker_cleanup(&broker);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: cleanup of %s failed\n", dir);
-	return status;
+	return rc == 0 ? 0 : 1;
 }
