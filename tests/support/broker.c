@@ -13,18 +13,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "files.h"
+#include "timing.h"
 
 #ifndef MOSQUITTO_BIN
 #define MOSQUITTO_BIN "/usr/sbin/mosquitto"
 #endif
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 int test_free_port(void)
 {
@@ -43,16 +39,6 @@ int test_free_port(void)
 	return port;
 }
 
-int test_mkdtemp(char *out, size_t outlen)
-{
-	const char *tmp = getenv("TMPDIR");
-	if (!tmp || !*tmp)
-		tmp = "/tmp";
-	if ((size_t)snprintf(out, outlen, "%s/veil-test-XXXXXX", tmp) >= outlen)
-		return -1;
-	return mkdtemp(out) ? 0 : -1;
-}
-
 static bool port_open(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -65,18 +51,6 @@ static bool port_open(int port)
 	bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 	close(fd);
 	return ok;
-}
-
-int test_write_file(const char *path, const char *content, unsigned mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
-	if (fd < 0)
-		return -1;
-	size_t n = strlen(content);
-	ssize_t w = write(fd, content, n);
-	fchmod(fd, (mode_t)mode);
-	close(fd);
-	return (w == (ssize_t)n) ? 0 : -1;
 }
 
 /* Replace %PORT% and %DIR% in src. Caller frees. */
@@ -130,18 +104,6 @@ static char *substitute(const char *src, int port, const char *dir)
 	return out;
 }
 
-static void dump_log(const struct test_broker *b)
-{
-	FILE *f = fopen(b->log, "r");
-	if (!f)
-		return;
-	char line[1024];
-	fprintf(stderr, "---- broker log %s ----\n", b->log);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
-}
-
 static int spawn(struct test_broker *b)
 {
 	pid_t pid = fork();
@@ -173,19 +135,20 @@ static int spawn(struct test_broker *b)
 		_exit(127);
 	}
 	b->pid = pid;
-	int tries = getenv("VEIL_VALGRIND") ? 1200 : 200; /* memcheck starts slowly */
-	for (int i = 0; i < tries; i++) {
+	/* Memcheck starts slowly: the timing factor covers it (x10). */
+	struct veil_deadline d = veil_deadline_in(10000);
+	while (!veil_deadline_passed(&d)) {
 		if (port_open(b->port))
 			return 0;
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			b->pid = 0;
-			dump_log(b);
+			test_file_dump("broker log", b->log);
 			return -1;
 		}
-		sleep_ms(50);
+		veil_poll_pause();
 	}
-	dump_log(b);
+	test_file_dump("broker log", b->log);
 	test_broker_stop(b);
 	return -1;
 }
@@ -243,14 +206,14 @@ int test_broker_stop(struct test_broker *b)
 		return -1;
 	kill(b->pid, SIGTERM);
 	int st = 0;
-	int tries = getenv("VEIL_VALGRIND") ? 1200 : 100;
-	for (int i = 0; i < tries; i++) {
+	struct veil_deadline d = veil_deadline_in(6000);
+	while (!veil_deadline_passed(&d)) {
 		pid_t r = waitpid(b->pid, &st, WNOHANG);
 		if (r == b->pid) {
 			b->pid = 0;
 			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 		}
-		sleep_ms(50);
+		veil_poll_pause();
 	}
 	kill(b->pid, SIGKILL);
 	waitpid(b->pid, &st, 0);
@@ -278,35 +241,19 @@ void test_broker_cleanup(struct test_broker *b)
 	if (b->pid > 0)
 		test_broker_stop(b);
 	if (b->dir[0]) {
-		char cmd[400];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", b->dir);
+		test_rmtree(b->dir);
 		b->dir[0] = '\0';
 	}
 }
 
 bool test_broker_log_contains(const struct test_broker *b, const char *needle)
 {
-	FILE *f = fopen(b->log, "r");
-	if (!f)
-		return false;
-	char line[4096];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
+	return test_file_has(b->log, needle);
 }
 
-bool test_broker_log_wait(const struct test_broker *b, const char *needle, int timeout_ms)
+bool test_broker_log_wait(const struct test_broker *b, const char *needle, int base_ms)
 {
-	for (int t = 0; t <= timeout_ms; t += 50) {
-		if (test_broker_log_contains(b, needle))
-			return true;
-		sleep_ms(50);
-	}
-	return false;
+	return test_file_wait(b->log, needle, base_ms);
 }
 
 const char *test_plugin_path(void)

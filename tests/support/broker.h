@@ -1,6 +1,7 @@
 /*
  * Real Mosquitto brokers for tests: start on a free 127.0.0.1 port with a
- * generated config, wait until it accepts connections, stop by PID.
+ * generated config, wait until it accepts connections, stop by PID. Every
+ * wait has a deadline scaled by the test time factor (timing.h).
  */
 #ifndef VEIL_TEST_BROKER_H
 #define VEIL_TEST_BROKER_H
@@ -8,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "files.h" /* test_mkdtemp, test_write_file: brokers' files */
 
 struct test_broker {
 	pid_t pid;
@@ -19,18 +22,18 @@ struct test_broker {
 
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int test_free_port(void);
-/* A fresh directory under $TMPDIR (or /tmp); returns 0 on success. */
-int test_mkdtemp(char *out, size_t outlen);
 
 /*
  * Start mosquitto. extra_conf is appended after "listener <port> 127.0.0.1"
  * (may be NULL; "%PORT%" and "%DIR%" are substituted). Returns 0 when the
- * broker accepts TCP connections within 10 s; on failure prints the log.
+ * broker accepts TCP connections within 10 s (scaled); on failure prints the
+ * log.
  */
 int test_broker_start(struct test_broker *b, const char *extra_conf);
 /* Start again with the same dir, port and config (after a stop). */
 int test_broker_restart(struct test_broker *b);
-/* SIGTERM, wait up to 5 s, then SIGKILL; returns the exit status (or -1). */
+/* SIGTERM, wait up to 6 s (scaled), then SIGKILL; returns the exit status
+ * (or -1). */
 int test_broker_stop(struct test_broker *b);
 /* SIGKILL without cleanup (fault tests). */
 void test_broker_kill(struct test_broker *b);
@@ -40,8 +43,8 @@ int test_broker_reload(struct test_broker *b);
 void test_broker_cleanup(struct test_broker *b);
 /* True if the broker log contains needle. */
 bool test_broker_log_contains(const struct test_broker *b, const char *needle);
-/* Wait up to timeout_ms for needle to appear in the log. */
-bool test_broker_log_wait(const struct test_broker *b, const char *needle, int timeout_ms);
+/* Wait until needle appears in the log; false after base_ms (scaled). */
+bool test_broker_log_wait(const struct test_broker *b, const char *needle, int base_ms);
 
 /* In an ASan build (VEIL_ASAN_RUNTIME set by ctest), a child that loads an
  * instrumented plugin or preload must get this runtime first in LD_PRELOAD. */
@@ -53,7 +56,5 @@ bool test_broker_valgrind_clean(const struct test_broker *b, char *summary, size
 
 /* Path of the built plugin (VEIL_PLUGIN env, set by ctest). */
 const char *test_plugin_path(void);
-/* Write a file with mode (e.g. 0600). Returns 0 on success. */
-int test_write_file(const char *path, const char *content, unsigned mode);
 
 #endif

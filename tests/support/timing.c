@@ -50,6 +50,32 @@ bool veil_deadline_passed(const struct veil_deadline *d)
 	return veil_test_now_ms() >= d->end_ms;
 }
 
+int veil_deadline_left_ms(const struct veil_deadline *d)
+{
+	uint64_t now = veil_test_now_ms();
+	if (now >= d->end_ms)
+		return 0;
+	uint64_t left = d->end_ms - now;
+	return left > 2000000000U ? 2000000000 : (int)left;
+}
+
+void veil_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+bool veil_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct veil_deadline *d)
+{
+	if (veil_deadline_passed(d))
+		return false;
+	struct timespec ts = { (time_t)(d->end_ms / 1000U), (long)(d->end_ms % 1000U) * 1000000L };
+	return pthread_cond_timedwait(cv, mu, &ts) == 0 || !veil_deadline_passed(d);
+}
+
 void veil_poll_pause(void)
 {
 	struct timespec ts = { 0, 10 * 1000000L };

@@ -11,6 +11,7 @@
 #ifndef VEIL_TEST_TIMING_H
 #define VEIL_TEST_TIMING_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +35,25 @@ struct veil_deadline {
 };
 struct veil_deadline veil_deadline_in(int base_ms);
 bool veil_deadline_passed(const struct veil_deadline *d);
+/* Milliseconds left until the deadline (0 once passed): for poll() and
+ * condition-variable waits that wake on the event itself. */
+int veil_deadline_left_ms(const struct veil_deadline *d);
+/* A condition variable whose timed waits run on the deadlines' monotonic
+ * clock, and one such wait: false once the deadline passed (re-check the
+ * event after either answer). The mutex is held, as for pthread_cond_wait. */
+void veil_cond_init(pthread_cond_t *cv);
+bool veil_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct veil_deadline *d);
+/* Re-check cond (an expression) until it holds or base_ms (scaled) passed;
+ * evaluates to whether it held. For states no callback reports (is the
+ * client connected). */
+#define VEIL_WAIT_UNTIL(cond, base_ms)                                                                  \
+	({                                                                                               \
+		struct veil_deadline veil_wait_d_ = veil_deadline_in(base_ms);                             \
+		bool veil_wait_ok_;                                                                        \
+		while (!(veil_wait_ok_ = (cond)) && !veil_deadline_passed(&veil_wait_d_))                  \
+			veil_poll_pause();                                                                 \
+		veil_wait_ok_;                                                                             \
+	})
 /* Short pause inside a polling loop that re-checks its event each time
  * (a file's content, a process state); never a wait on its own. */
 void veil_poll_pause(void);
