@@ -7,21 +7,27 @@
  * a broker restart.
  */
 #define _GNU_SOURCE
-#include "check_client_fixture.h"
-#include "check_run.h"
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
-static struct fx F;
+#include "client_fixture.h"
+#include "check_run.h"
+#include "timing.h"
+
+static struct cfx F;
 
 static void setup(void)
 {
-	fx_setup(&F);
-	fx_device(&F, "sensor-1");
-	fx_device(&F, "dash-1");
+	cfx_setup(&F);
+	cfx_device(&F, "sensor-1");
+	cfx_device(&F, "dash-1");
 }
 
 static void teardown(void)
 {
-	fx_teardown(&F);
+	cfx_teardown(&F);
 }
 
 /* Completion results of async requests. */
@@ -36,7 +42,7 @@ static void done_init(struct done *d)
 {
 	memset(d, 0, sizeof(*d));
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	veil_cond_init(&d->cond);
 }
 
 static void on_done(void *ctx, int rc)
@@ -51,25 +57,24 @@ static void on_done(void *ctx, int rc)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static bool done_wait(struct done *d, size_t want, int timeout_ms)
+/* Wait until want completions arrived; false after base_ms (scaled). */
+static bool done_wait(struct done *d, size_t want, int base_ms)
 {
-	for (int t = 0; t < timeout_ms; t += 10) {
-		pthread_mutex_lock(&d->lock);
-		bool ok = d->n >= want;
-		pthread_mutex_unlock(&d->lock);
-		if (ok)
-			return true;
-		fx_sleep_ms(10);
-	}
-	return false;
+	struct veil_deadline dl = veil_deadline_in(base_ms);
+	pthread_mutex_lock(&d->lock);
+	while (d->n < want && veil_cond_wait_until(&d->cond, &d->lock, &dl))
+		;
+	bool ok = d->n >= want;
+	pthread_mutex_unlock(&d->lock);
+	return ok;
 }
 
-static struct veil_async *async_up(struct fx_opts *fo, struct fx_sink *sink)
+static struct veil_async *async_up(struct cfx_opts *fo, struct cfx_sink *sink)
 {
 	struct veil_async *a = NULL;
 	ck_assert_int_eq(veil_async_new(&fo->o, &a), VEIL_OK);
 	if (sink)
-		ck_assert_int_eq(veil_async_set_callbacks(a, sink, fx_on_message, fx_on_refusal, fx_on_lost), VEIL_OK);
+		ck_assert_int_eq(veil_async_set_callbacks(a, sink, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
 	struct done d;
 	done_init(&d);
 	ck_assert_int_eq(veil_async_connect(a, on_done, &d), VEIL_OK);
@@ -81,13 +86,13 @@ static struct veil_async *async_up(struct fx_opts *fo, struct fx_sink *sink)
 
 static void roundtrip(int version)
 {
-	struct fx_opts po, so;
-	fx_options(&F, &po, "sensor-1", version, "sensor-state");
-	fx_options(&F, &so, "dash-1", version, "dash-state");
-	struct fx_sink sink;
-	fx_sink_init(&sink);
-	struct fx_plain eve;
-	fx_plain_connect(&F, &eve, "eve", "#");
+	struct cfx_opts po, so;
+	cfx_options(&F, &po, "sensor-1", version, "sensor-state");
+	cfx_options(&F, &so, "dash-1", version, "dash-state");
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
+	struct cfx_plain eve;
+	cfx_plain_connect(&F, &eve, "eve", "#");
 	struct veil_async *sub = async_up(&so, &sink);
 	struct done sd;
 	done_init(&sd);
@@ -105,12 +110,12 @@ static void roundtrip(int version)
 		                 VEIL_OK);
 	ck_assert(done_wait(&pd, 3, 5000));
 	ck_assert_uint_eq(pd.n_ok, 3);
-	ck_assert(fx_wait(&sink, &sink.n, 3, 5000));
+	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	/* QoS 0/1/2 may overtake each other on the wire: match by content. */
 	for (int qos = 0; qos <= 2; qos++) {
 		bool found = false;
 		for (size_t i = 0; i < sink.n; i++) {
-			struct fx_msg *m = &sink.msgs[i];
+			struct cfx_msg *m = &sink.msgs[i];
 			if (m->len == strlen(texts[qos]) && memcmp(m->payload, texts[qos], m->len) == 0) {
 				found = true;
 				ck_assert_int_eq(m->qos, qos);
@@ -118,9 +123,9 @@ static void roundtrip(int version)
 			}
 		}
 		ck_assert_msg(found, "qos %d message not delivered", qos);
-		ck_assert(!fx_plain_saw(&eve, texts[qos], strlen(texts[qos])));
+		ck_assert(!cfx_plain_saw(&eve, texts[qos], strlen(texts[qos])));
 	}
-	ck_assert(!fx_plain_saw(&eve, "payload", 7));
+	ck_assert(!cfx_plain_saw(&eve, "payload", 7));
 	if (version == VEIL_MQTT_5) {
 		/* MQTT 5 properties pass through the async flavour too. */
 		MQTTProperties props = MQTTProperties_initializer;
@@ -137,34 +142,34 @@ static void roundtrip(int version)
 		MQTTProperties_free(&props);
 		ck_assert(done_wait(&pd, 4, 5000));
 		ck_assert_uint_eq(pd.n_ok, 4);
-		ck_assert(fx_wait(&sink, &sink.n, 4, 5000));
+		ck_assert(cfx_wait(&sink, &sink.n, 4, 5000));
 		ck_assert_str_eq(sink.msgs[3].user_prop, "site=lab");
 		ck_assert(memcmp(sink.msgs[3].payload, "with props", 10) == 0);
 	}
 	/* Retained through the async client too. */
-	struct fx_sink sink2;
-	fx_sink_init(&sink2);
-	struct fx_opts so2;
-	fx_options(&F, &so2, "dash-1", version, NULL);
+	struct cfx_sink sink2;
+	cfx_sink_init(&sink2);
+	struct cfx_opts so2;
+	cfx_options(&F, &so2, "dash-1", version, NULL);
 	so2.o.client_id = "dash-1-late";
 	struct veil_async *late = async_up(&so2, &sink2);
 	ck_assert_int_eq(veil_async_subscribe(late, "sensors/#", 1, NULL, NULL), VEIL_OK);
-	ck_assert(fx_wait(&sink2, &sink2.n, 1, 5000));
+	ck_assert(cfx_wait(&sink2, &sink2.n, 1, 5000));
 	ck_assert(sink2.msgs[0].retained);
 	ck_assert(memcmp(sink2.msgs[0].payload, texts[2], strlen(texts[2])) == 0);
 
 	struct done dd;
 	done_init(&dd);
-	ck_assert_int_eq(veil_async_disconnect(pub, 1000, on_done, &dd), VEIL_OK);
+	ck_assert_int_eq(veil_async_disconnect(pub, veil_test_ms(1000), on_done, &dd), VEIL_OK);
 	ck_assert(done_wait(&dd, 1, 5000));
 	ck_assert_int_eq(dd.last, VEIL_OK);
 	veil_async_free(&pub);
 	ck_assert_ptr_null(pub);
 	veil_async_free(&sub);
 	veil_async_free(&late);
-	fx_plain_close(&eve);
-	fx_sink_destroy(&sink);
-	fx_sink_destroy(&sink2);
+	cfx_plain_close(&eve);
+	cfx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink2);
 }
 
 START_TEST(test_async_roundtrip_v5)
@@ -181,8 +186,8 @@ END_TEST
 
 START_TEST(test_async_auth_method_refused)
 {
-	struct fx_opts po;
-	fx_options(&F, &po, "sensor-1", VEIL_MQTT_5, NULL);
+	struct cfx_opts po;
+	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_5, NULL);
 	po.o.auth = VEIL_AUTH_TOKEN;
 	struct veil_async *a = NULL;
 	ck_assert_int_eq(veil_async_new(&po.o, &a), VEIL_OK);
@@ -222,11 +227,11 @@ static void *publisher(void *p)
 
 START_TEST(test_async_threads)
 {
-	struct fx_opts po, so;
-	fx_options(&F, &po, "sensor-1", VEIL_MQTT_5, "sensor-state");
-	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, "dash-state");
-	struct fx_sink sink;
-	fx_sink_init(&sink);
+	struct cfx_opts po, so;
+	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_5, "sensor-state");
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, "dash-state");
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
 	struct veil_async *sub = async_up(&so, &sink);
 	struct done sd;
 	done_init(&sd);
@@ -243,14 +248,11 @@ START_TEST(test_async_threads)
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(args[i].failures, 0);
 	}
-	/* FX_MAX_MSGS caps what the sink stores; the stats count everything. */
+	/* CFX_MAX_MSGS caps what the sink stores; total and the stats count
+	 * everything. */
+	ck_assert(cfx_wait(&sink, &sink.total, THREADS * PER_THREAD, 5000));
 	struct veil_client_stats st;
-	for (int i = 0; i < 500; i++) {
-		veil_async_stats(sub, &st);
-		if (st.delivered >= THREADS * PER_THREAD)
-			break;
-		fx_sleep_ms(10);
-	}
+	veil_async_stats(sub, &st);
 	ck_assert_uint_eq(st.delivered, THREADS * PER_THREAD);
 	ck_assert_uint_eq(st.refused, 0);
 	/* Every sequence number was handed out once. */
@@ -261,7 +263,7 @@ START_TEST(test_async_threads)
 	ck_assert_uint_eq(st.published_sealed, THREADS * PER_THREAD);
 	veil_async_free(&pub);
 	veil_async_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 END_TEST
 
@@ -270,50 +272,60 @@ struct resub {
 	struct done d;
 };
 
-/* Clean sessions lose subscriptions: resubscribe on every (re)connect. */
+/* Clean sessions lose subscriptions: resubscribe on every (re)connect;
+ * r->d counts the SUBACKs (or a subscribe that could not be sent). */
 static void on_connected(void *ctx, int rc)
 {
 	struct resub *r = ctx;
-	if (rc == VEIL_OK && veil_async_subscribe(r->a, "sensors/#", 1, NULL, NULL) == VEIL_OK)
-		on_done(&r->d, VEIL_OK);
+	if (rc != VEIL_OK)
+		return;
+	int src = veil_async_subscribe(r->a, "sensors/#", 1, on_done, &r->d);
+	if (src != VEIL_OK)
+		on_done(&r->d, src);
 }
 
 static void auto_reconnect(int version)
 {
-	struct fx_opts po, so;
-	fx_options(&F, &po, "sensor-1", version, NULL);
-	fx_options(&F, &so, "dash-1", version, NULL);
+	struct cfx_opts po, so;
+	cfx_options(&F, &po, "sensor-1", version, NULL);
+	cfx_options(&F, &so, "dash-1", version, NULL);
 	po.o.auto_reconnect = true;
 	so.o.auto_reconnect = true;
-	struct fx_sink sink;
-	fx_sink_init(&sink);
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
 	struct veil_async *sub = NULL;
 	ck_assert_int_eq(veil_async_new(&so.o, &sub), VEIL_OK);
-	ck_assert_int_eq(veil_async_set_callbacks(sub, &sink, fx_on_message, fx_on_refusal, fx_on_lost), VEIL_OK);
+	ck_assert_int_eq(veil_async_set_callbacks(sub, &sink, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
 	struct resub rs;
 	rs.a = sub;
 	done_init(&rs.d);
 	ck_assert_int_eq(veil_async_set_connected(sub, on_connected, &rs), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(sub, NULL, NULL), VEIL_OK);
 	ck_assert(done_wait(&rs.d, 1, 5000));
-	struct veil_async *pub = async_up(&po, NULL);
-	fx_sleep_ms(100);
+	ck_assert_int_eq(rs.d.last, VEIL_OK);
+	/* pconn counts the publisher's successful connects. */
+	struct veil_async *pub = NULL;
+	struct done pconn;
+	done_init(&pconn);
+	ck_assert_int_eq(veil_async_new(&po.o, &pub), VEIL_OK);
+	ck_assert_int_eq(veil_async_set_connected(pub, on_done, &pconn), VEIL_OK);
+	ck_assert_int_eq(veil_async_connect(pub, NULL, NULL), VEIL_OK);
+	ck_assert(done_wait(&pconn, 1, 5000));
 
 	ck_assert_int_eq(test_broker_stop(&F.broker), 0);
-	ck_assert(fx_wait(&sink, &sink.lost, 1, 5000));
+	ck_assert(cfx_wait(&sink, &sink.lost, 1, 5000));
 	ck_assert_int_eq(test_broker_restart(&F.broker), 0);
-	/* Both come back on their own, each with a fresh login. */
+	/* Both come back on their own, each with a fresh login; the subscriber
+	 * has its subscription back (SUBACK) before anything is published. */
 	ck_assert(done_wait(&rs.d, 2, 15000));
-	for (int i = 0; i < 1500 && !veil_async_is_connected(pub); i++)
-		fx_sleep_ms(10);
-	ck_assert(veil_async_is_connected(pub));
-	fx_sleep_ms(100);
+	ck_assert_int_eq(rs.d.last, VEIL_OK);
+	ck_assert(done_wait(&pconn, 2, 15000));
 	struct done pd;
 	done_init(&pd);
 	ck_assert_int_eq(veil_async_publish(pub, "sensors/r", "back again", 10, 1, false, on_done, &pd), VEIL_OK);
 	ck_assert(done_wait(&pd, 1, 5000));
 	ck_assert_int_eq(pd.last, VEIL_OK);
-	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
+	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "back again", 10) == 0);
 	struct veil_client_stats st;
 	veil_async_stats(pub, &st);
@@ -321,13 +333,25 @@ static void auto_reconnect(int version)
 	veil_async_stats(sub, &st);
 	ck_assert_uint_eq(st.connects, 2);
 
-	/* After an app disconnect nothing reconnects. */
-	ck_assert_int_eq(veil_async_disconnect(sub, 500, NULL, NULL), VEIL_OK);
-	fx_sleep_ms(1000);
+	/* After an app disconnect nothing reconnects. The marker: the
+	 * publisher loses its connection afterwards (a plain client takes its
+	 * client id over) and comes back through the same reconnect path, with
+	 * the same back-off; had the subscriber been set to reconnect, it would
+	 * have started earlier and been back by then. */
+	struct done dd;
+	done_init(&dd);
+	ck_assert_int_eq(veil_async_disconnect(sub, veil_test_ms(500), on_done, &dd), VEIL_OK);
+	ck_assert(done_wait(&dd, 1, 5000));
+	struct cfx_plain usurper;
+	cfx_plain_connect(&F, &usurper, "sensor-1", NULL);
+	ck_assert(done_wait(&pconn, 3, 15000));
 	ck_assert(!veil_async_is_connected(sub));
+	veil_async_stats(sub, &st);
+	ck_assert_uint_eq(st.connects, 2);
+	cfx_plain_close(&usurper);
 	veil_async_free(&pub);
 	veil_async_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 
 START_TEST(test_async_auto_reconnect_v5)
@@ -349,8 +373,8 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("client_async");
 	TCase *tc = tcase_create("async");
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 40);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_async_roundtrip_v5);
 	tcase_add_test(tc, test_async_roundtrip_311);
 	tcase_add_test(tc, test_async_auth_method_refused);

@@ -5,15 +5,17 @@
  * dashboard must refuse it), and the `veil pub` / `veil sub` CLI.
  * Processes are started with fork/exec and stopped by PID.
  */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "check_client_fixture.h"
+#include "client_fixture.h"
 #include "check_run.h"
+#include "proc.h"
+#include "timing.h"
 
-static struct fx F;
+static struct cfx F;
 static char cfg_sensor[400], cfg_dash[400];
 
 static void write_config(const char *path, const char *id)
@@ -30,9 +32,9 @@ static void write_config(const char *path, const char *id)
 
 static void setup(void)
 {
-	fx_setup(&F);
-	fx_device(&F, "sensor-1");
-	fx_device(&F, "dash-1");
+	cfx_setup(&F);
+	cfx_device(&F, "sensor-1");
+	cfx_device(&F, "dash-1");
 	snprintf(cfg_sensor, sizeof(cfg_sensor), "%s/sensor.conf", F.dir);
 	snprintf(cfg_dash, sizeof(cfg_dash), "%s/dash.conf", F.dir);
 	write_config(cfg_sensor, "sensor-1");
@@ -41,7 +43,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	fx_teardown(&F);
+	cfx_teardown(&F);
 }
 
 static void example_path(char *out, size_t cap, const char *name)
@@ -49,71 +51,45 @@ static void example_path(char *out, size_t cap, const char *name)
 	snprintf(out, cap, "%s/examples/%s", VEIL_BINARY_DIR, name);
 }
 
+/* <dir>/<tag>.<ext>: where a program's output goes. */
+static void out_path(char *out, size_t cap, const char *tag, const char *ext)
+{
+	ck_assert_int_lt(snprintf(out, cap, "%s/%s.%s", F.dir, tag, ext), (int)cap);
+}
+
 /* Start argv with stdout/stderr to <dir>/<tag>.out/.err and stdin from in (or /dev/null). */
 static pid_t spawn(char *const argv[], const char *tag, const char *in)
 {
 	char out[400], err[400];
-	snprintf(out, sizeof(out), "%s/%s.out", F.dir, tag);
-	snprintf(err, sizeof(err), "%s/%s.err", F.dir, tag);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int i = open(in ? in : "/dev/null", O_RDONLY);
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (i < 0 || o < 0 || e < 0)
-			_exit(126);
-		dup2(i, 0);
-		dup2(o, 1);
-		dup2(e, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Exit status, or -1 if it had to be killed after timeout_ms. */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-	int st = 0;
-	for (int t = 0; t < timeout_ms; t += 20) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-		fx_sleep_ms(20);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	out_path(out, sizeof(out), tag, "out");
+	out_path(err, sizeof(err), tag, "err");
+	struct test_spawn o = { .in = in, .out = out, .err = err };
+	return test_spawn((const char *const *)argv, &o);
 }
 
 static int run(char *const argv[], const char *tag, const char *in)
 {
-	return wait_exit(spawn(argv, tag, in), 20000);
+	return test_wait_exit(spawn(argv, tag, in), 20000);
 }
 
+/* What the program wrote to <tag>.<ext> (static buffer, until the next call). */
 static char *slurp(const char *tag, const char *ext)
 {
-	char path[400];
-	snprintf(path, sizeof(path), "%s/%s.%s", F.dir, tag, ext);
-	FILE *f = fopen(path, "r");
 	static char buf[8192];
-	buf[0] = '\0';
-	if (f) {
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		buf[n] = '\0';
-		fclose(f);
-	}
+	char path[400];
+	out_path(path, sizeof(path), tag, ext);
+	size_t len;
+	char *text = test_file_read(path, &len);
+	snprintf(buf, sizeof(buf), "%s", text ? text : "");
+	free(text);
 	return buf;
 }
 
-static bool wait_for(const char *tag, const char *ext, const char *needle, int timeout_ms)
+static bool wait_for(const char *tag, const char *ext, const char *needle, int base_ms)
 {
-	for (int t = 0; t < timeout_ms; t += 20) {
-		if (strstr(slurp(tag, ext), needle))
-			return true;
-		fx_sleep_ms(20);
-	}
-	return false;
+	char path[400];
+	out_path(path, sizeof(path), tag, ext);
+	return test_file_wait(path, needle, base_ms);
 }
 
 START_TEST(test_sensor_to_dashboard)
@@ -133,7 +109,7 @@ START_TEST(test_sensor_to_dashboard)
 
 	char *sensor_argv[] = { sensor, F.uri, cfg_sensor, (char *)"sensors/room1/temp", (char *)"3", NULL };
 	ck_assert_int_eq(run(sensor_argv, "sensor", NULL), 0);
-	ck_assert_int_eq(wait_exit(d, 10000), 0);
+	ck_assert_int_eq(test_wait_exit(d, 10000), 0);
 	char *out = slurp("dash", "out");
 	ck_assert_msg(strstr(out, "sensors/room1/temp ") && strstr(out, " reading 0: 20.0 C\n") &&
 	                      strstr(out, " reading 2: 21.0 C\n"),
@@ -153,8 +129,11 @@ START_TEST(test_cli_pub_sub)
 		             (char *)"--config", cfg_dash, (char *)"-t", (char *)"sensors/#", (char *)"-t",
 		             (char *)"public/#", (char *)"-q", (char *)"1", (char *)"-v", (char *)"-C", (char *)"4",
 		             (char *)"-W", (char *)"20", NULL };
+	/* `veil sub` prints no readiness line: the broker's log shows its two
+	 * SUBACKs (one SUBSCRIBE per -t) once both subscriptions are active. */
 	pid_t s = spawn(sub_argv, "sub", NULL);
-	fx_sleep_ms(700); /* no readiness line from sub: give it time to subscribe */
+	ck_assert_msg(test_file_wait_count(F.broker.log, "Sending SUBACK to dash-1\n", 2, 10000),
+	              "veil sub never subscribed");
 
 	char *pub_argv[] = { (char *)cli, (char *)"pub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p", port,
 		             (char *)"--config", cfg_sensor, (char *)"-t", (char *)"sensors/cli", (char *)"-q",
@@ -175,17 +154,17 @@ START_TEST(test_cli_pub_sub)
 	ck_assert_int_eq(run(nop_argv, "pub3", NULL), 1);
 	ck_assert_msg(strstr(slurp("pub3", "err"), "(no-policy)"), "pub stderr: %s", slurp("pub3", "err"));
 	/* Plaintext injected by a plain client: refused on stderr, not printed. */
-	struct fx_plain mallory;
-	fx_plain_connect(&F, &mallory, "mallory", NULL);
-	fx_plain_publish(&mallory, "sensors/cli", "forged", 6);
-	fx_plain_close(&mallory);
+	struct cfx_plain mallory;
+	cfx_plain_connect(&F, &mallory, "mallory", NULL);
+	cfx_plain_publish(&mallory, "sensors/cli", "forged", 6);
+	cfx_plain_close(&mallory);
 	/* Plaintext policy topic via --auth none on the command line. */
 	char *pubp_argv[] = { (char *)cli, (char *)"pub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p", port,
 		              (char *)"--config", cfg_sensor, (char *)"-t", (char *)"public/news", (char *)"-m",
 		              (char *)"open news", NULL };
 	ck_assert_int_eq(run(pubp_argv, "pub4", NULL), 0);
 
-	ck_assert_int_eq(wait_exit(s, 20000), 0);
+	ck_assert_int_eq(test_wait_exit(s, 20000), 0);
 	char *out = slurp("sub", "out");
 	ck_assert_msg(strstr(out, "sensors/cli hello from the cli\n") && strstr(out, "sensors/lines line one\n") &&
 	                      strstr(out, "sensors/lines line two\n") && strstr(out, "public/news open news\n"),
@@ -207,8 +186,8 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("client_examples");
 	TCase *tc = tcase_create("programs");
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_sensor_to_dashboard);
 	tcase_add_test(tc, test_cli_pub_sub);
 	suite_add_tcase(s, tc);

@@ -6,26 +6,29 @@
  * libveil envelopes (unsigned and signed) accepted by the plugin's
  * enforcement on protected topics while a plain client's cleartext is not.
  */
-#define _GNU_SOURCE
-#include "check_client_fixture.h"
-#include "check_run.h"
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
-static struct fx F;
+#include "client_fixture.h"
+#include "check_run.h"
+#include "material.h"
+#include "timing.h"
+
+static struct cfx F;
 
 static void setup(void)
 {
 	const char *plugin = test_plugin_path();
 	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
-	fx_setup_files(&F);
-	fx_device(&F, "sensor-1");
-	fx_device(&F, "dash-1");
+	cfx_setup_files(&F);
+	cfx_device(&F, "sensor-1");
+	cfx_device(&F, "dash-1");
 	/* The broker may drop privileges: its files must be world-readable. */
 	ck_assert_int_eq(chmod(F.dir, 0755), 0);
-	uint8_t apk[VEIL_PK_BYTES];
-	veil_identity_public(F.authority, apk);
 	char auth_pub[400], acl[400], conf[2048];
-	snprintf(auth_pub, sizeof(auth_pub), "%s/authority.pub", F.dir);
-	ck_assert_int_eq(veil_public_key_save(apk, auth_pub), VEIL_OK);
+	test_authority_save(F.authority, F.dir, auth_pub, sizeof(auth_pub));
 	snprintf(acl, sizeof(acl), "%s/acl", F.dir);
 	ck_assert_int_eq(test_write_file(acl,
 	                                 "pattern readwrite,encrypted sensors/#\n"
@@ -40,22 +43,22 @@ static void setup(void)
 	         "plugin_opt_authority_file %s\n"
 	         "plugin_opt_acl_file %s\n",
 	         plugin, auth_pub, acl);
-	fx_start(&F, conf);
+	cfx_start(&F, conf);
 }
 
 static void teardown(void)
 {
-	fx_teardown(&F);
+	cfx_teardown(&F);
 }
 
-static struct veil_client *token_client(struct fx_opts *fo, const char *id, int version, struct fx_sink *sink)
+static struct veil_client *token_client(struct cfx_opts *fo, const char *id, int version, struct cfx_sink *sink)
 {
-	fx_options(&F, fo, id, version, NULL);
+	cfx_options(&F, fo, id, version, NULL);
 	fo->o.auth = VEIL_AUTH_TOKEN;
 	struct veil_client *c = NULL;
 	ck_assert_int_eq(veil_client_new(&fo->o, &c), VEIL_OK);
 	if (sink)
-		ck_assert_int_eq(veil_client_set_callbacks(c, sink, fx_on_message, fx_on_refusal, fx_on_lost), VEIL_OK);
+		ck_assert_int_eq(veil_client_set_callbacks(c, sink, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
 	int rc = veil_client_connect(c);
 	ck_assert_msg(rc == VEIL_OK, "%s login over MQTT %d: %s", id, version, veil_errname(rc));
 	return c;
@@ -63,33 +66,33 @@ static struct veil_client *token_client(struct fx_opts *fo, const char *id, int 
 
 static void login_and_roundtrip(int pub_version, int sub_version)
 {
-	struct fx_opts po, so;
-	struct fx_sink sink;
-	fx_sink_init(&sink);
+	struct cfx_opts po, so;
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
 	struct veil_client *sub = token_client(&so, "dash-1", sub_version, &sink);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "secure/#", 1), VEIL_OK);
 	struct veil_client *pub = token_client(&po, "sensor-1", pub_version, NULL);
 	int tok = 0;
 	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "via plugin", 10, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, 5000), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
 	ck_assert_int_eq(veil_client_publish5(pub, "secure/door", "unlock", 6, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, 5000), VEIL_OK);
-	ck_assert(fx_wait(&sink, &sink.n, 2, 5000));
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert(cfx_wait(&sink, &sink.n, 2, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "via plugin", 10) == 0);
 	ck_assert(sink.msgs[1].is_signed);
 	ck_assert_str_eq(sink.msgs[1].sender_client_id, "sensor-1");
 
 	/* Reconnect at once: a fresh token, so the plugin's nonce cache lets it in. */
-	ck_assert_int_eq(veil_client_disconnect(pub, 1000), VEIL_OK);
+	ck_assert_int_eq(veil_client_disconnect(pub, veil_test_ms(1000)), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(pub), VEIL_OK);
 	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "again", 5, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, 5000), VEIL_OK);
-	ck_assert(fx_wait(&sink, &sink.n, 3, 5000));
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	ck_assert_uint_eq(sink.n_refused, 0);
 	veil_client_free(&pub);
 	veil_client_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 
 START_TEST(test_token_login_v5)
@@ -109,12 +112,12 @@ START_TEST(test_untrusted_authority_refused)
 	/* Same client id, credential signed by an authority the broker does not trust. */
 	struct veil_identity *rogue = F.authority;
 	ck_assert_int_eq(veil_identity_generate(&F.authority), VEIL_OK);
-	fx_device_as(&F, "rogue", "sensor-1");
+	cfx_device_as(&F, "rogue", "sensor-1");
 	veil_identity_free(&F.authority);
 	F.authority = rogue;
 	for (int v = 0; v < 2; v++) {
-		struct fx_opts po;
-		fx_options(&F, &po, "rogue", v ? VEIL_MQTT_311 : VEIL_MQTT_5, NULL);
+		struct cfx_opts po;
+		cfx_options(&F, &po, "rogue", v ? VEIL_MQTT_311 : VEIL_MQTT_5, NULL);
 		po.o.client_id = "sensor-1";
 		po.o.auth = VEIL_AUTH_TOKEN;
 		struct veil_client *c = NULL;
@@ -127,53 +130,53 @@ END_TEST
 
 START_TEST(test_async_token_login)
 {
-	struct fx_opts po;
-	fx_options(&F, &po, "sensor-1", VEIL_MQTT_5, NULL);
+	struct cfx_opts po;
+	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_5, NULL);
 	po.o.auth = VEIL_AUTH_TOKEN;
-	struct fx_sink sink;
-	fx_sink_init(&sink);
-	struct fx_opts so;
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
+	struct cfx_opts so;
 	struct veil_client *sub = token_client(&so, "dash-1", VEIL_MQTT_5, &sink);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	struct veil_async *a = NULL;
 	ck_assert_int_eq(veil_async_new(&po.o, &a), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(a, NULL, NULL), VEIL_OK);
-	for (int i = 0; i < 250 && !veil_async_is_connected(a); i++)
-		fx_sleep_ms(20);
-	ck_assert(veil_async_is_connected(a));
+	ck_assert(VEIL_WAIT_UNTIL(veil_async_is_connected(a), 5000));
 	ck_assert_int_eq(veil_async_publish(a, "sensors/async", "async via plugin", 16, 1, false, NULL, NULL),
 	                 VEIL_OK);
-	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
+	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "async via plugin", 16) == 0);
 	veil_async_free(&a);
 	veil_client_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 END_TEST
 
 START_TEST(test_plaintext_blocked_by_plugin)
 {
-	struct fx_sink sink;
-	fx_sink_init(&sink);
-	struct fx_opts so;
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
+	struct cfx_opts so;
 	struct veil_client *sub = token_client(&so, "dash-1", VEIL_MQTT_5, &sink);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "public/#", 1), VEIL_OK);
 	/* An anonymous plain client: its cleartext never reaches the receiver. */
-	struct fx_plain mallory;
-	fx_plain_connect(&F, &mallory, "mallory", NULL);
+	struct cfx_plain mallory;
+	cfx_plain_connect(&F, &mallory, "mallory", NULL);
 	MQTTClient_deliveryToken dt;
 	MQTTClient_publish(mallory.mc, "sensors/a", 6, "forged", 1, 0, &dt);
-	MQTTClient_waitForCompletion(mallory.mc, dt, 2000);
-	fx_plain_publish(&mallory, "public/x", "news", 4);
-	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
-	fx_sleep_ms(300);
+	MQTTClient_waitForCompletion(mallory.mc, dt, (unsigned long)veil_test_ms(2000));
+	/* The marker: "news" follows "forged" on the same connection at the
+	 * same QoS, so had "forged" passed the broker it would arrive first. */
+	cfx_plain_publish(&mallory, "public/x", "news", 4);
+	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert_uint_eq(sink.n, 1);
+	ck_assert_uint_eq(sink.n_refused, 0);
 	ck_assert_str_eq(sink.msgs[0].topic, "public/x");
 	ck_assert(sink.msgs[0].plaintext);
-	fx_plain_close(&mallory);
+	cfx_plain_close(&mallory);
 	veil_client_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 END_TEST
 
@@ -181,8 +184,8 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("client_plugin");
 	TCase *tc = tcase_create("plugin");
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_token_login_v5);
 	tcase_add_test(tc, test_token_login_311);
 	tcase_add_test(tc, test_untrusted_authority_refused);

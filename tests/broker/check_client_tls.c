@@ -4,11 +4,17 @@
  * with the caller's MQTTClient_SSLOptions / MQTTAsync_SSLOptions, and a
  * trust store that does not hold the broker's certificate fails the connect.
  */
-#define _GNU_SOURCE
-#include "check_client_fixture.h"
-#include "check_run.h"
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
-static struct fx F;
+#include "client_fixture.h"
+#include "check_run.h"
+#include "timing.h"
+
+static struct cfx F;
 static char ca[400], other_ca[400];
 
 static void make_cert(const char *stem)
@@ -24,9 +30,9 @@ static void make_cert(const char *stem)
 
 static void setup(void)
 {
-	fx_setup_files(&F);
-	fx_device(&F, "sensor-1");
-	fx_device(&F, "dash-1");
+	cfx_setup_files(&F);
+	cfx_device(&F, "sensor-1");
+	cfx_device(&F, "dash-1");
 	/* The broker may drop privileges: its certificate files must be readable. */
 	ck_assert_int_eq(chmod(F.dir, 0755), 0);
 	make_cert("broker");
@@ -36,13 +42,13 @@ static void setup(void)
 	char conf[1200];
 	snprintf(conf, sizeof(conf), "certfile %s/broker.pem\nkeyfile %s/broker.key.pem\nallow_anonymous true\n", F.dir,
 	         F.dir);
-	fx_start(&F, conf);
+	cfx_start(&F, conf);
 	snprintf(F.uri, sizeof(F.uri), "ssl://127.0.0.1:%d", F.broker.port);
 }
 
 static void teardown(void)
 {
-	fx_teardown(&F);
+	cfx_teardown(&F);
 }
 
 START_TEST(test_tls_sync_and_async)
@@ -52,31 +58,29 @@ START_TEST(test_tls_sync_and_async)
 	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
 	assl.trustStore = ca;
 
-	struct fx_opts so, po;
-	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	struct cfx_opts so, po;
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
 	so.o.ssl = &ssl;
-	struct fx_sink sink;
-	fx_sink_init(&sink);
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
 	struct veil_client *sub = NULL;
 	ck_assert_int_eq(veil_client_new(&so.o, &sub), VEIL_OK);
-	ck_assert_int_eq(veil_client_set_callbacks(sub, &sink, fx_on_message, fx_on_refusal, NULL), VEIL_OK);
+	ck_assert_int_eq(veil_client_set_callbacks(sub, &sink, cfx_on_message, cfx_on_refusal, NULL), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(sub), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 
-	fx_options(&F, &po, "sensor-1", VEIL_MQTT_311, NULL);
+	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_311, NULL);
 	po.o.async_ssl = &assl;
 	struct veil_async *pub = NULL;
 	ck_assert_int_eq(veil_async_new(&po.o, &pub), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(pub, NULL, NULL), VEIL_OK);
-	for (int i = 0; i < 250 && !veil_async_is_connected(pub); i++)
-		fx_sleep_ms(20);
-	ck_assert(veil_async_is_connected(pub));
+	ck_assert(VEIL_WAIT_UNTIL(veil_async_is_connected(pub), 5000));
 	ck_assert_int_eq(veil_async_publish(pub, "sensors/tls", "over tls", 8, 1, false, NULL, NULL), VEIL_OK);
-	ck_assert(fx_wait(&sink, &sink.n, 1, 5000));
+	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "over tls", 8) == 0);
 	veil_async_free(&pub);
 	veil_client_free(&sub);
-	fx_sink_destroy(&sink);
+	cfx_sink_destroy(&sink);
 }
 END_TEST
 
@@ -84,18 +88,18 @@ START_TEST(test_tls_wrong_trust_store)
 {
 	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
 	ssl.trustStore = other_ca;
-	struct fx_opts so;
-	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	struct cfx_opts so;
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
 	so.o.ssl = &ssl;
-	so.o.connect_timeout_s = 3;
+	so.o.connect_timeout_s = veil_test_ms(3000) / 1000;
 	struct veil_client *c = NULL;
 	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
 	ck_assert(!veil_client_is_connected(c));
 	veil_client_free(&c);
 	/* Without TLS options Paho cannot speak ssl:// at all. */
-	fx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
-	so.o.connect_timeout_s = 3;
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	so.o.connect_timeout_s = veil_test_ms(3000) / 1000;
 	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
 	ck_assert_int_ne(veil_client_connect(c), VEIL_OK);
 	veil_client_free(&c);
@@ -106,8 +110,8 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("client_tls");
 	TCase *tc = tcase_create("tls");
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 40);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_tls_sync_and_async);
 	tcase_add_test(tc, test_tls_wrong_trust_store);
 	suite_add_tcase(s, tc);
