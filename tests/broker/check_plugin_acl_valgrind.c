@@ -9,30 +9,19 @@
  * memcheck reports no errors and nothing definitely lost. Skipped in ASan
  * builds (the plugin is instrumented there) or without valgrind.
  */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "veil/veil.h"
 #include "veil/envelope.h"
-#include "check_plugin_acl_fixture.h"
+#include "acl_client.h"
 #include "check_run.h"
+#include "material.h"
+#include "timing.h"
 
 static const char *const users[] = { "zgod", NULL };
-
-static void device_login(struct pa_env *e, struct veil_identity **id, const char *cid, uint8_t sender[8], char *pw,
-                         size_t cap)
-{
-	ck_assert_int_eq(veil_identity_generate(id), VEIL_OK);
-	struct veil_credential c;
-	memset(&c, 0, sizeof(c));
-	veil_identity_public(*id, c.device_pk);
-	veil_sender_id(c.device_pk, sender);
-	snprintf(c.client_id, sizeof(c.client_id), "%s", cid);
-	snprintf(c.roles, sizeof(c.roles), "dev");
-	c.issued_at = (uint64_t)time(NULL) - 60;
-	c.expires_at = (uint64_t)time(NULL) + 3600;
-	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t n = 0, tn = 0;
-	ck_assert_int_eq(veil_credential_issue(e->authority, &c, cred, sizeof(cred), &n), VEIL_OK);
-	ck_assert_int_eq(veil_token_create(*id, cred, n, cid, (uint64_t)time(NULL), tok, sizeof(tok), &tn), VEIL_OK);
-	ck_assert_int_eq(veil_token_to_password(tok, tn, pw, cap), VEIL_OK);
-}
 
 static size_t seal(const char *topic, const uint8_t sender[8], uint8_t *out, size_t cap)
 {
@@ -55,9 +44,10 @@ START_TEST(acl_scenario_memcheck_clean)
 		fprintf(stderr, "check_plugin_acl_valgrind: skipped (ASan build or no valgrind)\n");
 		return;
 	}
+	/* From here on every deadline is scaled for memcheck (x10, timing.h). */
 	setenv("VEIL_VALGRIND", "1", 1);
-	struct pa_env env;
-	pa_env_init(&env, users);
+	struct acl_env env;
+	acl_env_init(&env, users);
 	char acl[400];
 	snprintf(acl, sizeof(acl), "%s/vg.acl", env.dir);
 	const char *rules = "topic write open/#\n"
@@ -69,45 +59,45 @@ START_TEST(acl_scenario_memcheck_clean)
 	                    "topic write,encrypted will/#\n";
 	ck_assert_int_eq(test_write_file(acl, rules, 0644), 0);
 	struct test_broker b;
-	pa_start_plugin(&env, &b, acl, "plugin_opt_acl_poll_interval 0\n");
+	acl_env_start_plugin(&env, &b, acl, "plugin_opt_acl_poll_interval 0\n");
 
-	struct veil_identity *d1 = NULL, *d2 = NULL;
-	uint8_t s1[8], s2[8];
-	char pw1[VEIL_PASSWORD_MAX], pw2[VEIL_PASSWORD_MAX];
-	device_login(&env, &d1, "vg-dev1", s1, pw1, sizeof(pw1));
-	device_login(&env, &d2, "vg-dev2", s2, pw2, sizeof(pw2));
-	struct pc obs, a, w, anon;
-	ck_assert_int_eq(pc_connect(&obs, b.port, "vg-obs", "zgod"), 0);
-	ck_assert_int_eq(pc_sub(&obs, "#", 1), 1);
-	ck_assert_int_eq(pc_connect_will(&a, b.port, "vg-dev1", "vg-dev1", pw1, NULL, NULL, 0, 0), 0);
+	struct test_device d1, d2;
+	test_device_new(&d1, env.authority, "vg-dev1", "dev");
+	test_device_new(&d2, env.authority, "vg-dev2", "dev");
+	struct acl_pc obs, a, w, anon;
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "vg-obs", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_sub(&obs, "#", 1), 1);
+	ck_assert_int_eq(acl_pc_connect_will(&a, b.port, "vg-dev1", "vg-dev1", d1.pw, NULL, NULL, 0, 0), 0);
 	uint8_t buf[512];
-	size_t n = seal("enc/x", s1, buf, sizeof(buf));
-	ck_assert_int_lt(pc_pub(&a, "enc/x", buf, (int)n, 1, 0), 0x80);
-	ck_assert_int_eq(pc_pub(&a, "enc/x", "plain", 5, 1, 0), 0x87);
-	ck_assert_int_lt(pc_pub(&a, "dev/vg-dev1/t", "p", 1, 1, 0), 0x80);
-	ck_assert_int_eq(pc_connect(&anon, b.port, "vg-anon", NULL), 0);
-	ck_assert_int_lt(pc_pub(&anon, "open/1", "o", 1, 1, 0), 0x80);
-	ck_assert_int_eq(pc_pub(&anon, "enc/x", "o", 1, 1, 0), 0x87);
+	size_t n = seal("enc/x", d1.sender, buf, sizeof(buf));
+	ck_assert_int_lt(acl_pc_pub(&a, "enc/x", buf, (int)n, 1, 0), 0x80);
+	ck_assert_int_eq(acl_pc_pub(&a, "enc/x", "plain", 5, 1, 0), 0x87);
+	ck_assert_int_lt(acl_pc_pub(&a, "dev/vg-dev1/t", "p", 1, 1, 0), 0x80);
+	ck_assert_int_eq(acl_pc_connect(&anon, b.port, "vg-anon", NULL), 0);
+	ck_assert_int_lt(acl_pc_pub(&anon, "open/1", "o", 1, 1, 0), 0x80);
+	ck_assert_int_eq(acl_pc_pub(&anon, "enc/x", "o", 1, 1, 0), 0x87);
 	/* A Will judged after the client left. */
-	n = seal("will/x", s2, buf, sizeof(buf));
-	ck_assert_int_eq(pc_connect_will(&w, b.port, "vg-dev2", "vg-dev2", pw2, "will/x", buf, (int)n, 0), 0);
-	pc_sleep_ms(1500); /* past a TICK under memcheck */
+	n = seal("will/x", d2.sender, buf, sizeof(buf));
+	ck_assert_int_eq(acl_pc_connect_will(&w, b.port, "vg-dev2", "vg-dev2", d2.pw, "will/x", buf, (int)n, 0), 0);
+	/* It leaves with its ACL cache built: a checked publish (PUBACK) builds
+	 * it, as a TICK would. */
+	ck_assert_int_lt(acl_pc_pub(&w, "dev/vg-dev2/t", "p", 1, 1, 0), 0x80);
 	MQTTClient_disconnect5(w.c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
-	pc_close(&w);
-	ck_assert(test_broker_log_wait(&b, "topic=will/x", 0) || pc_wait(&obs, 4, 20000) >= 4);
+	acl_pc_close(&w);
+	ck_assert_msg(acl_pc_wait_topic(&obs, "will/x", 1, 2000), "the Will never arrived");
 	/* Reloads: a changed file, then a broken one (kept old). */
 	ck_assert_int_eq(test_write_file(acl, "topic write open/#\nuser zgod\ntopic read #\nrole dev\n"
 	                                      "topic readwrite enc/#\n", 0644), 0);
 	ck_assert_int_eq(test_broker_reload(&b), 0);
-	ck_assert(test_broker_log_wait(&b, "why=reload file=", 30000));
-	ck_assert_int_lt(pc_pub(&a, "enc/y", "now-plain-ok", 12, 1, 0), 0x80);
+	ck_assert(test_broker_log_wait(&b, "why=reload file=", 3000));
+	ck_assert_int_lt(acl_pc_pub(&a, "enc/y", "now-plain-ok", 12, 1, 0), 0x80);
 	ck_assert_int_eq(test_write_file(acl, "topic bogus x\n", 0644), 0);
 	ck_assert_int_eq(test_broker_reload(&b), 0);
-	ck_assert(test_broker_log_wait(&b, "why=reload kept=old-rules", 30000));
-	ck_assert_int_lt(pc_pub(&anon, "open/2", "o", 1, 1, 0), 0x80);
-	pc_wait(&obs, 6, 10000);
-	ck_assert_int_ge(pc_count(&obs, "enc/x"), 1);
-	ck_assert_int_eq(pc_count(&obs, "will/x"), 1);
+	ck_assert(test_broker_log_wait(&b, "why=reload kept=old-rules", 3000));
+	ck_assert_int_lt(acl_pc_pub(&anon, "open/2", "o", 1, 1, 0), 0x80);
+	ck_assert(acl_pc_wait_topic(&obs, "open/2", 1, 1000));
+	ck_assert_int_ge(acl_pc_count(&obs, "enc/x"), 1);
+	ck_assert_int_eq(acl_pc_count(&obs, "will/x"), 1);
 
 	/* Stop with clients connected: the registry still holds ACL caches. */
 	int status = test_broker_stop(&b);
@@ -115,13 +105,13 @@ START_TEST(acl_scenario_memcheck_clean)
 	bool clean = test_broker_valgrind_clean(&b, summary, sizeof(summary));
 	fprintf(stderr, "check_plugin_acl_valgrind: %s (exit status %d)\n", summary, status);
 	ck_assert_msg(clean, "memcheck not clean: %s (logs in %s)", summary, b.dir);
-	pc_close(&a);
-	pc_close(&anon);
-	pc_close(&obs);
+	acl_pc_close(&a);
+	acl_pc_close(&anon);
+	acl_pc_close(&obs);
 	test_broker_cleanup(&b);
-	veil_identity_free(&d1);
-	veil_identity_free(&d2);
-	pa_env_free(&env);
+	test_device_free(&d1);
+	test_device_free(&d2);
+	acl_env_free(&env);
 }
 END_TEST
 
