@@ -29,7 +29,7 @@
 #include "veil/veil.h"
 #include "broker.h"
 #include "bench_stats.h"
-#include "../tests/broker/check_plugin_auth_raw.h"
+#include "raw_mqtt.h"
 
 #define CONC 16
 
