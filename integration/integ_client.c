@@ -5,16 +5,23 @@
  *
  *   veil-integ pub  DEVICE --topic T --count N [--qos Q] [--rate R] [--prefix P] [--start I]
  *   veil-integ sub  DEVICE --filter F... --expect N [--timeout S] [--print] [--ready FILE]
- *                   [--subscribe-only] [--resume] [--linger MS] [--expect-refused N]
+ *                   [--subscribe-only] [--resume] [--marker PREFIX] [--expect-refused N]
  *   veil-integ load ...   (integ_load.c)
  *
  * DEVICE options: --uri U --id ID --identity K --credential C --keyring KR
- *   [--state-dir D] [--mqtt 3|5] [--persistent] [--cafile F] [--sign]
+ *   [--state-dir D] [--mqtt 3|5] [--persistent] [--cafile F] [--sign] [--step-timeout S]
  *
  * Payloads are "<prefix>-<i>" so the subscriber can tell loss, duplication
  * and reordering apart per (topic, prefix) stream. Every run ends with one
  * machine-readable line ("pub: ..." / "sub: ...") the scripts check; the exit
  * status says whether the run met its expectation.
+ *
+ * No fixed waits: every wait is on an event (CONNACK, SUBACK, PUBACK,
+ * DISCONNECT completion, a message) with a deadline the caller passes
+ * (--timeout, --step-timeout; the scenarios scale them by the time factor).
+ * "Nothing more arrives" is judged with an end marker: the scenario publishes
+ * one message with the --marker prefix after everything else, the subscriber
+ * waits for it, and whatever was going to arrive before it has arrived.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -65,8 +72,14 @@ int integ_device_opt(struct integ_device *d, int c, const char *arg)
 	case 'P': d->persistent = true; return 1;
 	case 'A': d->cafile = arg; return 1;
 	case 'g': d->sign = true; return 1;
+	case 'O': d->step_s = atof(arg); return 1;
 	default: return 0;
 	}
+}
+
+double integ_step_s(const struct integ_device *d)
+{
+	return d->step_s > 0 ? d->step_s : INTEG_STEP_S;
 }
 
 void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTAsync_SSLOptions *ssl)
@@ -84,7 +97,7 @@ void integ_device_options(const struct integ_device *d, struct veil_client_optio
 	o->persistent_session = d->persistent;
 	o->sign_all = d->sign;
 	o->keepalive_s = 20;
-	o->connect_timeout_s = 5;
+	o->connect_timeout_s = (int)integ_step_s(d);
 	o->log = log_cb;
 	/* After a lost connection the client logs in again by itself (fresh
 	 * token); a persistent session keeps the subscriptions. */
@@ -113,9 +126,10 @@ struct sub_state {
 	pthread_mutex_t mu;
 	struct stream streams[256];
 	size_t n_streams;
-	long delivered, duplicates, out_of_order, malformed, refused, lost_conn;
+	long delivered, duplicates, out_of_order, malformed, refused, lost_conn, markers;
 	long refused_by[VEIL_STATS_ERR_SLOTS];
 	bool print;
+	const char *marker; /* --marker: payloads "<marker>-<i>" end the run, counted apart */
 };
 
 static struct stream *stream_get(struct sub_state *s, const char *topic, const char *prefix, size_t plen)
@@ -139,6 +153,15 @@ static void on_message(void *ctx, const struct veil_message *m)
 {
 	struct sub_state *s = ctx;
 	pthread_mutex_lock(&s->mu);
+	size_t ml = s->marker ? strlen(s->marker) : 0;
+	if (ml && m->len > ml && !memcmp(m->payload, s->marker, ml) && ((const char *)m->payload)[ml] == '-') {
+		s->markers++;
+		if (s->print)
+			printf("end marker received\n");
+		pthread_mutex_unlock(&s->mu);
+		fflush(stdout);
+		return;
+	}
 	s->delivered++;
 	if (s->print)
 		printf("msg topic=%s len=%zu signed=%d seq=%llu key=%u sender=%s payload=%s\n", m->topic, m->len,
@@ -203,15 +226,7 @@ static void on_lost(void *ctx, const char *cause)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Completion of one veil_async request, waited for by the main thread. */
-struct waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
-	int rc;
-};
-
-static void waiter_init(struct waiter *w)
+void integ_waiter_init(struct integ_waiter *w)
 {
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
@@ -219,9 +234,9 @@ static void waiter_init(struct waiter *w)
 	w->rc = VEIL_ERR_TIMEOUT;
 }
 
-static void waiter_done(void *ctx, int rc)
+void integ_waiter_done(void *ctx, int rc)
 {
-	struct waiter *w = ctx;
+	struct integ_waiter *w = ctx;
 	pthread_mutex_lock(&w->mu);
 	w->rc = rc;
 	w->done = true;
@@ -229,21 +244,26 @@ static void waiter_done(void *ctx, int rc)
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* The request's result, or VEIL_ERR_TIMEOUT (then w must stay alive: it is static). */
-static int waiter_wait(struct waiter *w, double timeout_s)
+/* One wait on cv of at most ms (the caller re-checks its condition and its
+ * monotonic deadline: the condition variable's clock is the wall clock). */
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+int integ_waiter_wait(struct integ_waiter *w, double timeout_s)
 {
 	double until = integ_now() + timeout_s;
 	pthread_mutex_lock(&w->mu);
-	while (!w->done && integ_now() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-	}
+	while (!w->done && integ_now() < until)
+		cond_wait_ms(&w->cv, &w->mu, 20);
 	int rc = w->done ? w->rc : VEIL_ERR_TIMEOUT;
 	pthread_mutex_unlock(&w->mu);
 	return rc;
@@ -260,6 +280,15 @@ struct pub_state {
 	int connect_rc;
 	bool connect_done;
 };
+
+/* One bounded wait on p->cv; false once `until` (integ_now) has passed. */
+static bool pub_wait_step(struct pub_state *p, double until)
+{
+	if (integ_now() >= until)
+		return false;
+	cond_wait_ms(&p->cv, &p->mu, 50);
+	return true;
+}
 
 static void pub_connected(void *ctx, int rc)
 {
@@ -284,21 +313,37 @@ static void pub_done(void *ctx, int rc)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void pub_wait_below(struct pub_state *p, long n, double timeout_s)
+/* Until at most n messages await their PUBACK; false if none came for
+ * timeout_s (the deadline restarts with every acknowledgement). */
+static bool pub_wait_below(struct pub_state *p, long n, double timeout_s)
+{
+	pthread_mutex_lock(&p->mu);
+	double until = integ_now() + timeout_s;
+	long last = p->outstanding;
+	while (p->outstanding > n) {
+		if (p->outstanding < last) {
+			last = p->outstanding;
+			until = integ_now() + timeout_s;
+		}
+		if (!pub_wait_step(p, until))
+			break;
+	}
+	bool ok = p->outstanding <= n;
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+/* After a lost connection the client logs in again by itself: until it has,
+ * or the deadline. */
+static bool pub_wait_reconnected(struct veil_async *a, double timeout_s)
 {
 	double until = integ_now() + timeout_s;
-	pthread_mutex_lock(&p->mu);
-	while (p->outstanding > n && integ_now() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+	while (!veil_async_is_connected(a)) {
+		if (integ_now() >= until)
+			return false;
+		integ_sleep_ms(10);
 	}
-	pthread_mutex_unlock(&p->mu);
+	return true;
 }
 
 static int cmd_pub(struct integ_device *d, int argc, char **argv)
@@ -334,6 +379,7 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 	}
 	if (!topic || !d->uri || !d->id)
 		return 2;
+	double step = integ_step_s(d);
 	struct veil_client_options o;
 	MQTTAsync_SSLOptions ssl;
 	integ_device_options(d, &o, &ssl);
@@ -346,11 +392,8 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 	}
 	rc = veil_async_connect(a, pub_connected, &p);
 	pthread_mutex_lock(&p.mu);
-	double until = integ_now() + 15;
-	while (rc == VEIL_OK && !p.connect_done && integ_now() < until) {
-		pthread_mutex_unlock(&p.mu);
-		integ_sleep_ms(5);
-		pthread_mutex_lock(&p.mu);
+	double until = integ_now() + step;
+	while (rc == VEIL_OK && !p.connect_done && pub_wait_step(&p, until)) {
 	}
 	if (rc == VEIL_OK)
 		rc = p.connect_done ? p.connect_rc : VEIL_ERR_TIMEOUT;
@@ -366,7 +409,8 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 	for (long i = start; i < start + count; i++) {
 		char payload[256];
 		int n = snprintf(payload, sizeof(payload), "%s-%ld", prefix, i);
-		pub_wait_below(&p, window - 1, 30);
+		if (!pub_wait_below(&p, window - 1, step))
+			fprintf(stderr, "pub: no PUBACK for %.0f s with %ld outstanding\n", step, p.outstanding);
 		pthread_mutex_lock(&p.mu);
 		p.outstanding++;
 		pthread_mutex_unlock(&p.mu);
@@ -375,9 +419,8 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 			pthread_mutex_lock(&p.mu);
 			p.outstanding--;
 			pthread_mutex_unlock(&p.mu);
-			if (!veil_async_is_connected(a) && integ_now() - t0 < 60) {
-				integ_sleep_ms(100); /* reconnecting: the same message again */
-				i--;
+			if (!veil_async_is_connected(a) && pub_wait_reconnected(a, step)) {
+				i--; /* reconnected: the same message again */
 				continue;
 			}
 			fprintf(stderr, "pub: publish %s #%ld: %s\n", topic, i, veil_strerror(rc));
@@ -388,10 +431,10 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 			double due = t0 + (double)(i - start + 1) / rate;
 			double wait = due - integ_now();
 			if (wait > 0)
-				integ_sleep_ms((long)(wait * 1000));
+				integ_sleep_ms((long)(wait * 1000)); /* pacing at --rate */
 		}
 	}
-	pub_wait_below(&p, 0, 30);
+	pub_wait_below(&p, 0, step);
 	struct veil_client_stats st;
 	veil_async_stats(a, &st);
 	pthread_mutex_lock(&p.mu);
@@ -400,8 +443,10 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 	printf("pub: sent=%ld failed=%ld sealed=%llu publish_refused=%llu connects=%llu seconds=%.2f\n", acked, failed,
 	       (unsigned long long)st.published_sealed, (unsigned long long)st.publish_refused,
 	       (unsigned long long)st.connects, integ_now() - t0);
-	veil_async_disconnect(a, 2000, NULL, NULL);
-	integ_sleep_ms(100);
+	static struct integ_waiter wd;
+	integ_waiter_init(&wd);
+	if (veil_async_disconnect(a, 2000, integ_waiter_done, &wd) == VEIL_OK)
+		(void)integ_waiter_wait(&wd, step);
 	veil_async_free(&a);
 	return failed ? 1 : 0;
 }
@@ -415,13 +460,13 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		{ "filter", required_argument, NULL, 'f' },  { "expect", required_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 'w' }, { "print", no_argument, NULL, 'p' },
 		{ "ready", required_argument, NULL, 'y' },   { "subscribe-only", no_argument, NULL, 'o' },
-		{ "linger", required_argument, NULL, 'l' },  { "qos", required_argument, NULL, 'q' },
+		{ "marker", required_argument, NULL, 'M' },  { "qos", required_argument, NULL, 'q' },
 		{ "expect-refused", required_argument, NULL, 'E' }, { "resume", no_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *filters[16];
 	size_t nf = 0;
-	long expect = 0, expect_refused = -1, linger_ms = 500;
+	long expect = 0, expect_refused = -1;
 	double timeout = 20;
 	const char *ready = NULL;
 	bool only = false, resume = false;
@@ -444,13 +489,14 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		case 'y': ready = optarg; break;
 		case 'o': only = true; break;
 		case 'Z': resume = true; break;
-		case 'l': linger_ms = atol(optarg); break;
+		case 'M': s.marker = optarg; break;
 		case 'q': qos = atoi(optarg); break;
 		default: return 2;
 		}
 	}
 	if (!nf || !d->uri || !d->id)
 		return 2;
+	double step = integ_step_s(d);
 	struct veil_client_options o;
 	MQTTAsync_SSLOptions ssl;
 	integ_device_options(d, &o, &ssl);
@@ -461,16 +507,17 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		return 1;
 	}
 	veil_async_set_callbacks(cl, &s, on_message, on_refusal, on_lost);
-	/* The broker may be restarting: retry the first connect for 10 s. */
-	static struct waiter wc[64];
+	/* The broker may be restarting: retry the first connect until the step
+	 * deadline (the pause is the retry interval of a loop that re-checks). */
+	static struct integ_waiter wc[64];
 	size_t nwc = 0;
-	double connect_until = integ_now() + 10;
+	double connect_until = integ_now() + step;
 	do {
-		struct waiter *w = &wc[nwc++];
-		waiter_init(w);
-		rc = veil_async_connect(cl, waiter_done, w);
+		struct integ_waiter *w = &wc[nwc++];
+		integ_waiter_init(w);
+		rc = veil_async_connect(cl, integ_waiter_done, w);
 		if (rc == VEIL_OK)
-			rc = waiter_wait(w, 10);
+			rc = integ_waiter_wait(w, step);
 		if (rc == VEIL_OK || rc == VEIL_ERR_AUTH)
 			break;
 		integ_sleep_ms(250);
@@ -485,11 +532,11 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 	/* --resume: the persistent session holds the subscriptions; subscribing
 	 * again would make the broker resend retained messages. */
 	for (size_t i = 0; i < nf && !resume; i++) {
-		static struct waiter ws[16];
-		waiter_init(&ws[i]);
-		rc = veil_async_subscribe(cl, filters[i], qos, waiter_done, &ws[i]);
+		static struct integ_waiter ws[16];
+		integ_waiter_init(&ws[i]);
+		rc = veil_async_subscribe(cl, filters[i], qos, integ_waiter_done, &ws[i]);
 		if (rc == VEIL_OK)
-			rc = waiter_wait(&ws[i], 10);
+			rc = integ_waiter_wait(&ws[i], step);
 		if (rc != VEIL_OK) {
 			fprintf(stderr, "sub: subscribe %s: %s\n", filters[i], veil_strerror(rc));
 			printf("sub: subscribe_refused=%s err=%s\n", filters[i], veil_errname(rc));
@@ -502,25 +549,27 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 			fclose(f);
 	}
 	if (sub_failed || only) {
-		static struct waiter wd;
-		waiter_init(&wd);
-		if (veil_async_disconnect(cl, 2000, waiter_done, &wd) == VEIL_OK)
-			(void)waiter_wait(&wd, 3);
+		static struct integ_waiter wd;
+		integ_waiter_init(&wd);
+		if (veil_async_disconnect(cl, 2000, integ_waiter_done, &wd) == VEIL_OK)
+			(void)integ_waiter_wait(&wd, step);
 		veil_async_free(&cl);
 		if (only && !sub_failed)
 			printf("sub: subscribed=%zu\n", nf);
 		return sub_failed ? 3 : 0;
 	}
+	/* Until the expected messages and, with --marker, the end marker have
+	 * arrived (anything published before the marker arrives before it), or
+	 * the deadline. */
 	double until = integ_now() + timeout;
 	while (integ_now() < until) {
 		pthread_mutex_lock(&s.mu);
-		long got = s.delivered;
+		bool done = s.delivered >= expect && (!s.marker || s.markers > 0);
 		pthread_mutex_unlock(&s.mu);
-		if (expect > 0 && got >= expect)
+		if (done && (expect > 0 || s.marker))
 			break;
 		integ_sleep_ms(20);
 	}
-	integ_sleep_ms(linger_ms); /* late duplicates would show here */
 	struct veil_client_stats st;
 	veil_async_stats(cl, &st);
 	long reconnects = st.connects > 1 ? (long)st.connects - 1 : 0;
@@ -529,21 +578,23 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 	for (size_t i = 0; i < s.n_streams; i++)
 		unique += s.streams[i].unique;
 	printf("sub: delivered=%ld unique=%ld duplicates=%ld out_of_order=%ld malformed=%ld refused=%ld "
-	       "received=%llu lib_refused=%llu reconnects=%ld streams=%zu",
+	       "received=%llu lib_refused=%llu reconnects=%ld streams=%zu markers=%ld",
 	       s.delivered, unique, s.duplicates, s.out_of_order, s.malformed, s.refused,
-	       (unsigned long long)st.received, (unsigned long long)st.refused, reconnects, s.n_streams);
+	       (unsigned long long)st.received, (unsigned long long)st.refused, reconnects, s.n_streams, s.markers);
 	for (int e = 1; e < VEIL_STATS_ERR_SLOTS; e++) {
 		if (s.refused_by[e])
 			printf(" refused_%s=%ld", veil_errname(-e), s.refused_by[e]);
 	}
 	printf("\n");
 	bool ok = unique == expect && s.duplicates == 0 && s.out_of_order == 0 && s.malformed == 0 &&
-	          (expect_refused < 0 || s.refused == expect_refused);
+	          (expect_refused < 0 || s.refused == expect_refused) && (!s.marker || s.markers > 0);
+	if (s.marker && !s.markers)
+		fprintf(stderr, "sub: the end marker '%s' did not arrive within %.0f s\n", s.marker, timeout);
 	pthread_mutex_unlock(&s.mu);
-	static struct waiter wd;
-	waiter_init(&wd);
-	if (veil_async_disconnect(cl, 2000, waiter_done, &wd) == VEIL_OK)
-		(void)waiter_wait(&wd, 3);
+	static struct integ_waiter wd;
+	integ_waiter_init(&wd);
+	if (veil_async_disconnect(cl, 2000, integ_waiter_done, &wd) == VEIL_OK)
+		(void)integ_waiter_wait(&wd, step);
 	veil_async_free(&cl);
 	for (size_t i = 0; i < s.n_streams; i++)
 		free(s.streams[i].seen);

@@ -12,19 +12,35 @@
  *
  * Each client has its own identity and authority-signed credential, made here
  * from the authority key, so every connection is a real token login through
- * the plugin. Publishers send QoS 1 "p<k>-<i>" on load/<k mod S>/<client id>
- * at --rate messages per second each for --seconds; subscriber s holds
- * load/<s>/#. The veil_async clients reconnect by themselves (fresh token), so
+ * the plugin. Subscriber s holds load/<s>/#.
+ *
+ * Fixed work, not fixed time: the publishers send --messages QoS 1 messages
+ * in total, "p<k>-<i>" on load/<k mod S>/<client id>, split over --rounds.
+ * Each publisher paces itself at most at --rate messages per second (a real
+ * device's rate: the broker is not flooded beyond what a fleet would offer)
+ * with at most --window unacknowledged, and all of them pause while
+ * --max-backlog messages are published but not yet delivered: on a machine
+ * where the dashboards get little CPU the broker's queue (and RSS) stays
+ * bounded, so the drained rounds' RSS compares like with like. On a slower
+ * machine the run is simply slower. The rate achieved and the time taken
+ * are reported, never judged.
+ * A round is bounded by --round-timeout and by --stall-timeout without any
+ * message acknowledged or delivered: past either, the run "made no progress"
+ * and fails. The veil_async clients reconnect by themselves (fresh token), so
  * the broker can be killed and restarted under the traffic by the calling
- * script.
+ * script (--progress tells it how far the traffic is).
  *
  * Accounting: a message counts as sent once the broker acknowledged it
- * (PUBACK, the done callback). At the end every acknowledged message must
- * have reached the app exactly once: lost = acked but never delivered,
- * duplicates = delivered twice. Figures go to stdout as "load: k=v ..."; with
- * --broker-pid the broker's RSS is sampled before, during and after traffic.
- * The idle workers report through a shared mapping: connected clients while
- * they run, and at the end connected clients, reconnects and failures.
+ * (PUBACK, the done callback). Each round ends drained: every message
+ * acknowledged and delivered, then every subscriber's SUBACK to a fresh
+ * SUBSCRIBE (the broker has handled all of its PUBACKs) before the broker's
+ * RSS is read (--broker-pid). At the end every publisher sends one end marker
+ * and the run waits for all of them: any late duplicate would have arrived
+ * before them. Every acknowledged message must have reached the app exactly
+ * once: lost = acked but never delivered, duplicates = delivered twice.
+ * Figures go to stdout as "load: k=v ...". The idle workers report through a
+ * shared mapping: connected clients while they run, and at the end connected
+ * clients, reconnects and failures.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -48,6 +64,7 @@
 struct lpub {
 	struct veil_async *a;
 	char id[64], topic[96];
+	long quota;                /* messages this publisher sends in all rounds */
 	long next;                 /* next index to publish */
 	unsigned char *acked;      /* bitmap of PUBACKed indexes */
 	_Atomic long n_acked, n_failed;
@@ -69,11 +86,13 @@ static struct {
 	struct lpub *pubs;
 	long n_pubs, cap_msgs;
 	unsigned char **rcvd;      /* per publisher: delivered bitmap */
-	long duplicates, delivered, unknown, refused;
+	unsigned char *marked;     /* per publisher: end marker delivered */
+	long duplicates, delivered, unknown, refused, markers;
 } G = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-static _Atomic long connects_ok, connects_failed;
+static _Atomic long connects_ok, connects_failed, disconnects_done;
 static int mqtt_version = VEIL_MQTT_5;
+static double step_s = 30; /* one broker reply: CONNACK, SUBACK, DISCONNECT */
 
 static void on_done_connect(void *ctx, int rc)
 {
@@ -82,6 +101,13 @@ static void on_done_connect(void *ctx, int rc)
 		connects_ok++;
 	else
 		connects_failed++;
+}
+
+static void on_done_disconnect(void *ctx, int rc)
+{
+	(void)ctx;
+	(void)rc;
+	disconnects_done++;
 }
 
 static void on_ack(void *ctx, int rc)
@@ -103,6 +129,13 @@ static void on_msg(void *ctx, const struct veil_message *m)
 	struct lsub *s = ctx;
 	s->delivered++;
 	long k = -1, i = -1;
+	if (sscanf((const char *)m->payload, "mark%ld", &k) == 1 && k >= 0 && k < G.n_pubs) {
+		pthread_mutex_lock(&G.mu);
+		G.markers += !G.marked[k];
+		G.marked[k] = 1;
+		pthread_mutex_unlock(&G.mu);
+		return;
+	}
 	if (sscanf((const char *)m->payload, "p%ld-%ld", &k, &i) != 2 || k < 0 || k >= G.n_pubs || i < 0 ||
 	    i >= G.cap_msgs) {
 		pthread_mutex_lock(&G.mu);
@@ -122,6 +155,7 @@ static void on_msg(void *ctx, const struct veil_message *m)
 static void on_refused(void *ctx, const struct veil_refusal *r)
 {
 	struct lsub *s = ctx;
+	(void)r;
 	s->refused++;
 	pthread_mutex_lock(&G.mu);
 	G.refused++;
@@ -184,17 +218,19 @@ static int new_client(const struct veil_identity *auth, const char *dir, const c
 		return rc;
 	}
 	struct integ_device d = { .uri = uri, .id = id, .identity = key, .credential = cred, .keyring = keyring,
-	                          .persistent = true, .mqtt = mqtt_version };
+	                          .persistent = true, .mqtt = mqtt_version, .step_s = step_s };
 	struct veil_client_options o;
 	MQTTAsync_SSLOptions ssl;
 	integ_device_options(&d, &o, &ssl);
-	o.connect_timeout_s = 30;
 	return veil_async_new(&o, out);
 }
 
 /* ---- idle devices in worker processes ---- */
 
 #define IDLE_PER_PROCESS 250
+/* Connects a worker has in flight at once: the broker's listen backlog is
+ * not hit with every SYN at once. */
+#define CONNECTS_IN_FLIGHT 50
 
 /* Written by the workers, read by this process (MAP_SHARED). */
 struct idle_shared {
@@ -229,13 +265,19 @@ static long count_connected(struct veil_async **as, long n, uint64_t *reconnects
 	return up;
 }
 
+/* Disconnect every client, wait for the DISCONNECTs to complete (the step
+ * deadline), free them. */
 static void disconnect_all(struct veil_async **as, long n)
 {
+	long asked = 0;
+	long before = disconnects_done;
 	for (long i = 0; i < n; i++) {
-		if (as[i])
-			veil_async_disconnect(as[i], 1000, NULL, NULL);
+		if (as[i] && veil_async_disconnect(as[i], 1000, on_done_disconnect, NULL) == VEIL_OK)
+			asked++;
 	}
-	integ_sleep_ms(500);
+	double until = integ_now() + step_s;
+	while (disconnects_done - before < asked && integ_now() < until)
+		integ_sleep_ms(10);
 	for (long i = 0; i < n; i++)
 		veil_async_free(&as[i]);
 }
@@ -250,14 +292,16 @@ static int idle_worker(struct idle_shared *sh, long w, long first, long count, c
 	for (long k = 0; cl && k < count; k++) {
 		char id[64];
 		snprintf(id, sizeof(id), "load-idle-%ld", first + k);
+		/* At most CONNECTS_IN_FLIGHT CONNACKs outstanding. */
+		double until = integ_now() + step_s;
+		while (k - (connects_ok + connects_failed) >= CONNECTS_IN_FLIGHT && integ_now() < until)
+			integ_sleep_ms(5);
 		if (new_client(auth, dir, uri, keyring, id, &cl[k]) != VEIL_OK) {
 			sh->errors++;
 			rc = 1;
 			break;
 		}
 		veil_async_connect(cl[k], on_done_connect, NULL);
-		if (k % 50 == 49)
-			integ_sleep_ms(20); /* do not hit the broker's listen backlog with every SYN at once */
 	}
 	if (!cl)
 		sh->errors++;
@@ -328,20 +372,21 @@ static long idle_reap(struct idle_pool *pool)
 static long idle_up(const struct idle_pool *pool)
 {
 	long up = 0;
-	for (long w = 0; w < pool->n_workers; w++)
+	for (long w = 0; pool->sh && w < pool->n_workers; w++)
 		up += pool->sh->up[w];
 	return up;
 }
 
 /* Tell the workers to stop and reap them (they add their final figures
- * before they exit); a worker that does not exit in time is killed by its
- * PID. Returns false on any worker failure. */
-static bool idle_finish(struct idle_pool *pool, long *still, uint64_t *reconnects, long *connect_failures)
+ * before they exit); a worker that does not exit by the deadline is killed
+ * by its PID. Returns false on any worker failure. */
+static bool idle_finish(struct idle_pool *pool, double timeout, long *still, uint64_t *reconnects,
+                        long *connect_failures)
 {
 	if (!pool->sh)
 		return false;
 	pool->sh->stop = 1;
-	double until = integ_now() + 30;
+	double until = integ_now() + timeout;
 	while (idle_reap(pool) < pool->n_workers && integ_now() < until)
 		integ_sleep_ms(20);
 	bool ok = pool->sh->errors == 0 && pool->sh->reported == pool->n_workers;
@@ -383,47 +428,258 @@ static bool wait_connected(struct veil_async **as, long n, struct idle_pool *poo
 	}
 }
 
-int integ_load_main(int argc, char **argv)
+/* SUBSCRIBE (again) on every subscriber and wait for each SUBACK: the broker
+ * handles a connection's packets in order, so once it answers, it has
+ * handled every PUBACK the subscriber sent before. */
+static bool subscribe_all(struct lsub *subs, long n_subs, struct integ_waiter *ws)
+{
+	for (long s = 0; s < n_subs; s++) {
+		integ_waiter_init(&ws[s]);
+		int rc = veil_async_subscribe(subs[s].a, subs[s].filter, 1, integ_waiter_done, &ws[s]);
+		if (rc != VEIL_OK)
+			integ_waiter_done(&ws[s], rc);
+	}
+	bool ok = true;
+	for (long s = 0; s < n_subs; s++) {
+		int rc = integ_waiter_wait(&ws[s], step_s);
+		if (rc != VEIL_OK) {
+			fprintf(stderr, "load: subscribe %s: %s\n", subs[s].filter, veil_strerror(rc));
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* Totals over the publishers; delivered under the lock. */
+static void totals(long *sent, long *acked, long *failed, long *delivered)
+{
+	*sent = *acked = *failed = 0;
+	for (long k = 0; k < G.n_pubs; k++) {
+		*sent += G.pubs[k].next;
+		*acked += G.pubs[k].n_acked;
+		*failed += G.pubs[k].n_failed;
+	}
+	pthread_mutex_lock(&G.mu);
+	*delivered = G.delivered;
+	pthread_mutex_unlock(&G.mu);
+}
+
+static void write_progress(const char *path, long acked, long delivered, long up)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "acked=%ld delivered=%ld up=%ld\n", acked, delivered, up);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+/* One publish of publisher k's message i; false if not queued (the client
+ * is reconnecting: the same index is tried again on the next tick). */
+static bool publish_one(struct lpub *p, long k)
+{
+	char payload[64];
+	int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
+	struct ack_ctx *a = malloc(sizeof(*a));
+	if (!a)
+		return false;
+	a->p = p;
+	a->i = p->next;
+	if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) != VEIL_OK) {
+		free(a);
+		return false;
+	}
+	p->next++;
+	return true;
+}
+
+struct load_opts {
+	const char *uri, *authp, *keyring, *dir, *started, *progress;
+	long n_clients, n_pubs, n_subs, messages, rounds, window, max_backlog, broker_pid, idle_per_proc;
+	double rate, setup_s, stall_s, round_s;
+	bool fault; /* broker killed under traffic: QoS 1 resends refused as replays are expected */
+};
+
+static int parse_opts(int argc, char **argv, struct load_opts *o)
 {
 	static const struct option lo[] = {
-		{ "uri", required_argument, NULL, 'u' },        { "authority", required_argument, NULL, 'a' },
-		{ "keyring", required_argument, NULL, 'r' },    { "dir", required_argument, NULL, 'd' },
-		{ "clients", required_argument, NULL, 'n' },    { "publishers", required_argument, NULL, 'p' },
-		{ "subscribers", required_argument, NULL, 's' }, { "rate", required_argument, NULL, 'R' },
-		{ "seconds", required_argument, NULL, 't' },    { "broker-pid", required_argument, NULL, 'b' },
-		{ "started", required_argument, NULL, 'y' },    { "drain", required_argument, NULL, 'D' },
-		{ "mqtt", required_argument, NULL, 'm' },       { "fault", no_argument, NULL, 'F' },
-		{ "rounds", required_argument, NULL, 'N' },     { "idle-per-process", required_argument, NULL, 'I' },
+		{ "uri", required_argument, NULL, 'u' },          { "authority", required_argument, NULL, 'a' },
+		{ "keyring", required_argument, NULL, 'r' },      { "dir", required_argument, NULL, 'd' },
+		{ "clients", required_argument, NULL, 'n' },      { "publishers", required_argument, NULL, 'p' },
+		{ "subscribers", required_argument, NULL, 's' },  { "rate", required_argument, NULL, 'R' },
+		{ "messages", required_argument, NULL, 'M' },     { "broker-pid", required_argument, NULL, 'b' },
+		{ "started", required_argument, NULL, 'y' },      { "progress", required_argument, NULL, 'G' },
+		{ "mqtt", required_argument, NULL, 'm' },         { "fault", no_argument, NULL, 'F' },
+		{ "rounds", required_argument, NULL, 'N' },       { "idle-per-process", required_argument, NULL, 'I' },
+		{ "window", required_argument, NULL, 'W' },       { "step-timeout", required_argument, NULL, 'O' },
+		{ "setup-timeout", required_argument, NULL, 'C' }, { "stall-timeout", required_argument, NULL, 'L' },
+		{ "round-timeout", required_argument, NULL, 'T' }, { "max-backlog", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *uri = NULL, *authp = NULL, *keyring = NULL, *dir = NULL, *started = NULL;
-	long n_clients = 1000, n_pubs = 100, n_subs = 4, seconds = 60, broker_pid = 0, drain = 60, rounds = 1;
-	long idle_per_proc = IDLE_PER_PROCESS;
-	double rate = 100;
-	bool fault = false; /* broker killed under traffic: QoS 1 resends refused as replays are expected */
+	*o = (struct load_opts){ .n_clients = 1000, .n_pubs = 100, .n_subs = 4, .messages = 600000, .rounds = 1,
+		                 .window = 100, .max_backlog = 20000, .idle_per_proc = IDLE_PER_PROCESS,
+		                 .rate = 100, .setup_s = 120, .stall_s = 60 };
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'u': uri = optarg; break;
-		case 'a': authp = optarg; break;
-		case 'r': keyring = optarg; break;
-		case 'd': dir = optarg; break;
-		case 'n': n_clients = atol(optarg); break;
-		case 'p': n_pubs = atol(optarg); break;
-		case 's': n_subs = atol(optarg); break;
-		case 'R': rate = atof(optarg); break;
-		case 't': seconds = atol(optarg); break;
-		case 'b': broker_pid = atol(optarg); break;
-		case 'y': started = optarg; break;
-		case 'D': drain = atol(optarg); break;
-		case 'F': fault = true; break;
-		case 'N': rounds = atol(optarg) > 0 ? atol(optarg) : 1; break;
-		case 'I': idle_per_proc = atol(optarg) > 0 ? atol(optarg) : IDLE_PER_PROCESS; break;
+		case 'u': o->uri = optarg; break;
+		case 'a': o->authp = optarg; break;
+		case 'r': o->keyring = optarg; break;
+		case 'd': o->dir = optarg; break;
+		case 'n': o->n_clients = atol(optarg); break;
+		case 'p': o->n_pubs = atol(optarg); break;
+		case 's': o->n_subs = atol(optarg); break;
+		case 'R': o->rate = atof(optarg); break;
+		case 'M': o->messages = atol(optarg); break;
+		case 'b': o->broker_pid = atol(optarg); break;
+		case 'y': o->started = optarg; break;
+		case 'G': o->progress = optarg; break;
+		case 'F': o->fault = true; break;
+		case 'N': o->rounds = atol(optarg) > 0 ? atol(optarg) : 1; break;
+		case 'I': o->idle_per_proc = atol(optarg) > 0 ? atol(optarg) : IDLE_PER_PROCESS; break;
+		case 'W': o->window = atol(optarg) > 0 ? atol(optarg) : 1; break;
+		case 'B': o->max_backlog = atol(optarg) > 0 ? atol(optarg) : 1; break;
 		case 'm': mqtt_version = atoi(optarg) == 3 ? VEIL_MQTT_311 : VEIL_MQTT_5; break;
+		case 'O': step_s = atof(optarg) > 0 ? atof(optarg) : step_s; break;
+		case 'C': o->setup_s = atof(optarg); break;
+		case 'L': o->stall_s = atof(optarg); break;
+		case 'T': o->round_s = atof(optarg); break;
 		default: return 2;
 		}
 	}
-	if (!uri || !authp || !keyring || !dir || n_pubs < 1 || n_subs < 1 || n_clients < n_pubs + n_subs)
+	if (!o->uri || !o->authp || !o->keyring || !o->dir || o->n_pubs < 1 || o->n_subs < 1 ||
+	    o->n_clients < o->n_pubs + o->n_subs || o->messages < o->n_pubs)
+		return 2;
+	if (o->round_s <= 0) /* no bound given: 500 msg/s, far below any machine's */
+		o->round_s = (double)o->messages / (double)o->rounds / 500.0 + o->stall_s;
+	return 0;
+}
+
+/* Figures of the rounds. */
+struct load_run {
+	double elapsed, drain;       /* seconds, summed over the rounds */
+	long backlog_at_end, backlog_max, not_queued;
+	long rss0, rss_mid, rss_end_traffic, rss_round1, rss_last;
+	bool stalled;
+};
+
+/* Round r (0-based): every publisher sends its share up to quota*(r+1)/rounds,
+ * paced at most at o->rate and o->window unacknowledged, until every message
+ * is acknowledged and delivered; fails ("made no progress") past the round's
+ * bound or after o->stall_s without a message acknowledged or delivered. */
+static void run_round(const struct load_opts *o, long r, struct veil_async **all, long n_all,
+                      struct idle_pool *pool, struct load_run *run)
+{
+	double tr0 = integ_now(), t_all_acked = 0, last_move = tr0, next_report = tr0 + 5, next_progress = tr0;
+	long *start = calloc((size_t)G.n_pubs, sizeof(long)), last_sum = -1, round_msgs = 0;
+	for (long k = 0; k < G.n_pubs && start; k++) {
+		start[k] = G.pubs[k].next;
+		round_msgs += G.pubs[k].quota * (r + 1) / o->rounds - start[k];
+	}
+	long sent, acked, failed, delivered;
+	totals(&sent, &acked, &failed, &delivered);
+	for (;;) {
+		double now = integ_now();
+		bool all_sent = true;
+		long in_transit = sent - delivered; /* published, not yet delivered */
+		for (long k = 0; k < G.n_pubs && start; k++) {
+			struct lpub *p = &G.pubs[k];
+			long target = p->quota * (r + 1) / o->rounds;
+			double due = o->rate > 0 ? (double)start[k] + (now - tr0) * o->rate : (double)target;
+			while ((double)p->next < due && p->next < target && in_transit < o->max_backlog &&
+			       p->next - p->n_acked - p->n_failed < o->window) {
+				if (!publish_one(p, k)) {
+					run->not_queued++;
+					break;
+				}
+				in_transit++;
+			}
+			all_sent &= p->next >= target;
+		}
+		totals(&sent, &acked, &failed, &delivered);
+		if (acked - delivered > run->backlog_max)
+			run->backlog_max = acked - delivered;
+		if (all_sent && acked + failed == sent && t_all_acked == 0) {
+			t_all_acked = now;
+			run->backlog_at_end = acked - delivered > run->backlog_at_end ? acked - delivered : run->backlog_at_end;
+			run->rss_end_traffic = o->broker_pid ? rss_kb((int)o->broker_pid) : -1;
+		}
+		if (t_all_acked > 0 && delivered >= acked)
+			break;
+		if (run->rss_mid < 0 && o->broker_pid && r == 0 && sent >= round_msgs / 2)
+			run->rss_mid = rss_kb((int)o->broker_pid);
+		if (acked + delivered != last_sum) {
+			last_sum = acked + delivered;
+			last_move = now;
+		}
+		if (now - last_move > o->stall_s || now - tr0 > o->round_s) {
+			printf("load: made no progress: round %ld: sent=%ld acked=%ld failed=%ld delivered=%ld after %.0f s "
+			       "(bound %.0f s, nothing acknowledged or delivered for %.0f s)\n",
+			       r + 1, sent, acked, failed, delivered, now - tr0, o->round_s, now - last_move);
+			run->stalled = true;
+			break;
+		}
+		if (o->progress && now >= next_progress) {
+			write_progress(o->progress, acked, delivered, count_connected(all, n_all, NULL) + idle_up(pool));
+			next_progress = now + 0.1;
+		}
+		if (now >= next_report) {
+			/* One line per 5 s: acked vs delivered shows any backlog. */
+			printf("load: round=%ld t=%.0f acked=%ld delivered=%ld backlog=%ld broker_rss_kb=%ld\n", r + 1,
+			       now - tr0, acked, delivered, acked - delivered,
+			       o->broker_pid ? rss_kb((int)o->broker_pid) : -1);
+			next_report += 5;
+		}
+		integ_sleep_ms(10); /* the pacing tick */
+	}
+	double t_end = integ_now();
+	run->elapsed += t_end - tr0;
+	run->drain += t_all_acked > 0 ? t_end - t_all_acked : 0;
+	free(start);
+}
+
+/* Each publisher sends one end marker; wait until all have arrived (the
+ * bound: no marker for stall_s). Anything published before a marker reaches
+ * its subscriber before it. */
+static bool send_markers(const struct load_opts *o)
+{
+	for (long k = 0; k < G.n_pubs; k++) {
+		char payload[32];
+		int n = snprintf(payload, sizeof(payload), "mark%ld", k);
+		double until = integ_now() + o->stall_s;
+		while (veil_async_publish(G.pubs[k].a, G.pubs[k].topic, payload, (size_t)n, 1, false, NULL, NULL) !=
+		       VEIL_OK) {
+			if (integ_now() > until)
+				return false;
+			integ_sleep_ms(10); /* reconnecting: re-checked */
+		}
+	}
+	double until = integ_now() + o->stall_s;
+	long seen = -1;
+	for (;;) {
+		pthread_mutex_lock(&G.mu);
+		long m = G.markers;
+		pthread_mutex_unlock(&G.mu);
+		if (m == G.n_pubs)
+			return true;
+		if (m != seen) {
+			seen = m;
+			until = integ_now() + o->stall_s;
+		}
+		if (integ_now() > until) {
+			fprintf(stderr, "load: %ld of %ld end markers arrived\n", m, G.n_pubs);
+			return false;
+		}
+		integ_sleep_ms(10);
+	}
+}
+
+int integ_load_main(int argc, char **argv)
+{
+	struct load_opts o;
+	if (parse_opts(argc, argv, &o) != 0)
 		return 2;
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -432,36 +688,40 @@ int integ_load_main(int argc, char **argv)
 	}
 	char err[512];
 	struct veil_identity *auth = NULL;
-	int rc = veil_identity_load(authp, &auth, err, sizeof(err));
+	int rc = veil_identity_load(o.authp, &auth, err, sizeof(err));
 	if (rc != VEIL_OK) {
 		fprintf(stderr, "load: %s\n", err);
 		return 1;
 	}
-	mkdir(dir, 0700);
-	long n_idle = n_clients - n_pubs - n_subs;
+	mkdir(o.dir, 0700);
+	long n_pubs = o.n_pubs, n_subs = o.n_subs, n_idle = o.n_clients - n_pubs - n_subs;
 	double t_setup = integ_now();
 	struct idle_pool pool = { 0 };
-	if (idle_spawn(&pool, n_idle, idle_per_proc, auth, dir, uri, keyring) != 0) {
+	long ignore = 0;
+	uint64_t ignore_u = 0;
+	if (idle_spawn(&pool, n_idle, o.idle_per_proc, auth, o.dir, o.uri, o.keyring) != 0) {
 		veil_identity_free(&auth);
-		long ignore = 0;
-		uint64_t ignore_u = 0;
-		idle_finish(&pool, &ignore, &ignore_u, &ignore);
+		idle_finish(&pool, o.setup_s, &ignore, &ignore_u, &ignore);
 		return 1;
 	}
 	G.n_pubs = n_pubs;
-	G.cap_msgs = (long)(rate * (double)seconds * 1.5) + 1000;
+	G.cap_msgs = o.messages / n_pubs + 1;
 	G.pubs = calloc((size_t)n_pubs, sizeof(*G.pubs));
 	G.rcvd = calloc((size_t)n_pubs, sizeof(*G.rcvd));
+	G.marked = calloc((size_t)n_pubs, 1);
 	struct lsub *subs = calloc((size_t)n_subs, sizeof(*subs));
+	struct integ_waiter *ws = calloc((size_t)n_subs, sizeof(*ws));
 	/* This process's clients: the dashboards and the publishers. */
 	long n_all = 0;
 	struct veil_async **all = calloc((size_t)(n_subs + n_pubs), sizeof(*all));
+	if (!G.pubs || !G.rcvd || !G.marked || !subs || !ws || !all)
+		return 1;
 
 	/* Subscribers first: nothing published may miss them. */
 	for (long s = 0; s < n_subs; s++) {
 		snprintf(subs[s].id, sizeof(subs[s].id), "load-sub-%ld", s);
 		snprintf(subs[s].filter, sizeof(subs[s].filter), "load/%ld/#", s);
-		if (new_client(auth, dir, uri, keyring, subs[s].id, &subs[s].a) != VEIL_OK)
+		if (new_client(auth, o.dir, o.uri, o.keyring, subs[s].id, &subs[s].a) != VEIL_OK)
 			return 1;
 		veil_async_set_callbacks(subs[s].a, &subs[s], on_msg, on_refused, NULL);
 		veil_async_connect(subs[s].a, on_done_connect, NULL);
@@ -471,146 +731,79 @@ int integ_load_main(int argc, char **argv)
 		struct lpub *p = &G.pubs[k];
 		snprintf(p->id, sizeof(p->id), "load-pub-%ld", k);
 		snprintf(p->topic, sizeof(p->topic), "load/%ld/%s", k % n_subs, p->id);
+		p->quota = o.messages / n_pubs + (k < o.messages % n_pubs);
 		p->acked = calloc((size_t)G.cap_msgs / 8 + 1, 1);
 		G.rcvd[k] = calloc((size_t)G.cap_msgs / 8 + 1, 1);
-		if (new_client(auth, dir, uri, keyring, p->id, &p->a) != VEIL_OK)
+		if (!p->acked || !G.rcvd[k] || new_client(auth, o.dir, o.uri, o.keyring, p->id, &p->a) != VEIL_OK)
 			return 1;
 		veil_async_connect(p->a, on_done_connect, NULL);
 		all[n_all++] = p->a;
 	}
 	veil_identity_free(&auth);
-	bool up = wait_connected(all, n_all, &pool, n_idle, 120);
+	bool up = wait_connected(all, n_all, &pool, n_idle, o.setup_s);
 	long connected = count_connected(all, n_all, NULL) + idle_up(&pool);
 	printf("load: clients=%ld connected=%ld connect_failures=%ld processes=%ld setup_seconds=%.1f\n",
 	       n_all + n_idle, connected, (long)connects_failed, 1 + pool.n_workers, integ_now() - t_setup);
-	if (!up) {
-		long ignore = 0;
-		uint64_t ignore_u = 0;
-		idle_finish(&pool, &ignore, &ignore_u, &ignore);
+	if (!up || !subscribe_all(subs, n_subs, ws)) {
+		idle_finish(&pool, o.setup_s, &ignore, &ignore_u, &ignore);
 		return 1;
 	}
-	for (long s = 0; s < n_subs; s++) {
-		if (veil_async_subscribe(subs[s].a, subs[s].filter, 1, NULL, NULL) != VEIL_OK) {
-			fprintf(stderr, "load: subscribe %s failed\n", subs[s].filter);
-			return 1;
-		}
-	}
-	integ_sleep_ms(1000); /* SUBACKs */
-	long rss0 = broker_pid ? rss_kb((int)broker_pid) : -1, rss_mid = -1;
-	if (started) {
-		FILE *f = fopen(started, "w");
+	struct load_run run = { .rss_mid = -1, .rss_end_traffic = -1, .rss_round1 = -1, .rss_last = -1 };
+	run.rss0 = o.broker_pid ? rss_kb((int)o.broker_pid) : -1;
+	if (o.started) {
+		FILE *f = fopen(o.started, "w");
 		if (f)
 			fclose(f);
 	}
 
-	/* Traffic in rounds, each followed by a drain: the broker's RSS after the
-	 * first drained round against the last one tells a leak from a backlog
-	 * (queued messages come and go; leaked memory stays). Every 10 ms each
-	 * publisher catches up to rate * elapsed. */
-	double t0 = integ_now(), t_traffic = 0, t_drain = 0, round_s = (double)seconds / (double)rounds;
-	long not_queued = 0, backlog_at_end = 0, rss_round1 = -1, rss_last = -1, rss_end_traffic = -1;
-	long sent = 0, acked = 0, failed = 0;
-	double next_report = t0 + 5;
-	for (long r = 0; r < rounds; r++) {
-		double tr0 = integ_now(), t_end = tr0 + round_s, base = (double)r * round_s * rate;
-		while (integ_now() < t_end) {
-			double due_n = base + (integ_now() - tr0) * rate;
-			for (long k = 0; k < n_pubs; k++) {
-				struct lpub *p = &G.pubs[k];
-				while ((double)p->next < due_n && p->next < G.cap_msgs) {
-					char payload[64];
-					int n = snprintf(payload, sizeof(payload), "p%ld-%ld", k, p->next);
-					struct ack_ctx *a = malloc(sizeof(*a));
-					if (!a)
-						break; /* retried next tick */
-					a->p = p;
-					a->i = p->next;
-					if (veil_async_publish(p->a, p->topic, payload, (size_t)n, 1, false, on_ack, a) !=
-					    VEIL_OK) {
-						free(a); /* not queued (disconnected): the same index is retried */
-						not_queued++;
-						break;
-					}
-					p->next++;
-				}
-			}
-			if (rss_mid < 0 && broker_pid && integ_now() > t0 + round_s / 2)
-				rss_mid = rss_kb((int)broker_pid);
-			if (integ_now() >= next_report) {
-				/* One line per 5 s: acked vs delivered shows any backlog. */
-				long s_acked = 0;
-				for (long k = 0; k < n_pubs; k++)
-					s_acked += G.pubs[k].n_acked;
-				pthread_mutex_lock(&G.mu);
-				long s_deliv = G.delivered;
-				pthread_mutex_unlock(&G.mu);
-				printf("load: t=%.0f acked=%ld delivered=%ld backlog=%ld broker_rss_kb=%ld\n",
-				       integ_now() - t0, s_acked, s_deliv, s_acked - s_deliv,
-				       broker_pid ? rss_kb((int)broker_pid) : -1);
-				next_report += 5;
-			}
-			integ_sleep_ms(10);
-		}
-		t_traffic += integ_now() - tr0;
-		long acked_now = 0;
-		for (long k = 0; k < n_pubs; k++)
-			acked_now += G.pubs[k].n_acked;
-		pthread_mutex_lock(&G.mu);
-		if (acked_now - G.delivered > backlog_at_end)
-			backlog_at_end = acked_now - G.delivered;
-		pthread_mutex_unlock(&G.mu);
-		rss_end_traffic = broker_pid ? rss_kb((int)broker_pid) : -1;
-
-		/* Drain: every PUBACK in, then every acknowledged message delivered. */
-		double t_drain0 = integ_now(), until = integ_now() + (double)drain;
-		for (;;) {
-			acked = failed = sent = 0;
-			for (long k = 0; k < n_pubs; k++) {
-				sent += G.pubs[k].next;
-				acked += G.pubs[k].n_acked;
-				failed += G.pubs[k].n_failed;
-			}
-			pthread_mutex_lock(&G.mu);
-			long delivered = G.delivered;
-			pthread_mutex_unlock(&G.mu);
-			if ((acked + failed == sent && delivered >= acked) || integ_now() > until)
-				break;
-			integ_sleep_ms(100);
-		}
-		t_drain += integ_now() - t_drain0;
-		integ_sleep_ms(500);
-		rss_last = broker_pid ? rss_kb((int)broker_pid) : -1;
+	/* Rounds, each drained: the broker's RSS after the first drained round
+	 * against the last one tells a leak from a backlog (queued messages come
+	 * and go; leaked memory stays). */
+	for (long r = 0; r < o.rounds && !run.stalled; r++) {
+		run_round(&o, r, all, n_all, &pool, &run);
+		if (run.stalled)
+			break;
+		if (!subscribe_all(subs, n_subs, ws))
+			run.stalled = true;
+		run.rss_last = o.broker_pid ? rss_kb((int)o.broker_pid) : -1;
 		if (r == 0)
-			rss_round1 = rss_last;
-		printf("load: round=%ld acked=%ld broker_rss_kb_drained=%ld\n", r + 1, acked, rss_last);
+			run.rss_round1 = run.rss_last;
+		long sent, acked, failed, delivered;
+		totals(&sent, &acked, &failed, &delivered);
+		printf("load: round=%ld acked=%ld broker_rss_kb_drained=%ld\n", r + 1, acked, run.rss_last);
 	}
-	integ_sleep_ms(1000); /* late duplicates */
+	bool markers_ok = !run.stalled && send_markers(&o);
+	long sent, acked, failed, delivered_total;
+	totals(&sent, &acked, &failed, &delivered_total);
 	long lost = 0, unacked_delivered = 0;
 	pthread_mutex_lock(&G.mu);
 	for (long k = 0; k < n_pubs; k++) {
 		for (long i = 0; i < G.pubs[k].next; i++) {
 			unsigned char bit = (unsigned char)(1u << (i % 8));
-			bool a = G.pubs[k].acked[i / 8] & bit, r = G.rcvd[k][i / 8] & bit;
-			lost += a && !r;
-			unacked_delivered += !a && r;
+			bool a = G.pubs[k].acked[i / 8] & bit, rcv = G.rcvd[k][i / 8] & bit;
+			lost += a && !rcv;
+			unacked_delivered += !a && rcv;
 		}
 	}
 	long delivered = G.delivered, dups = G.duplicates, unknown = G.unknown, refused = G.refused;
 	pthread_mutex_unlock(&G.mu);
 	uint64_t reconnects = 0;
 	long still = count_connected(all, n_all, &reconnects), idle_failures = 0;
-	bool workers_ok = idle_finish(&pool, &still, &reconnects, &idle_failures);
-	printf("load: publishers=%ld subscribers=%ld idle=%ld rate=%.0f seconds=%.1f sent=%ld acked=%ld "
+	bool workers_ok = idle_finish(&pool, o.setup_s, &still, &reconnects, &idle_failures);
+	printf("load: publishers=%ld subscribers=%ld idle=%ld rate=%.0f messages=%ld sent=%ld acked=%ld "
 	       "failed=%ld not_queued_retried=%ld delivered=%ld lost=%ld duplicates=%ld unacked_delivered=%ld "
-	       "unknown=%ld refused=%ld msgs_per_s=%.0f reconnects=%llu connected_at_end=%ld backlog_at_end=%ld "
-	       "drain_seconds=%.1f connect_failures=%ld workers_ok=%d\n",
-	       n_pubs, n_subs, n_idle, rate, t_traffic, sent, acked, failed, not_queued, delivered, lost, dups,
-	       unacked_delivered, unknown, refused, (double)acked / t_traffic, (unsigned long long)reconnects,
-	       still, backlog_at_end, t_drain, (long)connects_failed + idle_failures, workers_ok ? 1 : 0);
-	if (broker_pid)
+	       "unknown=%ld refused=%ld markers=%d elapsed_seconds=%.1f msgs_per_s=%.0f reconnects=%llu "
+	       "connected_at_end=%ld backlog_at_end=%ld backlog_max=%ld drain_seconds=%.1f connect_failures=%ld "
+	       "workers_ok=%d progress=%d\n",
+	       n_pubs, n_subs, n_idle, o.rate, o.messages, sent, acked, failed, run.not_queued, delivered, lost, dups,
+	       unacked_delivered, unknown, refused, markers_ok ? 1 : 0, run.elapsed,
+	       run.elapsed > 0 ? (double)acked / run.elapsed : 0.0, (unsigned long long)reconnects, still,
+	       run.backlog_at_end, run.backlog_max, run.drain, (long)connects_failed + idle_failures, workers_ok ? 1 : 0,
+	       run.stalled ? 0 : 1);
+	if (o.broker_pid)
 		printf("load: broker_rss_kb_before=%ld broker_rss_kb_mid=%ld broker_rss_kb_end_traffic=%ld "
 		       "broker_rss_kb_round1_drained=%ld broker_rss_kb_after_drain=%ld\n",
-		       rss0, rss_mid, rss_end_traffic, rss_round1, rss_last);
+		       run.rss0, run.rss_mid, run.rss_end_traffic, run.rss_round1, run.rss_last);
 	disconnect_all(all, n_all);
 	for (long k = 0; k < n_pubs; k++) {
 		free(G.pubs[k].acked);
@@ -618,7 +811,12 @@ int integ_load_main(int argc, char **argv)
 	}
 	free(G.pubs);
 	free(G.rcvd);
+	free(G.marked);
 	free(subs);
+	free(ws);
 	free(all);
-	return (lost == 0 && dups == 0 && unknown == 0 && (refused == 0 || fault) && acked > 0 && workers_ok) ? 0 : 1;
+	return (lost == 0 && dups == 0 && unknown == 0 && (refused == 0 || o.fault) && acked == o.messages &&
+	        !run.stalled && markers_ok && workers_ok)
+	               ? 0
+	               : 1;
 }

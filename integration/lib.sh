@@ -4,12 +4,21 @@
 # Owns: locating the built artifacts, temp dirs, free 127.0.0.1 ports, real
 # mosquitto brokers (config generated from mosquitto.conf.sample when it
 # exists, started and stopped by PID), key/credential/keyring generation with
-# the `veil` CLI, loopback captures, checks and figures.
+# the `veil` CLI, loopback captures, deadlines, checks and figures.
 #
 # Every process a scenario starts is recorded by PID and stopped by the EXIT
-# trap: never by name. Exit codes: 0 all checks passed, 1 a check failed,
-# 77 a component the scenario needs is not built (ctest shows "Skipped": the
-# scenario is not done, it does not pass).
+# trap: never by name. Exit codes: 0 all checks passed; 1 a check failed, a
+# command failed, or a Veil artifact the scenario needs is missing (a renamed
+# option or a target that is not built is a failure, never a skip); 77 a
+# system dependency is truly absent (a Debian package's program, a kernel
+# feature, a resource limit), with the reason printed. With VEIL_CI=1 a skip
+# is a failure too.
+#
+# Every deadline goes through it_secs: a scenario states how long a step
+# takes on an ordinary machine, one factor scales it (the rule of
+# tests/support/timing.c): VEIL_TEST_TIME_FACTOR from ctest (1, or 4 in the
+# sanitizer build), times 10 with VEIL_VALGRIND=1. Nothing waits a fixed time
+# for an event: it_wait_until re-checks the event until its deadline.
 
 set -euo pipefail
 
@@ -19,17 +28,6 @@ IT_FAILS=0
 IT_CHECKS=0
 IT_PIDS=()          # background helpers (captures, subscribers): killed by PID
 declare -A IT_BROKER_PID IT_BROKER_PORT IT_BROKER_DIR IT_BROKER_CONF
-
-# ---- artifacts --------------------------------------------------------------
-# ctest passes the paths (integration/CMakeLists.txt); by hand, VEIL_BUILD_DIR
-# (default build) is searched.
-IT_BUILD=${VEIL_BUILD_DIR:-$IT_SRC/build}
-VEIL_CLI=${VEIL_CLI:-$IT_BUILD/tools/veil}
-VEIL_PLUGIN=${VEIL_PLUGIN:-$IT_BUILD/plugin/mosquitto_veil.so}
-VEIL_PRELOAD=${VEIL_PRELOAD:-$IT_BUILD/client-shim/libveil_preload.so}
-VEIL_INTEG=${VEIL_INTEG:-$IT_BUILD/integration/veil-integ}
-MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
-VEIL_ASAN_RUNTIME=${VEIL_ASAN_RUNTIME:-}
 
 it_log() { printf '[%s %s] %s\n' "$IT_NAME" "$(date -u +%H:%M:%S)" "$*"; }
 # A figure line, grep-able from the ctest log: "FIGURE scenario key=value".
@@ -49,18 +47,81 @@ it_check() {
 it_fail() { IT_CHECKS=$((IT_CHECKS + 1)); IT_FAILS=$((IT_FAILS + 1)); printf 'FAIL %s: %s\n' "$IT_NAME" "$*"; }
 it_pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'PASS %s: %s\n' "$IT_NAME" "$*"; }
 
-# it_require_plugin_feature WORD...: skip (77) unless the built plugin knows
-# each option (a component that has not landed yet is reported, not faked).
-it_require_plugin_feature() {
-	local w
-	[ -f "$VEIL_PLUGIN" ] || it_skip "plugin not built ($VEIL_PLUGIN)"
-	for w in "$@"; do
-		grep -aq -- "$w" "$VEIL_PLUGIN" || it_skip "plugin has no '$w' (component not landed)"
+# ---- failing, skipping ------------------------------------------------------
+# it_fatal WHY: the scenario cannot go on; a failure (exit 1).
+it_fatal() { printf 'FAIL %s: %s\n' "$IT_NAME" "$*"; exit 1; }
+# it_skip WHY: only for a system dependency that is truly absent (exit 77,
+# ctest shows "Skipped": not done, not passed). VEIL_CI=1: a failure.
+it_skip() {
+	if [ "${VEIL_CI:-0}" = 1 ]; then
+		printf 'FAIL %s: SKIP not allowed in CI: %s\n' "$IT_NAME" "$*"
+		exit 1
+	fi
+	printf 'SKIP %s: %s\n' "$IT_NAME" "$*"
+	exit 77
+}
+# it_require_built FILE WHAT: a Veil artifact the scenario needs.
+it_require_built() { [ -e "$1" ] || it_fatal "$2 is not built ($1): build the tree before the scenarios"; }
+# it_require_sys PROGRAM PACKAGE: a program from a Debian package.
+it_require_sys() {
+	command -v "$1" >/dev/null 2>&1 || it_skip "$1 not found: the Debian package $2 is not installed"
+}
+# Any command that fails outside a check ends the scenario (set -e): say
+# which (errtrace: also inside functions; not from subshells or background
+# helpers, whose failures their callers judge).
+it__on_err() {
+	[ "$BASH_SUBSHELL" -eq 0 ] || return 0
+	local n=${#FUNCNAME[@]} where="line $2"
+	[ "$n" -le 2 ] || where="line ${BASH_LINENO[n - 2]} (in ${FUNCNAME[1]})"
+	printf 'FAIL %s: command failed (exit %s) at %s: %s\n' "$IT_NAME" "$1" "$where" "$3"
+}
+set -o errtrace
+trap 'it__on_err $? $LINENO "$BASH_COMMAND"' ERR
+
+# ---- deadlines --------------------------------------------------------------
+IT_TIME_FACTOR=$(awk -v f="${VEIL_TEST_TIME_FACTOR:-}" -v vg="${VEIL_VALGRIND:-}" 'BEGIN {
+	x = 1
+	if (f ~ /^[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/ && f + 0 >= 1 && f + 0 <= 1000) x = f + 0
+	if (vg != "" && substr(vg, 1, 1) != "0") x *= 10
+	printf "%g", x }')
+# it_secs BASE: BASE seconds (what the step takes on an ordinary machine)
+# scaled by the factor, rounded up to whole seconds.
+it_secs() { awk -v b="$1" -v f="$IT_TIME_FACTOR" 'BEGIN { v = b * f; i = int(v); if (i < v) i++; print i }'; }
+# Monotonic milliseconds (CLOCK_BOOTTIME through /proc/uptime).
+it__now_ms() { local u; read -r u _ </proc/uptime; echo $(( ${u%.*} * 1000 + 10#${u#*.} * 10 )); }
+# it_wait_until BASE_S COMMAND...: re-runs COMMAND until it succeeds or the
+# deadline (BASE_S, scaled) passes; returns its last status.
+it_wait_until() {
+	local end
+	end=$(( $(it__now_ms) + $(it_secs "$1") * 1000 )); shift
+	while :; do
+		"$@" && return 0
+		[ "$(it__now_ms)" -lt "$end" ] || return 1
+		sleep 0.05   # poll interval, the event is re-checked
 	done
 }
-it_require_file() { [ -e "$1" ] || it_skip "${2:-$1} not built"; }
-it_require_cmd() { "$VEIL_CLI" "$1" --help >/dev/null 2>&1 || it_skip "veil $1 not available"; }
-it_skip() { printf 'SKIP %s: %s\n' "$IT_NAME" "$*"; exit 77; }
+# it_wait_exit PID BASE_S: until the process has exited (it may be ours or not).
+it__gone() { ! kill -0 "$1" 2>/dev/null; }
+it_wait_exit() { it_wait_until "$2" it__gone "$1"; }
+it_wait_file() { it_wait_until "$2" test -e "$1"; }   # FILE BASE_S
+
+# ---- artifacts --------------------------------------------------------------
+# ctest passes the paths (integration/CMakeLists.txt); by hand, VEIL_BUILD_DIR
+# (default build) is searched.
+IT_BUILD=${VEIL_BUILD_DIR:-$IT_SRC/build}
+VEIL_CLI=${VEIL_CLI:-$IT_BUILD/tools/veil}
+VEIL_PLUGIN=${VEIL_PLUGIN:-$IT_BUILD/plugin/mosquitto_veil.so}
+VEIL_PRELOAD=${VEIL_PRELOAD:-$IT_BUILD/client-shim/libveil_preload.so}
+VEIL_INTEG=${VEIL_INTEG:-$IT_BUILD/integration/veil-integ}
+MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+VEIL_ASAN_RUNTIME=${VEIL_ASAN_RUNTIME:-}
+# Every scenario needs the broker, the plugin and the CLI. A scenario names
+# what else it needs (veil-integ, the preload) with it_require_built; whether
+# the plugin knows an option is learnt by using it (the broker refuses to
+# start on an option it does not know), never by searching the binary.
+[ -x "$MOSQUITTO" ] || it_skip "mosquitto not found ($MOSQUITTO): the Debian package mosquitto is not installed"
+it_require_built "$VEIL_PLUGIN" "the plugin (mosquitto_veil.so)"
+it_require_built "$VEIL_CLI" "the veil CLI"
 
 it_finish() {
 	[ "${VEIL_VALGRIND:-0}" = 1 ] && it__valgrind_verdict
@@ -84,6 +145,7 @@ IT_KEEP=${VEIL_KEEP_TMP:-0}
 it_cleanup() {
 	local rc=$? p n
 	set +e
+	trap - ERR
 	for p in "${IT_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
@@ -125,14 +187,7 @@ it_free_port() {
 	done
 	return 1
 }
-it_wait_port() { # port timeout_s
-	local i
-	for i in $(seq 1 $(( ${2:-10} * 20 ))); do
-		it_port_open "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
+it_wait_port() { it_wait_until "${2:-10}" it_port_open "$1"; }   # PORT BASE_S
 
 # ---- keys, credentials, keyrings (through the real CLI) ---------------------
 IT_KEYS=$IT_DIR/keys
@@ -206,6 +261,7 @@ it_broker_conf() {
 		echo "log_type warning"
 		echo "log_type notice"
 		echo "log_type information"
+		echo "log_type subscribe"   # it_wait_subscribed waits on these lines
 		echo "connection_messages true"
 		echo "log_timestamp true"
 		echo "persistence_location $dir/"
@@ -245,6 +301,7 @@ it__valgrind_verdict() {
 	done
 }
 
+it__listening_or_gone() { it_port_open "${IT_BROKER_PORT[$1]}" || it__gone "${IT_BROKER_PID[$1]}"; }
 it__spawn_broker() {
 	local name=$1 dir=${IT_BROKER_DIR[$1]}
 	if [ "${VEIL_VALGRIND:-0}" = 1 ]; then
@@ -257,13 +314,9 @@ it__spawn_broker() {
 		"$MOSQUITTO" -c "${IT_BROKER_CONF[$name]}" >>"$dir/stdout.log" 2>&1 &
 	fi
 	IT_BROKER_PID[$name]=$!
-	local i tries=200
-	[ "${VEIL_VALGRIND:-0}" = 1 ] && tries=1200   # memcheck starts slowly
-	for i in $(seq 1 "$tries"); do
-		if it_port_open "${IT_BROKER_PORT[$name]}"; then return 0; fi
-		if ! kill -0 "${IT_BROKER_PID[$name]}" 2>/dev/null; then break; fi
-		sleep 0.05
-	done
+	# Listening, or dead (a config or plugin option it refuses).
+	it_wait_until 10 it__listening_or_gone "$name" || true
+	it_port_open "${IT_BROKER_PORT[$name]}" && kill -0 "${IT_BROKER_PID[$name]}" 2>/dev/null && return 0
 	echo "broker $name did not start; log:" >&2
 	tail -n 30 "$dir/mosquitto.log" "$dir/stdout.log" >&2 2>/dev/null || true
 	unset "IT_BROKER_PID[$name]"
@@ -283,14 +336,13 @@ it_broker_dir() { echo "${IT_BROKER_DIR[$1]}"; }
 it_broker_log() { echo "${IT_BROKER_DIR[$1]}/mosquitto.log"; }
 it_broker_pid() { echo "${IT_BROKER_PID[$1]:-}"; }
 it_broker_alive() { local p=${IT_BROKER_PID[$1]:-}; [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-# SIGTERM by PID, wait up to 5 s, then SIGKILL. Mosquitto saves persistence on SIGTERM.
+# SIGTERM by PID, wait until it exits (6 s, scaled: under memcheck it writes
+# its leak report first), then SIGKILL. Mosquitto saves persistence on SIGTERM.
 it_broker_stop() {
-	local name=$1 pid=${IT_BROKER_PID[$1]:-} i
+	local name=$1 pid=${IT_BROKER_PID[$1]:-}
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	local tries=100
-	[ "${VEIL_VALGRIND:-0}" = 1 ] && tries=1200   # memcheck writes its leak report on exit
-	for i in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	it_wait_exit "$pid" 6 || echo "broker $name (pid $pid) ignored SIGTERM; SIGKILL" >&2
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	unset "IT_BROKER_PID[$name]"
@@ -308,15 +360,14 @@ it_broker_reload() { kill -HUP "${IT_BROKER_PID[$1]}"; }
 it_broker_rss() { awk '/^VmRSS:/ {print $2}' "/proc/${IT_BROKER_PID[$1]}/status"; }
 # it_log_count NAME REGEX: lines of the broker log matching REGEX.
 it_log_count() { grep -Ec -- "$2" "$(it_broker_log "$1")" || true; }
-# it_log_wait NAME REGEX TIMEOUT_S
-it_log_wait() {
-	local i
-	for i in $(seq 1 $(( ${3:-5} * 10 ))); do
-		grep -Eq -- "$2" "$(it_broker_log "$1")" && return 0
-		sleep 0.1
-	done
-	return 1
-}
+# it_log_has NAME REGEX, it_log_wait NAME REGEX BASE_S: a broker log line.
+it_log_has() { grep -Eq -- "$2" "$(it_broker_log "$1")"; }
+it_log_wait() { it_wait_until "${3:-5}" it_log_has "$1" "$2"; }
+# it_wait_subscribed NAME CLIENT_ID FILTER [BASE_S]: the broker granted the
+# subscription (its "subscribe" log line, written once the subscription is in
+# place): from then on every message published on FILTER reaches CLIENT_ID.
+it_wait_subscribed() { it_log_wait "$1" ": $(it__re_escape "$2") [0-2] $(it__re_escape "$3")\$" "${4:-10}"; }
+it__re_escape() { printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'; }
 
 # ---- clients ----------------------------------------------------------------
 # it_preload CONFIG CMD...: run an unmodified Paho app under libveil_preload.so
@@ -350,35 +401,45 @@ it_client_conf() {
 it_integ() {
 	"$VEIL_INTEG" "$@"
 }
-# Arguments naming a device's files for veil-integ.
+# Arguments naming a device's files for veil-integ, and the deadline of each
+# single broker reply it waits for (CONNACK, SUBACK, a PUBACK).
 it_dev_args() { # ID KEYRING
-	echo "--id $1 --identity $IT_KEYS/$1.key --credential $IT_KEYS/$1.cred --keyring $2 --mqtt ${VEIL_IT_MQTT:-5}"
+	echo "--id $1 --identity $IT_KEYS/$1.key --credential $IT_KEYS/$1.cred --keyring $2 --mqtt ${VEIL_IT_MQTT:-5}" \
+		"--step-timeout $(it_secs 15)"
 }
+# The end-of-stream marker: a scenario publishes one message with this prefix
+# after everything else; `veil-integ sub --marker` ends only once it has
+# arrived, so whatever was going to arrive before it (a late duplicate, an
+# attacker's payload) has arrived too, and its absence means something.
+IT_MARKER=end-marker
 
 # ---- captures ---------------------------------------------------------------
-# it_capture_start FILE PORT...: tcpdump on lo, only the given ports.
+# it_capture_start FILE PORT...: tcpdump on lo, only the given ports; returns
+# once tcpdump is listening.
 it_capture_start() {
 	local f=$1; shift
 	local filter="" p
 	for p in "$@"; do filter="${filter:+$filter or }port $p"; done
+	IT_CAPTURE_PORT=$1
 	tcpdump -i lo -U -s 0 -B 8192 -w "$f" "$filter" >"$f.log" 2>&1 &
 	IT_CAPTURE_PID=$!
 	it_bg "$IT_CAPTURE_PID"
-	local i
-	for i in $(seq 1 100); do grep -q 'listening on' "$f.log" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
+	it_wait_until 5 grep -q 'listening on' "$f.log"
 }
-# tcpdump may still be reading queued packets: stop it only once the file
-# has not grown for a second (at most 15 s), then SIGINT so it flushes.
+# tcpdump may still be reading queued packets: send one UDP datagram with a
+# unique marker to the captured port (nothing listens on UDP there) and stop
+# tcpdump (SIGINT, it flushes) once the marker is in the file: every packet
+# before it has been written by then.
 it_capture_stop() {
-	local f=$1 a b i
-	for i in $(seq 1 15); do
-		a=$(stat -c %s "$f" 2>/dev/null || echo 0); sleep 1; b=$(stat -c %s "$f" 2>/dev/null || echo 0)
-		[ "$a" = "$b" ] && break
-	done
+	local f=$1 marker
+	marker="veil-capture-end-$$-$RANDOM$RANDOM"
+	printf '%s' "$marker" >"/dev/udp/127.0.0.1/$IT_CAPTURE_PORT" || true
+	local complete=0
+	it_wait_until 15 grep -aqF -- "$marker" "$f" || complete=$?
 	kill -INT "$IT_CAPTURE_PID" 2>/dev/null || true
 	wait "$IT_CAPTURE_PID" 2>/dev/null || true
 	it_log "capture: $(grep -h 'captured\|dropped' "$f.log" | tr '\n' ' ')"
+	[ "$complete" -eq 0 ] || it_fail "capture incomplete: its end marker was not written within the deadline"
 }
 
 # it_file_lacks FILE STRING: true if STRING (bytes) does not occur in FILE.

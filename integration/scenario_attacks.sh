@@ -7,9 +7,10 @@
 # sent may reach the dashboard's application. The broker keeps serving: a
 # legitimate message after all attacks still arrives.
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_plugin_feature acl_file authority_file revocation_file
-command -v mosquitto_pub >/dev/null || it_skip "mosquitto-clients not installed"
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_sys mosquitto_pub mosquitto-clients
+it_require_sys mosquitto_sub mosquitto-clients
+it_require_sys python3 python3
 
 it_authority fleet
 for d in sensor-1 sensor-2 sensor-3; do it_device fleet "$d" sensor; done
@@ -44,9 +45,9 @@ LEGIT=10
 # envA: sent before the dashboard subscribed (its sequence is new to the
 # dashboard, so re-routing or tampering it reaches the AEAD check); envB: one
 # the dashboard has opened (replaying it reaches the replay window).
-rsub spy -t fleet/sensor-1/pre -C 1 -N -W 30 >"$IT_DIR/envA.bin" 2>"$IT_DIR/spy.err" &
+rsub spy -t fleet/sensor-1/pre -C 1 -N -W "$(it_secs 30)" >"$IT_DIR/envA.bin" 2>"$IT_DIR/spy.err" &
 SPY=$!; it_bg "$SPY"
-sleep 0.5
+it_check "attacker subscribed to fleet/sensor-1/pre" it_wait_subscribed main spy fleet/sensor-1/pre
 # shellcheck disable=SC2046
 it_check "sensor-1 published one message before the dashboard came" it_integ pub --uri "$URI" \
 	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/pre --count 1 --prefix early
@@ -54,9 +55,10 @@ wait "$SPY" || true
 READY=$IT_DIR/dash.ready
 # shellcheck disable=SC2046
 it_integ sub --uri "$URI" $(it_dev_args dashboard "$KR") --filter 'fleet/#' --print --ready "$READY" \
-	--expect $((LEGIT + 2)) --expect-refused 3 --linger 2000 --timeout 90 >"$IT_DIR/dash.out" 2>&1 &
+	--expect $((LEGIT + 2)) --expect-refused 3 --marker "$IT_MARKER" --timeout "$(it_secs 90)" \
+	>"$IT_DIR/dash.out" 2>&1 &
 DASH=$!; it_bg "$DASH"
-for i in $(seq 1 100); do [ -e "$READY" ] && break; sleep 0.1; done
+it_check "dashboard subscribed to fleet/#" it_wait_file "$READY" 10
 # Before sensor-1's stream moves the dashboard's window past envA's sequence
 # (each publisher run starts its sequence at the clock in microseconds):
 # 3. envelope moved to another topic (re-routed by whoever holds sensor-1's login: the broker's position)
@@ -67,9 +69,9 @@ import sys
 b = bytearray(open(sys.argv[1], 'rb').read()); b[50] ^= 0x01; open(sys.argv[2], 'wb').write(b)
 PY
 rpub sensor-1 -t fleet/sensor-1/temp -f "$IT_DIR/tampered.bin" >/dev/null 2>&1 || true
-rsub spy -t fleet/sensor-1/temp -C 1 -N -W 30 >"$IT_DIR/env.bin" 2>>"$IT_DIR/spy.err" &
+rsub spy -t fleet/sensor-1/temp -C 1 -N -W "$(it_secs 30)" >"$IT_DIR/env.bin" 2>>"$IT_DIR/spy.err" &
 SPY=$!; it_bg "$SPY"
-sleep 0.5
+it_check "attacker subscribed to fleet/sensor-1/temp" it_wait_subscribed main spy fleet/sensor-1/temp
 # shellcheck disable=SC2046
 it_check "sensor-1 published $LEGIT legitimate readings" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
 	--topic fleet/sensor-1/temp --count "$LEGIT" --prefix legit
@@ -82,29 +84,30 @@ done
 # 1. plaintext on a protected topic (valid login, own topic)
 b=$(logc 'reason=not-envelope')
 rpub sensor-2 -t fleet/sensor-2/temp -m 'plaintext-attack-1' >/dev/null 2>&1 || true
-it_check "plaintext publish refused by the plugin (not-envelope)" it_log_wait main "reason=not-envelope" 3
+it_check "plaintext publish refused by the plugin (not-envelope)" it_log_wait main "reason=not-envelope" 5
 it_fig refused_plaintext $(( $(logc 'reason=not-envelope') - b ))
 # 2. forged sender: sensor-2 publishes sensor-1's envelope on its own topic
 b=$(logc 'reason=wrong-sender')
 rpub sensor-2 -t fleet/sensor-2/temp -f "$IT_DIR/env.bin" >/dev/null 2>&1 || true
-it_check "forged sender id refused by the plugin (wrong-sender)" it_log_wait main "reason=wrong-sender" 3
+it_check "forged sender id refused by the plugin (wrong-sender)" it_log_wait main "reason=wrong-sender" 5
 it_fig refused_forged_sender $(( $(logc 'reason=wrong-sender') - b ))
 # 4. replay of the captured envelope on its own topic
 rpub sensor-1 -t fleet/sensor-1/temp -f "$IT_DIR/env.bin" >/dev/null 2>&1 || true
 # 6. subscribe beyond the ACL
 b=$(logc 'acl \| deny \| client=sensor-2 access=subscribe')
-rsub sensor-2 -t 'fleet/sensor-1/#' -C 1 -W 3 >"$IT_DIR/a6.out" 2>&1 || true
-it_check "unauthorized subscribe refused (audit deny line)" it_log_wait main 'acl \| deny \| client=sensor-2 access=subscribe topic=fleet/sensor-1/#' 3
+# (-W only bounds the client: it exits when the broker denies its only subscription)
+rsub sensor-2 -t 'fleet/sensor-1/#' -C 1 -W "$(it_secs 5)" >"$IT_DIR/a6.out" 2>&1 || true
+it_check "unauthorized subscribe refused (audit deny line)" it_log_wait main 'acl \| deny \| client=sensor-2 access=subscribe topic=fleet/sensor-1/#' 5
 it_check "unauthorized subscriber received nothing" bash -c "! grep -q legit '$IT_DIR/a6.out'"
 # 7. $SYS
-rsub spy -t '$SYS/#' -C 1 -W 3 >"$IT_DIR/a7.out" 2>&1 || true
-it_check "\$SYS subscription refused (audit deny line)" it_log_wait main 'acl \| deny \| client=spy access=subscribe topic=\$SYS' 3
+rsub spy -t '$SYS/#' -C 1 -W "$(it_secs 5)" >"$IT_DIR/a7.out" 2>&1 || true
+it_check "\$SYS subscription refused (audit deny line)" it_log_wait main 'acl \| deny \| client=spy access=subscribe topic=\$SYS' 5
 it_check "\$SYS subscriber received nothing" bash -c "! grep -q 'mosquitto\|version\|[0-9]' <(grep -v -i 'denied\|error\|refused' '$IT_DIR/a7.out')"
 # 8. wildcard client ids, each with a genuine token of sensor-2
 wild_ok=0
 for wid in '#' '+' 'fleet/+' 'sensor-#'; do
 	if mosquitto_sub -h 127.0.0.1 -p "$PORT" -V mqttv5 -i "$wid" -u "$wid" -P "$(it_password sensor-2)" \
-		-t "fleet/$wid/temp" -C 1 -W 2 >/dev/null 2>&1; then wild_ok=$((wild_ok + 1)); fi
+		-t "fleet/$wid/temp" -C 1 -W "$(it_secs 5)" >/dev/null 2>&1; then wild_ok=$((wild_ok + 1)); fi
 done
 it_check "wildcard client ids refused at CONNECT (4 of 4)" [ "$wild_ok" -eq 0 ]
 # 9. stolen token replayed
@@ -118,14 +121,12 @@ it_check "the same token replayed is refused" [ "$second" -ne 0 ]
 # shellcheck disable=SC2046
 it_check "sensor-3 publishes before revocation" it_integ pub --uri "$URI" $(it_dev_args sensor-3 "$KR") \
 	--topic fleet/sensor-3/temp --count 1 --prefix before-revocation
-rsub sensor-3 -t fleet/sensor-3/cmd -W 30 >/dev/null 2>&1 &
+rsub sensor-3 -t fleet/sensor-3/cmd -W "$(it_secs 60)" >/dev/null 2>&1 &
 S3=$!; it_bg "$S3"
-sleep 0.5
+it_check "sensor-3 connected and subscribed before revocation" it_wait_subscribed main sensor-3 fleet/sensor-3/cmd
 echo "credential $(it_cred_id sensor-3)" >>"$REVOKED"
 it_broker_reload main
-kicked=1
-for i in $(seq 1 100); do kill -0 "$S3" 2>/dev/null || { kicked=0; break; }; sleep 0.1; done
-it_check "revoked device's open connection was closed" [ "$kicked" -eq 0 ]
+it_check "revoked device's open connection was closed" it_wait_exit "$S3" 10
 # shellcheck disable=SC2046
 it_check "revoked device cannot log in again" bash -c "! $VEIL_INTEG pub --uri $URI $(it_dev_args sensor-3 "$KR") \
 	--topic fleet/sensor-3/temp --count 1 --prefix after-revocation >'$IT_DIR/a10.out' 2>&1"
@@ -133,11 +134,15 @@ it_check "revoked device cannot log in again" bash -c "! $VEIL_INTEG pub --uri $
 # shellcheck disable=SC2046
 it_check "broker still serving: legitimate publish after the attacks" it_integ pub --uri "$URI" \
 	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 --start "$LEGIT" --prefix legit
+# shellcheck disable=SC2046
+it_check "end marker published after everything" it_integ pub --uri "$URI" \
+	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 --prefix "$IT_MARKER"
 dash_rc=0; wait "$DASH" || dash_rc=$?
 summary=$(grep '^sub:' "$IT_DIR/dash.out" || true)
 echo "  dashboard $summary"
 grep '^refused' "$IT_DIR/dash.out" | sed 's/^/  dashboard /' || true
-it_check "dashboard app got exactly the $((LEGIT + 2)) legitimate messages and 3 refusals" [ "$dash_rc" -eq 0 ]
+it_check "dashboard app got exactly the $((LEGIT + 2)) legitimate messages and 3 refusals before the end marker" \
+	[ "$dash_rc" -eq 0 ]
 it_check "moved envelope refused by the receiver (decrypt-failed)" grep -q 'refused topic=fleet/sensor-1/humidity err=' "$IT_DIR/dash.out"
 it_check "replay refused by the receiver" grep -q 'refused_replay=1' <<<"$summary"
 it_check "tampered byte refused by the receiver (moved + tampered = 2 AEAD failures)" grep -Eq 'refused_[a-z-]*decrypt[a-z-]*=2' <<<"$summary"

@@ -6,9 +6,8 @@
 # at the far side. Neither broker can read them: both persistence files and
 # the capture of both ports hold no plaintext.
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_plugin_feature acl_file authority_file password_file
-it_require_cmd passwd
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_sys tcpdump tcpdump
 
 N=${VEIL_BRIDGE_MESSAGES:-50}
 SECRET=BRIDGESECRETreading
@@ -49,23 +48,27 @@ topic fleet/# in 1"
 PORT_B=$(it_broker_port b)
 it_capture_start "$IT_DIR/lo.pcap" "$PORT_A" "$PORT_B"
 it_check "bridge logged in to broker A" it_log_wait a 'New client connected .* as bridge-b' 10
-sleep 1   # the bridge's SUBSCRIBE
+it_check "bridge subscribed to fleet/# on broker A" it_wait_subscribed a bridge-b 'fleet/#'
 
 READY=$IT_DIR/dash.ready
 # shellcheck disable=SC2046
 it_integ sub --uri "tcp://127.0.0.1:$PORT_B" $(it_dev_args dashboard "$KR") --filter 'fleet/#' \
-	--expect $((2 * N)) --timeout 60 --ready "$READY" --print >"$IT_DIR/dash.out" 2>&1 &
+	--expect $((2 * N)) --marker "$IT_MARKER" --timeout "$(it_secs 60)" --ready "$READY" --print \
+	>"$IT_DIR/dash.out" 2>&1 &
 DASH=$!; it_bg "$DASH"
-for i in $(seq 1 100); do [ -e "$READY" ] && break; sleep 0.1; done
+it_check "dashboard subscribed on broker B" it_wait_file "$READY" 10
 for d in sensor-1 sensor-2; do
 	# shellcheck disable=SC2046
 	it_check "$d published $N readings on broker A" it_integ pub --uri "tcp://127.0.0.1:$PORT_A" \
 		$(it_dev_args "$d" "$KR") --topic "fleet/$d/temp" --count "$N" --prefix "$SECRET"
 done
+# shellcheck disable=SC2046
+it_check "end marker published on broker A" it_integ pub --uri "tcp://127.0.0.1:$PORT_A" \
+	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 --prefix "$IT_MARKER"
 rc=0; wait "$DASH" || rc=$?
 summary=$(grep '^sub:' "$IT_DIR/dash.out" || true)
 echo "  dashboard on B $summary"
-it_check "dashboard on broker B opened all $((2 * N)) envelopes once, in order" [ "$rc" -eq 0 ]
+it_check "dashboard on broker B opened all $((2 * N)) envelopes once, in order (then the end marker)" [ "$rc" -eq 0 ]
 it_check "payloads are the sensors' plaintext" grep -q "payload=$SECRET-$((N - 1))\$" "$IT_DIR/dash.out"
 it_capture_stop "$IT_DIR/lo.pcap"
 it_broker_stop a; it_broker_stop b

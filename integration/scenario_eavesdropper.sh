@@ -5,10 +5,9 @@
 # message. (The legitimate dashboard, offline while the broker persisted the
 # messages, still opens all of them afterwards: the bytes were there, sealed.)
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_plugin_feature acl_file authority_file
-command -v tcpdump >/dev/null || it_skip "tcpdump not installed"
-command -v mosquitto_sub >/dev/null || it_skip "mosquitto_sub not installed"
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_sys tcpdump tcpdump
+it_require_sys mosquitto_sub mosquitto-clients
 
 N=${VEIL_EAVES_MESSAGES:-40}
 SECRET=TOPSECRETreading   # every plaintext starts with this, so its absence covers all
@@ -45,9 +44,9 @@ it_check "dashboard session created" it_integ sub --uri "$URI" $(it_dev_args das
 	--filter 'fleet/#' --subscribe-only
 # The eavesdropper: a raw MQTT client with a valid login and '#'.
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -V mqttv311 -i spy -u spy -P "$(it_password spy)" -q 1 -t '#' \
-	-F '%t %l %x' -C $((N + 1)) -W 60 >"$IT_DIR/spy.out" 2>"$IT_DIR/spy.err" &
+	-F '%t %l %x' -C $((N + 1)) -W "$(it_secs 60)" >"$IT_DIR/spy.out" 2>"$IT_DIR/spy.err" &
 SPY=$!; it_bg "$SPY"
-sleep 1
+it_check "eavesdropper subscribed to #" it_wait_subscribed main spy '#'
 # shellcheck disable=SC2046
 it_check "sensor published $N readings" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
 	--topic fleet/sensor-1/temp --count "$N" --prefix "$SECRET"
@@ -55,6 +54,10 @@ it_check "sensor published $N readings" it_integ pub --uri "$URI" $(it_dev_args 
 it_check "sensor published a retained status" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
 	--topic fleet/sensor-1/status --count 1 --prefix "${SECRET}status" --retain
 wait "$SPY" || true
+# After the eavesdropper's count: queued for the offline dashboard behind everything.
+# shellcheck disable=SC2046
+it_check "end marker published" it_integ pub --uri "$URI" $(it_dev_args sensor-1 "$KR") \
+	--topic fleet/sensor-1/temp --count 1 --prefix "$IT_MARKER"
 it_capture_stop "$IT_DIR/lo.pcap"
 it_broker_stop main      # SIGTERM: mosquitto writes mosquitto.db
 DB=$(it_broker_dir main)/mosquitto.db
@@ -89,7 +92,7 @@ it_check "persistence file contains no plaintext" it_file_lacks "$DB" "$SECRET"
 it_broker_restart main
 # shellcheck disable=SC2046
 it_integ sub --uri "$URI" $(it_dev_args dashboard "$KR") --persistent --resume --filter 'fleet/#' \
-	--expect $((N + 1)) --timeout 30 >"$IT_DIR/dash.out" 2>&1 && dash=0 || dash=$?
+	--expect $((N + 1)) --marker "$IT_MARKER" --timeout "$(it_secs 30)" >"$IT_DIR/dash.out" 2>&1 && dash=0 || dash=$?
 grep '^sub:' "$IT_DIR/dash.out" | sed 's/^/  dashboard /'
 it_check "dashboard opened all $N queued messages and the retained one after the restart" [ "$dash" -eq 0 ]
 it_finish

@@ -5,8 +5,7 @@
 # holding the keyring, reads every message in plaintext, exactly once, in
 # order, with the alert signatures verified.
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_plugin_feature acl_file authority_file
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
 
 N=${VEIL_FLEET_MESSAGES:-50}
 it_authority fleet
@@ -34,10 +33,10 @@ URI=tcp://127.0.0.1:$(it_broker_port main)
 READY=$IT_DIR/dash.ready
 # shellcheck disable=SC2046
 it_integ sub --uri "$URI" $(it_dev_args dashboard "$KR") --filter 'fleet/#' \
-	--expect $((3 * N + 3)) --timeout 60 --print --ready "$READY" >"$IT_DIR/dash.out" 2>"$IT_DIR/dash.err" &
+	--expect $((3 * N + 3)) --marker "$IT_MARKER" --timeout "$(it_secs 60)" --print --ready "$READY" \
+	>"$IT_DIR/dash.out" 2>"$IT_DIR/dash.err" &
 DASH=$!; it_bg "$DASH"
-for i in $(seq 1 100); do [ -e "$READY" ] && break; sleep 0.1; done
-it_check "dashboard subscribed to fleet/#" test -e "$READY"
+it_check "dashboard subscribed to fleet/#" it_wait_file "$READY" 10
 
 t0=$(date +%s.%N)
 pubs=()
@@ -53,12 +52,16 @@ for i in 0 1 2; do
 	it_check "$d published $N readings and 1 alert" wait "${pubs[$i]}"
 	grep '^pub:' "$IT_DIR/$d.out" | sed "s/^/  $d /"
 done
+# shellcheck disable=SC2046
+it_check "end marker published after every reading and alert" it_integ pub --uri "$URI" \
+	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 --prefix "$IT_MARKER"
 dash_rc=0; wait "$DASH" || dash_rc=$?
 t1=$(date +%s.%N)
 cat "$IT_DIR/dash.err" >&2
 summary=$(grep '^sub:' "$IT_DIR/dash.out" || true)
 echo "  dashboard $summary"
-it_check "dashboard got every message once, in order, nothing refused" [ "$dash_rc" -eq 0 ]
+it_check "dashboard got every message once, in order, nothing refused (and the end marker: nothing late)" \
+	[ "$dash_rc" -eq 0 ]
 it_check "dashboard read plaintext readings of all sensors" \
 	bash -c "for d in sensor-1 sensor-2 sensor-3; do grep -q \"topic=fleet/\$d/temp .*payload=\$d-$((N - 1))\$\" '$IT_DIR/dash.out' || exit 1; done"
 it_check "alerts arrived signed (signature verified by the dashboard)" \

@@ -5,10 +5,11 @@
 # eavesdropper with a valid login sees only envelopes, and they interoperate
 # with libveil programs in both directions.
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_file "$VEIL_PRELOAD" "libveil_preload.so"
-it_require_plugin_feature acl_file authority_file
-command -v paho_c_pub >/dev/null && command -v paho_c_sub >/dev/null || it_skip "paho.mqtt.c-examples not installed"
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_built "$VEIL_PRELOAD" "libveil_preload.so"
+it_require_sys paho_c_pub paho.mqtt.c-examples
+it_require_sys paho_c_sub paho.mqtt.c-examples
+it_require_sys mosquitto_sub mosquitto-clients
 
 N=${VEIL_PRELOAD_MESSAGES:-5}
 SECRET=PRELOADSECRET
@@ -41,10 +42,11 @@ SPY=$!; it_bg "$SPY"
 # A libveil dashboard, to show the preload's envelopes are standard ones.
 # shellcheck disable=SC2046
 it_integ sub --uri "tcp://127.0.0.1:$PORT" $(it_dev_args dash-lib "$KR") --filter 'fleet/sensor-1/#' \
-	--expect "$N" --timeout 40 --print >"$IT_DIR/lib_sub.out" 2>&1 &
+	--expect "$N" --marker "$IT_MARKER" --timeout "$(it_secs 40)" --print >"$IT_DIR/lib_sub.out" 2>&1 &
 LSUB=$!; it_bg "$LSUB"
-it_check "preloaded paho_c_sub connected and subscribed" it_log_wait main 'New client connected .* as dashboard' 10
-sleep 1
+it_check "preloaded paho_c_sub connected and subscribed" it_wait_subscribed main dashboard 'fleet/#'
+it_check "eavesdropper subscribed" it_wait_subscribed main spy 'fleet/#'
+it_check "libveil dashboard subscribed" it_wait_subscribed main dash-lib 'fleet/sensor-1/#'
 ok=0
 for i in $(seq 0 $((N - 1))); do
 	it_preload "$IT_DIR/sensor-1.conf" paho_c_pub -t fleet/sensor-1/temp -q 1 -i sensor-1 -h 127.0.0.1 -p "$PORT" \
@@ -54,8 +56,16 @@ it_check "preloaded paho_c_pub published $N messages (exit 0)" [ "$ok" -eq "$N" 
 # shellcheck disable=SC2046
 it_check "libveil sensor-2 published $N messages" it_integ pub --uri "tcp://127.0.0.1:$PORT" \
 	$(it_dev_args sensor-2 "$KR") --topic fleet/sensor-2/temp --count "$N" --prefix "${SECRET}lib"
+# The end marker, on a topic of its own that all three subscribers hold:
+# whatever was going to reach them arrives before it.
+MARK_TOPIC=fleet/sensor-1/marker
+# shellcheck disable=SC2046
+it_check "end marker published" it_integ pub --uri "tcp://127.0.0.1:$PORT" $(it_dev_args sensor-1 "$KR") \
+	--topic "$MARK_TOPIC" --count 1 --prefix "$IT_MARKER"
 lrc=0; wait "$LSUB" || lrc=$?
-sleep 2
+it_check "unmodified paho_c_sub printed the end marker" \
+	it_wait_until 10 grep -qF "$MARK_TOPIC	$IT_MARKER-0" "$IT_DIR/paho_sub.out"
+it_check "eavesdropper received the end marker" it_wait_until 10 grep -q "^$MARK_TOPIC " "$IT_DIR/spy.out"
 it_stop_pid "$PSUB"; it_stop_pid "$SPY"
 # paho_c_sub prints "<payload length> <topic>\t<payload>"
 got=$(grep -cP "^\d+ fleet/sensor-1/temp\t$SECRET-\d+\$" "$IT_DIR/paho_sub.out" || true)
@@ -63,8 +73,8 @@ gotlib=$(grep -cP "^\d+ fleet/sensor-2/temp\t${SECRET}lib-\d+\$" "$IT_DIR/paho_s
 it_fig paho_sub_from_paho "$got"; it_fig paho_sub_from_libveil "$gotlib"
 it_check "unmodified paho_c_sub printed the $N plaintexts from paho_c_pub" [ "$got" -eq "$N" ]
 it_check "unmodified paho_c_sub printed the $N plaintexts from libveil" [ "$gotlib" -eq "$N" ]
-it_check "libveil dashboard opened the preload's $N envelopes" [ "$lrc" -eq 0 ]
-spied=$(grep -c '^fleet/' "$IT_DIR/spy.out" || true)
+it_check "libveil dashboard opened the preload's $N envelopes (then the end marker)" [ "$lrc" -eq 0 ]
+spied=$(grep -c '^fleet/sensor-[12]/temp ' "$IT_DIR/spy.out" || true)
 it_fig spy_messages "$spied"
 it_check "eavesdropper saw all $((2 * N)) messages" [ "$spied" -eq $((2 * N)) ]
 it_check "eavesdropper saw only envelopes" bash -c "! grep '^fleet/' '$IT_DIR/spy.out' | awk '{print \$2}' | grep -v '^01'"

@@ -4,9 +4,10 @@
 # inside TLS: the loopback capture shows neither plaintext nor topic names,
 # a client without TLS is not served, and the dashboard opens everything.
 source "$(dirname "$0")/lib.sh"
-it_require_file "$VEIL_INTEG" "veil-integ (libveil)"
-it_require_plugin_feature acl_file authority_file
-command -v openssl >/dev/null || it_skip "openssl not installed"
+it_require_built "$VEIL_INTEG" "veil-integ (libveil)"
+it_require_sys openssl openssl
+it_require_sys tcpdump tcpdump
+it_require_sys mosquitto_pub mosquitto-clients
 
 N=${VEIL_TLS_MESSAGES:-30}
 PKI=$IT_DIR/pki; mkdir -p "$PKI"
@@ -44,21 +45,23 @@ it_capture_start "$IT_DIR/lo.pcap" "$PORT"
 READY=$IT_DIR/dash.ready
 # shellcheck disable=SC2046
 it_integ sub --uri "$URI" --cafile "$PKI/ca.crt" $(it_dev_args dashboard "$KR") --filter 'fleet/#' \
-	--expect $((3 * N)) --timeout 60 --ready "$READY" >"$IT_DIR/dash.out" 2>&1 &
+	--expect $((3 * N)) --marker "$IT_MARKER" --timeout "$(it_secs 60)" --ready "$READY" >"$IT_DIR/dash.out" 2>&1 &
 DASH=$!; it_bg "$DASH"
-for i in $(seq 1 100); do [ -e "$READY" ] && break; sleep 0.1; done
-it_check "dashboard subscribed over TLS" test -e "$READY"
+it_check "dashboard subscribed over TLS" it_wait_file "$READY" 10
 for d in sensor-1 sensor-2 sensor-3; do
 	# shellcheck disable=SC2046
 	it_check "$d published $N readings over TLS" it_integ pub --uri "$URI" --cafile "$PKI/ca.crt" \
 		$(it_dev_args "$d" "$KR") --topic "fleet/$d/temp" --count "$N" --prefix "$SECRET$d"
 done
+# shellcheck disable=SC2046
+it_check "end marker published over TLS" it_integ pub --uri "$URI" --cafile "$PKI/ca.crt" \
+	$(it_dev_args sensor-1 "$KR") --topic fleet/sensor-1/temp --count 1 --prefix "$IT_MARKER"
 rc=0; wait "$DASH" || rc=$?
 grep '^sub:' "$IT_DIR/dash.out" | sed 's/^/  dashboard /'
-it_check "dashboard opened all $((3 * N)) messages once, in order" [ "$rc" -eq 0 ]
+it_check "dashboard opened all $((3 * N)) messages once, in order (then the end marker)" [ "$rc" -eq 0 ]
 # A client that does not speak TLS gets nothing from this port.
 plain_rc=0
-timeout 10 mosquitto_pub -h 127.0.0.1 -p "$PORT" -i sensor-1 -u sensor-1 -P "$(it_password sensor-1)" \
+timeout "$(it_secs 10)" mosquitto_pub -h 127.0.0.1 -p "$PORT" -i sensor-1 -u sensor-1 -P "$(it_password sensor-1)" \
 	-t fleet/sensor-1/temp -m x >/dev/null 2>&1 || plain_rc=$?
 it_check "plain TCP client refused by the TLS listener" [ "$plain_rc" -ne 0 ]
 # A client that does not trust the CA refuses the server.
