@@ -7,12 +7,21 @@
  * binary, re-executed with --app / --async-app under LD_PRELOAD, against a
  * real Mosquitto next to a plain observer that must see only envelopes.
  */
-#define _GNU_SOURCE /* memmem */
-#include "check_preload_fixture.h"
+#include <check.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <MQTTAsync.h>
 #include <MQTTClient.h>
+#include <sodium.h>
+
 #include "check_run.h"
+#include "preload_fixture.h"
+#include "proc.h"
+#include "timing.h"
 
 /* ---- MQTTClient app: refuses each first delivery ---- */
 
@@ -67,8 +76,7 @@ static int app_main(int argc, char **argv)
 			return 5;
 		printf("subscribed\n");
 		fflush(stdout);
-		for (int t = 0; t < 15000 && !app_done; t += 20)
-			sleep_ms(20);
+		(void)VEIL_WAIT_UNTIL(app_done, 15000);
 	} else {
 		MQTTClient_message m = MQTTClient_message_initializer;
 		m.payload = argv[5];
@@ -118,8 +126,7 @@ static int a_ma(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
 
 static bool a_wait(void)
 {
-	for (int t = 0; t < 10000 && aflag == 0; t += 10)
-		sleep_ms(10);
+	(void)VEIL_WAIT_UNTIL(aflag != 0, 10000);
 	bool ok = aflag == 1;
 	aflag = 0;
 	return ok;
@@ -151,8 +158,7 @@ static int async_app_main(int argc, char **argv)
 			return 5;
 		printf("subscribed\n");
 		fflush(stdout);
-		for (int t = 0; t < 15000 && !app_done; t += 20)
-			sleep_ms(20);
+		(void)VEIL_WAIT_UNTIL(app_done, 15000);
 	} else {
 		MQTTAsync_message m = MQTTAsync_message_initializer;
 		m.payload = argv[5];
@@ -162,8 +168,10 @@ static int async_app_main(int argc, char **argv)
 			return 6;
 	}
 	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-	MQTTAsync_disconnect(c, &d);
-	sleep_ms(100);
+	d.onSuccess = a_ok;
+	d.onFailure = a_fail;
+	if (MQTTAsync_disconnect(c, &d) == MQTTASYNC_SUCCESS)
+		a_wait();
 	MQTTAsync_destroy(&c);
 	return sub && !app_done ? 8 : 0;
 }
@@ -173,32 +181,34 @@ static int async_app_main(int argc, char **argv)
 static void app_exchange(const char *mode, bool refuses_once)
 {
 	char obs_out[300], sub_out[300], pub_out[300], secret[64], want[160];
-	pid_t obs = start_observer(obs_out, sizeof(obs_out));
-	snprintf(sub_out, sizeof(sub_out), "%s/app-sub-%d-%u.out", dir, (int)getpid(), ++counter);
-	const char *sargv[] = { self_exe, mode, "sub", port_s, TOPIC, NULL };
-	pid_t sub = spawn(sargv, true, sub_conf, sub_out);
-	if (!wait_file_has(sub_out, "subscribed", 10000))
-		dump("app sub", sub_out);
-	ck_assert(file_has(sub_out, "subscribed"));
+	pid_t obs = preload_observer_start(obs_out, sizeof(obs_out));
+	preload_out_path(sub_out, sizeof(sub_out), "app-sub");
+	const char *sargv[] = { self_exe, mode, "sub", preload_env.port_s, PRELOAD_TOPIC, NULL };
+	pid_t sub = preload_spawn(sargv, true, preload_env.sub_conf, sub_out);
+	if (!test_file_wait(sub_out, "subscribed", 10000))
+		test_file_dump("app sub", sub_out);
+	ck_assert(test_file_has(sub_out, "subscribed"));
 	snprintf(secret, sizeof(secret), "valve-%08x", randombytes_random());
-	snprintf(pub_out, sizeof(pub_out), "%s/app-pub-%d-%u.out", dir, (int)getpid(), ++counter);
-	const char *pargv[] = { self_exe, mode, "pub", port_s, TOPIC, secret, NULL };
-	int rc = wait_exit(spawn(pargv, true, pub_conf, pub_out), 15000);
+	preload_out_path(pub_out, sizeof(pub_out), "app-pub");
+	const char *pargv[] = { self_exe, mode, "pub", preload_env.port_s, PRELOAD_TOPIC, secret, NULL };
+	int rc = test_wait_exit(preload_spawn(pargv, true, preload_env.pub_conf, pub_out), 15000);
 	if (rc != 0)
-		dump("app pub", pub_out);
+		test_file_dump("app pub", pub_out);
 	ck_assert_int_eq(rc, 0);
-	rc = wait_exit(sub, 15000);
+	rc = test_wait_exit(sub, 15000);
 	if (rc != 0)
-		dump("app sub", sub_out);
+		test_file_dump("app sub", sub_out);
 	ck_assert_int_eq(rc, 0);
-	snprintf(want, sizeof(want), "got %s %s\n", TOPIC, secret);
-	ck_assert_msg(file_has(sub_out, want), "app did not get the plaintext");
-	ck_assert(!refuses_once || file_has(sub_out, "deferred"));
-	ck_assert(!file_has(sub_out, "DROPPED"));
-	sleep_ms(200);
-	stop(obs);
-	ck_assert_msg(!file_has(obs_out, secret), "plaintext visible to a plain subscriber");
-	ck_assert(file_has_n(obs_out, TOPIC " \x01", strlen(TOPIC) + 2));
+	snprintf(want, sizeof(want), "got %s %s\n", PRELOAD_TOPIC, secret);
+	ck_assert_msg(test_file_has(sub_out, want), "app did not get the plaintext");
+	ck_assert(!refuses_once || test_file_has(sub_out, "deferred"));
+	ck_assert(!test_file_has(sub_out, "DROPPED"));
+	bool enveloped = test_file_wait_n(obs_out, PRELOAD_TOPIC " \x01", strlen(PRELOAD_TOPIC) + 2, 5000);
+	test_stop(obs);
+	if (!enveloped)
+		test_file_dump("observer", obs_out);
+	ck_assert_msg(!test_file_has(obs_out, secret), "plaintext visible to a plain subscriber");
+	ck_assert(test_file_has_n(obs_out, PRELOAD_TOPIC " \x01", strlen(PRELOAD_TOPIC) + 2));
 }
 
 START_TEST(sync_callbacks_and_publish_message)
@@ -217,8 +227,8 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("preload-api");
 	TCase *tc = tcase_create("paho-api");
-	tcase_add_unchecked_fixture(tc, plain_broker_start, broker_stop);
 	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, preload_plain_broker_start, preload_broker_stop);
 	tcase_add_test(tc, sync_callbacks_and_publish_message);
 	tcase_add_test(tc, async_arrived_callback_and_send_message);
 	suite_add_tcase(s, tc);
@@ -236,6 +246,6 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	self_exe[n] = '\0';
 	int rc = veil_check_run(suite());
-	cleanup_material();
+	preload_cleanup();
 	return rc;
 }
