@@ -200,8 +200,8 @@ START_TEST(protection_attrs)
 }
 END_TEST
 
-/* CPU time of this process: the machine is shared, wall time would measure
- * other people's load instead of ours. */
+/* CPU time of this process, for the FIGURE lines (never a verdict: speed is
+ * judged by the benchmarks). */
 static double now_s(void)
 {
 	struct timespec ts;
@@ -233,9 +233,9 @@ START_TEST(scale_10k)
 		ck_assert_ptr_nonnull(views[c]);
 	}
 	double t2 = now_s();
-	fprintf(stderr, "scale: parse 10,000 rules %.1f ms, 10,000 views %.1f ms\n", (t1 - t0) * 1e3, (t2 - t1) * 1e3);
-	ck_assert_msg(t2 - t0 < 1.0, "load took %.3f s", t2 - t0);
-	/* Decisions: right answers, and O(levels) cost (1e5 decisions quickly). */
+	fprintf(stderr, "FIGURE acl_scale_load rules=10000 parse_ms=%.1f views=10000 views_ms=%.1f\n", (t1 - t0) * 1e3,
+	        (t2 - t1) * 1e3);
+	/* Decisions: right answers for 1e5 of them. */
 	long allowed = 0;
 	char topic[64];
 	double t3 = now_s();
@@ -251,8 +251,7 @@ START_TEST(scale_10k)
 		ck_assert(res.allowed == ((i % 3) != 0 && c % 5000 != 4999));
 	}
 	double t4 = now_s();
-	fprintf(stderr, "scale: 100,000 decisions %.1f ms (%ld allowed)\n", (t4 - t3) * 1e3, allowed);
-	ck_assert_msg(t4 - t3 < 1.0, "decisions took %.3f s", t4 - t3);
+	fprintf(stderr, "FIGURE acl_scale_decide decisions=100000 ms=%.1f allowed=%ld\n", (t4 - t3) * 1e3, allowed);
 	for (int c = 0; c < 10000; c++)
 		free(views[c]);
 	free(views);
