@@ -160,9 +160,10 @@ START_TEST(test_plaintext_blocked_by_plugin)
 	struct veil_client *sub = token_client(&so, "dash-1", VEIL_MQTT_5, &sink);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "public/#", 1), VEIL_OK);
-	/* An anonymous plain client: its cleartext never reaches the receiver. */
+	/* An anonymous plain client (a broker-assigned "auto-" id): its
+	 * cleartext never reaches the receiver. */
 	struct cfx_plain mallory;
-	cfx_plain_connect(&F, &mallory, "mallory", NULL);
+	cfx_plain_connect(&F, &mallory, "auto-mallory", NULL);
 	MQTTClient_deliveryToken dt;
 	MQTTClient_publish(mallory.mc, "sensors/a", 6, "forged", 1, 0, &dt);
 	MQTTClient_waitForCompletion(mallory.mc, dt, (unsigned long)veil_test_ms(2000));

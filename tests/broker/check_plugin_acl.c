@@ -91,7 +91,7 @@ START_TEST(enforcement)
 	device_new(&alice, "alice", "dev");
 	device_new(&mallory, "mallory", "dev");
 	struct acl_pc obs, a, bob;
-	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "observer", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&obs, "#", 1), 1);
 	ck_assert_int_eq(acl_pc_connect_will(&a, b.port, "alice", "alice", alice.pw, NULL, NULL, 0, 0), 0);
 
@@ -124,10 +124,10 @@ START_TEST(enforcement)
 	ck_assert_int_eq(acl_pc_pub(&a, "plain/t", "plain", 5, 1, 0), 0);
 	/* A password user (no identity) may write enc/# by its rule, but only
 	 * envelopes with an identity pass: refused whatever it sends. */
-	ck_assert_int_eq(acl_pc_connect(&bob, b.port, "bob1", "bob"), 0);
+	ck_assert_int_eq(acl_pc_connect(&bob, b.port, "bob", "bob"), 0);
 	n = seal("enc/t", alice.sender, NULL, env_buf, sizeof(env_buf));
 	ck_assert_int_eq(acl_pc_pub(&bob, "enc/t", env_buf, (int)n, 1, 0), 0x87);
-	ck_assert(test_broker_log_wait(&b, "client=bob1 topic=enc/t reason=no-identity", 2000));
+	ck_assert(test_broker_log_wait(&b, "client=bob topic=enc/t reason=no-identity", 2000));
 	acl_pc_close(&bob);
 
 	/* Retained: a refused retained message is not stored either. */
@@ -145,7 +145,7 @@ START_TEST(enforcement)
 	ck_assert_int_eq(acl_pc_count(&obs, "enc/r"), 0);
 	ck_assert_int_eq(acl_pc_count(&obs, "enc/r2"), 1);
 	struct acl_pc late;
-	ck_assert_int_eq(acl_pc_connect(&late, b.port, "late", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&late, b.port, "auto-late", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&late, "enc/#", 1), 1);
 	/* Retained messages come with the subscription, before anything
 	 * published after it: the marker is a fresh envelope from alice. */
@@ -174,7 +174,7 @@ START_TEST(will_messages)
 	device_new(&d2, "dev2", "dev");
 	device_new(&d3, "dev3", "dev");
 	struct acl_pc obs, c1, c2, c3;
-	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "observer", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&obs, "will/#", 1), 1);
 	/* Mosquitto 2.0.11 does not check the Will at CONNECT (CONNACK 0): it
 	 * runs ACL_CHECK WRITE with the Will payload when it is about to send
@@ -241,7 +241,7 @@ START_TEST(will_messages_back_to_back)
 	for (int i = 0; i < 4; i++)
 		device_new(&d[i], ids[i], "dev");
 	struct acl_pc obs, c[4];
-	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "observer", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&obs, "will/#", 1), 1);
 	uint8_t buf[1024];
 	size_t n = seal("will/d1", d[0].sender, NULL, buf, sizeof(buf));
@@ -289,7 +289,7 @@ static void *publisher(void *arg)
 {
 	struct load *L = arg;
 	struct acl_pc p;
-	if (acl_pc_connect(&p, L->port, "pub", NULL) != 0)
+	if (acl_pc_connect(&p, L->port, "auto-pub", NULL) != 0)
 		return NULL;
 	char t[32];
 	for (int i = 0; !atomic_load(&L->stop); i++) {
@@ -331,7 +331,7 @@ START_TEST(reload_under_load)
 	struct test_broker b;
 	acl_env_start_plugin(&env, &b, acl, "plugin_opt_acl_poll_interval 0\n");
 	struct acl_pc sub;
-	ck_assert_int_eq(acl_pc_connect(&sub, b.port, "sub", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&sub, b.port, "zgod", "zgod"), 0);
 	sub.watch = "no/";
 	ck_assert_int_eq(acl_pc_sub(&sub, "ok/#", 1), 1);
 	ck_assert_int_eq(acl_pc_sub(&sub, "no/#", 1), 1);
@@ -369,10 +369,10 @@ START_TEST(reload_under_load)
 
 	/* New rules apply to the existing subscription at the next message. */
 	acl_pc_close(&sub);
-	ck_assert_int_eq(acl_pc_connect(&sub, b.port, "sub2", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&sub, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&sub, "ok/#", 1), 1);
 	struct acl_pc p;
-	ck_assert_int_eq(acl_pc_connect(&p, b.port, "pub2", NULL), 0);
+	ck_assert_int_eq(acl_pc_connect(&p, b.port, "auto-pub2", NULL), 0);
 	ck_assert_int_eq(acl_pc_pub(&p, "ok/before", "x", 1, 1, 0), 0);
 	ck_assert_int_eq(acl_pc_wait(&sub, 1, 2000), 1);
 	ck_assert_int_eq(test_write_file(acl, "topic write ok/#\ntopic write other/#\nuser zgod\ntopic read other/#\n",
@@ -400,7 +400,7 @@ START_TEST(poll_and_broken_file)
 	struct test_broker b;
 	acl_env_start_plugin(&env, &b, acl, "plugin_opt_acl_poll_interval 1\n");
 	struct acl_pc p;
-	ck_assert_int_eq(acl_pc_connect(&p, b.port, "p", NULL), 0);
+	ck_assert_int_eq(acl_pc_connect(&p, b.port, "auto-p", NULL), 0);
 	ck_assert_int_lt(acl_pc_pub(&p, "a/1", "x", 1, 1, 0), 0x80);
 	ck_assert_int_eq(acl_pc_pub(&p, "b/1", "x", 1, 1, 0), 0x87);
 	/* Changed on disk, no SIGHUP: picked up by polling. */
@@ -433,12 +433,12 @@ START_TEST(shared_subscriptions)
 	struct test_broker b;
 	acl_env_start_plugin(&env, &b, acl, NULL);
 	struct acl_pc s1, pub;
-	ck_assert_int_eq(acl_pc_connect(&s1, b.port, "s1", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&s1, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&s1, "$share/g/a/#", 1), 1);
 	ck_assert_int_eq(acl_pc_sub(&s1, "$share/g/#", 1), 0x87);
 	ck_assert_int_eq(acl_pc_sub(&s1, "a/secret/#", 1), 0x87);
 	ck_assert_int_eq(acl_pc_sub(&s1, "+/x", 1), 0x87);
-	ck_assert_int_eq(acl_pc_connect(&pub, b.port, "p1", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&pub, b.port, "auto-p1", "zgod"), 0);
 	ck_assert_int_lt(acl_pc_pub(&pub, "a/x", "1", 1, 1, 0), 0x80);
 	ck_assert_int_eq(acl_pc_pub(&pub, "a/secret/y", "2", 1, 1, 0), 0x87); /* deny is for every access */
 	ck_assert_int_lt(acl_pc_pub(&pub, "b/x", "3", 1, 1, 0), 0x80);
@@ -447,7 +447,7 @@ START_TEST(shared_subscriptions)
 	ck_assert(acl_pc_wait_topic(&s1, "a/marker", 1, 5000));
 	ck_assert_int_eq(acl_pc_count(&s1, "a/x"), 1);
 	ck_assert_int_eq(acl_pc_count(&s1, NULL), 2);
-	ck_assert(test_broker_log_contains(&b, "veil: acl | deny | client=s1 access=subscribe topic=$share/g/#"));
+	ck_assert(test_broker_log_contains(&b, "veil: acl | deny | client=zgod access=subscribe topic=$share/g/#"));
 	acl_pc_close(&pub);
 	acl_pc_close(&s1);
 	test_broker_cleanup(&b);
@@ -469,7 +469,7 @@ START_TEST(no_rules_file_defers)
 		ck_assert_int_eq(test_broker_start(&b, conf), 0);
 		ck_assert(test_broker_log_wait(&b, "veil: acl | no-rules-file | decision=defer", 2000));
 		struct acl_pc p;
-		ck_assert_int_eq(acl_pc_connect(&p, b.port, "c", NULL), 0);
+		ck_assert_int_eq(acl_pc_connect(&p, b.port, "auto-c", NULL), 0);
 		ck_assert_int_eq(acl_pc_pub(&p, "a/1", "x", 1, 1, 0) < 0x80, with_builtin);
 		ck_assert_int_eq(acl_pc_pub(&p, "b/1", "x", 1, 1, 0), 0x87);
 		acl_pc_close(&p);

@@ -7,8 +7,10 @@
  *          $SYS message) reaches a client subscribed to exactly that topic.
  * A corpus of rules files (anonymous rules, user blocks, patterns with
  * %c/%u, deny, '$' topics, spaces in topics and usernames, repeated blocks,
- * an empty policy) is run through both. (Ids with '+'/'#' are refused at
- * CONNECT by the plugin's authentication, so they are unit-tested only.) Files Mosquitto
+ * an empty policy) is run through both. Clients use the ids the plugin's
+ * authentication lets them use (a user its username or an "auto-" id, an
+ * anonymous client an "auto-" id; ids with '+'/'#' are refused at CONNECT,
+ * so they are unit-tested only). Files Mosquitto
  * refuses are refused by both. The documented differences (docs/ACL.md) are
  * asserted as differences.
  */
@@ -48,7 +50,7 @@ static const struct corpus corpora[] = {
 	  "user bob\n"
 	  "topic write shared/bob\n"
 	  "topic b/#\n",
-	  { { "anon1", NULL }, { "alice1", "alice" }, { "bob1", "bob" }, { "carl1", "carl" } },
+	  { { "auto-anon1", NULL }, { "alice", "alice" }, { "bob", "bob" }, { "auto-carl1", "carl" } },
 	  { "pub/x", "anonw/1", "anonw/1/2", "a/x", "a", "a/secret", "a/secret/y", "shared/bob", "shared/z", "b/q",
 	    "b", "other" },
 	  true },
@@ -59,9 +61,10 @@ static const struct corpus corpora[] = {
 	  "pattern deny dev/%c/locked\n"
 	  "user alice\n"
 	  "topic read other/#\n",
-	  { { "dev1", NULL }, { "dev2", "alice" }, { "dev3", "eve" }, { "zz", "carl" } },
-	  { "dev/dev1/t", "dev/dev2/t", "dev/dev3/t", "dev/dev1/locked", "dev/dev2/locked", "users/alice/inbox",
-	    "users/eve/inbox", "out/alice/dev2", "out/eve/dev3", "out/eve/x", "other/1", "dev/x" },
+	  { { "auto-dev1", NULL }, { "auto-dev2", "alice" }, { "auto-dev3", "eve" }, { "carl", "carl" } },
+	  { "dev/auto-dev1/t", "dev/auto-dev2/t", "dev/auto-dev3/t", "dev/auto-dev1/locked", "dev/auto-dev2/locked",
+	    "users/alice/inbox", "users/eve/inbox", "out/alice/auto-dev2", "out/eve/auto-dev3", "out/eve/x", "other/1",
+	    "dev/x" },
 	  true },
 	{ "dollar",
 	  "topic read $SYS/broker/version\n"
@@ -70,7 +73,7 @@ static const struct corpus corpora[] = {
 	  "topic read +/status\n"
 	  "topic write cmd/+/set\n"
 	  "topic read $veil/carol/#\n",
-	  { { "anon3", NULL }, { "carol1", "carol" } },
+	  { { "auto-anon3", NULL }, { "carol", "carol" } },
 	  { "$SYS/broker/version", "$SYS/broker/uptime", "x/status", "cmd/1/set", "cmd/1/get", "a/b/c", "$veil/x",
 	    "$veil/carol/k" },
 	  true },
@@ -83,10 +86,10 @@ static const struct corpus corpora[] = {
 	  "user dave smith\n"
 	  "topic write room 1/set\n"
 	  "topic read\n",
-	  { { "dave1", "dave smith" }, { "erin1", "erin" }, { "anon4", NULL }, { "dave2", "dave" } },
+	  { { "auto-dave1", "dave smith" }, { "erin", "erin" }, { "auto-anon4", NULL }, { "dave", "dave" } },
 	  { "room 1/temp", "room 1/set", "ctl/x", "e/1", "read", "room" },
 	  true },
-	{ "empty", "# only a comment\n\n", { { "anon5", NULL }, { "u5", "u5" } }, { "a", "b/c" }, false },
+	{ "empty", "# only a comment\n\n", { { "auto-anon5", NULL }, { "u5", "u5" } }, { "a", "b/c" }, false },
 };
 
 static size_t count_topics(const struct corpus *c)
@@ -259,7 +262,7 @@ START_TEST(documented_differences)
 		struct acl_pc s, god;
 		/* 1. SUBSCRIBE wider than the rules: built-in grants and filters at
 		 *    delivery, the plugin refuses the subscription. */
-		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "alice1", "alice"), 0);
+		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "alice", "alice"), 0);
 		int suback = acl_pc_sub(&s, "#", 1);
 		ck_assert_msg(plugin ? suback == 0x87 : suback == 1, "SUBACK %d (plugin=%d)", suback, plugin);
 		ck_assert_int_eq(acl_pc_sub(&s, "a/#", 1), 1);
@@ -271,18 +274,18 @@ START_TEST(documented_differences)
 		ck_assert_int_eq(acl_pc_count(&s, "b/x"), 0);
 		acl_pc_close(&s);
 		/* 2. A user's allow against a pattern deny: the deny wins in the plugin. */
-		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "c1", "alice"), 0);
-		ck_assert_int_eq(accepted(acl_pc_pub(&s, "p/c1/private", "x", 1, 1, 0)), plugin ? 0 : 1);
-		ck_assert_int_eq(accepted(acl_pc_pub(&s, "p/c1/public", "x", 1, 1, 0)), 1);
+		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "auto-c1", "alice"), 0);
+		ck_assert_int_eq(accepted(acl_pc_pub(&s, "p/auto-c1/private", "x", 1, 1, 0)), plugin ? 0 : 1);
+		ck_assert_int_eq(accepted(acl_pc_pub(&s, "p/auto-c1/public", "x", 1, 1, 0)), 1);
 		/* 3. %c inside a level: substituted by the built-in, literal in the plugin. */
-		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev-c1/x", "x", 1, 1, 0)), plugin ? 0 : 1);
+		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev-auto-c1/x", "x", 1, 1, 0)), plugin ? 0 : 1);
 		acl_pc_close(&s);
 		/* 4. A client id with '/' does not span levels in the plugin. */
-		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "a/b", NULL), 0);
-		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev/a/b/x", "x", 1, 1, 0)), plugin ? 0 : 1);
+		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "auto-a/b", NULL), 0);
+		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev/auto-a/b/x", "x", 1, 1, 0)), plugin ? 0 : 1);
 		acl_pc_close(&s);
-		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "ab", NULL), 0);
-		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev/ab/x", "x", 1, 1, 0)), 1); /* the same for plain ids */
+		ck_assert_int_eq(acl_pc_connect(&s, ports[k], "auto-ab", NULL), 0);
+		ck_assert_int_eq(accepted(acl_pc_pub(&s, "dev/auto-ab/x", "x", 1, 1, 0)), 1); /* the same for plain ids */
 		acl_pc_close(&s);
 		acl_pc_close(&god);
 	}

@@ -65,7 +65,7 @@ START_TEST(acl_scenario_memcheck_clean)
 	test_device_new(&d1, env.authority, "vg-dev1", "dev");
 	test_device_new(&d2, env.authority, "vg-dev2", "dev");
 	struct acl_pc obs, a, w, anon;
-	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "vg-obs", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
 	ck_assert_int_eq(acl_pc_sub(&obs, "#", 1), 1);
 	ck_assert_int_eq(acl_pc_connect_will(&a, b.port, "vg-dev1", "vg-dev1", d1.pw, NULL, NULL, 0, 0), 0);
 	uint8_t buf[512];
@@ -73,7 +73,7 @@ START_TEST(acl_scenario_memcheck_clean)
 	ck_assert_int_lt(acl_pc_pub(&a, "enc/x", buf, (int)n, 1, 0), 0x80);
 	ck_assert_int_eq(acl_pc_pub(&a, "enc/x", "plain", 5, 1, 0), 0x87);
 	ck_assert_int_lt(acl_pc_pub(&a, "dev/vg-dev1/t", "p", 1, 1, 0), 0x80);
-	ck_assert_int_eq(acl_pc_connect(&anon, b.port, "vg-anon", NULL), 0);
+	ck_assert_int_eq(acl_pc_connect(&anon, b.port, "auto-vg-anon", NULL), 0);
 	ck_assert_int_lt(acl_pc_pub(&anon, "open/1", "o", 1, 1, 0), 0x80);
 	ck_assert_int_eq(acl_pc_pub(&anon, "enc/x", "o", 1, 1, 0), 0x87);
 	/* A Will judged after the client left. */

@@ -77,8 +77,8 @@ START_TEST(test_credential_refusals)
 	struct {
 		const char *reason;
 		int version;
-	} cases[] = { { "expired-credential", 4 }, { "expired-credential", 5 },   { "unknown-authority", 4 },
-		      { "unknown-authority", 5 },  { "client-id-mismatch", 4 },   { "client-id-mismatch", 5 },
+	} cases[] = { { "expired-credential", 4 }, { "expired-credential", 5 },   { "wrong-authority", 4 },
+		      { "wrong-authority", 5 },    { "wrong-client-id", 4 },      { "wrong-client-id", 5 },
 		      { "bad-signature", 4 },      { "bad-signature", 5 },        { "stale-token", 4 },
 		      { "stale-token", 5 },        { "malformed-token", 5 } };
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -88,10 +88,10 @@ START_TEST(test_credential_refusals)
 		if (!strcmp(why, "expired-credential")) {
 			cl = test_credential_make(auth_env.authority, auth_env.device, cid, NULL, -10, cred);
 			n = test_token_make(auth_env.device, cred, cl, cid, 0, tok);
-		} else if (!strcmp(why, "unknown-authority")) {
+		} else if (!strcmp(why, "wrong-authority")) {
 			cl = test_credential_make(auth_env.stranger, auth_env.device, cid, NULL, 3600, cred);
 			n = test_token_make(auth_env.device, cred, cl, cid, 0, tok);
-		} else if (!strcmp(why, "client-id-mismatch")) {
+		} else if (!strcmp(why, "wrong-client-id")) {
 			/* A stolen credential of another device presented under this id. */
 			cl = test_credential_make(auth_env.authority, auth_env.device, "victim", NULL, 3600, cred);
 			n = test_token_make(auth_env.device, cred, cl, "victim", 0, tok);
@@ -158,7 +158,8 @@ START_TEST(test_names_refused)
 	int r = raw_login(4, "ok-id", "ali\x1b[31mce", "wonderland");
 	ck_assert(r == V3_NOT_AUTHORIZED || r == -1);
 	auth_expect_log("reason=invalid-username");
-	/* The longest valid id is fine. */
+	/* The longest valid id is fine (a password user may use an "auto-" id). */
+	memcpy(longid, "auto-", 5);
 	longid[VEIL_CLIENT_ID_MAX] = '\0';
 	ck_assert_int_eq(auth_login3(longid, "alice", "wonderland"), 0);
 	auth_env_stop();
@@ -172,11 +173,14 @@ START_TEST(test_anonymous)
 	ck_assert_int_eq(auth_login5("anon-1", NULL, NULL), V5_NOT_AUTHORIZED);
 	auth_expect_log("client=anon-1 addr=127.0.0.1 method=anonymous reason=anonymous");
 	auth_env_stop();
-	/* Allowed by the plugin option even though the broker says false. */
+	/* Allowed by the plugin option even though the broker says false, with
+	 * a broker-assigned ("auto-") id only. */
 	auth_env_start("plugin_opt_allow_anonymous true\n");
-	ck_assert_int_eq(auth_login3("anon-2", NULL, NULL), 0);
-	ck_assert_int_eq(auth_login5("anon-3", NULL, NULL), 0);
-	auth_expect_log("client=anon-3 addr=127.0.0.1 method=anonymous");
+	ck_assert_int_eq(auth_login3("auto-anon-2", NULL, NULL), 0);
+	ck_assert_int_eq(auth_login5("auto-anon-3", NULL, NULL), 0);
+	auth_expect_log("client=auto-anon-3 addr=127.0.0.1 method=anonymous");
+	ck_assert_int_eq(auth_login3("anon-4", NULL, NULL), V3_NOT_AUTHORIZED);
+	auth_expect_log("client=anon-4 addr=127.0.0.1 method=anonymous reason=client-id-not-allowed");
 	auth_env_stop();
 }
 END_TEST
@@ -184,15 +188,18 @@ END_TEST
 START_TEST(test_password_file)
 {
 	auth_env_start(NULL);
-	ck_assert_int_eq(auth_login3("legacy-1", "alice", "wonderland"), 0);
-	auth_expect_log("client=legacy-1 addr=127.0.0.1 method=password user=alice cached=no");
-	ck_assert_int_eq(auth_login5("legacy-2", "bob", "builder"), 0);
-	ck_assert_int_eq(auth_login3("legacy-1", "alice", "wonderland"), 0);
-	auth_expect_log("method=password user=alice cached=yes");
-	ck_assert_int_eq(auth_login3("legacy-3", "alice", "wrong"), V3_NOT_AUTHORIZED);
-	auth_expect_log("client=legacy-3 addr=127.0.0.1 method=password reason=bad-password");
-	ck_assert_int_eq(auth_login5("legacy-4", "mallory", "x"), V5_NOT_AUTHORIZED);
-	auth_expect_log("client=legacy-4 addr=127.0.0.1 method=password reason=unknown-user");
+	/* A password user connects as its username or with an "auto-" id. */
+	ck_assert_int_eq(auth_login3("alice", "alice", "wonderland"), 0);
+	auth_expect_log("client=alice addr=127.0.0.1 method=password user=alice cached=no");
+	ck_assert_int_eq(auth_login5("bob", "bob", "builder"), 0);
+	ck_assert_int_eq(auth_login3("auto-legacy-1", "alice", "wonderland"), 0);
+	auth_expect_log("client=auto-legacy-1 addr=127.0.0.1 method=password user=alice cached=yes");
+	ck_assert_int_eq(auth_login3("legacy-2", "alice", "wonderland"), V3_NOT_AUTHORIZED);
+	auth_expect_log("client=legacy-2 addr=127.0.0.1 method=password reason=client-id-not-allowed");
+	ck_assert_int_eq(auth_login3("alice", "alice", "wrong"), V3_NOT_AUTHORIZED);
+	auth_expect_log("client=alice addr=127.0.0.1 method=password reason=bad-password");
+	ck_assert_int_eq(auth_login5("mallory", "mallory", "x"), V5_NOT_AUTHORIZED);
+	auth_expect_log("client=mallory addr=127.0.0.1 method=password reason=unknown-user");
 	ck_assert(!auth_log_has("wonderland"));
 	auth_env_stop();
 }
@@ -209,11 +216,11 @@ START_TEST(test_defer_unknown)
 	ck_assert_int_eq(chmod(pf, 0644), 0);
 	snprintf(extra, sizeof(extra), "plugin_opt_defer_unknown true\npassword_file %s\n", pf);
 	auth_env_start(extra);
-	ck_assert_int_eq(auth_login3("c-1", "carol", "pa55"), 0);
-	auth_expect_log("client=c-1 addr=127.0.0.1 method=password reason=unknown-user");
-	ck_assert_int_eq(auth_login3("c-2", "carol", "nope"), V3_NOT_AUTHORIZED);
+	ck_assert_int_eq(auth_login3("carol", "carol", "pa55"), 0);
+	auth_expect_log("client=carol addr=127.0.0.1 method=password reason=unknown-user");
+	ck_assert_int_eq(auth_login3("auto-c-2", "carol", "nope"), V3_NOT_AUTHORIZED);
 	/* Known users are still ours: a wrong password is final. */
-	ck_assert_int_eq(auth_login3("c-3", "alice", "nope"), V3_NOT_AUTHORIZED);
+	ck_assert_int_eq(auth_login3("alice", "alice", "nope"), V3_NOT_AUTHORIZED);
 	auth_env_stop();
 	ck_assert_int_eq(test_rmtree(d), 0);
 }
@@ -236,7 +243,7 @@ START_TEST(test_revocation_polled_kicks)
 	ck_assert_int_eq(veil_credential_parse(cred, cl, &parsed), VEIL_OK);
 	n = test_token_make(auth_env.device, cred, cl, "gone-cred", 0, tok);
 	ck_assert_int_eq(auth_pc_connect5(&by_cred, "gone-cred", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
-	ck_assert_int_eq(auth_pc_connect3(&deleted, "bobs-box", "bob", "builder"), 0);
+	ck_assert_int_eq(auth_pc_connect3(&deleted, "bob", "bob", "builder"), 0);
 
 	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], text[256], l1[256];
 	sodium_bin2hex(hex, sizeof(hex), parsed.id, sizeof(parsed.id));
@@ -255,7 +262,7 @@ START_TEST(test_revocation_polled_kicks)
 	ck_assert_msg(auth_pc_wait_lost(&deleted, 5000), "deleted user still connected");
 	auth_expect_log("veil: auth | kick | client=gone-client reason=revoked-client");
 	auth_expect_log("veil: auth | kick | client=gone-cred reason=revoked-credential");
-	auth_expect_log("veil: auth | kick | client=bobs-box reason=user-deleted");
+	auth_expect_log("veil: auth | kick | client=bob reason=user-deleted");
 	/* Kicked in the same sweep, had it been: a round trip after it. */
 	ck_assert_msg(auth_pc_alive(&keep), "an authorised client was dropped with the revoked ones");
 	/* And they cannot come back. */
@@ -263,8 +270,8 @@ START_TEST(test_revocation_polled_kicks)
 	ck_assert_int_eq(auth_login3("gone-client", "gone-client", pw), V3_NOT_AUTHORIZED);
 	n = test_token_make(auth_env.device, cred, cl, "gone-cred", 0, tok);
 	ck_assert_int_eq(auth_login5_token("gone-cred", tok, n), V5_NOT_AUTHORIZED);
-	ck_assert_int_eq(auth_login3("bobs-box", "bob", "builder"), V3_NOT_AUTHORIZED);
-	auth_expect_log("client=bobs-box addr=127.0.0.1 method=password reason=unknown-user");
+	ck_assert_int_eq(auth_login3("bob", "bob", "builder"), V3_NOT_AUTHORIZED);
+	auth_expect_log("client=bob addr=127.0.0.1 method=password reason=unknown-user");
 	/* A broken revocation file keeps the old list, logged with file:line. */
 	auth_env_write(auth_env.revoked, "client gone-client\nrevoke everything\n");
 	auth_expect_log("veil: auth | reload-failed | file=revocation");
@@ -308,7 +315,7 @@ START_TEST(test_sighup_keeps_authorised)
 	ck_assert_int_eq(auth_pc_connect5(&v5ok, "stay-5", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
 	test_token_password(tok, auth_good_token("stay-3", tok), pw);
 	ck_assert_int_eq(auth_pc_connect3(&v3ok, "stay-3", "stay-3", pw), 0);
-	ck_assert_int_eq(auth_pc_connect3(&pwok, "stay-pw", "alice", "wonderland"), 0);
+	ck_assert_int_eq(auth_pc_connect3(&pwok, "alice", "alice", "wonderland"), 0);
 	n = auth_good_token("go-5", tok);
 	ck_assert_int_eq(auth_pc_connect5(&v5gone, "go-5", NULL, NULL, VEIL_AUTH_METHOD, tok, n), 0);
 	test_token_password(tok, auth_good_token("go-3", tok), pw);

@@ -78,10 +78,10 @@ START_TEST(test_auth_scenario_memcheck_clean)
 	struct raw_login l3 = { 4, "vg-3", "vg-3", pwd, NULL, NULL, 0 };
 	ck_assert_int_eq(raw_login_once(port, &l3, 3000), 0);
 	ck_assert_int_eq(raw_login_once(port, &l3, 3000), 5); /* replay */
-	struct raw_login good = { 4, "vg-pw", "alice", "wonderland", NULL, NULL, 0 };
+	struct raw_login good = { 4, "alice", "alice", "wonderland", NULL, NULL, 0 };
 	ck_assert_int_eq(raw_login_once(port, &good, 3000), 0);
 	ck_assert_int_eq(raw_login_once(port, &good, 3000), 0); /* cached */
-	struct raw_login bad = { 5, "vg-pw2", "alice", "nope", NULL, NULL, 0 };
+	struct raw_login bad = { 5, "alice", "alice", "nope", NULL, NULL, 0 };
 	ck_assert_int_eq(raw_login_once(port, &bad, 3000), 135);
 	struct raw_login anon = { 4, "vg-anon", NULL, NULL, NULL, NULL, 0 };
 	ck_assert_int_eq(raw_login_once(port, &anon, 3000), 5);

@@ -164,9 +164,10 @@ void preload_wait_subscribed(const char *client_id, int before, const char *what
 
 void preload_plain_publish(const char *topic, const char *flag, const char *arg)
 {
-	char out[300];
+	char out[300], id[64];
 	preload_path(out, sizeof(out), "plain-pub.out");
-	const char *argv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", preload_env.port_s, "-t", topic,
+	snprintf(id, sizeof(id), "auto-pub-%d", (int)getpid());
+	const char *argv[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", preload_env.port_s, "-i", id, "-t", topic,
 		               flag, arg, NULL };
 	int rc = test_wait_exit(preload_spawn(argv, false, NULL, out), 5000);
 	if (rc != 0)
@@ -178,7 +179,8 @@ pid_t preload_observer_start(char *out, size_t cap)
 {
 	preload_out_path(out, cap, "observer");
 	char id[64];
-	snprintf(id, sizeof(id), "observer-%d-%u", (int)getpid(), preload_env.counter);
+	/* Anonymous: an "auto-" id, the only kind the plugin lets it use. */
+	snprintf(id, sizeof(id), "auto-observer-%d-%u", (int)getpid(), preload_env.counter);
 	int before = preload_subacks(id);
 	const char *argv[] = { "mosquitto_sub", "-h", "127.0.0.1", "-p", preload_env.port_s, "-i", id,
 		               "-t", "#", "-v", NULL };

@@ -39,7 +39,8 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(a.backoff_base_ms, 250);
 	ck_assert_uint_eq(a.backoff_max_ms, 30000);
 	ck_assert_uint_eq(a.password_cache_ttl, 60);
-	ck_assert_uint_eq(a.password_hashes_per_sec, 5);
+	ck_assert_uint_eq(a.password_hashes_per_sec, 1000); /* a count cap; time is bounded below */
+	ck_assert_uint_eq(a.password_ms_per_sec, 200);
 	ck_assert(!a.allow_anonymous);
 	ck_assert(!a.defer_unknown);
 	ck_assert_ptr_null(a.authority_file);
