@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "veil/veil.h"
+#include "session.h"
 
 #define VPL_TAG "veil-preload"
 
@@ -27,9 +28,7 @@ struct vpl_handle {
 	void *handle;               /* MQTTClient or MQTTAsync */
 	bool async;
 	char *client_id;            /* the id actually given to Paho */
-	struct veil_replay *replay; /* receive windows of this client */
-	char *replay_path;          /* NULL without state_dir */
-	unsigned unsaved;           /* accepted since the last save */
+	struct veil__receiver *rcv; /* receive windows of this client (session core) */
 	/* app callbacks and their contexts */
 	void *app_ma;
 	void *app_ma_ctx;

@@ -18,8 +18,6 @@
 
 #include "shim.h"
 
-#define DEFAULT_MAX_SENDERS 4096U
-
 void veil__log(struct veil__shim *s, int level, const char *fmt, ...)
 {
 	if (!s->log)
@@ -102,88 +100,11 @@ static char *dup_str(const char *p)
 	return p ? strdup(p) : NULL;
 }
 
-static int state_path(const char *dir, const char *name, char **out)
+static void session_log(void *ctx, int level, const char *msg)
 {
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-	if (!p)
-		return VEIL_ERR_NOMEM;
-	snprintf(p, n, "%s/%s", dir, name);
-	*out = p;
-	return VEIL_OK;
-}
-
-static uint64_t now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000U + (uint64_t)tv.tv_usec;
-}
-
-static int load_files(struct veil__shim *s, const struct veil_client_options *o)
-{
-	char err[256] = "";
-	int rc = veil_keyring_load(o->keyring_path, &s->kr, err, sizeof(err));
-	if (rc != VEIL_OK) {
-		veil__log(s, VEIL_LOG_ERROR, "keyring: %s (%s)", err, veil_errname(rc));
-		return rc;
-	}
-	if (o->identity_path) {
-		rc = veil_identity_load(o->identity_path, &s->id, err, sizeof(err));
-		if (rc != VEIL_OK) {
-			veil__log(s, VEIL_LOG_ERROR, "identity: %s (%s)", err, veil_errname(rc));
-			return rc;
-		}
-	}
-	if (o->credential_path) {
-		if (!(s->cred = sodium_malloc(VEIL_CREDENTIAL_MAX)))
-			return VEIL_ERR_NOMEM;
-		rc = veil_credential_load(o->credential_path, s->cred, VEIL_CREDENTIAL_MAX, &s->cred_len, err,
-		                          sizeof(err));
-		if (rc != VEIL_OK) {
-			veil__log(s, VEIL_LOG_ERROR, "credential: %s (%s)", err, veil_errname(rc));
-			return rc;
-		}
-	}
-	return VEIL_OK;
-}
-
-static int load_state(struct veil__shim *s, const struct veil_client_options *o)
-{
-	size_t max = o->max_senders ? o->max_senders : DEFAULT_MAX_SENDERS;
-	int rc = veil_replay_new(max, &s->replay);
-	if (rc != VEIL_OK)
-		return rc;
-	char *seq_path = NULL;
-	if (o->state_dir) {
-		if (mkdir(o->state_dir, 0700) != 0 && errno != EEXIST) {
-			veil__log(s, VEIL_LOG_ERROR, "state dir %s: %s", o->state_dir, strerror(errno));
-			return VEIL_ERR_STATE;
-		}
-		if ((rc = state_path(o->state_dir, "replay", &s->replay_path)) != VEIL_OK ||
-		    (rc = state_path(o->state_dir, "seq", &seq_path)) != VEIL_OK) {
-			free(seq_path);
-			return rc;
-		}
-		if (access(s->replay_path, F_OK) == 0) {
-			rc = veil_replay_load(s->replay, s->replay_path);
-			if (rc != VEIL_OK) {
-				/* Refusing to start is safer than silently reopening replays. */
-				veil__log(s, VEIL_LOG_ERROR, "replay state %s unusable (%s)", s->replay_path,
-				          veil_errname(rc));
-				free(seq_path);
-				return VEIL_ERR_STATE;
-			}
-		}
-	}
-	if (s->id) {
-		rc = veil_seq_open(seq_path, now_us(), &s->seq);
-		if (rc != VEIL_OK)
-			veil__log(s, VEIL_LOG_ERROR, "sequence state %s unusable (%s)", seq_path ? seq_path : "-",
-			          veil_errname(rc));
-	}
-	free(seq_path);
-	return rc;
+	struct veil__shim *s = ctx;
+	if (s->log)
+		s->log(s->log_ctx, level, msg);
 }
 
 static int check_options(const struct veil_client_options *o)
@@ -196,9 +117,6 @@ static int check_options(const struct veil_client_options *o)
 	if (o->auth == VEIL_AUTH_TOKEN && (!o->identity_path || !o->credential_path))
 		return VEIL_ERR_INVAL;
 	if (o->auth == VEIL_AUTH_PASSWORD && !o->username)
-		return VEIL_ERR_INVAL;
-	/* Asked to sign everything but given nothing to sign with. */
-	if (o->sign_all && (!o->identity_path || !o->credential_path))
 		return VEIL_ERR_INVAL;
 	if (o->auth != VEIL_AUTH_TOKEN && o->auth != VEIL_AUTH_PASSWORD && o->auth != VEIL_AUTH_NONE)
 		return VEIL_ERR_INVAL;
@@ -226,7 +144,6 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 	s->connect_timeout_s = o->connect_timeout_s ? o->connect_timeout_s : 10;
 	s->persistent_session = o->persistent_session;
 	s->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 86400U;
-	s->sign_all = o->sign_all;
 	s->auto_reconnect = o->auto_reconnect;
 	if (!(s->server_uri = dup_str(o->server_uri)) || !(s->client_id = dup_str(o->client_id)) ||
 	    (o->username && !(s->username = dup_str(o->username)))) {
@@ -241,9 +158,25 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 		}
 		memcpy(s->password, o->password, n);
 	}
-	if ((rc = load_files(s, o)) != VEIL_OK || (rc = load_state(s, o)) != VEIL_OK)
+	struct veil__session_opts so = {
+		.client_id = o->client_id,
+		.identity_path = o->identity_path,
+		.credential_path = o->credential_path,
+		.keyring_path = o->keyring_path,
+		.state_dir = o->state_dir,
+		.sign_all = o->sign_all,
+		.max_per_key = o->max_senders,
+		.log = session_log,
+		.log_ctx = s,
+	};
+	char err[768] = "";
+	rc = veil__session_new(&so, &s->ses, err, sizeof(err));
+	if (rc == VEIL_OK)
+		rc = veil__receiver_new(s->ses, o->client_id, &s->rcv, err, sizeof(err));
+	if (rc != VEIL_OK) {
+		veil__log(s, VEIL_LOG_ERROR, "%s", err[0] ? err : veil_strerror(rc));
 		goto fail;
-	s->replay_saved_at = time(NULL);
+	}
 	return VEIL_OK;
 fail:
 	veil__shim_fini(s);
@@ -252,30 +185,15 @@ fail:
 
 void veil__shim_save_state(struct veil__shim *s)
 {
-	if (!s->replay_path || !s->replay)
-		return;
-	pthread_mutex_lock(&s->lock);
-	int rc = veil_replay_save(s->replay, s->replay_path);
-	pthread_mutex_unlock(&s->lock);
-	if (rc != VEIL_OK)
-		veil__log(s, VEIL_LOG_WARNING, "saving replay state %s failed (%s)", s->replay_path, veil_errname(rc));
+	veil__receiver_save(s->rcv);
 }
 
 void veil__shim_fini(struct veil__shim *s)
 {
-	if (s->replay)
-		veil__shim_save_state(s);
-	veil_replay_free(&s->replay);
-	veil_seq_close(&s->seq);
-	veil_keyring_free(&s->kr);
-	veil_identity_free(&s->id);
-	if (s->cred) {
-		sodium_memzero(s->cred, VEIL_CREDENTIAL_MAX);
-		sodium_free(s->cred);
-	}
+	veil__receiver_free(&s->rcv);
+	veil__session_free(&s->ses);
 	if (s->password)
 		sodium_free(s->password); /* sodium_free wipes */
-	free(s->replay_path);
 	free(s->server_uri);
 	free(s->client_id);
 	free(s->username);
@@ -322,24 +240,17 @@ int veil__shim_login(struct veil__shim *s, struct veil__login *l)
 		l->password = s->password;
 		return VEIL_OK;
 	}
-	uint8_t tok[VEIL_TOKEN_MAX];
-	size_t tok_len = 0;
-	int rc = veil_token_create(s->id, s->cred, s->cred_len, s->client_id, (uint64_t)time(NULL), tok, sizeof(tok),
-	                           &tok_len);
+	int rc = veil__session_token(s->ses, &l->tok);
 	if (rc == VEIL_OK) {
 		if (s->mqtt_version == VEIL_MQTT_5) {
-			rc = add_auth_props(&l->props, tok, tok_len);
+			rc = add_auth_props(&l->props, l->tok.tok, l->tok.len);
 		} else {
-			rc = veil_token_to_password(tok, tok_len, l->pw, sizeof(l->pw));
 			l->username = s->client_id;
-			l->password = l->pw;
+			l->password = l->tok.password;
 		}
 	}
-	sodium_memzero(tok, sizeof(tok));
-	if (rc != VEIL_OK) {
-		veil__log(s, VEIL_LOG_ERROR, "cannot build login token (%s)", veil_errname(rc));
+	if (rc != VEIL_OK)
 		veil__shim_login_wipe(l);
-	}
 	return rc;
 }
 
@@ -352,7 +263,7 @@ void veil__shim_login_wipe(struct veil__login *l)
 			sodium_memzero(p->value.data.data, (size_t)p->value.data.len);
 	}
 	MQTTProperties_free(&l->props);
-	sodium_memzero(l->pw, sizeof(l->pw));
+	veil__token_wipe(&l->tok);
 	l->password = NULL;
 }
 
@@ -361,42 +272,8 @@ void veil__shim_login_wipe(struct veil__login *l)
 int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
                     size_t stackcap, uint8_t **out, size_t *out_len)
 {
-	if (!topic || (!payload && len) || len > VEIL_MAX_PLAINTEXT)
-		return VEIL_ERR_INVAL;
-	size_t cap = veil_sealed_signed_len(len, s->cred_len);
-	/* Small messages (the common case) need no allocation. */
-	uint8_t *buf = cap <= stackcap ? stackbuf : malloc(cap ? cap : 1);
-	if (!buf)
-		return VEIL_ERR_NOMEM;
-	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
 	bool sealed = false;
-	pthread_mutex_lock(&s->lock);
-	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
-	int rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all, buf, cap, out_len, &sealed);
-	if (rc == VEIL_OK) {
-		s->stats.published++;
-		if (sealed)
-			s->stats.published_sealed++;
-	} else {
-		s->stats.publish_refused++;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (rc != VEIL_OK) {
-		if (buf != stackbuf)
-			free(buf);
-		veil__log(s, VEIL_LOG_WARNING, "publish to '%s' refused: %s", topic, veil_errname(rc));
-		return rc;
-	}
-	*out = buf;
-	return VEIL_OK;
-}
-
-void veil__shim_seal_release(uint8_t *out, size_t len, const uint8_t *stackbuf)
-{
-	/* An envelope is ciphertext, but a plaintext-policy "envelope" is not. */
-	sodium_memzero(out, len);
-	if (out != stackbuf)
-		free(out);
+	return veil__session_seal(s->ses, topic, payload, len, stackbuf, stackcap, out, out_len, &sealed);
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)
@@ -412,48 +289,20 @@ static void hex(const uint8_t *in, size_t n, char *out)
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props)
 {
-	/* Paho hands a length when the topic may hold a NUL: such a topic can
-	 * never match what the sender sealed for, so refuse it as such. */
-	bool bad_topic = topic_len && strnlen(topic, topic_len) != topic_len;
 	uint8_t stackbuf[1024];
 	uint8_t *pt = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
 	struct veil_open_info info;
 	memset(&info, 0, sizeof(info));
 	size_t pt_len = 0;
-	int rc;
+	int rc = pt ? veil__receiver_open(s->rcv, topic, topic_len, payload, len, pt, len + 1, &pt_len, &info)
+	            : VEIL_ERR_NOMEM;
 	pthread_mutex_lock(&s->lock);
-	s->stats.received++;
-	if (!pt)
-		rc = VEIL_ERR_NOMEM;
-	else if (bad_topic)
-		rc = VEIL_ERR_WRONG_TOPIC;
-	else
-		rc = veil_message_open(s->kr, s->replay, topic, payload, len, (uint64_t)time(NULL), pt, len + 1,
-		                       &pt_len, &info);
-	bool save = false;
-	if (rc == VEIL_OK) {
-		s->stats.delivered++;
-		/* Persist the windows now and then, so a crash reopens at most a
-		 * few seconds of replays (free and disconnect always save). */
-		time_t now = time(NULL);
-		if (s->replay_path && now - s->replay_saved_at >= VEIL__REPLAY_SAVE_S) {
-			s->replay_saved_at = now;
-			save = true;
-		}
-	} else {
-		s->stats.refused++;
-		if (rc < 0 && rc > -VEIL_STATS_ERR_SLOTS)
-			s->stats.refused_by_err[-rc]++;
-	}
 	veil_message_cb on_message = s->on_message;
 	veil_refusal_cb on_refusal = s->on_refusal;
 	void *ctx = s->cb_ctx;
 	pthread_mutex_unlock(&s->lock);
-	if (save)
-		veil__shim_save_state(s);
 
 	if (rc == VEIL_OK) {
-		pt[pt_len] = '\0';
 		struct veil_message m;
 		memset(&m, 0, sizeof(m));
 		m.topic = topic;
@@ -473,8 +322,7 @@ void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_le
 		if (on_message)
 			on_message(ctx, &m);
 	} else {
-		veil__log(s, VEIL_LOG_WARNING, "refused message on '%s': %s", bad_topic ? "<NUL in topic>" : topic,
-		          veil_errname(rc));
+		bool bad_topic = topic_len && strnlen(topic, topic_len) != topic_len;
 		struct veil_refusal r = { bad_topic ? "" : topic, rc, len, qos, retained };
 		if (on_refusal)
 			on_refusal(ctx, &r);
@@ -491,4 +339,16 @@ void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out)
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
 	pthread_mutex_unlock(&s->lock);
+	struct veil__seal_stats ss;
+	struct veil__recv_stats rs;
+	veil__session_seal_stats(s->ses, &ss);
+	veil__receiver_stats(s->rcv, &rs);
+	out->published = ss.published;
+	out->published_sealed = ss.published_sealed;
+	out->publish_refused = ss.publish_refused;
+	out->received = rs.received;
+	out->delivered = rs.delivered;
+	out->refused = rs.refused;
+	for (size_t i = 0; i < VEIL_STATS_ERR_SLOTS; i++)
+		out->refused_by_err[i] = rs.refused_by_err[i];
 }

@@ -1,7 +1,8 @@
 /*
  * What the sync (client.c) and async (async.c) flavours of libveil share:
- * the loaded secrets and state, sealing, opening and delivery, login
- * material for one CONNECT, and the one place where Paho codes become
+ * the Paho-facing half of a client (options, callbacks, login properties,
+ * delivery to the app) over the client session core (session.h), which
+ * owns every security rule; and the one place where Paho codes become
  * veil_err codes. Private to libveil.
  */
 #ifndef VEIL_SHIM_H
@@ -15,19 +16,14 @@
 
 #include "veil/veil.h"
 #include "veil/client.h"
+#include "session.h"
 
 struct veil__shim {
-	/* Guards keyring, seq, replay and stats: Paho delivers on its own thread
-	 * while the app publishes from others. */
+	/* Guards callbacks and the Paho-side stats: Paho delivers on its own
+	 * thread while the app publishes from others. */
 	pthread_mutex_t lock;
-	struct veil_identity *id;        /* NULL: receive-only */
-	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
-	size_t cred_len;
-	struct veil_keyring *kr;
-	struct veil_seq *seq;            /* NULL without identity */
-	struct veil_replay *replay;
-	char *replay_path;               /* NULL without state dir */
-	time_t replay_saved_at;
+	struct veil__session *ses;       /* identity, keys, state, seal */
+	struct veil__receiver *rcv;      /* this client's replay windows, open */
 	char *server_uri;
 	char *client_id;
 	char *username;
@@ -40,7 +36,6 @@ struct veil__shim {
 	int connect_timeout_s;
 	bool persistent_session;
 	uint32_t session_expiry_s;
-	bool sign_all;
 	bool auto_reconnect;
 	veil_log_cb log;
 	void *log_ctx;
@@ -51,14 +46,12 @@ struct veil__shim {
 	struct veil_client_stats stats;
 };
 
-#define VEIL__REPLAY_SAVE_S 5   /* at most this many seconds of windows lost in a crash */
-
 /* Login material for exactly one CONNECT (a token is single-use). */
 struct veil__login {
 	MQTTProperties props;            /* MQTT 5 Authentication Method/Data */
 	const char *username;
-	const char *password;            /* points into pw or at the shim's password */
-	char pw[VEIL_PASSWORD_MAX];
+	const char *password;            /* points into tok or at the shim's password */
+	struct veil__token tok;
 };
 
 int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o);
@@ -75,7 +68,7 @@ void veil__shim_login_wipe(struct veil__login *l);
 #define VEIL__SEAL_STACK 2048U
 int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
                     size_t stackcap, uint8_t **out, size_t *out_len);
-void veil__shim_seal_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
+#define veil__shim_seal_release veil__sealed_release
 /* Open a received payload and call the message or refusal callback. */
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props);

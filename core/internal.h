@@ -36,6 +36,9 @@ int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic,
 struct veil_replay;
 const struct veil_credential *veil__replay_cred_get(const struct veil_replay *r, const uint8_t h[32]);
 void veil__replay_cred_put(struct veil_replay *r, const uint8_t h[32], const struct veil_credential *c);
+/* The bytes veil_replay_save writes (malloc'd), so a caller can snapshot
+ * under its lock and write outside it. */
+int veil__replay_serialize(const struct veil_replay *r, uint8_t **out, size_t *out_len);
 
 /* Deterministic variants for test vectors (the public functions draw the
  * random fields themselves). */

@@ -273,9 +273,9 @@ static uint8_t *put_window(uint8_t *q, const uint8_t *id, uint64_t top, const ui
  * "VEILRPL2" || u32 n windows || n x (u32 key id || sender || u64 top ||
  * bitmap) || u32 m legacy windows || m x (old id || u64 top || bitmap).
  */
-int veil_replay_save(const struct veil_replay *r, const char *path)
+int veil__replay_serialize(const struct veil_replay *r, uint8_t **out, size_t *out_len)
 {
-	if (!r || !path)
+	if (!r || !out || !out_len)
 		return VEIL_ERR_INVAL;
 	size_t n = 0, m = HASH_COUNT(r->legacy);
 	for (const struct partition *p = r->parts; p; p = p->hh.next)
@@ -297,7 +297,21 @@ int veil_replay_save(const struct veil_replay *r, const char *path)
 	q += 4;
 	for (const struct legacy *l = r->legacy; l; l = l->hh.next)
 		q = put_window(q, l->id, l->top, l->bits);
-	int rc = veil__file_write_atomic(path, buf, len, 0600, false);
+	*out = buf;
+	*out_len = len;
+	return VEIL_OK;
+}
+
+int veil_replay_save(const struct veil_replay *r, const char *path)
+{
+	if (!r || !path)
+		return VEIL_ERR_INVAL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = veil__replay_serialize(r, &buf, &len);
+	if (rc != VEIL_OK)
+		return rc;
+	rc = veil__file_write_atomic(path, buf, len, 0600, false);
 	free(buf);
 	return rc;
 }

@@ -1,0 +1,597 @@
+/*
+ * The client session core (session.h): loading, state directory, sequence,
+ * replay windows and their save policy, seal, open, login token. Paho-free;
+ * libveil (shim.c, client.c, async.c) and the preload (preload*.c) are thin
+ * adapters over it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "internal.h"
+#include "session.h"
+#include "util.h"
+
+struct veil__session {
+	pthread_mutex_t lock;            /* keyring, seq, every receiver's windows, stats */
+	char *client_id;
+	struct veil_identity *id;        /* NULL: receive only */
+	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
+	size_t cred_len;
+	struct veil_keyring *kr;
+	struct veil_seq *seq;            /* NULL without identity */
+	char *state_dir;                 /* NULL: memory only */
+	int lock_fd;                     /* flock on <state_dir>/lock, -1 without */
+	bool sign_all;
+	bool refuse_plaintext_send;
+	size_t max_per_key;
+	veil__log_fn log;
+	void *log_ctx;
+	struct veil__seal_stats seal;
+};
+
+struct veil__receiver {
+	struct veil__session *s;
+	struct veil_replay *replay;      /* under s->lock */
+	char *path;                      /* NULL without state dir */
+	char *legacy_path;               /* libveil's old single "replay" file, removed after the first save */
+	pthread_mutex_t save_lock;       /* one writer at a time */
+	unsigned unsaved;                /* accepted since the last save (s->lock) */
+	uint64_t saved_at_ms;            /* monotonic (s->lock) */
+	struct veil__recv_stats st;      /* s->lock */
+};
+
+__attribute__((format(printf, 3, 4))) static void slog(const struct veil__session *s, int level, const char *fmt, ...)
+{
+	if (!s->log)
+		return;
+	char buf[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	s->log(s->log_ctx, level, buf);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+static uint64_t now_us(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000U + (uint64_t)tv.tv_usec;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + 1U + strlen(name) + 1U;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static void utc(uint64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm))
+		strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(buf, cap, "%llu", (unsigned long long)t);
+}
+
+/* ---- state directory ---- */
+
+/* A state file or directory must be ours and writable by us only: anyone
+ * else who can write it can make old messages look new to this receiver
+ * (replay windows) or reuse sequence numbers. */
+static int state_owned(const char *path, bool dir, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		veil__errf(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? VEIL_ERR_NOT_FOUND : VEIL_ERR_STATE;
+	}
+	if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		veil__errf(err, errlen, "%s: not a %s", path, dir ? "directory" : "regular file");
+		return VEIL_ERR_STATE;
+	}
+	if (st.st_uid != geteuid()) {
+		veil__errf(err, errlen, "%s: owned by uid %u, not by this process's uid %u", path, (unsigned)st.st_uid,
+		           (unsigned)geteuid());
+		return VEIL_ERR_STATE;
+	}
+	if (st.st_mode & 022) {
+		veil__errf(err, errlen, "%s: writable by group or others (mode %03o); chmod go-w", path,
+		           (unsigned)(st.st_mode & 0777));
+		return VEIL_ERR_STATE;
+	}
+	return VEIL_OK;
+}
+
+static int state_dir_open(struct veil__session *s, const char *dir, char *err, size_t errlen)
+{
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		veil__errf(err, errlen, "state dir %s: %s", dir, strerror(errno));
+		return VEIL_ERR_STATE;
+	}
+	char why[512];
+	int rc = state_owned(dir, true, why, sizeof(why));
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "state dir %s", why);
+		return VEIL_ERR_STATE;
+	}
+	char *lock = join(dir, "lock");
+	if (!lock)
+		return VEIL_ERR_NOMEM;
+	s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		veil__errf(err, errlen, "state dir %s is in use by another Veil client (each needs its own state_dir): %s",
+		           dir, strerror(errno));
+		free(lock);
+		return VEIL_ERR_STATE;
+	}
+	free(lock);
+	if (!(s->state_dir = strdup(dir)))
+		return VEIL_ERR_NOMEM;
+	return VEIL_OK;
+}
+
+/* Existing state files must pass state_owned; a missing one is fine. */
+static int state_file_ok(const char *path, char *err, size_t errlen)
+{
+	int rc = state_owned(path, false, err, errlen);
+	return rc == VEIL_ERR_NOT_FOUND ? VEIL_OK : rc;
+}
+
+/* ---- loading ---- */
+
+static int load_credential(struct veil__session *s, const struct veil__session_opts *o, char *err, size_t errlen)
+{
+	char why[512] = "";
+	if (!(s->cred = sodium_malloc(VEIL_CREDENTIAL_MAX)))
+		return VEIL_ERR_NOMEM;
+	int rc = veil_credential_load(o->credential_path, s->cred, VEIL_CREDENTIAL_MAX, &s->cred_len, why, sizeof(why));
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "credential %s (%s)", why[0] ? why : o->credential_path, veil_errname(rc));
+		return rc;
+	}
+	struct veil_credential c;
+	rc = veil_credential_parse(s->cred, s->cred_len, &c);
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "credential %s: %s", o->credential_path, veil_strerror(rc));
+		return rc;
+	}
+	if (s->id) {
+		uint8_t pk[VEIL_PK_BYTES];
+		veil_identity_public(s->id, pk);
+		/* A credential for another key makes every login and every signed
+		 * message fail later, far from the cause. */
+		if (sodium_memcmp(pk, c.device_pk, VEIL_PK_BYTES) != 0) {
+			veil__errf(err, errlen, "identity does not match credential: %s was issued for another device key "
+			           "than identity %s", o->credential_path, o->identity_path);
+			return VEIL_ERR_AUTH;
+		}
+	}
+	if (strcmp(o->client_id, c.client_id) != 0) {
+		veil__errf(err, errlen, "client id '%s' differs from the credential's client id '%s' (%s)", o->client_id,
+		           c.client_id, o->credential_path);
+		return VEIL_ERR_CLIENT_ID;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	char when[32];
+	if (now >= c.expires_at) {
+		utc(c.expires_at, when, sizeof(when));
+		veil__errf(err, errlen, "credential %s expired at %s", o->credential_path, when);
+		return VEIL_ERR_EXPIRED;
+	}
+	if (now < c.issued_at) {
+		utc(c.issued_at, when, sizeof(when));
+		veil__errf(err, errlen, "credential %s is not valid before %s (check this machine's clock)",
+		           o->credential_path, when);
+		return VEIL_ERR_NOT_YET_VALID;
+	}
+	const uint8_t(*pks)[VEIL_PK_BYTES] = NULL;
+	size_t n = veil_keyring_authorities(s->kr, &pks);
+	if (n > 0) {
+		rc = veil_credential_verify(s->cred, s->cred_len, pks, n, now, &c);
+		if (rc != VEIL_OK) {
+			veil__errf(err, errlen, "credential %s does not verify against the authorities of keyring %s: %s",
+			           o->credential_path, o->keyring_path, veil_strerror(rc));
+			return rc;
+		}
+	}
+	return VEIL_OK;
+}
+
+static int load(struct veil__session *s, const struct veil__session_opts *o, char *err, size_t errlen)
+{
+	char why[512] = "";
+	int rc = veil_keyring_load(o->keyring_path, &s->kr, why, sizeof(why));
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "keyring %s (%s)", why[0] ? why : o->keyring_path, veil_errname(rc));
+		return rc;
+	}
+	if (o->identity_path) {
+		rc = veil_identity_load(o->identity_path, &s->id, why, sizeof(why));
+		if (rc != VEIL_OK) {
+			veil__errf(err, errlen, "identity %s (%s)", why[0] ? why : o->identity_path, veil_errname(rc));
+			return rc;
+		}
+	}
+	if (o->credential_path && (rc = load_credential(s, o, err, errlen)) != VEIL_OK)
+		return rc;
+	if (o->state_dir && (rc = state_dir_open(s, o->state_dir, err, errlen)) != VEIL_OK)
+		return rc;
+	if (s->id) {
+		char *seq = s->state_dir ? join(s->state_dir, "seq") : NULL;
+		if (s->state_dir && !seq)
+			return VEIL_ERR_NOMEM;
+		rc = seq ? state_file_ok(seq, why, sizeof(why)) : VEIL_OK;
+		if (rc == VEIL_OK && (rc = veil_seq_open(seq, now_us(), &s->seq)) != VEIL_OK)
+			snprintf(why, sizeof(why), "%s: %s", seq ? seq : "(memory)", veil_strerror(rc));
+		if (rc != VEIL_OK)
+			veil__errf(err, errlen, "sequence state %s", why);
+		free(seq);
+	}
+	return rc;
+}
+
+int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen)
+{
+	if (!o || !out || !o->client_id || !o->keyring_path) {
+		veil__errf(err, errlen, "client id and keyring are required");
+		return VEIL_ERR_INVAL;
+	}
+	*out = NULL;
+	if (o->credential_path && !o->identity_path) {
+		veil__errf(err, errlen, "a credential (%s) needs its identity file", o->credential_path);
+		return VEIL_ERR_INVAL;
+	}
+	if (o->sign_all && !o->credential_path) {
+		veil__errf(err, errlen, "signing every message needs an identity and a credential");
+		return VEIL_ERR_INVAL;
+	}
+	if (veil_init() != VEIL_OK)
+		return VEIL_ERR_IO;
+	struct veil__session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return VEIL_ERR_NOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->lock_fd = -1;
+	s->sign_all = o->sign_all;
+	s->refuse_plaintext_send = o->refuse_plaintext_send;
+	s->max_per_key = o->max_per_key ? o->max_per_key : VEIL_REPLAY_DEFAULT_PER_KEY;
+	s->log = o->log;
+	s->log_ctx = o->log_ctx;
+	int rc = (s->client_id = strdup(o->client_id)) ? load(s, o, err, errlen) : VEIL_ERR_NOMEM;
+	if (rc != VEIL_OK) {
+		veil__session_free(&s);
+		return rc;
+	}
+	*out = s;
+	return VEIL_OK;
+}
+
+void veil__session_free(struct veil__session **sp)
+{
+	if (!sp || !*sp)
+		return;
+	struct veil__session *s = *sp;
+	veil_seq_close(&s->seq);
+	veil_keyring_free(&s->kr);
+	veil_identity_free(&s->id);
+	if (s->cred)
+		sodium_free(s->cred); /* wipes */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
+	free(s->state_dir);
+	free(s->client_id);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	*sp = NULL;
+}
+
+const char *veil__session_client_id(const struct veil__session *s)
+{
+	return s ? s->client_id : NULL;
+}
+
+bool veil__session_can_sign(const struct veil__session *s)
+{
+	return s && s->id && s->cred;
+}
+
+/* ---- login ---- */
+
+int veil__session_token(struct veil__session *s, struct veil__token *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (!s->id || !s->cred) {
+		slog(s, VEIL__LOG_ERROR, "token login needs an identity and a credential");
+		return VEIL_ERR_INVAL;
+	}
+	int rc = veil_token_create(s->id, s->cred, s->cred_len, s->client_id, (uint64_t)time(NULL), t->tok,
+	                           sizeof(t->tok), &t->len);
+	if (rc == VEIL_OK)
+		rc = veil_token_to_password(t->tok, t->len, t->password, sizeof(t->password));
+	if (rc != VEIL_OK) {
+		slog(s, VEIL__LOG_ERROR, "cannot build the login token for '%s': %s", s->client_id, veil_strerror(rc));
+		veil__token_wipe(t);
+	}
+	return rc;
+}
+
+void veil__token_wipe(struct veil__token *t)
+{
+	/* Single-use, but valid for the freshness window: do not leave it around. */
+	sodium_memzero(t, sizeof(*t));
+}
+
+/* ---- seal ---- */
+
+int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len,
+                       uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed)
+{
+	*out = NULL;
+	*out_len = 0;
+	*sealed = false;
+	if (!topic || (!payload && len))
+		return VEIL_ERR_INVAL;
+	if (len > VEIL_MAX_PLAINTEXT) {
+		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit (nothing sent)",
+		     topic, len, VEIL_MAX_PLAINTEXT);
+		pthread_mutex_lock(&s->lock);
+		s->seal.publish_refused++;
+		pthread_mutex_unlock(&s->lock);
+		return VEIL_ERR_TOO_LARGE;
+	}
+	size_t cap = veil_sealed_signed_len(len, s->cred_len);
+	/* Small messages (the common case) need no allocation. */
+	uint8_t *buf = cap <= stackcap ? stackbuf : malloc(cap ? cap : 1);
+	if (!buf)
+		return VEIL_ERR_NOMEM;
+	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
+	struct veil_topic_policy pol;
+	pthread_mutex_lock(&s->lock);
+	int rc = veil_keyring_policy(s->kr, topic, &pol);
+	if (rc == VEIL_OK && !pol.send_key && s->refuse_plaintext_send)
+		rc = VEIL_ERR_PLAINTEXT;
+	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
+	if (rc == VEIL_OK)
+		rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all, buf, cap, out_len, sealed);
+	if (rc == VEIL_OK) {
+		s->seal.published++;
+		if (*sealed)
+			s->seal.published_sealed++;
+	} else {
+		s->seal.publish_refused++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc != VEIL_OK) {
+		if (buf != stackbuf)
+			free(buf);
+		if (rc == VEIL_ERR_NO_POLICY)
+			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: no keyring entry for this topic (nothing sent)",
+			     topic);
+		else if (rc == VEIL_ERR_PLAINTEXT)
+			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: the keyring policy for '%s' says plaintext "
+			     "and sending in clear is not allowed here (nothing sent)", topic, pol.filter);
+		else if (rc == VEIL_ERR_INVAL && !s->id)
+			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: no identity configured, cannot seal (nothing sent)",
+			     topic);
+		else
+			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s (nothing sent)", topic, veil_strerror(rc));
+		return rc;
+	}
+	if (!*sealed)
+		slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic,
+		     pol.filter);
+	*out = buf;
+	return VEIL_OK;
+}
+
+void veil__sealed_release(uint8_t *out, size_t len, const uint8_t *stackbuf)
+{
+	if (!out)
+		return;
+	/* An envelope is ciphertext, but a plaintext-policy "envelope" is not. */
+	sodium_memzero(out, len);
+	if (out != stackbuf)
+		free(out);
+}
+
+void veil__session_seal_stats(struct veil__session *s, struct veil__seal_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->seal;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- receivers ---- */
+
+/* "replay-" + the client id with anything but [A-Za-z0-9._-] escaped as %xx
+ * (a leading '.' too): client ids are not file names. */
+static char *replay_file(const char *dir, const char *client_id)
+{
+	char name[VEIL_CLIENT_ID_MAX * 3 + 16];
+	size_t o = (size_t)snprintf(name, sizeof(name), "replay-");
+	for (const char *p = client_id; *p && o + 4 < sizeof(name); p++) {
+		unsigned char ch = (unsigned char)*p;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		    ch == '_' || (ch == '.' && p != client_id))
+			name[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(name + o, sizeof(name) - o, "%%%02x", ch);
+	}
+	name[o] = '\0';
+	return join(dir, name);
+}
+
+static int load_windows(struct veil__receiver *r, const char *path, char *err, size_t errlen)
+{
+	char why[512];
+	int rc = state_owned(path, false, why, sizeof(why));
+	if (rc == VEIL_ERR_NOT_FOUND)
+		return VEIL_OK;
+	if (rc == VEIL_OK && (rc = veil_replay_load(r->replay, path)) != VEIL_OK)
+		snprintf(why, sizeof(why), "%s: %s", path, veil_strerror(rc));
+	if (rc != VEIL_OK) {
+		/* Starting with empty windows would silently reopen every replay. */
+		veil__errf(err, errlen, "replay state %s (refusing to start: move the file away to accept replays of "
+		           "old messages once)", why);
+		return VEIL_ERR_STATE;
+	}
+	return VEIL_OK;
+}
+
+int veil__receiver_new(struct veil__session *s, const char *client_id, struct veil__receiver **out, char *err,
+                       size_t errlen)
+{
+	if (!s || !client_id || !out)
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	struct veil__receiver *r = calloc(1, sizeof(*r));
+	if (!r)
+		return VEIL_ERR_NOMEM;
+	r->s = s;
+	pthread_mutex_init(&r->save_lock, NULL);
+	r->saved_at_ms = mono_ms();
+	int rc = veil_replay_new(s->max_per_key, &r->replay);
+	if (rc == VEIL_OK && s->state_dir) {
+		r->path = replay_file(s->state_dir, client_id);
+		r->legacy_path = join(s->state_dir, "replay");
+		if (!r->path || !r->legacy_path)
+			rc = VEIL_ERR_NOMEM;
+		else if (access(r->path, F_OK) != 0 && access(r->legacy_path, F_OK) == 0)
+			rc = load_windows(r, r->legacy_path, err, errlen);
+		else
+			rc = load_windows(r, r->path, err, errlen);
+	}
+	if (rc != VEIL_OK) {
+		free(r->legacy_path);
+		r->legacy_path = NULL;
+		veil__receiver_free(&r);
+		return rc;
+	}
+	*out = r;
+	return VEIL_OK;
+}
+
+void veil__receiver_save(struct veil__receiver *r)
+{
+	if (!r || !r->path)
+		return;
+	struct veil__session *s = r->s;
+	pthread_mutex_lock(&r->save_lock);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	pthread_mutex_lock(&s->lock);
+	int rc = veil__replay_serialize(r->replay, &buf, &len);
+	unsigned unsaved = r->unsaved;
+	r->unsaved = 0;
+	r->saved_at_ms = mono_ms();
+	pthread_mutex_unlock(&s->lock);
+	/* The write and its fsync run outside the session lock: publishing and
+	 * receiving go on meanwhile. */
+	if (rc == VEIL_OK)
+		rc = veil__file_write_atomic(r->path, buf, len, 0600, false);
+	free(buf);
+	if (rc == VEIL_OK && r->legacy_path) {
+		unlink(r->legacy_path);
+		free(r->legacy_path);
+		r->legacy_path = NULL;
+	}
+	pthread_mutex_unlock(&r->save_lock);
+	if (rc != VEIL_OK) {
+		pthread_mutex_lock(&s->lock);
+		r->unsaved += unsaved; /* try again at the next message */
+		pthread_mutex_unlock(&s->lock);
+		slog(s, VEIL__LOG_WARNING, "saving replay state %s failed (%s)", r->path, veil_errname(rc));
+	}
+}
+
+void veil__receiver_free(struct veil__receiver **rp)
+{
+	if (!rp || !*rp)
+		return;
+	struct veil__receiver *r = *rp;
+	if (r->replay && r->path && (r->unsaved || r->legacy_path))
+		veil__receiver_save(r);
+	veil_replay_free(&r->replay);
+	free(r->path);
+	free(r->legacy_path);
+	pthread_mutex_destroy(&r->save_lock);
+	free(r);
+	*rp = NULL;
+}
+
+int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                        size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
+{
+	struct veil__session *s = r->s;
+	*out_len = 0;
+	if (out_cap < len + 1)
+		return VEIL_ERR_INVAL;
+	/* Paho gives a length when the topic may hold a NUL: such a topic can
+	 * never match what a sender sealed for. */
+	bool bad_topic = !topic || (topic_len && strnlen(topic, topic_len) != topic_len);
+	char *tcopy = NULL;
+	if (!bad_topic && topic_len) {
+		if (!(tcopy = strndup(topic, topic_len)))
+			return VEIL_ERR_NOMEM;
+		topic = tcopy;
+	}
+	bool save = false;
+	pthread_mutex_lock(&s->lock);
+	r->st.received++;
+	int rc = bad_topic ? VEIL_ERR_WRONG_TOPIC
+	                   : veil_message_open(s->kr, r->replay, topic, in, len, (uint64_t)time(NULL), out, out_cap,
+	                                       out_len, info);
+	if (rc == VEIL_OK) {
+		r->st.delivered++;
+		r->unsaved++;
+		save = r->path &&
+		       (r->unsaved >= VEIL__SAVE_EVERY || mono_ms() - r->saved_at_ms >= VEIL__SAVE_SECONDS * 1000U);
+	} else {
+		r->st.refused++;
+		if (rc < 0 && rc > -(int)(sizeof(r->st.refused_by_err) / sizeof(r->st.refused_by_err[0])))
+			r->st.refused_by_err[-rc]++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc == VEIL_OK) {
+		out[*out_len] = '\0';
+	} else {
+		*out_len = 0;
+		slog(s, VEIL__LOG_INFO, "message on '%s' DROPPED: %s (%s)", bad_topic ? "<NUL in topic>" : topic,
+		     veil_strerror(rc), veil_errname(rc));
+	}
+	free(tcopy);
+	if (save)
+		veil__receiver_save(r);
+	return rc;
+}
+
+void veil__receiver_stats(struct veil__receiver *r, struct veil__recv_stats *out)
+{
+	pthread_mutex_lock(&r->s->lock);
+	*out = r->st;
+	pthread_mutex_unlock(&r->s->lock);
+}

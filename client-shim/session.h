@@ -1,0 +1,114 @@
+/*
+ * The client session core: everything a Veil client does that is not Paho
+ * glue, written once for every front end (libveil's MQTTClient and MQTTAsync
+ * flavours, the LD_PRELOAD interposer, and through libveil the CLI). No Paho
+ * type appears here.
+ *
+ * A session is one device identity at work: its credential, keyring, state
+ * directory and sender sequence, the login token, sealing. A receiver is one
+ * connection's receive side (its replay windows, persisted per client id), so
+ * two clients of one process that subscribe to the same topic never see each
+ * other's deliveries as replays. The rules that used to differ between the
+ * front ends live here only:
+ *   - loading: identity and credential must match; the credential must be
+ *     for the configured client id, verify against the keyring's authorities
+ *     when it lists any, and be valid now; every error names its file;
+ *   - state_dir: created 0700 when missing; refused when it (or a state file
+ *     in it) is owned by another user or writable by group or others; locked,
+ *     so two clients or processes never share one sequence; a corrupt sequence
+ *     or replay file refuses to start;
+ *   - replay windows are saved every VEIL__SAVE_EVERY accepted messages or
+ *     VEIL__SAVE_SECONDS seconds (monotonic), whichever comes first, and when
+ *     the receiver is freed; the file is written outside the lock;
+ *   - seal: policy, signing, and sending in clear only where the keyring says
+ *     plaintext (refused outright with refuse_plaintext_send);
+ *   - open: every check of docs/PROTOCOL.md section 8.
+ * Thread safety: every function may be called from any thread; one mutex
+ * per session guards keyring, sequence and replay windows.
+ */
+#ifndef VEIL_SESSION_H
+#define VEIL_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "veil/veil.h"
+
+#define VEIL__SAVE_EVERY 64U
+#define VEIL__SAVE_SECONDS 5U
+
+/* Log levels, the numbers of enum veil_log_level (client.h). INFO is what
+ * an attacker can trigger at will (a refused incoming message); front ends
+ * that print unconditionally show only ERROR and WARNING. */
+enum { VEIL__LOG_ERROR = 0, VEIL__LOG_WARNING = 1, VEIL__LOG_INFO = 2, VEIL__LOG_DEBUG = 3 };
+typedef void (*veil__log_fn)(void *ctx, int level, const char *msg);
+
+struct veil__session_opts {
+	const char *client_id;          /* the client id the broker will see (required) */
+	const char *identity_path;      /* NULL: receive only */
+	const char *credential_path;    /* NULL: no token login, no signing */
+	const char *keyring_path;       /* required */
+	const char *state_dir;          /* NULL: state in memory only */
+	bool sign_all;                  /* sign every envelope */
+	bool refuse_plaintext_send;     /* never send in clear, even where policy allows */
+	size_t max_per_key;             /* receive windows per key; 0: VEIL_REPLAY_DEFAULT_PER_KEY */
+	veil__log_fn log;               /* may be NULL */
+	void *log_ctx;
+};
+
+struct veil__session;
+struct veil__receiver;
+
+/* err (may be NULL) gets the reason in words, naming the file concerned. */
+int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen);
+void veil__session_free(struct veil__session **s);
+
+/* The client id the session logs in as. */
+const char *veil__session_client_id(const struct veil__session *s);
+bool veil__session_can_sign(const struct veil__session *s);
+
+/* Login material for exactly one CONNECT (a token is single-use): the raw
+ * token (MQTT 5 Authentication Data) and its password form (MQTT 3.1.1, or
+ * MQTT 5 without enhanced auth: username = client id). Wipe after use. */
+struct veil__token {
+	uint8_t tok[VEIL_TOKEN_MAX];
+	size_t len;
+	char password[VEIL_PASSWORD_MAX];
+};
+int veil__session_token(struct veil__session *s, struct veil__token *t);
+void veil__token_wipe(struct veil__token *t);
+
+/* Seal payload for topic into stackbuf when it fits, else into a malloc'd
+ * buffer; *out is one or the other (release with veil__sealed_release).
+ * *sealed false: sent in clear under a plaintext policy. */
+int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len,
+                       uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed);
+void veil__sealed_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
+
+struct veil__seal_stats {
+	uint64_t published, published_sealed, publish_refused;
+};
+void veil__session_seal_stats(struct veil__session *s, struct veil__seal_stats *out);
+
+/* A receiver for client_id (its replay file is "replay-<escaped id>" in the
+ * state dir; the older single "replay" file is read once if present). */
+int veil__receiver_new(struct veil__session *s, const char *client_id, struct veil__receiver **out, char *err,
+                       size_t errlen);
+/* Saves the windows, then frees. */
+void veil__receiver_free(struct veil__receiver **r);
+/* Open a received payload (topic_len 0: NUL terminated; else the topic may
+ * not contain a NUL). out_cap >= len + 1; the plaintext is NUL terminated. */
+int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                        size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
+	__attribute__((warn_unused_result));
+/* Persist the windows now (e.g. at disconnect). */
+void veil__receiver_save(struct veil__receiver *r);
+
+struct veil__recv_stats {
+	uint64_t received, delivered, refused;
+	uint64_t refused_by_err[64];   /* [-err] for err in (-64, 0] */
+};
+void veil__receiver_stats(struct veil__receiver *r, struct veil__recv_stats *out);
+
+#endif
