@@ -116,8 +116,10 @@ int veil_credential_parse(const uint8_t *buf, size_t len, struct veil_credential
 		return VEIL_ERR_TRUNCATED;
 	if (len > VEIL_CREDENTIAL_MAX)
 		return VEIL_ERR_TOO_LARGE;
-	if (buf[0] != CRED_VERSION || buf[1] != 0)
+	if (buf[0] != CRED_VERSION)
 		return VEIL_ERR_VERSION;
+	if (buf[1] != 0)
+		return VEIL_ERR_RESERVED_FLAGS;
 	const uint8_t *p = buf + 2;
 	memcpy(out->id, p, VEIL_CREDENTIAL_ID_BYTES);
 	p += VEIL_CREDENTIAL_ID_BYTES;

@@ -17,10 +17,12 @@ enum vp_refuse {
 	VP_REFUSE_NONE = 0,
 	VP_REFUSE_TOO_LARGE,      /* over plugin_opt_max_payload */
 	VP_REFUSE_NO_IDENTITY,    /* client logged in without a credential */
-	VP_REFUSE_NOT_ENVELOPE,   /* plaintext, truncated, unknown version, trailing bytes */
+	VP_REFUSE_NOT_ENVELOPE,   /* plaintext, truncated, unknown version, reserved flags, too large */
 	VP_REFUSE_WRONG_SENDER,   /* header sender id is not the client's */
 	VP_REFUSE_UNSIGNED,       /* topic requires a signature */
-	VP_REFUSE_BAD_SIGNATURE   /* signature does not verify with the client's key */
+	VP_REFUSE_BAD_SIGNATURE,  /* signature does not verify with the client's key */
+	VP_REFUSE_EMPTY,          /* zero-length, not retained (a retained one deletes) */
+	VP_REFUSE_MALFORMED_CREDENTIAL /* signed, but the embedded credential is malformed */
 };
 
 struct vp_enforce_in {

@@ -71,8 +71,11 @@ struct veil_envelope_view {
 	const uint8_t *signature;         /* signed only, else NULL */
 };
 
-/* Structure check only (no key): version, flags, lengths. Errors: TRUNCATED,
- * TOO_LARGE, VERSION, PARSE (trailing garbage / bad credential length). */
+/* Structure check only (no key): version, flags, lengths (docs/PROTOCOL.md
+ * section 8, step 2). Errors: EMPTY (len 0), TRUNCATED, VERSION,
+ * RESERVED_FLAGS, TOO_LARGE (plaintext over VEIL_MAX_PLAINTEXT). For a signed
+ * envelope only the trailer's lengths are checked: the embedded credential is
+ * not parsed here (veil_credential_parse / _verify report its errors). */
 VEIL_EXPORT int veil_envelope_parse(const uint8_t *buf, size_t len, struct veil_envelope_view *out)
 	VEIL_WARN_UNUSED;
 

@@ -16,6 +16,7 @@
 #include "enforce.h"
 #include "topic.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct veil_identity *authority, *alice, *mallory;
 static uint8_t alice_pk[VEIL_PK_BYTES], mallory_pk[VEIL_PK_BYTES];
@@ -106,13 +107,19 @@ START_TEST(refusals)
 {
 	uint8_t buf[2048];
 	ck_assert_int_eq(check("s/t", (const uint8_t *)"plaintext!", 10, ENC, true), VP_REFUSE_NOT_ENVELOPE);
-	ck_assert_int_eq(check("s/t", (const uint8_t *)"", 0, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	/* Empty and not retained: named as receivers name it (PROTOCOL.md section 8). */
+	ck_assert_int_eq(check("s/t", (const uint8_t *)"", 0, ENC, true), VP_REFUSE_EMPTY);
+	ck_assert_int_eq(check("s/t", NULL, 0, SIG, true), VP_REFUSE_EMPTY);
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_EMPTY), "empty-payload");
 	size_t n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
 	/* Truncated at several points, and trailing garbage on a signed one. */
 	ck_assert_int_eq(check("s/t", buf, 1, ENC, true), VP_REFUSE_NOT_ENVELOPE);
 	ck_assert_int_eq(check("s/t", buf, VEIL_HEADER_BYTES, ENC, true), VP_REFUSE_NOT_ENVELOPE);
 	ck_assert_int_eq(check("s/t", buf, VEIL_OVERHEAD - 1, ENC, true), VP_REFUSE_NOT_ENVELOPE);
 	buf[0] = 2; /* unknown version */
+	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NOT_ENVELOPE);
+	buf[0] = 1;
+	buf[1] = 0x02; /* reserved flag bit */
 	ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_NOT_ENVELOPE);
 	/* Client without identity (anonymous / password login). */
 	n = seal("s/t", alice_sid, NULL, buf, sizeof(buf));
@@ -143,6 +150,49 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* veil_envelope_parse no longer parses a signed envelope's credential (the
+ * receiver reports it at step 5): the plugin still refuses a malformed one,
+ * on signed and on encrypted topics, as strictly as when parsing did. */
+START_TEST(malformed_credential)
+{
+	uint8_t buf[2048];
+	size_t cred_off = VEIL_HEADER_BYTES + 5 + VEIL_TAG_BYTES;
+	static const struct {
+		size_t off;
+		uint8_t val;
+	} breaks[] = { { 0, 2 }, { 1, 0x01 }, { 74, 0 }, { 74, 200 } }; /* version, flags, client id length */
+	for (size_t i = 0; i < sizeof(breaks) / sizeof(breaks[0]); i++) {
+		size_t n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+		buf[cred_off + breaks[i].off] = breaks[i].val;
+		ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_MALFORMED_CREDENTIAL);
+		ck_assert_int_eq(check("s/t", buf, n, ENC, true), VP_REFUSE_MALFORMED_CREDENTIAL);
+	}
+	/* A credential length of 0 or 1 byte inside a trailer that fits. */
+	for (size_t cl = 0; cl < 2; cl++) {
+		struct veil_seal_params p;
+		memset(&p, 0, sizeof(p));
+		p.key = key;
+		p.key_id = 42;
+		memcpy(p.sender, alice_sid, VEIL_SENDER_ID_BYTES);
+		p.signer = alice;
+		p.credential = alice_cred;
+		p.credential_len = 1;
+		size_t n = 0;
+		ck_assert_int_eq(veil_envelope_seal(&p, "s/t", (const uint8_t *)"hello", 5, buf, sizeof(buf), &n), VEIL_OK);
+		if (cl == 0) { /* drop the credential byte and say C = 0 */
+			memmove(buf + cred_off, buf + cred_off + 1, n - cred_off - 1);
+			n--;
+			buf[n - VEIL_SIG_BYTES - 1] = 0;
+		}
+		ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_MALFORMED_CREDENTIAL);
+	}
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_MALFORMED_CREDENTIAL), "malformed-credential");
+	/* The intact credential passes. */
+	size_t n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	ck_assert_int_eq(check("s/t", buf, n, SIG, true), VP_REFUSE_NONE);
+}
+END_TEST
+
 START_TEST(retain_clear_and_size)
 {
 	struct vp_enforce_in in = { .topic = "s/t", .payload = NULL, .len = 0, .retain = true, .attrs = SIG };
@@ -162,10 +212,11 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("enforce");
-	TCase *tc = tcase_create("envelopes");
+	TCase *tc = veil_tcase("envelopes", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_envelopes);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, malformed_credential);
 	tcase_add_test(tc, retain_clear_and_size);
 	suite_add_tcase(s, tc);
 	return veil_check_run(s);

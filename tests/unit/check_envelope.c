@@ -10,6 +10,7 @@
 #include "../../core/internal.h"
 #include "vectors.h"
 #include "check_run.h"
+#include "timing.h"
 
 static uint8_t key[32], key2[32];
 static struct veil_identity *dev;
@@ -189,7 +190,11 @@ START_TEST(test_structure_errors)
 	uint8_t *env = NULL;
 	size_t len = seal(pt, sizeof(pt), false, &env);
 	struct veil_envelope_view v;
-	for (size_t cut = 0; cut < VEIL_OVERHEAD; cut++) {
+	/* A zero-length payload has its own name (PROTOCOL.md section 5). */
+	ck_assert_int_eq(veil_envelope_parse(env, 0, &v), VEIL_ERR_EMPTY);
+	ck_assert_int_eq(veil_envelope_parse(NULL, 0, &v), VEIL_ERR_EMPTY);
+	ck_assert_str_eq(veil_errname(VEIL_ERR_EMPTY), "empty-payload");
+	for (size_t cut = 1; cut < VEIL_OVERHEAD; cut++) {
 		int rc = veil_envelope_parse(env, cut, &v);
 		ck_assert_int_eq(rc, VEIL_ERR_TRUNCATED);
 	}
@@ -197,8 +202,14 @@ START_TEST(test_structure_errors)
 	env[0] = 2;
 	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_VERSION);
 	env[0] = 1;
-	env[1] = 0x02;
-	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_VERSION);
+	/* Every reserved flag bit, alone and with the signed bit. */
+	for (unsigned bit = 1; bit < 8; bit++) {
+		env[1] = (uint8_t)(1U << bit);
+		ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_RESERVED_FLAGS);
+		env[1] |= VEIL_FLAG_SIGNED;
+		ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_RESERVED_FLAGS);
+	}
+	ck_assert_str_eq(veil_errname(VEIL_ERR_RESERVED_FLAGS), "reserved-flags");
 	free(env);
 	/* Oversized: a header claiming more than VEIL_MAX_PLAINTEXT. */
 	size_t big = veil_sealed_len(VEIL_MAX_PLAINTEXT) + 1;
@@ -206,11 +217,19 @@ START_TEST(test_structure_errors)
 	huge[0] = 1;
 	ck_assert_int_eq(veil_envelope_parse(huge, big, &v), VEIL_ERR_TOO_LARGE);
 	free(huge);
-	/* Signed envelope with a corrupt credential length. */
+	/* Signed envelope whose credential length does not fit. */
 	len = seal(pt, sizeof(pt), true, &env);
 	env[len - 65] = 0xff;
 	env[len - 66] = 0xff;
-	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_PARSE);
+	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_TRUNCATED);
+	/* The longest C that still leaves a 16-byte ciphertext fits; one more does not. */
+	size_t fit = len - (VEIL_OVERHEAD + 2 + VEIL_SIG_BYTES);
+	env[len - 66] = (uint8_t)(fit >> 8);
+	env[len - 65] = (uint8_t)fit;
+	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_OK);
+	ck_assert_uint_eq(v.ciphertext_len, VEIL_TAG_BYTES);
+	env[len - 65] = (uint8_t)(fit + 1);
+	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_ERR_TRUNCATED);
 	free(env);
 	/* Caller errors stay distinct from input errors. */
 	struct veil_seal_params p = { .key = key };
@@ -218,6 +237,60 @@ START_TEST(test_structure_errors)
 	size_t ol;
 	ck_assert_int_eq(veil_envelope_seal(&p, topic, pt, sizeof(pt), small, sizeof(small), &ol), VEIL_ERR_INVAL);
 	ck_assert_int_eq(veil_envelope_seal(&p, "", pt, sizeof(pt), small, sizeof(small), &ol), VEIL_ERR_INVAL);
+}
+END_TEST
+
+/* PROTOCOL.md section 8: the parser checks only the signed trailer's lengths;
+ * the credential is the receiver's step 5 (after the key id), so a malformed
+ * one is no parse error. */
+START_TEST(test_signed_credential_not_parsed)
+{
+	const uint8_t pt[] = "21.5C";
+	uint8_t *env = NULL;
+	size_t len = seal(pt, sizeof(pt), true, &env);
+	struct veil_envelope_view v;
+	size_t cred_off = VEIL_HEADER_BYTES + sizeof(pt) + VEIL_TAG_BYTES;
+	env[cred_off] = 2; /* credential version 2 */
+	ck_assert_int_eq(veil_envelope_parse(env, len, &v), VEIL_OK);
+	ck_assert_ptr_eq(v.credential, env + cred_off);
+	ck_assert_uint_eq(v.credential_len, cred_len);
+	ck_assert_ptr_eq(v.signature, env + len - VEIL_SIG_BYTES);
+	ck_assert_uint_eq(v.ciphertext_len, sizeof(pt) + VEIL_TAG_BYTES);
+	struct veil_credential c;
+	ck_assert_int_eq(veil_credential_parse(v.credential, v.credential_len, &c), VEIL_ERR_VERSION);
+	free(env);
+	/* A zero-length credential: the trailer fits, the credential is the
+	 * receiver's business (truncated at step 5). */
+	uint8_t z[VEIL_OVERHEAD + 2 + VEIL_SIG_BYTES] = { 1, VEIL_FLAG_SIGNED };
+	ck_assert_int_eq(veil_envelope_parse(z, sizeof(z), &v), VEIL_OK);
+	ck_assert_uint_eq(v.credential_len, 0);
+	ck_assert_int_eq(veil_envelope_parse(z, sizeof(z) - 1, &v), VEIL_ERR_TRUNCATED);
+}
+END_TEST
+
+/* The 16 MiB plaintext bound counts the real credential length: a signed
+ * envelope with a short credential cannot carry more (it could carry up to
+ * 523 - C bytes more when the bound assumed the longest credential). */
+START_TEST(test_signed_plaintext_limit)
+{
+	size_t trailer = cred_len + 2 + VEIL_SIG_BYTES;
+	size_t len = VEIL_HEADER_BYTES + VEIL_MAX_PLAINTEXT + 1 + VEIL_TAG_BYTES + trailer;
+	ck_assert_uint_lt(len, veil_sealed_signed_len(VEIL_MAX_PLAINTEXT, VEIL_CREDENTIAL_MAX));
+	uint8_t *buf = calloc(1, len);
+	ck_assert_ptr_nonnull(buf);
+	buf[0] = 1;
+	buf[1] = VEIL_FLAG_SIGNED;
+	memcpy(buf + len - trailer, cred, cred_len);
+	buf[len - VEIL_SIG_BYTES - 2] = (uint8_t)(cred_len >> 8);
+	buf[len - VEIL_SIG_BYTES - 1] = (uint8_t)cred_len;
+	struct veil_envelope_view v;
+	ck_assert_int_eq(veil_envelope_parse(buf, len, &v), VEIL_ERR_TOO_LARGE);
+	/* Exactly 16 MiB of plaintext is allowed. */
+	memmove(buf + len - trailer - 1, buf + len - trailer, trailer);
+	ck_assert_int_eq(veil_envelope_parse(buf, len - 1, &v), VEIL_OK);
+	ck_assert_uint_eq(v.ciphertext_len, VEIL_MAX_PLAINTEXT + VEIL_TAG_BYTES);
+	ck_assert_uint_eq(v.credential_len, cred_len);
+	free(buf);
 }
 END_TEST
 
@@ -284,7 +357,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("envelope");
-	TCase *tc = tcase_create("core");
+	TCase *tc = veil_tcase("core", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_round_trip_sizes, 0, 8);
 	tcase_add_test(tc, test_overhead_is_64);
@@ -292,6 +365,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_tamper_signed_trailer);
 	tcase_add_test(tc, test_wrong_key_and_topic);
 	tcase_add_test(tc, test_structure_errors);
+	tcase_add_test(tc, test_signed_credential_not_parsed);
+	tcase_add_test(tc, test_signed_plaintext_limit);
 	tcase_add_test(tc, test_vectors);
 	suite_add_tcase(s, tc);
 	return s;

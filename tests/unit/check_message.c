@@ -9,6 +9,7 @@
 
 #include "veil/veil.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct veil_identity *auth, *dev, *rogue_auth;
 static uint8_t cred[VEIL_CREDENTIAL_MAX], rogue_cred[VEIL_CREDENTIAL_MAX];
@@ -182,20 +183,31 @@ START_TEST(test_distinct_refusals)
 }
 END_TEST
 
+/* Seal parameters for cmd/x (key 2, signed policy): signed by dev, with its
+ * sender id and credential; each test then breaks one thing. */
+static struct veil_seal_params cmd_params(uint64_t sequence)
+{
+	const uint8_t *key = NULL;
+	ck_assert_int_eq(veil_keyring_find_key(kr, "cmd/x", 2, &key), VEIL_OK);
+	struct veil_seal_params p = { .key = key, .key_id = 2, .seq = sequence, .signer = dev };
+	uint8_t pk[32];
+	veil_identity_public(dev, pk);
+	veil_sender_id(pk, p.sender);
+	p.credential = cred;
+	p.credential_len = cred_len;
+	return p;
+}
+
 START_TEST(test_signed_refusals)
 {
 	uint8_t env[2048];
 	struct veil_open_info info;
-	const uint8_t *key = NULL;
-	ck_assert_int_eq(veil_keyring_find_key(kr, "cmd/x", 2, &key), VEIL_OK);
-	struct veil_seal_params p = { .key = key, .key_id = 2, .seq = 77, .signer = dev };
+	struct veil_seal_params p = cmd_params(77);
 	uint8_t pk[32];
 	veil_identity_public(dev, pk);
 	size_t n = 0;
 	/* wrong sender: header names someone else than the credential's key */
 	memset(p.sender, 0xEE, 8);
-	p.credential = cred;
-	p.credential_len = cred_len;
 	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
 	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_SENDER);
 	/* credential from an authority the keyring does not trust */
@@ -223,6 +235,52 @@ START_TEST(test_signed_refusals)
 	p.signer = NULL;
 	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
 	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_UNSIGNED);
+}
+END_TEST
+
+/* PROTOCOL.md section 8: a malformed embedded credential is a step-5 error,
+ * reported with section 3's name, and an unknown key id (step 4) comes first.
+ * A zero-length payload and reserved flag bits have their own names. */
+START_TEST(test_error_order_and_names)
+{
+	uint8_t env[2048];
+	struct veil_open_info info;
+	struct veil_seal_params p = cmd_params(90);
+	uint8_t bad[VEIL_CREDENTIAL_MAX];
+	memcpy(bad, cred, cred_len);
+	bad[0] = 2; /* credential version 2 */
+	p.credential = bad;
+	p.credential_len = cred_len;
+	size_t n = 0;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_VERSION);
+	bad[0] = 1;
+	bad[1] = 0x80; /* reserved credential flags */
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_RESERVED_FLAGS);
+	/* the same envelope under a key id nobody holds: step 4 first */
+	p.key_id = 0x5555;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_UNKNOWN_KEY);
+	/* a credential cut short inside a well-formed trailer: truncated, at step 5 */
+	p.key_id = 2;
+	p.credential = cred;
+	p.credential_len = 40;
+	ck_assert_int_eq(veil_envelope_seal(&p, "cmd/x", (const uint8_t *)"go", 2, env, sizeof(env), &n), VEIL_OK);
+	ck_assert_int_eq(open_on(kr, "cmd/x", env, n, &info), VEIL_ERR_TRUNCATED);
+	/* zero-length payload on a protected topic, signed or not */
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, 0, &info), VEIL_ERR_EMPTY);
+	ck_assert_int_eq(open_on(kr, "cmd/x", NULL, 0, &info), VEIL_ERR_EMPTY);
+	/* reserved envelope flag bits */
+	n = seal_to("sensors/a", "flags", false, env, sizeof(env));
+	env[1] = 0x04;
+	ck_assert_int_eq(open_on(kr, "sensors/a", env, n, &info), VEIL_ERR_RESERVED_FLAGS);
+	/* a topic that tolerates plaintext delivers an empty payload as plaintext */
+	uint8_t o[8];
+	size_t ol = 9;
+	ck_assert_int_eq(veil_message_open(kr, rp, "mixed/a", env, 0, NOW, o, sizeof(o), &ol, &info), VEIL_OK);
+	ck_assert(info.plaintext);
+	ck_assert_uint_eq(ol, 0);
 }
 END_TEST
 
@@ -330,11 +388,12 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("message");
-	TCase *tc = tcase_create("core");
+	TCase *tc = veil_tcase("core", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_round_trip_and_info);
 	tcase_add_test(tc, test_distinct_refusals);
 	tcase_add_test(tc, test_signed_refusals);
+	tcase_add_test(tc, test_error_order_and_names);
 	tcase_add_test(tc, test_plaintext_policy);
 	tcase_add_test(tc, test_credential_cache_respects_trust);
 	tcase_add_test(tc, test_replay_window_per_key);
