@@ -14,6 +14,7 @@
 
 #include "veil/error.h"
 #include "veil/identity.h"
+#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -145,7 +146,7 @@ static const struct key_def KEYS[] = {
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-/* One "key value" line (already trimmed, not blank, not a comment). */
+/* One "key value" line (already trimmed, without its comment, not blank). */
 static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsigned seen[NKEYS], char *err,
                       size_t errlen)
 {
@@ -257,10 +258,11 @@ static int parse_text(struct veil_config *c, char *text, size_t len, char *err, 
 		}
 		*eol = '\0';
 		char *e = eol;
-		while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		if (e > p && e[-1] == '\r')
 			*--e = '\0';
 		char *s = p + strspn(p, " \t");
-		if (*s && *s != '#') {
+		s[veil__line_content(s, strlen(s), NULL)] = '\0'; /* comment and trailing blanks */
+		if (*s) {
 			int rc = parse_line(c, s, lineno, seen, err, errlen);
 			if (rc != VEIL_OK)
 				return rc;

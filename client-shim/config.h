@@ -1,9 +1,11 @@
 /*
  * The client config file, shared by libveil and libveil_preload.so.
  *
- * Text, one "key value" per line; blank lines and lines whose first
- * non-blank character is '#' are ignored ('#' later in a line is part of
- * the value, so paths may contain it). Keys:
+ * Text, one "key value" per line; blank lines are ignored. Comments follow
+ * Veil's one rule (docs/PROTOCOL.md section 2): a word that begins with '#'
+ * starts a comment to the end of the line ("log none   # quiet"); a '#'
+ * inside a word is part of the value, so paths may contain it ("a#b"), but
+ * a path cannot contain a word that begins with '#' ("my #2 dir"). Keys:
  *
  *   identity   <path>                       device identity (secret, mode 0600)
  *   credential <path>                       authority-signed credential

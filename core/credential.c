@@ -197,7 +197,7 @@ int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t 
 	bool too_long = false;
 	rc = VEIL_ERR_PARSE;
 	veil__errf(errbuf, errlen, "%s: no '%s' line", path, CRED_TAG);
-	while (veil__next_line(text, len, &pos, line, sizeof(line), &lineno, &too_long)) {
+	while (veil__next_line(text, len, &pos, line, sizeof(line), &lineno, &too_long, NULL)) {
 		if (too_long) {
 			veil__errf(errbuf, errlen, "%s:%u: line too long", path, lineno);
 			break;

@@ -81,7 +81,7 @@ static int parse_tagged(const char *text, size_t len, const char *path, const ch
 	char line[512];
 	bool too_long;
 	int rc = VEIL_ERR_NOT_FOUND;
-	while (veil__next_line(text, len, pos, line, sizeof(line), lineno, &too_long)) {
+	while (veil__next_line(text, len, pos, line, sizeof(line), lineno, &too_long, NULL)) {
 		if (too_long) {
 			veil__errf(errbuf, errlen, "%s:%u: line too long", path, *lineno);
 			rc = VEIL_ERR_PARSE;

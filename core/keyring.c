@@ -15,6 +15,10 @@
 
 #define KEYRING_MAX_BYTES (4U << 20)
 
+/* Directives whose second field is a topic filter: '#' there is the MQTT
+ * wildcard, never the start of a comment (veil__line_content). */
+static const char *const FILTER_DIRECTIVES[] = { "key", "policy", NULL };
+
 struct kr_key {
 	uint32_t id;
 	uint8_t *bytes;     /* into keyring->keymem */
@@ -258,7 +262,7 @@ int veil_keyring_parse(const char *text, size_t len, const char *name, struct ve
 	unsigned ln = 0;
 	bool too_long = false;
 	int rc = VEIL_OK;
-	while (rc == VEIL_OK && veil__next_line(text, len, &pos, line, 1024, &ln, &too_long)) {
+	while (rc == VEIL_OK && veil__next_line(text, len, &pos, line, 1024, &ln, &too_long, FILTER_DIRECTIVES)) {
 		if (too_long) {
 			veil__errf(errbuf, errlen, "%s:%u: line longer than 1023 bytes", name, ln);
 			rc = VEIL_ERR_PARSE;

@@ -145,8 +145,45 @@ int veil__file_write_atomic(const char *path, const void *data, size_t len, unsi
 	return rc;
 }
 
+static bool blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_filter_directive(const char *w, size_t n, const char *const *dirs)
+{
+	for (size_t i = 0; dirs && dirs[i]; i++) {
+		if (strlen(dirs[i]) == n && memcmp(dirs[i], w, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t veil__line_content(const char *s, size_t n, const char *const *filter_directives)
+{
+	size_t i = 0, end = 0, field = 0, first = 0, first_len = 0;
+	for (;;) {
+		while (i < n && blank(s[i]))
+			i++;
+		if (i == n)
+			return end;
+		size_t start = i;
+		while (i < n && !blank(s[i]))
+			i++;
+		bool filter = field == 1 && is_filter_directive(s + first, first_len, filter_directives);
+		if (s[start] == '#' && !filter)
+			return end;
+		if (field == 0) {
+			first = start;
+			first_len = i - start;
+		}
+		field++;
+		end = i;
+	}
+}
+
 bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size_t cap, unsigned *lineno,
-                     bool *too_long)
+                     bool *too_long, const char *const *filter_directives)
 {
 	if (*pos >= len)
 		return false;
@@ -159,27 +196,14 @@ bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size
 	size_t n = end - start;
 	if (n > 0 && text[start + n - 1] == '\r')
 		n--;
-	/* A comment is a line whose first non-blank character is '#' (as in
-	 * Mosquitto's files): '#' elsewhere is the MQTT multi-level wildcard. */
-	size_t fb = 0;
-	while (fb < n && (text[start + fb] == ' ' || text[start + fb] == '\t'))
-		fb++;
-	if (fb < n && text[start + fb] == '#')
-		n = 0;
+	n = veil__line_content(text + start, n, filter_directives);
+	while (n > 0 && blank(text[start]))
+		start++, n--;
 	*too_long = n >= cap;
 	if (*too_long)
 		n = cap - 1;
 	memcpy(line, text + start, n);
 	line[n] = '\0';
-	/* trim */
-	size_t b = 0;
-	while (line[b] == ' ' || line[b] == '\t')
-		b++;
-	size_t e = strlen(line);
-	while (e > b && (line[e - 1] == ' ' || line[e - 1] == '\t'))
-		e--;
-	memmove(line, line + b, e - b);
-	line[e - b] = '\0';
 	return true;
 }
 

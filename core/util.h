@@ -58,11 +58,25 @@ void veil__file_free(char *buf, size_t len);
 /* Write data atomically (temp file + fsync + rename), mode applied before data. */
 int veil__file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, bool excl);
 
-/* Next line of text starting at *pos; empties comment lines (first non-blank
- * character '#'; elsewhere '#' is the MQTT wildcard) and strips surrounding
- * blanks; returns false at end. *lineno is incremented per line. */
+/*
+ * The comment rule of every Veil text file (docs/PROTOCOL.md section 2), in
+ * this one place: a line is fields separated by spaces and tabs; the first
+ * field that begins with '#' starts a comment that runs to the end of the
+ * line. The one exception is a topic-filter field, where '#' is the MQTT
+ * wildcard: the second field of a line whose first field is one of
+ * filter_directives (a NULL-terminated list, or NULL when the format has no
+ * filter field) is never a comment. A '#' inside a field is never a comment.
+ * Returns the length of s[0..n) before the comment, without the blanks in
+ * front of it (so also without trailing blanks).
+ */
+size_t veil__line_content(const char *s, size_t n, const char *const *filter_directives);
+
+/* Next line of text starting at *pos, without its comment (veil__line_content
+ * with filter_directives) and surrounding blanks; a comment-only line comes
+ * back empty. Returns false at end. *lineno is incremented per line;
+ * *too_long when the content does not fit in cap. */
 bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size_t cap, unsigned *lineno,
-                     bool *too_long);
+                     bool *too_long, const char *const *filter_directives);
 /* Split a line into whitespace-separated fields (in place). Returns the count. */
 size_t veil__split(char *line, char **fields, size_t max);
 

@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include "veil/error.h"
+#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
 #include "auth_file.h"
 
 int vp_file__line(FILE *f, char *buf, size_t cap, unsigned *lineno)
@@ -43,6 +44,8 @@ int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, con
 	int got, rc = VEIL_OK;
 	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
 		const char *why = "line too long or contains a NUL byte";
+		if (got > 0)
+			line[veil__line_content(line, strlen(line), NULL)] = '\0';
 		rc = got < 0 ? VEIL_ERR_PARSE : parse(obj, line, &why);
 		if (rc != VEIL_OK && err)
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);

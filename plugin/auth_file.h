@@ -2,6 +2,8 @@
  * Line reading shared by the plugin's text files (password file, revocation
  * list): one line at a time with its number, CR/LF stripped, lines longer
  * than the limit reported instead of split, errors with file and line.
+ * vp_file__each_line hands parse the line without its comment (the core's
+ * one rule, docs/PROTOCOL.md section 2): a comment-only line arrives empty.
  */
 #ifndef VP_AUTH_FILE_H
 #define VP_AUTH_FILE_H

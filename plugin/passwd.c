@@ -57,7 +57,7 @@ static int parse_line(void *obj, char *line, const char **why)
 {
 	struct vp_passwd *p = obj;
 	char *s = vp_file__trim(line);
-	if (*s == '\0' || *s == '#')
+	if (*s == '\0') /* blank or comment only */
 		return VEIL_OK;
 	char *colon = strchr(s, ':');
 	if (!colon) {

@@ -85,7 +85,7 @@ static int parse_line(void *obj, char *line, const char **why)
 {
 	struct vp_revoke *r = obj;
 	char *s = vp_file__trim(line);
-	if (*s == '\0' || *s == '#')
+	if (*s == '\0') /* blank or comment only */
 		return VEIL_OK;
 	if (!strncmp(s, "credential", 10) && (s[10] == ' ' || s[10] == '\t')) {
 		char *hex = vp_file__trim(s + 11);

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
 #include "cli.h"
 
 #define PW_MAX 1024U
@@ -171,6 +172,7 @@ static int find_hash(const char *path, const char *user, char *hash, size_t cap)
 	while (fgets(line, sizeof(line), in)) {
 		if (line_is_user(line, user)) {
 			line[strcspn(line, "\r\n")] = '\0';
+			line[veil__line_content(line, strlen(line), NULL)] = '\0'; /* as the plugin reads it */
 			snprintf(hash, cap, "%s", line + strlen(user) + 1);
 			rc = 0;
 			break;

@@ -1,10 +1,14 @@
 /*
  * Keyring: topic filters -> topic keys and policy, plus trusted authorities.
- * Text format (docs/PROTOCOL.md section 6), one directive per line, '#' comments:
+ * Text format (docs/PROTOCOL.md section 6), one directive per line:
  *
  *   authority <base64 Ed25519 public key>
  *   key <topic-filter> <key-id> <base64 32-byte key> [send]
  *   policy <topic-filter> [signed] [plaintext]
+ *
+ * Comments (docs/PROTOCOL.md section 2): a field that begins with '#' starts
+ * a comment to the end of the line, except the <topic-filter> field, where
+ * '#' is the MQTT wildcard ("policy # plaintext  # everything else").
  *
  * The first filter (in file order of first appearance) that matches a topic
  * decides its keys and policy. All keys of that filter are accepted on receive;

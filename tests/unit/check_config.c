@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char dir[256];
 static char path[400];
@@ -85,6 +86,32 @@ START_TEST(good_file)
 	veil_config_free(&c);
 	ck_assert_ptr_null(c.keyring);
 	veil_config_free(&c); /* twice is harmless */
+}
+END_TEST
+
+/* Trailing comments: Veil's one rule (PROTOCOL.md section 2). A word that
+ * begins with '#' starts a comment, a '#' inside a word is part of it. */
+START_TEST(trailing_comments)
+{
+	struct veil_config c;
+	char err[512] = "";
+	const char *text = "keyring /etc/veil/keys dir/ring#1   # the main keyring\n"
+	                   "identity /k/my #2 id\n" /* "#2" begins a word: the path is "/k/my" */
+	                   "credential /k/cred\t#\n"
+	                   "auth credential # tokens\n"
+	                   "client_id sensor-1\t#no blank after the hash\n"
+	                   "log none #\n";
+	ck_assert_msg(load_text(text, &c, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_str_eq(c.keyring, "/etc/veil/keys dir/ring#1");
+	ck_assert_str_eq(c.identity, "/k/my");
+	ck_assert_str_eq(c.credential, "/k/cred");
+	ck_assert_int_eq(c.auth, VEIL_CONFIG_AUTH_CREDENTIAL);
+	ck_assert_str_eq(c.client_id, "sensor-1");
+	ck_assert_int_eq(c.log, VEIL_CONFIG_LOG_NONE);
+	veil_config_free(&c);
+	/* A comment where the value should be leaves the key without one. */
+	expect_line_error(BASE "state_dir # later\n", 4, "missing value for 'state_dir'");
+	expect_line_error(BASE "auth none#x\n", 4, "auth must be credential, password or none");
 }
 END_TEST
 
@@ -244,9 +271,10 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("config");
-	TCase *tc = tcase_create("config");
+	TCase *tc = veil_tcase("config", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_file);
+	tcase_add_test(tc, trailing_comments);
 	tcase_add_test(tc, defaults_and_modes);
 	tcase_add_test(tc, unknown_key);
 	tcase_add_test(tc, missing_value);

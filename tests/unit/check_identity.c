@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "vectors.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct veil_identity *auth, *dev;
 static uint8_t apk[1][32];
@@ -77,6 +78,12 @@ START_TEST(test_credential_verify)
 	ck_assert_int_eq(veil_credential_parse(cred, VEIL_CREDENTIAL_MAX + 1, &out), VEIL_ERR_TOO_LARGE);
 	cred[0] = 9;
 	ck_assert_int_eq(veil_credential_parse(cred, len, &out), VEIL_ERR_VERSION);
+	/* Reserved flags have their own name (PROTOCOL.md section 3). */
+	cred[0] = 1;
+	for (unsigned bit = 0; bit < 8; bit++) {
+		cred[1] = (uint8_t)(1U << bit);
+		ck_assert_int_eq(veil_credential_parse(cred, len, &out), VEIL_ERR_RESERVED_FLAGS);
+	}
 }
 END_TEST
 
@@ -236,6 +243,89 @@ START_TEST(test_files)
 }
 END_TEST
 
+/* PROTOCOL.md section 2: one comment rule for the key files (a field that
+ * begins with '#' starts a comment; '#' inside a field does not). */
+START_TEST(test_file_comments)
+{
+	char dir[256], path[300], pub[300], cpath[300], text[1024], b64[128];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/dev.key", dir);
+	snprintf(pub, sizeof(pub), "%s/auth.pub", dir);
+	snprintf(cpath, sizeof(cpath), "%s/dev.cred", dir);
+	/* identity: the seed line with a trailing comment (tab before it) */
+	uint8_t seed[32];
+	for (int i = 0; i < 32; i++)
+		seed[i] = (uint8_t)i;
+	sodium_bin2base64(b64, sizeof(b64), seed, 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text), "  # device 7\nveil-identity-v1 %s\t# SECRET #2\n", b64);
+	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
+	struct veil_identity *id = NULL, *ref = NULL;
+	char err[256] = "";
+	ck_assert_msg(veil_identity_load(path, &id, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_int_eq(veil_identity_from_seed(seed, &ref), VEIL_OK);
+	uint8_t a[32], b[32];
+	veil_identity_public(id, a);
+	veil_identity_public(ref, b);
+	ck_assert_mem_eq(a, b, 32);
+	veil_identity_free(&id);
+	veil_identity_free(&ref);
+	/* a '#' glued to the value is not a comment: the line is malformed */
+	snprintf(text, sizeof(text), "veil-identity-v1 %s#x\n", b64);
+	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
+	ck_assert_int_eq(veil_identity_load(path, &id, err, sizeof(err)), VEIL_ERR_PARSE);
+	/* public keys: two lines, each with a comment */
+	sodium_bin2base64(b64, sizeof(b64), apk[0], 32, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text), "veil-public-key-v1 %s # fleet A\nveil-public-key-v1 %s #\n", b64, b64);
+	ck_assert_int_eq(test_write_file(pub, text, 0644), 0);
+	uint8_t pks[4][32];
+	size_t n = 0;
+	ck_assert_msg(veil_public_keys_load(pub, pks, 4, &n, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_mem_eq(pks[1], apk[0], 32);
+	/* credential */
+	uint8_t cred[VEIL_CREDENTIAL_MAX], c2[VEIL_CREDENTIAL_MAX];
+	char cb64[sodium_base64_ENCODED_LEN(VEIL_CREDENTIAL_MAX, sodium_base64_VARIANT_ORIGINAL)];
+	size_t cl = issue("sensor-9", 1, 10, cred), cl2 = 0;
+	sodium_bin2base64(cb64, sizeof(cb64), cred, cl, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(text, sizeof(text), "veil-credential-v1 %s   # issued for line 1\n", cb64);
+	ck_assert_int_eq(test_write_file(cpath, text, 0644), 0);
+	ck_assert_msg(veil_credential_load(cpath, c2, sizeof(c2), &cl2, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(cl2, cl);
+	ck_assert_mem_eq(c2, cred, cl);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* PROTOCOL.md section 2: "mode 0600" means no group or other permission bit. */
+START_TEST(test_secret_file_modes)
+{
+	char dir[256], path[300];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/dev.key", dir);
+	ck_assert_int_eq(veil_identity_save(dev, path), VEIL_OK);
+	static const struct {
+		unsigned mode;
+		int rc;
+	} modes[] = { { 0600, VEIL_OK },       { 0400, VEIL_OK },       { 0700, VEIL_OK },
+		      { 0640, VEIL_ERR_PERM }, { 0604, VEIL_ERR_PERM }, { 0620, VEIL_ERR_PERM },
+		      { 0602, VEIL_ERR_PERM }, { 0610, VEIL_ERR_PERM }, { 0601, VEIL_ERR_PERM } };
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		ck_assert_int_eq(chmod(path, (mode_t)modes[i].mode), 0);
+		struct veil_identity *id = NULL;
+		char err[256] = "";
+		int rc = veil_identity_load(path, &id, err, sizeof(err));
+		ck_assert_msg(rc == modes[i].rc, "mode %03o: %d (%s)", modes[i].mode, rc, err);
+		ck_assert_str_eq(veil_errname(VEIL_ERR_PERM), "insecure-permissions");
+		veil_identity_free(&id);
+	}
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_vectors)
 {
 	uint8_t seed[32], aseed[32], want[1024], cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
@@ -281,7 +371,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("identity");
-	TCase *tc = tcase_create("core");
+	TCase *tc = veil_tcase("core", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_credential_verify);
 	tcase_add_test(tc, test_credential_rejects_bad_fields);
@@ -289,6 +379,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_token_verify_with_verified_credential);
 	tcase_add_test(tc, test_password_form);
 	tcase_add_test(tc, test_files);
+	tcase_add_test(tc, test_file_comments);
+	tcase_add_test(tc, test_secret_file_modes);
 	tcase_add_test(tc, test_vectors);
 	suite_add_tcase(s, tc);
 	return s;

@@ -10,6 +10,7 @@
 #include "veil/veil.h"
 #include "broker.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char K1[64], K2[64], K3[64], PK[64];
 
@@ -155,6 +156,82 @@ START_TEST(test_parse_errors)
 }
 END_TEST
 
+/* PROTOCOL.md sections 2 and 6: a field that begins with '#' starts a comment,
+ * except the topic-filter field of key and policy lines, where '#' is the MQTT
+ * wildcard. */
+START_TEST(test_trailing_comments)
+{
+	char t[1024];
+	snprintf(t, sizeof(t),
+	         "authority %s          # trusted for signed envelopes (max 16)\n"
+	         "key a/b 2 %s   #send (a comment: a/b has no send mark)\n"
+	         "key a/b 5 %s\t# older\n"
+	         "policy a/b signed # commands\n"
+	         "key # 1 %s send # everything else\n"
+	         "policy # plaintext # migration\n"
+	         "   # indented comment line\n",
+	         PK, K1, K2, K3);
+	struct veil_keyring *kr = parse_ok(t);
+	const uint8_t(*pks)[32] = NULL;
+	ck_assert_uint_eq(veil_keyring_authorities(kr, &pks), 1);
+	struct veil_topic_policy p;
+	ck_assert_int_eq(veil_keyring_policy(kr, "a/b", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "a/b");
+	ck_assert_uint_eq(p.send_key_id, 5); /* no send mark: the highest id */
+	ck_assert(p.require_signature);
+	ck_assert(!p.allow_plaintext);
+	ck_assert_int_eq(veil_keyring_policy(kr, "x/y", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "#");
+	ck_assert_uint_eq(p.send_key_id, 1);
+	ck_assert(p.allow_plaintext);
+	ck_assert(!p.require_signature);
+	veil_keyring_free(&kr);
+	/* The filter field is never a comment, even when it is exactly '#'. */
+	kr = parse_ok("policy # plaintext\n");
+	ck_assert_int_eq(veil_keyring_policy(kr, "any/topic", &p), VEIL_OK);
+	ck_assert(p.allow_plaintext);
+	veil_keyring_free(&kr);
+	parse_bad("policy #  # a keyless filter without plaintext\n", 1, "has no key");
+	/* Elsewhere a comment cuts the line: these lines lose a required field. */
+	parse_bad("authority #key-comes-later\n", 1, "expected 'authority");
+	snprintf(t, sizeof(t), "key a/# # 1 %s\n", K1);
+	parse_bad(t, 1, "expected 'key");
+	parse_bad("policy a/# #signed\n", 1, "has no key");
+	/* A '#' inside a field is no comment: "signed#x" is an unknown word. */
+	snprintf(t, sizeof(t), "key a 1 %s\npolicy a signed#x\n", K1);
+	parse_bad(t, 2, "unknown policy word");
+}
+END_TEST
+
+/* PROTOCOL.md section 6: a first-level '+' or '#' never matches a '$' topic;
+ * at a later level '+' matches a '$' level like any other. */
+START_TEST(test_dollar_levels)
+{
+	char t[512];
+	snprintf(t, sizeof(t), "key + 1 %s\nkey +/x 2 %s\nkey a/+ 3 %s\nkey $SYS/+ 4 %s\n", K1, K2, K3, PK);
+	struct veil_keyring *kr = parse_ok(t);
+	struct veil_topic_policy p;
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS", &p), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_keyring_policy(kr, "$x", &p), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS/x", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "$SYS/+"); /* not +/x */
+	ck_assert_int_eq(veil_keyring_policy(kr, "a/$x", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "a/+");
+	ck_assert_int_eq(veil_keyring_policy(kr, "b", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "+");
+	ck_assert_int_eq(veil_keyring_policy(kr, "b/x", &p), VEIL_OK);
+	ck_assert_str_eq(p.filter, "+/x");
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS/x/y", &p), VEIL_ERR_NO_POLICY);
+	veil_keyring_free(&kr);
+	snprintf(t, sizeof(t), "key # 1 %s\nkey +/# 2 %s\n", K1, K2);
+	kr = parse_ok(t);
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS", &p), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_keyring_policy(kr, "$SYS/a/b", &p), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_keyring_policy(kr, "a/$SYS", &p), VEIL_OK);
+	veil_keyring_free(&kr);
+}
+END_TEST
+
 START_TEST(test_file_permissions)
 {
 	char dir[256], path[300], err[512];
@@ -166,6 +243,14 @@ START_TEST(test_file_permissions)
 	struct veil_keyring *kr = NULL;
 	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_ERR_PERM);
 	ck_assert_ptr_nonnull(strstr(err, "chmod 600"));
+	/* "mode 0600" = no group or other bit (PROTOCOL.md section 2). */
+	ck_assert_int_eq(chmod(path, 0604), 0);
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_ERR_PERM);
+	ck_assert_int_eq(chmod(path, 0610), 0);
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_ERR_PERM);
+	ck_assert_int_eq(chmod(path, 0400), 0);
+	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_OK);
+	veil_keyring_free(&kr);
 	ck_assert_int_eq(chmod(path, 0600), 0);
 	ck_assert_int_eq(veil_keyring_load(path, &kr, err, sizeof(err)), VEIL_OK);
 	veil_keyring_free(&kr);
@@ -215,12 +300,14 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyring");
-	TCase *tc = tcase_create("core");
+	TCase *tc = veil_tcase("core", 10);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_policy_lookup);
 	tcase_add_test(tc, test_highest_key_sends_without_mark);
 	tcase_add_test(tc, test_parse_errors);
 	tcase_add_test(tc, test_parse_errors_never_echo_keys);
+	tcase_add_test(tc, test_trailing_comments);
+	tcase_add_test(tc, test_dollar_levels);
 	tcase_add_test(tc, test_file_permissions);
 	suite_add_tcase(s, tc);
 	return s;

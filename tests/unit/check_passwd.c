@@ -17,6 +17,7 @@
 #include "broker.h"
 #include "passwd.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char dir[256], path[300];
 static char h_alice[crypto_pwhash_STRBYTES], h_bob[crypto_pwhash_STRBYTES];
@@ -41,6 +42,8 @@ static void teardown(void)
 	remove(dir);
 }
 
+static int veil_passwd(const char *args, const char *password);
+
 static int load_text(const char *text, struct vp_passwd **p, char *err, size_t errlen)
 {
 	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
@@ -62,6 +65,32 @@ START_TEST(test_load_and_lookup)
 	ck_assert_int_eq(crypto_pwhash_str_verify(vp_passwd__hash(p, "alice"), "wonderland", 10), 0);
 	vp_passwd__free(&p);
 	ck_assert_ptr_null(p);
+}
+END_TEST
+
+/* Trailing comments, the one rule of every Veil file (PROTOCOL.md section 2),
+ * in the plugin's reader and in `veil passwd verify`. */
+START_TEST(test_trailing_comments)
+{
+	char text[600], err[256] = "";
+	snprintf(text, sizeof(text), "bob:%s   # ops, rotated 2024-05\nalice:%s\t#\n", h_bob, h_alice);
+	struct vp_passwd *p = NULL;
+	ck_assert_msg(load_text(text, &p, err, sizeof(err)) == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(vp_passwd__count(p), 2);
+	ck_assert_str_eq(vp_passwd__hash(p, "bob"), h_bob);
+	ck_assert_str_eq(vp_passwd__hash(p, "alice"), h_alice);
+	vp_passwd__free(&p);
+	char args[600];
+	snprintf(args, sizeof(args), "verify '%s' alice", path);
+	ck_assert_int_eq(veil_passwd(args, "wonderland"), 0);
+	ck_assert_int_eq(veil_passwd(args, "wonder"), 1);
+	/* '#' glued to the hash is part of it, not a comment. */
+	snprintf(text, sizeof(text), "bob:%s#x\n", h_bob);
+	ck_assert_msg(load_text(text, &p, err, sizeof(err)) == VEIL_OK, "%s", err);
+	const char *h = vp_passwd__hash(p, "bob");
+	ck_assert_uint_eq(strlen(h), strlen(h_bob) + 2);
+	ck_assert_str_eq(h + strlen(h_bob), "#x");
+	vp_passwd__free(&p);
 }
 END_TEST
 
@@ -189,9 +218,10 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("passwd");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 10);
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, test_load_and_lookup);
+	tcase_add_test(t, test_trailing_comments);
 	tcase_add_test(t, test_broken_files);
 	tcase_add_test(t, test_cache);
 	tcase_add_test(t, test_cli_round_trip);

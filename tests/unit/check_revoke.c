@@ -11,6 +11,7 @@
 #include "broker.h"
 #include "revoke.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char dir[256], path[300];
 
@@ -57,6 +58,37 @@ START_TEST(test_entries)
 	ck_assert(!vp_revoke__client(r, "lost-device2"));
 	ck_assert(!vp_revoke__client(r, NULL));
 	vp_revoke__free(&r);
+	ck_assert_ptr_null(r);
+}
+END_TEST
+
+/* The example of docs/AUTH.md, verbatim: trailing comments (PROTOCOL.md
+ * section 2). Refusing them kept the old list, and the device the operator
+ * had just revoked stayed connected. */
+START_TEST(test_trailing_comments)
+{
+	struct vp_revoke *r = NULL;
+	char err[256] = "";
+	int rc = load_text("credential 5f0c9a7e2b8d41c3a6e0f1d2c3b4a596   # credential id (veil credential show)\n"
+	                   "client lost-device-17                        # every login with this client id\n"
+	                   "client my device\t#7 (an id with a space)\n"
+	                   "client x #\n",
+	                   &r, err, sizeof(err));
+	ck_assert_msg(rc == VEIL_OK, "%s", err);
+	ck_assert_uint_eq(vp_revoke__count(r), 4);
+	uint8_t id[16] = { 0x5f, 0x0c, 0x9a, 0x7e, 0x2b, 0x8d, 0x41, 0xc3,
+		           0xa6, 0xe0, 0xf1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96 };
+	ck_assert(vp_revoke__credential(r, id));
+	ck_assert(vp_revoke__client(r, "lost-device-17"));
+	ck_assert(vp_revoke__client(r, "my device"));
+	ck_assert(vp_revoke__client(r, "x"));
+	vp_revoke__free(&r);
+	/* A '#' inside a word is no comment: "a#b" is an id with '#', refused. */
+	ck_assert_int_eq(load_text("client a#b\n", &r, err, sizeof(err)), VEIL_ERR_PARSE);
+	ck_assert_int_eq(load_text("credential 00112233445566778899aabbccddeeff#x\n", &r, err, sizeof(err)),
+	                 VEIL_ERR_PARSE);
+	/* A comment that eats the value leaves the directive without one. */
+	ck_assert_int_eq(load_text("client #lost\n", &r, err, sizeof(err)), VEIL_ERR_PARSE);
 	ck_assert_ptr_null(r);
 }
 END_TEST
@@ -124,9 +156,10 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("revoke");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 10);
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, test_entries);
+	tcase_add_test(t, test_trailing_comments);
 	tcase_add_test(t, test_empty_and_missing);
 	tcase_add_test(t, test_broken_lines);
 	suite_add_tcase(s, t);
