@@ -149,6 +149,7 @@ static void setup(void)
 		.credential_path = g.cfg.credential,
 		.keyring_path = g.cfg.keyring,
 		.state_dir = g.cfg.state_dir,
+		.token_login = g.cfg.auth == VEIL_CONFIG_AUTH_CREDENTIAL,
 		.sign_all = g.cfg.sign == VEIL_CONFIG_SIGN_ALWAYS,
 		.log = session_log,
 	};

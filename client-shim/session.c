@@ -190,7 +190,7 @@ static int load_credential(struct veil__session *s, const struct veil__session_o
 			return VEIL_ERR_AUTH;
 		}
 	}
-	if (strcmp(o->client_id, c.client_id) != 0) {
+	if (o->token_login && strcmp(o->client_id, c.client_id) != 0) {
 		veil__errf(err, errlen, "client id '%s' differs from the credential's client id '%s' (%s)", o->client_id,
 		           c.client_id, o->credential_path);
 		return VEIL_ERR_CLIENT_ID;

@@ -11,8 +11,9 @@
  * other's deliveries as replays. The rules that used to differ between the
  * front ends live here only:
  *   - loading: identity and credential must match; the credential must be
- *     for the configured client id, verify against the keyring's authorities
- *     when it lists any, and be valid now; every error names its file;
+ *     for the configured client id (token login), verify against the
+ *     keyring's authorities when it lists any, and be valid now; every error
+ *     names its file;
  *   - state_dir: created 0700 when missing; refused when it (or a state file
  *     in it) is owned by another user or writable by group or others; locked,
  *     so two clients or processes never share one sequence; a corrupt sequence
@@ -50,6 +51,7 @@ struct veil__session_opts {
 	const char *credential_path;    /* NULL: no token login, no signing */
 	const char *keyring_path;       /* required */
 	const char *state_dir;          /* NULL: state in memory only */
+	bool token_login;               /* logs in with a token: the credential must be for client_id */
 	bool sign_all;                  /* sign every envelope */
 	bool refuse_plaintext_send;     /* never send in clear, even where policy allows */
 	size_t max_per_key;             /* receive windows per key; 0: VEIL_REPLAY_DEFAULT_PER_KEY */

@@ -164,6 +164,7 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 		.credential_path = o->credential_path,
 		.keyring_path = o->keyring_path,
 		.state_dir = o->state_dir,
+		.token_login = o->auth == VEIL_AUTH_TOKEN,
 		.sign_all = o->sign_all,
 		.max_per_key = o->max_senders,
 		.log = session_log,
