@@ -519,7 +519,7 @@ static int parse_opts(int argc, char **argv, struct load_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct load_opts){ .n_clients = 1000, .n_pubs = 100, .n_subs = 4, .messages = 600000, .rounds = 1,
-		                 .window = 100, .max_backlog = 20000, .idle_per_proc = IDLE_PER_PROCESS,
+		                 .window = 100, .max_backlog = 4000, .idle_per_proc = IDLE_PER_PROCESS,
 		                 .rate = 100, .setup_s = 120, .stall_s = 60 };
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
