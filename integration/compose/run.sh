@@ -22,6 +22,9 @@ FAILS=0; CHECKS=0
 say() { printf '[compose %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 check() { local what=$1; shift; CHECKS=$((CHECKS + 1))
 	if "$@"; then echo "PASS compose: $what"; else echo "FAIL compose: $what"; FAILS=$((FAILS + 1)); fi; }
+# until_ok SECONDS CMD...: re-checks CMD every 0.1 s until it succeeds or the
+# deadline; nothing here waits a fixed time for an event.
+until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh needs root (dockerd, debootstrap)" >&2; exit 2; }
 
@@ -53,7 +56,7 @@ cleanup() {
 	fi
 	if [ -n "$DOCKERD_PID" ]; then
 		kill -TERM "$DOCKERD_PID" 2>/dev/null
-		for _ in $(seq 1 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
+		until_ok 10 bash -c "! kill -0 $DOCKERD_PID 2>/dev/null"
 		kill -KILL "$DOCKERD_PID" 2>/dev/null
 	fi
 	if [ "$rc" -ne 0 ] || [ "${VEIL_KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
@@ -66,8 +69,7 @@ if ! $DOCKER info >/dev/null 2>&1; then
 	dockerd --iptables=false --bridge=none -H "$DOCKER_HOST" --data-root "$CACHE/docker" \
 		--exec-root "$RUN/exec" --pidfile "$RUN/docker.pid" >"$WORK/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
-	for _ in $(seq 1 100); do $DOCKER info >/dev/null 2>&1 && break; sleep 0.2; done
-	$DOCKER info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; exit 1; }
+	until_ok 20 $DOCKER info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; exit 1; }
 fi
 
 # ---- base image (no registry needed) ----
@@ -115,29 +117,29 @@ T_BUILD=$(( $(date +%s) - T0 ))
 # ---- the suite ----
 $COMPOSE -p "$PROJECT" run --rm provision
 $COMPOSE -p "$PROJECT" up -d broker 2>/dev/null
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$VEIL_PORT") 2>/dev/null && break; sleep 0.1; done
-check "broker container listening on 127.0.0.1:$VEIL_PORT" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$VEIL_PORT)" \
+check "broker container listening on 127.0.0.1:$VEIL_PORT" until_ok 10 bash -c "(exec 3<>/dev/tcp/127.0.0.1/$VEIL_PORT) 2>/dev/null" \
 	|| { tail -20 "$VEIL_WORK/broker/mosquitto.log"; exit 1; }
 $COMPOSE -p "$PROJECT" up -d dashboard paho-dashboard attacker 2>/dev/null
 R=$VEIL_WORK/run
 BLOG=$VEIL_WORK/broker/mosquitto.log
-for _ in $(seq 1 300); do
-	[ -e "$R/dashboard.ready" ] && [ -e "$R/attacker.ready" ] && grep -q 'as paho-dashboard' "$BLOG" 2>/dev/null && break
-	sleep 0.1
-done
-check "dashboard, paho-dashboard and attacker connected" bash -c \
-	"[ -e '$R/dashboard.ready' ] && [ -e '$R/attacker.ready' ] && grep -q 'as paho-dashboard' '$BLOG'"
-sleep 1
+# The broker's "subscribe" log line (log_type all): the subscription is in place.
+subscribed() { grep -qE ": $1 [0-2] fleet/#\$" "$BLOG" 2>/dev/null; }
+all_subscribed() { [ -e "$R/dashboard.ready" ] && subscribed paho-dashboard && subscribed attacker; }
+check "dashboard, paho-dashboard and attacker subscribed" until_ok 60 all_subscribed
 for s in sensor-1 sensor-2 paho-sensor; do
 	check "$s container published" timeout 120 $COMPOSE -p "$PROJECT" run --rm "$s"
 done
 cid() { $COMPOSE -p "$PROJECT" ps -q "$1"; }
-rc_dash=$(timeout 240 $DOCKER wait "$(cid dashboard)" || echo 124)
 rc_att=$(timeout 240 $DOCKER wait "$(cid attacker)" || echo 124)
+# After the attacker: the end marker. Whatever the attacker got through would
+# reach the dashboards before it.
+check "end marker published" timeout 120 $COMPOSE -p "$PROJECT" run --rm sensor-1 bash /scripts/sensor.sh sensor-1 marker
+rc_dash=$(timeout 240 $DOCKER wait "$(cid dashboard)" || echo 124)
 $DOCKER logs "$(cid dashboard)" >"$WORK/dashboard.log" 2>&1
 $DOCKER logs "$(cid attacker)" >"$WORK/attacker.log" 2>&1
 N=$VEIL_MESSAGES
-for _ in $(seq 1 50); do [ "$(grep -c COMPOSESECRET "$R/paho-dashboard.out" 2>/dev/null || echo 0)" -ge $((3 * N + 2)) ] && break; sleep 0.2; done
+check "unmodified paho_c_sub (preload) printed the end marker" \
+	until_ok 60 grep -q 'COMPOSEMARKER-0' "$R/paho-dashboard.out"
 $COMPOSE -p "$PROJECT" stop paho-dashboard >/dev/null 2>&1
 
 grep '^sub:' "$WORK/dashboard.log" | sed 's/^/  dashboard /'

@@ -12,15 +12,22 @@ pw() { veil token --identity "$K/attacker.key" --credential "$K/attacker.cred" -
 msub() { mosquitto_sub -h 127.0.0.1 -p "$P" -V mqttv5 -i attacker -u attacker -P "$(pw)" "$@"; }
 mpub() { mosquitto_pub -h 127.0.0.1 -p "$P" -V mqttv5 -i attacker -u attacker -P "$(pw)" -q 1 "$@"; }
 
+# until CMD... succeeds, re-checked every 50 ms for at most SECONDS.
+until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
+
 # 1. sniff the wire and subscribe with the valid login: envelopes only
-tcpdump -i lo -U -s 0 -w $R/attacker.pcap "port $P" >/dev/null 2>&1 &
+tcpdump -i lo -U -s 0 -w $R/attacker.pcap "port $P" >/dev/null 2>$R/attacker-tcpdump.log &
 TD=$!
-sleep 1
+until_ok 10 grep -q 'listening on' $R/attacker-tcpdump.log || bad "tcpdump did not start"
+# run.sh waits for the broker's log line of this subscription before the sensors start.
 msub -t 'fleet/#' -q 1 -F '%t %x' -C $((3 * VEIL_MESSAGES + 2)) -W 150 >$R/attacker-spy.out 2>/dev/null &
 SPY=$!
-touch $R/attacker.ready
 wait $SPY
-sleep 1; kill $TD; wait $TD 2>/dev/null
+# Every packet is in the capture once a datagram sent after them is.
+end_mark="veil-capture-end-$$-$RANDOM"
+printf '%s' "$end_mark" >/dev/udp/127.0.0.1/$P || true
+until_ok 15 grep -aqF "$end_mark" $R/attacker.pcap || bad "capture end marker not written"
+kill -INT $TD; wait $TD 2>/dev/null
 n=$(grep -c '^fleet/' $R/attacker-spy.out || true)
 [ "$n" -gt 0 ] && ok "spy subscription received $n messages" || bad "spy received nothing (no traffic?)"
 grep '^fleet/' $R/attacker-spy.out | awk '{print $2}' | grep -qv '^01' && bad "non-envelope payload seen" || ok "every payload is an envelope"

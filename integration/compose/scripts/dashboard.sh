@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The libveil dashboard: every reading and alert of the three sensors, opened,
-# once, in order, none refused. Exit status is the verdict.
+# once, in order, none refused, and nothing else (an attacker's payload)
+# before the end marker run.sh publishes after the attacker is done. Exit
+# status is the verdict.
 set -euo pipefail
 K=/veil/keys; N=${VEIL_MESSAGES}
 exec veil-integ sub --uri "tcp://127.0.0.1:${VEIL_PORT}" --id dashboard --identity $K/dashboard.key \
 	--credential $K/dashboard.cred --keyring $K/keyring --state-dir /veil/state/dashboard \
-	--filter 'fleet/#' --expect $((3 * N + 2)) --expect-refused 0 --linger 12000 --timeout 180 \
+	--filter 'fleet/#' --expect $((3 * N + 2)) --expect-refused 0 --marker COMPOSEMARKER --timeout 240 \
 	--print --ready /veil/run/dashboard.ready
