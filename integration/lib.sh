@@ -411,7 +411,8 @@ it_dev_args() { # ID KEYRING
 # after everything else; `veil-integ sub --marker` ends only once it has
 # arrived, so whatever was going to arrive before it (a late duplicate, an
 # attacker's payload) has arrived too, and its absence means something.
-IT_MARKER=end-marker
+# shellcheck disable=SC2034  # used by the scenarios
+IT_MARKER='end-marker'
 
 # ---- captures ---------------------------------------------------------------
 # it_capture_start FILE PORT...: tcpdump on lo, only the given ports; returns
