@@ -16,7 +16,7 @@ hits=$(grep -rnE '\btcase_(create|set_timeout)\b' tests --include='*.c' --includ
 $hits"
 
 hits=$(grep -rnE '\b(sleep|usleep|nanosleep)\s*\(' tests integration bench --include='*.c' --include='*.h' \
-  | grep -vE '^(tests/support/timing\.c|integration/integ_client\.c|integration/integ_load\.c|bench/)')
+  | grep -vE '^(tests/support/timing\.[ch]|integration/integ_client\.c|integration/integ_load\.c|bench/)')
 [ -z "$hits" ] || fail "fixed sleep in a test (wait on the event with a deadline instead):
 $hits"
 
@@ -24,7 +24,7 @@ hits=$(grep -rnE 'file\(GLOB|if\(EXISTS|if\(TARGET' --include=CMakeLists.txt --i
   core plugin client-shim tools tests integration bench fuzz examples keyd CMakeLists.txt 2>/dev/null)
 [ -z "$hits" ] || fail "implicit source lists in CMake:
 $hits"
-hits=$(grep -rnE '#pragma weak|__attribute__\(\(weak' core plugin client-shim tools keyd 2>/dev/null)
+hits=$(grep -rnE '#pragma weak|__attribute__\(\(weak' --include='*.c' --include='*.h' core plugin client-shim tools keyd 2>/dev/null)
 [ -z "$hits" ] || fail "weak symbols:
 $hits"
 
