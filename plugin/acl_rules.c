@@ -1,11 +1,13 @@
 /*
  * ACL rules parser (see acl_rules.h). Line handling copies Mosquitto
  * 2.0.11's aclfile__parse so an unchanged acl_file means the same thing:
- * trailing white space is stripped, '#' in the first column starts a comment,
- * words are separated by spaces only (a tab makes the line invalid, as in
- * Mosquitto), the topic is the rest of the line with blanks trimmed (it may
- * contain spaces), "topic x" alone means readwrite on x, and a username is
- * the rest of the `user` line. Any error refuses the whole file.
+ * trailing white space is stripped, '#' in the first column starts a comment
+ * (no trailing comments: this is Mosquitto's format, not a Veil one), words
+ * are separated by spaces only (a tab is an ordinary character: inside the
+ * first word it makes the line invalid, after it it belongs to a word or the
+ * topic, as in Mosquitto), the topic is the rest of the line with blanks
+ * trimmed (it may contain spaces), "topic x" alone means readwrite on x, and
+ * a username is the rest of the `user` line. Any error refuses the whole file.
  */
 #include <ctype.h>
 #include <errno.h>

@@ -279,8 +279,19 @@ static void walk_cover(const struct vp_trie *t, const struct vp_topic_node *node
 		add(node, m);
 		return;
 	}
-	if (is(&lv[i], "#"))
-		return; /* only a '#' rule covers a '#' filter level */
+	if (is(&lv[i], "#")) {
+		/* A '#' filter level matches its parent topic and every topic
+		 * below it; a '#' rule at this node covers both (added above).
+		 * A "+/#" rule here covers everything below but not the parent,
+		 * so it covers too when there is no parent topic: for the whole
+		 * filter "#" (both match every topic whose first level does not
+		 * start with '$'), and for "/#", whose parent would be the empty
+		 * topic, which MQTT does not allow. */
+		bool no_parent = i == 0 || (i == 1 && lv[0].n == 0);
+		if (no_parent && node->plus && node->plus->hash)
+			add(node->plus->hash, m);
+		return;
+	}
 	if (is(&lv[i], "+")) {
 		walk_cover(t, node->plus, lv, n, i + 1, s, m);
 		return;

@@ -14,6 +14,7 @@
 
 #include "acl_decide.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct vp_acl_rules *rules(const char *text)
 {
@@ -158,6 +159,57 @@ START_TEST(subscribe_filters)
 }
 END_TEST
 
+/* Found in the issue-17 review, compared with Mosquitto's acl_file: `+/#`
+ * matches every topic `#` matches, yet did not let a client SUBSCRIBE to `#`,
+ * and a `deny +/#` did not refuse SUBSCRIBE `#` while `read #` was granted. */
+START_TEST(subscribe_plus_hash_covers_hash)
+{
+	struct vp_acl_rules *r = rules("topic read +/#\n");
+	ck_assert(decide(r, "c", NULL, NULL, S, "#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, S, "$share/g/#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, S, "+/#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, S, "a", NULL)); /* +/# matches a parent level too */
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$SYS/#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, R, "a", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, R, "$SYS/x", NULL));
+	vp_acl_rules__free(&r);
+	/* `a/+/#` does not match `a`, so it does not cover `a/#`. */
+	r = rules("topic read a/+/#\n");
+	ck_assert(!decide(r, "c", NULL, NULL, S, "a/#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, S, "a/+/#", NULL));
+	vp_acl_rules__free(&r);
+	/* The same exact coverage for a deny. */
+	r = rules("topic read #\n"
+	          "topic deny +/#\n");
+	ck_assert(!decide(r, "c", NULL, NULL, S, "#", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$share/g/#", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, R, "a/b", NULL));
+	vp_acl_rules__free(&r);
+	r = rules("topic read #\n"
+	          "topic deny +/+/#\n"); /* overlaps `#` without covering it (not `a`) */
+	ck_assert(decide(r, "c", NULL, NULL, S, "#", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, R, "a", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, R, "a/b", NULL));
+	vp_acl_rules__free(&r);
+}
+END_TEST
+
+/* docs/ACL.md: a shared subscription must name a group and a non-empty filter
+ * (MQTT 5 4.8.2 and 4.7.3); `$share/g/` could never receive anything and is
+ * refused even where every topic is readable. */
+START_TEST(subscribe_share_without_filter)
+{
+	struct vp_acl_rules *r = rules("topic read #\n");
+	ck_assert(decide(r, "c", NULL, NULL, S, "$share/g/a", NULL));
+	ck_assert(decide(r, "c", NULL, NULL, S, "$share/g/#", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$share/g/", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$share/g", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$share//a", NULL));
+	ck_assert(!decide(r, "c", NULL, NULL, S, "$share/g+/a", NULL));
+	vp_acl_rules__free(&r);
+}
+END_TEST
+
 START_TEST(dollar_only_explicit)
 {
 	struct vp_acl_rules *r = rules("topic readwrite #\n"
@@ -263,13 +315,14 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("acl_decide");
-	TCase *tc = tcase_create("decide");
-	tcase_set_timeout(tc, 30);
+	TCase *tc = veil_tcase("decide", 30);
 	tcase_add_test(tc, lists_like_mosquitto);
 	tcase_add_test(tc, deny_wins);
 	tcase_add_test(tc, dangerous_ids);
 	tcase_add_test(tc, roles);
 	tcase_add_test(tc, subscribe_filters);
+	tcase_add_test(tc, subscribe_plus_hash_covers_hash);
+	tcase_add_test(tc, subscribe_share_without_filter);
 	tcase_add_test(tc, dollar_only_explicit);
 	tcase_add_test(tc, protection_attrs);
 	tcase_add_test(tc, scale_10k);

@@ -14,6 +14,7 @@
 #include "acl_rules.h"
 #include "broker.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct vp_acl_rules *parse_ok(const char *text)
 {
@@ -104,6 +105,18 @@ START_TEST(mosquitto_quirks)
 	ck_assert_uint_eq(access_on(r, r->anon, "a/b", NULL, NULL), 0);
 	ck_assert(!r->has_attrs);
 	vp_acl_rules__free(&r);
+	/* Tabs, as Mosquitto reads them (docs/ACL.md): not separators, ordinary
+	 * characters of a word or the topic; trimmed around the topic and at the
+	 * end of the line. */
+	r = parse_ok("topic read\ta/b\n"           /* one word after "topic": readwrite on it */
+	             "topic write \tc/d\t\n"       /* blanks around the topic are trimmed */
+	             "topic read e\tf\n"            /* inside the topic: part of it */
+	             "\t\n");                       /* a line of blanks is empty */
+	ck_assert_uint_eq(access_on(r, r->anon, "read\ta/b", NULL, NULL), VP_ACC_READ | VP_ACC_WRITE);
+	ck_assert_uint_eq(access_on(r, r->anon, "a/b", NULL, NULL), 0);
+	ck_assert_uint_eq(access_on(r, r->anon, "c/d", NULL, NULL), VP_ACC_WRITE);
+	ck_assert_uint_eq(access_on(r, r->anon, "e\tf", NULL, NULL), VP_ACC_READ);
+	vp_acl_rules__free(&r);
 	/* Empty file and comments only: a valid, empty policy (deny all). */
 	r = parse_ok("");
 	ck_assert_uint_eq(r->nrules, 0);
@@ -156,7 +169,13 @@ START_TEST(errors_with_line)
 {
 	parse_err("topic read a\nfoo bar\n", "t.acl:2: ", "invalid line");
 	parse_err("\n\n  # indented comment\n", "t.acl:3: ", "invalid line"); /* as Mosquitto */
-	parse_err("topic\tread\ta\n", "t.acl:1: ", "invalid line");
+	parse_err("topic\tread\ta\n", "t.acl:1: ", "invalid line"); /* a tab in the first word */
+	parse_err("\ttopic read a\n", "t.acl:1: ", "invalid line");
+	/* Not a Veil file, no trailing comments: the topic is the rest of the line,
+	 * and " #" makes it an invalid filter. */
+	parse_err("topic read a/# # note\n", "t.acl:1: ", "invalid topic");
+	parse_err("topic read a/b # note\n", "t.acl:1: ", "invalid topic");
+	parse_err("user alice\ntopic write c  # note\n", "t.acl:2: ", "invalid topic");
 	parse_err("user\n", "t.acl:1: ", "missing user name");
 	parse_err("user   \n", "t.acl:1: ", "missing user name");
 	parse_err("role\n", "t.acl:1: ", "missing role name");
@@ -235,7 +254,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("acl_rules");
-	TCase *tc = tcase_create("parser");
+	TCase *tc = veil_tcase("parser", 10);
 	tcase_add_test(tc, mosquitto_directives);
 	tcase_add_test(tc, mosquitto_quirks);
 	tcase_add_test(tc, extensions);

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "veil/veil.h"
 #include "topic.h"
 #include "check_run.h"
+#include "timing.h"
 
 /* Does a single rule `rule` (pattern or not) match topic for id/user? */
 static bool matches(const char *rule, bool pattern, const char *topic, const char *id, const char *user)
@@ -194,6 +196,140 @@ START_TEST(share_strip)
 }
 END_TEST
 
+/* The reference: MQTT 3.1.1 section 4.7, written from the text over level
+ * lists (no code shared with topic.c or core/util.c). '+' is one level, '#'
+ * any number of levels including none after its parent ("a/#" matches "a";
+ * "#" matches every topic, which has at least one level), and a wildcard in
+ * the first level never matches a topic whose first level starts with '$'. */
+#define MAXL 8
+static size_t levels(const char *s, char lv[MAXL][8])
+{
+	size_t n = 0, k = 0;
+	for (;; s++) {
+		if (*s == '/' || !*s) {
+			lv[n++][k] = '\0';
+			k = 0;
+			if (!*s)
+				return n;
+		} else {
+			lv[n][k++] = *s;
+		}
+	}
+}
+
+static bool ref_rest(char f[MAXL][8], size_t nf, size_t fi, char t[MAXL][8], size_t nt, size_t ti)
+{
+	if (fi == nf)
+		return ti == nt;
+	if (!strcmp(f[fi], "#"))
+		return true;
+	if (ti == nt)
+		return false;
+	return (!strcmp(f[fi], "+") || !strcmp(f[fi], t[ti])) && ref_rest(f, nf, fi + 1, t, nt, ti + 1);
+}
+
+static bool ref_match(const char *filter, const char *topic)
+{
+	char f[MAXL][8], t[MAXL][8];
+	size_t nf = levels(filter, f), nt = levels(topic, t);
+	if (t[0][0] == '$' && (!strcmp(f[0], "+") || !strcmp(f[0], "#")))
+		return false;
+	return ref_rest(f, nf, 0, t, nt, 0);
+}
+
+/* Every topic of 1..maxd levels over lv (a level outside every filter, "z",
+ * stands for any other level), and every valid filter of 1..maxd levels. */
+static size_t all(const char *const *lv, size_t nlv, size_t maxd, bool filters, char (*out)[32], size_t cap)
+{
+	size_t n = 0, idx[MAXL] = { 0 };
+	for (size_t d = 1; d <= maxd; d++) {
+		memset(idx, 0, sizeof(idx));
+		for (;;) {
+			char buf[32] = "";
+			for (size_t i = 0; i < d; i++) {
+				if (i)
+					strcat(buf, "/");
+				strcat(buf, lv[idx[i]]);
+			}
+			if (buf[0] && (!filters || vp_topic__valid_filter(buf))) { /* "" is no topic or filter */
+				ck_assert_uint_lt(n, cap);
+				strcpy(out[n++], buf);
+			}
+			size_t i = 0;
+			while (i < d && ++idx[i] == nlv)
+				idx[i++] = 0;
+			if (i == d)
+				break;
+		}
+	}
+	return n;
+}
+
+/* Found in the issue-17 review: a rule `+/#` did not cover SUBSCRIBE `#`,
+ * although both match exactly the topics whose first level does not start
+ * with '$' (and so a `deny +/#` did not refuse `#`). Covering must be exact:
+ * a rule covers a filter iff every topic the filter matches, the rule
+ * matches; checked here for every pair of filters up to 3 levels against
+ * every topic up to 4 levels, '$' and empty levels included. */
+START_TEST(cover_exact_exhaustive)
+{
+	static const char *const flv[] = { "a", "b", "+", "#", "$x", "" };
+	static const char *const tlv[] = { "a", "b", "z", "", "$x" };
+	static char f[400][32], t[800][32];
+	size_t nf = all(flv, 6, 3, true, f, 400), nt = all(tlv, 5, 4, false, t, 800);
+	ck_assert_uint_gt(nf, 100);
+	static bool m[400][800];
+	for (size_t i = 0; i < nf; i++)
+		for (size_t k = 0; k < nt; k++)
+			m[i][k] = ref_match(f[i], t[k]);
+	ck_assert(m[0][0]); /* "a" matches "a" */
+	size_t checked = 0, covered = 0;
+	for (size_t r = 0; r < nf; r++) {
+		for (size_t i = 0; i < nf; i++) {
+			bool want = true;
+			for (size_t k = 0; k < nt && want; k++)
+				want = !m[i][k] || m[r][k];
+			ck_assert_msg(covers(f[r], false, f[i], NULL) == want, "rule %s %s filter %s", f[r],
+			              want ? "covers" : "does not cover", f[i]);
+			checked++;
+			covered += want;
+		}
+	}
+	ck_assert_uint_gt(covered, 0);
+	ck_assert_uint_lt(covered, checked);
+	ck_assert(covers("+/#", false, "#", NULL));
+	ck_assert(covers("#", false, "+/#", NULL));
+	ck_assert(!covers("+/+/#", false, "#", NULL));
+	ck_assert(!covers("+/#", false, "$x/#", NULL));
+}
+END_TEST
+
+/* The plugin's matcher (topic.c) and the core's (the keyring's filters,
+ * core/util.c) both equal the reference on every filter/topic pair, '+' and
+ * '#' at a '$' level included. */
+START_TEST(match_exact_plugin_and_core)
+{
+	static const char *const flv[] = { "a", "+", "#", "$x", "" };
+	static const char *const tlv[] = { "a", "z", "", "$x" };
+	static char f[400][32], t[800][32];
+	size_t nf = all(flv, 5, 3, true, f, 400), nt = all(tlv, 4, 4, false, t, 800);
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	for (size_t i = 0; i < nf; i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "policy %s plaintext\n", f[i]);
+		struct veil_keyring *kr = NULL;
+		ck_assert_int_eq(veil_keyring_parse(text, strlen(text), "t", &kr, NULL, 0), VEIL_OK);
+		for (size_t k = 0; k < nt; k++) {
+			bool want = ref_match(f[i], t[k]);
+			ck_assert_msg(matches(f[i], false, t[k], NULL, NULL) == want, "plugin: %s vs %s", f[i], t[k]);
+			struct veil_topic_policy p;
+			ck_assert_msg((veil_keyring_policy(kr, t[k], &p) == VEIL_OK) == want, "core: %s vs %s", f[i], t[k]);
+		}
+		veil_keyring_free(&kr);
+	}
+}
+END_TEST
+
 START_TEST(many_children)
 {
 	/* 20,000 siblings: the hash table grows and every one is found. */
@@ -221,7 +357,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("topic");
-	TCase *tc = tcase_create("trie");
+	TCase *tc = veil_tcase("trie", 10);
 	tcase_add_test(tc, literal_and_plus);
 	tcase_add_test(tc, hash_and_parent);
 	tcase_add_test(tc, dollar_topics);
@@ -232,5 +368,9 @@ int main(void)
 	tcase_add_test(tc, share_strip);
 	tcase_add_test(tc, many_children);
 	suite_add_tcase(s, tc);
+	TCase *ex = veil_tcase("exhaustive", 60);
+	tcase_add_test(ex, cover_exact_exhaustive);
+	tcase_add_test(ex, match_exact_plugin_and_core);
+	suite_add_tcase(s, ex);
 	return veil_check_run(s);
 }
