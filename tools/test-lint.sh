@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 status=0
 fail() { echo "test-lint: $*"; status=1; }
 
-hits=$(grep -rnE '\btcase_(create|set_timeout)\b' tests --include='*.c' --include='*.h' | grep -v '^tests/support/timing\.c:')
+hits=$(grep -rnE '\btcase_(create|set_timeout)\b' tests --include='*.c' --include='*.h' | grep -vE '^tests/support/timing\.[ch]:')
 [ -z "$hits" ] || fail "TCase made without veil_tcase (tests/support/timing.h):
 $hits"
 
