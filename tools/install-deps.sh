@@ -8,7 +8,7 @@ PKGS=(build-essential cmake pkg-config
       libpaho-mqtt-dev paho.mqtt.c-examples libsodium-dev check
       openssl libssl-dev procps)
 # Test and hardening tools (sanitizer runtime, fuzzing, capture, memcheck, lint).
-PKGS+=(clang libclang-rt-14-dev valgrind tcpdump cppcheck clang-tidy python3)
+PKGS+=(clang libclang-rt-14-dev valgrind tcpdump cppcheck clang-tidy python3 python3-cryptography)
 # Round 2: keyd's store, admin JSON and hash tables (as Mosquitto), tests under
 # load, the multi-broker front, the metrics path, packages, man pages, ABI check.
 PKGS+=(libsqlite3-dev sqlite3 libcjson-dev uthash-dev stress-ng haproxy

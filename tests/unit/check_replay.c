@@ -11,6 +11,7 @@
 #include "veil/veil.h"
 #include "broker.h"
 #include "check_run.h"
+#include "timing.h"
 
 static const uint8_t A[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static const uint8_t B[8] = { 8, 7, 6, 5, 4, 3, 2, 1 };
@@ -42,6 +43,35 @@ START_TEST(test_window)
 	ck_assert_int_eq(veil_replay_accept(r, 7, B, 100 + 69), VEIL_ERR_REPLAY);
 	veil_replay_free(&r);
 	ck_assert_ptr_null(r);
+}
+END_TEST
+
+/* PROTOCOL.md section 7: replay iff s <= top and (top - s >= 1024 or s seen);
+ * the difference is never taken for s > top, so a small top (< 1024) does not
+ * underflow into "everything is too old": every unseen s in 0..top passes. */
+START_TEST(test_window_small_top)
+{
+	ck_assert_uint_eq(VEIL_REPLAY_WINDOW, 1024);
+	struct veil_replay *r = NULL;
+	ck_assert_int_eq(veil_replay_new(16, &r), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 5), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 0), VEIL_OK); /* below top, top < 1024 */
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 0), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 4), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 5), VEIL_ERR_REPLAY);
+	/* top = 1023: sequence 0 is still inside the window ... */
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 1023), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 1), VEIL_OK);
+	ck_assert_int_eq(veil_replay_check(r, 1, A, 2), VEIL_OK);
+	/* ... top = 1024: top - s >= 1024 only for s = 0 */
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 1024), VEIL_OK);
+	ck_assert_int_eq(veil_replay_check(r, 1, A, 0), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 1, A, 2), VEIL_OK);
+	/* A first message with sequence 0 opens a window at top = 0. */
+	ck_assert_int_eq(veil_replay_accept(r, 1, B, 0), VEIL_OK);
+	ck_assert_int_eq(veil_replay_accept(r, 1, B, 0), VEIL_ERR_REPLAY);
+	ck_assert_int_eq(veil_replay_accept(r, 1, B, 1), VEIL_OK);
+	veil_replay_free(&r);
 }
 END_TEST
 
@@ -253,8 +283,9 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("replay");
-	TCase *tc = tcase_create("core");
+	TCase *tc = veil_tcase("core", 10);
 	tcase_add_test(tc, test_window);
+	tcase_add_test(tc, test_window_small_top);
 	tcase_add_test(tc, test_full_partition_refuses_never_evicts);
 	tcase_add_test(tc, test_no_floor);
 	tcase_add_test(tc, test_previous_format_upgrade);
