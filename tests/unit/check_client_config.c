@@ -18,6 +18,7 @@
 #include "veil/client.h"
 #include "broker.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char dir[256], keyring[300], key[300], cred[300], state[300], conf[300];
 
@@ -154,13 +155,20 @@ START_TEST(test_offline_publish_and_state)
 	ck_assert_int_eq(veil_client_publish(c, "other/x", "x", 1, 0, false), VEIL_ERR_NO_POLICY);
 	ck_assert_int_eq(veil_client_publish(c, "sensors/a", NULL, 3, 0, false), VEIL_ERR_INVAL);
 	ck_assert_int_eq(veil_client_publish(c, "sensors/+", "x", 1, 0, false), VEIL_ERR_INVAL);
+	/* Over 16 MiB of plaintext is too-large, not a caller bug (what `veil pub`
+	 * reports; issue 17, item 7: it said invalid-argument). */
+	uint8_t *big = calloc(1, VEIL_MAX_PLAINTEXT + 1);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_int_eq(veil_client_publish(c, "sensors/a", big, VEIL_MAX_PLAINTEXT + 1, 0, false),
+	                 VEIL_ERR_TOO_LARGE);
+	free(big);
 	/* Sealed, but Paho is not connected. */
 	ck_assert_int_eq(veil_client_publish(c, "sensors/a", "x", 1, 0, false), VEIL_ERR_MQTT);
 	ck_assert(!veil_client_is_connected(c));
 	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
 	struct veil_client_stats s;
 	veil_client_stats(c, &s);
-	ck_assert_uint_eq(s.publish_refused, 2); /* NULL payload is a caller bug, not a refusal */
+	ck_assert_uint_eq(s.publish_refused, 3); /* NULL payload is a caller bug, not a refusal */
 	ck_assert_uint_eq(s.published_sealed, 1);
 	ck_assert_int_ne(s.last_mqtt_rc, 0);
 	veil_client_free(&c);
@@ -237,9 +245,8 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_config");
-	TCase *tc = tcase_create("options");
+	TCase *tc = veil_tcase("options", 20);
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_option_validation);
 	tcase_add_test(tc, test_file_errors);
 	tcase_add_test(tc, test_offline_publish_and_state);
