@@ -22,9 +22,12 @@
 #include "revoke.h"
 #include "check_run.h"
 
+/* Parse one option into *a, releasing what a previous parse left there
+ * (even a refused one allocates defaults such as auto_id_prefix). */
 static int parse(struct vp_auth *a, const char *key, const char *value)
 {
 	struct mosquitto_opt o = { (char *)key, (char *)value };
+	vp_auth__release(a);
 	memset(a, 0, sizeof(*a));
 	return vp_auth__options(a, &o, 1);
 }
@@ -51,6 +54,7 @@ END_TEST
 START_TEST(test_values)
 {
 	struct vp_auth a;
+	memset(&a, 0, sizeof(a));
 	ck_assert_int_eq(parse(&a, "token_window", "30"), MOSQ_ERR_SUCCESS);
 	ck_assert_uint_eq(a.token_window, 30);
 	ck_assert_int_eq(parse(&a, "allow_anonymous", "true"), MOSQ_ERR_SUCCESS);
@@ -58,7 +62,6 @@ START_TEST(test_values)
 	ck_assert_int_eq(parse(&a, "defer_unknown", "false"), MOSQ_ERR_SUCCESS);
 	ck_assert_int_eq(parse(&a, "password_file", "/etc/veil/passwd"), MOSQ_ERR_SUCCESS);
 	ck_assert_str_eq(a.password_file, "/etc/veil/passwd");
-	vp_auth__release(&a);
 	const char *bad[][2] = { { "token_window", "0" },       { "token_window", "3601" },
 		                 { "token_window", "-5" },      { "token_window", "60s" },
 		                 { "token_window", "" },        { "allow_anonymous", "yes" },
@@ -67,8 +70,9 @@ START_TEST(test_values)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == MOSQ_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
 	struct mosquitto_opt two[] = { { "backoff_base_ms", "5000" }, { "backoff_max_ms", "1000" } };
-	memset(&a, 0, sizeof(a));
+	vp_auth__release(&a); /* also zeroes it */
 	ck_assert_int_eq(vp_auth__options(&a, two, 2), MOSQ_ERR_INVAL);
+	vp_auth__release(&a);
 }
 END_TEST
 
