@@ -152,6 +152,7 @@ static void roundtrip(int version)
 	struct cfx_opts so2;
 	cfx_options(&F, &so2, "dash-1", version, NULL);
 	so2.o.client_id = "dash-1-late";
+	so2.o.auth = VEIL_AUTH_NONE; /* a token login needs the credential's client id */
 	struct veil_async *late = async_up(&so2, &sink2);
 	ck_assert_int_eq(veil_async_subscribe(late, "sensors/#", 1, NULL, NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink2, &sink2.n, 1, 5000));

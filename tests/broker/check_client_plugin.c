@@ -109,17 +109,23 @@ END_TEST
 
 START_TEST(test_untrusted_authority_refused)
 {
-	/* Same client id, credential signed by an authority the broker does not trust. */
-	struct veil_identity *rogue = F.authority;
+	/* Same client id, credential signed by an authority the broker does not
+	 * trust. The client's own keyring names that authority (libveil checks
+	 * its credential against it before logging in): only the broker refuses. */
+	struct veil_identity *trusted = F.authority;
 	ck_assert_int_eq(veil_identity_generate(&F.authority), VEIL_OK);
 	cfx_device_as(&F, "rogue", "sensor-1");
+	char rogue_keyring[400];
+	snprintf(rogue_keyring, sizeof(rogue_keyring), "%s/keyring-rogue", F.dir);
+	cfx_write_keyring(&F, rogue_keyring, true);
 	veil_identity_free(&F.authority);
-	F.authority = rogue;
+	F.authority = trusted;
 	for (int v = 0; v < 2; v++) {
 		struct cfx_opts po;
 		cfx_options(&F, &po, "rogue", v ? VEIL_MQTT_311 : VEIL_MQTT_5, NULL);
 		po.o.client_id = "sensor-1";
 		po.o.auth = VEIL_AUTH_TOKEN;
+		po.o.keyring_path = rogue_keyring;
 		struct veil_client *c = NULL;
 		ck_assert_int_eq(veil_client_new(&po.o, &c), VEIL_OK);
 		ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_AUTH);

@@ -12,7 +12,7 @@
 #include "material.h"
 #include "timing.h"
 
-static void write_keyring(struct cfx *f, const char *path, bool secure_signed)
+void cfx_write_keyring(struct cfx *f, const char *path, bool secure_signed)
 {
 	uint8_t apk[VEIL_PK_BYTES];
 	veil_identity_public(f->authority, apk);
@@ -50,8 +50,8 @@ void cfx_setup_files(struct cfx *f)
 	veil_topic_key_generate(f->k_secure);
 	snprintf(f->keyring, sizeof(f->keyring), "%s/keyring", f->dir);
 	snprintf(f->keyring_nosign, sizeof(f->keyring_nosign), "%s/keyring-nosign", f->dir);
-	write_keyring(f, f->keyring, true);
-	write_keyring(f, f->keyring_nosign, false);
+	cfx_write_keyring(f, f->keyring, true);
+	cfx_write_keyring(f, f->keyring_nosign, false);
 }
 
 void cfx_start(struct cfx *f, const char *conf)

@@ -38,6 +38,9 @@ void cfx_start(struct cfx *f, const char *conf);
 /* Files and a plain broker (no Veil plugin: libveil alone). */
 void cfx_setup(struct cfx *f);
 void cfx_teardown(struct cfx *f);
+/* A keyring at path (mode 0600) naming f->authority, the sensors/# and
+ * secure/# keys, public/# in clear, and secure/# signed if secure_signed. */
+void cfx_write_keyring(struct cfx *f, const char *path, bool secure_signed);
 /* Identity and credential for client_id: <dir>/<stem>.key and <dir>/<stem>.cred. */
 void cfx_device_as(struct cfx *f, const char *stem, const char *client_id);
 void cfx_device(struct cfx *f, const char *client_id);

@@ -174,9 +174,9 @@ START_TEST(test_offline_publish_and_state)
 	veil_client_free(&c);
 	ck_assert_ptr_null(c);
 	veil_client_free(&c); /* idempotent */
-	/* The receive windows were saved on free. */
+	/* The receive windows were saved on free (one file per client id). */
 	char replay[400];
-	snprintf(replay, sizeof(replay), "%s/replay", state);
+	snprintf(replay, sizeof(replay), "%s/replay-dev-1", state);
 	ck_assert_int_eq(access(replay, F_OK), 0);
 
 	struct veil_async *a = NULL;
