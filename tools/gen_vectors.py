@@ -4,7 +4,8 @@ to generate the hex test vectors in tests/vectors/core.txt.
 
 It shares no code with the C library: XChaCha20-Poly1305 is built here from
 HChaCha20 (written out below) plus the `cryptography` package's IETF
-ChaCha20-Poly1305, Ed25519 comes from `cryptography`, BLAKE2b from hashlib.
+ChaCha20-Poly1305, Ed25519 and X25519 come from `cryptography`, BLAKE2b from
+hashlib.
 If the C code and this script disagree, one of them does not follow the
 document.
 
@@ -20,6 +21,7 @@ import struct
 import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives import serialization
 
@@ -100,6 +102,48 @@ def envelope(key, key_id, sender, seq, nonce, topic, pt, signer=None, cred=b""):
     return out
 
 
+# Key service (sections 10-13).
+
+def x25519_pk(sk):
+    return X25519PrivateKey.from_private_bytes(sk).public_key().public_bytes(serialization.Encoding.Raw,
+                                                                             serialization.PublicFormat.Raw)
+
+
+def x25519(sk, pk):
+    # cryptography refuses an all-zero result (small-order point), as section 12 requires
+    return X25519PrivateKey.from_private_bytes(sk).exchange(X25519PublicKey.from_public_bytes(pk))
+
+
+def devmsg(dev, cred, client_id, kind, ts, nonce, rx_pk, version):
+    body = bytes([1, kind]) + struct.pack(">Q", ts) + nonce + rx_pk + struct.pack(">QH", version, len(cred)) + cred
+    return body + dev.sign(b"veil-devmsg-v1" + body + bytes([len(client_id)]) + client_id)
+
+
+def grant(scope, key_id, epoch, send_from, send_until, accept_until, grace, flags, key):
+    return (bytes([len(scope)]) + scope
+            + struct.pack(">IIQQQIB", key_id, epoch, send_from, send_until, accept_until, grace, flags) + key)
+
+
+def bundle_key(eph_sk, rx_pk):
+    return b2b(b"veil-bundle-key-v1" + x25519(eph_sk, rx_pk) + x25519_pk(eph_sk) + rx_pk)
+
+
+def bundle(keyd, keyd_cred, version, echo, rx_pk, cred_id, sid, client_id, eph_sk, xnonce, pt):
+    head = bytes([1, 3]) + struct.pack(">Q", version) + echo + rx_pk + cred_id + sid
+    head += bytes([len(client_id)]) + client_id + x25519_pk(eph_sk) + xnonce + struct.pack(">I", len(pt) + 16)
+    body = head + xchacha_encrypt(bundle_key(eph_sk, rx_pk), xnonce, pt, head)
+    body += struct.pack(">H", len(keyd_cred)) + keyd_cred
+    return body + keyd.sign(b"veil-bundle-v1" + body)
+
+
+def revocation(keyd, keyd_cred, version, issued_at, entries):
+    body = bytes([1, 4]) + struct.pack(">QQI", version, issued_at, len(entries))
+    for kind, ident, keep_until in entries:
+        body += bytes([kind]) + ident + bytes(16 - len(ident)) + struct.pack(">Q", keep_until)
+    body += struct.pack(">H", len(keyd_cred)) + keyd_cred
+    return body + keyd.sign(b"veil-revocation-v1" + body)
+
+
 INPUTS = {
     "device_seed": bytes(range(0, 32)),
     "authority_seed": bytes(range(32, 64)),
@@ -118,6 +162,32 @@ INPUTS = {
     "seq_unsigned": 1700000000000000,
     "seq_signed": 1700000000000001,
     "seq_empty": 1700000000000002,
+    # key service (sections 10-13)
+    "keyd_seed": bytes(range(96, 128)),
+    "keyd_credential_id": bytes([0x4B]) * 16,
+    "keyd_client_id": b"veil-keyd",
+    "keyd_roles": b"veil-keyd",
+    "receive_seed": bytes(range(128, 160)),
+    "next_receive_seed": bytes([0xA5]) * 32,
+    "request_timestamp": 1700000300,
+    "request_nonce": bytes([0x51]) * 16,
+    "request_version": 0,
+    "bundle_version": 1700000350000000,
+    "ephemeral_seed": bytes(range(224, 256)),
+    "bundle_nonce": bytes([0x42]) * 24,
+    "ack_timestamp": 1700000400,
+    "ack_nonce": bytes([0x41]) * 16,
+    "grants": [
+        # scope, key id, epoch, send_from, send_until, accept_until, grace, flags, key
+        (b"factory/sensor-1/#", 0x80000001, 1, 1700000000, 1700086400, 1700090000, 0, 0x03, bytes([0x67]) * 32),
+        (b"factory/#", 0x80000002, 2, 1700086400, 1700172800, 1700176400, 30, 0x04, bytes([0x68]) * 32),
+    ],
+    "revocation_version": 1700000500000000,
+    "revocation_issued_at": 1700000500,
+    "revoked": [
+        (1, bytes([0x52]) * 16, 1800000000),
+        (2, bytes([0x53]) * 8, 1900000000),
+    ],
 }
 
 
@@ -131,6 +201,18 @@ def compute():
     tok = token(dev, cred, i["client_id"], i["token_timestamp"], i["token_nonce"])
     env = lambda seq, pt, signer=None, c=b"": envelope(key, i["key_id"], sid, seq, i["envelope_nonce"], i["topic"],
                                                        pt, signer, c)
+    keyd = Ident(i["keyd_seed"])
+    keyd_cred = credential(auth, i["keyd_credential_id"], i["issued_at"], i["expires_at"], keyd.pk,
+                           i["keyd_client_id"], i["keyd_roles"])
+    rx_pk = x25519_pk(i["receive_seed"])
+    next_rx_pk = x25519_pk(i["next_receive_seed"])
+    request = devmsg(dev, cred, i["client_id"], 1, i["request_timestamp"], i["request_nonce"], rx_pk,
+                     i["request_version"])
+    pt = struct.pack(">H", len(i["grants"])) + b"".join(grant(*g) for g in i["grants"])
+    bnd = bundle(keyd, keyd_cred, i["bundle_version"], i["request_nonce"], rx_pk, i["credential_id"], sid,
+                 i["client_id"], i["ephemeral_seed"], i["bundle_nonce"], pt)
+    ack = devmsg(dev, cred, i["client_id"], 2, i["ack_timestamp"], i["ack_nonce"], next_rx_pk, i["bundle_version"])
+    rev = revocation(keyd, keyd_cred, i["revocation_version"], i["revocation_issued_at"], i["revoked"])
     return {
         "device_seed": i["device_seed"], "device_pk": dev.pk,
         "authority_seed": i["authority_seed"], "authority_pk": auth.pk,
@@ -140,6 +222,14 @@ def compute():
         "envelope_unsigned": env(i["seq_unsigned"], i["plaintext"]),
         "envelope_signed": env(i["seq_signed"], i["plaintext"], dev, cred),
         "envelope_empty": env(i["seq_empty"], b""),
+        "keyd_seed": i["keyd_seed"], "keyd_pk": keyd.pk, "keyd_credential": keyd_cred,
+        "receive_seed": i["receive_seed"], "receive_pk": rx_pk,
+        "next_receive_seed": i["next_receive_seed"], "next_receive_pk": next_rx_pk,
+        "ephemeral_seed": i["ephemeral_seed"], "ephemeral_pk": x25519_pk(i["ephemeral_seed"]),
+        "request_nonce": i["request_nonce"], "ack_nonce": i["ack_nonce"], "bundle_nonce": i["bundle_nonce"],
+        "bundle_key": bundle_key(i["ephemeral_seed"], rx_pk),
+        "devmsg_request": request, "devmsg_ack": ack,
+        "bundle_plaintext": pt, "bundle": bnd, "revocation": rev,
     }
 
 
