@@ -314,7 +314,97 @@ def doc_block(v):
     for name in ("credential", "token", "envelope_unsigned", "envelope_signed", "envelope_empty"):
         out += whole(name, v[name])
     out += ["```"]
+    out += key_service_block(v)
     return "\n".join(out) + "\n"
+
+
+def devmsg_fields(m, kind, ts, version, C):
+    return fields([
+        (m[0:1], "version"), (m[1:2], f"kind {kind}"), (m[2:10], f"timestamp {ts}"), (m[10:26], "nonce"),
+        (m[26:58], "receive key (X25519 public)"), (m[58:66], f"bundle version {version}"),
+        (m[66:68], f"credential length C = {C}"), (f"<{C} bytes>", "the device's `credential` (above)"),
+        (m[68 + C:], "device signature"),
+    ])
+
+
+def key_service_block(v):
+    """The vectors of sections 10-13, in section 9's vector block."""
+    i = INPUTS
+    kc, C, KC = v["keyd_credential"], len(v["credential"]), len(v["keyd_credential"])
+    L, KL, KR = len(i["client_id"]), len(i["keyd_client_id"]), len(i["keyd_roles"])
+    out = ["", "Key service (sections 10 to 13):", "", "```", "# inputs"]
+    for name in ("keyd_seed", "receive_seed", "next_receive_seed", "ephemeral_seed"):
+        out += whole(name, v[name])
+    out += ["# derived"]
+    for name in ("keyd_pk", "receive_pk", "next_receive_pk", "ephemeral_pk", "bundle_key"):
+        out += whole(name, v[name])
+    out += ["```", "", f"`keyd_credential` ({KC} bytes = 76 + {KL} + {KR} + 64), keyd's credential, field by field:", "", "```"]
+    out += fields([
+        (kc[0:1], "version"), (kc[1:2], "flags"), (kc[2:18], "credential id"), (kc[18:26], "authority id"),
+        (kc[26:34], f"issued_at {i['issued_at']}"), (kc[34:42], f"expires_at {i['expires_at']}"),
+        (kc[42:74], "keyd public key"), (kc[74:75], f"client id length {KL}"),
+        (kc[75:75 + KL], f"client id \"{i['keyd_client_id'].decode()}\""),
+        (kc[75 + KL:76 + KL], f"roles length {KR}"),
+        (kc[76 + KL:76 + KL + KR], f"roles \"{i['keyd_roles'].decode()}\""),
+        (kc[76 + KL + KR:], "authority signature"),
+    ])
+    rq, ack = v["devmsg_request"], v["devmsg_ack"]
+    out += ["```", "", f"`devmsg_request` ({len(rq)} bytes = 68 + {C} + 64): a request from `sensor-1`, "
+            "carrying the device's `credential`, holding no bundle yet:", "", "```"]
+    out += devmsg_fields(rq, "1 (request)", i["request_timestamp"], i["request_version"], C)
+    out += ["```", "", f"`devmsg_ack` ({len(ack)} bytes): the acknowledgement of the bundle below, "
+            "introducing the next receive key:", "", "```"]
+    out += devmsg_fields(ack, "2 (acknowledgement)", i["ack_timestamp"], i["bundle_version"], C)
+    pt = v["bundle_plaintext"]
+    out += ["```", "", f"`bundle_plaintext` ({len(pt)} bytes), two grants, the second superseding:", "", "```"]
+    parts = [(pt[0:2], f"grant count {len(i['grants'])}")]
+    pos = 2
+    for n, (scope, key_id, epoch, sf, su, au, grace, flags, _key) in enumerate(i["grants"], 1):
+        S = len(scope)
+        g = pt[pos:pos + S + 70]
+        names = {1: "signed", 2: "may send", 4: "supersedes"}
+        fl = " + ".join(names[b] for b in (1, 2, 4) if flags & b)
+        parts += [(g[0:1], f"grant {n}: scope length {S}"), (g[1:1 + S], f"scope \"{scope.decode()}\""),
+                  (g[1 + S:5 + S], f"key id 0x{key_id:08x}"), (g[5 + S:9 + S], f"epoch {epoch}"),
+                  (g[9 + S:17 + S], f"send_from {sf}"), (g[17 + S:25 + S], f"send_until {su}"),
+                  (g[25 + S:33 + S], f"accept_until {au}"), (g[33 + S:37 + S], f"grace {grace} s"),
+                  (g[37 + S:38 + S], f"flags ({fl})"), (g[38 + S:70 + S], "key")]
+        pos += S + 70
+    out += fields(parts)
+    b = v["bundle"]
+    n = len(pt) + 16
+    f = 143 + L
+    out += ["```", "", f"`bundle` ({len(b)} bytes = 143 + {L} + {n} + 2 + {KC} + 64) for `sensor-1`, sealed to "
+            "the request's receive key:", "", "```"]
+    out += fields([
+        (b[0:1], "version"), (b[1:2], "kind 3"), (b[2:10], f"bundle version {i['bundle_version']}"),
+        (b[10:26], "echoed nonce (the request's)"), (b[26:58], "receive key (the request's)"),
+        (b[58:74], "recipient credential id"), (b[74:82], "recipient sender id"),
+        (b[82:83], f"client id length {L}"), (b[83:83 + L], f"client id \"{i['client_id'].decode()}\""),
+        (b[83 + L:115 + L], "ephemeral X25519 public key"), (b[115 + L:139 + L], "XChaCha20-Poly1305 nonce"),
+        (b[139 + L:143 + L], f"ciphertext length n = {n}"), (b[f:f + n - 16], f"ciphertext ({n - 16} bytes)"),
+        (b[f + n - 16:f + n], "tag"), (b[f + n:f + n + 2], f"keyd credential length C = {KC}"),
+        (f"<{KC} bytes>", "`keyd_credential` (above)"), (b[f + n + 2 + KC:], "keyd signature"),
+    ])
+    r = v["revocation"]
+    N = len(i["revoked"])
+    out += ["```", "", f"`revocation` ({len(r)} bytes = 22 + 25 x {N} + 2 + {KC} + 64), one credential id and "
+            "one sender id:", "", "```"]
+    parts = [(r[0:1], "version"), (r[1:2], "kind 4"), (r[2:10], f"statement version {i['revocation_version']}"),
+             (r[10:18], f"issued_at {i['revocation_issued_at']}"), (r[18:22], f"entry count {N}")]
+    for k, (kind, _ident, keep) in enumerate(i["revoked"]):
+        e = r[22 + 25 * k:47 + 25 * k]
+        what = "credential id" if kind == 1 else "sender id, then 8 zero bytes"
+        parts += [(e[0:1], f"entry {k + 1}: kind {kind}"), (e[1:17], what), (e[17:25], f"keep_until {keep}")]
+    t = 22 + 25 * N
+    parts += [(r[t:t + 2], f"keyd credential length C = {KC}"), (f"<{KC} bytes>", "`keyd_credential` (above)"),
+              (r[t + 2 + KC:], "keyd signature")]
+    out += fields(parts)
+    out += ["```", "", "The same, each as one string:", "", "```"]
+    for name in ("keyd_credential", "devmsg_request", "devmsg_ack", "bundle_plaintext", "bundle", "revocation"):
+        out += whole(name, v[name])
+    out += ["```"]
+    return out
 
 
 BEGIN = "<!-- vectors: begin (generated by tools/gen_vectors.py --doc; checked by --check-doc) -->\n"
