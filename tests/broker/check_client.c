@@ -486,8 +486,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client");
-	TCase *tc = tcase_create("sync");
-	tcase_set_timeout(tc, 30);
+	TCase *tc = veil_tcase("sync", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_roundtrip_v5);
 	tcase_add_test(tc, test_roundtrip_311_token_password);

@@ -373,8 +373,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_async");
-	TCase *tc = tcase_create("async");
-	tcase_set_timeout(tc, 40);
+	TCase *tc = veil_tcase("async", 30);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_async_roundtrip_v5);
 	tcase_add_test(tc, test_async_roundtrip_311);

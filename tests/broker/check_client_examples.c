@@ -185,8 +185,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_examples");
-	TCase *tc = tcase_create("programs");
-	tcase_set_timeout(tc, 60);
+	TCase *tc = veil_tcase("programs", 10);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_sensor_to_dashboard);
 	tcase_add_test(tc, test_cli_pub_sub);

@@ -190,8 +190,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_plugin");
-	TCase *tc = tcase_create("plugin");
-	tcase_set_timeout(tc, 30);
+	TCase *tc = veil_tcase("plugin", 5);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_token_login_v5);
 	tcase_add_test(tc, test_token_login_311);

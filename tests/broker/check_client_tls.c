@@ -109,8 +109,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_tls");
-	TCase *tc = tcase_create("tls");
-	tcase_set_timeout(tc, 40);
+	TCase *tc = veil_tcase("tls", 5);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_tls_sync_and_async);
 	tcase_add_test(tc, test_tls_wrong_trust_store);

@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "veil/veil.h"
 #include "check_run.h"
+#include "timing.h"
 
 static char *read_all(const char *path)
 {
@@ -120,8 +121,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("conf_sample");
-	TCase *tc = tcase_create("broker");
-	tcase_set_timeout(tc, 60);
+	TCase *tc = veil_tcase("broker", 3);
 	tcase_add_test(tc, test_sample_starts_with_every_option);
 	suite_add_tcase(s, tc);
 	return veil_check_run(s);

@@ -481,8 +481,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("plugin_acl");
-	TCase *tc = tcase_create("broker");
-	tcase_set_timeout(tc, 60);
+	TCase *tc = veil_tcase("broker", 15);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, enforcement);
 	tcase_add_test(tc, will_messages);

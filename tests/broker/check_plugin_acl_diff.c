@@ -322,7 +322,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("plugin_acl_diff");
-	TCase *tc = veil_tcase("diff", 120);
+	TCase *tc = veil_tcase("diff", 15);
 	tcase_add_checked_fixture(tc, env_setup, env_teardown);
 	tcase_add_loop_test(tc, same_decisions, 0, (int)(sizeof(corpora) / sizeof(corpora[0])));
 	tcase_add_test(tc, both_refuse_broken_files);

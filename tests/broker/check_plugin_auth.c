@@ -416,8 +416,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("plugin_auth");
-	TCase *t = tcase_create("auth");
-	tcase_set_timeout(t, 60);
+	TCase *t = veil_tcase("auth", 25);
 	tcase_add_test(t, test_credential_v311_accept_and_replay);
 	tcase_add_test(t, test_credential_v5_accept_and_replay);
 	tcase_add_test(t, test_credential_refusals);

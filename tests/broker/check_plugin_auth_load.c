@@ -133,8 +133,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("plugin_auth_load");
-	TCase *t = tcase_create("load");
-	tcase_set_timeout(t, 60);
+	TCase *t = veil_tcase("load", 40);
 	tcase_add_test(t, test_storm_does_not_block_good_clients);
 	tcase_add_test(t, test_thousand_concurrent_logins);
 	suite_add_tcase(s, t);

@@ -391,8 +391,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("preload");
-	TCase *tc = tcase_create("paho-samples");
-	tcase_set_timeout(tc, 60);
+	TCase *tc = veil_tcase("paho-samples", 10);
 	tcase_add_unchecked_fixture(tc, preload_plain_broker_start, preload_broker_stop);
 	tcase_add_test(tc, async_pub_async_sub_v311);
 	tcase_add_test(tc, async_pub_async_sub_v5);
@@ -410,8 +409,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, log_none_drops_silently);
 	tcase_add_test(tc, replay_dropped_across_restart);
 	suite_add_tcase(s, tc);
-	TCase *tp = tcase_create("veil-plugin");
-	tcase_set_timeout(tp, 60);
+	TCase *tp = veil_tcase("veil-plugin", 10);
 	tcase_add_unchecked_fixture(tp, preload_plugin_broker_start, preload_broker_stop);
 	tcase_add_test(tp, plugin_accepts_injected_login);
 	suite_add_tcase(s, tp);

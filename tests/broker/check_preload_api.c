@@ -226,8 +226,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("preload-api");
-	TCase *tc = tcase_create("paho-api");
-	tcase_set_timeout(tc, 60);
+	TCase *tc = veil_tcase("paho-api", 8);
 	tcase_add_unchecked_fixture(tc, preload_plain_broker_start, preload_broker_stop);
 	tcase_add_test(tc, sync_callbacks_and_publish_message);
 	tcase_add_test(tc, async_arrived_callback_and_send_message);

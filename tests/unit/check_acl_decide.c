@@ -315,7 +315,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("acl_decide");
-	TCase *tc = veil_tcase("decide", 30);
+	TCase *tc = veil_tcase("decide", 5);
 	tcase_add_test(tc, lists_like_mosquitto);
 	tcase_add_test(tc, deny_wins);
 	tcase_add_test(tc, dangerous_ids);

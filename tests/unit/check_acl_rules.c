@@ -254,7 +254,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("acl_rules");
-	TCase *tc = veil_tcase("parser", 10);
+	TCase *tc = veil_tcase("parser", 2);
 	tcase_add_test(tc, mosquitto_directives);
 	tcase_add_test(tc, mosquitto_quirks);
 	tcase_add_test(tc, extensions);

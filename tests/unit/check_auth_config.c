@@ -21,6 +21,7 @@
 #include "passwd.h"
 #include "revoke.h"
 #include "check_run.h"
+#include "timing.h"
 
 /* Parse one option into *a, releasing what a previous parse left there
  * (even a refused one allocates defaults such as auto_id_prefix). */
@@ -152,7 +153,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("auth_config");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_defaults);
 	tcase_add_test(t, test_values);
 	tcase_add_test(t, test_known);

@@ -12,6 +12,7 @@
 #include "veil/veil.h"
 #include "auth_credcache.h"
 #include "check_run.h"
+#include "timing.h"
 
 static struct veil_identity *auth_id, *other_id, *dev_id;
 static uint8_t auths[1][VEIL_PK_BYTES], others[1][VEIL_PK_BYTES];
@@ -154,7 +155,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("auth_credcache");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, test_hit_and_equivalence);
 	tcase_add_test(t, test_expiry_rechecked_on_hit);

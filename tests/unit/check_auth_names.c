@@ -9,6 +9,7 @@
 #include "veil/identity.h"
 #include "auth_names.h"
 #include "check_run.h"
+#include "timing.h"
 
 START_TEST(test_valid)
 {
@@ -53,7 +54,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("auth_names");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_valid);
 	tcase_add_test(t, test_invalid);
 	suite_add_tcase(s, t);

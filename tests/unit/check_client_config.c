@@ -245,7 +245,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_config");
-	TCase *tc = veil_tcase("options", 20);
+	TCase *tc = veil_tcase("options", 3);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_option_validation);
 	tcase_add_test(tc, test_file_errors);

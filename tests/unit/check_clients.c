@@ -7,6 +7,7 @@
 
 #include "plugin_private.h"
 #include "check_run.h"
+#include "timing.h"
 
 static int freed;
 static void cache_free(void *p)
@@ -162,7 +163,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("clients");
-	TCase *tc = tcase_create("registry");
+	TCase *tc = veil_tcase("registry", 3);
 	tcase_add_test(tc, test_put_get_remove);
 	tcase_add_test(tc, test_parked_sessions);
 	tcase_add_test(tc, test_parked_bounded);

@@ -271,7 +271,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("config");
-	TCase *tc = veil_tcase("config", 10);
+	TCase *tc = veil_tcase("config", 3);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_file);
 	tcase_add_test(tc, trailing_comments);

@@ -212,7 +212,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("enforce");
-	TCase *tc = veil_tcase("envelopes", 10);
+	TCase *tc = veil_tcase("envelopes", 2);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, good_envelopes);
 	tcase_add_test(tc, refusals);

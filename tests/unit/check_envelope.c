@@ -357,7 +357,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("envelope");
-	TCase *tc = veil_tcase("core", 10);
+	TCase *tc = veil_tcase("core", 2);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_round_trip_sizes, 0, 8);
 	tcase_add_test(tc, test_overhead_is_64);

@@ -371,7 +371,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("identity");
-	TCase *tc = veil_tcase("core", 10);
+	TCase *tc = veil_tcase("core", 2);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_credential_verify);
 	tcase_add_test(tc, test_credential_rejects_bad_fields);

@@ -300,7 +300,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyring");
-	TCase *tc = veil_tcase("core", 10);
+	TCase *tc = veil_tcase("core", 2);
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_policy_lookup);
 	tcase_add_test(tc, test_highest_key_sends_without_mark);

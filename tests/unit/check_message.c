@@ -388,7 +388,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("message");
-	TCase *tc = veil_tcase("core", 10);
+	TCase *tc = veil_tcase("core", 2);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_round_trip_and_info);
 	tcase_add_test(tc, test_distinct_refusals);

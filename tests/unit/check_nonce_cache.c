@@ -11,6 +11,7 @@
 
 #include "nonce_cache.h"
 #include "check_run.h"
+#include "timing.h"
 
 START_TEST(test_replay_until_expiry)
 {
@@ -75,7 +76,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("nonce_cache");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_replay_until_expiry);
 	tcase_add_test(t, test_full_fails_closed);
 	tcase_add_test(t, test_bad_parameters);

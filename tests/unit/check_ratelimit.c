@@ -10,6 +10,7 @@
 
 #include "ratelimit.h"
 #include "check_run.h"
+#include "timing.h"
 
 START_TEST(test_backoff_doubles_and_caps)
 {
@@ -85,7 +86,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ratelimit");
-	TCase *t = tcase_create("core");
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_backoff_doubles_and_caps);
 	tcase_add_test(t, test_success_resets_and_quiet_decays);
 	tcase_add_test(t, test_bounded_memory);

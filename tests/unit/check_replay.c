@@ -283,7 +283,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("replay");
-	TCase *tc = veil_tcase("core", 10);
+	TCase *tc = veil_tcase("core", 3);
 	tcase_add_test(tc, test_window);
 	tcase_add_test(tc, test_window_small_top);
 	tcase_add_test(tc, test_full_partition_refuses_never_evicts);

@@ -156,7 +156,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("revoke");
-	TCase *t = veil_tcase("core", 10);
+	TCase *t = veil_tcase("core", 2);
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, test_entries);
 	tcase_add_test(t, test_trailing_comments);

@@ -357,7 +357,7 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("topic");
-	TCase *tc = veil_tcase("trie", 10);
+	TCase *tc = veil_tcase("trie", 3);
 	tcase_add_test(tc, literal_and_plus);
 	tcase_add_test(tc, hash_and_parent);
 	tcase_add_test(tc, dollar_topics);
@@ -368,7 +368,7 @@ int main(void)
 	tcase_add_test(tc, share_strip);
 	tcase_add_test(tc, many_children);
 	suite_add_tcase(s, tc);
-	TCase *ex = veil_tcase("exhaustive", 60);
+	TCase *ex = veil_tcase("exhaustive", 5);
 	tcase_add_test(ex, cover_exact_exhaustive);
 	tcase_add_test(ex, match_exact_plugin_and_core);
 	suite_add_tcase(s, ex);
