@@ -60,13 +60,7 @@ static void on_done(void *ctx, int rc)
 /* Wait until want completions arrived; false after base_ms (scaled). */
 static bool done_wait(struct done *d, size_t want, int base_ms)
 {
-	struct veil_deadline dl = veil_deadline_in(base_ms);
-	pthread_mutex_lock(&d->lock);
-	while (d->n < want && veil_cond_wait_until(&d->cond, &d->lock, &dl))
-		;
-	bool ok = d->n >= want;
-	pthread_mutex_unlock(&d->lock);
-	return ok;
+	return veil_cond_wait_count(&d->cond, &d->lock, &d->n, want, base_ms);
 }
 
 static struct veil_async *async_up(struct cfx_opts *fo, struct cfx_sink *sink)

@@ -169,13 +169,7 @@ void cfx_on_lost(void *ctx, const char *cause)
 
 bool cfx_wait(struct cfx_sink *s, const size_t *counter, size_t want, int base_ms)
 {
-	struct veil_deadline d = veil_deadline_in(base_ms);
-	pthread_mutex_lock(&s->lock);
-	while (*counter < want && veil_cond_wait_until(&s->cond, &s->lock, &d))
-		;
-	bool ok = *counter >= want;
-	pthread_mutex_unlock(&s->lock);
-	return ok;
+	return veil_cond_wait_count(&s->cond, &s->lock, counter, want, base_ms);
 }
 
 /* ---- plain Paho client ---- */
@@ -240,13 +234,7 @@ size_t cfx_plain_count(struct cfx_plain *p)
 
 bool cfx_plain_wait(struct cfx_plain *p, size_t n, int base_ms)
 {
-	struct veil_deadline d = veil_deadline_in(base_ms);
-	pthread_mutex_lock(&p->lock);
-	while (p->n < n && veil_cond_wait_until(&p->cond, &p->lock, &d))
-		;
-	bool ok = p->n >= n;
-	pthread_mutex_unlock(&p->lock);
-	return ok;
+	return veil_cond_wait_count(&p->cond, &p->lock, &p->n, n, base_ms);
 }
 
 bool cfx_plain_saw(struct cfx_plain *p, const void *needle, size_t len)

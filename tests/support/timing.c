@@ -76,6 +76,17 @@ bool veil_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct 
 	return pthread_cond_timedwait(cv, mu, &ts) == 0 || !veil_deadline_passed(d);
 }
 
+bool veil_cond_wait_count(pthread_cond_t *cv, pthread_mutex_t *mu, const size_t *count, size_t want, int base_ms)
+{
+	struct veil_deadline d = veil_deadline_in(base_ms);
+	pthread_mutex_lock(mu);
+	while (*count < want && veil_cond_wait_until(cv, mu, &d))
+		;
+	bool ok = *count >= want;
+	pthread_mutex_unlock(mu);
+	return ok;
+}
+
 void veil_poll_pause(void)
 {
 	struct timespec ts = { 0, 10 * 1000000L };

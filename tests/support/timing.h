@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <check.h>
@@ -43,6 +44,9 @@ int veil_deadline_left_ms(const struct veil_deadline *d);
  * event after either answer). The mutex is held, as for pthread_cond_wait. */
 void veil_cond_init(pthread_cond_t *cv);
 bool veil_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, const struct veil_deadline *d);
+/* Wait until *count (guarded by mu, signalled on cv) reaches want; false
+ * after base_ms (scaled). Takes and releases mu. */
+bool veil_cond_wait_count(pthread_cond_t *cv, pthread_mutex_t *mu, const size_t *count, size_t want, int base_ms);
 /* Re-check cond (an expression) until it holds or base_ms (scaled) passed;
  * evaluates to whether it held. For states no callback reports (is the
  * client connected). */
