@@ -138,7 +138,9 @@ int veil__devmsg_parse(const uint8_t *buf, size_t len, struct veil__devmsg *out)
  * id != credential's); credential (WRONG_AUTHORITY, BAD_SIGNATURE,
  * NOT_YET_VALID, EXPIRED); REVOKED (t->revoked); BAD_SIGNATURE (device);
  * STALE (|now - timestamp| > window_s); PARSE (receive key of small order).
- * Nonce replay and "outdated" are keyd's state: check them after this. */
+ * Nonce replay and "outdated" are keyd's state: check them after this. When
+ * the structure passed, *out keeps the parsed fields (credential id, client
+ * id) for the audit line even if a later check fails. */
 int veil__devmsg_verify(const uint8_t *buf, size_t len, const char *topic_client_id, const struct veil__trust *t,
                         uint32_t window_s, struct veil__devmsg *out) VEIL_WARN_UNUSED;
 
@@ -235,8 +237,9 @@ struct veil__bundle_self {
  * OUTDATED; NO_NONCE_ECHO; DECRYPT; plaintext (TRUNCATED, PARSE,
  * RESERVED_FLAGS). On success *grants (free with veil__grants_free) and
  * *rxkey_index (which of self->rxkeys opened it: wipe it and every older one
- * once the grants are applied); view (may be NULL) gets the fields. On
- * failure *grants is NULL and nothing secret is left behind. */
+ * once the grants are applied); view (may be NULL) gets the fields, also
+ * on a failure after the structure check (for the audit line). On failure
+ * *grants is NULL and nothing secret is left behind. */
 int veil__bundle_open(const uint8_t *buf, size_t len, const struct veil__trust *t,
                       const struct veil__bundle_self *self, struct veil__bundle_view *view, size_t *rxkey_index,
                       struct veil__grants **grants) VEIL_WARN_UNUSED;

@@ -40,6 +40,13 @@ seeds = {
         "token": b["token"],
         "password": b"veil1:" + base64.b64encode(b["token"]),
     },
+    "bundle": {
+        # the key service's vectors (docs/PROTOCOL.md section 9); fuzz_bundle reads each as all three formats
+        "request": b["devmsg_request"],
+        "ack": b["devmsg_ack"],
+        "bundle": b["bundle"],
+        "revocation": b["revocation"],
+    },
     "keyring": {
         "sample": KEYRING.encode(),
         "minimal": f"key # 1 {tkey}\n".encode(),
