@@ -14,6 +14,7 @@
  * request, acknowledgement, bundle and revocation statement vectors).
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "veil/identity.h"
@@ -52,8 +53,8 @@ static void issue(const struct veil_identity *auth, const struct veil_identity *
 	c.issued_at = 1700000000;
 	c.expires_at = 4102444800ULL;
 	veil_identity_public(who, c.device_pk);
-	strcpy(c.client_id, cid);
-	strcpy(c.roles, roles);
+	snprintf(c.client_id, sizeof(c.client_id), "%s", cid);
+	snprintf(c.roles, sizeof(c.roles), "%s", roles);
 	if (veil__credential_issue_id(auth, &c, out, VEIL_CREDENTIAL_MAX, len) != VEIL_OK)
 		abort();
 }
@@ -160,7 +161,7 @@ static void rebuild_bundle(const uint8_t *p, size_t n, const struct veil__bundle
 		.recipient_client_id = dev_parsed.client_id, .receive_pk = v->receive_pk, .echo_nonce = v->echo_nonce,
 		.version = v->version, .grants = g->g, .n_grants = g->n,
 	};
-	uint8_t *out = malloc(n);
+	uint8_t *out = malloc(n ? n : 1);
 	size_t len = 0;
 	if (!out || veil__bundle_build_det(&bp, eph_seed, v->xnonce, out, n, &len) != VEIL_OK || len != n ||
 	    memcmp(out, p, n) != 0)
@@ -223,7 +224,7 @@ static void as_revstmt(const uint8_t *p, size_t n)
 	if (v.credential_len != keyd_cred_len || memcmp(v.credential, keyd_cred, keyd_cred_len) != 0)
 		return;
 	struct veil__rev_entry *e = malloc((v.n_entries ? v.n_entries : 1) * sizeof(*e));
-	uint8_t *out = malloc(n);
+	uint8_t *out = malloc(n ? n : 1);
 	if (!e || !out)
 		abort();
 	for (size_t i = 0; i < v.n_entries; i++)
