@@ -238,9 +238,9 @@ static int client_publish(struct client *c, const char *topic, const void *p, si
 		return rc;
 	}
 	int tok = 0;
-	int rc = veil_client_publish5(c->vc, topic, p, n, qos, false, NULL, &tok);
+	int rc = veil_client_publish(c->vc, topic, p, n, qos, false, &tok);
 	if (rc == VEIL_OK && qos > 0)
-		rc = veil_client_wait(c->vc, tok, 5000);
+		rc = veil_client_wait(c->vc, tok, 5000, NULL);
 	return rc;
 }
 

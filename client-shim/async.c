@@ -17,7 +17,7 @@
 
 #include "shim.h"
 
-enum req_kind { REQ_PUBLISH, REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_DISCONNECT };
+enum req_kind { REQ_PUBLISH, REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_DISCONNECT, REQ_FINAL_DISCONNECT };
 
 /* One outstanding Paho request with a completion callback for the app. */
 struct req {
@@ -44,6 +44,7 @@ struct veil_async {
 	bool want_reconnect;
 	bool stopping;
 	bool closing;                    /* veil_async_free started: callbacks do nothing */
+	bool final_disconnected;         /* veil_async_free's own DISCONNECT completed */
 	unsigned in_callbacks;           /* Paho callbacks running in our code */
 	unsigned backoff_ms;
 	pthread_t thread;
@@ -110,14 +111,22 @@ static void req_unlink(struct veil_async *a, struct req *r)
 	pthread_mutex_unlock(&a->rlock);
 }
 
-static void req_finish(struct req *r, int rc)
+static void req_finish(struct req *r, int rc, int reason)
 {
 	struct veil_async *a = r->a;
+	if (r->kind == REQ_FINAL_DISCONNECT) {
+		/* veil_async_free waits for this one, callbacks closed or not. */
+		pthread_mutex_lock(&a->rlock);
+		a->final_disconnected = true;
+		pthread_cond_broadcast(&a->rcond);
+		pthread_mutex_unlock(&a->rlock);
+		return;
+	}
 	if (!cb_enter(a))
 		return; /* veil_async_free releases pending requests */
 	req_unlink(a, r);
 	if (r->done)
-		r->done(r->ctx, rc);
+		r->done(r->ctx, rc, reason);
 	free(r);
 	cb_leave(a);
 }
@@ -125,35 +134,37 @@ static void req_finish(struct req *r, int rc)
 static void on_req_ok(void *ctx, MQTTAsync_successData *resp)
 {
 	struct req *r = ctx;
-	int rc = VEIL_OK;
 	/* MQTT 3.1.1 reports a refused subscription as granted QoS 0x80. */
 	if (r->kind == REQ_SUBSCRIBE && resp && resp->alt.qos >= 0x80)
-		rc = veil__mqtt_err(&r->a->s, MQTTREASONCODE_NOT_AUTHORIZED);
-	req_finish(r, rc);
+		req_finish(r, veil__mqtt_err(&r->a->s, MQTTREASONCODE_NOT_AUTHORIZED), resp->alt.qos);
+	else
+		req_finish(r, VEIL_OK, 0);
 }
 
 static void on_req_ok5(void *ctx, MQTTAsync_successData5 *resp)
 {
 	struct req *r = ctx;
-	int rc = VEIL_OK;
-	if (resp && resp->reasonCode >= 0x80)
-		rc = veil__mqtt_err(&r->a->s, (int)resp->reasonCode);
-	req_finish(r, rc);
+	/* For a SUBACK Paho puts the (only) filter's code in reasonCode; its
+	 * alt.sub.reasonCodes is set only for several filters. */
+	int reason = resp ? (int)resp->reasonCode : 0;
+	req_finish(r, reason >= 0x80 ? veil__mqtt_err(&r->a->s, reason) : VEIL_OK, reason);
 }
 
 static void on_req_fail(void *ctx, MQTTAsync_failureData *resp)
 {
 	struct req *r = ctx;
-	req_finish(r, veil__mqtt_err(&r->a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE));
+	req_finish(r, veil__mqtt_err(&r->a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE), 0);
 }
 
 static void on_req_fail5(void *ctx, MQTTAsync_failureData5 *resp)
 {
 	struct req *r = ctx;
-	int code = MQTTASYNC_FAILURE;
-	if (resp)
-		code = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : (resp->code ? resp->code : code);
-	req_finish(r, veil__mqtt_err(&r->a->s, code));
+	int code = MQTTASYNC_FAILURE, reason = 0;
+	if (resp) {
+		reason = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : 0;
+		code = reason ? reason : (resp->code ? resp->code : code);
+	}
+	req_finish(r, veil__mqtt_err(&r->a->s, code), reason);
 }
 
 static void set_response(struct veil_async *a, MQTTAsync_responseOptions *ro, struct req *r)
@@ -182,7 +193,7 @@ static int req_abort(struct veil_async *a, struct req *r, int prc)
 
 /* ---- connection ---- */
 
-static void connect_result(struct veil_async *a, int rc)
+static void connect_result(struct veil_async *a, int rc, int reason)
 {
 	if (!cb_enter(a))
 		return;
@@ -211,37 +222,40 @@ static void connect_result(struct veil_async *a, int rc)
 		          veil_errname(rc));
 	}
 	if (done)
-		done(ctx, rc);
+		done(ctx, rc, reason);
 	if (rc == VEIL_OK && on_connected)
-		on_connected(connected_ctx, rc);
+		on_connected(connected_ctx, rc, reason);
 	cb_leave(a);
 }
 
 static void on_conn_ok(void *ctx, MQTTAsync_successData *resp)
 {
 	(void)resp;
-	connect_result(ctx, VEIL_OK);
+	connect_result(ctx, VEIL_OK, 0);
 }
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *resp)
 {
 	(void)resp;
-	connect_result(ctx, VEIL_OK);
+	connect_result(ctx, VEIL_OK, 0);
 }
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *resp)
 {
 	struct veil_async *a = ctx;
-	connect_result(a, veil__mqtt_err(&a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE));
+	int code = resp && resp->code ? resp->code : MQTTASYNC_FAILURE;
+	connect_result(a, veil__mqtt_err(&a->s, code), code > 0 ? code : 0);
 }
 
 static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *resp)
 {
 	struct veil_async *a = ctx;
-	int code = MQTTASYNC_FAILURE;
-	if (resp)
-		code = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : (resp->code ? resp->code : code);
-	connect_result(a, veil__mqtt_err(&a->s, code));
+	int code = MQTTASYNC_FAILURE, reason = 0;
+	if (resp) {
+		reason = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : 0;
+		code = reason ? reason : (resp->code ? resp->code : code);
+	}
+	connect_result(a, veil__mqtt_err(&a->s, code), reason);
 }
 
 /* Start one CONNECT with a fresh token. Paho copies the options. */
@@ -252,6 +266,8 @@ static int start_connect(struct veil_async *a)
 	if (rc != VEIL_OK)
 		return rc;
 	int prc;
+	MQTTAsync_SSLOptions ssl;
+	veil__shim_tls_async(&a->s, &ssl);
 	if (v5(a)) {
 		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
 		o.keepAliveInterval = a->s.keepalive_s;
@@ -259,7 +275,7 @@ static int start_connect(struct veil_async *a)
 		o.connectTimeout = a->s.connect_timeout_s;
 		o.username = l.username;
 		o.password = l.password;
-		o.ssl = (MQTTAsync_SSLOptions *)a->s.async_ssl;
+		o.ssl = a->s.tls ? &ssl : NULL;
 		o.connectProperties = &l.props;
 		o.onSuccess5 = on_conn_ok5;
 		o.onFailure5 = on_conn_fail5;
@@ -272,7 +288,7 @@ static int start_connect(struct veil_async *a)
 		o.connectTimeout = a->s.connect_timeout_s;
 		o.username = l.username;
 		o.password = l.password;
-		o.ssl = (MQTTAsync_SSLOptions *)a->s.async_ssl;
+		o.ssl = a->s.tls ? &ssl : NULL;
 		o.onSuccess = on_conn_ok;
 		o.onFailure = on_conn_fail;
 		o.context = a;
@@ -293,7 +309,7 @@ static void *reconnect_main(void *arg)
 			break;
 		/* Back off first so a broker that drops us at once is not hammered. */
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += (time_t)(a->backoff_ms / 1000U);
 		until.tv_nsec += (long)(a->backoff_ms % 1000U) * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
@@ -373,7 +389,11 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 		return rc;
 	}
 	pthread_mutex_init(&a->rlock, NULL);
-	pthread_cond_init(&a->rcond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->rcond, &ca);
+	pthread_condattr_destroy(&ca);
 	a->backoff_ms = BACKOFF_MIN_MS;
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	co.MQTTVersion = v5(a) ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
@@ -516,6 +536,24 @@ int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil
 	return veil_async_subscribe5(a, filter, qos, NULL, NULL, done, ctx);
 }
 
+int veil_async_unsubscribe(struct veil_async *a, const char *filter, veil_done_cb done, void *ctx)
+{
+	if (!a || !filter)
+		return VEIL_ERR_INVAL;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct req *r = req_new(a, REQ_UNSUBSCRIBE, done, ctx);
+	if (!r)
+		return VEIL_ERR_NOMEM;
+	set_response(a, &ro, r);
+	int prc = MQTTAsync_unsubscribe(a->ma, filter, &ro);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+}
+
+int veil_async_reload(struct veil_async *a)
+{
+	return a ? veil__shim_reload(&a->s) : VEIL_ERR_INVAL;
+}
+
 int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb done, void *ctx)
 {
 	if (!a || timeout_ms < 0)
@@ -562,12 +600,30 @@ void veil_async_free(struct veil_async **ap)
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
 	if (a->ma && MQTTAsync_isConnected(a->ma)) {
-		/* Like Paho's samples: disconnect before destroy, so nothing is in flight. */
+		/* Like Paho's samples: disconnect before destroy, so nothing is in
+		 * flight; wait for its completion (success or failure), bounded by
+		 * the disconnect's own timeout and a margin, on the monotonic clock. */
+		struct req fin = { .a = a, .kind = REQ_FINAL_DISCONNECT };
 		MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 		o.timeout = 1000;
-		if (MQTTAsync_disconnect(a->ma, &o) == MQTTASYNC_SUCCESS)
-			for (int i = 0; i < 150 && MQTTAsync_isConnected(a->ma); i++)
-				nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+		o.context = &fin;
+		if (v5(a)) {
+			o.onSuccess5 = on_req_ok5;
+			o.onFailure5 = on_req_fail5;
+		} else {
+			o.onSuccess = on_req_ok;
+			o.onFailure = on_req_fail;
+		}
+		if (MQTTAsync_disconnect(a->ma, &o) == MQTTASYNC_SUCCESS) {
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += 2;
+			pthread_mutex_lock(&a->rlock);
+			while (!a->final_disconnected &&
+			       pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)
+				;
+			pthread_mutex_unlock(&a->rlock);
+		}
 	}
 	pthread_mutex_lock(&a->rlock);
 	a->closing = true;

@@ -13,14 +13,17 @@
 
 #include "shim.h"
 
+#define RING 256U
+
 struct veil_client {
 	struct veil__shim s;
 	MQTTClient mc;
 	/* Paho's MQTTClient_waitForCompletion polls in 100 ms steps; a QoS 1/2
 	 * completion callback wakes veil_client_wait at once instead. */
-	pthread_cond_t delivered_cond;   /* with s.lock */
+	pthread_cond_t delivered_cond;   /* with s.lock, on CLOCK_MONOTONIC */
 	uint64_t delivered;              /* completions seen */
-	int done_ring[64];               /* most recently completed tokens */
+	int done_ring[RING];             /* most recently completed tokens */
+	int reason_ring[RING];           /* and their MQTT 5 reason codes */
 };
 
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
@@ -34,14 +37,30 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message 
 	return 1;
 }
 
-static void on_delivered(void *ctx, MQTTClient_deliveryToken dt)
+static void completed(struct veil_client *c, int dt, int reason)
 {
-	struct veil_client *c = ctx;
 	pthread_mutex_lock(&c->s.lock);
-	c->done_ring[c->delivered % 64U] = dt;
+	c->done_ring[c->delivered % RING] = dt;
+	c->reason_ring[c->delivered % RING] = reason;
 	c->delivered++;
 	pthread_cond_broadcast(&c->delivered_cond);
 	pthread_mutex_unlock(&c->s.lock);
+}
+
+static void on_delivered(void *ctx, MQTTClient_deliveryToken dt)
+{
+	completed(ctx, dt, 0);
+}
+
+/* MQTT 5: Paho reports every acknowledgement with its reason code here,
+ * including refusals (PUBACK/PUBREC >= 0x80), which deliveryComplete never
+ * sees. */
+static void on_published(void *ctx, int dt, int packet_type, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+	(void)packet_type;
+	(void)props;
+	if ((int)rc >= 0x80)
+		completed(ctx, dt, (int)rc);
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -70,13 +89,19 @@ int veil_client_new(const struct veil_client_options *o, struct veil_client **ou
 		free(c);
 		return rc;
 	}
-	pthread_cond_init(&c->delivered_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->delivered_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
 	co.MQTTVersion = c->s.mqtt_version == VEIL_MQTT_5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	int prc = MQTTClient_createWithOptions(&c->mc, c->s.server_uri, c->s.client_id, MQTTCLIENT_PERSISTENCE_NONE,
 	                                       NULL, &co);
 	if (prc == MQTTCLIENT_SUCCESS)
 		prc = MQTTClient_setCallbacks(c->mc, c, on_lost, on_arrived, on_delivered);
+	if (prc == MQTTCLIENT_SUCCESS && c->s.mqtt_version == VEIL_MQTT_5)
+		prc = MQTTClient_setPublished(c->mc, c, on_published);
 	if (prc != MQTTCLIENT_SUCCESS) {
 		rc = veil__mqtt_err(&c->s, prc);
 		veil__log(&c->s, VEIL_LOG_ERROR, "MQTTClient_create: %s", MQTTClient_strerror(prc));
@@ -114,6 +139,8 @@ int veil_client_connect(struct veil_client *c)
 	if (rc != VEIL_OK)
 		return rc;
 	int prc;
+	MQTTClient_SSLOptions ssl;
+	veil__shim_tls(&c->s, &ssl);
 	if (c->s.mqtt_version == VEIL_MQTT_5) {
 		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer5;
 		opts.keepAliveInterval = c->s.keepalive_s;
@@ -121,7 +148,7 @@ int veil_client_connect(struct veil_client *c)
 		opts.connectTimeout = c->s.connect_timeout_s;
 		opts.username = l.username;
 		opts.password = l.password;
-		opts.ssl = (MQTTClient_SSLOptions *)c->s.ssl;
+		opts.ssl = c->s.tls ? &ssl : NULL;
 		MQTTResponse r = MQTTClient_connect5(c->mc, &opts, &l.props, NULL);
 		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
@@ -132,7 +159,7 @@ int veil_client_connect(struct veil_client *c)
 		opts.connectTimeout = c->s.connect_timeout_s;
 		opts.username = l.username;
 		opts.password = l.password;
-		opts.ssl = (MQTTClient_SSLOptions *)c->s.ssl;
+		opts.ssl = c->s.tls ? &ssl : NULL;
 		prc = MQTTClient_connect(c->mc, &opts);
 	}
 	veil__shim_login_wipe(&l);
@@ -196,9 +223,9 @@ int veil_client_publish5(struct veil_client *c, const char *topic, const void *p
 }
 
 int veil_client_publish(struct veil_client *c, const char *topic, const void *payload, size_t len, int qos,
-                        bool retained)
+                        bool retained, int *token)
 {
-	return veil_client_publish5(c, topic, payload, len, qos, retained, NULL, NULL);
+	return veil_client_publish5(c, topic, payload, len, qos, retained, NULL, token);
 }
 
 static bool token_pending(struct veil_client *c, int token)
@@ -213,31 +240,60 @@ static bool token_pending(struct veil_client *c, int token)
 	return pending;
 }
 
-/* Caller holds s.lock. */
-static bool token_done_recently(const struct veil_client *c, int token)
+/* Caller holds s.lock. Whether token completed lately, and how: Paho may
+ * report one completion twice (deliveryComplete and, for MQTT 5, published
+ * with the reason code), in either order, so a refusal wins. */
+static bool token_done_recently(const struct veil_client *c, int token, int *reason)
 {
-	uint64_t n = c->delivered < 64U ? c->delivered : 64U;
-	for (uint64_t i = 0; i < n; i++)
-		if (c->done_ring[(c->delivered - 1 - i) % 64U] == token)
-			return true;
-	return false;
+	uint64_t n = c->delivered < RING ? c->delivered : RING;
+	bool found = false;
+	for (uint64_t i = 0; i < n; i++) {
+		size_t k = (size_t)((c->delivered - 1 - i) % RING);
+		if (c->done_ring[k] == token) {
+			if (!found || c->reason_ring[k] > *reason)
+				*reason = c->reason_ring[k];
+			found = true;
+		}
+	}
+	return found;
 }
 
-int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms)
+static struct timespec mono_after(unsigned long ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ms / 1000U);
+	t.tv_nsec += (long)(ms % 1000U) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static int finished(struct veil_client *c, int reason, int *reason_code)
+{
+	if (reason_code)
+		*reason_code = reason;
+	return reason >= 0x80 ? veil__mqtt_err(&c->s, reason) : VEIL_OK;
+}
+
+int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms, int *reason_code)
 {
 	if (!c)
 		return VEIL_ERR_INVAL;
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)(timeout_ms / 1000U);
-	until.tv_nsec += (long)(timeout_ms % 1000U) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	if (reason_code)
+		*reason_code = 0;
+	struct timespec until = mono_after(timeout_ms);
+	int reason = 0;
 	pthread_mutex_lock(&c->s.lock);
 	for (;;) {
-		if (token_done_recently(c, token))
+		if (token_done_recently(c, token, &reason))
 			break;
 		/* Slow path, same test as Paho's waitForCompletion: no longer
 		 * outbound (covers tokens that left the ring long ago). */
@@ -255,26 +311,22 @@ int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms)
 		/* Wake on a completion, or every 100 ms: a lost connection has none. */
 		int wrc = 0;
 		while (c->delivered == seen && wrc == 0) {
-			struct timespec step;
-			clock_gettime(CLOCK_REALTIME, &step);
-			step.tv_nsec += 100000000L;
-			if (step.tv_nsec >= 1000000000L) {
-				step.tv_sec++;
-				step.tv_nsec -= 1000000000L;
-			}
-			bool last = step.tv_sec > until.tv_sec || (step.tv_sec == until.tv_sec && step.tv_nsec >= until.tv_nsec);
+			struct timespec step = mono_after(100);
+			bool last = !before(&step, &until);
 			wrc = pthread_cond_timedwait(&c->delivered_cond, &c->s.lock, last ? &until : &step);
 			if (wrc == ETIMEDOUT && !last)
 				wrc = -1;
 		}
 		if (wrc == ETIMEDOUT) {
-			bool done = token_done_recently(c, token);
+			bool done = token_done_recently(c, token, &reason);
 			pthread_mutex_unlock(&c->s.lock);
-			return done || !token_pending(c, token) ? VEIL_OK : VEIL_ERR_TIMEOUT;
+			if (done)
+				return finished(c, reason, reason_code);
+			return token_pending(c, token) ? VEIL_ERR_TIMEOUT : VEIL_OK;
 		}
 	}
 	pthread_mutex_unlock(&c->s.lock);
-	return VEIL_OK;
+	return finished(c, reason, reason_code);
 }
 
 int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos, MQTTSubscribe_options *opts,
@@ -335,6 +387,11 @@ int veil_client_disconnect(struct veil_client *c, int timeout_ms)
 	int prc = MQTTClient_disconnect(c->mc, timeout_ms);
 	veil__shim_save_state(&c->s);
 	return veil__mqtt_err(&c->s, prc);
+}
+
+int veil_client_reload(struct veil_client *c)
+{
+	return c ? veil__shim_reload(&c->s) : VEIL_ERR_INVAL;
 }
 
 void veil_client_stats(struct veil_client *c, struct veil_client_stats *out)

@@ -30,6 +30,7 @@ struct veil__session {
 	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
 	size_t cred_len;
 	struct veil_keyring *kr;
+	char *keyring_path;
 	struct veil_seq *seq;            /* NULL without identity */
 	char *state_dir;                 /* NULL: memory only */
 	int lock_fd;                     /* flock on <state_dir>/lock, -1 without */
@@ -281,7 +282,9 @@ int veil__session_new(const struct veil__session_opts *o, struct veil__session *
 	s->max_per_key = o->max_per_key ? o->max_per_key : VEIL_REPLAY_DEFAULT_PER_KEY;
 	s->log = o->log;
 	s->log_ctx = o->log_ctx;
-	int rc = (s->client_id = strdup(o->client_id)) ? load(s, o, err, errlen) : VEIL_ERR_NOMEM;
+	int rc = (s->client_id = strdup(o->client_id)) && (s->keyring_path = strdup(o->keyring_path))
+	                 ? load(s, o, err, errlen)
+	                 : VEIL_ERR_NOMEM;
 	if (rc != VEIL_OK) {
 		veil__session_free(&s);
 		return rc;
@@ -304,9 +307,27 @@ void veil__session_free(struct veil__session **sp)
 		close(s->lock_fd); /* releases the flock */
 	free(s->state_dir);
 	free(s->client_id);
+	free(s->keyring_path);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	*sp = NULL;
+}
+
+int veil__session_reload(struct veil__session *s, char *err, size_t errlen)
+{
+	struct veil_keyring *kr = NULL;
+	char why[512] = "";
+	int rc = veil_keyring_load(s->keyring_path, &kr, why, sizeof(why));
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "keyring %s (%s)", why[0] ? why : s->keyring_path, veil_errname(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&s->lock);
+	struct veil_keyring *old = s->kr;
+	s->kr = kr;
+	pthread_mutex_unlock(&s->lock);
+	veil_keyring_free(&old);
+	return VEIL_OK;
 }
 
 const char *veil__session_client_id(const struct veil__session *s)

@@ -66,6 +66,10 @@ struct veil__receiver;
 int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen);
 void veil__session_free(struct veil__session **s);
 
+/* Re-read the keyring from the same path and use it for every message from
+ * now on; on any error the old keyring stays and err says why (file:line). */
+int veil__session_reload(struct veil__session *s, char *err, size_t errlen);
+
 /* The client id the session logs in as. */
 const char *veil__session_client_id(const struct veil__session *s);
 bool veil__session_can_sign(const struct veil__session *s);

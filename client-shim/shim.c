@@ -138,8 +138,15 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 	s->log_ctx = o->log_ctx;
 	s->mqtt_version = o->mqtt_version ? o->mqtt_version : VEIL_MQTT_5;
 	s->auth = o->auth;
-	s->ssl = o->ssl;
-	s->async_ssl = o->async_ssl;
+	s->password_form = o->password_form;
+	s->tls = !strncmp(o->server_uri, "ssl://", 6) || !strncmp(o->server_uri, "mqtts://", 8);
+	s->tls_no_hostname_check = o->tls.no_hostname_check;
+	if ((o->tls.ca_file && !(s->tls_ca_file = strdup(o->tls.ca_file))) ||
+	    (o->tls.cert_file && !(s->tls_cert_file = strdup(o->tls.cert_file))) ||
+	    (o->tls.key_file && !(s->tls_key_file = strdup(o->tls.key_file)))) {
+		rc = VEIL_ERR_NOMEM;
+		goto fail;
+	}
 	s->keepalive_s = o->keepalive_s ? o->keepalive_s : 60;
 	s->connect_timeout_s = o->connect_timeout_s ? o->connect_timeout_s : 10;
 	s->persistent_session = o->persistent_session;
@@ -166,6 +173,7 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 		.state_dir = o->state_dir,
 		.token_login = o->auth == VEIL_AUTH_TOKEN,
 		.sign_all = o->sign_all,
+		.refuse_plaintext_send = o->refuse_plaintext,
 		.max_per_key = o->max_senders,
 		.log = session_log,
 		.log_ctx = s,
@@ -198,6 +206,9 @@ void veil__shim_fini(struct veil__shim *s)
 	free(s->server_uri);
 	free(s->client_id);
 	free(s->username);
+	free(s->tls_ca_file);
+	free(s->tls_cert_file);
+	free(s->tls_key_file);
 	pthread_mutex_destroy(&s->lock);
 	memset(s, 0, sizeof(*s));
 }
@@ -243,7 +254,7 @@ int veil__shim_login(struct veil__shim *s, struct veil__login *l)
 	}
 	int rc = veil__session_token(s->ses, &l->tok);
 	if (rc == VEIL_OK) {
-		if (s->mqtt_version == VEIL_MQTT_5) {
+		if (s->mqtt_version == VEIL_MQTT_5 && !s->password_form) {
 			rc = add_auth_props(&l->props, l->tok.tok, l->tok.len);
 		} else {
 			l->username = s->client_id;
@@ -335,8 +346,53 @@ void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_le
 	}
 }
 
-void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out)
+void veil__shim_tls(const struct veil__shim *s, MQTTClient_SSLOptions *o)
 {
+	MQTTClient_SSLOptions init = MQTTClient_SSLOptions_initializer;
+	*o = init;
+	o->trustStore = s->tls_ca_file;
+	o->keyStore = s->tls_cert_file;
+	o->privateKey = s->tls_key_file;
+	o->enableServerCertAuth = 1;
+	o->verify = s->tls_no_hostname_check ? 0 : 1;
+}
+
+void veil__shim_tls_async(const struct veil__shim *s, MQTTAsync_SSLOptions *o)
+{
+	MQTTAsync_SSLOptions init = MQTTAsync_SSLOptions_initializer;
+	*o = init;
+	o->trustStore = s->tls_ca_file;
+	o->keyStore = s->tls_cert_file;
+	o->privateKey = s->tls_key_file;
+	o->enableServerCertAuth = 1;
+	o->verify = s->tls_no_hostname_check ? 0 : 1;
+}
+
+int veil__shim_reload(struct veil__shim *s)
+{
+	char err[768] = "";
+	int rc = veil__session_reload(s->ses, err, sizeof(err));
+	if (rc != VEIL_OK)
+		veil__log(s, VEIL_LOG_ERROR, "keyring reload failed, the old keyring stays: %s", err);
+	else
+		veil__log(s, VEIL_LOG_INFO, "keyring reloaded");
+	return rc;
+}
+
+const char *veil_mqtt_reason_text(int reason_code)
+{
+	/* Paho's table of MQTT 5 reason codes; SUBACK 0x80 of 3.1.1 reads as
+	 * "Unspecified error", as MQTT 5 numbers it. */
+	const char *t = MQTTReasonCode_toString((enum MQTTReasonCodes)reason_code);
+	return t ? t : "unknown reason code";
+}
+
+void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *user)
+{
+	/* The caller's struct may be older (smaller) than ours: fill what it has. */
+	size_t want = user->size;
+	struct veil_client_stats all;
+	struct veil_client_stats *out = &all;
 	pthread_mutex_lock(&s->lock);
 	*out = s->stats;
 	pthread_mutex_unlock(&s->lock);
@@ -352,4 +408,9 @@ void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *out)
 	out->refused = rs.refused;
 	for (size_t i = 0; i < VEIL_STATS_ERR_SLOTS; i++)
 		out->refused_by_err[i] = rs.refused_by_err[i];
+	out->size = sizeof(all);
+	if (want > sizeof(all) || want < sizeof(size_t))
+		want = sizeof(all);
+	memcpy(user, &all, want);
+	user->size = want;
 }

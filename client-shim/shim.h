@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "veil/veil.h"
-#include "veil/client.h"
+#include "veil/paho.h"
 #include "session.h"
 
 struct veil__shim {
@@ -28,8 +28,10 @@ struct veil__shim {
 	char *client_id;
 	char *username;
 	char *password;                  /* sodium_malloc'd copy, NULL if none */
-	const MQTTClient_SSLOptions *ssl;        /* caller's, must outlive the client */
-	const MQTTAsync_SSLOptions *async_ssl;
+	bool tls;                        /* ssl:// or mqtts:// */
+	char *tls_ca_file, *tls_cert_file, *tls_key_file;
+	bool tls_no_hostname_check;
+	bool password_form;              /* MQTT 5 token login in the password form */
 	int mqtt_version;
 	int auth;
 	int keepalive_s;
@@ -72,6 +74,12 @@ int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload
 /* Open a received payload and call the message or refusal callback. */
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props);
+
+/* Paho TLS options from the client's veil_tls_options. */
+void veil__shim_tls(const struct veil__shim *s, MQTTClient_SSLOptions *o);
+void veil__shim_tls_async(const struct veil__shim *s, MQTTAsync_SSLOptions *o);
+/* Re-read the keyring (session core). */
+int veil__shim_reload(struct veil__shim *s);
 
 /* Keep both Paho libraries' heap trackers live for the process (shim.c). */
 void veil__paho_anchor(void);

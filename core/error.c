@@ -79,3 +79,8 @@ const char *veil_version(void)
 {
 	return VEIL_VERSION_STRING;
 }
+
+unsigned veil_version_number(void)
+{
+	return VEIL_VERSION_NUMBER;
+}

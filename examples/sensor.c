@@ -52,9 +52,9 @@ int main(int argc, char **argv)
 		char reading[64];
 		snprintf(reading, sizeof(reading), "reading %d: %.1f C", i, 20.0 + i * 0.5);
 		int token = 0;
-		rc = veil_client_publish5(c, topic, reading, strlen(reading), 1, false, NULL, &token);
+		rc = veil_client_publish(c, topic, reading, strlen(reading), 1, false, &token);
 		if (rc == VEIL_OK)
-			rc = veil_client_wait(c, token, 5000);
+			rc = veil_client_wait(c, token, 5000, NULL);
 	}
 	if (rc != VEIL_OK)
 		fprintf(stderr, "sensor: %s (%s)\n", veil_strerror(rc), veil_errname(rc));

@@ -33,7 +33,7 @@ struct integ_device {
 int integ_device_opt(struct integ_device *d, int c, const char *arg);
 /* Options for a veil_async device: token login, auto-reconnect, and TLS
  * (ssl filled in, trusting d->cafile) when d->cafile is set. */
-void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTAsync_SSLOptions *ssl);
+void integ_device_options(const struct integ_device *d, struct veil_client_options *o);
 /* The device's --step-timeout in seconds. */
 double integ_step_s(const struct integ_device *d);
 /* Monotonic seconds. */
@@ -52,7 +52,7 @@ struct integ_waiter {
 	int rc;
 };
 void integ_waiter_init(struct integ_waiter *w);
-void integ_waiter_done(void *ctx, int rc);
+void integ_waiter_done(void *ctx, int rc, int reason_code);
 /* The request's result, or VEIL_ERR_TIMEOUT after timeout_s. */
 int integ_waiter_wait(struct integ_waiter *w, double timeout_s);
 

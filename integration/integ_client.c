@@ -82,7 +82,7 @@ double integ_step_s(const struct integ_device *d)
 	return d->step_s > 0 ? d->step_s : INTEG_STEP_S;
 }
 
-void integ_device_options(const struct integ_device *d, struct veil_client_options *o, MQTTAsync_SSLOptions *ssl)
+void integ_device_options(const struct integ_device *d, struct veil_client_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->version = VEIL_CLIENT_OPTIONS_VERSION;
@@ -102,14 +102,7 @@ void integ_device_options(const struct integ_device *d, struct veil_client_optio
 	/* After a lost connection the client logs in again by itself (fresh
 	 * token); a persistent session keeps the subscriptions. */
 	o->auto_reconnect = true;
-	if (d->cafile) {
-		MQTTAsync_SSLOptions init = MQTTAsync_SSLOptions_initializer;
-		*ssl = init;
-		ssl->trustStore = d->cafile;
-		ssl->enableServerCertAuth = 1;
-		ssl->verify = 1;
-		o->async_ssl = ssl;
-	}
+	o->tls.ca_file = d->cafile; /* the host name is checked (default) */
 }
 
 /* ---- stream bookkeeping: loss, duplicates, order ---- */
@@ -234,7 +227,7 @@ void integ_waiter_init(struct integ_waiter *w)
 	w->rc = VEIL_ERR_TIMEOUT;
 }
 
-void integ_waiter_done(void *ctx, int rc)
+void integ_waiter_done(void *ctx, int rc, int reason_code)
 {
 	struct integ_waiter *w = ctx;
 	pthread_mutex_lock(&w->mu);
@@ -290,7 +283,7 @@ static bool pub_wait_step(struct pub_state *p, double until)
 	return true;
 }
 
-static void pub_connected(void *ctx, int rc)
+static void pub_connected(void *ctx, int rc, int reason_code)
 {
 	struct pub_state *p = ctx;
 	pthread_mutex_lock(&p->mu);
@@ -300,7 +293,7 @@ static void pub_connected(void *ctx, int rc)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void pub_done(void *ctx, int rc)
+static void pub_done(void *ctx, int rc, int reason_code)
 {
 	struct pub_state *p = ctx;
 	pthread_mutex_lock(&p->mu);
@@ -381,8 +374,7 @@ static int cmd_pub(struct integ_device *d, int argc, char **argv)
 		return 2;
 	double step = integ_step_s(d);
 	struct veil_client_options o;
-	MQTTAsync_SSLOptions ssl;
-	integ_device_options(d, &o, &ssl);
+	integ_device_options(d, &o);
 	static struct pub_state p = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	struct veil_async *a = NULL;
 	int rc = veil_async_new(&o, &a);
@@ -498,8 +490,7 @@ static int cmd_sub(struct integ_device *d, int argc, char **argv)
 		return 2;
 	double step = integ_step_s(d);
 	struct veil_client_options o;
-	MQTTAsync_SSLOptions ssl;
-	integ_device_options(d, &o, &ssl);
+	integ_device_options(d, &o);
 	struct veil_async *cl = NULL;
 	int rc = veil_async_new(&o, &cl);
 	if (rc != VEIL_OK) {

@@ -94,7 +94,7 @@ static _Atomic long connects_ok, connects_failed, disconnects_done;
 static int mqtt_version = VEIL_MQTT_5;
 static double step_s = 30; /* one broker reply: CONNACK, SUBACK, DISCONNECT */
 
-static void on_done_connect(void *ctx, int rc)
+static void on_done_connect(void *ctx, int rc, int reason_code)
 {
 	(void)ctx;
 	if (rc == VEIL_OK)
@@ -103,14 +103,14 @@ static void on_done_connect(void *ctx, int rc)
 		connects_failed++;
 }
 
-static void on_done_disconnect(void *ctx, int rc)
+static void on_done_disconnect(void *ctx, int rc, int reason_code)
 {
 	(void)ctx;
 	(void)rc;
 	disconnects_done++;
 }
 
-static void on_ack(void *ctx, int rc)
+static void on_ack(void *ctx, int rc, int reason_code)
 {
 	struct ack_ctx *a = ctx;
 	if (rc == VEIL_OK) {
@@ -220,8 +220,7 @@ static int new_client(const struct veil_identity *auth, const char *dir, const c
 	struct integ_device d = { .uri = uri, .id = id, .identity = key, .credential = cred, .keyring = keyring,
 	                          .persistent = true, .mqtt = mqtt_version, .step_s = step_s };
 	struct veil_client_options o;
-	MQTTAsync_SSLOptions ssl;
-	integ_device_options(&d, &o, &ssl);
+	integ_device_options(&d, &o);
 	return veil_async_new(&o, out);
 }
 
@@ -437,7 +436,7 @@ static bool subscribe_all(struct lsub *subs, long n_subs, struct integ_waiter *w
 		integ_waiter_init(&ws[s]);
 		int rc = veil_async_subscribe(subs[s].a, subs[s].filter, 1, integ_waiter_done, &ws[s]);
 		if (rc != VEIL_OK)
-			integ_waiter_done(&ws[s], rc);
+			integ_waiter_done(&ws[s], rc, 0);
 	}
 	bool ok = true;
 	for (long s = 0; s < n_subs; s++) {

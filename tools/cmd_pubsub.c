@@ -37,7 +37,6 @@ struct common {
 	struct veil_client_config *cfg;
 	char uri[300];
 	char id_buf[VEIL_CLIENT_ID_MAX + 1];
-	MQTTClient_SSLOptions ssl;
 };
 
 enum { OPT_CAFILE = 256, OPT_CERT, OPT_KEY, OPT_IDENTITY, OPT_CREDENTIAL, OPT_KEYRING, OPT_STATE_DIR, OPT_CONFIG,
@@ -178,12 +177,9 @@ static int common_finish(struct common *c, const char *cmd)
 	snprintf(c->uri, sizeof(c->uri), "%s://%s:%d", tls ? "ssl" : "tcp", c->host, port);
 	c->o.server_uri = c->uri;
 	if (tls) {
-		MQTTClient_SSLOptions init = MQTTClient_SSLOptions_initializer;
-		c->ssl = init;
-		c->ssl.trustStore = c->cafile;
-		c->ssl.keyStore = c->cert;
-		c->ssl.privateKey = c->key;
-		c->o.ssl = &c->ssl;
+		c->o.tls.ca_file = c->cafile;
+		c->o.tls.cert_file = c->cert;
+		c->o.tls.key_file = c->key;
 	}
 	if (c->debug) {
 		c->o.log = log_stderr;
@@ -247,9 +243,9 @@ static int publish_one(struct veil_client *vc, const struct common *c, const cha
                        bool retain)
 {
 	int tok = 0;
-	int rc = veil_client_publish5(vc, topic, p, n, c->qos, retain, NULL, &tok);
+	int rc = veil_client_publish(vc, topic, p, n, c->qos, retain, &tok);
 	if (rc == VEIL_OK && c->qos > 0)
-		rc = veil_client_wait(vc, tok, 10000);
+		rc = veil_client_wait(vc, tok, 10000, NULL);
 	if (rc != VEIL_OK)
 		fprintf(stderr, "veil pub: publish to '%s' failed: %s (%s)\n", topic, veil_strerror(rc), veil_errname(rc));
 	return rc;

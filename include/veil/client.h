@@ -16,9 +16,19 @@
  * before the message callback sees them; anything that fails goes to the
  * refusal callback with the reason and is counted, never to the app.
  *
- * Every function returns a veil_err code (error.h). Paho's own error and
- * reason codes are kept in struct veil_client_stats.last_mqtt_rc for
- * diagnostics. The library never prints: give it a log callback.
+ * Every function returns a veil_err code (error.h). A request the broker
+ * refuses reports the MQTT reason code as well (veil_client_wait,
+ * veil_done_cb; veil_mqtt_reason_text names it); Paho's own codes are kept in
+ * struct veil_client_stats.last_mqtt_rc for diagnostics. The library never
+ * prints: give it a log callback.
+ *
+ * This header needs no Paho header. MQTT 5 properties and subscription
+ * options (Paho types) are in veil/paho.h.
+ *
+ * ABI: libveil.so.1. Caller-allocated structs carry a version
+ * (veil_client_options) or their size (veil_client_stats), so fields can be
+ * added without another SONAME change; VEIL_VERSION_NUMBER (veil.h) tells a
+ * program what it was compiled against, veil_version_number() what it runs.
  *
  * Example: examples/sensor.c and examples/dashboard.c (compiled by the build).
  */
@@ -29,9 +39,6 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#include <MQTTClient.h>
-#include <MQTTAsync.h>
-
 #include "veil/export.h"
 #include "veil/error.h"
 #include "veil/identity.h"
@@ -40,7 +47,7 @@
 extern "C" {
 #endif
 
-#define VEIL_CLIENT_OPTIONS_VERSION 1
+#define VEIL_CLIENT_OPTIONS_VERSION 2
 
 /* MQTT protocol versions (the numbers Paho uses). */
 #define VEIL_MQTT_311 4
@@ -57,6 +64,16 @@ enum veil_auth_mode {
 enum veil_log_level { VEIL_LOG_ERROR = 0, VEIL_LOG_WARNING = 1, VEIL_LOG_INFO = 2, VEIL_LOG_DEBUG = 3 };
 typedef void (*veil_log_cb)(void *ctx, int level, const char *msg);
 
+/* TLS to the broker, used when server_uri is ssl:// or mqtts://. */
+struct veil_tls_options {
+	const char *ca_file;          /* PEM certificates the broker's certificate must chain to;
+	                               * NULL: the system's default trust store */
+	const char *cert_file;        /* client certificate (PEM), optional */
+	const char *key_file;         /* its private key (PEM, unencrypted), optional */
+	bool no_hostname_check;       /* do not match the certificate against the host name
+	                               * (default: matched) */
+};
+
 struct veil_client_options {
 	int version;                  /* VEIL_CLIENT_OPTIONS_VERSION */
 	const char *server_uri;       /* "tcp://host:1883", "ssl://host:8883", ... */
@@ -66,13 +83,13 @@ struct veil_client_options {
 	const char *credential_path;  /* authority-signed credential (token login, signed sends) */
 	const char *keyring_path;     /* required: topic keys and policy (veil_keyring_load) */
 	const char *state_dir;        /* NULL: in-memory state. Else holds "seq" (sender
-	                               * sequence) and "replay" (receive windows), mode 0600 */
+	                               * sequence) and "replay-<client id>" (receive windows);
+	                               * owned by this user, no group/other write; one client
+	                               * at a time (locked) */
 	int auth;                     /* enum veil_auth_mode */
 	const char *username;         /* VEIL_AUTH_PASSWORD only */
 	const char *password;         /* VEIL_AUTH_PASSWORD only; copied, wiped on free */
-	const MQTTClient_SSLOptions *ssl;       /* veil_client_*: passed to Paho as is, or NULL;
-	                                         * must stay valid while the client exists */
-	const MQTTAsync_SSLOptions *async_ssl;  /* veil_async_*: passed to Paho as is, or NULL */
+	struct veil_tls_options tls;
 	int keepalive_s;              /* 0: 60 */
 	int connect_timeout_s;        /* 0: 10 */
 	bool persistent_session;      /* false: clean session / clean start */
@@ -81,9 +98,16 @@ struct veil_client_options {
 	bool auto_reconnect;          /* veil_async_* only: reconnect with a fresh token */
 	size_t max_senders;           /* receive windows per key (a new sender past it is
 	                               * refused, never an old window forgotten); 0: 4096 */
+	bool refuse_plaintext;        /* never send in clear, even where the keyring policy
+	                               * allows plaintext (VEIL_ERR_PLAINTEXT) */
+	bool password_form;           /* MQTT 5 token login in the password form (username =
+	                               * client id) instead of enhanced auth, for brokers with
+	                               * plugin_opt_enhanced_auth false */
 	veil_log_cb log;              /* may be NULL: then nothing is logged */
 	void *log_ctx;
 };
+
+struct MQTTProperties;            /* Paho's (MQTTProperties.h), see veil/paho.h */
 
 /* A verified received message, valid only during the callback. */
 struct veil_message {
@@ -94,13 +118,14 @@ struct veil_message {
 	bool retained;
 	bool dup;
 	bool is_signed;               /* Ed25519 signature by the sender's credential verified */
-	bool plaintext;               /* arrived in clear on a topic whose policy allows it */
+	bool plaintext;               /* arrived in clear on a topic whose policy allows it:
+	                               * NOT verified, never present it as if it were */
 	uint8_t sender[VEIL_SENDER_ID_BYTES];   /* zero when plaintext */
 	char sender_hex[2 * VEIL_SENDER_ID_BYTES + 1];
 	const char *sender_client_id; /* from the verified credential when signed, else "" */
 	uint64_t seq;
 	uint32_t key_id;
-	const MQTTProperties *properties;  /* MQTT 5 properties as received, else NULL */
+	const struct MQTTProperties *properties;  /* MQTT 5 properties as received, else NULL */
 };
 
 /* A message that failed to open; never delivered to the message callback. */
@@ -116,9 +141,12 @@ typedef void (*veil_message_cb)(void *ctx, const struct veil_message *m);
 typedef void (*veil_refusal_cb)(void *ctx, const struct veil_refusal *r);
 typedef void (*veil_connection_lost_cb)(void *ctx, const char *cause);
 
-#define VEIL_STATS_ERR_SLOTS 32   /* refused_by_err[-err] for err in (-32, 0] */
+#define VEIL_STATS_ERR_SLOTS 64   /* refused_by_err[-err] for err in (-64, 0] */
 
+/* Set size = sizeof(struct veil_client_stats) before the call (VEIL_STATS_INIT):
+ * the library fills what both sides know. */
 struct veil_client_stats {
+	size_t size;
 	uint64_t published;           /* messages handed to Paho */
 	uint64_t published_sealed;    /* of which sealed into an envelope */
 	uint64_t publish_refused;     /* refused before sending (no policy, ...) */
@@ -127,8 +155,13 @@ struct veil_client_stats {
 	uint64_t refused;             /* failed to open: went to the refusal callback */
 	uint64_t refused_by_err[VEIL_STATS_ERR_SLOTS];
 	uint64_t connects;            /* successful connects (including reconnects) */
-	int last_mqtt_rc;             /* last non-zero Paho return or reason code */
+	int last_mqtt_rc;             /* last non-zero Paho return or MQTT reason code */
 };
+#define VEIL_STATS_INIT { .size = sizeof(struct veil_client_stats) }
+
+/* English name of an MQTT 5 reason code (or 3.1.1 CONNACK/SUBACK code as Paho
+ * reports it), e.g. 0x87 "Not authorized"; never NULL. */
+VEIL_EXPORT const char *veil_mqtt_reason_text(int reason_code);
 
 /* ---- the client config file ---- */
 
@@ -148,7 +181,9 @@ VEIL_EXPORT void veil_client_config_free(struct veil_client_config **cfg);
 struct veil_client;
 
 /* Loads identity, credential, keyring and state; creates the Paho client.
- * Errors: INVAL (bad options), IO/PARSE/PERM (files), STATE, NOMEM, MQTT. */
+ * Errors: INVAL (bad options), IO/PARSE/PERM (files), STATE, AUTH (identity
+ * does not match credential), CLIENT_ID, EXPIRED, NOMEM, MQTT; the log
+ * callback gets the reason in words, naming the file. */
 VEIL_EXPORT int veil_client_new(const struct veil_client_options *o, struct veil_client **out);
 /* Set before connect (like MQTTClient_setCallbacks). They run on Paho's thread.
  * Any callback may be NULL. */
@@ -159,20 +194,21 @@ VEIL_EXPORT int veil_client_set_callbacks(struct veil_client *c, void *ctx, veil
 VEIL_EXPORT int veil_client_connect(struct veil_client *c);
 VEIL_EXPORT bool veil_client_is_connected(struct veil_client *c);
 /* Seal and publish; returns once Paho accepted the message (like
- * MQTTClient_publish); QoS 1/2 completion: veil_client_publish5 + veil_client_wait. */
+ * MQTTClient_publish). token (may be NULL) identifies it for veil_client_wait
+ * (QoS 1/2 completion). */
 VEIL_EXPORT int veil_client_publish(struct veil_client *c, const char *topic, const void *payload, size_t len,
-                                    int qos, bool retained);
-/* As above with MQTT 5 properties (NULL allowed) and the delivery token. */
-VEIL_EXPORT int veil_client_publish5(struct veil_client *c, const char *topic, const void *payload, size_t len,
-                                     int qos, bool retained, MQTTProperties *props, int *token);
-/* Like MQTTClient_waitForCompletion. Errors: TIMEOUT, MQTT. */
-VEIL_EXPORT int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms);
+                                    int qos, bool retained, int *token);
+/* Wait for a QoS 1/2 publish to complete. Errors: TIMEOUT, MQTT, AUTH (the
+ * broker refused it: MQTT 5 PUBACK/PUBREC reason >= 0x80, in *reason_code,
+ * which may be NULL; MQTT 3.1.1 cannot report refusals). */
+VEIL_EXPORT int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms, int *reason_code);
 /* Blocks until SUBACK; a refused subscription is VEIL_ERR_AUTH. */
 VEIL_EXPORT int veil_client_subscribe(struct veil_client *c, const char *filter, int qos);
-VEIL_EXPORT int veil_client_subscribe5(struct veil_client *c, const char *filter, int qos,
-                                       MQTTSubscribe_options *opts, MQTTProperties *props);
 VEIL_EXPORT int veil_client_unsubscribe(struct veil_client *c, const char *filter);
 VEIL_EXPORT int veil_client_disconnect(struct veil_client *c, int timeout_ms);
+/* Re-read the keyring (same path) and apply it to new messages; the old one
+ * stays when the new one does not load (the log says why, with file:line). */
+VEIL_EXPORT int veil_client_reload(struct veil_client *c);
 VEIL_EXPORT void veil_client_stats(struct veil_client *c, struct veil_client_stats *out);
 /* Persists the replay windows (state dir), destroys Paho, wipes secrets; *c = NULL. */
 VEIL_EXPORT void veil_client_free(struct veil_client **c);
@@ -181,8 +217,10 @@ VEIL_EXPORT void veil_client_free(struct veil_client **c);
 
 struct veil_async;
 
-/* Completion of a request: rc is VEIL_OK or a veil_err. Runs on Paho's thread. */
-typedef void (*veil_done_cb)(void *ctx, int rc);
+/* Completion of a request: rc is VEIL_OK or a veil_err; reason_code is the
+ * broker's MQTT reason code when it answered (0 otherwise), so a refused
+ * publish reads as rc VEIL_ERR_AUTH, reason_code 0x87. Runs on Paho's thread. */
+typedef void (*veil_done_cb)(void *ctx, int rc, int reason_code);
 
 VEIL_EXPORT int veil_async_new(const struct veil_client_options *o, struct veil_async **out);
 VEIL_EXPORT int veil_async_set_callbacks(struct veil_async *a, void *ctx, veil_message_cb on_message,
@@ -197,14 +235,11 @@ VEIL_EXPORT int veil_async_set_connected(struct veil_async *a, veil_done_cb on_c
 /* Seals now (in the caller's thread) and queues; done gets the delivery result. */
 VEIL_EXPORT int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len,
                                    int qos, bool retained, veil_done_cb done, void *ctx);
-VEIL_EXPORT int veil_async_publish5(struct veil_async *a, const char *topic, const void *payload, size_t len,
-                                    int qos, bool retained, MQTTProperties *props, veil_done_cb done, void *ctx);
 VEIL_EXPORT int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil_done_cb done,
                                      void *ctx);
-VEIL_EXPORT int veil_async_subscribe5(struct veil_async *a, const char *filter, int qos,
-                                      MQTTSubscribe_options *opts, MQTTProperties *props, veil_done_cb done,
-                                      void *ctx);
+VEIL_EXPORT int veil_async_unsubscribe(struct veil_async *a, const char *filter, veil_done_cb done, void *ctx);
 VEIL_EXPORT int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb done, void *ctx);
+VEIL_EXPORT int veil_async_reload(struct veil_async *a);
 VEIL_EXPORT void veil_async_stats(struct veil_async *a, struct veil_client_stats *out);
 /* Stops reconnecting, persists state, destroys Paho, wipes secrets; *a = NULL.
  * Do not call from a libveil callback. */

@@ -60,11 +60,11 @@ static void roundtrip(int version)
 		                        "temperature=22.5C qos two" };
 	for (int qos = 0; qos <= 2; qos++) {
 		int tok = 0;
-		ck_assert_int_eq(veil_client_publish5(pub, "sensors/room1/temp", texts[qos], strlen(texts[qos]), qos,
-		                                      false, NULL, &tok),
+		ck_assert_int_eq(veil_client_publish(pub, "sensors/room1/temp", texts[qos], strlen(texts[qos]), qos,
+		                                      false, &tok),
 		                 VEIL_OK);
 		if (qos > 0)
-			ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+			ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	}
 	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	for (int qos = 0; qos <= 2; qos++) {
@@ -149,8 +149,8 @@ START_TEST(test_properties_retained_signed)
 
 	/* Retained: published before anyone subscribes. */
 	int tok = 0;
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/door", "open", 4, 1, true, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/door", "open", 4, 1, true, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 
 	struct cfx_sink sink;
 	cfx_sink_init(&sink);
@@ -172,7 +172,7 @@ START_TEST(test_properties_retained_signed)
 	p.value.value.len = 7;
 	ck_assert_int_eq(MQTTProperties_add(&props, &p), 0);
 	ck_assert_int_eq(veil_client_publish5(pub, "sensors/t", "19", 2, 1, false, &props, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	MQTTProperties_free(&props);
 	ck_assert(cfx_wait(&sink, &sink.n, 2, 5000));
 	ck_assert_str_eq(sink.msgs[1].user_prop, "unit=celsius");
@@ -180,8 +180,8 @@ START_TEST(test_properties_retained_signed)
 
 	/* Signed policy: the receiver learns the sender's credential client id. */
 	ck_assert_int_eq(veil_client_subscribe(sub, "secure/#", 1), VEIL_OK);
-	ck_assert_int_eq(veil_client_publish5(pub, "secure/cmd", "unlock", 6, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "secure/cmd", "unlock", 6, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	ck_assert(sink.msgs[2].is_signed);
 	ck_assert_str_eq(sink.msgs[2].sender_client_id, "sensor-1");
@@ -208,11 +208,11 @@ START_TEST(test_policy_refusals_on_publish)
 	struct veil_client *pub = client_up(&po, NULL);
 
 	/* No keyring entry: refused before anything is sent. */
-	ck_assert_int_eq(veil_client_publish(pub, "other/topic", "secret-ish", 10, 1, false), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_client_publish(pub, "other/topic", "secret-ish", 10, 1, false, NULL), VEIL_ERR_NO_POLICY);
 	/* Plaintext policy: goes in clear, on purpose, and is marked so. */
 	int tok = 0;
-	ck_assert_int_eq(veil_client_publish5(pub, "public/news", "hello all", 9, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "public/news", "hello all", 9, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(sink.msgs[0].plaintext);
 	/* "hello all" went after the refused publish, on the same connection:
@@ -227,8 +227,8 @@ START_TEST(test_policy_refusals_on_publish)
 	ck_assert_uint_eq(st.published, 1);
 	ck_assert_uint_eq(st.published_sealed, 0);
 	/* Bad arguments are caller errors. */
-	ck_assert_int_eq(veil_client_publish(pub, "sensors/x", "a", 1, 3, false), VEIL_ERR_INVAL);
-	ck_assert_int_eq(veil_client_publish(pub, "sensors/#", "a", 1, 0, false), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/x", "a", 1, 3, false, NULL), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/#", "a", 1, 0, false, NULL), VEIL_ERR_INVAL);
 
 	veil_client_free(&pub);
 	veil_client_free(&sub);
@@ -260,14 +260,14 @@ START_TEST(test_broker_side_attacks_refused)
 	struct veil_client *pub = client_up(&po, NULL);
 	/* An envelope the receiver never saw (it is not subscribed yet). */
 	int tok = 0;
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "reading 41", 10, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/a", "reading 41", 10, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	struct veil_client *sub = client_up(&so, &sink);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "secure/#", 1), VEIL_OK);
 
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "reading 42", 10, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/a", "reading 42", 10, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(cfx_plain_wait(&eve, 2, 5000));
 	ck_assert_uint_eq(cfx_plain_count(&eve), 2);
@@ -308,8 +308,8 @@ START_TEST(test_broker_side_attacks_refused)
 	ck_assert_msg(refused_with(&sink, 4, VEIL_ERR_PLAINTEXT), "got %s", veil_errname(sink.refused[4]));
 	/* 6. Unsigned envelope (valid key) on a topic whose policy requires signatures. */
 	struct veil_client *unsig = client_up(&uo, NULL);
-	ck_assert_int_eq(veil_client_publish5(unsig, "secure/x", "cmd", 3, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(unsig, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(unsig, "secure/x", "cmd", 3, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(unsig, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n_refused, 6, 5000));
 	ck_assert_msg(refused_with(&sink, 5, VEIL_ERR_UNSIGNED), "got %s", veil_errname(sink.refused[5]));
 
@@ -358,9 +358,9 @@ START_TEST(test_sender_and_receiver_restart)
 		char text[32];
 		snprintf(text, sizeof(text), "boot %d", round);
 		int tok = 0;
-		ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", text, strlen(text), 1, false, NULL, &tok),
+		ck_assert_int_eq(veil_client_publish(pub, "sensors/a", text, strlen(text), 1, false, &tok),
 		                 VEIL_OK);
-		ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+		ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 		ck_assert_int_eq(veil_client_disconnect(pub, veil_test_ms(1000)), VEIL_OK);
 		veil_client_free(&pub);
 		ck_assert(cfx_wait(&sink, &sink.n, (size_t)round + 1, 5000));
@@ -413,8 +413,8 @@ static void persistent_reconnect(int version)
 	cfx_sink_init(&psink);
 	struct veil_client *pub = client_up(&po, &psink);
 	int tok = 0;
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/q", "while away", 10, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/q", "while away", 10, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(sub), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "while away", 10) == 0);
@@ -427,8 +427,8 @@ static void persistent_reconnect(int version)
 	ck_assert_int_eq(veil_client_connect(sub), VEIL_OK);
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(pub), VEIL_OK);
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/q", "after restart", 13, 2, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/q", "after restart", 13, 2, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 2, 5000));
 	ck_assert(memcmp(sink.msgs[1].payload, "after restart", 13) == 0);
 	struct veil_client_stats st;

@@ -45,7 +45,7 @@ static void done_init(struct done *d)
 	veil_cond_init(&d->cond);
 }
 
-static void on_done(void *ctx, int rc)
+static void on_done(void *ctx, int rc, int reason_code)
 {
 	struct done *d = ctx;
 	pthread_mutex_lock(&d->lock);
@@ -269,14 +269,14 @@ struct resub {
 
 /* Clean sessions lose subscriptions: resubscribe on every (re)connect;
  * r->d counts the SUBACKs (or a subscribe that could not be sent). */
-static void on_connected(void *ctx, int rc)
+static void on_connected(void *ctx, int rc, int reason_code)
 {
 	struct resub *r = ctx;
 	if (rc != VEIL_OK)
 		return;
 	int src = veil_async_subscribe(r->a, "sensors/#", 1, on_done, &r->d);
 	if (src != VEIL_OK)
-		on_done(&r->d, src);
+		on_done(&r->d, src, 0);
 }
 
 static void auto_reconnect(int version)

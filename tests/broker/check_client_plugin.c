@@ -74,10 +74,10 @@ static void login_and_roundtrip(int pub_version, int sub_version)
 	ck_assert_int_eq(veil_client_subscribe(sub, "secure/#", 1), VEIL_OK);
 	struct veil_client *pub = token_client(&po, "sensor-1", pub_version, NULL);
 	int tok = 0;
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "via plugin", 10, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
-	ck_assert_int_eq(veil_client_publish5(pub, "secure/door", "unlock", 6, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/a", "via plugin", 10, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "secure/door", "unlock", 6, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 2, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "via plugin", 10) == 0);
 	ck_assert(sink.msgs[1].is_signed);
@@ -86,8 +86,8 @@ static void login_and_roundtrip(int pub_version, int sub_version)
 	/* Reconnect at once: a fresh token, so the plugin's nonce cache lets it in. */
 	ck_assert_int_eq(veil_client_disconnect(pub, veil_test_ms(1000)), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(pub), VEIL_OK);
-	ck_assert_int_eq(veil_client_publish5(pub, "sensors/a", "again", 5, 1, false, NULL, &tok), VEIL_OK);
-	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000)), VEIL_OK);
+	ck_assert_int_eq(veil_client_publish(pub, "sensors/a", "again", 5, 1, false, &tok), VEIL_OK);
+	ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	ck_assert_uint_eq(sink.n_refused, 0);
 	veil_client_free(&pub);

@@ -53,14 +53,9 @@ static void teardown(void)
 
 START_TEST(test_tls_sync_and_async)
 {
-	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
-	ssl.trustStore = ca;
-	MQTTAsync_SSLOptions assl = MQTTAsync_SSLOptions_initializer;
-	assl.trustStore = ca;
-
 	struct cfx_opts so, po;
 	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
-	so.o.ssl = &ssl;
+	so.o.tls.ca_file = ca;
 	struct cfx_sink sink;
 	cfx_sink_init(&sink);
 	struct veil_client *sub = NULL;
@@ -70,7 +65,7 @@ START_TEST(test_tls_sync_and_async)
 	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
 
 	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_311, NULL);
-	po.o.async_ssl = &assl;
+	po.o.tls.ca_file = ca;
 	struct veil_async *pub = NULL;
 	ck_assert_int_eq(veil_async_new(&po.o, &pub), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(pub, NULL, NULL), VEIL_OK);
@@ -86,22 +81,36 @@ END_TEST
 
 START_TEST(test_tls_wrong_trust_store)
 {
-	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
-	ssl.trustStore = other_ca;
 	struct cfx_opts so;
 	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
-	so.o.ssl = &ssl;
+	so.o.tls.ca_file = other_ca;
 	so.o.connect_timeout_s = veil_test_ms(3000) / 1000;
 	struct veil_client *c = NULL;
 	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
 	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
 	ck_assert(!veil_client_is_connected(c));
 	veil_client_free(&c);
-	/* Without TLS options Paho cannot speak ssl:// at all. */
+	/* Without a CA file the system's trust store does not know the
+	 * self-signed broker certificate. */
 	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
 	so.o.connect_timeout_s = veil_test_ms(3000) / 1000;
 	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
 	ck_assert_int_ne(veil_client_connect(c), VEIL_OK);
+	veil_client_free(&c);
+	/* The right CA, but a certificate for another host name: refused
+	 * unless the check is turned off. */
+	char uri[80];
+	snprintf(uri, sizeof(uri), "ssl://localhost:%d", F.broker.port);
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, NULL);
+	so.o.server_uri = uri;
+	so.o.tls.ca_file = ca;
+	so.o.connect_timeout_s = veil_test_ms(3000) / 1000;
+	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
+	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
+	veil_client_free(&c);
+	so.o.tls.no_hostname_check = true;
+	ck_assert_int_eq(veil_client_new(&so.o, &c), VEIL_OK);
+	ck_assert_int_eq(veil_client_connect(c), VEIL_OK);
 	veil_client_free(&c);
 }
 END_TEST

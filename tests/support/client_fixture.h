@@ -17,6 +17,7 @@
 
 #include "veil/veil.h"
 #include "veil/client.h"
+#include "veil/paho.h"
 #include "broker.h"
 
 #define CFX_MAX_MSGS 64

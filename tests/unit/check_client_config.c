@@ -152,18 +152,18 @@ START_TEST(test_offline_publish_and_state)
 	snprintf(seq, sizeof(seq), "%s/seq", state);
 	ck_assert_int_eq(access(seq, F_OK), 0);
 	/* Refused before any network I/O. */
-	ck_assert_int_eq(veil_client_publish(c, "other/x", "x", 1, 0, false), VEIL_ERR_NO_POLICY);
-	ck_assert_int_eq(veil_client_publish(c, "sensors/a", NULL, 3, 0, false), VEIL_ERR_INVAL);
-	ck_assert_int_eq(veil_client_publish(c, "sensors/+", "x", 1, 0, false), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_client_publish(c, "other/x", "x", 1, 0, false, NULL), VEIL_ERR_NO_POLICY);
+	ck_assert_int_eq(veil_client_publish(c, "sensors/a", NULL, 3, 0, false, NULL), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_client_publish(c, "sensors/+", "x", 1, 0, false, NULL), VEIL_ERR_INVAL);
 	/* Over 16 MiB of plaintext is too-large, not a caller bug (what `veil pub`
 	 * reports; issue 17, item 7: it said invalid-argument). */
 	uint8_t *big = calloc(1, VEIL_MAX_PLAINTEXT + 1);
 	ck_assert_ptr_nonnull(big);
-	ck_assert_int_eq(veil_client_publish(c, "sensors/a", big, VEIL_MAX_PLAINTEXT + 1, 0, false),
+	ck_assert_int_eq(veil_client_publish(c, "sensors/a", big, VEIL_MAX_PLAINTEXT + 1, 0, false, NULL),
 	                 VEIL_ERR_TOO_LARGE);
 	free(big);
 	/* Sealed, but Paho is not connected. */
-	ck_assert_int_eq(veil_client_publish(c, "sensors/a", "x", 1, 0, false), VEIL_ERR_MQTT);
+	ck_assert_int_eq(veil_client_publish(c, "sensors/a", "x", 1, 0, false, NULL), VEIL_ERR_MQTT);
 	ck_assert(!veil_client_is_connected(c));
 	ck_assert_int_eq(veil_client_connect(c), VEIL_ERR_MQTT);
 	struct veil_client_stats s;
@@ -197,8 +197,8 @@ START_TEST(test_receive_only_client)
 	o.auth = VEIL_AUTH_NONE;
 	struct veil_client *c = NULL;
 	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_OK);
-	ck_assert_int_eq(veil_client_publish(c, "sensors/a", "x", 1, 0, false), VEIL_ERR_INVAL);
-	ck_assert_int_eq(veil_client_publish(c, "public/a", "x", 1, 0, false), VEIL_ERR_MQTT);
+	ck_assert_int_eq(veil_client_publish(c, "sensors/a", "x", 1, 0, false, NULL), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_client_publish(c, "public/a", "x", 1, 0, false, NULL), VEIL_ERR_MQTT);
 	veil_client_free(&c);
 }
 END_TEST
