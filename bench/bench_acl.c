@@ -23,8 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,7 +34,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +44,7 @@
 #include "veil/identity.h"
 #include "broker.h"
 #include "bench_stats.h"
+#include "raw_mqtt.h"
 
 #define PAYLOAD 256
 #define WINDOW 2000
@@ -63,29 +61,7 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- minimal MQTT 3.1.1 over a socket ---- */
-
-static int tcp_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = { 0 };
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* A broker that stops answering fails the handshake instead of hanging. */
-	struct timeval tmo = { 10, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
+/* ---- minimal MQTT 3.1.1 over a socket: SUBSCRIBE, PUBLISH ---- */
 
 static size_t put_varint(uint8_t *p, size_t v)
 {
@@ -154,33 +130,22 @@ static int read_header(int fd, size_t *len)
 	return b;
 }
 
+/* CONNECT (MQTT 3.1.1) and its CONNACK through the shared raw speaker
+ * (tests/support/raw_mqtt.h): the fd, or -1 when refused or unanswered. */
 static int mqtt_connect(int port, const char *id, const char *user, const char *pass)
 {
-	int fd = tcp_connect(port);
-	if (fd < 0)
-		return -1;
-	uint8_t body[4096], pkt[4200];
-	size_t n = 0;
-	n += put_str(body + n, "MQTT", 4);
-	body[n++] = 4;
-	body[n++] = (uint8_t)(0x02 | (user ? 0x80 : 0) | (pass ? 0x40 : 0));
-	body[n++] = 0;
-	body[n++] = 60;
-	n += put_str(body + n, id, strlen(id));
-	if (user)
-		n += put_str(body + n, user, strlen(user));
-	if (pass)
-		n += put_str(body + n, pass, strlen(pass));
-	size_t k = 0;
-	pkt[k++] = 0x10;
-	k += put_varint(pkt + k, n);
-	memcpy(pkt + k, body, n);
-	k += n;
-	size_t len = 0;
-	uint8_t ack[4];
-	if (!write_all(fd, pkt, k) || read_header(fd, &len) != 0x20 || len != 2 || !read_all(fd, ack, 2) || ack[1]) {
+	struct raw_login l = { 4, id, user, pass, NULL, NULL, 0 };
+	int fd = raw_connect_send(port, &l);
+	if (fd >= 0 && raw_connack(fd, 10000) != 0) {
 		close(fd);
 		return -1;
+	}
+	if (fd >= 0) {
+		/* A broker that stops answering fails the SUBACK read or the
+		 * publisher's write instead of hanging. */
+		struct timeval tmo = { 10, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tmo, sizeof(tmo));
 	}
 	return fd;
 }
