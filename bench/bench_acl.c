@@ -134,7 +134,7 @@ static int read_header(int fd, size_t *len)
  * (tests/support/raw_mqtt.h): the fd, or -1 when refused or unanswered. */
 static int mqtt_connect(int port, const char *id, const char *user, const char *pass)
 {
-	struct raw_login l = { 4, id, user, pass, NULL, NULL, 0 };
+	struct raw_login l = { .version = 4, .client_id = id, .username = user, .password = pass };
 	int fd = raw_connect_send(port, &l);
 	if (fd >= 0 && raw_connack(fd, 10000) != 0) {
 		close(fd);

@@ -292,7 +292,7 @@ int main(void)
 	}
 	b.port = broker.port;
 	/* One uncached password login warms the cache, as a reconnecting client would. */
-	struct raw_login warm = { 4, "", "bench", "bench-password", NULL, NULL, 0 };
+	struct raw_login warm = { .version = 4, .client_id = "", .username = "bench", .password = "bench-password" };
 	int warm_rc = raw_login_once(b.port, &warm, 5000);
 
 	printf("bench_connect: logins/s through mosquitto + mosquitto_veil.so (%d in flight, %.1f s per run)\n", CONC,
