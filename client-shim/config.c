@@ -6,25 +6,14 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "veil/error.h"
 #include "veil/identity.h"
-#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
-
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "../core/names.h" /* the one rule for client ids */
+#include "../core/util.h"  /* the one file reader and line reader of Veil's files */
 
 void veil_config_free(struct veil_config *c)
 {
@@ -52,39 +41,6 @@ const char *veil_config_auth_name(enum veil_config_auth a)
 	return "?";
 }
 
-/* Whole file in memory: bounded, so a wrong path (a device node, a log) fails fast. */
-static int read_all(const char *path, char **out, size_t *out_len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		return VEIL_ERR_IO;
-	}
-	char *buf = malloc(VEIL_CONFIG_MAX_BYTES + 1U);
-	if (!buf) {
-		fclose(f);
-		seterr(err, errlen, "%s: out of memory reading the file", path);
-		return VEIL_ERR_NOMEM;
-	}
-	size_t n = fread(buf, 1, VEIL_CONFIG_MAX_BYTES + 1U, f);
-	int rerr = ferror(f) ? errno : 0;
-	fclose(f);
-	if (rerr) {
-		free(buf);
-		seterr(err, errlen, "%s: %s", path, strerror(rerr));
-		return VEIL_ERR_IO;
-	}
-	if (n > VEIL_CONFIG_MAX_BYTES) {
-		free(buf);
-		seterr(err, errlen, "%s: file larger than %u bytes", path, VEIL_CONFIG_MAX_BYTES);
-		return VEIL_ERR_TOO_LARGE;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*out_len = n;
-	return VEIL_OK;
-}
-
 /* Relative paths resolve against the config file's directory, so a config
  * and its key files can move together. */
 static char *resolve_path(const char *cfg_path, const char *value)
@@ -102,28 +58,6 @@ static char *resolve_path(const char *cfg_path, const char *value)
 	memcpy(p, cfg_path, dlen);
 	memcpy(p + dlen, value, vlen + 1U);
 	return p;
-}
-
-static bool valid_client_id(const char *id, const char **why)
-{
-	size_t n = strlen(id);
-	if (n > VEIL_CLIENT_ID_MAX) {
-		*why = "client_id longer than 128 bytes";
-		return false;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)id[i];
-		/* '+'/'#' would turn %c ACL patterns into wildcards on the broker. */
-		if (ch == '+' || ch == '#' || ch == '/') {
-			*why = "client_id must not contain '+', '#' or '/'";
-			return false;
-		}
-		if (ch <= 0x20 || ch == 0x7f) {
-			*why = "client_id must not contain spaces or control characters";
-			return false;
-		}
-	}
-	return true;
 }
 
 enum key_kind { K_PATH, K_ID, K_AUTH, K_SIGN, K_LOG };
@@ -158,7 +92,7 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 		val += strspn(val, " \t");
 	}
 	if (strcmp(key, "password") == 0 || strcmp(key, "password_file") == 0) {
-		seterr(err, errlen, "%s:%u: '%s' is not allowed: secrets do not belong in the config file "
+		veil__errf(err, errlen, "%s:%u: '%s' is not allowed: secrets do not belong in the config file "
 		       "(use auth password and let the application supply its own password)", c->path, lineno, key);
 		return VEIL_ERR_PARSE;
 	}
@@ -166,34 +100,35 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 	while (k < NKEYS && strcmp(KEYS[k].name, key) != 0)
 		k++;
 	if (k == NKEYS) {
-		seterr(err, errlen, "%s:%u: unknown key '%.64s'", c->path, lineno, key);
+		veil__errf(err, errlen, "%s:%u: unknown key '%.64s'", c->path, lineno, key);
 		return VEIL_ERR_PARSE;
 	}
 	if (seen[k]) {
-		seterr(err, errlen, "%s:%u: duplicate key '%s' (first set on line %u)", c->path, lineno, key, seen[k]);
+		veil__errf(err, errlen, "%s:%u: duplicate key '%s' (first set on line %u)", c->path, lineno, key, seen[k]);
 		return VEIL_ERR_PARSE;
 	}
 	if (*val == '\0') {
-		seterr(err, errlen, "%s:%u: missing value for '%s'", c->path, lineno, key);
+		veil__errf(err, errlen, "%s:%u: missing value for '%s'", c->path, lineno, key);
 		return VEIL_ERR_PARSE;
 	}
 	seen[k] = lineno;
-	/* Only paths may contain blanks; enumerations and ids are one word. */
-	if (KEYS[k].kind != K_PATH && strpbrk(val, " \t")) {
-		seterr(err, errlen, "%s:%u: '%s' takes a single word", c->path, lineno, key);
+	/* Paths and ids may contain blanks; enumerations are one word. */
+	if (KEYS[k].kind != K_PATH && KEYS[k].kind != K_ID && strpbrk(val, " \t")) {
+		veil__errf(err, errlen, "%s:%u: '%s' takes a single word", c->path, lineno, key);
 		return VEIL_ERR_PARSE;
 	}
 	const char *why = NULL;
 	switch (KEYS[k].kind) {
 	case K_PATH:
 	case K_ID: {
-		if (KEYS[k].kind == K_ID && !valid_client_id(val, &why)) {
-			seterr(err, errlen, "%s:%u: %s", c->path, lineno, why);
+		/* The credential's client id: the core's one rule for it. */
+		if (KEYS[k].kind == K_ID && (why = veil__name_why(val, VEIL__NAME_CLIENT_ID)) != NULL) {
+			veil__errf(err, errlen, "%s:%u: client_id %s", c->path, lineno, why);
 			return VEIL_ERR_PARSE;
 		}
 		char *s = KEYS[k].kind == K_PATH ? resolve_path(c->path, val) : strdup(val);
 		if (!s) {
-			seterr(err, errlen, "%s:%u: out of memory", c->path, lineno);
+			veil__errf(err, errlen, "%s:%u: out of memory", c->path, lineno);
 			return VEIL_ERR_NOMEM;
 		}
 		memcpy((char *)c + KEYS[k].off, &s, sizeof(s));
@@ -227,58 +162,48 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 		break;
 	}
 	if (why) {
-		seterr(err, errlen, "%s:%u: %s, not '%.64s'", c->path, lineno, why, val);
+		veil__errf(err, errlen, "%s:%u: %s, not '%.64s'", c->path, lineno, why, val);
 		return VEIL_ERR_PARSE;
 	}
 	return VEIL_OK;
 }
 
-static int parse_text(struct veil_config *c, char *text, size_t len, char *err, size_t errlen)
+static int parse_text(struct veil_config *c, const char *text, size_t len, char *err, size_t errlen)
 {
 	unsigned seen[NKEYS] = { 0 };
-	unsigned lineno = 0;
-	char *p = text;
-	char *end = text + len;
-	if (memchr(text, '\0', len)) {
-		/* A NUL would silently cut a line short; refuse binary input. */
-		size_t off = (size_t)((char *)memchr(text, '\0', len) - text);
-		unsigned l = 1;
-		for (size_t i = 0; i < off; i++)
-			l += text[i] == '\n';
-		seterr(err, errlen, "%s:%u: NUL byte in the file", c->path, l);
-		return VEIL_ERR_PARSE;
+	struct veil__lines it = { .text = text, .len = len };
+	char *line = malloc(VEIL_CONFIG_MAX_LINE + 1U);
+	if (!line) {
+		veil__errf(err, errlen, "%s: out of memory", c->path);
+		return VEIL_ERR_NOMEM;
 	}
-	while (p < end) {
-		lineno++;
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *eol = nl ? nl : end;
-		if ((size_t)(eol - p) > VEIL_CONFIG_MAX_LINE) {
-			seterr(err, errlen, "%s:%u: line longer than %u bytes", c->path, lineno, VEIL_CONFIG_MAX_LINE);
-			return VEIL_ERR_PARSE;
+	enum veil__line ls;
+	int rc = VEIL_OK;
+	while (rc == VEIL_OK && (ls = veil__lines_next(&it, line, VEIL_CONFIG_MAX_LINE + 1U)) != VEIL__LINE_END) {
+		if (ls == VEIL__LINE_NUL) {
+			/* A NUL would silently cut a line short; refuse binary input. */
+			veil__errf(err, errlen, "%s:%u: NUL byte in the file", c->path, it.lineno);
+			rc = VEIL_ERR_PARSE;
+		} else if (ls == VEIL__LINE_TOO_LONG) {
+			veil__errf(err, errlen, "%s:%u: line longer than %u bytes", c->path, it.lineno, VEIL_CONFIG_MAX_LINE);
+			rc = VEIL_ERR_PARSE;
+		} else if (line[0]) {
+			rc = parse_line(c, line, it.lineno, seen, err, errlen);
 		}
-		*eol = '\0';
-		char *e = eol;
-		if (e > p && e[-1] == '\r')
-			*--e = '\0';
-		char *s = p + strspn(p, " \t");
-		s[veil__line_content(s, strlen(s), NULL)] = '\0'; /* comment and trailing blanks */
-		if (*s) {
-			int rc = parse_line(c, s, lineno, seen, err, errlen);
-			if (rc != VEIL_OK)
-				return rc;
-		}
-		p = nl ? nl + 1 : end;
 	}
+	free(line);
+	if (rc != VEIL_OK)
+		return rc;
 	if (!c->keyring) {
-		seterr(err, errlen, "%s: missing required key 'keyring'", c->path);
+		veil__errf(err, errlen, "%s: missing required key 'keyring'", c->path);
 		return VEIL_ERR_PARSE;
 	}
 	if (c->auth == VEIL_CONFIG_AUTH_CREDENTIAL && (!c->identity || !c->credential)) {
-		seterr(err, errlen, "%s: auth credential needs both 'identity' and 'credential'", c->path);
+		veil__errf(err, errlen, "%s: auth credential needs both 'identity' and 'credential'", c->path);
 		return VEIL_ERR_PARSE;
 	}
 	if (c->credential && !c->identity) {
-		seterr(err, errlen, "%s: 'credential' given without the 'identity' it belongs to", c->path);
+		veil__errf(err, errlen, "%s: 'credential' given without the 'identity' it belongs to", c->path);
 		return VEIL_ERR_PARSE;
 	}
 	return VEIL_OK;
@@ -292,20 +217,19 @@ int veil_config_load(const char *path, struct veil_config *out, char *err, size_
 		return VEIL_ERR_INVAL;
 	memset(out, 0, sizeof(*out));
 	if (!path || !*path) {
-		seterr(err, errlen, "no config file given");
+		veil__errf(err, errlen, "no config file given");
 		return VEIL_ERR_INVAL;
 	}
 	out->path = strdup(path);
 	if (!out->path) {
-		seterr(err, errlen, "%s: out of memory", path);
+		veil__errf(err, errlen, "%s: out of memory", path);
 		return VEIL_ERR_NOMEM;
 	}
-	char *text = NULL;
-	size_t len = 0;
-	int rc = read_all(path, &text, &len, err, errlen);
-	if (rc != VEIL_OK)
-		return rc;
-	rc = parse_text(out, text, len, err, errlen);
-	free(text);
+	/* Bounded, so a wrong path (a device node, a log) fails fast. */
+	struct veil__text t;
+	int rc = veil__file_read(path, 0, VEIL_CONFIG_MAX_BYTES, &t, err, errlen);
+	if (rc == VEIL_OK)
+		rc = parse_text(out, t.text, t.len, err, errlen);
+	veil__text_free(&t);
 	return rc;
 }

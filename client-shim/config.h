@@ -12,6 +12,7 @@
  *   keyring    <path>                       topic keys and policy (required)
  *   state_dir  <path>                       sequence / replay state directory
  *   client_id  <id>                         must equal the credential's client id
+ *                                           (the rule of docs/PROTOCOL.md section 3)
  *   auth       credential|password|none     default credential
  *   sign       always|policy                default policy
  *   log        stderr|none                  default stderr

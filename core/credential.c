@@ -15,24 +15,12 @@
 
 #include "veil/identity.h"
 #include "internal.h"
+#include "names.h"
 #include "util.h"
 
 #define CRED_DOMAIN "veil-cred-v1"
 #define CRED_TAG "veil-credential-v1"
 #define CRED_VERSION 1U
-
-/* Client ids usable as a whole topic level: no control chars, '+', '#', '/'. */
-static bool client_id_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > VEIL_CLIENT_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == '+' || c == '#' || c == '/')
-			return false;
-	}
-	return true;
-}
 
 /* Roles: comma separated names of [A-Za-z0-9_.-]. */
 static bool roles_ok(const char *s, size_t n)
@@ -70,7 +58,8 @@ int veil__credential_issue_id(const struct veil_identity *authority, struct veil
 {
 	size_t idl = strnlen(c->client_id, sizeof(c->client_id));
 	size_t rl = strnlen(c->roles, sizeof(c->roles));
-	if (!client_id_ok(c->client_id, idl) || !roles_ok(c->roles, rl) || c->expires_at <= c->issued_at)
+	if (veil__name_check(c->client_id, idl, VEIL__NAME_CLIENT_ID) || !roles_ok(c->roles, rl) ||
+	    c->expires_at <= c->issued_at)
 		return VEIL_ERR_INVAL;
 	size_t need = VEIL_CREDENTIAL_FIXED + idl + 1 + rl + VEIL_SIG_BYTES;
 	if (out_cap < need)
@@ -135,7 +124,7 @@ int veil_credential_parse(const uint8_t *buf, size_t len, struct veil_credential
 	size_t off = (size_t)(p - buf);
 	if (len < off + idl + 1)
 		return VEIL_ERR_TRUNCATED;
-	if (!client_id_ok((const char *)p, idl))
+	if (veil__name_check((const char *)p, idl, VEIL__NAME_CLIENT_ID))
 		return VEIL_ERR_PARSE;
 	memcpy(out->client_id, p, idl);
 	p += idl;
@@ -186,20 +175,19 @@ int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t 
 {
 	if (!path || !out || !out_len)
 		return VEIL_ERR_INVAL;
-	char *text = NULL;
-	size_t len = 0;
-	int rc = veil__file_read(path, false, 8192, &text, &len, errbuf, errlen);
+	struct veil__text t;
+	int rc = veil__file_read(path, 0, 8192, &t, errbuf, errlen);
 	if (rc != VEIL_OK)
 		return rc;
-	size_t pos = 0;
-	unsigned lineno = 0;
+	struct veil__lines it = { .text = t.text, .len = t.len };
 	char line[1024];
-	bool too_long = false;
+	enum veil__line ls;
 	rc = VEIL_ERR_PARSE;
 	veil__errf(errbuf, errlen, "%s: no '%s' line", path, CRED_TAG);
-	while (veil__next_line(text, len, &pos, line, sizeof(line), &lineno, &too_long, NULL)) {
-		if (too_long) {
-			veil__errf(errbuf, errlen, "%s:%u: line too long", path, lineno);
+	while ((ls = veil__lines_next(&it, line, sizeof(line))) != VEIL__LINE_END) {
+		if (ls != VEIL__LINE_OK) {
+			veil__errf(errbuf, errlen, "%s:%u: %s", path, it.lineno,
+			           ls == VEIL__LINE_NUL ? "NUL byte in the line" : "line too long");
 			break;
 		}
 		if (!line[0])
@@ -207,7 +195,7 @@ int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t 
 		char *f[3];
 		size_t n = veil__split(line, f, 2);
 		if (n != 2 || strcmp(f[0], CRED_TAG) != 0) {
-			veil__errf(errbuf, errlen, "%s:%u: expected '%s <base64>'", path, lineno, CRED_TAG);
+			veil__errf(errbuf, errlen, "%s:%u: expected '%s <base64>'", path, it.lineno, CRED_TAG);
 			break;
 		}
 		uint8_t tmp[VEIL_CREDENTIAL_MAX];
@@ -215,7 +203,7 @@ int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t 
 		struct veil_credential c;
 		if (veil__b64_decode(f[1], strlen(f[1]), tmp, sizeof(tmp), &got) != VEIL_OK ||
 		    veil_credential_parse(tmp, got, &c) != VEIL_OK) {
-			veil__errf(errbuf, errlen, "%s:%u: not a valid credential", path, lineno);
+			veil__errf(errbuf, errlen, "%s:%u: not a valid credential", path, it.lineno);
 			break;
 		}
 		if (got > out_cap) {
@@ -227,7 +215,7 @@ int veil_credential_load(const char *path, uint8_t *out, size_t out_cap, size_t 
 		rc = VEIL_OK;
 		break;
 	}
-	veil__file_free(text, len);
+	veil__text_free(&t);
 	return rc;
 }
 

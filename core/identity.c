@@ -73,17 +73,18 @@ void veil_identity_public(const struct veil_identity *id, uint8_t pk[VEIL_PK_BYT
 }
 
 /* "<tag> <base64>" with exactly want bytes; comments and blank lines skipped. */
-static int parse_tagged(const char *text, size_t len, const char *path, const char *tag, uint8_t *out,
-                        size_t want, size_t *pos, unsigned *lineno, char *errbuf, size_t errlen)
+static int parse_tagged(struct veil__lines *it, const char *path, const char *tag, uint8_t *out, size_t want,
+                        char *errbuf, size_t errlen)
 {
 	/* For an identity file this line holds the secret seed in base64: it is
 	 * wiped on every way out. */
 	char line[512];
-	bool too_long;
+	enum veil__line ls;
 	int rc = VEIL_ERR_NOT_FOUND;
-	while (veil__next_line(text, len, pos, line, sizeof(line), lineno, &too_long, NULL)) {
-		if (too_long) {
-			veil__errf(errbuf, errlen, "%s:%u: line too long", path, *lineno);
+	while ((ls = veil__lines_next(it, line, sizeof(line))) != VEIL__LINE_END) {
+		if (ls != VEIL__LINE_OK) {
+			veil__errf(errbuf, errlen, "%s:%u: %s", path, it->lineno,
+			           ls == VEIL__LINE_NUL ? "NUL byte in the line" : "line too long");
 			rc = VEIL_ERR_PARSE;
 			break;
 		}
@@ -92,13 +93,13 @@ static int parse_tagged(const char *text, size_t len, const char *path, const ch
 		char *f[3];
 		size_t n = veil__split(line, f, 2);
 		if (n != 2 || strcmp(f[0], tag) != 0) {
-			veil__errf(errbuf, errlen, "%s:%u: expected '%s <base64>'", path, *lineno, tag);
+			veil__errf(errbuf, errlen, "%s:%u: expected '%s <base64>'", path, it->lineno, tag);
 			rc = VEIL_ERR_PARSE;
 			break;
 		}
 		size_t got = 0;
 		if (veil__b64_decode(f[1], strlen(f[1]), out, want, &got) != VEIL_OK || got != want) {
-			veil__errf(errbuf, errlen, "%s:%u: bad base64 (want %zu bytes)", path, *lineno, want);
+			veil__errf(errbuf, errlen, "%s:%u: bad base64 (want %zu bytes)", path, it->lineno, want);
 			rc = VEIL_ERR_PARSE;
 			break;
 		}
@@ -113,19 +114,17 @@ int veil_identity_load(const char *path, struct veil_identity **out, char *errbu
 {
 	if (!path || !out)
 		return VEIL_ERR_INVAL;
-	char *text = NULL;
-	size_t len = 0;
-	int rc = veil__file_read(path, true, 4096, &text, &len, errbuf, errlen);
+	struct veil__text t;
+	int rc = veil__file_read(path, VEIL__FILE_SECRET, 4096, &t, errbuf, errlen);
 	if (rc != VEIL_OK)
 		return rc;
 	uint8_t *seed = sodium_malloc(VEIL_SEED_BYTES);
 	if (!seed) {
-		veil__file_free(text, len);
+		veil__text_free(&t);
 		return VEIL_ERR_NOMEM;
 	}
-	size_t pos = 0;
-	unsigned lineno = 0;
-	rc = parse_tagged(text, len, path, ID_TAG, seed, VEIL_SEED_BYTES, &pos, &lineno, errbuf, errlen);
+	struct veil__lines it = { .text = t.text, .len = t.len };
+	rc = parse_tagged(&it, path, ID_TAG, seed, VEIL_SEED_BYTES, errbuf, errlen);
 	if (rc == VEIL_ERR_NOT_FOUND) {
 		veil__errf(errbuf, errlen, "%s: no '%s' line", path, ID_TAG);
 		rc = VEIL_ERR_PARSE;
@@ -133,7 +132,7 @@ int veil_identity_load(const char *path, struct veil_identity **out, char *errbu
 	if (rc == VEIL_OK)
 		rc = veil_identity_from_seed(seed, out);
 	sodium_free(seed);
-	veil__file_free(text, len);
+	veil__text_free(&t);
 	return rc;
 }
 
@@ -159,25 +158,22 @@ int veil_public_keys_load(const char *path, uint8_t (*pks)[VEIL_PK_BYTES], size_
 {
 	if (!path || !pks || !n)
 		return VEIL_ERR_INVAL;
-	char *text = NULL;
-	size_t len = 0;
-	int rc = veil__file_read(path, false, 1U << 20, &text, &len, errbuf, errlen);
+	struct veil__text t;
+	int rc = veil__file_read(path, 0, 1U << 20, &t, errbuf, errlen);
 	if (rc != VEIL_OK)
 		return rc;
-	size_t pos = 0;
-	unsigned lineno = 0;
+	struct veil__lines it = { .text = t.text, .len = t.len };
 	size_t count = 0;
 	uint8_t pk[VEIL_PK_BYTES];
-	while ((rc = parse_tagged(text, len, path, PK_TAG, pk, VEIL_PK_BYTES, &pos, &lineno, errbuf, errlen)) ==
-	       VEIL_OK) {
+	while ((rc = parse_tagged(&it, path, PK_TAG, pk, VEIL_PK_BYTES, errbuf, errlen)) == VEIL_OK) {
 		if (count == max) {
-			veil__errf(errbuf, errlen, "%s:%u: more than %zu keys", path, lineno, max);
+			veil__errf(errbuf, errlen, "%s:%u: more than %zu keys", path, it.lineno, max);
 			rc = VEIL_ERR_TOO_LARGE;
 			break;
 		}
 		memcpy(pks[count++], pk, VEIL_PK_BYTES);
 	}
-	veil__file_free(text, len);
+	veil__text_free(&t);
 	if (rc == VEIL_ERR_NOT_FOUND) {
 		if (count == 0) {
 			veil__errf(errbuf, errlen, "%s: no '%s' line", path, PK_TAG);

@@ -31,11 +31,12 @@ struct veil_keyring;
 int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
                                const uint8_t **key, uint16_t *kcv);
 
-/* Verified-credential cache kept in a receiver's replay state (the caller
- * locks it): signed messages then pay one Ed25519 verification, not two. */
+/* The verified-credential cache (credcache.h) kept in a receiver's replay
+ * state (the caller locks it): signed messages then pay one Ed25519
+ * verification, not two. NULL for NULL r. */
 struct veil_replay;
-const struct veil_credential *veil__replay_cred_get(const struct veil_replay *r, const uint8_t h[32]);
-void veil__replay_cred_put(struct veil_replay *r, const uint8_t h[32], const struct veil_credential *c);
+struct veil__credcache;
+struct veil__credcache *veil__replay_credcache(struct veil_replay *r);
 /* The bytes veil_replay_save writes (malloc'd), so a caller can snapshot
  * under its lock and write outside it. */
 int veil__replay_serialize(const struct veil_replay *r, uint8_t **out, size_t *out_len);

@@ -258,17 +258,16 @@ int veil_keyring_parse(const char *text, size_t len, const char *name, struct ve
 		veil_keyring_free(&kr);
 		return VEIL_ERR_NOMEM;
 	}
-	size_t pos = 0;
-	unsigned ln = 0;
-	bool too_long = false;
+	struct veil__lines it = { .text = text, .len = len, .filter_directives = FILTER_DIRECTIVES };
+	enum veil__line ls;
 	int rc = VEIL_OK;
-	while (rc == VEIL_OK && veil__next_line(text, len, &pos, line, 1024, &ln, &too_long, FILTER_DIRECTIVES)) {
-		if (too_long) {
-			veil__errf(errbuf, errlen, "%s:%u: line longer than 1023 bytes", name, ln);
-			rc = VEIL_ERR_PARSE;
+	while (rc == VEIL_OK && (ls = veil__lines_next(&it, line, 1024)) != VEIL__LINE_END) {
+		if (ls != VEIL__LINE_OK) {
+			veil__errf(errbuf, errlen, "%s:%u: line longer than 1023 bytes", name, it.lineno);
+			rc = VEIL_ERR_PARSE; /* a NUL byte was refused above */
 			break;
 		}
-		rc = parse_line(kr, line, name, ln, errbuf, errlen);
+		rc = parse_line(kr, line, name, it.lineno, errbuf, errlen);
 	}
 	sodium_free(line);
 	for (size_t i = 0; rc == VEIL_OK && i < kr->nfilters; i++) {
@@ -291,13 +290,12 @@ int veil_keyring_load(const char *path, struct veil_keyring **out, char *errbuf,
 {
 	if (!path || !out)
 		return VEIL_ERR_INVAL;
-	char *text = NULL;
-	size_t len = 0;
-	int rc = veil__file_read(path, true, KEYRING_MAX_BYTES, &text, &len, errbuf, errlen);
+	struct veil__text t;
+	int rc = veil__file_read(path, VEIL__FILE_SECRET, KEYRING_MAX_BYTES, &t, errbuf, errlen);
 	if (rc != VEIL_OK)
 		return rc;
-	rc = veil_keyring_parse(text, len, path, out, errbuf, errlen);
-	veil__file_free(text, len);
+	rc = veil_keyring_parse(t.text, t.len, path, out, errbuf, errlen);
+	veil__text_free(&t);
 	return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "veil/message.h"
+#include "credcache.h"
 #include "internal.h"
 #include "util.h"
 
@@ -72,19 +73,6 @@ static int classify_parse_error(const uint8_t *in, size_t in_len, int rc)
 	return rc;
 }
 
-/* The credential's authority must still be one the keyring trusts: a cached
- * verification does not outlive a keyring reload that dropped it. */
-static bool authority_trusted(const uint8_t (*auth)[VEIL_PK_BYTES], size_t nauth, const uint8_t id[8])
-{
-	for (size_t i = 0; i < nauth; i++) {
-		uint8_t aid[VEIL_AUTHORITY_ID_BYTES];
-		veil_authority_id(auth[i], aid);
-		if (sodium_memcmp(aid, id, sizeof(aid)) == 0)
-			return true;
-	}
-	return false;
-}
-
 static int check_signature(const struct veil_keyring *kr, struct veil_replay *replay,
                            const struct veil_envelope_view *v, const char *topic, uint64_t now,
                            struct veil_open_info *info)
@@ -92,30 +80,17 @@ static int check_signature(const struct veil_keyring *kr, struct veil_replay *re
 	const uint8_t(*auth)[VEIL_PK_BYTES] = NULL;
 	size_t nauth = veil_keyring_authorities(kr, &auth);
 	struct veil_credential cred;
-	uint8_t h[32];
-	const struct veil_credential *hit = NULL;
-	if (replay) {
-		crypto_generichash(h, sizeof(h), v->credential, v->credential_len, NULL, 0);
-		hit = veil__replay_cred_get(replay, h);
-	}
-	if (hit && authority_trusted(auth, nauth, hit->authority_id)) {
-		cred = *hit;
-		if (now < cred.issued_at)
-			return VEIL_ERR_NOT_YET_VALID;
-		if (now >= cred.expires_at)
-			return VEIL_ERR_EXPIRED;
-	} else {
-		int rc = veil_credential_verify(v->credential, v->credential_len, auth, nauth, now, &cred);
-		if (rc != VEIL_OK)
-			return rc;
-		if (replay)
-			veil__replay_cred_put(replay, h, &cred);
-	}
+	/* A cached verification counts only under an authority the keyring
+	 * still trusts: it does not outlive a reload that dropped it. */
+	int rc = veil__credential_verify_cached(veil__replay_credcache(replay), v->credential, v->credential_len, auth,
+	                                        nauth, now, &cred, NULL);
+	if (rc != VEIL_OK)
+		return rc;
 	uint8_t sid[VEIL_SENDER_ID_BYTES];
 	veil_sender_id(cred.device_pk, sid);
 	if (sodium_memcmp(sid, v->h.sender, sizeof(sid)) != 0)
 		return VEIL_ERR_SENDER;
-	int rc = veil_envelope_verify_signature(v, topic, cred.device_pk);
+	rc = veil_envelope_verify_signature(v, topic, cred.device_pk);
 	if (rc != VEIL_OK)
 		return rc;
 	memcpy(info->client_id, cred.client_id, sizeof(info->client_id));

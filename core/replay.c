@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include <sodium.h>
-#include <uthash.h>
 
 #include "veil/replay.h"
+#include "credcache.h"
 #include "internal.h"
+#include "table.h"
 #include "util.h"
 
 #define WORDS (VEIL_REPLAY_WINDOW / 64U)
@@ -44,15 +45,8 @@ struct legacy {
 
 #define CRED_CACHE 64U
 
-struct cred_entry {
-	bool used;
-	uint8_t hash[32];                 /* BLAKE2b-256 of the credential bytes */
-	struct veil_credential cred;
-};
-
 struct veil_replay {
-	struct cred_entry creds[CRED_CACHE];
-	size_t cred_next;                 /* round-robin replacement */
+	struct veil__credcache *creds;    /* senders' verified credentials */
 	struct partition *parts;          /* uthash by key id */
 	struct legacy *legacy;            /* uthash by old window id */
 	size_t max_per_key;
@@ -65,6 +59,11 @@ int veil_replay_new(size_t max_per_key, struct veil_replay **out)
 	struct veil_replay *r = calloc(1, sizeof(*r));
 	if (!r)
 		return VEIL_ERR_NOMEM;
+	int rc = veil__credcache_new(CRED_CACHE, &r->creds);
+	if (rc != VEIL_OK) {
+		free(r);
+		return rc;
+	}
 	r->max_per_key = max_per_key;
 	*out = r;
 	return VEIL_OK;
@@ -90,7 +89,7 @@ void veil_replay_free(struct veil_replay **rp)
 		HASH_DEL(r->legacy, l);
 		free(l);
 	}
-	sodium_memzero(r->creds, sizeof(r->creds));
+	veil__credcache_free(&r->creds);
 	free(r);
 	*rp = NULL;
 }
@@ -193,10 +192,16 @@ static int win_new(struct veil_replay *r, struct partition *p, const uint8_t sen
 	if (l) {
 		w->top = l->top;
 		memcpy(w->bits, l->bits, sizeof(w->bits));
+	}
+	HASH_ADD(hh, p->windows, sender, VEIL_SENDER_ID_BYTES, w);
+	if (!veil__table_added(w)) {
+		free(w); /* the legacy window stays: nothing forgotten */
+		return VEIL_ERR_NOMEM;
+	}
+	if (l) {
 		HASH_DEL(r->legacy, l);
 		free(l);
 	}
-	HASH_ADD(hh, p->windows, sender, VEIL_SENDER_ID_BYTES, w);
 	p->count++;
 	*out = w;
 	return VEIL_OK;
@@ -208,6 +213,10 @@ static struct partition *part_get(struct veil_replay *r, uint32_t key_id)
 	if (!p && (p = calloc(1, sizeof(*p)))) {
 		p->key_id = key_id;
 		HASH_ADD(hh, r->parts, key_id, sizeof(p->key_id), p);
+		if (!veil__table_added(p)) {
+			free(p);
+			p = NULL;
+		}
 	}
 	return p;
 }
@@ -332,6 +341,10 @@ static int legacy_add(struct veil_replay *r, const uint8_t *rec)
 			return VEIL_ERR_NOMEM;
 		memcpy(l->id, rec, VEIL_SENDER_ID_BYTES);
 		HASH_ADD(hh, r->legacy, id, sizeof(l->id), l);
+		if (!veil__table_added(l)) {
+			free(l);
+			return VEIL_ERR_NOMEM;
+		}
 	}
 	get_window(rec, &l->top, l->bits);
 	return VEIL_OK;
@@ -390,39 +403,26 @@ int veil_replay_load(struct veil_replay *r, const char *path)
 {
 	if (!r || !path)
 		return VEIL_ERR_INVAL;
-	char *data = NULL;
-	size_t len = 0;
-	int rc = veil__file_read(path, false, 256U << 20, &data, &len, NULL, 0);
+	struct veil__text t;
+	int rc = veil__file_read(path, 0, 256U << 20, &t, NULL, 0);
 	if (rc != VEIL_OK)
 		return rc;
-	const uint8_t *b = (const uint8_t *)data;
+	const uint8_t *b = (const uint8_t *)t.text;
+	size_t len = t.len;
 	rc = VEIL_ERR_STATE;
 	if (len >= 8 && memcmp(b, REPLAY_MAGIC, 8) == 0)
 		rc = load_v2(r, b, len);
 	else if (len >= 8 && memcmp(b, REPLAY_MAGIC_V1, 8) == 0)
 		rc = load_v1(r, b, len);
-	veil__file_free(data, len);
+	veil__text_free(&t);
 	return rc;
 }
 
 /* ---- verified credentials ---- */
 
-const struct veil_credential *veil__replay_cred_get(const struct veil_replay *r, const uint8_t h[32])
+struct veil__credcache *veil__replay_credcache(struct veil_replay *r)
 {
-	for (size_t i = 0; i < CRED_CACHE; i++) {
-		if (r->creds[i].used && sodium_memcmp(r->creds[i].hash, h, 32) == 0)
-			return &r->creds[i].cred;
-	}
-	return NULL;
-}
-
-void veil__replay_cred_put(struct veil_replay *r, const uint8_t h[32], const struct veil_credential *c)
-{
-	struct cred_entry *e = &r->creds[r->cred_next];
-	r->cred_next = (r->cred_next + 1) % CRED_CACHE;
-	e->used = true;
-	memcpy(e->hash, h, 32);
-	e->cred = *c;
+	return r ? r->creds : NULL;
 }
 
 /* ---- sender sequence ---- */
@@ -475,12 +475,11 @@ int veil_seq_open(const char *path, uint64_t now_us, struct veil_seq **out)
 		return VEIL_ERR_INVAL;
 	uint64_t hw = 0;
 	if (path) {
-		char *text = NULL;
-		size_t len = 0;
-		int rc = veil__file_read(path, false, 256, &text, &len, NULL, 0);
+		struct veil__text t;
+		int rc = veil__file_read(path, 0, 256, &t, NULL, 0);
 		if (rc == VEIL_OK) {
-			int ok = parse_seq_mark(text, &hw);
-			veil__file_free(text, len);
+			int ok = parse_seq_mark(t.text, &hw);
+			veil__text_free(&t);
 			if (!ok)
 				return VEIL_ERR_STATE;
 		} else if (errno != ENOENT) {

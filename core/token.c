@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "veil/identity.h"
+#include "credcache.h"
 #include "internal.h"
 #include "util.h"
 
@@ -107,6 +108,15 @@ int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
                       const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
                       uint32_t window_s, struct veil_token *out)
 {
+	return veil__token_verify_cached(NULL, tok, len, client_id, authorities, n_authorities, now, window_s, out, NULL);
+}
+
+int veil__token_verify_cached(struct veil__credcache *c, const uint8_t *tok, size_t len, const char *client_id,
+                              const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
+                              uint32_t window_s, struct veil_token *out, bool *cached)
+{
+	if (cached)
+		*cached = false;
 	if (!tok || !client_id || !out)
 		return VEIL_ERR_INVAL;
 	memset(out, 0, sizeof(*out));
@@ -118,7 +128,7 @@ int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
 	/* Freshness first: cheapest, and stale tokens need no signature work. */
 	if (!fresh(out->timestamp, now, window_s))
 		return VEIL_ERR_STALE;
-	rc = veil_credential_verify(cred, cred_len, authorities, n_authorities, now, &out->cred);
+	rc = veil__credential_verify_cached(c, cred, cred_len, authorities, n_authorities, now, &out->cred, cached);
 	if (rc != VEIL_OK)
 		return rc;
 	return check_device(tok, TOKEN_FIXED + cred_len, client_id, &out->cred);

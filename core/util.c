@@ -44,63 +44,131 @@ int veil__b64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 	return VEIL_OK;
 }
 
-int veil__file_read(const char *path, bool secret, size_t max, char **out, size_t *len, char *errbuf,
-                    size_t errlen)
+static char *text_alloc(bool wiped, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		veil__errf(errbuf, errlen, "%s: %s", path, strerror(errno));
-		return VEIL_ERR_IO;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		veil__errf(errbuf, errlen, "%s: not a regular file", path);
-		close(fd);
-		return VEIL_ERR_IO;
-	}
-	if (secret && (st.st_mode & 077)) {
-		veil__errf(errbuf, errlen, "%s: holds secrets but is accessible by group or others (mode %03o); chmod 600 it",
-		           path, (unsigned)(st.st_mode & 0777));
-		close(fd);
-		return VEIL_ERR_PERM;
-	}
-	if ((uint64_t)st.st_size > max) {
-		veil__errf(errbuf, errlen, "%s: larger than %zu bytes", path, max);
-		close(fd);
-		return VEIL_ERR_TOO_LARGE;
-	}
-	size_t cap = (size_t)st.st_size + 1;
-	char *buf = sodium_malloc(cap);
-	if (!buf) {
-		close(fd);
+	return wiped ? sodium_malloc(n) : malloc(n);
+}
+
+static void text_release(bool wiped, char *p)
+{
+	if (wiped)
+		sodium_free(p); /* wipes before releasing */
+	else
+		free(p);
+}
+
+/* Read fd to its end into a buffer of at most max + 1 bytes. */
+static int read_all(int fd, const char *path, const struct stat *st, unsigned flags, size_t max,
+                    struct veil__text *out, char *errbuf, size_t errlen)
+{
+	bool regular = S_ISREG(st->st_mode);
+	bool wiped = (flags & (VEIL__FILE_SECRET | VEIL__FILE_WIPE)) != 0;
+	/* A regular file's size is known: one read of it, then one byte more
+	 * to see whether it grew. Anything else grows the buffer as it comes. */
+	size_t cap = regular ? (size_t)st->st_size + 2 : (max < 4096 ? max + 2 : 4096);
+	char *buf = text_alloc(wiped, cap);
+	if (!buf)
 		return VEIL_ERR_NOMEM;
-	}
 	size_t n = 0;
-	while (n < cap - 1) {
+	for (;;) {
+		if (n == cap - 1) {
+			if (regular || cap - 1 > max)
+				break; /* regular: the size check below decides */
+			size_t ncap = cap - 1 > (max + 2) / 2 ? max + 2 : 2 * cap;
+			char *nb = text_alloc(wiped, ncap);
+			if (!nb) {
+				text_release(wiped, buf);
+				return VEIL_ERR_NOMEM;
+			}
+			memcpy(nb, buf, n);
+			text_release(wiped, buf);
+			buf = nb;
+			cap = ncap;
+		}
 		ssize_t r = read(fd, buf + n, cap - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			veil__errf(errbuf, errlen, "%s: %s", path, strerror(errno));
-			sodium_free(buf);
-			close(fd);
+			int e = errno;
+			veil__errf(errbuf, errlen, "%s: %s", path, strerror(e));
+			text_release(wiped, buf);
+			errno = e;
 			return VEIL_ERR_IO;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
 	}
-	close(fd);
+	int rc = VEIL_OK;
+	if (regular && n != (size_t)st->st_size) {
+		veil__errf(errbuf, errlen, "%s: changed while reading", path);
+		rc = VEIL_ERR_IO;
+	} else if (n > max) {
+		veil__errf(errbuf, errlen, "%s: larger than %zu bytes", path, max);
+		rc = VEIL_ERR_TOO_LARGE;
+	}
+	if (rc != VEIL_OK) {
+		text_release(wiped, buf);
+		return rc;
+	}
 	buf[n] = '\0';
-	*out = buf;
-	*len = n;
+	out->text = buf;
+	out->len = n;
+	out->wiped = wiped;
 	return VEIL_OK;
 }
 
-void veil__file_free(char *buf, size_t len)
+int veil__file_read(const char *path, unsigned flags, size_t max, struct veil__text *out, char *errbuf,
+                    size_t errlen)
 {
-	(void)len;
-	sodium_free(buf); /* sodium_free wipes before releasing */
+	if (!out)
+		return VEIL_ERR_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (!path)
+		return VEIL_ERR_INVAL;
+	bool std_in = (flags & VEIL__FILE_ANY) && strcmp(path, "-") == 0;
+	int fd = std_in ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		veil__errf(errbuf, errlen, "%s: %s", path, strerror(e));
+		errno = e;
+		return VEIL_ERR_IO;
+	}
+	struct stat st;
+	int rc = VEIL_OK;
+	if (fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !(flags & VEIL__FILE_ANY))) {
+		veil__errf(errbuf, errlen, "%s: not a regular file", path);
+		errno = EINVAL;
+		rc = VEIL_ERR_IO;
+	} else if ((flags & VEIL__FILE_SECRET) && (st.st_mode & 077)) {
+		veil__errf(errbuf, errlen, "%s: holds secrets but is accessible by group or others (mode %03o); chmod 600 it",
+		           path, (unsigned)(st.st_mode & 0777));
+		rc = VEIL_ERR_PERM;
+	} else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+		veil__errf(errbuf, errlen, "%s: larger than %zu bytes", path, max);
+		rc = VEIL_ERR_TOO_LARGE;
+	} else {
+		rc = read_all(fd, path, &st, flags, max, out, errbuf, errlen);
+	}
+	if (!std_in) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	if (rc == VEIL_ERR_TOO_LARGE)
+		errno = EFBIG;
+	else if (rc == VEIL_ERR_NOMEM)
+		errno = ENOMEM;
+	return rc;
+}
+
+void veil__text_free(struct veil__text *t)
+{
+	if (!t)
+		return;
+	if (t->text)
+		text_release(t->wiped, t->text);
+	memset(t, 0, sizeof(*t));
 }
 
 int veil__file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, bool excl)
@@ -182,29 +250,31 @@ size_t veil__line_content(const char *s, size_t n, const char *const *filter_dir
 	}
 }
 
-bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size_t cap, unsigned *lineno,
-                     bool *too_long, const char *const *filter_directives)
+enum veil__line veil__lines_next(struct veil__lines *it, char *line, size_t cap)
 {
-	if (*pos >= len)
-		return false;
-	size_t start = *pos;
-	size_t end = start;
-	while (end < len && text[end] != '\n')
-		end++;
-	*pos = end < len ? end + 1 : end;
-	(*lineno)++;
-	size_t n = end - start;
-	if (n > 0 && text[start + n - 1] == '\r')
+	if (it->pos >= it->len)
+		return VEIL__LINE_END;
+	const char *start = it->text + it->pos;
+	size_t rest = it->len - it->pos;
+	const char *nl = memchr(start, '\n', rest);
+	size_t n = nl ? (size_t)(nl - start) : rest;
+	it->pos += n + (nl ? 1 : 0);
+	it->lineno++;
+	line[0] = '\0';
+	if (memchr(start, '\0', n))
+		return VEIL__LINE_NUL;
+	if (n > 0 && start[n - 1] == '\r')
 		n--;
-	n = veil__line_content(text + start, n, filter_directives);
-	while (n > 0 && blank(text[start]))
-		start++, n--;
-	*too_long = n >= cap;
-	if (*too_long)
-		n = cap - 1;
-	memcpy(line, text + start, n);
+	if (!it->verbatim) {
+		n = veil__line_content(start, n, it->filter_directives);
+		while (n > 0 && blank(*start))
+			start++, n--;
+	}
+	if (n >= cap)
+		return VEIL__LINE_TOO_LONG;
+	memcpy(line, start, n);
 	line[n] = '\0';
-	return true;
+	return VEIL__LINE_OK;
 }
 
 size_t veil__split(char *line, char **fields, size_t max)

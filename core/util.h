@@ -1,7 +1,7 @@
 /*
- * Internal helpers shared by the core files (veil__ prefix): big-endian
- * encoding, base64, error messages, and secret-file reading with a
- * permission check.
+ * Internal helpers shared by the core files and the parts that link the
+ * core (veil__ prefix): big-endian encoding, base64, error messages, the one
+ * whole-file reader and the one line reader of Veil's files.
  */
 #ifndef VEIL_CORE_UTIL_H
 #define VEIL_CORE_UTIL_H
@@ -48,13 +48,31 @@ int veil__b64_decode(const char *b64, size_t b64_len, uint8_t *out, size_t cap, 
 int veil__b64_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 
 /*
- * Read a whole file into a sodium_malloc'd, NUL-terminated buffer.
- * secret: refuse files readable or writable by group/others (VEIL_ERR_PERM).
- * Free with veil__file_free (wipes). max bounds the size.
+ * The one whole-file reader of Veil's files. The text is NUL-terminated
+ * (text[len] == 0; a NUL inside it is the line reader's business). Flags:
+ *   VEIL__FILE_SECRET  refuse a file group or others may access
+ *                      (VEIL_ERR_PERM, "chmod 600 it"); implies WIPE
+ *   VEIL__FILE_WIPE    hold the text in sodium_malloc'd memory (guarded,
+ *                      not swapped), wiped when freed
+ *   VEIL__FILE_ANY     also read a pipe or terminal to its end ("-" is
+ *                      standard input); otherwise only a regular file
+ * max bounds the size (VEIL_ERR_TOO_LARGE, "larger than max bytes"). A
+ * regular file whose size changes while it is read is refused ("changed
+ * while reading"): a rewrite must never load as half a file. Errors are
+ * "path: reason" in errbuf (may be NULL); for VEIL_ERR_IO errno is kept.
+ * Free with veil__text_free, also after an error (it is then empty).
  */
-int veil__file_read(const char *path, bool secret, size_t max, char **out, size_t *len, char *errbuf,
+#define VEIL__FILE_SECRET 1U
+#define VEIL__FILE_WIPE 2U
+#define VEIL__FILE_ANY 4U
+struct veil__text {
+	char *text;
+	size_t len;
+	bool wiped;
+};
+int veil__file_read(const char *path, unsigned flags, size_t max, struct veil__text *out, char *errbuf,
                     size_t errlen);
-void veil__file_free(char *buf, size_t len);
+void veil__text_free(struct veil__text *t);
 /* Write data atomically (temp file + fsync + rename), mode applied before data. */
 int veil__file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, bool excl);
 
@@ -71,12 +89,30 @@ int veil__file_write_atomic(const char *path, const void *data, size_t len, unsi
  */
 size_t veil__line_content(const char *s, size_t n, const char *const *filter_directives);
 
-/* Next line of text starting at *pos, without its comment (veil__line_content
- * with filter_directives) and surrounding blanks; a comment-only line comes
- * back empty. Returns false at end. *lineno is incremented per line;
- * *too_long when the content does not fit in cap. */
-bool veil__next_line(const char *text, size_t len, size_t *pos, char *line, size_t cap, unsigned *lineno,
-                     bool *too_long, const char *const *filter_directives);
+/*
+ * The one line reader of Veil's files, over a text in memory. Each call
+ * copies the next line into line[cap] (NUL-terminated) without its "\n" or
+ * "\r\n". Veil's formats (verbatim false) get the line without its comment
+ * (veil__line_content with filter_directives) and without the blanks around
+ * it: a comment-only line comes back empty. Mosquitto's formats (verbatim
+ * true) get the line as it is. lineno is the number of the line last
+ * returned, for "path:line: reason" errors.
+ */
+enum veil__line {
+	VEIL__LINE_END = 0,    /* no more lines */
+	VEIL__LINE_OK,         /* the next line is in the buffer */
+	VEIL__LINE_TOO_LONG,   /* what the parser would get does not fit in cap - 1 bytes */
+	VEIL__LINE_NUL         /* the line holds a NUL byte (binary, not text) */
+};
+struct veil__lines {
+	const char *text;
+	size_t len;
+	size_t pos;
+	unsigned lineno;
+	const char *const *filter_directives;
+	bool verbatim;
+};
+enum veil__line veil__lines_next(struct veil__lines *it, char *line, size_t cap);
 /* Split a line into whitespace-separated fields (in place). Returns the count. */
 size_t veil__split(char *line, char **fields, size_t max);
 

@@ -19,13 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "veil/error.h"
+#include "../core/table.h" /* uthash with the keyed hash */
+#include "../core/util.h"  /* the one file reader and line reader */
 #include "acl_rules.h"
 
+/* A `user` or `role` block's rule list, in the users or roles table. */
 struct vp_owner {
 	char *name;
-	bool role;
 	struct vp_topic_node *root;
-	struct vp_owner *next;
+	UT_hash_handle hh;
 };
 
 enum owner_kind { OWNER_ANON, OWNER_USER, OWNER_ROLE };
@@ -46,75 +49,34 @@ static void fail(char *err, size_t errlen, const char *name, size_t line, const 
 	va_end(ap);
 }
 
-static size_t name_hash(const char *s, size_t n, bool role)
+static struct vp_owner *owner_find(struct vp_owner *table, const char *name, size_t n)
 {
-	uint64_t h = role ? 0x9E3779B97F4A7C15ULL : 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return (size_t)(h ^ (h >> 31));
-}
-
-static struct vp_owner *owner_find(const struct vp_acl_rules *r, const char *name, size_t n, bool role)
-{
-	if (!r->owners)
-		return NULL;
-	for (struct vp_owner *o = r->owners[name_hash(name, n, role) & (r->nowners_buckets - 1)]; o; o = o->next) {
-		if (o->role == role && strlen(o->name) == n && memcmp(o->name, name, n) == 0)
-			return o;
-	}
-	return NULL;
-}
-
-static void owners_grow(struct vp_acl_rules *r)
-{
-	size_t nb = r->nowners_buckets ? r->nowners_buckets * 2 : 64;
-	struct vp_owner **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i < r->nowners_buckets; i++) {
-		struct vp_owner *o = r->owners[i];
-		while (o) {
-			struct vp_owner *next = o->next;
-			size_t k = name_hash(o->name, strlen(o->name), o->role) & (nb - 1);
-			o->next = b[k];
-			b[k] = o;
-			o = next;
-		}
-	}
-	free(r->owners);
-	r->owners = b;
-	r->nowners_buckets = nb;
+	struct vp_owner *o = NULL;
+	HASH_FIND(hh, table, name, n, o);
+	return o;
 }
 
 /* The list of a user or role, created on first use (Mosquitto merges
  * repeated `user` blocks with the same name). */
 static struct vp_topic_node *owner_root(struct vp_acl_rules *r, const char *name, bool role)
 {
+	struct vp_owner **table = role ? &r->roles : &r->users;
 	size_t n = strlen(name);
-	struct vp_owner *o = owner_find(r, name, n, role);
+	struct vp_owner *o = owner_find(*table, name, n);
 	if (o)
 		return o->root;
-	size_t count = r->nusers + r->nroles;
-	if (count + 1 > r->nowners_buckets)
-		owners_grow(r);
-	if (!r->owners)
-		return NULL;
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
 	o->name = strdup(name);
 	o->root = vp_trie__new_root(r->trie);
-	if (!o->name || !o->root) {
+	if (o->name && o->root)
+		HASH_ADD_KEYPTR(hh, *table, o->name, n, o);
+	if (!o->name || !o->root || !veil__table_added(o)) {
 		free(o->name);
 		free(o);
-		return NULL;
+		return NULL; /* a root made above stays in the trie, freed with it */
 	}
-	o->role = role;
-	size_t k = name_hash(name, n, role) & (r->nowners_buckets - 1);
-	o->next = r->owners[k];
-	r->owners[k] = o;
 	if (role)
 		r->nroles++;
 	else
@@ -122,21 +84,23 @@ static struct vp_topic_node *owner_root(struct vp_acl_rules *r, const char *name
 	return o->root;
 }
 
+static void owners_free(struct vp_owner **table)
+{
+	struct vp_owner *o, *tmp;
+	HASH_ITER(hh, *table, o, tmp) {
+		HASH_DEL(*table, o);
+		free(o->name);
+		free(o);
+	}
+}
+
 void vp_acl_rules__free(struct vp_acl_rules **rp)
 {
 	if (!rp || !*rp)
 		return;
 	struct vp_acl_rules *r = *rp;
-	for (size_t i = 0; i < r->nowners_buckets; i++) {
-		struct vp_owner *o = r->owners[i];
-		while (o) {
-			struct vp_owner *next = o->next;
-			free(o->name);
-			free(o);
-			o = next;
-		}
-	}
-	free(r->owners);
+	owners_free(&r->users);
+	owners_free(&r->roles);
 	vp_trie__free(&r->trie);
 	free(r);
 	*rp = NULL;
@@ -146,7 +110,7 @@ const struct vp_topic_node *vp_acl_rules__user(const struct vp_acl_rules *r, con
 {
 	if (!r || !username)
 		return NULL;
-	struct vp_owner *o = owner_find(r, username, strlen(username), false);
+	struct vp_owner *o = owner_find(r->users, username, strlen(username));
 	return o ? o->root : NULL;
 }
 
@@ -154,7 +118,7 @@ const struct vp_topic_node *vp_acl_rules__role(const struct vp_acl_rules *r, con
 {
 	if (!r || !name)
 		return NULL;
-	struct vp_owner *o = owner_find(r, name, n, true);
+	struct vp_owner *o = owner_find(r->roles, name, n);
 	return o ? o->root : NULL;
 }
 
@@ -181,19 +145,19 @@ static int parse_access(const char *s, struct access *a, char *bad, size_t badle
 	memset(a, 0, sizeof(*a));
 	if (!strcmp(s, "read")) {
 		a->allow = VP_ACC_READ;
-		return 0;
+		return VEIL_OK;
 	}
 	if (!strcmp(s, "write")) {
 		a->allow = VP_ACC_WRITE;
-		return 0;
+		return VEIL_OK;
 	}
 	if (!strcmp(s, "readwrite")) {
 		a->allow = VP_ACC_READ | VP_ACC_WRITE;
-		return 0;
+		return VEIL_OK;
 	}
 	if (!strcmp(s, "deny")) {
 		a->deny = true;
-		return 0;
+		return VEIL_OK;
 	}
 	bool any_access = false;
 	const char *p = s;
@@ -203,7 +167,7 @@ static int parse_access(const char *s, struct access *a, char *bad, size_t badle
 		char word[16];
 		if (n == 0 || n >= sizeof(word)) {
 			snprintf(bad, badlen, "invalid access \"%.40s\"", s);
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		memcpy(word, p, n);
 		word[n] = '\0';
@@ -228,25 +192,25 @@ static int parse_access(const char *s, struct access *a, char *bad, size_t badle
 			a->attrs |= VP_ATTR_ENCRYPTED | VP_ATTR_SIGNED; /* a signature is over an envelope */
 		} else {
 			snprintf(bad, badlen, "invalid access \"%.40s\"", word);
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		p += n;
 		if (*p == ',')
 			p++;
 		if (end && !*p) {
 			snprintf(bad, badlen, "invalid access \"%.40s\" (trailing comma)", s);
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 	}
 	if (!any_access) {
 		snprintf(bad, badlen, "no access (read, write, readwrite, subscribe or deny) in \"%.40s\"", s);
-		return -1;
+		return VEIL_ERR_PARSE;
 	}
 	if (a->deny && (a->allow || a->attrs)) {
 		snprintf(bad, badlen, "deny cannot be combined with other access words in \"%.40s\"", s);
-		return -1;
+		return VEIL_ERR_PARSE;
 	}
-	return 0;
+	return VEIL_OK;
 }
 
 struct parser {
@@ -277,21 +241,21 @@ static int add_rule(struct parser *ps, bool pattern, const char *topic, const st
 	} else {
 		root = ps->owner;
 	}
-	if (!root || vp_trie__insert(r->trie, root, topic, subst, a->allow, a->deny, a->attrs) != 0) {
+	if (!root || vp_trie__insert(r->trie, root, topic, subst, a->allow, a->deny, a->attrs) != VEIL_OK) {
 		fail(ps->err, ps->errlen, ps->name, ps->line, "out of memory");
-		return -1;
+		return VEIL_ERR_NOMEM;
 	}
 	if (a->attrs) {
 		if (!r->protect)
 			r->protect = vp_trie__new_root(r->trie);
-		if (!r->protect || vp_trie__insert(r->trie, r->protect, topic, subst, 0, false, a->attrs) != 0) {
+		if (!r->protect || vp_trie__insert(r->trie, r->protect, topic, subst, 0, false, a->attrs) != VEIL_OK) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "out of memory");
-			return -1;
+			return VEIL_ERR_NOMEM;
 		}
 		r->has_attrs = true;
 	}
 	r->nrules++;
-	return 0;
+	return VEIL_OK;
 }
 
 static int parse_line(struct parser *ps, char *buf)
@@ -300,17 +264,17 @@ static int parse_line(struct parser *ps, char *buf)
 	while (slen > 0 && isspace((unsigned char)buf[slen - 1]))
 		buf[--slen] = '\0';
 	if (buf[0] == '#')
-		return 0;
+		return VEIL_OK;
 	char *save = NULL;
 	char *tok = strtok_r(buf, " ", &save);
 	if (!tok)
-		return 0;
+		return VEIL_OK;
 	if (!strcmp(tok, "topic") || !strcmp(tok, "pattern")) {
 		bool pattern = tok[0] == 'p';
 		char *access_s = strtok_r(NULL, " ", &save);
 		if (!access_s) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "empty topic");
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		char *rest = strtok_r(NULL, "", &save);
 		char *topic;
@@ -318,16 +282,16 @@ static int parse_line(struct parser *ps, char *buf)
 		if (rest) {
 			topic = trim(rest);
 			char bad[160];
-			if (parse_access(access_s, &a, bad, sizeof(bad)) != 0) {
+			if (parse_access(access_s, &a, bad, sizeof(bad)) != VEIL_OK) {
 				fail(ps->err, ps->errlen, ps->name, ps->line, "%s", bad);
-				return -1;
+				return VEIL_ERR_PARSE;
 			}
 		} else {
 			topic = access_s;
 		}
 		if (!*topic || !vp_topic__valid_filter(topic)) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "invalid topic \"%.80s\"", topic);
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		return add_rule(ps, pattern, topic, &a);
 	}
@@ -337,23 +301,23 @@ static int parse_line(struct parser *ps, char *buf)
 		char *who = rest ? trim(rest) : NULL;
 		if (!who || !*who) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "missing %s name", role ? "role" : "user");
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		if (role && (strchr(who, ',') || strchr(who, ' '))) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "role name \"%.80s\" contains ',' or ' '", who);
-			return -1;
+			return VEIL_ERR_PARSE;
 		}
 		ps->owner = owner_root(ps->r, who, role);
 		if (!ps->owner) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "out of memory");
-			return -1;
+			return VEIL_ERR_NOMEM;
 		}
 		ps->kind = role ? OWNER_ROLE : OWNER_USER;
-		return 0;
+		return VEIL_OK;
 	}
 	fail(ps->err, ps->errlen, ps->name, ps->line, "invalid line \"%.40s\" (expected topic, pattern, user or role)",
 	     tok);
-	return -1;
+	return VEIL_ERR_PARSE;
 }
 
 int vp_acl_rules__parse(const char *name, const char *buf, size_t len, struct vp_acl_rules **out, char *err,
@@ -362,90 +326,49 @@ int vp_acl_rules__parse(const char *name, const char *buf, size_t len, struct vp
 	if (err && errlen)
 		err[0] = '\0';
 	if (!name || (!buf && len) || !out)
-		return -1;
+		return VEIL_ERR_INVAL;
 	struct vp_acl_rules *r = calloc(1, sizeof(*r));
 	char *line = malloc(VP_ACL_MAX_LINE + 1);
-	if (!r || !line || vp_trie__new(&r->trie) != 0) {
+	if (!r || !line || vp_trie__new(&r->trie) != VEIL_OK) {
 		free(line);
 		free(r);
 		fail(err, errlen, name, 0, "out of memory");
-		return -1;
+		return VEIL_ERR_NOMEM;
 	}
 	struct parser ps = { r, OWNER_ANON, NULL, name, 0, err, errlen };
-	size_t pos = 0;
-	int rc = 0;
-	while (pos < len && rc == 0) {
-		ps.line++;
-		const char *nl = memchr(buf + pos, '\n', len - pos);
-		size_t n = nl ? (size_t)(nl - (buf + pos)) : len - pos;
-		if (n > VP_ACL_MAX_LINE) {
+	/* Mosquitto's format: lines as they are, no Veil comment rule. */
+	struct veil__lines it = { .text = buf, .len = len, .verbatim = true };
+	enum veil__line ls;
+	int rc = VEIL_OK;
+	while (rc == VEIL_OK && (ls = veil__lines_next(&it, line, VP_ACL_MAX_LINE + 1)) != VEIL__LINE_END) {
+		ps.line = it.lineno;
+		if (ls == VEIL__LINE_TOO_LONG) {
 			fail(err, errlen, name, ps.line, "line longer than %u bytes", VP_ACL_MAX_LINE);
-			rc = -1;
-			break;
-		}
-		if (memchr(buf + pos, '\0', n)) {
+			rc = VEIL_ERR_PARSE;
+		} else if (ls == VEIL__LINE_NUL) {
 			fail(err, errlen, name, ps.line, "NUL byte in line");
-			rc = -1;
-			break;
+			rc = VEIL_ERR_PARSE;
+		} else {
+			rc = parse_line(&ps, line);
 		}
-		memcpy(line, buf + pos, n);
-		line[n] = '\0';
-		rc = parse_line(&ps, line);
-		pos += n + (nl ? 1 : 0);
 	}
 	free(line);
-	if (rc != 0) {
+	if (rc != VEIL_OK) {
 		vp_acl_rules__free(&r);
-		return -1;
+		return rc;
 	}
 	*out = r;
-	return 0;
+	return VEIL_OK;
 }
 
 int vp_acl_rules__load(const char *path, size_t max_bytes, struct vp_acl_rules **out, char *err, size_t errlen)
 {
 	if (!path)
-		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fail(err, errlen, path, 0, "cannot open: %s", strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fail(err, errlen, path, 0, "not a regular file");
-		close(fd);
-		return -1;
-	}
-	if ((uint64_t)st.st_size > (uint64_t)max_bytes) {
-		fail(err, errlen, path, 0, "file larger than %zu bytes", max_bytes);
-		close(fd);
-		return -1;
-	}
-	size_t size = (size_t)st.st_size;
-	char *buf = malloc(size + 1);
-	if (!buf) {
-		fail(err, errlen, path, 0, "out of memory");
-		close(fd);
-		return -1;
-	}
-	size_t got = 0;
-	while (got < size) {
-		ssize_t k = read(fd, buf + got, size - got);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		got += (size_t)k;
-	}
-	close(fd);
-	/* A file rewritten while we read it must not load half a policy. */
-	if (got != size) {
-		free(buf);
-		fail(err, errlen, path, 0, "file changed while reading");
-		return -1;
-	}
-	int rc = vp_acl_rules__parse(path, buf, size, out, err, errlen);
-	free(buf);
+		return VEIL_ERR_INVAL;
+	struct veil__text t;
+	int rc = veil__file_read(path, 0, max_bytes, &t, err, errlen);
+	if (rc == VEIL_OK)
+		rc = vp_acl_rules__parse(path, t.text, t.len, out, err, errlen);
+	veil__text_free(&t);
 	return rc;
 }

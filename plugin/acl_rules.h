@@ -24,17 +24,19 @@ struct vp_acl_rules {
 	struct vp_topic_node *anon;      /* rules before any user/role line; NULL if none */
 	struct vp_topic_node *patterns;  /* pattern rules (all clients); NULL if none */
 	struct vp_topic_node *protect;   /* every rule with attributes (all clients) */
-	struct vp_owner **owners;        /* hash of user and role lists */
-	size_t nowners_buckets;
+	struct vp_owner *users;          /* `user` lists by name (uthash) */
+	struct vp_owner *roles;          /* `role` lists by name (uthash) */
 	size_t nrules, nusers, nroles, npatterns;
 	bool has_attrs;
 };
 
 /* Parse a whole file image. name is used in errors: "name:line: reason".
- * Returns 0, or -1 with err filled (the rule set is not created). */
+ * Returns VEIL_OK, or VEIL_ERR_PARSE / VEIL_ERR_NOMEM / VEIL_ERR_INVAL with
+ * err filled (the rule set is not created). */
 int vp_acl_rules__parse(const char *name, const char *buf, size_t len, struct vp_acl_rules **out, char *err,
                         size_t errlen);
-/* Read and parse path; files over max_bytes are refused. */
+/* Read and parse path; files over max_bytes are refused (VEIL_ERR_TOO_LARGE),
+ * as are files that cannot be read (VEIL_ERR_IO; err "path: reason"). */
 int vp_acl_rules__load(const char *path, size_t max_bytes, struct vp_acl_rules **out, char *err, size_t errlen);
 void vp_acl_rules__free(struct vp_acl_rules **r);
 

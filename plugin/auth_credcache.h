@@ -1,6 +1,7 @@
 /*
  * Login-token verification with a cache of authority-verified credentials
- * (pure logic). A device presents the same credential at every login; only
+ * (pure logic; the cache is the core's, core/credcache.h, one for the plugin
+ * and receivers). A device presents the same credential at every login; only
  * the token (fresh timestamp, nonce, device signature) changes. Caching the
  * authority's verdict on the exact credential bytes halves the Ed25519 work
  * per login on the broker's single thread. The cache is cleared whenever the
@@ -10,6 +11,7 @@
 #ifndef VP_AUTH_CREDCACHE_H
 #define VP_AUTH_CREDCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +19,7 @@
 
 struct vp_credcache;
 
+/* VEIL_OK, VEIL_ERR_INVAL (capacity 0 or too large) or VEIL_ERR_NOMEM. */
 int vp_credcache__new(size_t capacity, struct vp_credcache **out);
 void vp_credcache__free(struct vp_credcache **c);
 void vp_credcache__clear(struct vp_credcache *c);

@@ -1,73 +1,37 @@
-/* Line reader and change signature for the auth files (see auth_file.h). */
-#include <errno.h>
+/* The auth files' line loop over the core readers, and change signatures (see auth_file.h). */
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+
 #include <sodium.h>
 
 #include "veil/error.h"
-#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
+#include "../core/util.h" /* the one whole-file reader and line reader of Veil's files */
 #include "auth_file.h"
 
-int vp_file__line(FILE *f, char *buf, size_t cap, unsigned *lineno)
-{
-	size_t n = 0;
-	int ch;
-	bool bad = false;
-	while ((ch = fgetc(f)) != EOF && ch != '\n') {
-		if (ch == '\0')
-			bad = true;
-		if (n + 1 < cap)
-			buf[n++] = (char)ch;
-		else
-			bad = true;
-	}
-	if (ch == EOF && n == 0 && !bad)
-		return 0;
-	(*lineno)++;
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return bad ? -1 : 1;
-}
-
-int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, const char **why), void *obj,
+int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, char *why, size_t whylen), void *obj,
                        char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (err)
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return VEIL_ERR_IO;
-	}
+	struct veil__text t;
+	int rc = veil__file_read(path, VEIL__FILE_WIPE, VP_AUTH_FILE_MAX_BYTES, &t, err, errlen);
+	if (rc != VEIL_OK)
+		return rc;
+	struct veil__lines it = { .text = t.text, .len = t.len };
 	char line[VP_LINE_MAX];
-	unsigned lineno = 0;
-	int got, rc = VEIL_OK;
-	while (rc == VEIL_OK && (got = vp_file__line(f, line, sizeof(line), &lineno)) != 0) {
-		const char *why = "line too long or contains a NUL byte";
-		if (got > 0)
-			line[veil__line_content(line, strlen(line), NULL)] = '\0';
-		rc = got < 0 ? VEIL_ERR_PARSE : parse(obj, line, &why);
-		if (rc != VEIL_OK && err)
-			snprintf(err, errlen, "%s:%u: %s", path, lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
+	enum veil__line ls;
+	while (rc == VEIL_OK && (ls = veil__lines_next(&it, line, sizeof(line))) != VEIL__LINE_END) {
+		char why[160] = "";
+		if (ls == VEIL__LINE_TOO_LONG)
+			snprintf(why, sizeof(why), "line longer than %u bytes", VP_LINE_MAX - 1U);
+		else if (ls == VEIL__LINE_NUL)
+			snprintf(why, sizeof(why), "NUL byte in the line");
+		rc = ls != VEIL__LINE_OK ? VEIL_ERR_PARSE : parse(obj, line, why, sizeof(why));
+		if (rc != VEIL_OK)
+			veil__errf(err, errlen, "%s:%u: %s", path, it.lineno, rc == VEIL_ERR_NOMEM ? "out of memory" : why);
 	}
 	sodium_memzero(line, sizeof(line));
-	if (rc == VEIL_OK && ferror(f)) {
-		rc = VEIL_ERR_IO;
-		if (err)
-			snprintf(err, errlen, "%s: read error", path);
-	}
-	fclose(f);
+	veil__text_free(&t);
 	return rc;
-}
-
-char *vp_file__trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-		s[--n] = '\0';
-	return s;
 }
 
 void vp_file__sig(const char *path, struct vp_file_sig *sig)

@@ -1,31 +1,30 @@
 /*
- * Line reading shared by the plugin's text files (password file, revocation
- * list): one line at a time with its number, CR/LF stripped, lines longer
- * than the limit reported instead of split, errors with file and line.
- * vp_file__each_line hands parse the line without its comment (the core's
- * one rule, docs/PROTOCOL.md section 2): a comment-only line arrives empty.
+ * The plugin's text files (password file, revocation list) read through the
+ * core's one whole-file reader and one line reader: the whole file in wiped
+ * memory (password hashes pass through it), one line at a time without its
+ * comment (the core's one rule, docs/PROTOCOL.md section 2) and without the
+ * blanks around it, so a comment-only line arrives empty; a line longer than
+ * the limit or holding a NUL byte is an error, never split or cut. Also the
+ * change signature a poll compares.
  */
 #ifndef VP_AUTH_FILE_H
 #define VP_AUTH_FILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdio.h>
+#include <stdio.h> /* auth_config.c formats its errors through this header */
 #include <sys/stat.h>
 
-#define VP_LINE_MAX 1024U
+#define VP_LINE_MAX 1024U                         /* bytes per line, with the NUL */
+#define VP_AUTH_FILE_MAX_BYTES (64U * 1024U * 1024U) /* whole file */
 
-/* 1: line in buf; 0: end of file; -1: line too long or contains a NUL. */
-int vp_file__line(FILE *f, char *buf, size_t cap, unsigned *lineno);
-/* Strip leading/trailing spaces and tabs in place; returns the start. */
-char *vp_file__trim(char *s);
 /*
- * Read path line by line into parse (obj, the line, where to point *why on
- * a parse error), stopping at the first error. Errors go to err as
- * "path: reason" or "path:line: why"; the line buffer is wiped (password
- * hashes pass through it). Returns VEIL_OK, VEIL_ERR_IO, or parse's code.
+ * Read path line by line into parse (obj, the line, a buffer for the reason
+ * of a parse error), stopping at the first error. Errors go to err as
+ * "path: reason" or "path:line: reason". Returns VEIL_OK, VEIL_ERR_IO,
+ * VEIL_ERR_TOO_LARGE, or parse's code.
  */
-int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, const char **why), void *obj,
+int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, char *why, size_t whylen), void *obj,
                        char *err, size_t errlen);
 
 /* What a poll compares to notice a changed file. */

@@ -1,14 +1,19 @@
 /*
- * What a client id or username must look like before any other check or
- * any %c/%u substitution: 1..VEIL_CLIENT_ID_MAX bytes of well-formed UTF-8,
- * no control characters (C0, DEL, C1) and no MQTT wildcards '+' or '#'
- * (Mosquitto 2.0 does not reject those for v5 plugins). Pure logic.
+ * Names at login: the core's one rule (core/names.c, docs/PROTOCOL.md
+ * section 3), the username rule for the client id and the username of
+ * every login. Kept as this alias only until auth.c and auth_config.c call
+ * veil_username_valid themselves.
  */
 #ifndef VP_AUTH_NAMES_H
 #define VP_AUTH_NAMES_H
 
 #include <stdbool.h>
 
-bool vp_auth__name_valid(const char *s);
+#include "veil/identity.h"
+
+static inline bool vp_auth__name_valid(const char *s)
+{
+	return veil_username_valid(s);
+}
 
 #endif

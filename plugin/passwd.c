@@ -12,8 +12,8 @@
 #include <sodium.h>
 
 #include "veil/error.h"
+#include "../core/names.h" /* the one rule for names */
 #include "auth_file.h"
-#include "auth_names.h"
 #include "passwd.h"
 
 struct pw_entry {
@@ -53,26 +53,26 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct pw_entry *)a)->user, ((const struct pw_entry *)b)->user);
 }
 
-static int parse_line(void *obj, char *line, const char **why)
+static int parse_line(void *obj, char *s, char *why, size_t whylen)
 {
 	struct vp_passwd *p = obj;
-	char *s = vp_file__trim(line);
 	if (*s == '\0') /* blank or comment only */
 		return VEIL_OK;
 	char *colon = strchr(s, ':');
 	if (!colon) {
-		*why = "expected 'user:$argon2id$...'";
+		snprintf(why, whylen, "expected 'user:$argon2id$...'");
 		return VEIL_ERR_PARSE;
 	}
 	*colon = '\0';
 	const char *hash = colon + 1;
-	if (!vp_auth__name_valid(s)) {
-		*why = "invalid user name";
+	const char *bad = veil__name_why(s, VEIL__NAME_PASSWD_USER);
+	if (bad) {
+		snprintf(why, whylen, "user name %s", bad);
 		return VEIL_ERR_PARSE;
 	}
 	if (strncmp(hash, "$argon2id$", 10) != 0 || strlen(hash) >= crypto_pwhash_STRBYTES ||
 	    strchr(hash, ' ') || strchr(hash, '\t')) {
-		*why = "not an Argon2id hash (use veil passwd)";
+		snprintf(why, whylen, "not an Argon2id hash (use veil passwd)");
 		return VEIL_ERR_PARSE;
 	}
 	if (p->n == p->cap) {

@@ -10,8 +10,8 @@
 #include <sodium.h>
 
 #include "veil/error.h"
+#include "../core/names.h" /* the one rule for names */
 #include "auth_file.h"
-#include "auth_names.h"
 #include "revoke.h"
 
 struct vp_revoke {
@@ -81,34 +81,42 @@ static int add_client(struct vp_revoke *r, const char *id)
 	return VEIL_OK;
 }
 
-static int parse_line(void *obj, char *line, const char **why)
+/* The rest of a line after its first word (the line comes trimmed). */
+static const char *after_word(const char *s, size_t wlen)
+{
+	return s + wlen + strspn(s + wlen, " \t");
+}
+
+static int parse_line(void *obj, char *s, char *why, size_t whylen)
 {
 	struct vp_revoke *r = obj;
-	char *s = vp_file__trim(line);
 	if (*s == '\0') /* blank or comment only */
 		return VEIL_OK;
 	if (!strncmp(s, "credential", 10) && (s[10] == ' ' || s[10] == '\t')) {
-		char *hex = vp_file__trim(s + 11);
+		const char *hex = after_word(s, 10);
 		uint8_t id[VEIL_CREDENTIAL_ID_BYTES];
 		size_t n = 0;
 		const char *end = NULL;
 		if (strlen(hex) != 2 * VEIL_CREDENTIAL_ID_BYTES ||
 		    sodium_hex2bin(id, sizeof(id), hex, strlen(hex), NULL, &n, &end) != 0 || n != sizeof(id) ||
 		    *end != '\0') {
-			*why = "credential id must be 32 hex digits";
+			snprintf(why, whylen, "credential id must be 32 hex digits");
 			return VEIL_ERR_PARSE;
 		}
 		return add_cred(r, id);
 	}
 	if (!strncmp(s, "client", 6) && (s[6] == ' ' || s[6] == '\t')) {
-		char *id = vp_file__trim(s + 7);
-		if (!vp_auth__name_valid(id)) {
-			*why = "invalid client id";
+		/* Any login's client id, so the username rule (password logins use
+		 * client id = username). */
+		const char *id = after_word(s, 6);
+		const char *bad = veil__name_why(id, VEIL__NAME_USERNAME);
+		if (bad) {
+			snprintf(why, whylen, "client id %s", bad);
 			return VEIL_ERR_PARSE;
 		}
 		return add_client(r, id);
 	}
-	*why = "expected 'credential <hex id>' or 'client <client id>'";
+	snprintf(why, whylen, "expected 'credential <hex id>' or 'client <client id>'");
 	return VEIL_ERR_PARSE;
 }
 

@@ -21,7 +21,10 @@ int veil_cmd_token(int argc, char **argv);       /* cmd_keys.c */
 #define VEIL_EXIT_FAIL 1
 #define VEIL_EXIT_USAGE 2
 
-/* Read a whole file (binary) into a malloc'd buffer; NULL on error (errno set). */
+/* Read a whole file (binary; "-" is standard input, pipes allowed) of at
+ * most CLI_FILE_MAX bytes into a malloc'd buffer, NUL-terminated after len
+ * bytes; NULL on error (errno set: EFBIG when too large). */
+#define CLI_FILE_MAX ((size_t)128 << 20)
 unsigned char *cli_read_file(const char *path, size_t *len);
 /* Hex encode/decode helpers for the CLI. */
 int cli_hex_decode(const char *hex, unsigned char *out, size_t cap, size_t *len);

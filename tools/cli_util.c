@@ -1,45 +1,20 @@
 /* Small helpers shared by the CLI commands. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "veil/error.h"
+#include "../core/util.h" /* the one whole-file reader */
 #include "cli.h"
 
 unsigned char *cli_read_file(const char *path, size_t *len)
 {
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0;
-	unsigned char *buf = malloc(cap);
-	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-		if (n == cap) {
-			if (cap > ((size_t)64 << 20)) {
-				free(buf);
-				buf = NULL;
-				errno = EFBIG;
-				break;
-			}
-			unsigned char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	if (f != stdin)
-		fclose(f);
-	if (buf)
-		*len = n;
-	return buf;
+	/* The core's one reader; without VEIL__FILE_WIPE the text is malloc'd. */
+	struct veil__text t;
+	if (veil__file_read(path, VEIL__FILE_ANY, CLI_FILE_MAX, &t, NULL, 0) != VEIL_OK)
+		return NULL; /* errno says why */
+	*len = t.len;
+	return (unsigned char *)t.text;
 }
 
 static int hv(int c)

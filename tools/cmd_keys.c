@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "../core/names.h" /* the one rule for client ids, with the reason */
 #include "cli.h"
 
 /* A decimal number in 1..max (whole string, no sign): strtol/strtoull without
@@ -243,8 +244,12 @@ int veil_cmd_credential(int argc, char **argv)
 		veil_identity_free(&a);
 		return VEIL_EXIT_FAIL;
 	}
-	if (strlen(cid) > VEIL_CLIENT_ID_MAX || strlen(roles) > VEIL_ROLES_MAX) {
-		fprintf(stderr, "veil credential: client id or roles too long\n");
+	const char *bad = veil__name_why(cid, VEIL__NAME_CLIENT_ID);
+	if (bad || strlen(roles) > VEIL_ROLES_MAX) {
+		if (bad)
+			fprintf(stderr, "veil credential: client id %s (docs/PROTOCOL.md section 3)\n", bad);
+		else
+			fprintf(stderr, "veil credential: roles longer than %u bytes\n", VEIL_ROLES_MAX);
 		veil_identity_free(&a);
 		return VEIL_EXIT_USAGE;
 	}
@@ -257,9 +262,7 @@ int veil_cmd_credential(int argc, char **argv)
 	rc = veil_credential_issue(a, &cr, buf, sizeof(buf), &len);
 	veil_identity_free(&a);
 	if (rc != VEIL_OK) {
-		fprintf(stderr, "veil credential: %s (client ids may not contain + # / or control characters; "
-		                "roles are comma separated [A-Za-z0-9_.-])\n",
-		        veil_strerror(rc));
+		fprintf(stderr, "veil credential: %s (roles are comma separated [A-Za-z0-9_.-])\n", veil_strerror(rc));
 		return VEIL_EXIT_FAIL;
 	}
 	if (veil_credential_save(buf, len, out) != VEIL_OK) {

@@ -7,6 +7,7 @@
  * a 0600 temporary file and rename(), so the broker never sees half a file.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,12 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
-#include "../core/util.h" /* veil__line_content: the one comment rule of Veil's files */
+#include "../core/names.h"       /* the one rule for user names */
+#include "../core/util.h"        /* the one file reader and line reader, the comment rule */
+#include "../plugin/auth_file.h" /* the password file's limits, as the plugin reads it */
 #include "cli.h"
 
 #define PW_MAX 1024U
-#define LINE_MAX_ 1024U
 
 static void usage(FILE *f)
 {
@@ -32,19 +34,6 @@ static void usage(FILE *f)
 	           "The password is read from the terminal without echo, or from the first\n"
 	           "line of standard input when it is not a terminal. Hashes are Argon2id\n"
 	           "(libsodium crypto_pwhash_str, interactive limits).\n");
-}
-
-/* The plugin's rules for a user name (plugin/auth_names.c), plus no ':'. */
-static int user_valid(const char *u)
-{
-	size_t n = strlen(u);
-	if (n == 0 || n > VEIL_CLIENT_ID_MAX)
-		return 0;
-	for (const unsigned char *p = (const unsigned char *)u; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f || *p == '+' || *p == '#' || *p == ':')
-			return 0;
-	}
-	return 1;
 }
 
 static int read_line(FILE *in, char *buf, size_t cap)
@@ -97,22 +86,60 @@ static int get_password(char *pw, size_t cap, int confirm)
 	return 0;
 }
 
-/* Does line hold an entry for user? */
-static int line_is_user(const char *line, const char *user)
+/* The password file as the plugin reads it (plugin/auth_file.h): the whole
+ * file in wiped memory (ENOENT: empty), its limits. 0, or -1 after an error. */
+static int read_passwd(const char *path, bool missing_ok, struct veil__text *t)
+{
+	char err[512];
+	int rc = veil__file_read(path, VEIL__FILE_WIPE, VP_AUTH_FILE_MAX_BYTES, t, err, sizeof(err));
+	if (rc == VEIL_ERR_IO && errno == ENOENT && missing_ok)
+		return 0;
+	if (rc != VEIL_OK) {
+		fprintf(stderr, "veil passwd: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The next line of the file as it is (raw) and, in entry, where its user
+ * name starts as the plugin sees it (comment and blanks removed); 1, 0 at
+ * the end, -1 after an error. */
+static int next_entry(const char *path, struct veil__lines *it, char *raw, size_t cap, const char **entry)
+{
+	enum veil__line ls = veil__lines_next(it, raw, cap);
+	if (ls == VEIL__LINE_END)
+		return 0;
+	if (ls != VEIL__LINE_OK) {
+		fprintf(stderr, "veil passwd: %s:%u: %s\n", path, it->lineno,
+		        ls == VEIL__LINE_NUL ? "NUL byte in the line" : "line too long");
+		return -1;
+	}
+	*entry = raw + strspn(raw, " \t");
+	return 1;
+}
+
+/* Does entry (a line's content) hold the entry for user? */
+static int entry_is_user(const char *entry, const char *user)
 {
 	size_t n = strlen(user);
-	return strncmp(line, user, n) == 0 && line[n] == ':';
+	return strncmp(entry, user, n) == 0 && entry[n] == ':';
 }
 
 /* Copy path to a temp file except user's line, then append "user:new_entry" when set. */
 static int rewrite(const char *path, const char *user, const char *new_entry, int *found)
 {
-	char tmp[4096];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp))
+	struct veil__text in;
+	if (read_passwd(path, true, &in) != 0)
 		return -1;
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmpXXXXXX", path) >= (int)sizeof(tmp)) {
+		veil__text_free(&in);
+		return -1;
+	}
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
 		fprintf(stderr, "veil passwd: %s: %s\n", tmp, strerror(errno));
+		veil__text_free(&in);
 		return -1;
 	}
 	fchmod(fd, 0600);
@@ -120,33 +147,30 @@ static int rewrite(const char *path, const char *user, const char *new_entry, in
 	if (!out) {
 		close(fd);
 		unlink(tmp);
-		return -1;
-	}
-	FILE *in = fopen(path, "r");
-	if (!in && errno != ENOENT) {
-		fprintf(stderr, "veil passwd: %s: %s\n", path, strerror(errno));
-		fclose(out);
-		unlink(tmp);
+		veil__text_free(&in);
 		return -1;
 	}
 	*found = 0;
-	char line[LINE_MAX_ + 2];
-	int rc = 0;
-	while (in && fgets(line, sizeof(line), in)) {
-		if (line_is_user(line, user)) {
+	struct veil__lines it = { .text = in.text, .len = in.len, .verbatim = true };
+	char line[VP_LINE_MAX];
+	const char *entry = NULL;
+	int rc = 0, got;
+	while ((got = next_entry(path, &it, line, sizeof(line), &entry)) > 0) {
+		char content[VP_LINE_MAX];
+		memcpy(content, entry, strlen(entry) + 1);
+		content[veil__line_content(content, strlen(content), NULL)] = '\0';
+		if (entry_is_user(content, user))
 			*found = 1;
-			continue;
-		}
-		fputs(line, out);
-		if (line[0] && line[strlen(line) - 1] != '\n')
-			fputc('\n', out);
+		else
+			fprintf(out, "%s\n", line);
+		sodium_memzero(content, sizeof(content));
 	}
-	if (in && ferror(in))
+	sodium_memzero(line, sizeof(line));
+	veil__text_free(&in);
+	if (got < 0)
 		rc = -1;
 	if (new_entry)
 		fprintf(out, "%s:%s\n", user, new_entry);
-	if (in)
-		fclose(in);
 	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
 		rc = -1;
 	if (fclose(out) != 0)
@@ -160,25 +184,24 @@ static int rewrite(const char *path, const char *user, const char *new_entry, in
 	return rc;
 }
 
+/* 0 with user's hash in hash, 1 when user has no entry, -1 after an error. */
 static int find_hash(const char *path, const char *user, char *hash, size_t cap)
 {
-	FILE *in = fopen(path, "r");
-	if (!in) {
-		fprintf(stderr, "veil passwd: %s: %s\n", path, strerror(errno));
+	struct veil__text in;
+	if (read_passwd(path, false, &in) != 0)
 		return -1;
+	struct veil__lines it = { .text = in.text, .len = in.len };
+	char line[VP_LINE_MAX];
+	const char *entry = NULL;
+	int rc = 1, got;
+	while (rc == 1 && (got = next_entry(path, &it, line, sizeof(line), &entry)) != 0) {
+		if (got < 0)
+			rc = -1;
+		else if (entry_is_user(entry, user))
+			rc = snprintf(hash, cap, "%s", entry + strlen(user) + 1) < (int)cap ? 0 : -1;
 	}
-	char line[LINE_MAX_ + 2];
-	int rc = 1;
-	while (fgets(line, sizeof(line), in)) {
-		if (line_is_user(line, user)) {
-			line[strcspn(line, "\r\n")] = '\0';
-			line[veil__line_content(line, strlen(line), NULL)] = '\0'; /* as the plugin reads it */
-			snprintf(hash, cap, "%s", line + strlen(user) + 1);
-			rc = 0;
-			break;
-		}
-	}
-	fclose(in);
+	sodium_memzero(line, sizeof(line));
+	veil__text_free(&in);
 	return rc;
 }
 
@@ -193,9 +216,9 @@ int veil_cmd_passwd(int argc, char **argv)
 		return VEIL_EXIT_USAGE;
 	}
 	const char *cmd = argv[1], *path = argv[2], *user = argv[3];
-	if (!user_valid(user)) {
-		fprintf(stderr, "veil passwd: invalid user name (1-%u bytes, no ':', '+', '#' or control characters)\n",
-		        VEIL_CLIENT_ID_MAX);
+	const char *bad = veil__name_why(user, VEIL__NAME_PASSWD_USER);
+	if (bad) {
+		fprintf(stderr, "veil passwd: user name %s (docs/PROTOCOL.md section 3)\n", bad);
 		return VEIL_EXIT_USAGE;
 	}
 	if (!strcmp(cmd, "delete")) {

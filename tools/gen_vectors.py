@@ -11,8 +11,10 @@ document.
 
   python3 tools/gen_vectors.py > tests/vectors/core.txt    the C tests' vectors
   python3 tools/gen_vectors.py --doc                       section 9's vector block
+  python3 tools/gen_vectors.py --names > tests/vectors/names.txt   names and their verdicts
   python3 tools/gen_vectors.py --check-doc docs/PROTOCOL.md [--check-vectors tests/vectors/core.txt]
-      exit 1 (with a diff) unless the document's block, and the vector file,
+                               [--check-names tests/vectors/names.txt]
+      exit 1 (with a diff) unless the document's block, and the vector files,
       are exactly what this implementation computes (ctest protocol_vectors)
 """
 import difflib
@@ -78,7 +80,26 @@ def kcv(key):
     return b2b(b"veil-kcv-v1", 16, key)[:2]
 
 
+NAME_KINDS = ("username", "client_id", "passwd_user")
+
+
+def name_ok(name, kind):
+    """docs/PROTOCOL.md section 3: a name is 1..128 bytes of well-formed UTF-8
+    without control characters (C0, DEL, C1), '+' or '#', and without a space
+    at either end; a credential's client id also has no '/', a password-file
+    user no ':'."""
+    if not 1 <= len(name) <= 128 or name[:1] == b" " or name[-1:] == b" ":
+        return False
+    try:
+        text = name.decode("utf-8", errors="strict")  # refuses overlongs, surrogates, > U+10FFFF
+    except UnicodeDecodeError:
+        return False
+    forbidden = "+#" + {"username": "", "client_id": "/", "passwd_user": ":"}[kind]
+    return not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in forbidden for ch in text)
+
+
 def credential(auth, cid, issued, expires, dev_pk, client_id, roles):
+    assert name_ok(client_id, "client_id"), client_id
     body = bytes([1, 0]) + cid + authority_id(auth.pk) + struct.pack(">QQ", issued, expires) + dev_pk
     body += bytes([len(client_id)]) + client_id + bytes([len(roles)]) + roles
     return body + auth.sign(b"veil-cred-v1" + body)
@@ -231,6 +252,28 @@ def compute():
         "devmsg_request": request, "devmsg_ack": ack,
         "bundle_plaintext": pt, "bundle": bnd, "revocation": rev,
     }
+
+
+# Names every front door must judge alike (check_names.c runs them through
+# the core, the credential issuer and parser, the plugin's password and
+# revocation files, the client config and the CLI).
+NAMES = [
+    b"a", b"sensor-01", b"Gr\xc3\xbc\xc3\x9fe", b"\xe6\x97\xa5\xe6\x9c\xac", b"emoji-\xf0\x9f\x98\x80",
+    b"x y", b"a:b", b"aa:bb:cc:dd:ee:ff", b"$weird", b"dev.example/x", b"site/a/b", b"/", b"a%c",
+    b"auto-5A1E2F3C-1B2D-4E5F-8A9B-0C1D2E3F4A5B", b"\xc2\xa0nbsp", b"x" * 128, b"x" * 129,
+    b"x" * 126 + b"\xc3\xa9", b"x" * 127 + b"\xc3\xa9",
+    b"a+b", b"+", b"a#", b"#", b"#a", b"a #b", b" lead", b"trail ", b" ", b"tab\there", b"del\x7f",
+    b"esc\x1b[0m", b"cr\rx",
+    b"\xc2\x85", b"\xc2\x9f", b"\xc3\x28", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+    b"\xff", b"trail\xe2\x82", b"\xf4\x8f\xbf\xbf",
+]
+
+
+def names_file():
+    out = ["# Names (docs/PROTOCOL.md section 3) and the verdicts of tools/gen_vectors.py, the independent",
+           "# implementation: the name in hex, then 1 (valid) or 0 as a " + ", ".join(NAME_KINDS)]
+    out += [name.hex() + "".join(f" {int(name_ok(name, k))}" for k in NAME_KINDS) for name in NAMES]
+    return "\n".join(out) + "\n"
 
 
 def vector_file(v):
@@ -424,6 +467,9 @@ def main(argv):
     if argv == ["--doc"]:
         sys.stdout.write(doc_block(v))
         return 0
+    if argv == ["--names"]:
+        sys.stdout.write(names_file())
+        return 0
     if not argv:
         sys.stdout.write(vector_file(v))
         return 0
@@ -431,7 +477,7 @@ def main(argv):
     args = list(argv)
     while args:
         opt = args.pop(0)
-        if opt not in ("--check-doc", "--check-vectors") or not args:
+        if opt not in ("--check-doc", "--check-vectors", "--check-names") or not args:
             sys.stderr.write(__doc__)
             return 2
         path = args.pop(0)
@@ -439,6 +485,9 @@ def main(argv):
             text = f.read()
         if opt == "--check-vectors":
             ok = check(path, text, vector_file(v)) and ok
+            continue
+        if opt == "--check-names":
+            ok = check(path, text, names_file()) and ok
             continue
         if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
             sys.stderr.write(f"{path}: no single vector block ({BEGIN.strip()} ... {END.strip()})\n")

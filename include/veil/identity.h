@@ -65,6 +65,20 @@ VEIL_EXPORT void veil_sender_id(const uint8_t pk[VEIL_PK_BYTES], uint8_t out[VEI
 /* Authority id: first 8 bytes of BLAKE2b-256("veil-authority-v1" || pk). */
 VEIL_EXPORT void veil_authority_id(const uint8_t pk[VEIL_PK_BYTES], uint8_t out[VEIL_AUTHORITY_ID_BYTES]);
 
+/*
+ * Names (docs/PROTOCOL.md section 3), the one rule of the broker plugin,
+ * the credential issuer and the CLI. A username, and the client id of any
+ * login, is 1..VEIL_CLIENT_ID_MAX bytes of well-formed UTF-8 without
+ * control characters (C0, DEL, C1), without '+' or '#', and without a space
+ * at either end. A credential's client id is such a name without '/', so
+ * it is always exactly one topic level.
+ *
+ *   if (!veil_client_id_valid(argv[1]))
+ *           fprintf(stderr, "not a client id a credential can carry\n");
+ */
+VEIL_EXPORT bool veil_client_id_valid(const char *client_id);
+VEIL_EXPORT bool veil_username_valid(const char *username);
+
 /* Decoded credential. Strings are NUL terminated. */
 struct veil_credential {
 	uint8_t id[VEIL_CREDENTIAL_ID_BYTES];

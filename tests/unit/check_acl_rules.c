@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "veil/error.h"
 #include "acl_rules.h"
 #include "broker.h"
 #include "check_run.h"
@@ -21,7 +22,7 @@ static struct vp_acl_rules *parse_ok(const char *text)
 	struct vp_acl_rules *r = NULL;
 	char err[300] = "";
 	int rc = vp_acl_rules__parse("t.acl", text, strlen(text), &r, err, sizeof(err));
-	ck_assert_msg(rc == 0, "parse failed: %s", err);
+	ck_assert_msg(rc == VEIL_OK, "parse failed: %s", err);
 	ck_assert_ptr_nonnull(r);
 	return r;
 }
@@ -31,7 +32,7 @@ static void parse_err(const char *text, const char *want_prefix, const char *nee
 	struct vp_acl_rules *r = NULL;
 	char err[300] = "";
 	int rc = vp_acl_rules__parse("t.acl", text, strlen(text), &r, err, sizeof(err));
-	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(rc, VEIL_ERR_PARSE);
 	ck_assert_ptr_null(r);
 	ck_assert_msg(strncmp(err, want_prefix, strlen(want_prefix)) == 0, "want prefix '%s', got '%s'", want_prefix,
 	              err);
@@ -199,7 +200,7 @@ START_TEST(hostile_input)
 	const char bin[] = "topic read a\ntopic re\0ad b\n";
 	struct vp_acl_rules *r = NULL;
 	char err[300] = "";
-	ck_assert_int_eq(vp_acl_rules__parse("t.acl", bin, sizeof(bin) - 1, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(vp_acl_rules__parse("t.acl", bin, sizeof(bin) - 1, &r, err, sizeof(err)), VEIL_ERR_PARSE);
 	ck_assert_msg(strstr(err, "t.acl:2: NUL") != NULL, "%s", err);
 	/* Oversized line. */
 	size_t n = VP_ACL_MAX_LINE + 100;
@@ -207,11 +208,11 @@ START_TEST(hostile_input)
 	memcpy(big, "topic read ", 11);
 	memset(big + 11, 'a', n - 11);
 	big[n] = '\0';
-	ck_assert_int_eq(vp_acl_rules__parse("t.acl", big, n, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(vp_acl_rules__parse("t.acl", big, n, &r, err, sizeof(err)), VEIL_ERR_PARSE);
 	ck_assert_msg(strstr(err, "t.acl:1: line longer") != NULL, "%s", err);
 	/* A topic over 65535 bytes in a line that fits. */
 	big[11 + 65536] = '\0';
-	ck_assert_int_eq(vp_acl_rules__parse("t.acl", big, strlen(big), &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(vp_acl_rules__parse("t.acl", big, strlen(big), &r, err, sizeof(err)), VEIL_ERR_PARSE);
 	ck_assert_msg(strstr(err, "invalid topic") != NULL, "%s", err);
 	free(big);
 	/* Truncated: the last line has no newline, and it is cut mid-word. */
@@ -233,7 +234,7 @@ START_TEST(files)
 	snprintf(path, sizeof(path), "%s/acl", dir);
 	ck_assert_int_eq(test_write_file(path, "user a\ntopic read x/#\nbad line\n", 0644), 0);
 	struct vp_acl_rules *r = NULL;
-	ck_assert_int_eq(vp_acl_rules__load(path, 1 << 20, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(vp_acl_rules__load(path, 1 << 20, &r, err, sizeof(err)), VEIL_ERR_PARSE);
 	char want[400];
 	snprintf(want, sizeof(want), "%s:3: ", path);
 	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
@@ -241,12 +242,13 @@ START_TEST(files)
 	ck_assert_int_eq(vp_acl_rules__load(path, 1 << 20, &r, err, sizeof(err)), 0);
 	ck_assert_uint_eq(r->nrules, 1);
 	vp_acl_rules__free(&r);
-	ck_assert_int_eq(vp_acl_rules__load(path, 10, &r, err, sizeof(err)), -1); /* over the size limit */
-	ck_assert_msg(strstr(err, "larger than") != NULL, "%s", err);
+	ck_assert_int_eq(vp_acl_rules__load(path, 10, &r, err, sizeof(err)), VEIL_ERR_TOO_LARGE); /* over the limit */
+	ck_assert_msg(strstr(err, path) == err && strstr(err, "larger than") != NULL, "%s", err);
 	unlink(path);
-	ck_assert_int_eq(vp_acl_rules__load(path, 1 << 20, &r, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "cannot open") != NULL, "%s", err);
-	ck_assert_int_eq(vp_acl_rules__load(dir, 1 << 20, &r, err, sizeof(err)), -1);
+	ck_assert_int_eq(vp_acl_rules__load(path, 1 << 20, &r, err, sizeof(err)), VEIL_ERR_IO);
+	ck_assert_msg(strstr(err, path) == err && strstr(err, "No such file") != NULL, "%s", err);
+	ck_assert_int_eq(vp_acl_rules__load(dir, 1 << 20, &r, err, sizeof(err)), VEIL_ERR_IO);
+	ck_assert_msg(strstr(err, "not a regular file") != NULL, "%s", err);
 	rmdir(dir);
 }
 END_TEST

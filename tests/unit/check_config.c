@@ -182,7 +182,7 @@ START_TEST(bad_values)
 	expect_line_error(BASE "log syslog\n", 4, "log must be stderr or none");
 	expect_line_error(BASE "auth none extra\n", 4, "single word");
 	expect_line_error(BASE "client_id dev+1\n", 4, "'+'");
-	expect_line_error(BASE "client_id a/#\n", 4, "'+', '#' or '/'");
+	expect_line_error(BASE "client_id a/b\n", 4, "'/'");
 	expect_line_error(BASE "client_id a\x01z\n", 4, "control");
 	char big[400] = BASE "client_id ";
 	size_t n = strlen(big);

@@ -1,7 +1,9 @@
 /*
- * plugin/auth_credcache.c: the cached path must give exactly the answers of
- * veil_token_verify (valid, tampered, foreign, stale, expired, wrong id,
- * malformed), and a change of authority keys must empty the cache.
+ * core/credcache.c, the one verified-credential cache (the plugin's logins,
+ * receivers' signed messages): the cached path must give exactly the answers
+ * of veil_token_verify (valid, tampered, foreign, stale, expired, wrong id,
+ * malformed); a cleared cache or a dropped authority never answers from an
+ * old verdict; the cache stays within its capacity, oldest entry out first.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
-#include "auth_credcache.h"
+#include "../../core/credcache.h"
 #include "check_run.h"
 #include "timing.h"
 
@@ -57,12 +59,12 @@ static size_t token(const uint8_t *cred, size_t cl, const char *cid, uint64_t t,
 }
 
 /* Both paths on the same input: same code; on success same fields. */
-static int both(struct vp_credcache *c, const uint8_t *tok, size_t n, const char *cid, uint64_t now,
+static int both(struct veil__credcache *c, const uint8_t *tok, size_t n, const char *cid, uint64_t now,
                 const uint8_t (*a)[VEIL_PK_BYTES], bool *cached)
 {
 	struct veil_token t1, t2;
 	int core = veil_token_verify(tok, n, cid, a, 1, now, 60, &t1);
-	int mine = vp_credcache__token_verify(c, tok, n, cid, a, 1, now, 60, &t2, cached);
+	int mine = veil__token_verify_cached(c, tok, n, cid, a, 1, now, 60, &t2, cached);
 	ck_assert_msg(core == mine, "core %d, cached path %d", core, mine);
 	if (core == VEIL_OK) {
 		ck_assert_mem_eq(t1.nonce, t2.nonce, VEIL_TOKEN_NONCE_BYTES);
@@ -78,8 +80,8 @@ static int both(struct vp_credcache *c, const uint8_t *tok, size_t n, const char
 
 START_TEST(test_hit_and_equivalence)
 {
-	struct vp_credcache *c = NULL;
-	ck_assert_int_eq(vp_credcache__new(64, &c), 0);
+	struct veil__credcache *c = NULL;
+	ck_assert_int_eq(veil__credcache_new(64, &c), 0);
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
 	size_t cl = cred_for("dev-a", T0 + 3600, cred);
 	bool cached = true;
@@ -109,15 +111,15 @@ START_TEST(test_hit_and_equivalence)
 	memcpy(v2, tok, n);
 	v2[0] = 2;
 	ck_assert_int_eq(both(c, v2, n, "dev-a", T0 + 1, auths, NULL), VEIL_ERR_VERSION);
-	vp_credcache__free(&c);
+	veil__credcache_free(&c);
 	ck_assert_ptr_null(c);
 }
 END_TEST
 
 START_TEST(test_expiry_rechecked_on_hit)
 {
-	struct vp_credcache *c = NULL;
-	ck_assert_int_eq(vp_credcache__new(16, &c), 0);
+	struct veil__credcache *c = NULL;
+	ck_assert_int_eq(veil__credcache_new(16, &c), 0);
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
 	size_t cl = cred_for("dev-e", T0 + 30, cred);
 	size_t n = token(cred, cl, "dev-e", T0, tok);
@@ -128,19 +130,19 @@ START_TEST(test_expiry_rechecked_on_hit)
 	ck_assert(cached);
 	n = token(cred, cl, "dev-e", T0 - 101, tok);
 	ck_assert_int_eq(both(c, tok, n, "dev-e", T0 - 101, auths, &cached), VEIL_ERR_NOT_YET_VALID);
-	vp_credcache__free(&c);
+	veil__credcache_free(&c);
 }
 END_TEST
 
 START_TEST(test_clear_on_authority_change)
 {
-	struct vp_credcache *c = NULL;
-	ck_assert_int_eq(vp_credcache__new(16, &c), 0);
+	struct veil__credcache *c = NULL;
+	ck_assert_int_eq(veil__credcache_new(16, &c), 0);
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
 	size_t cl = cred_for("dev-c", T0 + 3600, cred);
 	size_t n = token(cred, cl, "dev-c", T0, tok);
 	ck_assert_int_eq(both(c, tok, n, "dev-c", T0, auths, NULL), VEIL_OK);
-	vp_credcache__clear(c);
+	veil__credcache_clear(c);
 	n = token(cred, cl, "dev-c", T0, tok);
 	bool cached = true;
 	ck_assert_int_eq(both(c, tok, n, "dev-c", T0, others, &cached), VEIL_ERR_WRONG_AUTHORITY);
@@ -148,18 +150,78 @@ START_TEST(test_clear_on_authority_change)
 	/* A failed verification is never cached. */
 	ck_assert_int_eq(both(c, tok, n, "dev-c", T0, others, &cached), VEIL_ERR_WRONG_AUTHORITY);
 	ck_assert(!cached);
-	vp_credcache__free(&c);
+	veil__credcache_free(&c);
+}
+END_TEST
+
+/* Without clear: a verdict under an authority no longer trusted is not used. */
+START_TEST(test_dropped_authority)
+{
+	struct veil__credcache *c = NULL;
+	ck_assert_int_eq(veil__credcache_new(16, &c), 0);
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = cred_for("dev-d", T0 + 3600, cred);
+	size_t n = token(cred, cl, "dev-d", T0, tok);
+	ck_assert_int_eq(both(c, tok, n, "dev-d", T0, auths, NULL), VEIL_OK);
+	bool cached = true;
+	ck_assert_int_eq(both(c, tok, n, "dev-d", T0, others, &cached), VEIL_ERR_WRONG_AUTHORITY);
+	ck_assert(!cached);
+	/* Trusted among others again: the entry answers. */
+	uint8_t both_keys[2][VEIL_PK_BYTES];
+	memcpy(both_keys[0], others[0], VEIL_PK_BYTES);
+	memcpy(both_keys[1], auths[0], VEIL_PK_BYTES);
+	struct veil_credential out;
+	ck_assert_int_eq(veil__credential_verify_cached(c, cred, cl, (const uint8_t(*)[VEIL_PK_BYTES])both_keys, 2, T0,
+	                                                &out, &cached),
+	                 VEIL_OK);
+	ck_assert(cached);
+	ck_assert_str_eq(out.client_id, "dev-d");
+	/* No cache at all: plain verification. */
+	ck_assert_int_eq(veil__credential_verify_cached(NULL, cred, cl, auths, 1, T0, &out, &cached), VEIL_OK);
+	ck_assert(!cached);
+	veil__credcache_free(&c);
+}
+END_TEST
+
+START_TEST(test_bounded_oldest_out)
+{
+	struct veil__credcache *c = NULL;
+	ck_assert_int_eq(veil__credcache_new(0, &c), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil__credcache_new(VEIL__CREDCACHE_MAX + 1, &c), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil__credcache_new(3, &c), 0);
+	uint8_t creds[5][VEIL_CREDENTIAL_MAX];
+	size_t lens[5];
+	char cid[16];
+	bool cached = true;
+	for (int i = 0; i < 5; i++) {
+		snprintf(cid, sizeof(cid), "dev-%d", i);
+		lens[i] = cred_for(cid, T0 + 3600, creds[i]);
+		ck_assert_int_eq(veil__credential_verify_cached(c, creds[i], lens[i], auths, 1, T0, NULL, &cached), VEIL_OK);
+		ck_assert(!cached);
+		ck_assert_uint_eq(veil__credcache_count(c), i < 3 ? (size_t)i + 1 : 3U);
+	}
+	/* 0 and 1 went first; 2, 3 and 4 answer from the cache. */
+	for (int i = 4; i >= 0; i--) {
+		ck_assert_int_eq(veil__credential_verify_cached(c, creds[i], lens[i], auths, 1, T0, NULL, &cached), VEIL_OK);
+		ck_assert_msg(cached == (i >= 2), "entry %d: cached %d", i, cached);
+	}
+	ck_assert_uint_eq(veil__credcache_count(c), 3);
+	veil__credcache_clear(c);
+	ck_assert_uint_eq(veil__credcache_count(c), 0);
+	veil__credcache_free(&c);
 }
 END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("auth_credcache");
+	Suite *s = suite_create("credcache");
 	TCase *t = veil_tcase("core", 2);
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, test_hit_and_equivalence);
 	tcase_add_test(t, test_expiry_rechecked_on_hit);
 	tcase_add_test(t, test_clear_on_authority_change);
+	tcase_add_test(t, test_dropped_authority);
+	tcase_add_test(t, test_bounded_oldest_out);
 	suite_add_tcase(s, t);
 	return s;
 }
