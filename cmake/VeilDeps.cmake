@@ -43,3 +43,9 @@ if(VEIL_BUILD_TESTS)
     message(FATAL_ERROR "mosquitto broker not found: apt-get install mosquitto")
   endif()
 endif()
+
+# veil-keyd's store (keyd/store.c).
+pkg_check_modules(SQLITE3 IMPORTED_TARGET sqlite3)
+if(NOT SQLITE3_FOUND)
+  message(FATAL_ERROR "SQLite 3 not found (veil-keyd's store): apt-get install libsqlite3-dev")
+endif()

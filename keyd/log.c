@@ -1,0 +1,87 @@
+/*
+ * keyd's audit log: one line per event, "veil-keyd: <area> | <verb> |
+ * k=v ...", as the plugin writes "veil: ...". Client-supplied values go
+ * through kd_log__clean so a client id cannot forge fields. Never a key, a
+ * payload or a secret: key ids, versions, reasons.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keyd.h"
+
+static kd_log_sink g_sink;     /* the daemon's one log: set once at start (tests: per test) */
+static void *g_sink_ctx;
+static bool g_debug;
+
+void kd_log__set_sink(kd_log_sink sink, void *ctx)
+{
+	g_sink = sink;
+	g_sink_ctx = ctx;
+}
+
+void kd_log__set_debug(bool on)
+{
+	g_debug = on;
+}
+
+static void emit(const char *area, const char *verb, const char *fmt, va_list ap)
+{
+	char fields[768], line[900];
+	vsnprintf(fields, sizeof(fields), fmt, ap);
+	snprintf(line, sizeof(line), "veil-keyd: %s | %s | %s", area, verb, fields);
+	if (g_sink) {
+		g_sink(g_sink_ctx, line);
+	} else {
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+	}
+}
+
+void kd_log__audit(const char *area, const char *verb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit(area, verb, fmt, ap);
+	va_end(ap);
+}
+
+void kd_log__debug(const char *area, const char *verb, const char *fmt, ...)
+{
+	if (!g_debug)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	emit(area, verb, fmt, ap);
+	va_end(ap);
+}
+
+const char *kd_log__clean(const char *s, char *buf, size_t buflen)
+{
+	if (!buf || buflen == 0)
+		return "";
+	if (!s || !*s) {
+		snprintf(buf, buflen, "-");
+		return buf;
+	}
+	size_t max = buflen - 1 < 64 ? buflen - 1 : 64;
+	size_t i = 0;
+	for (; i < max && s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+const char *kd_log__hex(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	static const char H[] = "0123456789abcdef";
+	size_t i = 0;
+	for (; i < n && 2 * i + 2 < cap; i++) {
+		out[2 * i] = H[p[i] >> 4];
+		out[2 * i + 1] = H[p[i] & 15];
+	}
+	out[2 * i] = '\0';
+	return out;
+}

@@ -1,0 +1,337 @@
+/*
+ * Request handling (service.h): device messages in, devices' rows, the
+ * rate limit and the nonce cache. Issuing bundles, rotations and the
+ * revocation statement are in issue.c; both share service_private.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "veil/error.h"
+#include "../core/bundle.h"
+#include "revoke.h"
+#include "service_private.h"
+
+/* ---- small state: nonce cache, rate buckets ------------------------------- */
+
+static void nonces_prune(struct kd_service *s, uint64_t now)
+{
+	struct kd_nonce *n, *tmp;
+	HASH_ITER(hh, s->nonces, n, tmp) {
+		if (n->until <= now) {
+			HASH_DEL(s->nonces, n);
+			free(n);
+			s->n_nonces--;
+		}
+	}
+}
+
+/* VEIL_ERR_REPLAY when seen inside the window, else remembered until
+ * timestamp + window (after that the freshness check refuses it). */
+static int nonce_check(struct kd_service *s, const uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], uint64_t ts,
+                       uint64_t now)
+{
+	struct kd_nonce *n = NULL;
+	HASH_FIND(hh, s->nonces, nonce, VEIL__DEVMSG_NONCE_BYTES, n);
+	if (n && n->until > now)
+		return VEIL_ERR_REPLAY;
+	if (!n) {
+		if (s->n_nonces >= KD_NONCES_MAX)
+			nonces_prune(s, now);
+		if (s->n_nonces >= KD_NONCES_MAX)
+			return VEIL_ERR_REPLAY_FULL; /* never forget a live nonce */
+		n = calloc(1, sizeof(*n));
+		if (!n)
+			return VEIL_ERR_NOMEM;
+		memcpy(n->nonce, nonce, VEIL__DEVMSG_NONCE_BYTES);
+		HASH_ADD(hh, s->nonces, nonce, VEIL__DEVMSG_NONCE_BYTES, n);
+		s->n_nonces++;
+	}
+	n->until = ts + s->cfg->token_window + 1;
+	return VEIL_OK;
+}
+
+/* A token bucket per topic client id, checked before any signature is:
+ * a flood costs a hash lookup per message beyond the rate. *log: the
+ * first drop of each second is audited, the rest only counted. */
+static bool rate_ok(struct kd_service *s, const char *cid, uint64_t mono_ms, bool *log)
+{
+	struct kd_bucket *b = NULL;
+	HASH_FIND_STR(s->buckets, cid, b);
+	double rate = s->cfg->request_rate;
+	*log = false;
+	if (!b) {
+		if (HASH_COUNT(s->buckets) >= KD_BUCKETS_MAX) {
+			struct kd_bucket *x, *tmp;
+			HASH_ITER(hh, s->buckets, x, tmp) { /* a full bucket is what a new one would be */
+				if ((double)(mono_ms - x->at_ms) / 1000.0 * rate + x->tokens >= rate) {
+					HASH_DEL(s->buckets, x);
+					free(x);
+				}
+			}
+			if (HASH_COUNT(s->buckets) >= KD_BUCKETS_MAX)
+				return false;
+		}
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return false;
+		snprintf(b->cid, sizeof(b->cid), "%s", cid);
+		b->tokens = rate;
+		b->at_ms = mono_ms;
+		b->logged_ms = mono_ms - 1000;
+		HASH_ADD_STR(s->buckets, cid, b);
+	}
+	b->tokens += (double)(mono_ms - b->at_ms) / 1000.0 * rate;
+	if (b->tokens > rate)
+		b->tokens = rate;
+	b->at_ms = mono_ms;
+	if (b->tokens < 1.0) {
+		if (mono_ms - b->logged_ms >= 1000) {
+			b->logged_ms = mono_ms;
+			*log = true;
+		}
+		return false;
+	}
+	b->tokens -= 1.0;
+	return true;
+}
+
+/* ---- devices ---------------------------------------------------------------- */
+
+struct kd_dev *kd_svc__dev(const struct kd_service *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES])
+{
+	struct kd_dev *d = NULL;
+	HASH_FIND(hh, s->devs, cred_id, VEIL_CREDENTIAL_ID_BYTES, d);
+	return d;
+}
+
+void kd_svc__dev_free(struct kd_dev *d)
+{
+	free(d->ent);
+	free(d->last);
+	free(d);
+}
+
+struct kd_dev *kd_svc__dev_add(struct kd_service *s, const struct kd_device_row *row)
+{
+	struct kd_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->row = *row;
+	HASH_ADD(hh, s->devs, row.cred_id, VEIL_CREDENTIAL_ID_BYTES, d);
+	return d;
+}
+
+bool kd_svc__revoked_row(const struct kd_service *s, const struct kd_device_row *r)
+{
+	return vp_revoke__credential(s->m.rev, r->cred_id) || vp_revoke__client(s->m.rev, r->client_id);
+}
+
+static bool trust_revoked(const struct veil_credential *c, void *ctx)
+{
+	const struct kd_service *s = ctx;
+	return vp_revoke__credential(s->m.rev, c->id) || vp_revoke__client(s->m.rev, c->client_id);
+}
+
+/* A device keyd had not seen: its per-device scope instances appear (and
+ * with them keys for whoever may read them). */
+static int dev_instances(struct kd_service *s, const char *cid, uint64_t now)
+{
+	for (size_t i = 0; i < s->cfg->n_scopes; i++) {
+		const struct kd_scope_conf *sc = &s->cfg->scopes[i];
+		if (!sc->per_device)
+			continue;
+		struct kd_inst *in;
+		int rc = kd_epochs__instance(&s->E, s->st, sc, cid, now, &in);
+		if (rc == VEIL_ERR_TOO_LARGE) {
+			char c[80];
+			kd_log__audit("scope", "skip", "scope=%s client=%s reason=instance-filter-too-long", sc->filter,
+			              kd_log__clean(cid, c, sizeof(c)));
+			continue;
+		}
+		if (rc != VEIL_OK)
+			return rc;
+		kd_svc__inst_check(s, in);
+		size_t added;
+		rc = kd_epochs__advance(&s->E, s->st, in, sc, now, &added);
+		if (rc != VEIL_OK)
+			return rc;
+	}
+	return VEIL_OK;
+}
+
+static void audit_refuse(struct kd_service *s, const char *cid, const struct veil__devmsg *m, bool parsed, int rc)
+{
+	char c[80], id[40];
+	s->stats.refused++;
+	kd_log__audit("request", "refuse", "client=%s cred=%s reason=%s", kd_log__clean(cid, c, sizeof(c)),
+	              parsed ? kd_log__hex(m->cred.id, VEIL_CREDENTIAL_ID_BYTES, id, sizeof(id)) : "-",
+	              veil_errname(rc));
+}
+
+int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *payload, size_t len,
+                        const struct kd_now *now)
+{
+	uint64_t t = now->unix_us / 1000000U;
+	const size_t plen = strlen(VEIL__TOPIC_REQ_PREFIX);
+	const char *cid = topic && !strncmp(topic, VEIL__TOPIC_REQ_PREFIX, plen) ? topic + plen : NULL;
+	struct veil__devmsg m;
+	memset(&m, 0, sizeof(m));
+	if (!cid || !*cid || strchr(cid, '/') || strlen(cid) > VEIL_CLIENT_ID_MAX) {
+		char c[80];
+		s->stats.refused++;
+		kd_log__audit("request", "refuse", "topic=%s reason=not-a-request-topic",
+		              kd_log__clean(topic, c, sizeof(c)));
+		return VEIL_ERR_PARSE;
+	}
+	bool log_drop;
+	if (!rate_ok(s, cid, now->mono_ms, &log_drop)) {
+		s->stats.dropped++;
+		if (log_drop) {
+			char c[80];
+			kd_log__audit("request", "drop", "client=%s reason=rate-limit rate=%u/s dropped=%llu",
+			              kd_log__clean(cid, c, sizeof(c)), s->cfg->request_rate,
+			              (unsigned long long)s->stats.dropped);
+		}
+		return VEIL_ERR_TIMEOUT;
+	}
+	struct veil__trust tr = { .authorities = (const uint8_t(*)[VEIL_PK_BYTES])s->m.auth,
+		                  .n_authorities = s->m.n_auth,
+		                  .now = t,
+		                  .revoked = trust_revoked,
+		                  .revoked_ctx = s };
+	int rc = veil__devmsg_verify(payload, len, cid, &tr, s->cfg->token_window, &m);
+	bool parsed = rc == VEIL_OK || (rc != VEIL_ERR_TRUNCATED && rc != VEIL_ERR_TOO_LARGE &&
+	                                rc != VEIL_ERR_VERSION && rc != VEIL_ERR_PARSE &&
+	                                rc != VEIL_ERR_RESERVED_FLAGS && rc != VEIL_ERR_NOMEM &&
+	                                rc != VEIL_ERR_INVAL);
+	if (rc != VEIL_OK) {
+		audit_refuse(s, cid, &m, parsed, rc);
+		return rc;
+	}
+	/* Section 11's order: the nonce (step 8), then newer than the newest
+	 * accepted message of this credential (step 9). */
+	rc = nonce_check(s, m.nonce, m.timestamp, t);
+	struct kd_dev *d = kd_svc__dev(s, m.cred.id);
+	if (rc == VEIL_OK && d && m.timestamp <= d->row.msg_ts)
+		rc = VEIL_ERR_OUTDATED;
+	if (rc != VEIL_OK) {
+		audit_refuse(s, cid, &m, true, rc);
+		return rc;
+	}
+	/* Accepted: this message's receive key is the one the next bundle is
+	 * sealed to, whatever its kind. */
+	struct kd_device_row row;
+	if (d) {
+		row = d->row;
+	} else {
+		memset(&row, 0, sizeof(row));
+		memcpy(row.cred_id, m.cred.id, VEIL_CREDENTIAL_ID_BYTES);
+	}
+	snprintf(row.client_id, sizeof(row.client_id), "%s", m.cred.client_id);
+	memcpy(row.device_pk, m.cred.device_pk, VEIL_PK_BYTES);
+	snprintf(row.roles, sizeof(row.roles), "%s", m.cred.roles);
+	row.expires_at = m.cred.expires_at;
+	row.msg_ts = m.timestamp;
+	memcpy(row.msg_nonce, m.nonce, sizeof(row.msg_nonce));
+	memcpy(row.rx_pk, m.receive_pk, sizeof(row.rx_pk));
+	char c[80], id[40];
+	kd_log__hex(m.cred.id, VEIL_CREDENTIAL_ID_BYTES, id, sizeof(id));
+	kd_log__clean(cid, c, sizeof(c));
+	bool acked = false;
+	if (m.kind == VEIL__KIND_ACK) {
+		if (m.version > row.acked_version && m.version <= row.issued_version) {
+			row.acked_version = m.version;
+			acked = true;
+		} else {
+			kd_log__audit("ack", "ignore", "client=%s cred=%s version=%llu issued=%llu reason=%s", c, id,
+			              (unsigned long long)m.version, (unsigned long long)row.issued_version,
+			              m.version > row.issued_version ? "never-issued" : "not-newer");
+		}
+	}
+	rc = kd_store__begin(s->st);
+	if (rc == VEIL_OK && !d)
+		rc = dev_instances(s, row.client_id, t);
+	if (rc == VEIL_OK)
+		rc = kd_store__device_put(s->st, &row);
+	if (rc == VEIL_OK && acked) {
+		char f[160];
+		snprintf(f, sizeof(f), "client=%s cred=%s version=%llu", c, id, (unsigned long long)m.version);
+		rc = kd_store__audit(s->st, t, "ack", f);
+	}
+	if (rc == VEIL_OK)
+		rc = kd_store__commit(s->st);
+	if (rc != VEIL_OK) {
+		kd_store__rollback(s->st);
+		kd_svc__reload_state(s); /* memory follows the store, never the other way */
+		kd_log__audit("store", "error", "client=%s cred=%s during=request error=%s", c, id, veil_errname(rc));
+		return rc;
+	}
+	if (!d) {
+		d = kd_svc__dev_add(s, &row);
+		if (!d)
+			return VEIL_ERR_NOMEM;
+		s->scan = true;
+	} else {
+		d->row = row;
+	}
+	s->stats.accepted++;
+	if (m.kind == VEIL__KIND_ACK) {
+		if (acked)
+			kd_log__audit("ack", "record", "client=%s cred=%s version=%llu", c, id, (unsigned long long)m.version);
+		return VEIL_OK;
+	}
+	kd_log__audit("request", "accept", "client=%s cred=%s held=%llu", c, id, (unsigned long long)m.version);
+	return kd_svc__consider(s, d, true, now);
+}
+
+void kd_service__set_publisher(struct kd_service *s, kd_publish_fn fn, void *ctx)
+{
+	s->publish = fn;
+	s->publish_ctx = ctx;
+}
+
+void kd_service__stats(const struct kd_service *s, struct kd_stats *out)
+{
+	*out = s->stats;
+}
+
+const struct kd_config *kd_service__config(const struct kd_service *s)
+{
+	return s->cfg;
+}
+
+void kd_svc__free_state(struct kd_service *s)
+{
+	struct kd_dev *d, *dt;
+	HASH_ITER(hh, s->devs, d, dt) {
+		HASH_DEL(s->devs, d);
+		kd_svc__dev_free(d);
+	}
+	struct kd_nonce *n, *nt;
+	HASH_ITER(hh, s->nonces, n, nt) {
+		HASH_DEL(s->nonces, n);
+		free(n);
+	}
+	s->n_nonces = 0;
+	struct kd_bucket *b, *bt;
+	HASH_ITER(hh, s->buckets, b, bt) {
+		HASH_DEL(s->buckets, b);
+		free(b);
+	}
+	kd_epochs__free(&s->E);
+}
+
+void kd_service__free(struct kd_service **sp)
+{
+	if (!sp || !*sp)
+		return;
+	struct kd_service *s = *sp;
+	kd_svc__free_state(s);
+	kd_material__free(&s->m);
+	kd_config__free(s->cfg);
+	free(s->cfg);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,78 @@
+/*
+ * What service.c (requests) and issue.c (bundles, rotations, statement,
+ * reload) share: the service's state.
+ */
+#ifndef KD_SERVICE_PRIVATE_H
+#define KD_SERVICE_PRIVATE_H
+
+#include <uthash.h>
+
+#include "epochs.h"
+#include "grants.h"
+#include "service.h"
+
+#define KD_NONCES_MAX 1000000U /* live nonces (each kept for one token window) */
+#define KD_BUCKETS_MAX 100000U /* rate buckets; full ones are dropped first */
+
+struct kd_nonce {
+	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
+	uint64_t until; /* unix s */
+	UT_hash_handle hh;
+};
+
+struct kd_bucket {
+	char cid[VEIL_CLIENT_ID_MAX + 1];
+	double tokens;
+	uint64_t at_ms, logged_ms;
+	UT_hash_handle hh;
+};
+
+/* One credential keyd has accepted a message from. */
+struct kd_dev {
+	struct kd_device_row row;
+	struct kd_ent *ent;        /* instances it is entitled to */
+	size_t n_ent;
+	uint64_t ent_gen;          /* (acl generation, instance generation) they were computed for */
+	struct kd_grant_ref *last; /* what its newest committed bundle held */
+	size_t n_last;
+	uint64_t due;              /* unix s a deferred re-issue is due (0: none) */
+	bool revoked;
+	bool republish;            /* committed but never acknowledged by the broker (restart) */
+	UT_hash_handle hh;         /* by row.cred_id */
+};
+
+struct kd_service {
+	struct kd_config *cfg;
+	struct kd_material m;
+	struct kd_store *st;
+	struct kd_epochs E;
+	struct kd_dev *devs;
+	struct kd_nonce *nonces;
+	size_t n_nonces;
+	struct kd_bucket *buckets;
+	kd_publish_fn publish;
+	void *publish_ctx;
+	uint64_t acl_gen;
+	uint64_t scanned;          /* E.gen ^ acl_gen of the last full scan */
+	bool scan;                 /* a full scan is due regardless */
+	uint64_t next_change;      /* unix s an epoch is next created */
+	uint64_t rotate_poll_ms;
+	bool statement_due;
+	struct kd_stats stats;
+};
+
+struct kd_dev *kd_svc__dev(const struct kd_service *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES]);
+struct kd_dev *kd_svc__dev_add(struct kd_service *s, const struct kd_device_row *row);
+void kd_svc__dev_free(struct kd_dev *d);
+bool kd_svc__revoked_row(const struct kd_service *s, const struct kd_device_row *r);
+void kd_svc__free_state(struct kd_service *s);
+/* Re-read instances, epochs and devices from the store (after a failed
+ * transaction, memory follows the store). */
+int kd_svc__reload_state(struct kd_service *s);
+/* Whether the instance is in the config with consistent attributes. */
+void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in);
+/* Issue d's bundle if it lacks a grant, or (request) re-issue it unless
+ * one went out less than reissue_interval ago (then it is deferred). */
+int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const struct kd_now *now);
+
+#endif
