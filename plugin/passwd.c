@@ -1,8 +1,11 @@
 /*
- * Password file parsing and the verification cache (see passwd.h). Entries
- * are kept in an array sorted by user for bsearch. The hash strings are not
- * secret in the sense of a key, but they are offline-attackable, so the
- * memory is wiped when the table is freed.
+ * Password file parsing and the verification cache (see passwd.h). The
+ * file's entries are kept in an array sorted by user for bsearch, not in a
+ * hash table: it is built once per load and never changes, the sort is also
+ * what finds duplicate users, and a lookup costs O(log n) whatever names
+ * clients send. The verification cache is a uthash table (core/table.h).
+ * The hash strings are not secret in the sense of a key, but they are
+ * offline-attackable, so the memory is wiped when the table is freed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 
 #include "veil/error.h"
 #include "../core/names.h" /* the one rule for names */
+#include "../core/table.h" /* uthash with the keyed hash */
 #include "auth_file.h"
 #include "passwd.h"
 
@@ -145,39 +149,51 @@ size_t vp_passwd__count(const struct vp_passwd *p)
 /* ---- verification cache ---- */
 
 struct pwc_entry {
-	uint8_t digest[crypto_generichash_BYTES];
-	uint64_t expires_at; /* 0 = empty */
+	uint8_t digest[crypto_generichash_BYTES]; /* keyed BLAKE2b: the table key */
+	uint64_t expires_at;
+	UT_hash_handle hh;                        /* table order: oldest put first */
 };
 
 struct vp_pwcache {
-	struct pwc_entry *e;
-	size_t cap;
+	struct pwc_entry *table;
+	size_t count, cap;
 	uint8_t *key; /* sodium_malloc'd */
 };
 
 int vp_pwcache__new(size_t capacity, struct vp_pwcache **out)
 {
-	if (!out || capacity > ((size_t)1 << 22))
-		return -1;
-	size_t cap = 16;
-	while (cap < capacity)
-		cap <<= 1;
+	if (!out || capacity == 0 || capacity > ((size_t)1 << 22))
+		return VEIL_ERR_INVAL;
 	struct vp_pwcache *c = calloc(1, sizeof(*c));
 	if (!c)
-		return -1;
-	c->e = calloc(cap, sizeof(*c->e));
+		return VEIL_ERR_NOMEM;
 	c->key = sodium_malloc(crypto_generichash_KEYBYTES);
-	if (!c->e || !c->key) {
-		free(c->e);
-		if (c->key)
-			sodium_free(c->key);
+	if (!c->key) {
 		free(c);
-		return -1;
+		return VEIL_ERR_NOMEM;
 	}
-	c->cap = cap;
+	c->cap = capacity;
 	randombytes_buf(c->key, crypto_generichash_KEYBYTES);
 	*out = c;
-	return 0;
+	return VEIL_OK;
+}
+
+static void pwc_drop(struct vp_pwcache *c, struct pwc_entry *e)
+{
+	HASH_DEL(c->table, e);
+	c->count--;
+	sodium_memzero(e, sizeof(*e));
+	free(e);
+}
+
+void vp_pwcache__clear(struct vp_pwcache *c)
+{
+	if (!c)
+		return;
+	struct pwc_entry *e, *tmp;
+	HASH_ITER(hh, c->table, e, tmp) {
+		pwc_drop(c, e);
+	}
 }
 
 void vp_pwcache__free(struct vp_pwcache **cp)
@@ -185,8 +201,7 @@ void vp_pwcache__free(struct vp_pwcache **cp)
 	if (!cp || !*cp)
 		return;
 	struct vp_pwcache *c = *cp;
-	sodium_memzero(c->e, c->cap * sizeof(*c->e));
-	free(c->e);
+	vp_pwcache__clear(c);
 	sodium_free(c->key);
 	free(c);
 	*cp = NULL;
@@ -208,11 +223,11 @@ static void digest_of(const struct vp_pwcache *c, const char *user, const char *
 	sodium_memzero(&st, sizeof(st));
 }
 
-static size_t slot_of(const struct vp_pwcache *c, const uint8_t d[crypto_generichash_BYTES])
+static struct pwc_entry *pwc_find(const struct vp_pwcache *c, const uint8_t d[crypto_generichash_BYTES])
 {
-	uint64_t h;
-	memcpy(&h, d, sizeof(h));
-	return (size_t)(h & (c->cap - 1));
+	struct pwc_entry *e = NULL;
+	HASH_FIND(hh, c->table, d, crypto_generichash_BYTES, e);
+	return e;
 }
 
 bool vp_pwcache__hit(const struct vp_pwcache *c, const char *user, const char *password, const char *stored,
@@ -222,10 +237,9 @@ bool vp_pwcache__hit(const struct vp_pwcache *c, const char *user, const char *p
 		return false;
 	uint8_t d[crypto_generichash_BYTES];
 	digest_of(c, user, password, stored, d);
-	const struct pwc_entry *e = &c->e[slot_of(c, d)];
-	bool hit = e->expires_at != 0 && now < e->expires_at && sodium_memcmp(e->digest, d, sizeof(d)) == 0;
+	const struct pwc_entry *e = pwc_find(c, d);
 	sodium_memzero(d, sizeof(d));
-	return hit;
+	return e && now < e->expires_at;
 }
 
 void vp_pwcache__put(struct vp_pwcache *c, const char *user, const char *password, const char *stored,
@@ -235,14 +249,21 @@ void vp_pwcache__put(struct vp_pwcache *c, const char *user, const char *passwor
 		return;
 	uint8_t d[crypto_generichash_BYTES];
 	digest_of(c, user, password, stored, d);
-	struct pwc_entry *e = &c->e[slot_of(c, d)];
-	memcpy(e->digest, d, sizeof(d));
-	e->expires_at = expires_at;
+	struct pwc_entry *e = pwc_find(c, d);
+	if (e) {
+		pwc_drop(c, e); /* put again at the end, as the newest */
+		e = NULL;
+	}
+	if (c->count >= c->cap)
+		pwc_drop(c, c->table); /* full: the oldest goes */
+	if ((e = calloc(1, sizeof(*e)))) {
+		memcpy(e->digest, d, sizeof(d));
+		e->expires_at = expires_at;
+		HASH_ADD(hh, c->table, digest, sizeof(e->digest), e);
+		if (veil__table_added(e))
+			c->count++;
+		else
+			free(e); /* out of memory: a cache may forget */
+	}
 	sodium_memzero(d, sizeof(d));
-}
-
-void vp_pwcache__clear(struct vp_pwcache *c)
-{
-	if (c)
-		sodium_memzero(c->e, c->cap * sizeof(*c->e));
 }

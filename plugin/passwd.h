@@ -31,9 +31,11 @@ const char *vp_passwd__decoy(const struct vp_passwd *p);
  * An entry is BLAKE2b keyed with a per-process random key over
  * user, password and the stored hash string: no password is kept, and a
  * changed or deleted password file entry can never match an old entry.
+ * At most capacity entries; when full, the oldest goes.
  */
 struct vp_pwcache;
 
+/* VEIL_OK, or VEIL_ERR_INVAL (capacity 0 or over 2^22) / VEIL_ERR_NOMEM. */
 int vp_pwcache__new(size_t capacity, struct vp_pwcache **out);
 void vp_pwcache__free(struct vp_pwcache **c);
 bool vp_pwcache__hit(const struct vp_pwcache *c, const char *user, const char *password, const char *stored,

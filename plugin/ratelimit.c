@@ -1,8 +1,11 @@
 /*
- * Failed-login back-off table (see ratelimit.h). Keys are hashed with
- * SipHash under a per-process random key, so an attacker cannot aim many
- * strings at one slot to evict a victim's counter. Probing is bounded (16
- * slots), so every operation is O(1) and memory never grows.
+ * Failed-login back-off table (see ratelimit.h): uthash (core/table.h, keyed
+ * SipHash buckets). A key string is kept only as its 64-bit SipHash under
+ * this table's own random key, so no user name or address is stored and an
+ * attacker cannot choose two strings that share a counter. Entries are in
+ * order of their last failure (a failure moves its entry to the end), so
+ * when the table is full the least recently failed entry is reused: O(1)
+ * per operation, memory fixed by the capacity.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,20 +14,21 @@
 
 #include <sodium.h>
 
+#include "veil/error.h"
+#include "../core/table.h"
 #include "ratelimit.h"
 
-#define PROBE 16U
-
 struct rl_entry {
-	uint64_t h;            /* keyed hash, 0 = empty */
+	uint64_t h;            /* keyed hash of the key string: the table key */
 	uint64_t blocked_until;
 	uint64_t last;         /* ms of the last failure */
 	uint32_t failures;
+	UT_hash_handle hh;     /* table order: least recently failed first */
 };
 
 struct vp_ratelimit {
-	struct rl_entry *e;
-	size_t cap;            /* power of two */
+	struct rl_entry *table;
+	size_t count, cap;
 	uint64_t base_ms, max_ms;
 	uint8_t key[crypto_shorthash_KEYBYTES];
 };
@@ -39,24 +43,26 @@ uint64_t vp_ratelimit__now_ms(void)
 int vp_ratelimit__new(size_t capacity, uint32_t base_ms, uint32_t max_ms, struct vp_ratelimit **out)
 {
 	if (!out || base_ms == 0 || max_ms < base_ms || capacity > ((size_t)1 << 24))
-		return -1;
+		return VEIL_ERR_INVAL;
 	size_t cap = 64;
 	while (cap < capacity)
 		cap <<= 1;
 	struct vp_ratelimit *rl = calloc(1, sizeof(*rl));
 	if (!rl)
-		return -1;
-	rl->e = calloc(cap, sizeof(*rl->e));
-	if (!rl->e) {
-		free(rl);
-		return -1;
-	}
+		return VEIL_ERR_NOMEM;
 	rl->cap = cap;
 	rl->base_ms = base_ms;
 	rl->max_ms = max_ms;
 	randombytes_buf(rl->key, sizeof(rl->key));
 	*out = rl;
-	return 0;
+	return VEIL_OK;
+}
+
+static void drop(struct vp_ratelimit *rl, struct rl_entry *e)
+{
+	HASH_DEL(rl->table, e);
+	rl->count--;
+	free(e);
 }
 
 void vp_ratelimit__free(struct vp_ratelimit **rlp)
@@ -64,8 +70,11 @@ void vp_ratelimit__free(struct vp_ratelimit **rlp)
 	if (!rlp || !*rlp)
 		return;
 	struct vp_ratelimit *rl = *rlp;
+	struct rl_entry *e, *tmp;
+	HASH_ITER(hh, rl->table, e, tmp) {
+		drop(rl, e);
+	}
 	sodium_memzero(rl->key, sizeof(rl->key));
-	free(rl->e);
 	free(rl);
 	*rlp = NULL;
 }
@@ -76,23 +85,20 @@ static uint64_t hash_of(const struct vp_ratelimit *rl, const char *key)
 	crypto_shorthash(out, (const unsigned char *)key, strlen(key), rl->key);
 	uint64_t h;
 	memcpy(&h, out, sizeof(h));
-	return h ? h : 1; /* 0 marks an empty slot */
+	return h;
 }
 
 static struct rl_entry *find(const struct vp_ratelimit *rl, uint64_t h)
 {
-	for (size_t i = 0; i < PROBE; i++) {
-		struct rl_entry *e = &rl->e[(h + i) & (rl->cap - 1)];
-		if (e->h == h)
-			return e;
-	}
-	return NULL;
+	struct rl_entry *e = NULL;
+	HASH_FIND(hh, rl->table, &h, sizeof(h), e);
+	return e;
 }
 
 /* An entry whose block ended long ago is forgotten: failures decay. */
 static bool stale(const struct vp_ratelimit *rl, const struct rl_entry *e, uint64_t now)
 {
-	return e->h == 0 || now > e->blocked_until + 2 * rl->max_ms;
+	return now > e->blocked_until + 2 * rl->max_ms;
 }
 
 uint64_t vp_ratelimit__blocked_ms(const struct vp_ratelimit *rl, const char *key, uint64_t now_ms)
@@ -111,24 +117,20 @@ uint64_t vp_ratelimit__fail(struct vp_ratelimit *rl, const char *key, uint64_t n
 		return 0;
 	uint64_t h = hash_of(rl, key);
 	struct rl_entry *e = find(rl, h);
-	if (e && stale(rl, e, now_ms))
-		e->failures = 0;
-	if (!e) {
-		/* Reuse an empty or stale slot, else the least recently failed one. */
-		struct rl_entry *victim = NULL;
-		for (size_t i = 0; i < PROBE; i++) {
-			struct rl_entry *c = &rl->e[(h + i) & (rl->cap - 1)];
-			if (stale(rl, c, now_ms)) {
-				victim = c;
-				break;
-			}
-			if (!victim || c->last < victim->last)
-				victim = c;
-		}
-		e = victim;
+	if (e) {
+		HASH_DEL(rl->table, e); /* re-added below, at the end: the most recent failure */
+		rl->count--;
+		if (stale(rl, e, now_ms))
+			e->failures = 0;
+	} else if (rl->count >= rl->cap) {
+		e = rl->table; /* full: reuse the least recently failed entry */
+		HASH_DEL(rl->table, e);
+		rl->count--;
 		memset(e, 0, sizeof(*e));
-		e->h = h;
+	} else if (!(e = calloc(1, sizeof(*e)))) {
+		return rl->base_ms; /* out of memory: not counted, the caller still refuses this login */
 	}
+	e->h = h;
 	if (e->failures < 64)
 		e->failures++;
 	uint64_t block = rl->base_ms;
@@ -138,6 +140,12 @@ uint64_t vp_ratelimit__fail(struct vp_ratelimit *rl, const char *key, uint64_t n
 		block = rl->max_ms;
 	e->last = now_ms;
 	e->blocked_until = now_ms + block;
+	HASH_ADD(hh, rl->table, h, sizeof(e->h), e);
+	if (!veil__table_added(e)) {
+		free(e);
+		return block;
+	}
+	rl->count++;
 	return block;
 }
 
@@ -147,13 +155,10 @@ void vp_ratelimit__success(struct vp_ratelimit *rl, const char *key)
 		return;
 	struct rl_entry *e = find(rl, hash_of(rl, key));
 	if (e)
-		memset(e, 0, sizeof(*e));
+		drop(rl, e);
 }
 
 size_t vp_ratelimit__used(const struct vp_ratelimit *rl)
 {
-	size_t n = 0;
-	for (size_t i = 0; rl && i < rl->cap; i++)
-		n += rl->e[i].h != 0;
-	return n;
+	return rl ? rl->count : 0;
 }

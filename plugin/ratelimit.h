@@ -2,8 +2,8 @@
  * Failed-login back-off (pure logic, no broker calls): a fixed-size table of
  * failure counters keyed by a keyed hash of a string ("u:<user>", "a:<addr>").
  * After n consecutive failures the key is blocked for base * 2^(n-1) ms,
- * capped at max. Memory is bounded: when the table is full the entry seen
- * least recently in the probe window is reused.
+ * capped at max. Memory is bounded: when the table is full the entry that
+ * failed least recently is reused.
  */
 #ifndef VP_RATELIMIT_H
 #define VP_RATELIMIT_H
@@ -13,7 +13,8 @@
 
 struct vp_ratelimit;
 
-/* capacity is rounded up to a power of two (minimum 64). 0 on success. */
+/* capacity is rounded up to a power of two (minimum 64). VEIL_OK, or
+ * VEIL_ERR_INVAL / VEIL_ERR_NOMEM. */
 int vp_ratelimit__new(size_t capacity, uint32_t base_ms, uint32_t max_ms, struct vp_ratelimit **out);
 void vp_ratelimit__free(struct vp_ratelimit **rl);
 /* Milliseconds this key stays blocked at now_ms (0: allowed). */

@@ -1,6 +1,8 @@
 /*
  * Revocation list (see revoke.h): sorted arrays searched with bsearch, so a
- * lookup on every login and on every tick sweep is O(log n).
+ * lookup on every login and on every tick sweep is O(log n) whatever ids
+ * clients send. Not a hash table: the list is built once per load and never
+ * changes, and sorted arrays hold it in the least memory.
  */
 #include <errno.h>
 #include <stdio.h>

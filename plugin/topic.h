@@ -51,6 +51,7 @@ struct vp_subst {
 	const char *username;
 };
 
+/* VEIL_OK or VEIL_ERR_NOMEM. */
 int vp_trie__new(struct vp_trie **out);
 void vp_trie__free(struct vp_trie **t);
 /* A new empty root (a rule list); owned by the trie. NULL on ENOMEM. */
@@ -59,7 +60,7 @@ size_t vp_trie__node_count(const struct vp_trie *t);
 
 /* Add a rule under root. pattern: whole "%c"/"%u" levels are substitution
  * nodes, otherwise literal. The filter must be valid (vp_topic__valid_filter).
- * Returns 0, or -1 on ENOMEM / too many levels. */
+ * Returns VEIL_OK, VEIL_ERR_NOMEM, or VEIL_ERR_INVAL (too many levels). */
 int vp_trie__insert(struct vp_trie *t, struct vp_topic_node *root, const char *filter, bool pattern,
                     uint8_t allow, bool deny, uint8_t attrs);
 

@@ -148,6 +148,19 @@ START_TEST(test_cache)
 	ck_assert(!vp_pwcache__hit(c, NULL, "x", h_alice, 1));
 	vp_pwcache__free(&c);
 	ck_assert_ptr_null(c);
+	/* Bounded: the oldest entry goes first; putting an entry again renews it. */
+	ck_assert_int_eq(vp_pwcache__new(0, &c), VEIL_ERR_INVAL);
+	ck_assert_int_eq(vp_pwcache__new(3, &c), VEIL_OK);
+	vp_pwcache__put(c, "u1", "p", h_alice, 500);
+	vp_pwcache__put(c, "u2", "p", h_alice, 500);
+	vp_pwcache__put(c, "u3", "p", h_alice, 500);
+	vp_pwcache__put(c, "u1", "p", h_alice, 600); /* u2 is now the oldest */
+	vp_pwcache__put(c, "u4", "p", h_alice, 500);
+	ck_assert(vp_pwcache__hit(c, "u1", "p", h_alice, 550));
+	ck_assert(!vp_pwcache__hit(c, "u2", "p", h_alice, 100));
+	ck_assert(vp_pwcache__hit(c, "u3", "p", h_alice, 100));
+	ck_assert(vp_pwcache__hit(c, "u4", "p", h_alice, 100));
+	vp_pwcache__free(&c);
 	/* A different process key: another cache never matches this one's entries. */
 	struct vp_pwcache *c1 = NULL, *c2 = NULL;
 	ck_assert_int_eq(vp_pwcache__new(16, &c1), 0);

@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "veil/error.h"
 #include "ratelimit.h"
 #include "check_run.h"
 #include "timing.h"
@@ -70,6 +71,32 @@ START_TEST(test_bounded_memory)
 }
 END_TEST
 
+/* Full table: the entry that failed least recently goes first. */
+START_TEST(test_oldest_failure_evicted)
+{
+	struct vp_ratelimit *rl = NULL;
+	ck_assert_int_eq(vp_ratelimit__new(64, 1000, 1000000, &rl), VEIL_OK);
+	char key[32];
+	for (int i = 0; i < 64; i++) {
+		snprintf(key, sizeof(key), "u:k%d", i);
+		vp_ratelimit__fail(rl, key, 1000 + (uint64_t)i);
+	}
+	ck_assert_uint_eq(vp_ratelimit__used(rl), 64);
+	vp_ratelimit__fail(rl, "u:k0", 2000); /* k0 is recent again: k1 is now the oldest */
+	vp_ratelimit__fail(rl, "u:new", 2001);
+	ck_assert_uint_eq(vp_ratelimit__used(rl), 64);
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, "u:k1", 2001), 0);
+	ck_assert_uint_gt(vp_ratelimit__blocked_ms(rl, "u:k0", 2001), 0);
+	ck_assert_uint_gt(vp_ratelimit__blocked_ms(rl, "u:k2", 2001), 0);
+	ck_assert_uint_gt(vp_ratelimit__blocked_ms(rl, "u:new", 2001), 0);
+	/* k0 kept its count: its third failure blocks 4x base. */
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:k0", 2002), 4000);
+	vp_ratelimit__success(rl, "u:k0");
+	ck_assert_uint_eq(vp_ratelimit__used(rl), 63);
+	vp_ratelimit__free(&rl);
+}
+END_TEST
+
 START_TEST(test_bad_parameters)
 {
 	struct vp_ratelimit *rl = NULL;
@@ -90,6 +117,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_backoff_doubles_and_caps);
 	tcase_add_test(t, test_success_resets_and_quiet_decays);
 	tcase_add_test(t, test_bounded_memory);
+	tcase_add_test(t, test_oldest_failure_evicted);
 	tcase_add_test(t, test_bad_parameters);
 	suite_add_tcase(s, t);
 	return s;
