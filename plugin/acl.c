@@ -391,6 +391,17 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 	/* A client that has left is still in the registry for its Will, a
 	 * WRITE; it never reads or subscribes again. */
 	const char *cid = mosquitto_client_id(ed->client);
+	/* A client the plugin no longer authorises gets nothing: not even what
+	 * the names the broker reports would match (an offline session stays
+	 * in the broker with its subscriptions, and must not queue). */
+	if (vp_clients__refused(ctx->clients, ed->client, cid)) {
+		char id[80], t[80];
+		if (ed->access != MOSQ_ACL_READ)
+			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s reason=unauthorised",
+			              vp_log__clean(cid, id, sizeof(id)), access_name(ed->access),
+			              vp_log__clean(ed->topic, t, sizeof(t)));
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	struct vp_client *c = ed->access == MOSQ_ACL_WRITE ? vp_clients__get_publisher(ctx->clients, ed->client, cid)
 	                                                   : vp_clients__get(ctx->clients, ed->client);
 	/* Defence in depth: an entry is only ever the broker's client of the

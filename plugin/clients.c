@@ -168,6 +168,12 @@ struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosq
 	return c;
 }
 
+bool vp_clients__refused(const struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id)
+{
+	const struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	return c && c->kick_pending && c->client_id && client_id && !strcmp(c->client_id, client_id);
+}
+
 struct vp_client *vp_clients__get_publisher(const struct vp_clients *cl, const struct mosquitto *mosq,
                                             const char *client_id)
 {

@@ -87,6 +87,13 @@ struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto 
 /* The entry of a connected client or of a parked session (READ, SUBSCRIBE,
  * WRITE, logins); never a departed one. */
 struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq);
+/* Whether the registry holds an entry of mosq under client_id that the
+ * plugin has marked as no longer authorised (revoked, expired, deleted, its
+ * authority removed, AUTH after CONNECT): connected until the kick, parked
+ * (an offline session) or departed. get hides such an entry, and the ACL
+ * must then refuse everything instead of judging the client by the names
+ * the broker reports (patterns, user rules would still match them). */
+bool vp_clients__refused(const struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id);
 /* For WRITE checks: as get, and also a departed entry of mosq if it left
  * under client_id (what the broker reports for the connection now). */
 struct vp_client *vp_clients__get_publisher(const struct vp_clients *cl, const struct mosquitto *mosq,
