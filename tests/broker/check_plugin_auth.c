@@ -127,7 +127,7 @@ END_TEST
 /* Raw CONNECTs: a client library may refuse to send these names at all. */
 static int raw_login(int version, const char *cid, const char *user, const char *pw)
 {
-	struct raw_login l = { version, cid, user, pw, NULL, NULL, 0 };
+	struct raw_login l = { .version = version, .client_id = cid, .username = user, .password = pw };
 	return raw_login_once(auth_env.b.port, &l, 5000);
 }
 

@@ -34,8 +34,8 @@ static void *storm_thread(void *arg)
 		int i = atomic_fetch_add(&s->attempts, 1);
 		snprintf(cid, sizeof(cid), "%s", i % 2 ? "auto-storm" : "victim");
 		/* Bad passwords for a real user and bad tokens for the victim's id. */
-		struct raw_login l = { 4, cid, i % 2 ? "alice" : "victim", i % 2 ? "guess" : VEIL_PASSWORD_PREFIX "AAAA",
-			               NULL, NULL, 0 };
+		struct raw_login l = { .version = 4, .client_id = cid, .username = i % 2 ? "alice" : "victim",
+			               .password = i % 2 ? "guess" : VEIL_PASSWORD_PREFIX "AAAA" };
 		/* One login at a time per thread, as fast as the broker answers;
 		 * closed with a reset so no local port is left in TIME_WAIT. */
 		int fd = raw_connect_send(s->port, &l);
@@ -113,8 +113,9 @@ START_TEST(test_thousand_concurrent_logins)
 	uint64_t t0 = veil_test_now_ms();
 	for (int i = 0; i < N; i++) {
 		/* Half MQTT 5 enhanced auth, half MQTT 3.1.1 password form. */
-		struct raw_login l = { i % 2 ? 5 : 4, ids[i], i % 2 ? NULL : ids[i], i % 2 ? NULL : pws[i],
-			               i % 2 ? VEIL_AUTH_METHOD : NULL, i % 2 ? toks[i] : NULL, tlen[i] };
+		struct raw_login l = { .version = i % 2 ? 5 : 4, .client_id = ids[i], .username = i % 2 ? NULL : ids[i],
+			               .password = i % 2 ? NULL : pws[i], .auth_method = i % 2 ? VEIL_AUTH_METHOD : NULL,
+			               .auth_data = i % 2 ? toks[i] : NULL, .auth_data_len = tlen[i] };
 		fds[i] = raw_connect_send(auth_env.b.port, &l);
 		ck_assert_msg(fds[i] >= 0, "socket %d", i);
 	}

@@ -35,7 +35,8 @@ static int stay_connected(int port, const char *cid)
 {
 	uint8_t tok[VEIL_TOKEN_MAX];
 	size_t n = token_for(cid, tok);
-	struct raw_login l = { 5, cid, NULL, NULL, VEIL_AUTH_METHOD, tok, n };
+	struct raw_login l = { .version = 5, .client_id = cid, .auth_method = VEIL_AUTH_METHOD, .auth_data = tok,
+	                       .auth_data_len = n };
 	int fd = raw_connect_send(port, &l);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(raw_connack(fd, 3000), 0);
@@ -75,19 +76,20 @@ START_TEST(test_auth_scenario_memcheck_clean)
 	char pwd[VEIL_PASSWORD_MAX];
 	size_t n = token_for("vg-3", tok);
 	ck_assert_int_eq(veil_token_to_password(tok, n, pwd, sizeof(pwd)), VEIL_OK);
-	struct raw_login l3 = { 4, "vg-3", "vg-3", pwd, NULL, NULL, 0 };
+	struct raw_login l3 = { .version = 4, .client_id = "vg-3", .username = "vg-3", .password = pwd };
 	ck_assert_int_eq(raw_login_once(port, &l3, 3000), 0);
 	ck_assert_int_eq(raw_login_once(port, &l3, 3000), 5); /* replay */
-	struct raw_login good = { 4, "alice", "alice", "wonderland", NULL, NULL, 0 };
+	struct raw_login good = { .version = 4, .client_id = "alice", .username = "alice", .password = "wonderland" };
 	ck_assert_int_eq(raw_login_once(port, &good, 3000), 0);
 	ck_assert_int_eq(raw_login_once(port, &good, 3000), 0); /* cached */
-	struct raw_login bad = { 5, "alice", "alice", "nope", NULL, NULL, 0 };
+	struct raw_login bad = { .version = 5, .client_id = "alice", .username = "alice", .password = "nope" };
 	ck_assert_int_eq(raw_login_once(port, &bad, 3000), 135);
-	struct raw_login anon = { 4, "vg-anon", NULL, NULL, NULL, NULL, 0 };
+	struct raw_login anon = { .version = 4, .client_id = "vg-anon" };
 	ck_assert_int_eq(raw_login_once(port, &anon, 3000), 5);
-	struct raw_login wild = { 5, "vg+x", "alice", "wonderland", NULL, NULL, 0 };
+	struct raw_login wild = { .version = 5, .client_id = "vg+x", .username = "alice", .password = "wonderland" };
 	ck_assert_int_eq(raw_login_once(port, &wild, 3000), 135);
-	struct raw_login junk = { 5, "vg-junk", NULL, NULL, VEIL_AUTH_METHOD, (const uint8_t *)"junk", 4 };
+	struct raw_login junk = { .version = 5, .client_id = "vg-junk", .auth_method = VEIL_AUTH_METHOD,
+	                          .auth_data = (const uint8_t *)"junk", .auth_data_len = 4 };
 	ck_assert_int_eq(raw_login_once(port, &junk, 3000), 135);
 
 	int keep = stay_connected(port, "vg-keep");

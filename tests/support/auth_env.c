@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "material.h"
+#include "proc.h"
+#include "raw_mqtt.h"
 #include "timing.h"
 
 struct auth_env auth_env;
@@ -15,7 +17,12 @@ void auth_env_write(const char *path, const char *text)
 	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
 }
 
-void auth_env_start(const char *extra)
+void auth_env_path(char *out, size_t cap, const char *name)
+{
+	ck_assert_int_lt(snprintf(out, cap, "%s/%s", auth_env.dir, name), (int)cap);
+}
+
+void auth_env_prepare(void)
 {
 	struct auth_env *e = &auth_env;
 	memset(e, 0, sizeof(*e));
@@ -25,14 +32,19 @@ void auth_env_start(const char *extra)
 	ck_assert_int_eq(veil_identity_generate(&e->stranger), VEIL_OK);
 	ck_assert_int_eq(veil_identity_generate(&e->device), VEIL_OK);
 	test_authority_save(e->authority, e->dir, e->authority_pub, sizeof(e->authority_pub));
-	ck_assert_int_lt(snprintf(e->passwd, sizeof(e->passwd), "%s/passwd", e->dir), (int)sizeof(e->passwd));
+	auth_env_path(e->passwd, sizeof(e->passwd), "passwd");
 	char l1[256], l2[256], text[600];
 	test_passwd_line(l1, sizeof(l1), "alice", "wonderland");
 	test_passwd_line(l2, sizeof(l2), "bob", "builder");
 	snprintf(text, sizeof(text), "# users\n%s%s", l1, l2);
 	auth_env_write(e->passwd, text);
-	ck_assert_int_lt(snprintf(e->revoked, sizeof(e->revoked), "%s/revoked", e->dir), (int)sizeof(e->revoked));
+	auth_env_path(e->revoked, sizeof(e->revoked), "revoked");
 	auth_env_write(e->revoked, "# nothing revoked yet\n");
+}
+
+void auth_env_launch(const char *extra)
+{
+	struct auth_env *e = &auth_env;
 	const char *plugin = test_plugin_path();
 	ck_assert_msg(plugin != NULL, "VEIL_PLUGIN not set (run through ctest)");
 	char conf[4096];
@@ -49,6 +61,31 @@ void auth_env_start(const char *extra)
 	snprintf(e->uri, sizeof(e->uri), "tcp://127.0.0.1:%d", e->b.port);
 }
 
+void auth_env_start(const char *extra)
+{
+	auth_env_prepare();
+	auth_env_launch(extra);
+}
+
+void auth_env_start_acl(const char *rules, const char *extra)
+{
+	char acl[300], conf[2048];
+	auth_env_prepare();
+	auth_env_path(acl, sizeof(acl), "acl");
+	auth_env_write(acl, rules);
+	ck_assert_int_lt(snprintf(conf, sizeof(conf), "plugin_opt_acl_file %s\n%s", acl, extra ? extra : ""),
+	                 (int)sizeof(conf));
+	auth_env_launch(conf);
+}
+
+void auth_env_mosquitto_passwd(char *out, size_t cap, const char *user, const char *password)
+{
+	auth_env_path(out, cap, "mosquitto.passwd");
+	const char *argv[] = { "mosquitto_passwd", "-b", "-c", out, user, password, NULL };
+	struct test_spawn o = { 0 };
+	ck_assert_int_eq(test_wait_exit(test_spawn(argv, &o), 10000), 0);
+}
+
 void auth_env_stop(void)
 {
 	struct auth_env *e = &auth_env;
@@ -60,11 +97,30 @@ void auth_env_stop(void)
 	ck_assert_int_eq(test_rmtree(e->dir), 0);
 }
 
-size_t auth_good_token(const char *client_id, uint8_t tok[VEIL_TOKEN_MAX])
+size_t auth_token(const struct veil_identity *authority, const char *client_id, const char *roles, int64_t skew_s,
+                  uint8_t tok[VEIL_TOKEN_MAX])
 {
 	uint8_t cred[VEIL_CREDENTIAL_MAX];
-	size_t cl = test_credential_make(auth_env.authority, auth_env.device, client_id, "sensor", 3600, cred);
-	return test_token_make(auth_env.device, cred, cl, client_id, 0, tok);
+	size_t cl = test_credential_make(authority, auth_env.device, client_id, roles, 3600, cred);
+	return test_token_make(auth_env.device, cred, cl, client_id, skew_s, tok);
+}
+
+size_t auth_good_token(const char *client_id, uint8_t tok[VEIL_TOKEN_MAX])
+{
+	return auth_token(auth_env.authority, client_id, "sensor", 0, tok);
+}
+
+int auth_raw_keep5(const char *client_id, const char *roles, bool persistent, uint32_t expiry)
+{
+	uint8_t tok[VEIL_TOKEN_MAX];
+	size_t n = auth_token(auth_env.authority, client_id, roles, 0, tok);
+	struct raw_login l = { .version = 5, .client_id = client_id, .auth_method = VEIL_AUTH_METHOD,
+		               .auth_data = tok, .auth_data_len = n, .persistent = persistent,
+		               .session_expiry = expiry };
+	int code = -1;
+	int fd = raw_login_keep(auth_env.b.port, &l, 5000, &code);
+	ck_assert_msg(fd >= 0, "%s: CONNACK %d", client_id, code);
+	return fd;
 }
 
 /* ---- Paho clients ---- */

@@ -36,13 +36,33 @@ extern struct auth_env auth_env;
 
 /* Fresh environment and broker; extra is appended to the broker config. */
 void auth_env_start(const char *extra);
+/* The same in two steps: the environment (dir, identities, files), so a
+ * test can put more files in auth_env.dir; then the broker. */
+void auth_env_prepare(void);
+void auth_env_launch(const char *extra);
+/* auth_env_start with an ACL file (<dir>/acl, plugin_opt_acl_file) of these rules. */
+void auth_env_start_acl(const char *rules, const char *extra);
 void auth_env_stop(void);
+/* <auth_env.dir>/name into out. */
+void auth_env_path(char *out, size_t cap, const char *name);
 /* Write a file the broker reads (mode 0644), failing the test otherwise. */
 void auth_env_write(const char *path, const char *text);
+/* Mosquitto's own password_file (made by mosquitto_passwd) with one user,
+ * at <dir>/mosquitto.passwd; its path in out. */
+void auth_env_mosquitto_passwd(char *out, size_t cap, const char *user, const char *password);
 
 /* The usual login: a fresh token for client_id from the trusted authority,
  * for auth_env.device (role "sensor"). Returns its length. */
 size_t auth_good_token(const char *client_id, uint8_t tok[VEIL_TOKEN_MAX]);
+/* A token for client_id dated now + skew_s, for auth_env.device, whose
+ * credential (valid an hour) authority signed with roles (may be NULL). */
+size_t auth_token(const struct veil_identity *authority, const char *client_id, const char *roles, int64_t skew_s,
+                  uint8_t tok[VEIL_TOKEN_MAX]);
+/* An MQTT 5 enhanced-auth login over a raw socket (tests/support/raw_mqtt.h)
+ * with a fresh token from the trusted authority, that stays connected:
+ * its fd (CONNACK 0 asserted). persistent / expiry: clean start off,
+ * Session Expiry Interval in seconds (0: none). */
+int auth_raw_keep5(const char *client_id, const char *roles, bool persistent, uint32_t expiry);
 
 /* ---- Paho clients ---- */
 

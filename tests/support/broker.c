@@ -120,8 +120,13 @@ static int spawn(struct test_broker *b)
 		 * checks of the broker belong to the valgrind runs, not here. */
 		const char *asan = getenv("VEIL_ASAN_RUNTIME");
 		if (asan && *asan) {
+			/* A test may add options (broker.h, VEIL_TEST_BROKER_ASAN_OPTIONS). */
+			const char *more = getenv("VEIL_TEST_BROKER_ASAN_OPTIONS");
+			char opts[300];
+			snprintf(opts, sizeof(opts), "detect_leaks=0:abort_on_error=1%s%s", more && *more ? ":" : "",
+			         more && *more ? more : "");
 			setenv("LD_PRELOAD", asan, 1);
-			setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1", 1);
+			setenv("ASAN_OPTIONS", opts, 1);
 		}
 		if (getenv("VEIL_VALGRIND")) {
 			char logopt[400];

@@ -47,7 +47,10 @@ bool test_broker_log_contains(const struct test_broker *b, const char *needle);
 bool test_broker_log_wait(const struct test_broker *b, const char *needle, int base_ms);
 
 /* In an ASan build (VEIL_ASAN_RUNTIME set by ctest), a child that loads an
- * instrumented plugin or preload must get this runtime first in LD_PRELOAD. */
+ * instrumented plugin or preload must get this runtime first in LD_PRELOAD.
+ * Brokers get ASAN_OPTIONS detect_leaks=0:abort_on_error=1, plus whatever
+ * VEIL_TEST_BROKER_ASAN_OPTIONS says (e.g. quarantine_size_mb=0 for a test
+ * that needs the broker's freed memory reused, as glibc's malloc does). */
 
 /* VEIL_VALGRIND=1 in the environment runs brokers under valgrind memcheck
  * (logs in the broker dir). After test_broker_stop, this reports whether every
