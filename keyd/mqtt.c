@@ -151,9 +151,8 @@ static void on_conn_fail(void *ctx, MQTTAsync_failureData5 *r)
 
 static void on_sub_ok(void *ctx, MQTTAsync_successData5 *r)
 {
+	/* One filter: its reason code is reasonCode (alt.sub is for subscribeMany). */
 	int rc = r ? (int)r->reasonCode : 0;
-	if (r && r->alt.sub.reasonCodeCount > 0 && r->alt.sub.reasonCodes)
-		rc = (int)r->alt.sub.reasonCodes[0];
 	push_simple(ctx, rc >= 0x80 ? KD_EV_SUBSCRIBE_FAILED : KD_EV_SUBSCRIBED, rc);
 }
 

@@ -15,6 +15,7 @@ int veil_cmd_pub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
 int veil_cmd_sub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
 int veil_cmd_passwd(int argc, char **argv);      /* cmd_passwd.c (plugin auth) */
 int veil_cmd_token(int argc, char **argv);       /* cmd_keys.c */
+int veil_cmd_keys(int argc, char **argv);        /* cmd_keyd.c (veil-keyd's store) */
 
 /* Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
 #define VEIL_EXIT_OK 0

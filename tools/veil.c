@@ -17,6 +17,7 @@ static const struct {
 	{ "pub", veil_cmd_pub, "publish an encrypted message (like mosquitto_pub)" },
 	{ "sub", veil_cmd_sub, "subscribe and print decrypted messages (like mosquitto_sub)" },
 	{ "passwd", veil_cmd_passwd, "manage the Argon2id password file for legacy clients" },
+	{ "keys", veil_cmd_keys, "the key service's store: status, devices, rotate a scope (veil-keyd)" },
 };
 
 static void usage(FILE *f)
