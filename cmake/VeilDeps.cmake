@@ -31,6 +31,13 @@ if(NOT UTHASH_INCLUDE_DIR)
   message(FATAL_ERROR "uthash not found: apt-get install uthash-dev")
 endif()
 
+# JSON in the veil CLI (sub --json, credential show --json, inspect --json),
+# as Mosquitto's dynamic-security plugin and tools use it.
+pkg_check_modules(CJSON IMPORTED_TARGET libcjson)
+if(NOT CJSON_FOUND)
+  message(FATAL_ERROR "cJSON not found: apt-get install libcjson-dev")
+endif()
+
 find_package(Threads REQUIRED)
 
 if(VEIL_BUILD_TESTS)

@@ -6,13 +6,15 @@
 #ifndef VEIL_CLI_H
 #define VEIL_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 int veil_cmd_keygen(int argc, char **argv);      /* cmd_keys.c */
 int veil_cmd_credential(int argc, char **argv);  /* cmd_keys.c */
 int veil_cmd_inspect(int argc, char **argv);     /* cmd_inspect.c */
-int veil_cmd_pub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
-int veil_cmd_sub(int argc, char **argv);         /* cmd_pubsub.c (shim) */
+int veil_cmd_pub(int argc, char **argv);         /* cmd_pub.c (libveil, cli_mqtt.c) */
+int veil_cmd_sub(int argc, char **argv);         /* cmd_sub.c (libveil, cli_mqtt.c, sub_format.c) */
 int veil_cmd_passwd(int argc, char **argv);      /* cmd_passwd.c (plugin auth) */
 int veil_cmd_token(int argc, char **argv);       /* cmd_keys.c */
 int veil_cmd_keys(int argc, char **argv);        /* cmd_keyd.c (veil-keyd's store) */
@@ -29,5 +31,16 @@ int veil_cmd_keys(int argc, char **argv);        /* cmd_keyd.c (veil-keyd's stor
 unsigned char *cli_read_file(const char *path, size_t *len);
 /* Hex encode/decode helpers for the CLI. */
 int cli_hex_decode(const char *hex, unsigned char *out, size_t cap, size_t *len);
+
+/* cli_out.c: a UTC time as the CLI prints it ("2026-11-30T12:00:00Z"). */
+void cli_utc(uint64_t t, char *buf, size_t cap);
+/* JSON output (cJSON): name = lower-case hex of p[0..n) (n <= 64); name =
+ * the number t and name_utc = its UTC time; an exact 64-bit number; and
+ * the object printed on one line, then deleted (returns an exit status). */
+struct cJSON;
+void cli_json_hex(struct cJSON *o, const char *name, const uint8_t *p, size_t n);
+void cli_json_time(struct cJSON *o, const char *name, uint64_t t);
+void cli_json_u64(struct cJSON *o, const char *name, uint64_t v);
+int cli_json_print(struct cJSON *o);
 
 #endif

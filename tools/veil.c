@@ -12,7 +12,7 @@ static const struct {
 } commands[] = {
 	{ "keygen", veil_cmd_keygen, "generate an identity, an authority or a topic key" },
 	{ "credential", veil_cmd_credential, "issue or show an authority-signed device credential" },
-	{ "token", veil_cmd_token, "make a login token / MQTT password (debugging)" },
+	{ "token", veil_cmd_token, "make a login token / MQTT password, or verify one offline (clock)" },
 	{ "inspect", veil_cmd_inspect, "decode an envelope header (no key needed)" },
 	{ "pub", veil_cmd_pub, "publish an encrypted message (like mosquitto_pub)" },
 	{ "sub", veil_cmd_sub, "subscribe and print decrypted messages (like mosquitto_sub)" },

@@ -158,16 +158,17 @@ START_TEST(test_cli_pub_sub)
 	cfx_plain_connect(&F, &mallory, "mallory", NULL);
 	cfx_plain_publish(&mallory, "sensors/cli", "forged", 6);
 	cfx_plain_close(&mallory);
-	/* Plaintext policy topic via --auth none on the command line. */
+	/* Plaintext policy topic: in clear only when asked (--allow-plaintext). */
 	char *pubp_argv[] = { (char *)cli, (char *)"pub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p", port,
 		              (char *)"--config", cfg_sensor, (char *)"-t", (char *)"public/news", (char *)"-m",
-		              (char *)"open news", NULL };
+		              (char *)"open news", (char *)"--allow-plaintext", NULL };
 	ck_assert_int_eq(run(pubp_argv, "pub4", NULL), 0);
 
 	ck_assert_int_eq(test_wait_exit(s, 20000), 0);
 	char *out = slurp("sub", "out");
 	ck_assert_msg(strstr(out, "sensors/cli hello from the cli\n") && strstr(out, "sensors/lines line one\n") &&
-	                      strstr(out, "sensors/lines line two\n") && strstr(out, "public/news open news\n"),
+	                      strstr(out, "sensors/lines line two\n") &&
+	                      strstr(out, "public/news [plaintext] open news\n"),
 	              "sub printed: %s", out);
 	ck_assert(!strstr(out, "forged"));
 	ck_assert_msg(strstr(slurp("sub", "err"), "refused message on 'sensors/cli': not-envelope"), "sub stderr: %s",
