@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "veil/envelope.h"
+#include "veil/keyring.h"
 #include "veil/identity.h"
 
 /* Reserved topics (docs/PROTOCOL.md section 10). */
@@ -53,7 +54,7 @@
 #define VEIL__DEVMSG_MAX (VEIL__DEVMSG_FIXED + VEIL_CREDENTIAL_MAX + VEIL_SIG_BYTES)
 
 #define VEIL__GRANT_SCOPE_MAX 255U
-#define VEIL__GRANT_KEY_ID_MIN 0x80000000U /* keyd's key ids; static keyrings use the ids below */
+#define VEIL__GRANT_KEY_ID_MIN VEIL_GRANTED_KEY_ID_MIN /* keyd's key ids; static keyrings use the ids below */
 #define VEIL__GRANT_SIGNED 0x01U         /* the scope's policy requires signatures */
 #define VEIL__GRANT_MAY_SEND 0x02U       /* the device may seal with this key */
 #define VEIL__GRANT_SUPERSEDES 0x04U     /* older epochs (smaller key ids) of this scope are superseded */

@@ -26,10 +26,36 @@ struct veil_envelope_view;
 int veil__envelope_open_kcv(const struct veil_envelope_view *v, const char *topic, const uint8_t *key,
                             uint16_t kcv, uint8_t *pt_out, size_t pt_cap, size_t *pt_len);
 
-/* veil_keyring_find_key that also returns the cached key check value. */
+/* veil_keyring_find_key at time now (granted epochs end at accept-until),
+ * also returning the cached key check value. */
 struct veil_keyring;
-int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
+struct veil_topic_policy;
+int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id, uint64_t now,
                                const uint8_t **key, uint16_t *kcv);
+/* veil_keyring_policy at time now. */
+int veil__keyring_policy_at(const struct veil_keyring *kr, const char *topic, uint64_t now,
+                            struct veil_topic_policy *out);
+/* Whether topic falls under a key service scope of kr. */
+bool veil__keyring_granted_topic(const struct veil_keyring *kr, const char *topic);
+
+/* One epoch granted by the key service (a bundle's grant, or a superseded
+ * epoch kept for receiving during its grace: may_send false). */
+struct veil__keyring_grant {
+	const char *filter;
+	uint32_t key_id;                  /* >= VEIL_GRANTED_KEY_ID_MIN */
+	const uint8_t *key;               /* VEIL_KEY_BYTES */
+	uint64_t send_from, send_until, accept_until;
+	bool require_signature;
+	bool may_send;
+};
+/* A new keyring: base's filters and keys (may be NULL), then the grants under
+ * their scopes. A grant whose scope overlaps a static filter (a topic is
+ * key-service managed or static, never both), whose id is below the key
+ * service's range or already held, is left out and reported to refused
+ * (may be NULL) with base_name:line. Errors: INVAL, NOMEM. */
+int veil__keyring_compose(const struct veil_keyring *base, const char *base_name,
+                          const struct veil__keyring_grant *g, size_t n, struct veil_keyring **out,
+                          void (*refused)(void *ctx, const char *why), void *ctx);
 
 /* The verified-credential cache (credcache.h) kept in a receiver's replay
  * state (the caller locks it): signed messages then pay one Ed25519

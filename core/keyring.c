@@ -2,10 +2,17 @@
  * Keyring: parse the text format (include/veil/keyring.h, docs/PROTOCOL.md
  * section 6) and answer "which key and policy for this topic". Key bytes
  * live in one sodium_malloc'd block, wiped on free.
+ *
+ * A keyring may also hold keys granted by the key service (epochs, each with
+ * its send and accept windows; veil__keyring_compose): their filters come
+ * after the static ones and never overlap them, a sender picks the newest
+ * epoch whose send window holds now (none: no-key, never an older key or
+ * plaintext), and a receiver accepts an epoch until its accept-until.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -25,6 +32,9 @@ struct kr_key {
 	uint16_t kcv;       /* veil_key_check(bytes), computed at load */
 	bool send;
 	unsigned line;
+	/* granted (key service) keys only */
+	bool may_send;
+	uint64_t send_from, send_until, accept_until; /* unix s */
 };
 
 struct kr_filter {
@@ -34,6 +44,7 @@ struct kr_filter {
 	bool has_policy;
 	bool require_signature;
 	bool allow_plaintext;
+	bool granted;       /* the key service's scope: keys by time */
 	unsigned first_line;
 };
 
@@ -153,6 +164,9 @@ static int parse_line(struct veil_keyring *kr, char *line, const char *name, uns
 		uint32_t id;
 		if (parse_u32(f[2], &id) != 0)
 			FAIL(VEIL_ERR_PARSE, "%s:%u: key id is not a number from 0 to 4294967295", name, ln);
+		if (id >= VEIL_GRANTED_KEY_ID_MIN)
+			FAIL(VEIL_ERR_PARSE, "%s:%u: key id %u is in the key service's range (%u and above): use an id below "
+			     "%u", name, ln, id, VEIL_GRANTED_KEY_ID_MIN, VEIL_GRANTED_KEY_ID_MIN);
 		unsigned prev = 0;
 		if (key_id_used(kr, id, &prev))
 			FAIL(VEIL_ERR_PARSE, "%s:%u: key id %u already defined at line %u", name, ln, id, prev);
@@ -179,7 +193,8 @@ static int parse_line(struct veil_keyring *kr, char *line, const char *name, uns
 		if (!nk)
 			FAIL(VEIL_ERR_NOMEM, "%s:%u: out of memory", name, ln);
 		flt->keys = nk;
-		flt->keys[flt->nkeys++] = (struct kr_key){ id, slot, veil_key_check(slot), send, ln };
+		flt->keys[flt->nkeys++] = (struct kr_key){ .id = id, .bytes = slot, .kcv = veil_key_check(slot), .send = send,
+		                                           .line = ln };
 		kr->keymem_used++;
 	} else if (!strcmp(f[0], "policy")) {
 		if (n < 2)
@@ -308,7 +323,21 @@ static const struct kr_filter *match(const struct veil_keyring *kr, const char *
 	return NULL;
 }
 
-int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct veil_topic_policy *out)
+/* A granted scope's send key at now: the newest epoch (key ids only grow)
+ * the device may send with whose send window holds now. */
+static const struct kr_key *granted_send_key(const struct kr_filter *f, uint64_t now)
+{
+	const struct kr_key *send = NULL;
+	for (size_t k = 0; k < f->nkeys; k++) {
+		const struct kr_key *c = &f->keys[k];
+		if (c->may_send && c->send_from <= now && now < c->send_until && (!send || c->id > send->id))
+			send = c;
+	}
+	return send;
+}
+
+int veil__keyring_policy_at(const struct veil_keyring *kr, const char *topic, uint64_t now,
+                            struct veil_topic_policy *out)
 {
 	if (!kr || !topic || !out)
 		return VEIL_ERR_INVAL;
@@ -317,16 +346,24 @@ int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct
 	if (!f)
 		return VEIL_ERR_NO_POLICY;
 	out->filter = f->filter;
+	out->line = f->first_line;
 	out->require_signature = f->require_signature;
 	out->allow_plaintext = f->allow_plaintext;
+	out->granted = f->granted;
 	const struct kr_key *send = NULL;
-	for (size_t k = 0; k < f->nkeys; k++) {
-		if (f->keys[k].send) {
-			send = &f->keys[k];
-			break;
+	if (f->granted) {
+		send = granted_send_key(f, now);
+		if (!send)
+			return VEIL_ERR_NO_KEY;
+	} else {
+		for (size_t k = 0; k < f->nkeys; k++) {
+			if (f->keys[k].send) {
+				send = &f->keys[k];
+				break;
+			}
+			if (!send || f->keys[k].id > send->id)
+				send = &f->keys[k];
 		}
-		if (!send || f->keys[k].id > send->id)
-			send = &f->keys[k];
 	}
 	if (send) {
 		out->send_key = send->bytes;
@@ -336,13 +373,18 @@ int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct
 	return VEIL_OK;
 }
 
+int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct veil_topic_policy *out)
+{
+	return veil__keyring_policy_at(kr, topic, (uint64_t)time(NULL), out);
+}
+
 int veil_keyring_find_key(const struct veil_keyring *kr, const char *topic, uint32_t key_id, const uint8_t **key)
 {
 	uint16_t kcv;
-	return veil__keyring_find_key_kcv(kr, topic, key_id, key, &kcv);
+	return veil__keyring_find_key_kcv(kr, topic, key_id, (uint64_t)time(NULL), key, &kcv);
 }
 
-int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id,
+int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic, uint32_t key_id, uint64_t now,
                                const uint8_t **key, uint16_t *kcv)
 {
 	if (!kr || !topic || !key || !kcv)
@@ -350,17 +392,132 @@ int veil__keyring_find_key_kcv(const struct veil_keyring *kr, const char *topic,
 	const struct kr_filter *f = match(kr, topic);
 	if (f) {
 		for (size_t k = 0; k < f->nkeys; k++) {
-			if (f->keys[k].id == key_id) {
-				*key = f->keys[k].bytes;
-				*kcv = f->keys[k].kcv;
-				return VEIL_OK;
-			}
+			if (f->keys[k].id != key_id)
+				continue;
+			/* A granted epoch past its accept-until is gone (the session
+			 * wipes it soon); until then this keeps it from opening anything. */
+			if (f->granted && now >= f->keys[k].accept_until)
+				return VEIL_ERR_UNKNOWN_KEY;
+			*key = f->keys[k].bytes;
+			*kcv = f->keys[k].kcv;
+			return VEIL_OK;
 		}
 	}
 	unsigned line;
 	if (key_id_used(kr, key_id, &line))
 		return VEIL_ERR_WRONG_TOPIC;
 	return f ? VEIL_ERR_UNKNOWN_KEY : VEIL_ERR_NO_POLICY;
+}
+
+bool veil__keyring_granted_topic(const struct veil_keyring *kr, const char *topic)
+{
+	const struct kr_filter *f = kr && topic ? match(kr, topic) : NULL;
+	return f && f->granted;
+}
+
+/* The static filter (with its line) that overlaps filter, if any. */
+static const struct kr_filter *static_overlap(const struct veil_keyring *kr, const char *filter)
+{
+	for (size_t i = 0; kr && i < kr->nfilters; i++) {
+		if (!kr->filters[i].granted && veil__filters_overlap(kr->filters[i].filter, filter))
+			return &kr->filters[i];
+	}
+	return NULL;
+}
+
+int veil__keyring_compose(const struct veil_keyring *base, const char *base_name,
+                          const struct veil__keyring_grant *g, size_t n, struct veil_keyring **out,
+                          void (*refused)(void *ctx, const char *why), void *ctx)
+{
+	if (!out || (n && !g))
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	struct veil_keyring *kr = calloc(1, sizeof(*kr));
+	if (!kr)
+		return VEIL_ERR_NOMEM;
+	size_t nkeys = n;
+	for (size_t i = 0; base && i < base->nfilters; i++)
+		nkeys += base->filters[i].nkeys;
+	int rc = VEIL_OK;
+	if (nkeys && !(kr->keymem = sodium_malloc(nkeys * VEIL_KEY_BYTES)))
+		rc = VEIL_ERR_NOMEM;
+	kr->keymem_cap = nkeys;
+	if (base) {
+		memcpy(kr->authorities, base->authorities, sizeof(kr->authorities));
+		kr->nauthorities = base->nauthorities;
+	}
+	/* The static filters first, in file order: they match first. */
+	for (size_t i = 0; rc == VEIL_OK && base && i < base->nfilters; i++) {
+		const struct kr_filter *bf = &base->filters[i];
+		struct kr_filter *f = filter_get(kr, bf->filter, bf->first_line);
+		if (!f) {
+			rc = VEIL_ERR_NOMEM;
+			break;
+		}
+		f->has_policy = bf->has_policy;
+		f->require_signature = bf->require_signature;
+		f->allow_plaintext = bf->allow_plaintext;
+		f->granted = bf->granted;
+		if (bf->nkeys && !(f->keys = calloc(bf->nkeys, sizeof(*f->keys)))) {
+			rc = VEIL_ERR_NOMEM;
+			break;
+		}
+		for (size_t k = 0; k < bf->nkeys; k++) {
+			uint8_t *slot = kr->keymem + kr->keymem_used++ * VEIL_KEY_BYTES;
+			memcpy(slot, bf->keys[k].bytes, VEIL_KEY_BYTES);
+			f->keys[k] = bf->keys[k];
+			f->keys[k].bytes = slot;
+		}
+		f->nkeys = bf->nkeys;
+	}
+	for (size_t i = 0; rc == VEIL_OK && i < n; i++) {
+		char why[512];
+		const struct kr_filter *clash = static_overlap(base, g[i].filter);
+		unsigned prev;
+		if (!veil__filter_valid(g[i].filter) || g[i].key_id < VEIL_GRANTED_KEY_ID_MIN) {
+			snprintf(why, sizeof(why), "granted key %u for '%s' refused: not a key service grant", g[i].key_id,
+			         g[i].filter);
+		} else if (clash) {
+			/* A topic is keyd-managed or static, never both. */
+			snprintf(why, sizeof(why), "%s:%u: filter '%s' overlaps the key service's scope '%s': granted key "
+			         "%u refused (remove the static entry)", base_name ? base_name : "keyring", clash->first_line,
+			         clash->filter, g[i].filter, g[i].key_id);
+		} else if (key_id_used(kr, g[i].key_id, &prev)) {
+			snprintf(why, sizeof(why), "granted key %u for '%s' refused: key id already held", g[i].key_id,
+			         g[i].filter);
+		} else {
+			struct kr_filter *f = filter_get(kr, g[i].filter, 0);
+			if (!f) {
+				rc = VEIL_ERR_NOMEM;
+				break;
+			}
+			struct kr_key *nk = realloc(f->keys, (f->nkeys + 1) * sizeof(*nk));
+			if (!nk) {
+				rc = VEIL_ERR_NOMEM;
+				break;
+			}
+			f->keys = nk;
+			f->granted = true;
+			f->has_policy = true;
+			/* One scope has one policy (keyd takes it from the ACL). */
+			f->require_signature = f->require_signature || g[i].require_signature;
+			uint8_t *slot = kr->keymem + kr->keymem_used++ * VEIL_KEY_BYTES;
+			memcpy(slot, g[i].key, VEIL_KEY_BYTES);
+			f->keys[f->nkeys++] = (struct kr_key){ .id = g[i].key_id, .bytes = slot, .kcv = veil_key_check(slot),
+				                               .may_send = g[i].may_send, .send_from = g[i].send_from,
+				                               .send_until = g[i].send_until,
+				                               .accept_until = g[i].accept_until };
+			continue;
+		}
+		if (refused)
+			refused(ctx, why);
+	}
+	if (rc != VEIL_OK) {
+		veil_keyring_free(&kr);
+		return rc;
+	}
+	*out = kr;
+	return VEIL_OK;
 }
 
 size_t veil_keyring_authorities(const struct veil_keyring *kr, const uint8_t (**pks)[VEIL_PK_BYTES])

@@ -117,8 +117,9 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 		return VEIL_ERR_INVAL;
 	memset(info, 0, sizeof(*info));
 	struct veil_topic_policy pol;
-	int rc = veil_keyring_policy(kr, topic, &pol);
-	if (rc != VEIL_OK)
+	int rc = veil__keyring_policy_at(kr, topic, now, &pol);
+	/* A key service scope with no epoch to send with can still receive. */
+	if (rc != VEIL_OK && rc != VEIL_ERR_NO_KEY)
 		return rc;
 	struct veil_envelope_view v;
 	rc = veil_envelope_parse(in, in_len, &v);
@@ -137,7 +138,7 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 		return VEIL_ERR_UNSIGNED;
 	const uint8_t *key = NULL;
 	uint16_t kcv = 0;
-	rc = veil__keyring_find_key_kcv(kr, topic, v.h.key_id, &key, &kcv);
+	rc = veil__keyring_find_key_kcv(kr, topic, v.h.key_id, now, &key, &kcv);
 	if (rc != VEIL_OK)
 		return rc;
 	if (is_signed) {

@@ -350,3 +350,31 @@ bool veil__filter_matches(const char *filter, const char *topic)
 		t = te + 1;
 	}
 }
+
+bool veil__filters_overlap(const char *a, const char *b)
+{
+	for (bool first = true;; first = false) {
+		const char *ae = strchr(a, '/'), *be = strchr(b, '/');
+		size_t al = ae ? (size_t)(ae - a) : strlen(a), bl = be ? (size_t)(be - b) : strlen(b);
+		bool ah = al == 1 && a[0] == '#', bh = bl == 1 && b[0] == '#';
+		bool aw = ah || (al == 1 && a[0] == '+'), bw = bh || (bl == 1 && b[0] == '+');
+		/* A wildcard first level never matches a '$' topic: against a
+		 * literal '$' level there is nothing in common. */
+		if (first && ((aw && !bw && bl > 0 && b[0] == '$') || (bw && !aw && al > 0 && a[0] == '$')))
+			return false;
+		if (ah || bh)
+			return true;
+		if (!aw && !bw && (al != bl || memcmp(a, b, al) != 0))
+			return false;
+		if (!ae && !be)
+			return true;
+		/* One filter ends here: the other matches this topic only through
+		 * a final "#" (which also matches its parent level). */
+		if (!ae)
+			return strcmp(be + 1, "#") == 0;
+		if (!be)
+			return strcmp(ae + 1, "#") == 0;
+		a = ae + 1;
+		b = be + 1;
+	}
+}

@@ -120,5 +120,8 @@ size_t veil__split(char *line, char **fields, size_t max);
 bool veil__filter_valid(const char *filter);
 bool veil__topic_valid(const char *topic);
 bool veil__filter_matches(const char *filter, const char *topic);
+/* Whether some topic matches both filters (each a valid filter): '#' and '+'
+ * at the first level do not match a '$' topic, "a/#" also matches "a". */
+bool veil__filters_overlap(const char *a, const char *b);
 
 #endif

@@ -41,16 +41,23 @@ VEIL_EXPORT int veil_keyring_parse(const char *text, size_t len, const char *nam
                                    char *errbuf, size_t errlen);
 VEIL_EXPORT void veil_keyring_free(struct veil_keyring **kr);
 
+/* Key ids from here up belong to the key service (veil-keyd): a static
+ * keyring refuses them, so a granted epoch and a static key never share an id. */
+#define VEIL_GRANTED_KEY_ID_MIN 0x80000000U
+
 struct veil_topic_policy {
 	const char *filter;               /* the matching filter (owned by the keyring) */
+	unsigned line;                    /* its first line in the keyring file (0: granted) */
 	const uint8_t *send_key;          /* NULL if the filter has no key (plaintext-only) */
 	uint32_t send_key_id;
 	uint16_t send_key_kcv;            /* veil_key_check(send_key), cached */
 	bool require_signature;
 	bool allow_plaintext;
+	bool granted;                     /* a key service scope (keys by epoch) */
 };
 
-/* VEIL_ERR_NO_POLICY when no filter matches the topic. */
+/* VEIL_ERR_NO_POLICY when no filter matches the topic; VEIL_ERR_NO_KEY for a
+ * key service scope with no epoch to send with now. */
 VEIL_EXPORT int veil_keyring_policy(const struct veil_keyring *kr, const char *topic, struct veil_topic_policy *out);
 /* Receive-side key lookup. Errors: NO_POLICY, UNKNOWN_KEY (id nowhere in the keyring),
  * WRONG_TOPIC (id held only under filters that do not match this topic). */

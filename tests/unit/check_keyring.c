@@ -8,6 +8,8 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "../../core/internal.h"
+#include "../../core/util.h"
 #include "broker.h"
 #include "check_run.h"
 #include "timing.h"
@@ -297,6 +299,118 @@ START_TEST(test_parse_errors_never_echo_keys)
 }
 END_TEST
 
+
+/* Filter against filter: is there a topic both match? */
+START_TEST(test_filters_overlap)
+{
+	static const struct {
+		const char *a, *b;
+		bool overlap;
+	} cases[] = {
+		{ "a/b", "a/b", true },       { "a/b", "a/c", false },     { "a/+", "a/b", true },
+		{ "a/#", "a", true },         { "a", "a/#", true },        { "a/#", "a/b/c", true },
+		{ "+/b", "a/+", true },       { "+/b", "a/c", false },     { "#", "$SYS/x", false },
+		{ "+/x", "$SYS/x", false },   { "$SYS/#", "$SYS/x", true }, { "#", "+/+", true },
+		{ "a/+/c", "a/b", false },    { "a/+/c", "a/b/#", true },  { "a", "b", false },
+		{ "factory/%c/#", "factory/#", true }, { "a//b", "a/+/b", true }, { "a/b/c", "a/b", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(veil__filters_overlap(cases[i].a, cases[i].b) == cases[i].overlap, "%s ~ %s", cases[i].a,
+		              cases[i].b);
+		ck_assert_msg(veil__filters_overlap(cases[i].b, cases[i].a) == cases[i].overlap, "%s ~ %s", cases[i].b,
+		              cases[i].a);
+	}
+}
+END_TEST
+
+struct refusals {
+	char (*r)[512];
+	size_t *n;
+};
+
+static void refuse_cb(void *ctx, const char *why)
+{
+	struct refusals *rf = ctx;
+	if (*rf->n < 2)
+		snprintf(rf->r[*rf->n], 512, "%s", why);
+	(*rf->n)++;
+}
+
+/* Key service epochs in a keyring: the newest epoch whose send window holds
+ * now seals; none: no-key (never an older key, never plaintext); receivers
+ * accept an epoch until its accept-until; a static filter overlapping a
+ * scope refuses the grant with its file line; static keyrings refuse the
+ * key service's key ids. */
+START_TEST(test_granted_epochs)
+{
+	char text[512];
+	snprintf(text, sizeof(text), "authority %s\nkey static/# 1 %s send\nkey factory/line9/# 2 %s\n", PK, K1, K2);
+	struct veil_keyring *base = NULL, *kr = NULL;
+	ck_assert_int_eq(veil_keyring_parse(text, strlen(text), "kr", &base, NULL, 0), VEIL_OK);
+	uint8_t e1[32], e2[32], e3[32];
+	memset(e1, 0x11, 32);
+	memset(e2, 0x22, 32);
+	memset(e3, 0x33, 32);
+	const uint64_t t0 = 1800000000;
+	struct veil__keyring_grant g[] = {
+		{ "factory/s1/#", 0x80000001U, e1, t0, t0 + 100, t0 + 300, false, true },
+		{ "factory/s1/#", 0x80000002U, e2, t0 + 100, t0 + 200, t0 + 400, false, true },
+		{ "factory/s2/#", 0x80000003U, e3, t0, t0 + 100, t0 + 300, true, false }, /* receive only, signed */
+		{ "factory/#", 0x80000004U, e3, t0, t0 + 100, t0 + 300, false, true },    /* overlaps kr:3 */
+		{ "static/x", 0x00000005U, e3, t0, t0 + 100, t0 + 300, false, true },     /* not a grant id */
+	};
+	char refused[2][512] = { "", "" };
+	size_t nref = 0;
+	struct refusals rf = { refused, &nref };
+	ck_assert_int_eq(veil__keyring_compose(base, "kr", g, 5, &kr, refuse_cb, &rf), VEIL_OK);
+	ck_assert_uint_eq(nref, 2);
+	ck_assert_msg(strstr(refused[0], "kr:3: filter 'factory/line9/#' overlaps the key service's scope 'factory/#'"),
+	              "%s", refused[0]);
+	struct veil_topic_policy pol;
+	/* Static filters still answer, first. */
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "static/a", t0, &pol), VEIL_OK);
+	ck_assert_uint_eq(pol.send_key_id, 1);
+	ck_assert(!pol.granted);
+	/* Epoch 1 seals in its window; epoch 2 from its send_from on. */
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s1/t", t0 + 50, &pol), VEIL_OK);
+	ck_assert_uint_eq(pol.send_key_id, 0x80000001U);
+	ck_assert(pol.granted);
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s1/t", t0 + 150, &pol), VEIL_OK);
+	ck_assert_uint_eq(pol.send_key_id, 0x80000002U);
+	/* Past every send window: no key, never an older one. */
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s1/t", t0 + 250, &pol), VEIL_ERR_NO_KEY);
+	ck_assert_ptr_null(pol.send_key);
+	/* Receive-only grant: the device may not send, but the policy is there. */
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s2/t", t0 + 10, &pol), VEIL_ERR_NO_KEY);
+	ck_assert(pol.require_signature);
+	/* Receiving: until accept-until. */
+	const uint8_t *key = NULL;
+	uint16_t kcv;
+	ck_assert_int_eq(veil__keyring_find_key_kcv(kr, "factory/s1/t", 0x80000001U, t0 + 299, &key, &kcv), VEIL_OK);
+	ck_assert_int_eq(memcmp(key, e1, 32), 0);
+	ck_assert_int_eq(veil__keyring_find_key_kcv(kr, "factory/s1/t", 0x80000001U, t0 + 300, &key, &kcv),
+	                 VEIL_ERR_UNKNOWN_KEY);
+	ck_assert_int_eq(veil__keyring_find_key_kcv(kr, "factory/s2/t", 0x80000001U, t0, &key, &kcv), VEIL_ERR_WRONG_TOPIC);
+	ck_assert(veil__keyring_granted_topic(kr, "factory/s2/x"));
+	ck_assert(!veil__keyring_granted_topic(kr, "static/x"));
+	/* The authorities come along. */
+	const uint8_t(*pks)[VEIL_PK_BYTES] = NULL;
+	ck_assert_uint_eq(veil_keyring_authorities(kr, &pks), 1);
+	veil_keyring_free(&kr);
+	/* Without a static keyring at all. */
+	ck_assert_int_eq(veil__keyring_compose(NULL, NULL, g, 2, &kr, NULL, NULL), VEIL_OK);
+	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s1/t", t0 + 50, &pol), VEIL_OK);
+	veil_keyring_free(&kr);
+	veil_keyring_free(&base);
+	/* A static keyring never uses the key service's ids. */
+	snprintf(text, sizeof(text), "key a/# 2147483648 %s\n", K1);
+	char err[256] = "";
+	ck_assert_int_eq(veil_keyring_parse(text, strlen(text), "kr", &base, err, sizeof(err)), VEIL_ERR_PARSE);
+	ck_assert_msg(strstr(err, "kr:1: key id 2147483648 is in the key service's range"), "%s", err);
+}
+END_TEST
+
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyring");
@@ -309,6 +423,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_trailing_comments);
 	tcase_add_test(tc, test_dollar_levels);
 	tcase_add_test(tc, test_file_permissions);
+	tcase_add_test(tc, test_filters_overlap);
+	tcase_add_test(tc, test_granted_epochs);
 	suite_add_tcase(s, tc);
 	return s;
 }
