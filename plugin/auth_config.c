@@ -163,7 +163,9 @@ static int load_one(const char *which, const char *path, struct vp_file_sig *cur
 	vp_file__sig(path, &now);
 	if (!force && vp_file__sig_equal(&now, cur))
 		return MOSQ_ERR_SUCCESS;
-	if (!force && vp_file__sig_equal(&now, bad)) {
+	/* (A file never refused has no error yet: a deleted one would match the
+	 * zeroed "bad" signature and be logged without a reason.) */
+	if (!force && bad_err[0] && vp_file__sig_equal(&now, bad)) {
 		log_bad_file(a, which, bad_err); /* same broken version: not parsed again */
 		return MOSQ_ERR_INVAL;
 	}

@@ -109,8 +109,12 @@ static bool write_all(int fd, const uint8_t *p, size_t n)
 
 static void journal_append(struct vp_nonce_cache *nc, const uint8_t *nonce, uint64_t expires_at)
 {
-	if (nc->fd < 0)
+	if (nc->fd < 0) {
+		/* Persisted, but the journal was lost (a failed rewrite): count it. */
+		if (nc->path)
+			nc->write_errors++;
 		return;
+	}
 	uint8_t rec[RECORD];
 	memcpy(rec, nonce, VEIL_TOKEN_NONCE_BYTES);
 	put_u64(rec + VEIL_TOKEN_NONCE_BYTES, expires_at);
@@ -118,7 +122,12 @@ static void journal_append(struct vp_nonce_cache *nc, const uint8_t *nonce, uint
 		nc->records++;
 		nc->dirty = true;
 	} else {
+		/* A record written in part would shift every later one: cut the
+		 * file back to its last whole record. */
 		nc->write_errors++;
+		off_t good = (off_t)(8U + nc->records * RECORD);
+		if (ftruncate(nc->fd, good) != 0 || lseek(nc->fd, good, SEEK_SET) < 0)
+			nc->write_errors++;
 	}
 }
 
@@ -156,6 +165,22 @@ size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now)
 	return n;
 }
 
+/* fsync the directory holding path, so a rename in it survives a power loss. */
+static bool sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return false;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0)
+		return false;
+	bool ok = fsync(fd) == 0;
+	close(fd);
+	return ok;
+}
+
 /* Write the live entries to a new journal and switch the append fd to it. */
 static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, size_t errlen)
 {
@@ -164,7 +189,8 @@ static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, s
 	if (!tmp)
 		return VEIL_ERR_NOMEM;
 	snprintf(tmp, plen + 8, "%s.new", nc->path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Never through a link planted at the temporary name. */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	bool ok = fd >= 0 && write_all(fd, (const uint8_t *)JOURNAL_MAGIC, 8);
 	size_t records = 0;
 	for (size_t i = 0; ok && i < nc->cap; i++) {
@@ -177,10 +203,11 @@ static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, s
 		ok = write_all(fd, rec, sizeof(rec));
 		records++;
 	}
-	ok = ok && fdatasync(fd) == 0 && rename(tmp, nc->path) == 0;
+	ok = ok && fdatasync(fd) == 0 && rename(tmp, nc->path) == 0 && sync_dir(nc->path);
 	if (!ok) {
+		int e = errno;
 		if (err)
-			snprintf(err, errlen, "%s: cannot write (%s)", nc->path, strerror(errno));
+			snprintf(err, errlen, "%s: cannot write (%s)", nc->path, strerror(e));
 		if (fd >= 0)
 			close(fd);
 		unlink(tmp);
@@ -226,7 +253,7 @@ int vp_nonce_cache__persist(struct vp_nonce_cache *nc, const char *path, uint64_
 			return VEIL_ERR_PARSE;
 		}
 		uint8_t rec[RECORD];
-		ssize_t r;
+		ssize_t r = 0;
 		/* A record cut short by a crash mid-write is ignored: it was
 		 * never acknowledged to a client. */
 		while (rc == VEIL_OK && (r = read(fd, rec, sizeof(rec))) == (ssize_t)sizeof(rec)) {
@@ -234,10 +261,14 @@ int vp_nonce_cache__persist(struct vp_nonce_cache *nc, const char *path, uint64_
 			if (exp >= now && vp_nonce_cache__add(nc, rec, exp, now) == VP_NONCE_FULL)
 				rc = VEIL_ERR_NOMEM;
 		}
+		if (rc == VEIL_OK && r < 0)
+			rc = VEIL_ERR_IO; /* unread records could be live: fail closed */
 		close(fd);
 		if (rc != VEIL_OK) {
 			if (err)
-				snprintf(err, errlen, "%s: more live nonces than plugin_opt_replay_cache_size", path);
+				snprintf(err, errlen, rc == VEIL_ERR_NOMEM ? "%s: more live nonces than plugin_opt_replay_cache_size"
+				                                            : "%s: read error",
+				         path);
 			return rc;
 		}
 	}
