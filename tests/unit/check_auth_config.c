@@ -47,7 +47,39 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(a.password_ms_per_sec, 200);
 	ck_assert(!a.allow_anonymous);
 	ck_assert(!a.defer_unknown);
+	ck_assert(a.enhanced_auth);
+	ck_assert_str_eq(a.auto_id_prefix, "auto-"); /* Mosquitto's own default */
+	ck_assert_ptr_null(a.state_dir);
 	ck_assert_ptr_null(a.authority_file);
+	vp_auth__release(&a);
+}
+END_TEST
+
+/* The options added for issue 17: enhanced auth can be turned off, the
+ * broker-assigned id prefix must be a usable client id, the Argon2id time
+ * budget is 1..1000 ms per second. */
+START_TEST(test_issue17_options)
+{
+	struct vp_auth a;
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "false"), MOSQ_ERR_SUCCESS);
+	ck_assert(!a.enhanced_auth);
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "true"), MOSQ_ERR_SUCCESS);
+	ck_assert(a.enhanced_auth);
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "no"), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(parse(&a, "auto_id_prefix", "anon-"), MOSQ_ERR_SUCCESS);
+	ck_assert_str_eq(a.auto_id_prefix, "anon-");
+	ck_assert_int_eq(parse(&a, "state_dir", "/var/lib/mosquitto/veil"), MOSQ_ERR_SUCCESS);
+	ck_assert_str_eq(a.state_dir, "/var/lib/mosquitto/veil");
+	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1"), MOSQ_ERR_SUCCESS);
+	ck_assert_uint_eq(a.password_ms_per_sec, 1);
+	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1000"), MOSQ_ERR_SUCCESS);
+	const char *bad[][2] = { { "auto_id_prefix", "" },        { "auto_id_prefix", "a+" },
+		                 { "auto_id_prefix", "a#" },      { "auto_id_prefix", "a\x01" },
+		                 { "state_dir", "" },             { "password_ms_per_sec", "0" },
+		                 { "password_ms_per_sec", "1001" } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == MOSQ_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
 	vp_auth__release(&a);
 }
 END_TEST
@@ -82,7 +114,8 @@ START_TEST(test_known)
 	const char *keys[] = { "authority_file", "password_file", "revocation_file", "allow_anonymous",
 		               "defer_unknown", "token_window", "poll_interval", "backoff_base_ms",
 		               "backoff_max_ms", "ratelimit_entries", "replay_cache_size", "password_cache_ttl",
-		               "password_hashes_per_sec" };
+		               "password_hashes_per_sec", "password_ms_per_sec", "enhanced_auth", "auto_id_prefix",
+		               "state_dir" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		ck_assert_msg(vp_auth__option_known(keys[i]), "%s", keys[i]);
 	ck_assert(!vp_auth__option_known("acl_file"));
@@ -126,7 +159,9 @@ START_TEST(test_reload_keeps_old_on_error)
 	ck_assert(!changed);
 	ck_assert(vp_revoke__client(a.revoke, "gone"));
 	ck_assert(!vp_revoke__client(a.revoke, "also-gone"));
-	/* The same broken version is not re-read (and not re-logged) on every poll. */
+	/* The same broken version is not re-read on every poll (it is logged
+	 * again at each: the old state it keeps may be what the operator meant
+	 * to change). */
 	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
 	/* Fixed: replaced. */
 	ck_assert_int_eq(test_write_file(rv, "client also-gone\n", 0600), 0);
@@ -156,6 +191,7 @@ static Suite *suite(void)
 	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_defaults);
 	tcase_add_test(t, test_values);
+	tcase_add_test(t, test_issue17_options);
 	tcase_add_test(t, test_known);
 	tcase_add_test(t, test_reload_keeps_old_on_error);
 	suite_add_tcase(s, t);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "plugin_private.h"
 #include "check_run.h"
@@ -160,6 +161,89 @@ START_TEST(test_departed)
 }
 END_TEST
 
+/* A login on a pointer whose previous owner is gone without an event (an
+ * expired session, a sent Will): the stale entry is removed, whatever its
+ * state, and reported; a connected client's own entry is not touched. */
+START_TEST(test_forget_stale)
+{
+	struct vp_clients *cl = NULL;
+	ck_assert_int_eq(vp_clients__new(&cl), 0);
+	struct vp_client *c = vp_clients__put(cl, MOSQ(1), "dash-1", "dash-1", cache_free);
+	c->login = VP_LOGIN_CREDENTIAL;
+	c->has_identity = true;
+	snprintf(c->roles, sizeof(c->roles), "dashboard");
+	c->acl_cache = malloc(8);
+	vp_clients__park(cl, MOSQ(1), cache_free);
+	vp_clients__put(cl, MOSQ(2), "dev-2", NULL, cache_free);
+	vp_clients__depart(cl, MOSQ(2), 1000, cache_free);
+	vp_clients__put(cl, MOSQ(3), "dev-3", NULL, cache_free);
+	ck_assert_uint_eq(vp_clients__parked(cl), 1);
+	ck_assert_uint_eq(vp_clients__departed(cl), 1);
+
+	char prev[16];
+	freed = 0;
+	ck_assert_str_eq(vp_clients__forget_stale(cl, MOSQ(1), prev, sizeof(prev), cache_free), "parked");
+	ck_assert_str_eq(prev, "dash-1");
+	ck_assert_int_eq(freed, 1);
+	ck_assert_uint_eq(vp_clients__parked(cl), 0);
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(1)));
+	ck_assert_str_eq(vp_clients__forget_stale(cl, MOSQ(2), NULL, 0, cache_free), "departed");
+	ck_assert_uint_eq(vp_clients__departed(cl), 0);
+	ck_assert_ptr_null(vp_clients__get_publisher(cl, MOSQ(2), "dev-2"));
+	/* Online, absent, NULLs: nothing removed. */
+	ck_assert_ptr_null(vp_clients__forget_stale(cl, MOSQ(3), prev, sizeof(prev), cache_free));
+	ck_assert_ptr_nonnull(vp_clients__get(cl, MOSQ(3)));
+	ck_assert_ptr_null(vp_clients__forget_stale(cl, MOSQ(9), prev, sizeof(prev), cache_free));
+	ck_assert_ptr_null(vp_clients__forget_stale(NULL, MOSQ(3), prev, sizeof(prev), cache_free));
+	ck_assert_ptr_null(vp_clients__forget_stale(cl, NULL, prev, sizeof(prev), cache_free));
+	ck_assert_uint_eq(vp_clients__count(cl), 1);
+	/* A long id is cut to the buffer. */
+	vp_clients__put(cl, MOSQ(4), "a-rather-long-client-id", NULL, cache_free);
+	vp_clients__park(cl, MOSQ(4), cache_free);
+	ck_assert_str_eq(vp_clients__forget_stale(cl, MOSQ(4), prev, 6, cache_free), "parked");
+	ck_assert_str_eq(prev, "a-rat");
+	/* The forgotten parked entry is out of the id index too: a later
+	 * session of the same id on another pointer parks and is taken over
+	 * without touching freed memory (valgrind/ASan would see it). */
+	vp_clients__put(cl, MOSQ(5), "dash-1", NULL, cache_free);
+	vp_clients__park(cl, MOSQ(5), cache_free);
+	vp_clients__put(cl, MOSQ(6), "dash-1", NULL, cache_free);
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(5)));
+	ck_assert_uint_eq(vp_clients__parked(cl), 0);
+	vp_clients__free(&cl, cache_free);
+}
+END_TEST
+
+/* An entry marked no longer authorised is hidden from get, and reported to
+ * the ACL as refused (same pointer and client id only), whatever its state. */
+START_TEST(test_refused)
+{
+	struct vp_clients *cl = NULL;
+	ck_assert_int_eq(vp_clients__new(&cl), 0);
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "dev-%d", i);
+		vp_clients__put(cl, MOSQ(i), id, id, cache_free)->login = VP_LOGIN_CREDENTIAL;
+		ck_assert(!vp_clients__refused(cl, MOSQ(i), id));
+	}
+	vp_clients__park(cl, MOSQ(1), cache_free);
+	vp_clients__depart(cl, MOSQ(2), 1000, cache_free);
+	vp_clients__get(cl, MOSQ(0))->kick_pending = true;          /* online, kick due */
+	vp_clients__get(cl, MOSQ(1))->kick_pending = true;          /* offline session */
+	vp_clients__get_publisher(cl, MOSQ(2), "dev-2")->kick_pending = true; /* left */
+	ck_assert(vp_clients__refused(cl, MOSQ(0), "dev-0"));
+	ck_assert(vp_clients__refused(cl, MOSQ(1), "dev-1"));
+	ck_assert(vp_clients__refused(cl, MOSQ(2), "dev-2"));
+	ck_assert_ptr_null(vp_clients__get(cl, MOSQ(1)));
+	/* Another client id on the pointer is not this entry's client. */
+	ck_assert(!vp_clients__refused(cl, MOSQ(1), "dev-9"));
+	ck_assert(!vp_clients__refused(cl, MOSQ(1), NULL));
+	ck_assert(!vp_clients__refused(cl, MOSQ(7), "dev-1"));
+	ck_assert(!vp_clients__refused(NULL, MOSQ(1), "dev-1"));
+	vp_clients__free(&cl, cache_free);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("clients");
@@ -168,6 +252,8 @@ int main(void)
 	tcase_add_test(tc, test_parked_sessions);
 	tcase_add_test(tc, test_parked_bounded);
 	tcase_add_test(tc, test_departed);
+	tcase_add_test(tc, test_forget_stale);
+	tcase_add_test(tc, test_refused);
 	suite_add_tcase(s, tc);
 	return veil_check_run(s);
 }
