@@ -2,6 +2,7 @@
 #ifndef VEIL_CORE_INTERNAL_H
 #define VEIL_CORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,22 @@ struct veil__credcache *veil__replay_credcache(struct veil_replay *r);
 /* The bytes veil_replay_save writes (malloc'd), so a caller can snapshot
  * under its lock and write outside it. */
 int veil__replay_serialize(const struct veil_replay *r, uint8_t **out, size_t *out_len);
+
+/* The receiver's revocation knowledge (the union of the key service's
+ * statements, client-shim/session.c): either callback may be NULL. */
+struct veil__revoked {
+	bool (*credential)(void *ctx, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES]);
+	bool (*sender)(void *ctx, const uint8_t id[VEIL_SENDER_ID_BYTES]);
+	void *ctx;
+};
+struct veil_replay;
+struct veil_open_info;
+/* veil_message_open that also refuses (VEIL_ERR_REVOKED) an authentic
+ * envelope from a revoked credential (signed) or sender id (unsigned). */
+int veil__message_open_rev(const struct veil_keyring *kr, struct veil_replay *replay,
+                           const struct veil__revoked *rev, const char *topic, const uint8_t *in, size_t in_len,
+                           uint64_t now, uint8_t *out, size_t out_cap, size_t *out_len,
+                           struct veil_open_info *info);
 
 /* Deterministic variants for test vectors (the public functions draw the
  * random fields themselves). */

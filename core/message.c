@@ -94,6 +94,7 @@ static int check_signature(const struct veil_keyring *kr, struct veil_replay *re
 	if (rc != VEIL_OK)
 		return rc;
 	memcpy(info->client_id, cred.client_id, sizeof(info->client_id));
+	memcpy(info->credential_id, cred.id, sizeof(info->credential_id));
 	return VEIL_OK;
 }
 
@@ -109,6 +110,14 @@ static int check_signature(const struct veil_keyring *kr, struct veil_replay *re
 int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay, const char *topic,
                       const uint8_t *in, size_t in_len, uint64_t now, uint8_t *out, size_t out_cap,
                       size_t *out_len, struct veil_open_info *info)
+{
+	return veil__message_open_rev(kr, replay, NULL, topic, in, in_len, now, out, out_cap, out_len, info);
+}
+
+int veil__message_open_rev(const struct veil_keyring *kr, struct veil_replay *replay,
+                           const struct veil__revoked *rev, const char *topic, const uint8_t *in, size_t in_len,
+                           uint64_t now, uint8_t *out, size_t out_cap, size_t *out_len,
+                           struct veil_open_info *info)
 {
 	struct veil_open_info scratch;
 	if (!info)
@@ -163,6 +172,15 @@ int veil_message_open(const struct veil_keyring *kr, struct veil_replay *replay,
 	}
 	if (rc != VEIL_OK)
 		return rc;
+	/* Revoked by the key service's statements (the receiver's own view, even
+	 * through a broker that does not check): a signed envelope by its
+	 * credential, an unsigned one by its sender id. After authentication,
+	 * so a forgery is reported as what it is. */
+	if (rev && ((is_signed && rev->credential && rev->credential(rev->ctx, info->credential_id)) ||
+	            (!is_signed && rev->sender && rev->sender(rev->ctx, v.h.sender)))) {
+		sodium_memzero(out, n);
+		return VEIL_ERR_REVOKED;
+	}
 	if (replay && (rc = veil_replay_accept(replay, v.h.key_id, v.h.sender, v.h.seq)) != VEIL_OK) {
 		sodium_memzero(out, n);
 		return rc;

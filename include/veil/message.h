@@ -42,6 +42,7 @@ struct veil_open_info {
 	bool is_signed;
 	bool plaintext;                         /* delivered in clear under a plaintext policy */
 	char client_id[VEIL_CLIENT_ID_MAX + 1]; /* from the credential, signed only */
+	uint8_t credential_id[VEIL_CREDENTIAL_ID_BYTES]; /* of that credential, signed only */
 };
 
 /* Open in (payload received on topic). replay may be NULL (no replay check).
