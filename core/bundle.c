@@ -409,6 +409,41 @@ static int parse_grants(const uint8_t *pt, size_t len, struct veil__grants **out
 	return VEIL_OK;
 }
 
+int veil__grants_parse(const uint8_t *buf, size_t len, struct veil__grants **out)
+{
+	if (!buf || !out)
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	return parse_grants(buf, len, out);
+}
+
+size_t veil__grants_encoded_len(const struct veil__grant *g, size_t n)
+{
+	size_t total = 2;
+	for (size_t i = 0; i < n; i++)
+		total += strnlen(g[i].scope, sizeof(g[i].scope)) + VEIL__GRANT_FIXED;
+	return total;
+}
+
+int veil__grants_encode(const struct veil__grant *g, size_t n, uint8_t *out, size_t cap, size_t *out_len)
+{
+	if ((!g && n) || !out || !out_len || n > VEIL__GRANTS_MAX || cap < veil__grants_encoded_len(g, n))
+		return VEIL_ERR_INVAL;
+	veil__put_u16(out, (uint16_t)n);
+	uint8_t *p = out + 2;
+	for (size_t i = 0; i < n; i++) {
+		size_t sl = 0;
+		int rc = grant_check(&g[i], &sl);
+		if (rc != VEIL_OK) {
+			sodium_memzero(out, cap);
+			return VEIL_ERR_INVAL;
+		}
+		p = put_grant(p, &g[i], sl);
+	}
+	*out_len = (size_t)(p - out);
+	return VEIL_OK;
+}
+
 /* ---- bundle ------------------------------------------------------------- */
 
 /* k = BLAKE2b-256("veil-bundle-key-v1" || X25519(sk, peer) || eph_pk || receive_pk). */

@@ -165,6 +165,11 @@ struct veil__grants {
 };
 int veil__grants_new(size_t n, struct veil__grants **out); /* zeroed; n <= VEIL__GRANTS_MAX */
 void veil__grants_free(struct veil__grants **g);          /* wipes; sets *g = NULL */
+/* The bundle plaintext's encoding of a list of grants (u16 N, then N
+ * grants), for a device's persisted key state: one format, one parser. */
+size_t veil__grants_encoded_len(const struct veil__grant *g, size_t n);
+int veil__grants_encode(const struct veil__grant *g, size_t n, uint8_t *out, size_t cap, size_t *out_len);
+int veil__grants_parse(const uint8_t *buf, size_t len, struct veil__grants **out);
 
 struct veil__bundle_params {
 	const struct veil_identity *keyd;

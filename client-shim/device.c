@@ -1,0 +1,808 @@
+/*
+ * The device side of the key service (device.h): receive keys, granted
+ * epochs, superseded epochs, revocation statements, requests and
+ * acknowledgements, and the keeper thread that expires keys and asks again.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uthash.h>
+
+#include "bundle.h"
+#include "device.h"
+#include "util.h"
+
+#define RX_KEYS 4U                 /* receive keys of the latest device messages kept */
+#define RETRY_MIN_MS 5000U         /* ask again when no bundle came, backing off */
+#define RETRY_MAX_MS 60000U
+#define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
+#define HOLD_DEFAULT_S 30U         /* before any bundle: how long held messages wait */
+#define KEYS_MAGIC "VEILKEYS"
+#define REV_MAGIC "VEILREV1"
+#define REV_MAX 1048576U
+
+struct rx {
+	struct veil__rxkey *k;
+	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
+};
+
+/* An epoch superseded by a rekey: kept for receiving until drop_at_ms. */
+struct superseded {
+	struct veil__grant g;
+	uint64_t drop_at_ms;       /* monotonic */
+};
+
+struct rev {
+	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES]; /* kind || id */
+	uint64_t keep_until;       /* unix s */
+	UT_hash_handle hh;
+};
+
+/*
+ * Locks, in this order when nested: publish_lock (one keyring hand-over at a
+ * time), lock (the state), rev_lock (the revocation set, also taken by
+ * receivers under the session's lock). The session's lock is never held
+ * while taking publish_lock or lock... except by veil__device_want_bundle,
+ * which takes only lock and never calls into the session.
+ */
+struct veil__device {
+	pthread_mutex_t publish_lock;
+	pthread_mutex_t rev_lock;
+	pthread_mutex_t lock;      /* everything below but the immutable identity fields */
+	pthread_cond_t cond;       /* keeper wakeups, on CLOCK_MONOTONIC */
+	pthread_t keeper;
+	bool keeper_started, stop;
+	char *client_id;
+	const struct veil_identity *identity;
+	const uint8_t *credential;
+	size_t credential_len;
+	struct veil_credential cred;
+	uint8_t (*authorities)[VEIL_PK_BYTES];
+	size_t n_authorities;
+	char *keys_path, *revoked_path;
+	char bundle_topic[sizeof(VEIL__TOPIC_BUNDLE_PREFIX) + VEIL_CLIENT_ID_MAX];
+	char req_topic[sizeof(VEIL__TOPIC_REQ_PREFIX) + VEIL_CLIENT_ID_MAX];
+	struct veil__grants *grants;       /* of the latest applied bundle */
+	uint64_t version;
+	bool have_version;                 /* applied or persisted */
+	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
+	size_t nsup, supcap;
+	struct rx rx[RX_KEYS];             /* oldest first */
+	size_t nrx;
+	bool connected, awaiting;          /* a request is out and no bundle came */
+	uint64_t request_ms, retry_ms, want_ms;
+	struct rev *revs;
+	struct veil__revoked revoked;
+	veil__send_fn send;
+	void *send_ctx;
+	veil__log_fn log;
+	void *log_ctx;
+	void (*keys_changed)(void *ctx, const struct veil__keyring_grant *g, size_t n);
+	void *keys_ctx;
+};
+
+__attribute__((format(printf, 3, 4))) static void dlog(const struct veil__device *d, int level, const char *fmt,
+                                                       ...)
+{
+	if (!d->log)
+		return;
+	char buf[640];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	d->log(d->log_ctx, level, buf);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + 1U + strlen(name) + 1U;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/* ---- revocation knowledge ---------------------------------------------- */
+
+static bool rev_has(struct veil__device *d, uint8_t kind, const uint8_t *id, size_t idlen)
+{
+	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES] = { kind };
+	memcpy(key + 1, id, idlen);
+	uint64_t now = (uint64_t)time(NULL);
+	pthread_mutex_lock(&d->rev_lock);
+	struct rev *r = NULL;
+	HASH_FIND(hh, d->revs, key, sizeof(key), r);
+	bool hit = r && r->keep_until > now;
+	pthread_mutex_unlock(&d->rev_lock);
+	return hit;
+}
+
+static bool rev_credential(void *ctx, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES])
+{
+	return rev_has(ctx, VEIL__REV_CREDENTIAL, id, VEIL_CREDENTIAL_ID_BYTES);
+}
+
+static bool rev_sender(void *ctx, const uint8_t id[VEIL_SENDER_ID_BYTES])
+{
+	return rev_has(ctx, VEIL__REV_SENDER, id, VEIL_SENDER_ID_BYTES);
+}
+
+/* For veil__trust: a keyd credential the statements revoked. */
+static bool rev_signer(const struct veil_credential *c, void *ctx)
+{
+	return rev_has(ctx, VEIL__REV_CREDENTIAL, c->id, VEIL_CREDENTIAL_ID_BYTES);
+}
+
+/* Caller holds rev_lock. Union: an entry only ever gains time. */
+static int rev_add(struct veil__device *d, const struct veil__rev_entry *e)
+{
+	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES] = { e->kind };
+	memcpy(key + 1, e->id, VEIL_CREDENTIAL_ID_BYTES);
+	struct rev *r = NULL;
+	HASH_FIND(hh, d->revs, key, sizeof(key), r);
+	if (r) {
+		if (e->keep_until > r->keep_until)
+			r->keep_until = e->keep_until;
+		return 0;
+	}
+	if (HASH_COUNT(d->revs) >= REV_MAX)
+		return -1;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -1;
+	memcpy(r->key, key, sizeof(key));
+	r->keep_until = e->keep_until;
+	HASH_ADD(hh, d->revs, key, sizeof(r->key), r);
+	return 1;
+}
+
+/* Caller holds rev_lock. "VEILREV1" || u32 n || n x (kind || id16 || u64). */
+static void rev_save(struct veil__device *d)
+{
+	if (!d->revoked_path)
+		return;
+	size_t n = HASH_COUNT(d->revs), len = 12 + n * VEIL__REV_ENTRY_BYTES;
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return;
+	memcpy(buf, REV_MAGIC, 8);
+	veil__put_u32(buf + 8, (uint32_t)n);
+	uint8_t *p = buf + 12;
+	for (struct rev *r = d->revs; r; r = r->hh.next, p += VEIL__REV_ENTRY_BYTES) {
+		memcpy(p, r->key, sizeof(r->key));
+		veil__put_u64(p + sizeof(r->key), r->keep_until);
+	}
+	if (veil__file_write_atomic(d->revoked_path, buf, len, 0600, false) != VEIL_OK)
+		dlog(d, VEIL__LOG_WARNING, "saving revocations %s failed", d->revoked_path);
+	free(buf);
+}
+
+static int rev_load(struct veil__device *d, char *err, size_t errlen)
+{
+	if (access(d->revoked_path, F_OK) != 0)
+		return VEIL_OK;
+	struct veil__text t;
+	int rc = veil__file_read(d->revoked_path, VEIL__FILE_SECRET, 12U + (size_t)REV_MAX * VEIL__REV_ENTRY_BYTES, &t,
+	                         err, errlen);
+	const uint8_t *b = (const uint8_t *)t.text;
+	if (rc == VEIL_OK && (t.len < 12 || memcmp(b, REV_MAGIC, 8) != 0 ||
+	                      t.len != 12 + (size_t)veil__get_u32(b + 8) * VEIL__REV_ENTRY_BYTES)) {
+		veil__errf(err, errlen, "%s: not a revocation state file", d->revoked_path);
+		rc = VEIL_ERR_STATE;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	for (size_t off = 12; rc == VEIL_OK && off < t.len; off += VEIL__REV_ENTRY_BYTES) {
+		struct veil__rev_entry e = { .kind = b[off] };
+		memcpy(e.id, b + off + 1, VEIL_CREDENTIAL_ID_BYTES);
+		e.keep_until = veil__get_u64(b + off + 1 + VEIL_CREDENTIAL_ID_BYTES);
+		if (e.keep_until > now && rev_add(d, &e) < 0)
+			rc = VEIL_ERR_NOMEM;
+	}
+	veil__text_free(&t);
+	return rc;
+}
+
+/* ---- granted keys -------------------------------------------------------- */
+
+/* Caller holds the lock. "VEILKEYS" || u64 version || the grants as a
+ * bundle plaintext encodes them. */
+static int keys_save(struct veil__device *d)
+{
+	if (!d->keys_path)
+		return VEIL_OK;
+	size_t n = d->grants ? d->grants->n : 0;
+	const struct veil__grant *g = d->grants ? d->grants->g : NULL;
+	size_t len = 16 + veil__grants_encoded_len(g, n), body = 0;
+	uint8_t *buf = sodium_malloc(len);
+	if (!buf)
+		return VEIL_ERR_NOMEM;
+	memcpy(buf, KEYS_MAGIC, 8);
+	veil__put_u64(buf + 8, d->version);
+	int rc = veil__grants_encode(g, n, buf + 16, len - 16, &body);
+	if (rc == VEIL_OK)
+		rc = veil__file_write_atomic(d->keys_path, buf, 16 + body, 0600, false);
+	sodium_free(buf); /* wipes */
+	if (rc != VEIL_OK)
+		dlog(d, VEIL__LOG_WARNING, "saving granted keys %s failed (%s)", d->keys_path, veil_errname(rc));
+	return rc;
+}
+
+static int keys_load(struct veil__device *d, char *err, size_t errlen)
+{
+	if (access(d->keys_path, F_OK) != 0)
+		return VEIL_OK;
+	struct veil__text t;
+	int rc = veil__file_read(d->keys_path, VEIL__FILE_SECRET, 16U + VEIL__BUNDLE_PT_MAX, &t, err, errlen);
+	const uint8_t *b = (const uint8_t *)t.text;
+	if (rc == VEIL_OK && (t.len < 18 || memcmp(b, KEYS_MAGIC, 8) != 0 ||
+	                      veil__grants_parse(b + 16, t.len - 16, &d->grants) != VEIL_OK)) {
+		veil__errf(err, errlen, "%s: not a granted-keys state file (refusing to start: move it away to "
+		           "request every key anew)", d->keys_path);
+		rc = VEIL_ERR_STATE;
+	}
+	if (rc == VEIL_OK) {
+		d->version = veil__get_u64(b + 8);
+		d->have_version = true;
+	}
+	veil__text_free(&t);
+	return rc;
+}
+
+/* Hand the current epochs to the session, which composes its keyring: the
+ * granted epochs not yet past accept-until, then the superseded ones (for
+ * receiving only). The keys are copied under the lock and handed over
+ * without it (the session takes its own lock). */
+static void publish_keys(struct veil__device *d)
+{
+	if (!d->keys_changed)
+		return;
+	pthread_mutex_lock(&d->publish_lock);
+	pthread_mutex_lock(&d->lock);
+	size_t cap = (d->grants ? d->grants->n : 0) + d->nsup, n = 0;
+	struct veil__grant *copy = cap ? sodium_malloc(cap * sizeof(*copy)) : NULL;
+	uint64_t now = (uint64_t)time(NULL);
+	for (size_t i = 0; copy && d->grants && i < d->grants->n; i++) {
+		if (d->grants->g[i].accept_until > now)
+			copy[n++] = d->grants->g[i];
+	}
+	for (size_t i = 0; copy && i < d->nsup; i++) {
+		copy[n] = d->sup[i].g;
+		copy[n++].flags &= (uint8_t)~VEIL__GRANT_MAY_SEND;
+	}
+	pthread_mutex_unlock(&d->lock);
+	struct veil__keyring_grant *g = n ? calloc(n, sizeof(*g)) : NULL;
+	if (n && !g)
+		n = 0;
+	for (size_t i = 0; i < n; i++)
+		g[i] = (struct veil__keyring_grant){ copy[i].scope, copy[i].key_id, copy[i].key, copy[i].send_from,
+			                             copy[i].send_until, copy[i].accept_until,
+			                             (copy[i].flags & VEIL__GRANT_SIGNED) != 0,
+			                             (copy[i].flags & VEIL__GRANT_MAY_SEND) != 0 };
+	if (!cap || copy)
+		d->keys_changed(d->keys_ctx, g, n);
+	else
+		dlog(d, VEIL__LOG_ERROR, "out of memory handing granted keys over: the old ones stay in use");
+	free(g);
+	if (copy)
+		sodium_free(copy); /* wipes */
+	pthread_mutex_unlock(&d->publish_lock);
+}
+
+/* ---- device messages ----------------------------------------------------- */
+
+/* Caller holds the lock. A fresh receive key, remembered (the oldest of
+ * RX_KEYS goes), then the signed message; the caller sends it. */
+static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap, size_t *len)
+{
+	if (d->nrx == RX_KEYS) {
+		veil__rxkey_free(&d->rx[0].k);
+		memmove(&d->rx[0], &d->rx[1], (RX_KEYS - 1) * sizeof(d->rx[0]));
+		d->nrx--;
+		memset(&d->rx[d->nrx], 0, sizeof(d->rx[0]));
+	}
+	struct rx *r = &d->rx[d->nrx];
+	int rc = veil__rxkey_generate(&r->k);
+	if (rc != VEIL_OK)
+		return rc;
+	randombytes_buf(r->nonce, sizeof(r->nonce));
+	struct veil__devmsg_params p = {
+		.device = d->identity,
+		.credential = d->credential,
+		.credential_len = d->credential_len,
+		.client_id = d->client_id,
+		.kind = kind,
+		.timestamp = (uint64_t)time(NULL),
+		.nonce = r->nonce,
+		.receive_pk = veil__rxkey_public(r->k),
+		.version = d->have_version ? d->version : 0,
+	};
+	rc = veil__devmsg_build(&p, out, cap, len);
+	if (rc != VEIL_OK) {
+		veil__rxkey_free(&r->k);
+		return rc;
+	}
+	d->nrx++;
+	return VEIL_OK;
+}
+
+static void send_devmsg(struct veil__device *d, uint8_t kind)
+{
+	uint8_t buf[VEIL__DEVMSG_MAX];
+	size_t len = 0;
+	pthread_mutex_lock(&d->lock);
+	veil__send_fn send = d->send;
+	void *ctx = d->send_ctx;
+	int rc = send && d->connected ? devmsg(d, kind, buf, sizeof(buf), &len) : VEIL_ERR_INVAL;
+	if (rc == VEIL_OK && kind == VEIL__KIND_REQUEST) {
+		d->awaiting = true;
+		d->request_ms = mono_ms();
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc != VEIL_OK)
+		return; /* not connected: the next connect asks */
+	rc = send(ctx, d->req_topic, buf, len);
+	if (rc != VEIL_OK)
+		dlog(d, VEIL__LOG_WARNING, "key service %s not sent (%s): asking again later",
+		     kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement", veil_errname(rc));
+	else
+		dlog(d, VEIL__LOG_DEBUG, "key service %s sent (holding version %llu)",
+		     kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement", (unsigned long long)d->version);
+	pthread_cond_broadcast(&d->cond);
+}
+
+/* ---- bundles ------------------------------------------------------------- */
+
+/* Caller holds the lock. Room for n more superseded epochs. */
+static int sup_reserve(struct veil__device *d, size_t n)
+{
+	if (d->nsup + n <= d->supcap)
+		return VEIL_OK;
+	size_t cap = d->supcap ? d->supcap * 2 : 16;
+	while (cap < d->nsup + n)
+		cap *= 2;
+	struct superseded *s = sodium_malloc(cap * sizeof(*s));
+	if (!s)
+		return VEIL_ERR_NOMEM;
+	if (d->sup) {
+		memcpy(s, d->sup, d->nsup * sizeof(*s));
+		sodium_free(d->sup);
+	}
+	d->sup = s;
+	d->supcap = cap;
+	return VEIL_OK;
+}
+
+static bool in_grants(const struct veil__grants *gs, uint32_t key_id)
+{
+	for (size_t i = 0; gs && i < gs->n; i++)
+		if (gs->g[i].key_id == key_id)
+			return true;
+	return false;
+}
+
+/* Caller holds the lock. Epochs of the old set that a grant of the new one
+ * supersedes (same scope, smaller key id, not granted again) stay for
+ * receiving during that grant's grace; every other epoch not in the new
+ * bundle goes at once (the bundle holds every key the device may have). */
+static int supersede(struct veil__device *d, const struct veil__grants *fresh)
+{
+	uint64_t now = mono_ms();
+	for (size_t i = 0; d->grants && i < d->grants->n; i++) {
+		const struct veil__grant *old = &d->grants->g[i];
+		if (in_grants(fresh, old->key_id))
+			continue;
+		uint32_t grace = 0;
+		bool superseded = false;
+		for (size_t k = 0; k < fresh->n; k++) {
+			const struct veil__grant *g = &fresh->g[k];
+			if ((g->flags & VEIL__GRANT_SUPERSEDES) && g->key_id > old->key_id && !strcmp(g->scope, old->scope)) {
+				superseded = true;
+				grace = g->grace_s > grace ? g->grace_s : grace;
+			}
+		}
+		if (!superseded || grace == 0)
+			continue;
+		int rc = sup_reserve(d, 1);
+		if (rc != VEIL_OK)
+			return rc;
+		d->sup[d->nsup].g = *old;
+		d->sup[d->nsup].drop_at_ms = now + (uint64_t)grace * 1000U;
+		d->nsup++;
+	}
+	return VEIL_OK;
+}
+
+static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t len)
+{
+	pthread_mutex_lock(&d->lock);
+	struct veil__rxkey *keys[RX_KEYS];
+	for (size_t i = 0; i < d->nrx; i++)
+		keys[i] = d->rx[i].k;
+	struct veil__bundle_self self = {
+		.cred = &d->cred,
+		.rxkeys = keys,
+		.n_rxkeys = d->nrx,
+		.held_version = d->have_version ? d->version : 0,
+		/* Without a version of its own a device trusts only a bundle that
+		 * answers its latest request: a retained old bundle cannot roll
+		 * it back to keys it no longer should hold. */
+		.echo_nonce = d->have_version ? NULL : (d->nrx ? d->rx[d->nrx - 1].nonce : (const uint8_t *)""),
+	};
+	if (!d->have_version && self.n_rxkeys == 0) {
+		pthread_mutex_unlock(&d->lock);
+		dlog(d, VEIL__LOG_INFO, "bundle ignored: no request of this device answered yet");
+		return VEIL_ERR_NO_NONCE_ECHO;
+	}
+	struct veil__trust t = { (const uint8_t(*)[VEIL_PK_BYTES])d->authorities, d->n_authorities,
+		                 (uint64_t)time(NULL), rev_signer, d };
+	struct veil__bundle_view v;
+	size_t idx = 0;
+	struct veil__grants *fresh = NULL;
+	/* Under the lock: the keeper may rotate the receive keys meanwhile
+	 * (rev_signer takes only rev_lock). */
+	int rc = veil__bundle_open(payload, len, &t, &self, &v, &idx, &fresh);
+	if (rc != VEIL_OK) {
+		pthread_mutex_unlock(&d->lock);
+		if (rc == VEIL_ERR_OUTDATED)
+			dlog(d, VEIL__LOG_DEBUG, "bundle not newer than version %llu: kept what is held",
+			     (unsigned long long)self.held_version);
+		else
+			dlog(d, VEIL__LOG_WARNING, "bundle refused: %s (%s); the keys held stay", veil_strerror(rc),
+			     veil_errname(rc));
+		return rc;
+	}
+	rc = supersede(d, fresh);
+	struct veil__grants *old = d->grants;
+	uint64_t old_version = d->version;
+	bool old_have = d->have_version;
+	if (rc == VEIL_OK) {
+		d->grants = fresh;
+		d->version = v.version;
+		d->have_version = true;
+		/* Persisted before use: a crash after this point restarts with it. */
+		rc = keys_save(d);
+		if (rc != VEIL_OK) {
+			d->grants = old;
+			d->version = old_version;
+			d->have_version = old_have;
+		}
+	}
+	if (rc != VEIL_OK) {
+		pthread_mutex_unlock(&d->lock);
+		veil__grants_free(&fresh);
+		dlog(d, VEIL__LOG_ERROR, "bundle version %llu not applied (%s): the keys held stay",
+		     (unsigned long long)v.version, veil_errname(rc));
+		return rc;
+	}
+	veil__grants_free(&old);
+	/* The receive key that opened it and every older one are spent. */
+	for (size_t i = 0; i <= idx && i < d->nrx; i++)
+		veil__rxkey_free(&d->rx[i].k);
+	memmove(&d->rx[0], &d->rx[idx + 1], (d->nrx - idx - 1) * sizeof(d->rx[0]));
+	d->nrx -= idx + 1;
+	memset(&d->rx[d->nrx], 0, (RX_KEYS - d->nrx) * sizeof(d->rx[0]));
+	d->awaiting = false;
+	d->retry_ms = RETRY_MIN_MS;
+	size_t ngrants = d->grants->n;
+	pthread_mutex_unlock(&d->lock);
+	dlog(d, VEIL__LOG_INFO, "key service bundle version %llu applied: %zu epoch(s)", (unsigned long long)v.version,
+	     ngrants);
+	publish_keys(d);
+	send_devmsg(d, VEIL__KIND_ACK);
+	pthread_cond_broadcast(&d->cond);
+	return VEIL_OK;
+}
+
+/* ---- revocation statements ---------------------------------------------- */
+
+static int apply_statement(struct veil__device *d, const uint8_t *payload, size_t len)
+{
+	struct veil__trust t = { (const uint8_t(*)[VEIL_PK_BYTES])d->authorities, d->n_authorities,
+		                 (uint64_t)time(NULL), rev_signer, d };
+	struct veil__revstmt_view v;
+	int rc = veil__revstmt_verify(payload, len, &t, &v);
+	if (rc != VEIL_OK) {
+		dlog(d, VEIL__LOG_WARNING, "revocation statement refused: %s (%s)", veil_strerror(rc), veil_errname(rc));
+		return rc;
+	}
+	/* A union: no statement removes an entry, whatever its version, so a
+	 * stolen key service key can neither un-revoke nor freeze revocation. */
+	size_t added = 0;
+	pthread_mutex_lock(&d->rev_lock);
+	for (size_t i = 0; i < v.n_entries; i++) {
+		struct veil__rev_entry e;
+		veil__revstmt_entry(&v, i, &e);
+		if (e.keep_until <= t.now)
+			continue;
+		int r = rev_add(d, &e);
+		if (r < 0) {
+			rc = VEIL_ERR_NOMEM;
+			break;
+		}
+		added += (size_t)r;
+	}
+	if (added)
+		rev_save(d);
+	pthread_mutex_unlock(&d->rev_lock);
+	if (added)
+		dlog(d, VEIL__LOG_INFO, "revocation statement: %zu new entr%s", added, added == 1 ? "y" : "ies");
+	return rc;
+}
+
+/* ---- the keeper ---------------------------------------------------------- */
+
+/* Caller holds the lock. Drop what is past its time; true when the set of
+ * epochs changed. Forward secrecy by epochs: a key past accept-until is
+ * wiped from memory and the key file is rewritten without it. */
+static bool expire(struct veil__device *d, uint64_t now_s, uint64_t now_ms, uint64_t *next_ms)
+{
+	bool changed = false;
+	if (d->grants) {
+		size_t w = 0;
+		for (size_t i = 0; i < d->grants->n; i++) {
+			struct veil__grant *g = &d->grants->g[i];
+			if (g->accept_until <= now_s) {
+				changed = true;
+				continue;
+			}
+			uint64_t in = (g->accept_until - now_s) * 1000U;
+			if (now_ms + in < *next_ms)
+				*next_ms = now_ms + in;
+			if (w != i)
+				d->grants->g[w] = *g;
+			w++;
+		}
+		if (w != d->grants->n) {
+			sodium_memzero(&d->grants->g[w], (d->grants->n - w) * sizeof(d->grants->g[0]));
+			d->grants->n = w;
+			keys_save(d);
+		}
+	}
+	size_t w = 0;
+	for (size_t i = 0; i < d->nsup; i++) {
+		if (d->sup[i].drop_at_ms <= now_ms || d->sup[i].g.accept_until <= now_s) {
+			changed = true;
+			continue;
+		}
+		if (d->sup[i].drop_at_ms < *next_ms)
+			*next_ms = d->sup[i].drop_at_ms;
+		d->sup[w++] = d->sup[i];
+	}
+	if (w != d->nsup)
+		sodium_memzero(&d->sup[w], (d->nsup - w) * sizeof(d->sup[0]));
+	d->nsup = w;
+	struct rev *r, *tmp;
+	pthread_mutex_lock(&d->rev_lock);
+	HASH_ITER(hh, d->revs, r, tmp) {
+		if (r->keep_until <= now_s) {
+			HASH_DEL(d->revs, r);
+			free(r);
+		}
+	}
+	pthread_mutex_unlock(&d->rev_lock);
+	return changed;
+}
+
+static void *keeper_main(void *arg)
+{
+	struct veil__device *d = arg;
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		uint64_t now_ms = mono_ms(), next = now_ms + 3600U * 1000U;
+		bool changed = expire(d, (uint64_t)time(NULL), now_ms, &next);
+		bool ask = d->connected && d->awaiting && now_ms - d->request_ms >= d->retry_ms;
+		if (ask)
+			d->retry_ms = d->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : d->retry_ms * 2;
+		if (d->connected && d->awaiting && d->request_ms + d->retry_ms < next)
+			next = d->request_ms + d->retry_ms;
+		if (changed || ask) {
+			pthread_mutex_unlock(&d->lock);
+			if (changed)
+				publish_keys(d);
+			if (ask) {
+				dlog(d, VEIL__LOG_INFO, "no bundle from the key service yet: asking again");
+				send_devmsg(d, VEIL__KIND_REQUEST);
+			}
+			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		struct timespec until = { (time_t)(next / 1000U), (long)(next % 1000U) * 1000000L };
+		pthread_cond_timedwait(&d->cond, &d->lock, &until);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---- public (internal) API ---------------------------------------------- */
+
+int veil__device_new(const struct veil__device_opts *o, struct veil__device **out, char *err, size_t errlen)
+{
+	if (!o || !out || !o->client_id || !o->identity || !o->credential)
+		return VEIL_ERR_INVAL;
+	*out = NULL;
+	struct veil__device *d = calloc(1, sizeof(*d));
+	if (!d)
+		return VEIL_ERR_NOMEM;
+	pthread_mutex_init(&d->publish_lock, NULL);
+	pthread_mutex_init(&d->rev_lock, NULL);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	d->identity = o->identity;
+	d->credential = o->credential;
+	d->credential_len = o->credential_len;
+	d->log = o->log;
+	d->log_ctx = o->log_ctx;
+	d->keys_changed = o->keys_changed;
+	d->keys_ctx = o->keys_ctx;
+	d->retry_ms = RETRY_MIN_MS;
+	d->revoked = (struct veil__revoked){ rev_credential, rev_sender, d };
+	snprintf(d->bundle_topic, sizeof(d->bundle_topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, o->client_id);
+	snprintf(d->req_topic, sizeof(d->req_topic), "%s%s", VEIL__TOPIC_REQ_PREFIX, o->client_id);
+	int rc = veil_credential_parse(o->credential, o->credential_len, &d->cred);
+	if (rc == VEIL_OK && !(d->client_id = strdup(o->client_id)))
+		rc = VEIL_ERR_NOMEM;
+	if (rc == VEIL_OK && o->n_authorities) {
+		if (!(d->authorities = calloc(o->n_authorities, VEIL_PK_BYTES)))
+			rc = VEIL_ERR_NOMEM;
+		else
+			memcpy(d->authorities, o->authorities, o->n_authorities * VEIL_PK_BYTES);
+		d->n_authorities = o->n_authorities;
+	}
+	if (rc == VEIL_OK && o->state_dir) {
+		d->keys_path = join(o->state_dir, "keys");
+		d->revoked_path = join(o->state_dir, "revoked");
+		if (!d->keys_path || !d->revoked_path)
+			rc = VEIL_ERR_NOMEM;
+		if (rc == VEIL_OK)
+			rc = keys_load(d, err, errlen);
+		if (rc == VEIL_OK)
+			rc = rev_load(d, err, errlen);
+	}
+	if (rc == VEIL_OK && pthread_create(&d->keeper, NULL, keeper_main, d) == 0)
+		d->keeper_started = true;
+	else if (rc == VEIL_OK)
+		rc = VEIL_ERR_NOMEM;
+	if (rc != VEIL_OK) {
+		veil__device_free(&d);
+		return rc;
+	}
+	*out = d;
+	return VEIL_OK;
+}
+
+void veil__device_free(struct veil__device **dp)
+{
+	if (!dp || !*dp)
+		return;
+	struct veil__device *d = *dp;
+	if (d->keeper_started) {
+		pthread_mutex_lock(&d->lock);
+		d->stop = true;
+		pthread_cond_broadcast(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(d->keeper, NULL);
+	}
+	veil__grants_free(&d->grants);
+	if (d->sup)
+		sodium_free(d->sup); /* wipes */
+	for (size_t i = 0; i < d->nrx; i++)
+		veil__rxkey_free(&d->rx[i].k);
+	struct rev *r, *tmp;
+	HASH_ITER(hh, d->revs, r, tmp) {
+		HASH_DEL(d->revs, r);
+		free(r);
+	}
+	free(d->authorities);
+	free(d->keys_path);
+	free(d->revoked_path);
+	free(d->client_id);
+	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->rev_lock);
+	pthread_mutex_destroy(&d->publish_lock);
+	sodium_memzero(d, sizeof(*d));
+	free(d);
+	*dp = NULL;
+}
+
+void veil__device_set_send(struct veil__device *d, veil__send_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&d->lock);
+	d->send = fn;
+	d->send_ctx = ctx;
+	pthread_mutex_unlock(&d->lock);
+}
+
+size_t veil__device_topics(const struct veil__device *d, const char *topics[2])
+{
+	topics[0] = d->bundle_topic;
+	topics[1] = VEIL__TOPIC_REVOCATION;
+	return 2;
+}
+
+void veil__device_disconnected(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->connected = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+void veil__device_connected(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->connected = true;
+	d->retry_ms = RETRY_MIN_MS;
+	pthread_mutex_unlock(&d->lock);
+	send_devmsg(d, VEIL__KIND_REQUEST);
+}
+
+bool veil__device_topic(const struct veil__device *d, const char *topic)
+{
+	return topic && (!strcmp(topic, d->bundle_topic) || !strcmp(topic, VEIL__TOPIC_REVOCATION));
+}
+
+int veil__device_message(struct veil__device *d, const char *topic, const uint8_t *payload, size_t len)
+{
+	if (!d || !topic)
+		return VEIL_ERR_INVAL;
+	if (len == 0)
+		return VEIL_OK; /* a cleared retained message: nothing to apply */
+	if (!strcmp(topic, d->bundle_topic))
+		return apply_bundle(d, payload, len);
+	if (!strcmp(topic, VEIL__TOPIC_REVOCATION))
+		return apply_statement(d, payload, len);
+	return VEIL_ERR_INVAL;
+}
+
+const struct veil__revoked *veil__device_revoked(struct veil__device *d)
+{
+	return d ? &d->revoked : NULL;
+}
+
+void veil__device_want_bundle(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	uint64_t now = mono_ms();
+	bool ask = d->connected && now - d->want_ms >= WANT_MIN_MS && !(d->awaiting && now - d->request_ms < WANT_MIN_MS);
+	if (ask)
+		d->want_ms = now;
+	pthread_mutex_unlock(&d->lock);
+	if (ask)
+		send_devmsg(d, VEIL__KIND_REQUEST);
+}
+
+bool veil__device_has_bundle(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool have = d->have_version;
+	pthread_mutex_unlock(&d->lock);
+	return have;
+}
+
+uint32_t veil__device_hold_seconds(struct veil__device *d)
+{
+	uint32_t s = 0;
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; d->grants && i < d->grants->n; i++)
+		s = d->grants->g[i].grace_s > s ? d->grants->g[i].grace_s : s;
+	pthread_mutex_unlock(&d->lock);
+	return s ? s : HOLD_DEFAULT_S;
+}
