@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "keyd.h"
 
 static kd_log_sink g_sink;     /* the daemon's one log: set once at start (tests: per test) */
@@ -76,12 +78,9 @@ const char *kd_log__clean(const char *s, char *buf, size_t buflen)
 
 const char *kd_log__hex(const uint8_t *p, size_t n, char *out, size_t cap)
 {
-	static const char H[] = "0123456789abcdef";
-	size_t i = 0;
-	for (; i < n && 2 * i + 2 < cap; i++) {
-		out[2 * i] = H[p[i] >> 4];
-		out[2 * i + 1] = H[p[i] & 15];
-	}
-	out[2 * i] = '\0';
-	return out;
+	if (cap == 0)
+		return "";
+	if (2 * n + 1 > cap)
+		n = (cap - 1) / 2;
+	return sodium_bin2hex(out, cap, p, n);
 }

@@ -15,6 +15,7 @@
 
 #include "veil/error.h"
 #include "../core/util.h"
+#include "keyd.h"
 #include "store.h"
 
 struct kd_store {
@@ -766,13 +767,8 @@ int kd_store__report_status(struct kd_store *s, FILE *f, uint64_t now)
 static int print_device(void *ctx, const struct kd_device_row *d)
 {
 	FILE *f = ctx;
-	char id[33];
-	static const char H[] = "0123456789abcdef";
-	for (size_t i = 0; i < VEIL_CREDENTIAL_ID_BYTES; i++) {
-		id[2 * i] = H[d->cred_id[i] >> 4];
-		id[2 * i + 1] = H[d->cred_id[i] & 15];
-	}
-	id[32] = '\0';
+	char id[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
+	kd_log__hex(d->cred_id, VEIL_CREDENTIAL_ID_BYTES, id, sizeof(id));
 	fprintf(f, "%-24s %s %-20s issued %llu published %llu acked %llu%s\n", d->client_id, id,
 	        d->roles[0] ? d->roles : "-", (unsigned long long)d->issued_version,
 	        (unsigned long long)d->published_version, (unsigned long long)d->acked_version,
