@@ -144,6 +144,12 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+double bench_percentile(double *x, size_t n, double p)
+{
+	qsort(x, n, sizeof(*x), cmp_double);
+	return percentile(x, n, p);
+}
+
 void bench_summarize(double *x, size_t n, struct bench_summary *s)
 {
 	qsort(x, n, sizeof(*x), cmp_double);

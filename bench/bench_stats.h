@@ -66,6 +66,9 @@ struct bench_summary {
 
 /* Sorts x in place and summarises it (median: linear between ranks). */
 void bench_summarize(double *x, size_t n, struct bench_summary *s);
+/* Percentile p (0..100) of x[0..n-1], sorted here in place, linear between
+ * ranks (NAN when n is 0): latency figures such as a p99. */
+double bench_percentile(double *x, size_t n, double p);
 /* Value k of case c over the completed repetitions; with base a case
  * (not BENCH_NO_BASE), the per-repetition ratios value(c, i) / value(base, i)
  * instead. */
