@@ -1,9 +1,12 @@
 /*
  * keyd's topic-filter helpers (filter.h). Filters are valid ones
- * (veil__filter_valid): '+' and '#' are whole levels, '#' is last.
+ * (veil__filter_valid): '+' and '#' are whole levels, '#' is last. Overlap
+ * is the core's veil__filters_overlap.
  */
 #include <string.h>
 
+#include "../core/bundle.h"
+#include "../core/util.h"
 #include "filter.h"
 #include "keyd.h"
 
@@ -72,33 +75,15 @@ bool kd_filter__subst(const char *filter, const char *client_id, char *out, size
 	return true;
 }
 
-/* A wildcard in the first level never matches a level starting with '$'. */
-static bool wild(const struct lv *l, bool pct)
-{
-	return is(l, "+") || is(l, "#") || (pct && is(l, "%c"));
-}
-
 bool kd_filter__overlap(const char *a, const char *b, bool pct_wild)
 {
-	struct lv la[202], lb[202];
-	size_t na = levels(a, la, 201), nb = levels(b, lb, 201);
-	if (na > 201 || nb > 201)
-		return false;
-	for (size_t i = 0;; i++) {
-		bool ea = i == na, eb = i == nb;
-		if (ea && eb)
-			return true;
-		if (ea || eb) /* the longer one matches the parent only through '#' */
-			return ea ? is(&lb[i], "#") : is(&la[i], "#");
-		const struct lv *x = &la[i], *y = &lb[i];
-		if (i == 0 && ((wild(x, pct_wild) && !wild(y, pct_wild) && y->n && y->p[0] == '$') ||
-		               (wild(y, pct_wild) && !wild(x, pct_wild) && x->n && x->p[0] == '$')))
-			return false;
-		if (is(x, "#") || is(y, "#"))
-			return true;
-		if (wild(x, pct_wild) || wild(y, pct_wild))
-			continue;
-		if (x->n != y->n || memcmp(x->p, y->p, x->n))
-			return false;
+	/* The core's one overlap rule; a %c level stands for any one level. */
+	char x[VEIL__GRANT_SCOPE_MAX + 1], y[VEIL__GRANT_SCOPE_MAX + 1];
+	if (pct_wild) {
+		if (!kd_filter__subst(a, "+", x, sizeof(x)) || !kd_filter__subst(b, "+", y, sizeof(y)))
+			return true; /* longer than any scope: never let it pass as disjoint */
+		a = x;
+		b = y;
 	}
+	return veil__filters_overlap(a, b);
 }
