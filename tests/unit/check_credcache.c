@@ -134,16 +134,23 @@ START_TEST(test_expiry_rechecked_on_hit)
 }
 END_TEST
 
-START_TEST(test_clear_on_authority_change)
+/* A cache holding cid's credential, verified once under auths; its token in tok. */
+static struct veil__credcache *warm(const char *cid, uint8_t *cred, size_t *cl, uint8_t *tok, size_t *n)
 {
 	struct veil__credcache *c = NULL;
 	ck_assert_int_eq(veil__credcache_new(16, &c), 0);
+	*cl = cred_for(cid, T0 + 3600, cred);
+	*n = token(cred, *cl, cid, T0, tok);
+	ck_assert_int_eq(both(c, tok, *n, cid, T0, auths, NULL), VEIL_OK);
+	return c;
+}
+
+START_TEST(test_clear_on_authority_change)
+{
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t cl = cred_for("dev-c", T0 + 3600, cred);
-	size_t n = token(cred, cl, "dev-c", T0, tok);
-	ck_assert_int_eq(both(c, tok, n, "dev-c", T0, auths, NULL), VEIL_OK);
+	size_t cl, n;
+	struct veil__credcache *c = warm("dev-c", cred, &cl, tok, &n);
 	veil__credcache_clear(c);
-	n = token(cred, cl, "dev-c", T0, tok);
 	bool cached = true;
 	ck_assert_int_eq(both(c, tok, n, "dev-c", T0, others, &cached), VEIL_ERR_WRONG_AUTHORITY);
 	ck_assert(!cached);
@@ -157,12 +164,9 @@ END_TEST
 /* Without clear: a verdict under an authority no longer trusted is not used. */
 START_TEST(test_dropped_authority)
 {
-	struct veil__credcache *c = NULL;
-	ck_assert_int_eq(veil__credcache_new(16, &c), 0);
 	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t cl = cred_for("dev-d", T0 + 3600, cred);
-	size_t n = token(cred, cl, "dev-d", T0, tok);
-	ck_assert_int_eq(both(c, tok, n, "dev-d", T0, auths, NULL), VEIL_OK);
+	size_t cl, n;
+	struct veil__credcache *c = warm("dev-d", cred, &cl, tok, &n);
 	bool cached = true;
 	ck_assert_int_eq(both(c, tok, n, "dev-d", T0, others, &cached), VEIL_ERR_WRONG_AUTHORITY);
 	ck_assert(!cached);
