@@ -466,10 +466,13 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 	/* Mosquitto calls EXT_AUTH_START for a new CONNECT and for an MQTT 5
 	 * re-authentication (AUTH reason 0x19) of a connected client. Veil
 	 * offers no re-authentication: a client already logged in is refused
-	 * (Mosquitto then disconnects it; its client id stays intact). */
-	if (ours && vp_clients__get(ctx->clients, ed->client)) {
-		struct vp_client *c = vp_clients__get(ctx->clients, ed->client);
-		c->auth_after_connect = true;
+	 * (Mosquitto then disconnects it; its client id stays intact). Only a
+	 * connected client's entry means that: a parked one on this pointer is
+	 * an offline session Mosquitto freed when it expired, and this is a new
+	 * CONNECT that got its memory (forget_stale below). */
+	struct vp_client *live = vp_clients__get(ctx->clients, ed->client);
+	if (ours && live && !live->parked) {
+		live->auth_after_connect = true;
 		return refuse(&at, "reauthentication-not-supported");
 	}
 	forget_stale(&at);
