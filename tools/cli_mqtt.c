@@ -31,9 +31,11 @@ void cli_say(const struct cli_mqtt *m, const char *fmt, ...)
  * name the file, the line, the policy); the rest only with -d. */
 static void on_log(void *ctx, int level, const char *msg)
 {
-	const struct cli_mqtt *m = ctx;
-	if (level <= VEIL_LOG_WARNING)
+	struct cli_mqtt *m = ctx;
+	if (level <= VEIL_LOG_WARNING) {
+		__atomic_add_fetch(&m->said, 1U, __ATOMIC_RELAXED);
 		cli_say(m, "%s", msg);
+	}
 	else if (m->debug && !m->quiet)
 		fprintf(stderr, "veil %s: debug: %s\n", m->cmd, msg);
 }
@@ -269,6 +271,31 @@ int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg)
 	}
 }
 
+enum cli_next cli_mqtt_next(struct cli_mqtt *m, int argc, char **argv, const char *shortopts,
+                            const struct option *longopts, int *ch)
+{
+	for (;;) {
+		*ch = getopt_long(argc, argv, shortopts, longopts, NULL);
+		if (*ch == -1)
+			return CLI_NEXT_END;
+		if (*ch == CLI_OPT_HELP)
+			return CLI_NEXT_HELP;
+		int r = cli_mqtt_opt(m, *ch, optarg);
+		if (r == 0)
+			return CLI_NEXT_OWN;
+		if (r < 0)
+			return r == -2 ? CLI_NEXT_FAIL : CLI_NEXT_BAD;
+	}
+}
+
+int cli_mqtt_stop(enum cli_next why, void (*usage)(FILE *))
+{
+	if (why == CLI_NEXT_FAIL)
+		return VEIL_EXIT_FAIL;
+	usage(why == CLI_NEXT_HELP ? stdout : stderr);
+	return why == CLI_NEXT_HELP ? VEIL_EXIT_OK : VEIL_EXIT_USAGE;
+}
+
 /* The credential names the client id a token login must use. */
 static int client_id_from_credential(struct cli_mqtt *m)
 {
@@ -435,8 +462,10 @@ int cli_mqtt_connect(struct cli_mqtt *m, veil_message_cb on_msg, veil_refusal_cb
 {
 	int rc = veil_async_new(&m->o, &m->a);
 	if (rc != VEIL_OK) {
-		/* libveil has said why (the file, the line) through the log. */
-		cli_say(m, "cannot set up the client: %s (%s)", veil_strerror(rc), veil_errname(rc));
+		/* libveil has said why (the file, the line) through the log, unless
+		 * it refused the options themselves. */
+		if (!__atomic_load_n(&m->said, __ATOMIC_RELAXED))
+			cli_say(m, "cannot set up the client: %s (%s)", veil_strerror(rc), veil_errname(rc));
 		return VEIL_EXIT_FAIL;
 	}
 	veil_async_set_callbacks(m->a, m, on_msg, on_ref, on_lost);
@@ -466,7 +495,7 @@ int cli_mqtt_connect(struct cli_mqtt *m, veil_message_cb on_msg, veil_refusal_cb
 	} else if (rc == VEIL_ERR_TIMEOUT) {
 		cli_say(m, "no answer from %s within %d s", m->uri, limit_ms / 1000);
 	} else {
-		cli_say(m, "cannot connect to %s: %s (is a broker listening there?%s)", m->uri, veil_strerror(rc),
+		cli_say(m, "cannot connect to %s: no MQTT broker answered (is one listening there?%s)", m->uri,
 		        m->o.tls.ca_file || m->url_tls ? " does its certificate chain to --cafile?" : "");
 	}
 	veil_async_free(&m->a);

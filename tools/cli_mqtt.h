@@ -49,6 +49,7 @@ struct cli_mqtt {
 
 	struct veil_async *a;
 	void *user;                      /* the command's state, for its message callbacks */
+	unsigned said;                   /* errors and warnings libveil has logged */
 	pthread_mutex_t lock;            /* everything below; cond on CLOCK_MONOTONIC */
 	pthread_cond_t cond;
 	bool lost;                       /* connection lost after connecting */
@@ -101,6 +102,15 @@ void cli_mqtt_init(struct cli_mqtt *m, const char *cmd);
 /* One option: 1 handled, 0 not a shared option, -1 usage error (said),
  * -2 runtime failure (said: a config file that does not load). */
 int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg);
+/* getopt_long over argv (optind = 1 before the first call): the shared
+ * options are taken here; the command gets its own ones (CLI_NEXT_OWN, *ch
+ * and optarg set) and, at the end, anything else. */
+enum cli_next { CLI_NEXT_END, CLI_NEXT_OWN, CLI_NEXT_HELP, CLI_NEXT_FAIL, CLI_NEXT_BAD };
+enum cli_next cli_mqtt_next(struct cli_mqtt *m, int argc, char **argv, const char *shortopts,
+                            const struct option *longopts, int *ch);
+/* What HELP, FAIL (said) and BAD end in: usage on stdout or stderr, and
+ * the exit status. */
+int cli_mqtt_stop(enum cli_next why, void (*usage)(FILE *));
 /* After parsing: checks what the options need and builds the libveil
  * options. Returns an exit status (VEIL_EXIT_OK to go on). */
 int cli_mqtt_finish(struct cli_mqtt *m);

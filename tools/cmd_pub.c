@@ -255,22 +255,9 @@ int veil_cmd_pub(int argc, char **argv)
 	double delay = 0;
 	int ch, status = VEIL_EXIT_USAGE;
 	struct veil__text data = { 0 };
+	enum cli_next nx;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, CLI_MQTT_SHORT "m:f:lsnr", longopts, NULL)) != -1) {
-		if (ch == CLI_OPT_HELP) {
-			usage(stdout);
-			status = VEIL_EXIT_OK;
-			goto out;
-		}
-		int r = cli_mqtt_opt(&p->m, ch, optarg);
-		if (r == -2) {
-			status = VEIL_EXIT_FAIL;
-			goto out;
-		}
-		if (r == 1)
-			continue;
-		if (r < 0)
-			goto bad;
+	while ((nx = cli_mqtt_next(&p->m, argc, argv, CLI_MQTT_SHORT "m:f:lsnr", longopts, &ch)) == CLI_NEXT_OWN) {
 		char *end = NULL;
 		switch (ch) {
 		case 'm': message = optarg; break;
@@ -292,6 +279,10 @@ int veil_cmd_pub(int argc, char **argv)
 			break;
 		default: goto bad;
 		}
+	}
+	if (nx != CLI_NEXT_END) {
+		status = cli_mqtt_stop(nx, usage);
+		goto out;
 	}
 	if (optind != argc || p->m.n_topics != 1 || (!!message + !!file + lines + null_msg + whole_stdin) != 1) {
 		fprintf(stderr, "veil pub: one -t TOPIC and one of -m, -f, -s, -l, -n are needed\n");

@@ -16,11 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "veil/veil.h"
 #include "veil/client.h"
-#include "../core/util.h" /* veil__filter_matches: the one topic matcher */
+#include "../core/util.h"        /* veil__filter_matches: the one topic matcher */
+#include "../plugin/auth_file.h" /* the change signature the plugin polls its files with */
 #include "cli.h"
 #include "cli_mqtt.h"
 #include "sub_format.h"
@@ -141,37 +141,6 @@ static void *signal_main(void *arg)
 
 /* ---- keyring reload ---- */
 
-struct file_id {
-	bool present;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-};
-
-static struct file_id file_id(const char *path)
-{
-	struct file_id id;
-	memset(&id, 0, sizeof(id));
-	struct stat st;
-	if (stat(path, &st) == 0) {
-		id.present = true;
-		id.dev = st.st_dev;
-		id.ino = st.st_ino;
-		id.size = st.st_size;
-		id.mtime = st.st_mtim;
-		id.ctime = st.st_ctim;
-	}
-	return id;
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-	return a->present == b->present && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 static void reload(struct sub *s, const char *why)
 {
 	/* On failure libveil says why (file:line) and keeps the old keyring. */
@@ -237,7 +206,8 @@ static int run(struct sub *s, int timeout_s)
 	uint64_t start = cli_now_ms();
 	uint64_t deadline = timeout_s ? start + (uint64_t)timeout_s * 1000U : 0;
 	uint64_t next_poll = start + KEYRING_POLL_MS;
-	struct file_id keyring = file_id(m->o.keyring_path);
+	struct vp_file_sig keyring;
+	vp_file__sig(m->o.keyring_path, &keyring);
 	int status = VEIL_EXIT_OK;
 	pthread_mutex_lock(&m->lock);
 	for (;;) {
@@ -250,7 +220,7 @@ static int run(struct sub *s, int timeout_s)
 		if (s->hups) {
 			s->hups = 0;
 			pthread_mutex_unlock(&m->lock);
-			keyring = file_id(m->o.keyring_path);
+			vp_file__sig(m->o.keyring_path, &keyring);
 			reload(s, "SIGHUP");
 			pthread_mutex_lock(&m->lock);
 			continue;
@@ -262,8 +232,9 @@ static int run(struct sub *s, int timeout_s)
 		}
 		if (now >= next_poll) {
 			pthread_mutex_unlock(&m->lock);
-			struct file_id cur = file_id(m->o.keyring_path);
-			if (cur.present && !same_file(&cur, &keyring)) {
+			struct vp_file_sig cur;
+			vp_file__sig(m->o.keyring_path, &cur);
+			if (cur.exists && !vp_file__sig_equal(&cur, &keyring)) {
 				keyring = cur;
 				reload(s, "the file changed");
 			}
@@ -306,22 +277,10 @@ int veil_cmd_sub(int argc, char **argv)
 	int ch, status = VEIL_EXIT_USAGE;
 	pthread_t sig_thread;
 	bool sig_started = false;
+	enum cli_next nx;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, CLI_MQTT_SHORT "C:W:vNREF:U:T:", longopts, NULL)) != -1) {
-		if (ch == CLI_OPT_HELP) {
-			usage(stdout);
-			status = VEIL_EXIT_OK;
-			goto out;
-		}
-		int r = cli_mqtt_opt(&s->m, ch, optarg);
-		if (r == -2) {
-			status = VEIL_EXIT_FAIL;
-			goto out;
-		}
-		if (r == 1)
-			continue;
-		if (r < 0)
-			goto bad;
+	while ((nx = cli_mqtt_next(&s->m, argc, argv, CLI_MQTT_SHORT "C:W:vNREF:U:T:", longopts, &ch)) ==
+	       CLI_NEXT_OWN) {
 		switch (ch) {
 		case 'C': if (cli_parse_int(optarg, 1, 1 << 30, &limit)) goto bad; break;
 		case 'W': if (cli_parse_int(optarg, 1, 1 << 30, &timeout_s)) goto bad; break;
@@ -344,6 +303,10 @@ int veil_cmd_sub(int argc, char **argv)
 			break;
 		default: goto bad;
 		}
+	}
+	if (nx != CLI_NEXT_END) {
+		status = cli_mqtt_stop(nx, usage);
+		goto out;
 	}
 	if (optind != argc || (s->m.n_topics < 1 && s->n_unsub < 1)) {
 		fprintf(stderr, "veil sub: -t FILTER (or -U FILTER) is needed\n");
