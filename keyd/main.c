@@ -105,7 +105,7 @@ struct run {
 	struct kd_mqtt *mq;
 	uint64_t reconnect_at_ms; /* 0: none due */
 	uint64_t backoff_ms;
-	uint64_t published;
+	uint64_t published; /* bundles the broker acknowledged */
 	bool stop;
 };
 
@@ -147,12 +147,13 @@ static void handle_event(struct run *r, struct kd_ev *ev, const struct kd_now *n
 	case KD_EV_PUBACK:
 		if (done) {
 			kd_log__debug("mqtt", "puback", "topic=%s version=%llu", ev->topic, (unsigned long long)version);
-			if (is_bundle)
+			if (is_bundle) {
 				kd_service__published(r->svc, cred_id, version);
-			r->published++;
+				r->published++;
 #ifdef VEIL_KEYD_TEST_HOOKS
-			crash_hook(r->published);
+				crash_hook(r->published);
 #endif
+			}
 		}
 		break;
 	case KD_EV_PUBLISH_FAILED:

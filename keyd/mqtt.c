@@ -6,9 +6,11 @@
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <MQTTAsync.h>
@@ -382,15 +384,48 @@ bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_i
 	}
 }
 
+static void on_disc(void *ctx, MQTTAsync_successData5 *r)
+{
+	(void)r;
+	push_simple(ctx, KD_EV_LOST, 0);
+}
+
+static void on_disc_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+	(void)r;
+	push_simple(ctx, KD_EV_LOST, -1);
+}
+
 void kd_mqtt__disconnect(struct kd_mqtt *m, int timeout_ms)
 {
 	if (!m->c || !MQTTAsync_isConnected(m->c))
 		return;
 	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer5;
 	o.timeout = timeout_ms;
-	MQTTAsync_disconnect(m->c, &o);
-	for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(m->c); i++)
-		usleep(10000); /* Paho offers no completion wait for a disconnect without callbacks */
+	o.onSuccess5 = on_disc;
+	o.onFailure5 = on_disc_fail;
+	o.context = m;
+	if (MQTTAsync_disconnect(m->c, &o) != MQTTASYNC_SUCCESS)
+		return;
+	/* Wait for the callback's event (or the deadline); drop whatever else
+	 * arrives meanwhile: keyd is stopping. */
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L);
+		struct pollfd pf = { m->pipe[0], POLLIN, 0 };
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+			return;
+		struct kd_ev *ev;
+		bool done = false;
+		while ((ev = kd_mqtt__next(m)) != NULL) {
+			done = done || ev->type == KD_EV_LOST;
+			kd_mqtt__ev_free(ev);
+		}
+		if (done)
+			return;
+	}
 }
 
 void kd_mqtt__free(struct kd_mqtt **mp)

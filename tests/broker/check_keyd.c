@@ -9,7 +9,9 @@
  * a dashboard gets the sensor's key for reading; a device cannot publish
  * on another device's request topic; keyd survives garbage on its request
  * topic; SIGHUP reloads; SIGTERM stops it cleanly; a restarted keyd serves
- * the same keys from its store.
+ * the same keys from its store; after a broker restart keyd logs in again
+ * with a fresh token; the crash hook of issue 13's drill kills it after N
+ * acknowledged bundles and a restart serves on.
  *
  * The ACL rules for Veil's own topics are written here by hand: the plugin
  * does not yet protect $veil/v1/... itself (issue 12).
@@ -62,10 +64,10 @@ static const char *keyd_bin(void)
 	return p;
 }
 
-static void start_keyd(void)
+static void start_keyd_env(const char *const *env)
 {
 	const char *argv[] = { keyd_bin(), "-c", conf, "-d", NULL };
-	struct test_spawn o = { .err = keyd_log };
+	struct test_spawn o = { .err = keyd_log, .env = env };
 	keyd = test_spawn(argv, &o);
 	if (!test_file_wait(keyd_log, "mqtt | subscribed", 10000)) {
 		test_file_dump("keyd", keyd_log);
@@ -74,6 +76,11 @@ static void start_keyd(void)
 		keyd = -1;
 		ck_abort_msg("keyd did not subscribe (exit status %d)", status);
 	}
+}
+
+static void start_keyd(void)
+{
+	start_keyd_env(NULL);
 }
 
 static void stop_keyd(void)
@@ -333,12 +340,51 @@ START_TEST(devices_get_their_grants)
 }
 END_TEST
 
+START_TEST(reconnect_and_crash)
+{
+	/* The broker restarts: keyd logs in again with a fresh token (the
+	 * plugin refuses a replayed one) and serves requests sent after it. */
+	start_keyd();
+	ck_assert_int_eq(test_broker_stop(&B), 0);
+	ck_assert(test_file_wait(keyd_log, "mqtt | lost", 5000));
+	ck_assert_int_eq(test_broker_restart(&B), 0);
+	ck_assert(test_file_wait_count(keyd_log, "mqtt | subscribed", 2, 20000));
+	struct dev s1;
+	dev_connect(&s1, "sensor-1", "sensor");
+	dev_request(&s1);
+	struct veil__grants *g = NULL;
+	ck_assert_msg(dev_bundle(&s1, &g, 10000), "no bundle after the broker restart");
+	veil__grants_free(&g);
+	stop_keyd();
+	/* Issue 13's crash hook (test builds): keyd dies by SIGKILL right
+	 * after the broker acknowledged its first bundle... */
+	const char *env[] = { "VEIL_KEYD_CRASH_AFTER=1", NULL };
+	start_keyd_env(env);
+	dev_request(&s1);
+	ck_assert_int_eq(test_wait_exit(keyd, 10000), 128 + SIGKILL);
+	keyd = -1;
+	ck_assert(test_file_has(keyd_log, "test | crash | after=1"));
+	ck_assert_msg(dev_bundle(&s1, &g, 10000), "the bundle acknowledged before the crash");
+	veil__grants_free(&g);
+	/* ...and, restarted, serves on with a newer version. */
+	uint64_t v = s1.d.held_version;
+	start_keyd();
+	dev_request(&s1);
+	ck_assert_msg(dev_bundle(&s1, &g, 10000), "no bundle after the crash");
+	ck_assert_uint_gt(s1.d.held_version, v);
+	veil__grants_free(&g);
+	dev_close(&s1);
+	stop_keyd();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd");
 	TCase *tc = veil_tcase("keyd", 60);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, devices_get_their_grants);
+	tcase_add_test(tc, reconnect_and_crash);
 	suite_add_tcase(s, tc);
 	return s;
 }
