@@ -250,9 +250,17 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 			              m.version > row.issued_version ? "never-issued" : "not-newer");
 		}
 	}
+	/* A new credential for a client id keyd serves replaces the old one:
+	 * both would publish on the one retained bundle topic of that client id,
+	 * and the device holds only the newer. The newest accepted message wins. */
+	struct kd_dev *old, *tmp;
 	rc = kd_store__begin(s->st);
 	if (rc == VEIL_OK && !d)
 		rc = dev_instances(s, row.client_id, t);
+	HASH_ITER(hh, s->devs, old, tmp) {
+		if (rc == VEIL_OK && !d && !strcmp(old->row.client_id, row.client_id))
+			rc = kd_store__device_delete(s->st, old->row.cred_id);
+	}
 	if (rc == VEIL_OK)
 		rc = kd_store__device_put(s->st, &row);
 	if (rc == VEIL_OK && acked) {
@@ -267,6 +275,15 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		kd_svc__reload_state(s); /* memory follows the store, never the other way */
 		kd_log__audit("store", "error", "client=%s cred=%s during=request error=%s", c, id, veil_errname(rc));
 		return rc;
+	}
+	HASH_ITER(hh, s->devs, old, tmp) {
+		if (!d && !strcmp(old->row.client_id, row.client_id)) {
+			char oid[40];
+			kd_log__audit("device", "replace", "client=%s cred=%s by=%s", c,
+			              kd_log__hex(old->row.cred_id, VEIL_CREDENTIAL_ID_BYTES, oid, sizeof(oid)), id);
+			HASH_DEL(s->devs, old);
+			kd_svc__dev_free(old);
+		}
 	}
 	if (!d) {
 		d = kd_svc__dev_add(s, &row);

@@ -597,6 +597,19 @@ int kd_store__device_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTI
 	return rc;
 }
 
+int kd_store__device_delete(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES])
+{
+	static const char *const SQL[] = { "DELETE FROM grants WHERE cred_id = ?", "DELETE FROM devices WHERE cred_id = ?" };
+	int rc = VEIL_OK;
+	for (size_t i = 0; rc == VEIL_OK && i < 2; i++) {
+		sqlite3_stmt *st = prep(s, SQL[i]);
+		if (st)
+			sqlite3_bind_blob(st, 1, cred_id, VEIL_CREDENTIAL_ID_BYTES, SQLITE_STATIC);
+		rc = run(st);
+	}
+	return rc;
+}
+
 int kd_store__device_published(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES], uint64_t version)
 {
 	sqlite3_stmt *st = prep(s, "UPDATE devices SET published_version = ? WHERE cred_id = ? AND published_version < ?");

@@ -113,6 +113,8 @@ struct kd_device_row {
 int kd_store__device_put(struct kd_store *s, const struct kd_device_row *d);
 /* VEIL_ERR_NOT_FOUND when absent. */
 int kd_store__device_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES], struct kd_device_row *d);
+/* Forget a credential (and what its bundles held). */
+int kd_store__device_delete(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES]);
 int kd_store__device_published(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES], uint64_t version);
 typedef int (*kd_device_cb)(void *ctx, const struct kd_device_row *d);
 int kd_store__devices_each(struct kd_store *s, kd_device_cb cb, void *ctx);

@@ -607,6 +607,42 @@ START_TEST(reload_keeps_old_on_error)
 }
 END_TEST
 
+static int count_rows(void *ctx, const struct kd_device_row *d)
+{
+	(void)d;
+	(*(int *)ctx)++;
+	return VEIL_OK;
+}
+
+START_TEST(new_credential_replaces_old)
+{
+	/* sensor-1 re-provisioned (new key, new credential): keyd serves the
+	 * new one only, so rotations never overwrite its retained bundle with
+	 * one for the old credential. */
+	struct test_kd_device old, neu;
+	test_kd_device_new(&old, auth, "sensor-1", "sensor", 30 * 86400);
+	test_kd_device_new(&neu, auth, "sensor-1", "sensor", 30 * 86400);
+	ck_assert_int_eq(request(&old), VEIL_OK);
+	advance(1);
+	ck_assert_int_eq(request(&neu), VEIL_OK);
+	ck_assert_ptr_nonnull(strstr(audit, "device | replace | client=sensor-1"));
+	int rows = 0;
+	ck_assert_int_eq(kd_store__devices_each(st, count_rows, &rows), VEIL_OK);
+	ck_assert_int_eq(rows, 1);
+	struct veil__grants *g;
+	ck_assert_int_eq(open_bundle(&neu, &g), VEIL_OK);
+	veil__grants_free(&g);
+	/* A rotation later: the bundle on sensor-1's topic is the new device's. */
+	advance(3600);
+	ck_assert_int_eq(send_msg(&neu, VEIL__KIND_ACK, secs(), neu.held_version), VEIL_OK);
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	ck_assert_int_eq(open_bundle(&neu, &g), VEIL_OK);
+	veil__grants_free(&g);
+	test_kd_device_free(&old);
+	test_kd_device_free(&neu);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_service");
@@ -621,6 +657,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, rotation_reaches_entitled);
 	tcase_add_test(tc, operator_rotation_and_revocation);
 	tcase_add_test(tc, reload_keeps_old_on_error);
+	tcase_add_test(tc, new_credential_replaces_old);
 	suite_add_tcase(s, tc);
 	return s;
 }
