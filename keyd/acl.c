@@ -13,10 +13,12 @@
  *   - attrs are those of protection rules covering the whole scope; a
  *     scope straddling protected and unprotected topics is not detected.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "veil/error.h"
+#include "veil/identity.h"
 #include "acl_decide.h"
 #include "acl_rules.h"
 #include "acl.h"
@@ -50,30 +52,57 @@ void kd_acl__free(struct kd_acl **a)
 	*a = NULL;
 }
 
+struct kd_acl_view {
+	const struct vp_acl_rules *r;
+	struct vp_acl_view *v;
+	char cid[VEIL_CLIENT_ID_MAX + 1];
+};
+
+struct kd_acl_view *kd_acl__view(const struct kd_acl *a, const struct kd_who *w)
+{
+	struct kd_acl_view *kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return NULL;
+	kv->r = a ? a->rules : NULL;
+	snprintf(kv->cid, sizeof(kv->cid), "%s", w->client_id);
+	struct vp_acl_who who = { kv->cid, kv->cid, w->roles };
+	kv->v = kv->r ? vp_acl_view__new(kv->r, &who, 0) : NULL;
+	if (kv->r && !kv->v) {
+		free(kv);
+		return NULL;
+	}
+	return kv;
+}
+
+void kd_acl__view_free(struct kd_acl_view **v)
+{
+	if (!v || !*v)
+		return;
+	free((*v)->v);
+	free(*v);
+	*v = NULL;
+}
+
 /* What the rules covering the whole filter say, over the client's lists
  * and the patterns, as vp_acl__decide walks them. */
-static bool covering(const struct kd_acl *a, const struct kd_who *w, const char *filter, struct vp_match *m)
+static bool covering(const struct kd_acl_view *kv, const char *filter, struct vp_match *m)
 {
-	const struct vp_acl_rules *r = a->rules;
-	struct vp_acl_who who = { w->client_id, w->client_id, w->roles };
-	struct vp_acl_view *v = vp_acl_view__new(r, &who, 0);
-	if (!v)
-		return false;
-	struct vp_subst s = { v->dangerous ? NULL : w->client_id, v->dangerous ? NULL : w->client_id };
+	const struct vp_acl_rules *r = kv->r;
+	const struct vp_acl_view *v = kv->v;
+	struct vp_subst s = { v->dangerous ? NULL : kv->cid, v->dangerous ? NULL : kv->cid };
 	bool ok = true;
 	for (size_t i = 0; ok && i < v->n; i++)
 		ok = vp_trie__cover(r->trie, v->lists[i], filter, &s, m);
 	if (ok && !v->dangerous && r->patterns)
 		ok = vp_trie__cover(r->trie, r->patterns, filter, &s, m);
-	free(v);
 	return ok;
 }
 
-void kd_acl__rights(const struct kd_acl *a, const struct kd_who *w, const char *filter, struct kd_rights *out)
+void kd_acl__rights(const struct kd_acl_view *v, const char *filter, struct kd_rights *out)
 {
 	struct vp_match m = { 0, 0, false };
 	out->read_all = out->write_some = false;
-	if (!a || !covering(a, w, filter, &m) || m.deny)
+	if (!v || !v->r || !covering(v, filter, &m) || m.deny)
 		return;
 	out->read_all = (m.allow & VP_ACC_READ) != 0;
 	out->write_some = (m.allow & VP_ACC_WRITE) != 0;

@@ -35,7 +35,12 @@ struct kd_rights {
 /* VEIL_OK, or an error with "path:line: reason" in err. */
 int kd_acl__load(const char *path, struct kd_acl **out, char *err, size_t errlen);
 void kd_acl__free(struct kd_acl **a);
-void kd_acl__rights(const struct kd_acl *a, const struct kd_who *w, const char *filter, struct kd_rights *out);
+/* The rule lists that apply to w, resolved once for many questions (NULL
+ * on ENOMEM); valid while a lives. */
+struct kd_acl_view;
+struct kd_acl_view *kd_acl__view(const struct kd_acl *a, const struct kd_who *w);
+void kd_acl__view_free(struct kd_acl_view **v);
+void kd_acl__rights(const struct kd_acl_view *v, const char *filter, struct kd_rights *out);
 /* false when the topics of filter (for client_id's %c) carry different
  * protection attributes. */
 bool kd_acl__attrs(const struct kd_acl *a, const char *filter, const char *client_id, uint8_t *attrs);

@@ -95,6 +95,7 @@ static int load_inst(void *ctx, const struct kd_instance_row *r)
 		free(in);
 		return rc;
 	}
+	in->seq = ++l->E->inst_gen;
 	HASH_ADD_STR(l->E->by_filter, filter, in);
 	return VEIL_OK;
 }
@@ -119,7 +120,6 @@ int kd_epochs__load(struct kd_epochs *E, struct kd_store *s)
 	if (rc != VEIL_OK)
 		kd_epochs__free(E);
 	E->gen = 1;
-	E->inst_gen = 1;
 	return rc;
 }
 
@@ -146,9 +146,9 @@ int kd_epochs__instance(struct kd_epochs *E, struct kd_store *s, const struct kd
 	if (!in)
 		return VEIL_ERR_NOMEM;
 	in->anchor = anchor;
+	in->seq = ++E->inst_gen;
 	HASH_ADD_STR(E->by_filter, filter, in);
 	E->gen++;
-	E->inst_gen++;
 	*out = in;
 	return VEIL_OK;
 }

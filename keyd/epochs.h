@@ -44,6 +44,7 @@ struct kd_inst {
 	char owner[VEIL_CLIENT_ID_MAX + 1];       /* "" for a shared scope */
 	uint8_t attrs;                            /* VP_ATTR_* of its topics (grants: signed) */
 	bool usable;                              /* in the config, attributes consistent */
+	uint64_t seq;                             /* creation order (kd_epochs.inst_gen when it came) */
 	struct kd_epoch *ep;                      /* by key id, ascending */
 	size_t n, cap;
 	UT_hash_handle hh;                        /* by filter */
@@ -52,7 +53,7 @@ struct kd_inst {
 struct kd_epochs {
 	struct kd_inst *by_filter;
 	uint64_t gen;      /* bumped whenever an instance or an epoch comes or goes */
-	uint64_t inst_gen; /* bumped when an instance comes */
+	uint64_t inst_gen; /* bumped when an instance comes: the newest instance's seq */
 };
 
 /* Load every instance and epoch (keys unsealed) from the store. */

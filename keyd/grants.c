@@ -10,25 +10,24 @@
 #include "grants.h"
 
 int kd_grants__entitle(const struct kd_epochs *E, const struct kd_acl *acl, const struct kd_who *w,
-                       struct kd_ent **out, size_t *n)
+                       uint64_t since_seq, struct kd_ent **out, size_t *n)
 {
-	*out = NULL;
-	*n = 0;
-	size_t cap = 0;
+	size_t cap = *n;
+	struct kd_acl_view *v = NULL;
 	for (struct kd_inst *in = E->by_filter; in; in = in->hh.next) {
-		if (!in->usable)
+		if (!in->usable || in->seq <= since_seq)
 			continue;
+		if (!v && !(v = kd_acl__view(acl, w)))
+			return VEIL_ERR_NOMEM;
 		struct kd_rights r;
-		kd_acl__rights(acl, w, in->filter, &r);
+		kd_acl__rights(v, in->filter, &r);
 		if (!r.read_all && !r.write_some)
 			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 8;
 			void *p = realloc(*out, cap * sizeof(**out));
 			if (!p) {
-				free(*out);
-				*out = NULL;
-				*n = 0;
+				kd_acl__view_free(&v);
 				return VEIL_ERR_NOMEM;
 			}
 			*out = p;
@@ -39,6 +38,7 @@ int kd_grants__entitle(const struct kd_epochs *E, const struct kd_acl *acl, cons
 		                     ((in->attrs & KD_ATTR_SIGNED) ? VEIL__GRANT_SIGNED : 0));
 		e->write_only = !r.read_all;
 	}
+	kd_acl__view_free(&v);
 	return VEIL_OK;
 }
 

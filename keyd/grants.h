@@ -23,9 +23,11 @@ struct kd_ent {
 	bool write_only;   /* granted by write overlap alone (audited at load) */
 };
 
-/* Every usable instance w is entitled to (malloc'd array). */
+/* Append to *out (malloc'd, *n entries) every usable instance w is
+ * entitled to among those created after since_seq (0: all). So a device
+ * joining a fleet of n costs each other device one question, not n. */
 int kd_grants__entitle(const struct kd_epochs *E, const struct kd_acl *acl, const struct kd_who *w,
-                       struct kd_ent **out, size_t *n);
+                       uint64_t since_seq, struct kd_ent **out, size_t *n);
 /* The grants of those instances at now, every granted epoch of each, in
  * key-id order: the bundle's plaintext (sodium_malloc'd) and what the
  * store records of it. n of both may be 0. */

@@ -38,24 +38,28 @@ void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in)
 		kd_log__debug("scope", "usable", "instance=%s attrs=%u", in->filter, attrs);
 }
 
-static uint64_t ent_gen(const struct kd_service *s)
-{
-	return s->acl_gen << 32 | (s->E.inst_gen & 0xffffffffU);
-}
-
+/* d's entitlements, current with the ACL and every instance: recomputed
+ * after a reload, extended with the instances that came since. */
 static int ent_refresh(struct kd_service *s, struct kd_dev *d)
 {
-	if (d->ent_gen == ent_gen(s) && d->ent)
+	if (d->ent_acl == s->acl_gen && d->ent_seq == s->E.inst_gen)
 		return VEIL_OK;
-	free(d->ent);
-	d->ent = NULL;
-	d->n_ent = 0;
+	if (d->ent_acl != s->acl_gen) {
+		free(d->ent);
+		d->ent = NULL;
+		d->n_ent = 0;
+		d->ent_seq = 0;
+	}
+	size_t from = d->n_ent;
 	struct kd_who w = { d->row.client_id, d->row.roles };
-	int rc = kd_grants__entitle(&s->E, s->m.acl, &w, &d->ent, &d->n_ent);
-	if (rc != VEIL_OK)
+	int rc = kd_grants__entitle(&s->E, s->m.acl, &w, d->ent_seq, &d->ent, &d->n_ent);
+	if (rc != VEIL_OK) {
+		d->ent_acl = 0; /* recompute everything next time */
 		return rc;
-	d->ent_gen = ent_gen(s);
-	for (size_t i = 0; i < d->n_ent; i++) {
+	}
+	d->ent_acl = s->acl_gen;
+	d->ent_seq = s->E.inst_gen;
+	for (size_t i = from; i < d->n_ent; i++) {
 		if (d->ent[i].write_only) {
 			char c[80];
 			kd_log__audit("grant", "write-only", "client=%s instance=%s (granted by write rights, no read of the whole scope)",

@@ -32,7 +32,8 @@ struct kd_dev {
 	struct kd_device_row row;
 	struct kd_ent *ent;        /* instances it is entitled to */
 	size_t n_ent;
-	uint64_t ent_gen;          /* (acl generation, instance generation) they were computed for */
+	uint64_t ent_acl;          /* the ACL generation they were computed for */
+	uint64_t ent_seq;          /* the newest instance they considered */
 	struct kd_grant_ref *last; /* what its newest committed bundle held */
 	size_t n_last;
 	uint64_t due;              /* unix s a deferred re-issue is due (0: none) */

@@ -102,9 +102,9 @@ static void teardown(void)
 static int ent(const char *cid, const char *roles, const char *filter)
 {
 	struct kd_who w = { cid, roles };
-	struct kd_ent *e;
-	size_t n;
-	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, &e, &n), VEIL_OK);
+	struct kd_ent *e = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, 0, &e, &n), VEIL_OK);
 	int r = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(e[i].in->filter, filter))
@@ -163,9 +163,9 @@ END_TEST
 START_TEST(collect_and_news)
 {
 	struct kd_who w = { "dash-1", "dashboard" };
-	struct kd_ent *e;
-	size_t n;
-	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, &e, &n), VEIL_OK);
+	struct kd_ent *e = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, 0, &e, &n), VEIL_OK);
 	ck_assert_uint_eq(n, 3);
 	struct veil__grants *g;
 	struct kd_grant_ref *refs;
@@ -215,6 +215,27 @@ START_TEST(collect_and_news)
 }
 END_TEST
 
+START_TEST(incremental)
+{
+	/* Entitlements for the instances that came after since_seq only,
+	 * appended: a joining device costs the others one question each. */
+	struct kd_who w = { "dash-1", "dashboard" };
+	struct kd_ent *e = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, 0, &e, &n), VEIL_OK);
+	ck_assert_uint_eq(n, 3);
+	uint64_t seen = E.inst_gen;
+	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, seen, &e, &n), VEIL_OK);
+	ck_assert_uint_eq(n, 3);
+	struct kd_inst *s3 = inst(0, "sensor-3");
+	ck_assert_uint_eq(s3->seq, seen + 1);
+	ck_assert_int_eq(kd_grants__entitle(&E, acl, &w, seen, &e, &n), VEIL_OK);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_ptr_eq(e[3].in, s3);
+	free(e);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_grants");
@@ -224,6 +245,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, who_gets_what);
 	tcase_add_test(tc, removing_rights);
 	tcase_add_test(tc, collect_and_news);
+	tcase_add_test(tc, incremental);
 	suite_add_tcase(s, tc);
 	return s;
 }
