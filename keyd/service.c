@@ -125,7 +125,16 @@ struct kd_dev *kd_svc__dev_add(struct kd_service *s, const struct kd_device_row 
 
 bool kd_svc__revoked_row(const struct kd_service *s, const struct kd_device_row *r)
 {
-	return vp_revoke__credential(s->m.rev, r->cred_id) || vp_revoke__client(s->m.rev, r->client_id);
+	if (vp_revoke__credential(s->m.rev, r->cred_id) || vp_revoke__client(s->m.rev, r->client_id))
+		return true;
+	/* An authority removed from the trusted set takes its credentials along. */
+	for (size_t i = 0; i < s->m.n_auth; i++) {
+		uint8_t id[VEIL_AUTHORITY_ID_BYTES];
+		veil_authority_id(s->m.auth[i], id);
+		if (!memcmp(id, r->authority_id, sizeof(id)))
+			return false;
+	}
+	return true;
 }
 
 static bool trust_revoked(const struct veil_credential *c, void *ctx)
@@ -232,6 +241,7 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 	snprintf(row.client_id, sizeof(row.client_id), "%s", m.cred.client_id);
 	memcpy(row.device_pk, m.cred.device_pk, VEIL_PK_BYTES);
 	snprintf(row.roles, sizeof(row.roles), "%s", m.cred.roles);
+	memcpy(row.authority_id, m.cred.authority_id, sizeof(row.authority_id));
 	row.expires_at = m.cred.expires_at;
 	row.msg_ts = m.timestamp;
 	memcpy(row.msg_nonce, m.nonce, sizeof(row.msg_nonce));

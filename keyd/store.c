@@ -124,7 +124,8 @@ static const char *const MIGRATIONS[] = {
 	" accept_until INTEGER NOT NULL, superseded_at INTEGER NOT NULL DEFAULT 0, grace INTEGER NOT NULL,"
 	" flags INTEGER NOT NULL, UNIQUE (instance_id, epoch));"
 	"CREATE TABLE devices (cred_id BLOB PRIMARY KEY, client_id TEXT NOT NULL, device_pk BLOB NOT NULL,"
-	" roles TEXT NOT NULL, expires_at INTEGER NOT NULL, msg_ts INTEGER NOT NULL, msg_nonce BLOB NOT NULL,"
+	" roles TEXT NOT NULL, authority_id BLOB NOT NULL, expires_at INTEGER NOT NULL, msg_ts INTEGER NOT NULL,"
+	" msg_nonce BLOB NOT NULL,"
 	" rx_pk BLOB NOT NULL, issued_version INTEGER NOT NULL, published_version INTEGER NOT NULL,"
 	" acked_version INTEGER NOT NULL, last_issue INTEGER NOT NULL);"
 	"CREATE INDEX devices_client ON devices (client_id);"
@@ -545,7 +546,7 @@ int kd_store__checkpoint(struct kd_store *s)
 
 #define DEVICE_COLS                                                                                      \
 	"cred_id, client_id, device_pk, roles, expires_at, msg_ts, msg_nonce, rx_pk, issued_version,"      \
-	" published_version, acked_version, last_issue"
+	" published_version, acked_version, last_issue, authority_id"
 
 static void device_from(sqlite3_stmt *st, struct kd_device_row *d)
 {
@@ -561,11 +562,12 @@ static void device_from(sqlite3_stmt *st, struct kd_device_row *d)
 	d->published_version = u64col(st, 9);
 	d->acked_version = u64col(st, 10);
 	d->last_issue = u64col(st, 11);
+	blobcol(st, 12, d->authority_id, sizeof(d->authority_id));
 }
 
 int kd_store__device_put(struct kd_store *s, const struct kd_device_row *d)
 {
-	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO devices (" DEVICE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO devices (" DEVICE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
 	if (st) {
 		sqlite3_bind_blob(st, 1, d->cred_id, sizeof(d->cred_id), SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, d->client_id, -1, SQLITE_STATIC);
@@ -579,6 +581,7 @@ int kd_store__device_put(struct kd_store *s, const struct kd_device_row *d)
 		sqlite3_bind_int64(st, 10, i64(d->published_version));
 		sqlite3_bind_int64(st, 11, i64(d->acked_version));
 		sqlite3_bind_int64(st, 12, i64(d->last_issue));
+		sqlite3_bind_blob(st, 13, d->authority_id, sizeof(d->authority_id), SQLITE_STATIC);
 	}
 	return run(st);
 }

@@ -101,6 +101,7 @@ struct kd_device_row {
 	char client_id[VEIL_CLIENT_ID_MAX + 1];
 	uint8_t device_pk[VEIL_PK_BYTES];
 	char roles[VEIL_ROLES_MAX + 1];
+	uint8_t authority_id[VEIL_AUTHORITY_ID_BYTES]; /* who signed the credential */
 	uint64_t expires_at;
 	uint64_t msg_ts;                             /* newest accepted device message */
 	uint8_t msg_nonce[VEIL__DEVMSG_NONCE_BYTES];

@@ -643,6 +643,66 @@ START_TEST(new_credential_replaces_old)
 }
 END_TEST
 
+START_TEST(rights_removed_or_authority_dropped)
+{
+	struct test_kd_device s1, dash, other;
+	struct veil_identity *a2 = NULL;
+	ck_assert_int_eq(veil_identity_generate(&a2), VEIL_OK);
+	uint8_t a2pk[VEIL_PK_BYTES];
+	veil_identity_public(a2, a2pk);
+	/* Two authorities trusted: keyd's and a second fleet's. */
+	char path[320], line[128], text[400];
+	snprintf(path, sizeof(path), "%s/authority.pub", dir);
+	size_t one_len;
+	char *one = test_file_read(path, &one_len);
+	ck_assert_ptr_nonnull(one);
+	test_b64(line, sizeof(line), a2pk, sizeof(a2pk));
+	snprintf(text, sizeof(text), "%sveil-public-key-v1 %s\n", one, line);
+	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
+	char err[256];
+	ck_assert_int_eq(kd_service__reload(svc, cfgpath, &now, err, sizeof(err)), VEIL_OK);
+	test_kd_device_new(&s1, auth, "sensor-1", "sensor", 30 * 86400);
+	test_kd_device_new(&dash, auth, "dash-1", "dashboard", 30 * 86400);
+	test_kd_device_new(&other, a2, "sensor-2", "sensor", 30 * 86400);
+	ck_assert_int_eq(request(&s1), VEIL_OK);
+	ck_assert_int_eq(request(&other), VEIL_OK);
+	ck_assert_int_eq(request(&dash), VEIL_OK);
+	struct veil__grants *g;
+	ck_assert_int_eq(open_bundle(&dash, &g), VEIL_OK);
+	ck_assert_ptr_nonnull(test_kd_grant(g, "factory/sensor-1/#"));
+	ck_assert_ptr_nonnull(test_kd_grant(g, "factory/sensor-2/#"));
+	veil__grants_free(&g);
+	/* The dashboard role loses its rule: its next bundle holds no sensor's
+	 * key (only its own %c subtree, which the pattern still gives it). */
+	ck_assert_int_eq(test_write_file(aclpath, "pattern readwrite,encrypted factory/%c/#\n", 0644), 0);
+	ck_assert_int_eq(kd_service__reload(svc, cfgpath, &now, err, sizeof(err)), VEIL_OK);
+	advance(6);
+	ck_assert_int_eq(request(&dash), VEIL_OK);
+	ck_assert_int_eq(open_bundle(&dash, &g), VEIL_OK);
+	ck_assert_ptr_null(test_kd_grant(g, "factory/sensor-1/#"));
+	ck_assert_ptr_null(test_kd_grant(g, "factory/sensor-2/#"));
+	for (size_t i = 0; i < g->n; i++)
+		ck_assert_str_eq(g->g[i].scope, "factory/dash-1/#");
+	veil__grants_free(&g);
+	/* The second authority is no longer trusted: its device is treated as
+	 * revoked (its scope rotates, the statement names it). */
+	ck_assert_int_eq(test_write_file(path, one, 0644), 0);
+	ck_assert_int_eq(kd_service__reload(svc, cfgpath, &now, err, sizeof(err)), VEIL_OK);
+	ck_assert_ptr_nonnull(strstr(audit, "revocation | rekey | client=sensor-2 instances=1"));
+	ck_assert_ptr_null(strstr(audit, "revocation | rekey | client=sensor-1"));
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	struct veil__revstmt_view rv;
+	struct pub *stmt = pub_of(VEIL__TOPIC_REVOCATION);
+	ck_assert_int_eq(veil__revstmt_parse(stmt->buf, stmt->len, &rv), VEIL_OK);
+	ck_assert_uint_eq(rv.n_entries, 2);
+	free(one);
+	veil_identity_free(&a2);
+	test_kd_device_free(&s1);
+	test_kd_device_free(&dash);
+	test_kd_device_free(&other);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_service");
@@ -658,6 +718,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, operator_rotation_and_revocation);
 	tcase_add_test(tc, reload_keeps_old_on_error);
 	tcase_add_test(tc, new_credential_replaces_old);
+	tcase_add_test(tc, rights_removed_or_authority_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }

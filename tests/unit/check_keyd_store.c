@@ -300,6 +300,7 @@ START_TEST(devices_grants_requests)
 	memset(d.cred_id, 0xa0, sizeof(d.cred_id));
 	snprintf(d.client_id, sizeof(d.client_id), "sensor-1");
 	snprintf(d.roles, sizeof(d.roles), "sensor,eu");
+	memset(d.authority_id, 0x5a, sizeof(d.authority_id));
 	d.msg_ts = 1700000000;
 	d.issued_version = 10;
 	d.expires_at = 4102444800;
@@ -313,6 +314,7 @@ START_TEST(devices_grants_requests)
 	ck_assert_int_eq(kd_store__device_get(s, d.cred_id, &got), VEIL_OK);
 	ck_assert_str_eq(got.client_id, "sensor-1");
 	ck_assert_str_eq(got.roles, "sensor,eu");
+	ck_assert_mem_eq(got.authority_id, d.authority_id, sizeof(d.authority_id));
 	ck_assert_uint_eq(got.msg_ts, 1700000000);
 	ck_assert_uint_eq(got.published_version, 10);
 	ck_assert_uint_eq(got.expires_at, 4102444800);
