@@ -260,10 +260,11 @@ int raw_login_keep(int port, const struct raw_login *l, int base_ms, int *code)
 
 size_t raw_auth_encode(const struct raw_auth *a, uint8_t *out, size_t cap)
 {
+	static const uint8_t nothing[1] = { 0 };
+	if (a->empty)
+		return frame(0xf0, nothing, 0, out, cap);
 	uint8_t body[4200];
 	size_t n = 0;
-	if (a->empty)
-		return frame(0xf0, body, 0, out, cap);
 	body[n++] = a->reason;
 	if (a->raw_props) {
 		if (a->raw_props_len > sizeof(body) - n)
