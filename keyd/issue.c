@@ -372,6 +372,10 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 	uint64_t t = secs(now);
 	int rc = VEIL_OK;
 	size_t purged = 0;
+	if (now->mono_ms - s->prune_ms >= 60000) {
+		s->prune_ms = now->mono_ms;
+		kd_svc__nonces_prune(s, t);
+	}
 	bool poll = now->mono_ms - s->rotate_poll_ms >= 1000 || s->rotate_poll_ms == 0;
 	if (poll || t >= s->next_change || s->scan) {
 		if (poll)

@@ -15,7 +15,7 @@
 
 /* ---- small state: nonce cache, rate buckets ------------------------------- */
 
-static void nonces_prune(struct kd_service *s, uint64_t now)
+void kd_svc__nonces_prune(struct kd_service *s, uint64_t now)
 {
 	struct kd_nonce *n, *tmp;
 	HASH_ITER(hh, s->nonces, n, tmp) {
@@ -38,7 +38,7 @@ static int nonce_check(struct kd_service *s, const uint8_t nonce[VEIL__DEVMSG_NO
 		return VEIL_ERR_REPLAY;
 	if (!n) {
 		if (s->n_nonces >= KD_NONCES_MAX)
-			nonces_prune(s, now);
+			kd_svc__nonces_prune(s, now);
 		if (s->n_nonces >= KD_NONCES_MAX)
 			return VEIL_ERR_REPLAY_FULL; /* never forget a live nonce */
 		n = calloc(1, sizeof(*n));

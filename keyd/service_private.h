@@ -58,6 +58,7 @@ struct kd_service {
 	bool scan;                 /* a full scan is due regardless */
 	uint64_t next_change;      /* unix s an epoch is next created */
 	uint64_t rotate_poll_ms;
+	uint64_t prune_ms;         /* last nonce-cache sweep */
 	bool statement_due;
 	struct kd_stats stats;
 };
@@ -65,6 +66,8 @@ struct kd_service {
 struct kd_dev *kd_svc__dev(const struct kd_service *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES]);
 struct kd_dev *kd_svc__dev_add(struct kd_service *s, const struct kd_device_row *row);
 void kd_svc__dev_free(struct kd_dev *d);
+/* Forget nonces whose message is past the freshness window. */
+void kd_svc__nonces_prune(struct kd_service *s, uint64_t now);
 bool kd_svc__revoked_row(const struct kd_service *s, const struct kd_device_row *r);
 void kd_svc__free_state(struct kd_service *s);
 /* Re-read instances, epochs and devices from the store (after a failed
