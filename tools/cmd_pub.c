@@ -23,7 +23,10 @@
 #include "cli.h"
 #include "cli_mqtt.h"
 
-/* Unacknowledged messages at most, as mosquitto_pub's default max_inflight. */
+/* Unacknowledged messages at most, as mosquitto_pub's default max_inflight.
+ * It also keeps Paho's command queue short: MQTTAsync refuses a send once
+ * maxBufferedMessages (100 by default) publishes wait in it, connected or
+ * not (MQTTASYNC_MAX_BUFFERED_MESSAGES, a bare VEIL_ERR_MQTT from libveil). */
 #define PUB_WINDOW 20U
 /* No acknowledgement at all for this long while some are due: give up. */
 #define PUB_ACK_TIMEOUT_MS 20000U
