@@ -165,7 +165,8 @@ static int run_case(void *ctx, size_t c, double *values)
 {
 	struct bench *b = ctx;
 	bool veil = c == C_VEIL_Q1 || c == C_VEIL_Q0;
-	const char *qos = c == C_MOSQ_Q1 || c == C_VEIL_Q1 ? "1" : "0";
+	int q = c == C_MOSQ_Q1 || c == C_VEIL_Q1 ? 1 : 0;
+	const char *qos = q ? "1" : "0";
 	const char *topic = veil ? "bench/veil" : "bench/plain";
 	/* A password login's client id is its username (or broker-assigned):
 	 * the plugin keeps other ids for their devices (docs/AUTH.md). */
@@ -177,7 +178,7 @@ static int run_case(void *ctx, size_t c, double *values)
 		fprintf(stderr, "bench_cli: subscriber login refused (%d)\n", code);
 		return -1;
 	}
-	int granted = raw_subscribe(s.fd, 4, 1, topic, atoi(qos), 10000, NULL);
+	int granted = raw_subscribe(s.fd, 4, 1, topic, q, 10000, NULL);
 	if (granted < 0 || granted >= 0x80) {
 		fprintf(stderr, "bench_cli: subscription refused (%d)\n", granted);
 		raw_abort(s.fd);
@@ -336,7 +337,7 @@ int main(void)
 	if (bench_plan_init(&plan, 900, 300) != 0 || veil_init() != VEIL_OK)
 		return 1;
 	static struct bench b;
-	char cli[512], plugin[512];
+	static char cli[512], plugin[512];
 	b.cli = built("VEIL_CLI", "tools/veil", cli, sizeof(cli));
 	const char *plugin_path = built("VEIL_PLUGIN", "plugin/mosquitto_veil.so", plugin, sizeof(plugin));
 	b.n = plan.quick ? N_QUICK : N_FULL;

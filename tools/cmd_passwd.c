@@ -425,7 +425,7 @@ int veil_cmd_passwd(int argc, char **argv)
 		return VEIL_EXIT_OK;
 	}
 	struct args a;
-	if (parse_args(argc, argv, &a) != 0) {
+	if (parse_args(argc, argv, &a) != 0 || !a.path || (a.kind != EDIT_UPGRADE && !a.user)) {
 		usage(stderr);
 		return VEIL_EXIT_USAGE;
 	}
