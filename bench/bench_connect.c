@@ -14,7 +14,6 @@
  * The plugin comes from $VEIL_PLUGIN or <build>/plugin/mosquitto_veil.so.
  */
 #include <limits.h>
-#include <libgen.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +31,6 @@
 
 #define CONC 16
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* K_ARGON is no login: one Argon2id verification, timed (what an
  * uncached password login costs the broker). */
@@ -106,7 +99,7 @@ static double run(struct bench *b, enum kind k, double secs, int *failed)
 	*failed = 0;
 	for (int i = 0; i < CONC; i++)
 		fds[i] = -1;
-	double t0 = now_s(), end = t0 + secs;
+	double t0 = bench_now_s(), end = t0 + secs;
 	bool stop = false;
 	for (;;) {
 		int active = 0;
@@ -151,14 +144,14 @@ static double run(struct bench *b, enum kind k, double secs, int *failed)
 			else
 				(*failed)++;
 		}
-		if (now_s() >= end)
+		if (bench_now_s() >= end)
 			stop = true;
 	}
 	for (int i = 0; i < CONC; i++) {
 		if (fds[i] >= 0)
 			raw_abort(fds[i]);
 	}
-	return done / (now_s() - t0);
+	return done / (bench_now_s() - t0);
 }
 
 static void make_tokens(struct bench *b, size_t n)
@@ -183,19 +176,6 @@ static void make_tokens(struct bench *b, size_t n)
 	memset(b->used, 0, sizeof(b->used));
 }
 
-static const char *plugin_path(char *buf, size_t cap)
-{
-	const char *p = getenv("VEIL_PLUGIN");
-	if (p && *p)
-		return p;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = '\0';
-	snprintf(buf, cap, "%s/../plugin/mosquitto_veil.so", dirname(exe));
-	return buf;
-}
 
 /* One run of kind c: logins/s and refusals (or Argon2id ms). */
 static int run_case(void *arg, size_t c, double *v)
@@ -204,9 +184,9 @@ static int run_case(void *arg, size_t c, double *v)
 	int failed = 0;
 	v[V_FAILED] = 0;
 	if (c == K_ARGON) {
-		double h0 = now_s();
+		double h0 = bench_now_s();
 		int hv = crypto_pwhash_str_verify(b->hash, "bench-password", 14);
-		v[V_RATE] = (now_s() - h0) * 1e3;
+		v[V_RATE] = (bench_now_s() - h0) * 1e3;
 		return hv == 0 ? 0 : -1;
 	}
 	if (c == K_CRED5 || c == K_CRED3)
@@ -243,7 +223,7 @@ int main(void)
 	if (bench_plan_init(&plan, 900, 300) != 0 || veil_init() != VEIL_OK)
 		return 1;
 	char pbuf[PATH_MAX + 64];
-	const char *plugin = plugin_path(pbuf, sizeof(pbuf));
+	const char *plugin = bench_plugin_path(pbuf, sizeof(pbuf));
 	struct bench b;
 	memset(&b, 0, sizeof(b));
 	b.secs = plan.quick ? 0.5 : 2.0;

@@ -18,7 +18,6 @@
  * The plugin comes from $VEIL_PLUGIN or <build>/plugin/mosquitto_veil.so.
  */
 #include <limits.h>
-#include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,12 +54,6 @@ struct bench {
 	int errors;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- the spray ---- */
 
@@ -152,14 +145,14 @@ static size_t ping_for(int fd, double secs, double *rtt, int *errors)
 	size_t n = 0;
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	double end = now_s() + secs;
-	while (now_s() < end && n < MAX_PINGS) {
-		double t0 = now_s();
+	double end = bench_now_s() + secs;
+	while (bench_now_s() < end && n < MAX_PINGS) {
+		double t0 = bench_now_s();
 		if (!raw_ping(fd, 10000)) {
 			(*errors)++;
 			break;
 		}
-		rtt[n++] = (now_s() - t0) * 1e3;
+		rtt[n++] = (bench_now_s() - t0) * 1e3;
 		/* Pace the pings (a benchmark's schedule, not a wait for an event):
 		 * the next slot, or at once if this ping took longer. */
 		next.tv_nsec += PING_EVERY_MS * 1000000L;
@@ -200,10 +193,10 @@ static int run_case(void *arg, size_t c, double *v)
 	bool spraying = c == C_SPRAY && pthread_create(&th, NULL, spray_thread, &s) == 0;
 	if (c == C_SPRAY && !spraying)
 		goto out;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int errors = 0;
 	size_t n = ping_for(fd, b->secs, rtt, &errors);
-	double elapsed = now_s() - t0;
+	double elapsed = bench_now_s() - t0;
 	if (spraying) {
 		atomic_store(&s.stop, true);
 		pthread_join(th, NULL);
@@ -257,19 +250,6 @@ static void report(const struct bench_table *t, void *ctx)
 	       s.median < 300 ? "met" : "not met", s.median, s.n, USERS, ADDRS, CONC, b->secs);
 }
 
-static const char *plugin_path(char *buf, size_t cap)
-{
-	const char *p = getenv("VEIL_PLUGIN");
-	if (p && *p)
-		return p;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = '\0';
-	snprintf(buf, cap, "%s/../plugin/mosquitto_veil.so", dirname(exe));
-	return buf;
-}
 
 /* The password file: USERS users with real (interactive) Argon2id hashes,
  * as `veil passwd` writes them. */
@@ -289,9 +269,9 @@ static int write_users(const char *path, struct bench *b)
 			return -1;
 		}
 		if (i == 0) {
-			double t0 = now_s();
+			double t0 = bench_now_s();
 			int wrong = crypto_pwhash_str_verify(h, "wrong", 5);
-			b->argon_ms = (now_s() - t0) * 1e3;
+			b->argon_ms = (bench_now_s() - t0) * 1e3;
 			if (wrong == 0) {
 				free(text);
 				return -1;
@@ -313,7 +293,7 @@ int main(void)
 	memset(&b, 0, sizeof(b));
 	b.secs = plan.quick ? 1.5 : 5.0;
 	char pbuf[PATH_MAX + 64], dir[256], apub[300], pwfile[300], conf[PATH_MAX + 1024];
-	const char *plugin = plugin_path(pbuf, sizeof(pbuf));
+	const char *plugin = bench_plugin_path(pbuf, sizeof(pbuf));
 	if (veil_identity_generate(&b.authority) != VEIL_OK || veil_identity_generate(&b.device) != VEIL_OK ||
 	    test_mkdtemp_readable(dir, sizeof(dir)) != 0)
 		return 1;

@@ -5,17 +5,34 @@
 #include "bench_stats.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-static double now_s(void)
+double bench_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const char *bench_plugin_path(char *buf, size_t cap)
+{
+	const char *p = getenv("VEIL_PLUGIN");
+	if (p && *p)
+		return p;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	snprintf(buf, cap, "%s/../plugin/mosquitto_veil.so", dirname(exe));
+	return buf;
 }
 
 int bench_plan_init(struct bench_plan *p, double budget_s, double quick_budget_s)
@@ -75,7 +92,7 @@ static double *cell(const struct bench_table *t, size_t rep, size_t c)
 static int run_interleaved(const struct bench_plan *p, struct bench_table *t, bench_case_fn fn, void *ctx,
                            bool warmup)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	t->done = 0;
 	if (warmup) {
 		double *scratch = calloc(t->nvalues, sizeof(*scratch));
@@ -90,7 +107,7 @@ static int run_interleaved(const struct bench_plan *p, struct bench_table *t, be
 		free(scratch);
 	}
 	for (size_t rep = 0; rep < t->repeat; rep++) {
-		if (rep > 0 && now_s() - t0 > p->budget_s) {
+		if (rep > 0 && bench_now_s() - t0 > p->budget_s) {
 			printf("(time budget of %.0f s spent: %zu of %zu repetitions)\n", p->budget_s, t->done, t->repeat);
 			break;
 		}

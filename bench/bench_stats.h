@@ -85,4 +85,11 @@ char *bench_fmt_vs(char *out, size_t cap, const struct bench_table *t, size_t c,
 
 #define BENCH_FMT_CAP 64
 
+/* Monotonic seconds. */
+double bench_now_s(void);
+/* The plugin to load: $VEIL_PLUGIN, else <build>/plugin/mosquitto_veil.so
+ * next to this program's bench/ directory (buf holds it); NULL if neither
+ * can be told. */
+const char *bench_plugin_path(char *buf, size_t cap);
+
 #endif

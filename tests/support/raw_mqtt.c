@@ -48,6 +48,22 @@ static size_t frame(uint8_t type, const uint8_t *body, size_t n, uint8_t *out, s
 	return m + n;
 }
 
+/* The Authentication Method and Data properties (each omitted when NULL)
+ * at p; returns their length. */
+static size_t auth_props(uint8_t *p, const char *method, const uint8_t *data, size_t data_len)
+{
+	size_t n = 0;
+	if (method) {
+		p[n++] = 0x15;
+		n += putstr(p + n, method, strlen(method));
+	}
+	if (data) {
+		p[n++] = 0x16;
+		n += putstr(p + n, data, data_len);
+	}
+	return n;
+}
+
 /* Encode CONNECT into out (cap >= 2048 + auth data); returns its length or 0. */
 size_t raw_connect_encode(const struct raw_login *l, uint8_t *out, size_t cap)
 {
@@ -72,14 +88,8 @@ size_t raw_connect_encode(const struct raw_login *l, uint8_t *out, size_t cap)
 			for (int s = 24; s >= 0; s -= 8)
 				props[pn++] = (uint8_t)(l->session_expiry >> s);
 		}
-		if (l->auth_method) {
-			props[pn++] = 0x15;
-			pn += putstr(props + pn, l->auth_method, strlen(l->auth_method));
-			if (l->auth_data) {
-				props[pn++] = 0x16;
-				pn += putstr(props + pn, l->auth_data, l->auth_data_len);
-			}
-		}
+		if (l->auth_method)
+			pn += auth_props(props + pn, l->auth_method, l->auth_data, l->auth_data_len);
 		n += varint(body + n, pn);
 		memcpy(body + n, props, pn);
 		n += pn;
@@ -277,14 +287,7 @@ size_t raw_auth_encode(const struct raw_auth *a, uint8_t *out, size_t cap)
 	size_t pn = 0;
 	if ((a->method ? strlen(a->method) : 0) + a->data_len > 4000)
 		return 0;
-	if (a->method) {
-		props[pn++] = 0x15;
-		pn += putstr(props + pn, a->method, strlen(a->method));
-	}
-	if (a->data) {
-		props[pn++] = 0x16;
-		pn += putstr(props + pn, a->data, a->data_len);
-	}
+	pn += auth_props(props, a->method, a->data, a->data_len);
 	n += varint(body + n, pn);
 	memcpy(body + n, props, pn);
 	return frame(0xf0, body, n + pn, out, cap);
