@@ -47,6 +47,7 @@ static struct {
 	struct veil_config cfg;
 	struct veil__session *ses;
 	struct vpl_handle *handles;
+	struct veil__recv_stats gone;    /* counters of destroyed handles, for the summary */
 } g;
 
 __attribute__((format(printf, 1, 0))) static void vlog(const char *fmt, va_list ap)
@@ -102,25 +103,6 @@ static void session_log(void *ctx, int level, const char *msg)
 		vpl_log("%s", msg);
 }
 
-/* The credential's client id, which the session logs in with, read before
- * the session exists (it must know the id to check it). */
-static int credential_client_id(const char *path, char *out, size_t cap)
-{
-	uint8_t cred[VEIL_CREDENTIAL_MAX];
-	size_t len = 0;
-	char err[512] = "";
-	struct veil_credential c;
-	int rc = veil_credential_load(path, cred, sizeof(cred), &len, err, sizeof(err));
-	if (rc == VEIL_OK)
-		rc = veil_credential_parse(cred, len, &c);
-	if (rc != VEIL_OK) {
-		fail("credential %s (%s)", err[0] ? err : path, veil_strerror(rc));
-		return rc;
-	}
-	snprintf(out, cap, "%s", c.client_id);
-	return VEIL_OK;
-}
-
 static void setup(void)
 {
 	if (veil_init() != VEIL_OK) {
@@ -135,16 +117,12 @@ static void setup(void)
 	char err[768] = "";
 	int rc = veil_config_load(path, &g.cfg, err, sizeof(err));
 	if (rc != VEIL_OK) {
-		fail("config: %s", err);
+		fail("config: %s (%s)", err, veil_errname(rc));
 		return;
 	}
-	char cid[VEIL_CLIENT_ID_MAX + 1] = "";
-	if (g.cfg.client_id)
-		snprintf(cid, sizeof(cid), "%s", g.cfg.client_id);
-	else if (g.cfg.credential && credential_client_id(g.cfg.credential, cid, sizeof(cid)) != VEIL_OK)
-		return;
+	/* Without a client_id line the session takes the credential's. */
 	struct veil__session_opts so = {
-		.client_id = cid[0] ? cid : "-",
+		.client_id = g.cfg.client_id,
 		.identity_path = g.cfg.identity,
 		.credential_path = g.cfg.credential,
 		.keyring_path = g.cfg.keyring,
@@ -191,18 +169,25 @@ const char *vpl_client_id(const char *app_id)
 
 struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_id)
 {
-	struct vpl_handle *h = calloc(1, sizeof(*h));
-	if (!h)
-		return NULL;
-	h->handle = handle;
-	h->async = async;
-	h->client_id = client_id ? strdup(client_id) : NULL;
 	char err[768] = "";
-	if ((client_id && !h->client_id) ||
-	    veil__receiver_new(g.ses, client_id ? client_id : "", &h->rcv, err, sizeof(err)) != VEIL_OK) {
-		if (err[0])
-			vpl_loud("%s", err);
-		free(h->client_id);
+	struct vpl_handle *h = calloc(1, sizeof(*h));
+	int rc = h ? VEIL_OK : VEIL_ERR_NOMEM;
+	if (h) {
+		h->handle = handle;
+		h->async = async;
+		if (client_id && !(h->client_id = strdup(client_id)))
+			rc = VEIL_ERR_NOMEM;
+	}
+	if (rc == VEIL_OK)
+		rc = veil__receiver_new(g.ses, client_id ? client_id : "", &h->rcv, err, sizeof(err));
+	if (rc != VEIL_OK) {
+		/* This client never runs: said like a setup failure (the text is
+		 * libveil's, docs/PRELOAD.md "Errors and counters"). */
+		if (!err[0])
+			snprintf(err, sizeof(err), "out of memory registering the client (%s)", veil_errname(rc));
+		vpl_loud("NOT ACTIVE, refusing MQTT operation: %s", err);
+		if (h)
+			free(h->client_id);
 		free(h);
 		return NULL;
 	}
@@ -223,6 +208,15 @@ struct vpl_handle *vpl_handle_find(void *handle)
 	return h;
 }
 
+static void stats_add(struct veil__recv_stats *t, const struct veil__recv_stats *st)
+{
+	t->received += st->received;
+	t->delivered += st->delivered;
+	t->refused += st->refused;
+	for (size_t i = 0; i < sizeof(t->refused_by_err) / sizeof(t->refused_by_err[0]); i++)
+		t->refused_by_err[i] += st->refused_by_err[i];
+}
+
 void vpl_handle_free(void *handle)
 {
 	pthread_mutex_lock(&lock);
@@ -230,8 +224,12 @@ void vpl_handle_free(void *handle)
 	while (*pp && (*pp)->handle != handle)
 		pp = &(*pp)->next;
 	struct vpl_handle *h = *pp;
-	if (h)
+	if (h) {
 		*pp = h->next;
+		struct veil__recv_stats st;
+		veil__receiver_stats(h->rcv, &st);
+		stats_add(&g.gone, &st); /* still counted in the exit summary */
+	}
 	pthread_mutex_unlock(&lock);
 	if (!h)
 		return;
@@ -293,6 +291,31 @@ bool vpl_login(const char *client_id, char *pw, size_t pwcap, int *rc)
 	return true;
 }
 
+/* The counters of struct veil_client_stats, for an app that cannot ask:
+ * "summary: received R, delivered D, dropped X (name=N, ...); published P
+ * (sealed S), publishes refused F". Printed with "log stderr" when anything
+ * was received or published; tests/broker/check_frontends.c reads it. */
+static void summary(const struct veil__recv_stats *t)
+{
+	struct veil__seal_stats ss;
+	veil__session_seal_stats(g.ses, &ss);
+	if (!t->received && !ss.published && !ss.publish_refused)
+		return;
+	char why[1024] = "";
+	size_t o = 0;
+	for (size_t i = 1; i < sizeof(t->refused_by_err) / sizeof(t->refused_by_err[0]) && o < sizeof(why); i++) {
+		if (t->refused_by_err[i])
+			o += (size_t)snprintf(why + o, sizeof(why) - o, "%s%s=%llu", o ? ", " : " (",
+			                      veil_errname(-(int)i), (unsigned long long)t->refused_by_err[i]);
+	}
+	if (o && o < sizeof(why))
+		snprintf(why + o, sizeof(why) - o, ")");
+	vpl_log("summary: received %llu, delivered %llu, dropped %llu%s; published %llu (sealed %llu), publishes "
+	        "refused %llu", (unsigned long long)t->received, (unsigned long long)t->delivered,
+	        (unsigned long long)t->refused, why, (unsigned long long)ss.published,
+	        (unsigned long long)ss.published_sealed, (unsigned long long)ss.publish_refused);
+}
+
 __attribute__((destructor)) static void vpl_fini(void)
 {
 	if (!g.ready)
@@ -301,7 +324,13 @@ __attribute__((destructor)) static void vpl_fini(void)
 	 * the structures themselves (the OS reclaims them). The sequence mark
 	 * is persisted ahead of use, block by block. */
 	pthread_mutex_lock(&lock);
-	for (struct vpl_handle *h = g.handles; h; h = h->next)
+	struct veil__recv_stats t = g.gone;
+	for (struct vpl_handle *h = g.handles; h; h = h->next) {
+		struct veil__recv_stats st;
 		veil__receiver_save(h->rcv);
+		veil__receiver_stats(h->rcv, &st);
+		stats_add(&t, &st);
+	}
 	pthread_mutex_unlock(&lock);
+	summary(&t);
 }

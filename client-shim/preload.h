@@ -78,9 +78,13 @@ void *vpl_real(const char *name);
  * process lifetime or app_id itself. */
 const char *vpl_client_id(const char *app_id);
 
+/* Register a handle Paho created, with its receiver (replay windows of
+ * client_id). NULL after printing why, as a NOT ACTIVE line: the caller
+ * destroys the handle and fails the create. */
 struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_id);
 struct vpl_handle *vpl_handle_find(void *handle);
-/* Unlink and free (persisting receive windows first). */
+/* Unlink and free (persisting receive windows first); its counters stay
+ * in the exit summary. */
 void vpl_handle_free(void *handle);
 
 /* Seal for topic into a malloc'd buffer. On failure prints the reason and

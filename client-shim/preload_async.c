@@ -92,8 +92,7 @@ VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI
 		return rc;
 	REAL(MQTTAsync_destroy);
 	struct vpl_handle *h = vpl_handle_new(*handle, true, id);
-	if (!h) {
-		vpl_loud("out of memory registering the client");
+	if (!h) { /* vpl_handle_new said why */
 		if (MQTTAsync_destroy_p)
 			MQTTAsync_destroy_p(handle);
 		return MQTTASYNC_FAILURE;

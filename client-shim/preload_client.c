@@ -52,7 +52,7 @@ VPL_API int MQTTClient_createWithOptions(MQTTClient *handle, const char *serverU
 	                                        options);
 	vpl_depth--;
 	if (rc == MQTTCLIENT_SUCCESS && handle && *handle && !vpl_handle_new(*handle, false, id)) {
-		vpl_loud("out of memory registering the client");
+		/* vpl_handle_new said why */
 		REAL(MQTTClient_destroy);
 		if (MQTTClient_destroy_p)
 			MQTTClient_destroy_p(handle);

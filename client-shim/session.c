@@ -88,6 +88,16 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
+/* Every refusal to start ends in "(<veil_errname>)", added here and only
+ * here: libveil returns the code as well, but an app under the preload has
+ * only the line (docs/PRELOAD.md, "Errors and counters"). */
+static void name_err(char *err, size_t errlen, int rc)
+{
+	size_t n = err ? strnlen(err, errlen) : 0;
+	if (err && n + 1 < errlen)
+		snprintf(err + n, errlen - n, "%s(%s)", n ? " " : "", veil_errname(rc));
+}
+
 static void utc(uint64_t t, char *buf, size_t cap)
 {
 	time_t tt = (time_t)t;
@@ -171,7 +181,7 @@ static int load_credential(struct veil__session *s, const struct veil__session_o
 		return VEIL_ERR_NOMEM;
 	int rc = veil_credential_load(o->credential_path, s->cred, VEIL_CREDENTIAL_MAX, &s->cred_len, why, sizeof(why));
 	if (rc != VEIL_OK) {
-		veil__errf(err, errlen, "credential %s (%s)", why[0] ? why : o->credential_path, veil_errname(rc));
+		veil__errf(err, errlen, "credential %s", why[0] ? why : o->credential_path);
 		return rc;
 	}
 	struct veil_credential c;
@@ -191,7 +201,9 @@ static int load_credential(struct veil__session *s, const struct veil__session_o
 			return VEIL_ERR_AUTH;
 		}
 	}
-	if (o->token_login && strcmp(o->client_id, c.client_id) != 0) {
+	if (!o->client_id && !(s->client_id = strdup(c.client_id)))
+		return VEIL_ERR_NOMEM;
+	if (o->token_login && o->client_id && strcmp(o->client_id, c.client_id) != 0) {
 		veil__errf(err, errlen, "client id '%s' differs from the credential's client id '%s' (%s)", o->client_id,
 		           c.client_id, o->credential_path);
 		return VEIL_ERR_CLIENT_ID;
@@ -227,13 +239,13 @@ static int load(struct veil__session *s, const struct veil__session_opts *o, cha
 	char why[512] = "";
 	int rc = veil_keyring_load(o->keyring_path, &s->kr, why, sizeof(why));
 	if (rc != VEIL_OK) {
-		veil__errf(err, errlen, "keyring %s (%s)", why[0] ? why : o->keyring_path, veil_errname(rc));
+		veil__errf(err, errlen, "keyring %s", why[0] ? why : o->keyring_path);
 		return rc;
 	}
 	if (o->identity_path) {
 		rc = veil_identity_load(o->identity_path, &s->id, why, sizeof(why));
 		if (rc != VEIL_OK) {
-			veil__errf(err, errlen, "identity %s (%s)", why[0] ? why : o->identity_path, veil_errname(rc));
+			veil__errf(err, errlen, "identity %s", why[0] ? why : o->identity_path);
 			return rc;
 		}
 	}
@@ -257,17 +269,20 @@ static int load(struct veil__session *s, const struct veil__session_opts *o, cha
 
 int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen)
 {
-	if (!o || !out || !o->client_id || !o->keyring_path) {
-		veil__errf(err, errlen, "client id and keyring are required");
+	if (!o || !out || !o->keyring_path) {
+		veil__errf(err, errlen, "a keyring is required");
+		name_err(err, errlen, VEIL_ERR_INVAL);
 		return VEIL_ERR_INVAL;
 	}
 	*out = NULL;
 	if (o->credential_path && !o->identity_path) {
 		veil__errf(err, errlen, "a credential (%s) needs its identity file", o->credential_path);
+		name_err(err, errlen, VEIL_ERR_INVAL);
 		return VEIL_ERR_INVAL;
 	}
 	if (o->sign_all && !o->credential_path) {
 		veil__errf(err, errlen, "signing every message needs an identity and a credential");
+		name_err(err, errlen, VEIL_ERR_INVAL);
 		return VEIL_ERR_INVAL;
 	}
 	if (veil_init() != VEIL_OK)
@@ -282,10 +297,11 @@ int veil__session_new(const struct veil__session_opts *o, struct veil__session *
 	s->max_per_key = o->max_per_key ? o->max_per_key : VEIL_REPLAY_DEFAULT_PER_KEY;
 	s->log = o->log;
 	s->log_ctx = o->log_ctx;
-	int rc = (s->client_id = strdup(o->client_id)) && (s->keyring_path = strdup(o->keyring_path))
-	                 ? load(s, o, err, errlen)
-	                 : VEIL_ERR_NOMEM;
+	bool copied = (!o->client_id || (s->client_id = strdup(o->client_id))) &&
+	              (s->keyring_path = strdup(o->keyring_path));
+	int rc = copied ? load(s, o, err, errlen) : VEIL_ERR_NOMEM;
 	if (rc != VEIL_OK) {
+		name_err(err, errlen, rc);
 		veil__session_free(&s);
 		return rc;
 	}
@@ -319,7 +335,8 @@ int veil__session_reload(struct veil__session *s, char *err, size_t errlen)
 	char why[512] = "";
 	int rc = veil_keyring_load(s->keyring_path, &kr, why, sizeof(why));
 	if (rc != VEIL_OK) {
-		veil__errf(err, errlen, "keyring %s (%s)", why[0] ? why : s->keyring_path, veil_errname(rc));
+		veil__errf(err, errlen, "keyring %s", why[0] ? why : s->keyring_path);
+		name_err(err, errlen, rc);
 		return rc;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -377,8 +394,8 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	if (!topic || (!payload && len))
 		return VEIL_ERR_INVAL;
 	if (len > VEIL_MAX_PLAINTEXT) {
-		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit (nothing sent)",
-		     topic, len, VEIL_MAX_PLAINTEXT);
+		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit, nothing sent (%s)",
+		     topic, len, VEIL_MAX_PLAINTEXT, veil_errname(VEIL_ERR_TOO_LARGE));
 		pthread_mutex_lock(&s->lock);
 		s->seal.publish_refused++;
 		pthread_mutex_unlock(&s->lock);
@@ -391,8 +408,11 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		return VEIL_ERR_NOMEM;
 	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
 	struct veil_topic_policy pol;
+	char filter[256] = ""; /* for the log: pol.filter dies with the keyring (reload) */
 	pthread_mutex_lock(&s->lock);
 	int rc = veil_keyring_policy(s->kr, topic, &pol);
+	if (rc == VEIL_OK)
+		snprintf(filter, sizeof(filter), "%s", pol.filter);
 	if (rc == VEIL_OK && !pol.send_key && s->refuse_plaintext_send)
 		rc = VEIL_ERR_PLAINTEXT;
 	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
@@ -409,22 +429,23 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	if (rc != VEIL_OK) {
 		if (buf != stackbuf)
 			free(buf);
+		/* Ends in the error's name, like every refusal: the preload's app
+		 * gets only Paho's failure code. */
+		char why[512];
 		if (rc == VEIL_ERR_NO_POLICY)
-			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: no keyring entry for this topic (nothing sent)",
-			     topic);
+			snprintf(why, sizeof(why), "no keyring entry for this topic");
 		else if (rc == VEIL_ERR_PLAINTEXT)
-			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: the keyring policy for '%s' says plaintext "
-			     "and sending in clear is not allowed here (nothing sent)", topic, pol.filter);
+			snprintf(why, sizeof(why), "the keyring policy for '%s' says plaintext and sending in clear is "
+			         "not allowed here", filter);
 		else if (rc == VEIL_ERR_INVAL && !s->id)
-			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: no identity configured, cannot seal (nothing sent)",
-			     topic);
+			snprintf(why, sizeof(why), "no identity configured, cannot seal");
 		else
-			slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s (nothing sent)", topic, veil_strerror(rc));
+			snprintf(why, sizeof(why), "%s", veil_strerror(rc));
+		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s, nothing sent (%s)", topic, why, veil_errname(rc));
 		return rc;
 	}
 	if (!*sealed)
-		slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic,
-		     pol.filter);
+		slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic, filter);
 	*out = buf;
 	return VEIL_OK;
 }
@@ -473,7 +494,8 @@ static int load_windows(struct veil__receiver *r, const char *path, char *err, s
 	if (rc == VEIL_ERR_NOT_FOUND)
 		return VEIL_OK;
 	if (rc == VEIL_OK && (rc = veil_replay_load(r->replay, path)) != VEIL_OK)
-		snprintf(why, sizeof(why), "%s: %s", path, veil_strerror(rc));
+		snprintf(why, sizeof(why), "%s: %s", path,
+		         rc == VEIL_ERR_STATE ? "not a replay state file (malformed)" : veil_strerror(rc));
 	if (rc != VEIL_OK) {
 		/* Starting with empty windows would silently reopen every replay. */
 		veil__errf(err, errlen, "replay state %s (refusing to start: move the file away to accept replays of "
@@ -507,6 +529,7 @@ int veil__receiver_new(struct veil__session *s, const char *client_id, struct ve
 			rc = load_windows(r, r->path, err, errlen);
 	}
 	if (rc != VEIL_OK) {
+		name_err(err, errlen, rc);
 		free(r->legacy_path);
 		r->legacy_path = NULL;
 		veil__receiver_free(&r);
@@ -568,6 +591,9 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
                         size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
 {
 	struct veil__session *s = r->s;
+	struct veil_open_info scratch;
+	if (!info)
+		info = &scratch;
 	*out_len = 0;
 	if (out_cap < len + 1)
 		return VEIL_ERR_INVAL;
@@ -581,14 +607,18 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
 		topic = tcopy;
 	}
 	bool save = false;
+	char filter[256] = ""; /* for the log, copied under the lock */
 	pthread_mutex_lock(&s->lock);
 	r->st.received++;
 	int rc = bad_topic ? VEIL_ERR_WRONG_TOPIC
 	                   : veil_message_open(s->kr, r->replay, topic, in, len, (uint64_t)time(NULL), out, out_cap,
 	                                       out_len, info);
+	struct veil_topic_policy pol;
+	if (rc == VEIL_OK && info->plaintext && veil_keyring_policy(s->kr, topic, &pol) == VEIL_OK)
+		snprintf(filter, sizeof(filter), "%s", pol.filter);
 	if (rc == VEIL_OK) {
 		r->st.delivered++;
-		r->unsaved++;
+		r->unsaved += !info->plaintext; /* only envelopes move the windows */
 		save = r->path &&
 		       (r->unsaved >= VEIL__SAVE_EVERY || mono_ms() - r->saved_at_ms >= VEIL__SAVE_SECONDS * 1000U);
 	} else {
@@ -599,6 +629,11 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
 	pthread_mutex_unlock(&s->lock);
 	if (rc == VEIL_OK) {
 		out[*out_len] = '\0';
+		/* The preload's only way to flag it to an app; libveil's app also
+		 * gets veil_message.plaintext. */
+		if (info->plaintext)
+			slog(s, VEIL__LOG_INFO, "message on '%s' accepted in clear: the keyring policy for '%s' allows "
+			     "plaintext (not verified)", topic, filter);
 	} else {
 		*out_len = 0;
 		slog(s, VEIL__LOG_INFO, "message on '%s' DROPPED: %s (%s)", bad_topic ? "<NUL in topic>" : topic,

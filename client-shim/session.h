@@ -23,7 +23,12 @@
  *     the receiver is freed; the file is written outside the lock;
  *   - seal: policy, signing, and sending in clear only where the keyring says
  *     plaintext (refused outright with refuse_plaintext_send);
- *   - open: every check of docs/PROTOCOL.md section 8.
+ *   - open: every check of docs/PROTOCOL.md section 8;
+ *   - what is said: one line per refused publish ("... REFUSED: ... (name)"),
+ *     dropped message ("... DROPPED: ... (name)"), message sent or accepted
+ *     in clear, through the log callback; libveil hands it to the app's
+ *     log callback, the preload prints it (tests/broker/check_frontends.c
+ *     holds both to the same words).
  * Thread safety: every function may be called from any thread; one mutex
  * per session guards keyring, sequence and replay windows.
  */
@@ -46,7 +51,7 @@ enum { VEIL__LOG_ERROR = 0, VEIL__LOG_WARNING = 1, VEIL__LOG_INFO = 2, VEIL__LOG
 typedef void (*veil__log_fn)(void *ctx, int level, const char *msg);
 
 struct veil__session_opts {
-	const char *client_id;          /* the client id the broker will see (required) */
+	const char *client_id;          /* the client id the broker will see; NULL: the credential's */
 	const char *identity_path;      /* NULL: receive only */
 	const char *credential_path;    /* NULL: no token login, no signing */
 	const char *keyring_path;       /* required */
@@ -62,7 +67,8 @@ struct veil__session_opts {
 struct veil__session;
 struct veil__receiver;
 
-/* err (may be NULL) gets the reason in words, naming the file concerned. */
+/* err (may be NULL) gets the reason in words, naming the file concerned and
+ * ending in "(<veil_errname>)" (so does veil__receiver_new's). */
 int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen);
 void veil__session_free(struct veil__session **s);
 
@@ -70,7 +76,7 @@ void veil__session_free(struct veil__session **s);
  * now on; on any error the old keyring stays and err says why (file:line). */
 int veil__session_reload(struct veil__session *s, char *err, size_t errlen);
 
-/* The client id the session logs in as. */
+/* The client id the session logs in as (NULL: none given, no credential). */
 const char *veil__session_client_id(const struct veil__session *s);
 bool veil__session_can_sign(const struct veil__session *s);
 
