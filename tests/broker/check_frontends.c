@@ -379,12 +379,12 @@ static void p_keyring(struct start_ctx *s)
 	expand(s->needle, sizeof(s->needle), c->kr_needle, kr);
 }
 
-#define ST(n, e, p) { .name = n, .err = e, .prepare = p }
-#define SF(n, f, c, m, fo, s)                                                                               \
-	{ .name = n, .err = VEIL_ERR_STATE, .prepare = p_state_file, .file = f, .content = c, .mode = m,     \
-	  .foreign = fo, .says = s }
-#define KR(n, kind, e, text, needle)                                                                       \
-	{ .name = "keyring: " n, .err = e, .prepare = p_keyring, .kr = kind, .kr_text = text, .kr_needle = needle }
+#define ST(n, e, p) { .name = (n), .err = (e), .prepare = (p) }
+#define SF(n, f, c, m, fo, s)                                                                                \
+	{ .name = (n), .err = VEIL_ERR_STATE, .prepare = p_state_file, .file = (f), .content = (c), .mode = (m), \
+	  .foreign = (fo), .says = (s) }
+#define KR(n, kind, e, text, needle)                                                                          \
+	{ .name = (n), .err = (e), .prepare = p_keyring, .kr = (kind), .kr_text = (text), .kr_needle = (needle) }
 
 static const struct start_case start_cases[] = {
 	{ .name = "state dir missing: created 0700", .err = VEIL_OK, .prepare = p_state_missing,
@@ -411,43 +411,43 @@ static const struct start_case start_cases[] = {
 	ST("identity file group-readable", VEIL_ERR_PERM, p_identity_perm),
 	ST("credential file missing", VEIL_ERR_IO, p_cred_missing),
 	ST("credential file corrupt", VEIL_ERR_PARSE, p_cred_corrupt),
-	KR("unknown directive", KR_TEXT, VEIL_ERR_PARSE, "authority @A\nfoo bar\n", "@P:2: unknown directive 'foo'"),
-	KR("unknown directive (a pasted key, not echoed)", KR_TEXT, VEIL_ERR_PARSE, "@K\n",
+	KR("keyring: unknown directive", KR_TEXT, VEIL_ERR_PARSE, "authority @A\nfoo bar\n", "@P:2: unknown directive 'foo'"),
+	KR("keyring: unknown directive (a pasted key, not echoed)", KR_TEXT, VEIL_ERR_PARSE, "@K\n",
 	   "@P:1: unknown directive (authority, key, policy)"),
-	KR("too many fields", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K send x y\n", "@P:1: too many fields"),
-	KR("authority without its key", KR_TEXT, VEIL_ERR_PARSE, "authority\n",
+	KR("keyring: too many fields", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K send x y\n", "@P:1: too many fields"),
+	KR("keyring: authority without its key", KR_TEXT, VEIL_ERR_PARSE, "authority\n",
 	   "@P:1: expected 'authority <base64 public key>'"),
-	KR("authority key length", KR_TEXT, VEIL_ERR_PARSE, "authority @S\n",
+	KR("keyring: authority key length", KR_TEXT, VEIL_ERR_PARSE, "authority @S\n",
 	   "@P:1: authority key is not 32 bytes of base64"),
-	KR("17 authorities", KR_AUTH17, VEIL_ERR_PARSE, NULL, "@P:17: more than 16 authorities"),
-	KR("key line fields", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1\n",
+	KR("keyring: 17 authorities", KR_AUTH17, VEIL_ERR_PARSE, NULL, "@P:17: more than 16 authorities"),
+	KR("keyring: key line fields", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1\n",
 	   "@P:1: expected 'key <topic-filter> <key-id> <base64 key> [send]'"),
-	KR("bad filter in a key line", KR_TEXT, VEIL_ERR_PARSE, "key sensors/#/x 1 @K\n",
+	KR("keyring: bad filter in a key line", KR_TEXT, VEIL_ERR_PARSE, "key sensors/#/x 1 @K\n",
 	   "@P:1: invalid topic filter in a key line"),
-	KR("key id not a number", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# one @K\n",
+	KR("keyring: key id not a number", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# one @K\n",
 	   "@P:1: key id is not a number"),
-	KR("duplicate key id", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\nkey secure/# 1 @L\n",
+	KR("keyring: duplicate key id", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\nkey secure/# 1 @L\n",
 	   "@P:2: key id 1 already defined at line 1"),
-	KR("bad key length", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @S\n", "@P:1: key is not 32 bytes of base64"),
-	KR("two send keys", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K send\nkey sensors/# 2 @L send\n",
+	KR("keyring: bad key length", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @S\n", "@P:1: key is not 32 bytes of base64"),
+	KR("keyring: two send keys", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K send\nkey sensors/# 2 @L send\n",
 	   "@P:2: filter 'sensors/#' already has a send key (line 1)"),
-	KR("policy without filter", KR_TEXT, VEIL_ERR_PARSE, "policy\n",
+	KR("keyring: policy without filter", KR_TEXT, VEIL_ERR_PARSE, "policy\n",
 	   "@P:1: expected 'policy <topic-filter> [signed] [plaintext]'"),
-	KR("bad filter in a policy", KR_TEXT, VEIL_ERR_PARSE, "policy sensors/#/x\n",
+	KR("keyring: bad filter in a policy", KR_TEXT, VEIL_ERR_PARSE, "policy sensors/#/x\n",
 	   "@P:1: invalid topic filter 'sensors/#/x'"),
-	KR("unknown policy word", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\npolicy sensors/# secret\n",
+	KR("keyring: unknown policy word", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\npolicy sensors/# secret\n",
 	   "@P:2: unknown policy word 'secret'"),
-	KR("second policy", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\npolicy sensors/#\npolicy sensors/# signed\n",
-	   "@P:3: second policy for filter 'sensors/#'"),
-	KR("filter without key and without plaintext", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\npolicy secure/#\n",
-	   "@P:2: filter 'secure/#' has no key and does not allow plaintext"),
-	KR("line too long", KR_LONG, VEIL_ERR_PARSE, NULL, "@P:3: line longer than 1023 bytes"),
-	KR("NUL byte", KR_NUL, VEIL_ERR_PARSE, NULL, "@P: contains a NUL byte"),
-	KR("too large", KR_BIG, VEIL_ERR_TOO_LARGE, NULL, "@P: larger than 4194304 bytes"),
-	KR("group-readable (insecure permissions)", KR_PERM, VEIL_ERR_PERM, NULL,
+	KR("keyring: second policy", KR_TEXT, VEIL_ERR_PARSE,
+	   "key sensors/# 1 @K\npolicy sensors/#\npolicy sensors/# signed\n", "@P:3: second policy for filter 'sensors/#'"),
+	KR("keyring: filter without key and without plaintext", KR_TEXT, VEIL_ERR_PARSE,
+	   "key sensors/# 1 @K\npolicy secure/#\n", "@P:2: filter 'secure/#' has no key and does not allow plaintext"),
+	KR("keyring: line too long", KR_LONG, VEIL_ERR_PARSE, NULL, "@P:3: line longer than 1023 bytes"),
+	KR("keyring: NUL byte", KR_NUL, VEIL_ERR_PARSE, NULL, "@P: contains a NUL byte"),
+	KR("keyring: too large", KR_BIG, VEIL_ERR_TOO_LARGE, NULL, "@P: larger than 4194304 bytes"),
+	KR("keyring: group-readable (insecure permissions)", KR_PERM, VEIL_ERR_PERM, NULL,
 	   "@P: holds secrets but is accessible by group or others (mode 640)"),
-	KR("missing", KR_MISSING, VEIL_ERR_IO, NULL, "@P: No such file or directory"),
-	KR("a directory", KR_DIR, VEIL_ERR_IO, NULL, "@P: not a regular file"),
+	KR("keyring: missing", KR_MISSING, VEIL_ERR_IO, NULL, "@P: No such file or directory"),
+	KR("keyring: a directory", KR_DIR, VEIL_ERR_IO, NULL, "@P: not a regular file"),
 };
 #define N_START (int)(sizeof(start_cases) / sizeof(start_cases[0]))
 

@@ -477,33 +477,41 @@ pid_t ffx_app_spawn(enum ffx_fe fe, const char *conf, char *out, size_t cap, con
 
 /* "summary: received R, delivered D, dropped X[ (name=N, ...)]; published P
  * (sealed S), publishes refused F" */
-static void summary_parse(const char *s, struct ffx_counts *n)
+/* The number after label at *s; *s moves past both. */
+static uint64_t num_after(const char **s, const char *label, const char *line)
 {
-	unsigned long long r = 0, d = 0, x = 0, p = 0, se = 0, f = 0;
-	int used = 0;
-	ck_assert_msg(sscanf(s, "received %llu, delivered %llu, dropped %llu%n", &r, &d, &x, &used) == 3,
-	              "summary: %s", s);
-	s += used;
+	size_t n = strlen(label);
+	ck_assert_msg(!strncmp(*s, label, n), "summary without '%s': %s", label, line);
+	char *end = NULL;
+	unsigned long long v = strtoull(*s + n, &end, 10);
+	ck_assert_msg(end != *s + n, "summary: no number after '%s': %s", label, line);
+	*s = end;
+	return v;
+}
+
+static void summary_parse(const char *line, struct ffx_counts *n)
+{
+	const char *s = line;
+	n->received = num_after(&s, "received ", line);
+	n->delivered = num_after(&s, ", delivered ", line);
+	n->refused = num_after(&s, ", dropped ", line);
 	if (!strncmp(s, " (", 2)) {
 		for (s += 2; *s && *s != ')';) {
 			const char *eq = strchr(s, '=');
 			ck_assert_ptr_nonnull(eq);
 			int e = err_by_name(s, (size_t)(eq - s));
-			ck_assert_msg(e < 0, "summary names no error: %s", s);
-			n->by_err[-e] = strtoull(eq + 1, (char **)&s, 10);
+			ck_assert_msg(e < 0, "summary names no error: %s", line);
+			s = eq;
+			n->by_err[-e] = num_after(&s, "=", line);
 			if (!strncmp(s, ", ", 2))
 				s += 2;
 		}
 		s += *s == ')';
 	}
-	ck_assert_msg(sscanf(s, "; published %llu (sealed %llu), publishes refused %llu", &p, &se, &f) == 3,
-	              "summary tail: %s", s);
-	n->received = r;
-	n->delivered = d;
-	n->refused = x;
-	n->published = p;
-	n->sealed = se;
-	n->publish_refused = f;
+	n->published = num_after(&s, "; published ", line);
+	n->sealed = num_after(&s, " (sealed ", line);
+	n->publish_refused = num_after(&s, "), publishes refused ", line);
+	ck_assert_msg(!*s, "summary: trailing '%s'", s);
 }
 
 /* The app's output in libveil's words (the mapping at the top). */
@@ -537,7 +545,7 @@ void ffx_preload_outcome(const char *out, struct ffx_outcome *o)
 			ffx_text_add(&o->ev, "%s%s\n", line, clear ? " [clear]" : "");
 			clear_topic[0] = '\0';
 		} else if (!strncmp(line, "publish rc=", 11)) {
-			o->rc = atoi(line + 11);
+			o->rc = (int)strtol(line + 11, NULL, 10);
 		}
 	}
 	free(t);
