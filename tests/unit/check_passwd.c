@@ -63,6 +63,10 @@ START_TEST(test_load_and_lookup)
 	ck_assert_ptr_null(vp_passwd__hash(p, "alic"));
 	ck_assert_ptr_null(vp_passwd__hash(p, NULL));
 	ck_assert_int_eq(crypto_pwhash_str_verify(vp_passwd__hash(p, "alice"), "wonderland", 10), 0);
+	/* What an unknown user's password is verified against: a real entry
+	 * (the first by name), so it costs what a wrong password costs. */
+	ck_assert_str_eq(vp_passwd__decoy(p), h_alice);
+	ck_assert_ptr_null(vp_passwd__decoy(NULL));
 	vp_passwd__free(&p);
 	ck_assert_ptr_null(p);
 }
