@@ -86,6 +86,7 @@ struct veil__device {
 	void *log_ctx;
 	void (*keys_changed)(void *ctx, const struct veil__keyring_grant *g, size_t n);
 	void *keys_ctx;
+	void (*tick)(void *ctx);
 };
 
 __attribute__((format(printf, 3, 4))) static void dlog(const struct veil__device *d, int level, const char *fmt,
@@ -620,8 +621,16 @@ static void *keeper_main(void *arg)
 			pthread_mutex_lock(&d->lock);
 			continue;
 		}
+		/* At least once a second: the session's held messages. */
+		if (d->tick && next > now_ms + 1000U)
+			next = now_ms + 1000U;
 		struct timespec until = { (time_t)(next / 1000U), (long)(next % 1000U) * 1000000L };
 		pthread_cond_timedwait(&d->cond, &d->lock, &until);
+		if (d->tick && !d->stop) {
+			pthread_mutex_unlock(&d->lock);
+			d->tick(d->keys_ctx);
+			pthread_mutex_lock(&d->lock);
+		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -652,6 +661,7 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 	d->log_ctx = o->log_ctx;
 	d->keys_changed = o->keys_changed;
 	d->keys_ctx = o->keys_ctx;
+	d->tick = o->tick;
 	d->retry_ms = RETRY_MIN_MS;
 	d->revoked = (struct veil__revoked){ rev_credential, rev_sender, d };
 	snprintf(d->bundle_topic, sizeof(d->bundle_topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, o->client_id);
@@ -721,6 +731,11 @@ void veil__device_free(struct veil__device **dp)
 	sodium_memzero(d, sizeof(*d));
 	free(d);
 	*dp = NULL;
+}
+
+void veil__device_publish_keys(struct veil__device *d)
+{
+	publish_keys(d);
 }
 
 void veil__device_set_send(struct veil__device *d, veil__send_fn fn, void *ctx)

@@ -30,10 +30,6 @@
 
 struct veil__device;
 
-/* The front end's raw publish for device messages: QoS 1, not retained,
- * never sealed. Any thread. VEIL_OK when handed to MQTT. */
-typedef int (*veil__send_fn)(void *ctx, const char *topic, const uint8_t *payload, size_t len);
-
 struct veil__device_opts {
 	const char *client_id;                    /* the credential's */
 	const struct veil_identity *identity;     /* signs device messages */
@@ -48,11 +44,16 @@ struct veil__device_opts {
 	 * the session composes its keyring anew. Called without device locks. */
 	void (*keys_changed)(void *ctx, const struct veil__keyring_grant *g, size_t n);
 	void *keys_ctx;
+	/* Called by the keeper thread about once a second (held messages'
+	 * deadlines), without device locks. */
+	void (*tick)(void *ctx);
 };
 
 int veil__device_new(const struct veil__device_opts *o, struct veil__device **out, char *err, size_t errlen);
 /* Stops the keeper thread, wipes every key. */
 void veil__device_free(struct veil__device **d);
+/* Hand the current epochs to keys_changed now (at start: what was persisted). */
+void veil__device_publish_keys(struct veil__device *d);
 /* The front end's outbound channel (may be set after connect handlers exist). */
 void veil__device_set_send(struct veil__device *d, veil__send_fn fn, void *ctx);
 /* The topics to subscribe (QoS 1) after every connect: this device's bundle

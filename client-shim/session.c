@@ -20,40 +20,11 @@
 #include <sodium.h>
 
 #include "internal.h"
-#include "session.h"
+#include "device.h"
+#include "session_private.h"
 #include "util.h"
 
-struct veil__session {
-	pthread_mutex_t lock;            /* keyring, seq, every receiver's windows, stats */
-	char *client_id;
-	struct veil_identity *id;        /* NULL: receive only */
-	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
-	size_t cred_len;
-	struct veil_keyring *kr;
-	char *keyring_path;
-	struct veil_seq *seq;            /* NULL without identity */
-	char *state_dir;                 /* NULL: memory only */
-	int lock_fd;                     /* flock on <state_dir>/lock, -1 without */
-	bool sign_all;
-	bool refuse_plaintext_send;
-	size_t max_per_key;
-	veil__log_fn log;
-	void *log_ctx;
-	struct veil__seal_stats seal;
-};
-
-struct veil__receiver {
-	struct veil__session *s;
-	struct veil_replay *replay;      /* under s->lock */
-	char *path;                      /* NULL without state dir */
-	char *legacy_path;               /* libveil's old single "replay" file, removed after the first save */
-	pthread_mutex_t save_lock;       /* one writer at a time */
-	unsigned unsaved;                /* accepted since the last save (s->lock) */
-	uint64_t saved_at_ms;            /* monotonic (s->lock) */
-	struct veil__recv_stats st;      /* s->lock */
-};
-
-__attribute__((format(printf, 3, 4))) static void slog(const struct veil__session *s, int level, const char *fmt, ...)
+void veil__slog(const struct veil__session *s, int level, const char *fmt, ...)
 {
 	if (!s->log)
 		return;
@@ -65,7 +36,7 @@ __attribute__((format(printf, 3, 4))) static void slog(const struct veil__sessio
 	s->log(s->log_ctx, level, buf);
 }
 
-static uint64_t mono_ms(void)
+uint64_t veil__mono_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -221,15 +192,48 @@ static int load_credential(struct veil__session *s, const struct veil__session_o
 		           o->credential_path, when);
 		return VEIL_ERR_NOT_YET_VALID;
 	}
-	const uint8_t(*pks)[VEIL_PK_BYTES] = NULL;
-	size_t n = veil_keyring_authorities(s->kr, &pks);
-	if (n > 0) {
-		rc = veil_credential_verify(s->cred, s->cred_len, pks, n, now, &c);
+	if (s->n_authorities > 0) {
+		rc = veil_credential_verify(s->cred, s->cred_len, (const uint8_t(*)[VEIL_PK_BYTES])s->authorities,
+		                            s->n_authorities, now, &c);
 		if (rc != VEIL_OK) {
-			veil__errf(err, errlen, "credential %s does not verify against the authorities of keyring %s: %s",
-			           o->credential_path, o->keyring_path, veil_strerror(rc));
+			veil__errf(err, errlen, "credential %s does not verify against the trusted authorities (%s%s%s): %s",
+			           o->credential_path, o->keyring_path ? o->keyring_path : "",
+			           o->keyring_path && o->authority_path ? ", " : "",
+			           o->authority_path ? o->authority_path : "", veil_strerror(rc));
 			return rc;
 		}
+	}
+	return VEIL_OK;
+}
+
+/* The trusted authorities: the keyring's "authority" lines and the authority
+ * file's keys, without duplicates. Nothing the key service sends ever adds
+ * one. */
+static int load_authorities(struct veil__session *s, const struct veil__session_opts *o, char *err, size_t errlen)
+{
+	uint8_t file_pks[VEIL_MAX_AUTHORITIES][VEIL_PK_BYTES];
+	size_t nfile = 0;
+	if (o->authority_path) {
+		char why[512] = "";
+		int rc = veil_public_keys_load(o->authority_path, file_pks, VEIL_MAX_AUTHORITIES, &nfile, why, sizeof(why));
+		if (rc != VEIL_OK) {
+			veil__errf(err, errlen, "authorities %s", why[0] ? why : o->authority_path);
+			return rc;
+		}
+	}
+	const uint8_t(*kr_pks)[VEIL_PK_BYTES] = NULL;
+	size_t nkr = s->static_kr ? veil_keyring_authorities(s->static_kr, &kr_pks) : 0;
+	if (nkr + nfile == 0)
+		return VEIL_OK;
+	if (!(s->authorities = calloc(nkr + nfile, VEIL_PK_BYTES)))
+		return VEIL_ERR_NOMEM;
+	for (size_t i = 0; i < nkr + nfile; i++) {
+		const uint8_t *pk = i < nkr ? kr_pks[i] : file_pks[i - nkr];
+		bool dup = false;
+		for (size_t k = 0; k < s->n_authorities && !dup; k++)
+			dup = sodium_memcmp(s->authorities[k], pk, VEIL_PK_BYTES) == 0;
+		if (!dup)
+			memcpy(s->authorities[s->n_authorities++], pk, VEIL_PK_BYTES);
 	}
 	return VEIL_OK;
 }
@@ -237,11 +241,13 @@ static int load_credential(struct veil__session *s, const struct veil__session_o
 static int load(struct veil__session *s, const struct veil__session_opts *o, char *err, size_t errlen)
 {
 	char why[512] = "";
-	int rc = veil_keyring_load(o->keyring_path, &s->kr, why, sizeof(why));
-	if (rc != VEIL_OK) {
+	int rc = VEIL_OK;
+	if (o->keyring_path && (rc = veil_keyring_load(o->keyring_path, &s->static_kr, why, sizeof(why))) != VEIL_OK) {
 		veil__errf(err, errlen, "keyring %s", why[0] ? why : o->keyring_path);
 		return rc;
 	}
+	if ((rc = load_authorities(s, o, err, errlen)) != VEIL_OK)
+		return rc;
 	if (o->identity_path) {
 		rc = veil_identity_load(o->identity_path, &s->id, why, sizeof(why));
 		if (rc != VEIL_OK) {
@@ -264,13 +270,15 @@ static int load(struct veil__session *s, const struct veil__session_opts *o, cha
 			veil__errf(err, errlen, "sequence state %s", why);
 		free(seq);
 	}
+	if (rc == VEIL_OK)
+		rc = veil__session_keys_start(s, o, err, errlen);
 	return rc;
 }
 
 int veil__session_new(const struct veil__session_opts *o, struct veil__session **out, char *err, size_t errlen)
 {
-	if (!o || !out || !o->keyring_path) {
-		veil__errf(err, errlen, "a keyring is required");
+	if (!o || !out || (!o->keyring_path && o->key_service == VEIL__KEYS_OFF)) {
+		veil__errf(err, errlen, "a keyring is required without the key service");
 		name_err(err, errlen, VEIL_ERR_INVAL);
 		return VEIL_ERR_INVAL;
 	}
@@ -291,6 +299,8 @@ int veil__session_new(const struct veil__session_opts *o, struct veil__session *
 	if (!s)
 		return VEIL_ERR_NOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->compose_lock, NULL);
+	pthread_mutex_init(&s->release_lock, NULL);
 	s->lock_fd = -1;
 	s->sign_all = o->sign_all;
 	s->refuse_plaintext_send = o->refuse_plaintext_send;
@@ -298,7 +308,7 @@ int veil__session_new(const struct veil__session_opts *o, struct veil__session *
 	s->log = o->log;
 	s->log_ctx = o->log_ctx;
 	bool copied = (!o->client_id || (s->client_id = strdup(o->client_id))) &&
-	              (s->keyring_path = strdup(o->keyring_path));
+	              (!o->keyring_path || (s->keyring_path = strdup(o->keyring_path)));
 	int rc = copied ? load(s, o, err, errlen) : VEIL_ERR_NOMEM;
 	if (rc != VEIL_OK) {
 		name_err(err, errlen, rc);
@@ -314,8 +324,12 @@ void veil__session_free(struct veil__session **sp)
 	if (!sp || !*sp)
 		return;
 	struct veil__session *s = *sp;
+	veil__session_keys_stop(s); /* its keeper thread touches the keyring */
 	veil_seq_close(&s->seq);
-	veil_keyring_free(&s->kr);
+	if (s->kr != s->static_kr)
+		veil_keyring_free(&s->kr);
+	veil_keyring_free(&s->static_kr);
+	free(s->authorities);
 	veil_identity_free(&s->id);
 	if (s->cred)
 		sodium_free(s->cred); /* wipes */
@@ -325,12 +339,16 @@ void veil__session_free(struct veil__session **sp)
 	free(s->client_id);
 	free(s->keyring_path);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->compose_lock);
+	pthread_mutex_destroy(&s->release_lock);
 	free(s);
 	*sp = NULL;
 }
 
 int veil__session_reload(struct veil__session *s, char *err, size_t errlen)
 {
+	if (!s->keyring_path)
+		return VEIL_OK; /* the key service's keys change by themselves */
 	struct veil_keyring *kr = NULL;
 	char why[512] = "";
 	int rc = veil_keyring_load(s->keyring_path, &kr, why, sizeof(why));
@@ -339,12 +357,7 @@ int veil__session_reload(struct veil__session *s, char *err, size_t errlen)
 		name_err(err, errlen, rc);
 		return rc;
 	}
-	pthread_mutex_lock(&s->lock);
-	struct veil_keyring *old = s->kr;
-	s->kr = kr;
-	pthread_mutex_unlock(&s->lock);
-	veil_keyring_free(&old);
-	return VEIL_OK;
+	return veil__session_set_static(s, kr);
 }
 
 const char *veil__session_client_id(const struct veil__session *s)
@@ -363,7 +376,7 @@ int veil__session_token(struct veil__session *s, struct veil__token *t)
 {
 	memset(t, 0, sizeof(*t));
 	if (!s->id || !s->cred) {
-		slog(s, VEIL__LOG_ERROR, "token login needs an identity and a credential");
+		veil__slog(s, VEIL__LOG_ERROR, "token login needs an identity and a credential");
 		return VEIL_ERR_INVAL;
 	}
 	int rc = veil_token_create(s->id, s->cred, s->cred_len, s->client_id, (uint64_t)time(NULL), t->tok,
@@ -371,7 +384,7 @@ int veil__session_token(struct veil__session *s, struct veil__token *t)
 	if (rc == VEIL_OK)
 		rc = veil_token_to_password(t->tok, t->len, t->password, sizeof(t->password));
 	if (rc != VEIL_OK) {
-		slog(s, VEIL__LOG_ERROR, "cannot build the login token for '%s': %s", s->client_id, veil_strerror(rc));
+		veil__slog(s, VEIL__LOG_ERROR, "cannot build the login token for '%s': %s", s->client_id, veil_strerror(rc));
 		veil__token_wipe(t);
 	}
 	return rc;
@@ -394,7 +407,7 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	if (!topic || (!payload && len))
 		return VEIL_ERR_INVAL;
 	if (len > VEIL_MAX_PLAINTEXT) {
-		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit, nothing sent (%s)",
+		veil__slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit, nothing sent (%s)",
 		     topic, len, VEIL_MAX_PLAINTEXT, veil_errname(VEIL_ERR_TOO_LARGE));
 		pthread_mutex_lock(&s->lock);
 		s->seal.publish_refused++;
@@ -411,7 +424,7 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	char filter[256] = ""; /* for the log: pol.filter dies with the keyring (reload) */
 	pthread_mutex_lock(&s->lock);
 	int rc = veil_keyring_policy(s->kr, topic, &pol);
-	if (rc == VEIL_OK)
+	if (rc == VEIL_OK || rc == VEIL_ERR_NO_KEY)
 		snprintf(filter, sizeof(filter), "%s", pol.filter);
 	if (rc == VEIL_OK && !pol.send_key && s->refuse_plaintext_send)
 		rc = VEIL_ERR_PLAINTEXT;
@@ -426,6 +439,8 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		s->seal.publish_refused++;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (rc == VEIL_ERR_NO_KEY && s->dev)
+		veil__device_want_bundle(s->dev);
 	if (rc != VEIL_OK) {
 		if (buf != stackbuf)
 			free(buf);
@@ -434,6 +449,9 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		char why[512];
 		if (rc == VEIL_ERR_NO_POLICY)
 			snprintf(why, sizeof(why), "no keyring entry for this topic");
+		else if (rc == VEIL_ERR_NO_KEY)
+			snprintf(why, sizeof(why), "no key of the key service's scope '%s' may seal now (asked for one)",
+			         filter);
 		else if (rc == VEIL_ERR_PLAINTEXT)
 			snprintf(why, sizeof(why), "the keyring policy for '%s' says plaintext and sending in clear is "
 			         "not allowed here", filter);
@@ -441,11 +459,11 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 			snprintf(why, sizeof(why), "no identity configured, cannot seal");
 		else
 			snprintf(why, sizeof(why), "%s", veil_strerror(rc));
-		slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s, nothing sent (%s)", topic, why, veil_errname(rc));
+		veil__slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s, nothing sent (%s)", topic, why, veil_errname(rc));
 		return rc;
 	}
 	if (!*sealed)
-		slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic, filter);
+		veil__slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic, filter);
 	*out = buf;
 	return VEIL_OK;
 }
@@ -516,7 +534,7 @@ int veil__receiver_new(struct veil__session *s, const char *client_id, struct ve
 		return VEIL_ERR_NOMEM;
 	r->s = s;
 	pthread_mutex_init(&r->save_lock, NULL);
-	r->saved_at_ms = mono_ms();
+	r->saved_at_ms = veil__mono_ms();
 	int rc = veil_replay_new(s->max_per_key, &r->replay);
 	if (rc == VEIL_OK && s->state_dir) {
 		r->path = replay_file(s->state_dir, client_id);
@@ -535,6 +553,10 @@ int veil__receiver_new(struct veil__session *s, const char *client_id, struct ve
 		veil__receiver_free(&r);
 		return rc;
 	}
+	pthread_mutex_lock(&s->lock);
+	r->next = s->receivers;
+	s->receivers = r;
+	pthread_mutex_unlock(&s->lock);
 	*out = r;
 	return VEIL_OK;
 }
@@ -551,7 +573,7 @@ void veil__receiver_save(struct veil__receiver *r)
 	int rc = veil__replay_serialize(r->replay, &buf, &len);
 	unsigned unsaved = r->unsaved;
 	r->unsaved = 0;
-	r->saved_at_ms = mono_ms();
+	r->saved_at_ms = veil__mono_ms();
 	pthread_mutex_unlock(&s->lock);
 	/* The write and its fsync run outside the session lock: publishing and
 	 * receiving go on meanwhile. */
@@ -568,7 +590,7 @@ void veil__receiver_save(struct veil__receiver *r)
 		pthread_mutex_lock(&s->lock);
 		r->unsaved += unsaved; /* try again at the next message */
 		pthread_mutex_unlock(&s->lock);
-		slog(s, VEIL__LOG_WARNING, "saving replay state %s failed (%s)", r->path, veil_errname(rc));
+		veil__slog(s, VEIL__LOG_WARNING, "saving replay state %s failed (%s)", r->path, veil_errname(rc));
 	}
 }
 
@@ -577,6 +599,17 @@ void veil__receiver_free(struct veil__receiver **rp)
 	if (!rp || !*rp)
 		return;
 	struct veil__receiver *r = *rp;
+	pthread_mutex_lock(&r->s->release_lock);
+	veil__receiver_drop_held(r);
+	pthread_mutex_lock(&r->s->lock);
+	for (struct veil__receiver **pp = &r->s->receivers; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->s->lock);
+	pthread_mutex_unlock(&r->s->release_lock);
 	if (r->replay && r->path && (r->unsaved || r->legacy_path))
 		veil__receiver_save(r);
 	veil_replay_free(&r->replay);
@@ -587,8 +620,9 @@ void veil__receiver_free(struct veil__receiver **rp)
 	*rp = NULL;
 }
 
-int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
-                        size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
+static int receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                         size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info,
+                         bool again)
 {
 	struct veil__session *s = r->s;
 	struct veil_open_info scratch;
@@ -608,11 +642,15 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
 	}
 	bool save = false;
 	char filter[256] = ""; /* for the log, copied under the lock */
+	const struct veil__revoked *rev = veil__session_revoked(s);
 	pthread_mutex_lock(&s->lock);
-	r->st.received++;
+	if (!again)
+		r->st.received++;
 	int rc = bad_topic ? VEIL_ERR_WRONG_TOPIC
-	                   : veil_message_open(s->kr, r->replay, topic, in, len, (uint64_t)time(NULL), out, out_cap,
-	                                       out_len, info);
+	                   : veil__message_open_rev(s->kr, r->replay, rev, topic, in, len, (uint64_t)time(NULL), out,
+	                                            out_cap, out_len, info);
+	/* A key the key service has not granted yet: the front end may wait. */
+	bool wait = rc != VEIL_OK && !bad_topic && veil__session_holdable(s, topic, in, len, rc);
 	struct veil_topic_policy pol;
 	if (rc == VEIL_OK && info->plaintext && veil_keyring_policy(s->kr, topic, &pol) == VEIL_OK)
 		snprintf(filter, sizeof(filter), "%s", pol.filter);
@@ -620,29 +658,47 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
 		r->st.delivered++;
 		r->unsaved += !info->plaintext; /* only envelopes move the windows */
 		save = r->path &&
-		       (r->unsaved >= VEIL__SAVE_EVERY || mono_ms() - r->saved_at_ms >= VEIL__SAVE_SECONDS * 1000U);
-	} else {
+		       (r->unsaved >= VEIL__SAVE_EVERY || veil__mono_ms() - r->saved_at_ms >= VEIL__SAVE_SECONDS * 1000U);
+	} else if (!wait) {
 		r->st.refused++;
 		if (rc < 0 && rc > -(int)(sizeof(r->st.refused_by_err) / sizeof(r->st.refused_by_err[0])))
 			r->st.refused_by_err[-rc]++;
 	}
 	pthread_mutex_unlock(&s->lock);
+	if (wait) {
+		free(tcopy);
+		*out_len = 0;
+		return VEIL__WAIT;
+	}
 	if (rc == VEIL_OK) {
 		out[*out_len] = '\0';
 		/* The preload's only way to flag it to an app; libveil's app also
 		 * gets veil_message.plaintext. */
 		if (info->plaintext)
-			slog(s, VEIL__LOG_INFO, "message on '%s' accepted in clear: the keyring policy for '%s' allows "
+			veil__slog(s, VEIL__LOG_INFO, "message on '%s' accepted in clear: the keyring policy for '%s' allows "
 			     "plaintext (not verified)", topic, filter);
 	} else {
 		*out_len = 0;
-		slog(s, VEIL__LOG_INFO, "message on '%s' DROPPED: %s (%s)", bad_topic ? "<NUL in topic>" : topic,
+		veil__slog(s, VEIL__LOG_INFO, "message on '%s' DROPPED: %s (%s)", bad_topic ? "<NUL in topic>" : topic,
 		     veil_strerror(rc), veil_errname(rc));
 	}
 	free(tcopy);
 	if (save)
 		veil__receiver_save(r);
 	return rc;
+}
+
+int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                        size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
+{
+	return receiver_open(r, topic, topic_len, in, len, out, out_cap, out_len, info, false);
+}
+
+int veil__receiver_open_again(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                              size_t len, uint8_t *out, size_t out_cap, size_t *out_len,
+                              struct veil_open_info *info)
+{
+	return receiver_open(r, topic, topic_len, in, len, out, out_cap, out_len, info, true);
 }
 
 void veil__receiver_stats(struct veil__receiver *r, struct veil__recv_stats *out)

@@ -50,11 +50,24 @@
 enum { VEIL__LOG_ERROR = 0, VEIL__LOG_WARNING = 1, VEIL__LOG_INFO = 2, VEIL__LOG_DEBUG = 3 };
 typedef void (*veil__log_fn)(void *ctx, int level, const char *msg);
 
+/* The front end's raw publish for the key service's device messages: QoS 1,
+ * not retained, never sealed. Any thread; VEIL_OK when handed to MQTT. */
+typedef int (*veil__send_fn)(void *ctx, const char *topic, const uint8_t *payload, size_t len);
+
+/* Whether the client uses the key service (docs/KEYS.md). */
+enum veil__key_service {
+	VEIL__KEYS_AUTO = 0,            /* on when there is no keyring file */
+	VEIL__KEYS_ON = 1,
+	VEIL__KEYS_OFF = 2
+};
+
 struct veil__session_opts {
 	const char *client_id;          /* the client id the broker will see; NULL: the credential's */
 	const char *identity_path;      /* NULL: receive only */
 	const char *credential_path;    /* NULL: no token login, no signing */
-	const char *keyring_path;       /* required */
+	const char *keyring_path;       /* NULL: none (the key service's keys only) */
+	const char *authority_path;     /* NULL, or public keys of further trusted authorities */
+	int key_service;                /* enum veil__key_service */
 	const char *state_dir;          /* NULL: state in memory only */
 	bool token_login;               /* logs in with a token: the credential must be for client_id */
 	bool sign_all;                  /* sign every envelope */
@@ -75,6 +88,21 @@ void veil__session_free(struct veil__session **s);
 /* Re-read the keyring from the same path and use it for every message from
  * now on; on any error the old keyring stays and err says why (file:line). */
 int veil__session_reload(struct veil__session *s, char *err, size_t errlen);
+
+/* ---- the key service (docs/KEYS.md) ----
+ * A front end that runs the session on an MQTT connection: sets its raw
+ * publish, subscribes (QoS 1) to veil__session_topics after every connect and
+ * then calls veil__session_connected; hands every message on such a topic to
+ * veil__session_service_message instead of a receiver; calls
+ * veil__session_disconnected when the connection is gone. All no-ops when the
+ * key service is off. */
+bool veil__session_key_service(const struct veil__session *s);
+void veil__session_set_send(struct veil__session *s, veil__send_fn fn, void *ctx);
+size_t veil__session_topics(const struct veil__session *s, const char *topics[2]);
+void veil__session_connected(struct veil__session *s);
+void veil__session_disconnected(struct veil__session *s);
+bool veil__session_service_topic(const struct veil__session *s, const char *topic);
+int veil__session_service_message(struct veil__session *s, const char *topic, const uint8_t *payload, size_t len);
 
 /* The client id the session logs in as (NULL: none given, no credential). */
 const char *veil__session_client_id(const struct veil__session *s);
@@ -110,10 +138,36 @@ int veil__receiver_new(struct veil__session *s, const char *client_id, struct ve
 /* Saves the windows, then frees. */
 void veil__receiver_free(struct veil__receiver **r);
 /* Open a received payload (topic_len 0: NUL terminated; else the topic may
- * not contain a NUL). out_cap >= len + 1; the plaintext is NUL terminated. */
+ * not contain a NUL). out_cap >= len + 1; the plaintext is NUL terminated.
+ * VEIL__WAIT: an envelope under a key service key id this device does not
+ * hold yet: it has asked for a bundle; the front end may keep the message
+ * (veil__receiver_hold) or refuse it as unknown-key. */
+#define VEIL__WAIT 1
 int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
                         size_t len, uint8_t *out, size_t out_cap, size_t *out_len, struct veil_open_info *info)
 	__attribute__((warn_unused_result));
+
+/*
+ * Held messages. A front end that can keep a message (its payload and topic
+ * behind a handle of its own) sets held_fn once; after VEIL__WAIT it calls
+ * veil__receiver_hold(handle). The core keeps at most VEIL__HELD_MAX per
+ * receiver, each until the key service's grace is over. When new keys
+ * arrive the core calls held_fn(ctx, handle, false): the front end opens the
+ * message again with veil__receiver_open_again and returns true when it is
+ * done with it (delivered or refused), false to keep waiting; at the deadline
+ * held_fn(ctx, handle, true): refuse it as unknown-key and free it. Called
+ * without the session's lock, from the thread that applied the keys or from
+ * the key service's keeper thread.
+ */
+#define VEIL__HELD_MAX 256U
+typedef bool (*veil__held_fn)(void *ctx, void *handle, bool expired);
+void veil__receiver_set_held(struct veil__receiver *r, veil__held_fn fn, void *ctx);
+/* VEIL_OK: held; VEIL_ERR_UNKNOWN_KEY: no room (refuse it now). */
+int veil__receiver_hold(struct veil__receiver *r, void *handle);
+/* veil__receiver_open for a held message (not counted as received again). */
+int veil__receiver_open_again(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
+                              size_t len, uint8_t *out, size_t out_cap, size_t *out_len,
+                              struct veil_open_info *info) __attribute__((warn_unused_result));
 /* Persist the windows now (e.g. at disconnect). */
 void veil__receiver_save(struct veil__receiver *r);
 

@@ -288,7 +288,7 @@ static void p_not_yet_valid(struct start_ctx *s)
 
 static void p_untrusted(struct start_ctx *s)
 {
-	st_cred(s, true, -60, 3600, "does not verify against the authorities of keyring");
+	st_cred(s, true, -60, 3600, "does not verify against the trusted authorities");
 }
 
 static void p_identity_missing(struct start_ctx *s)
