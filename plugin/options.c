@@ -1,0 +1,111 @@
+/* plugin_opt_* parsing, one parser for every module (see options.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "veil/error.h"
+#include "options.h"
+#include "plugin_private.h"
+
+bool vp_options__known(const struct vp_opt *defs, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++) {
+		if (!strcmp(name, defs[i].name))
+			return true;
+	}
+	return false;
+}
+
+static int bad(const char *area, const char *name, const char *value, const char *why)
+{
+	char v[80];
+	vp_log__audit(MOSQ_LOG_ERR, area, "init-failed", "option=plugin_opt_%s value=%s reason=%s", name,
+	              vp_log__clean(value, v, sizeof(v)), why);
+	return VEIL_ERR_INVAL;
+}
+
+/* Decimal digits only (no sign, no blanks, no "0x"), in min..max. */
+static bool number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, NULL, 10);
+	if (errno || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int set(const struct vp_opt *d, void *obj, const char *area, const char *value)
+{
+	char *field = (char *)obj + d->offset;
+	if (!value || !*value)
+		return bad(area, d->name, value, "empty");
+	uint64_t v = 0;
+	switch (d->kind) {
+	case VP_OPT_STRING: {
+		char *copy = strdup(value);
+		if (!copy)
+			return VEIL_ERR_NOMEM;
+		char **p = (char **)(void *)field;
+		free(*p);
+		*p = copy;
+		return VEIL_OK;
+	}
+	case VP_OPT_BOOL:
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+			return bad(area, d->name, value, "expected-true-or-false");
+		*(bool *)(void *)field = value[0] == 't';
+		return VEIL_OK;
+	case VP_OPT_U32:
+	case VP_OPT_SIZE:
+		if (!number(value, d->min, d->max, &v))
+			return bad(area, d->name, value, "out-of-range");
+		if (d->kind == VP_OPT_U32)
+			*(uint32_t *)(void *)field = (uint32_t)v;
+		else
+			*(size_t *)(void *)field = (size_t)v;
+		return VEIL_OK;
+	}
+	return VEIL_ERR_INVAL;
+}
+
+int vp_options__parse(const struct vp_opt *defs, size_t n, void *obj, const char *area,
+                      const struct mosquitto_opt *opts, int count)
+{
+	for (size_t i = 0; i < n; i++) {
+		void *field = (char *)obj + defs[i].offset;
+		if (defs[i].kind == VP_OPT_BOOL)
+			*(bool *)field = defs[i].def != 0;
+		else if (defs[i].kind == VP_OPT_U32)
+			*(uint32_t *)field = (uint32_t)defs[i].def;
+		else if (defs[i].kind == VP_OPT_SIZE)
+			*(size_t *)field = (size_t)defs[i].def;
+	}
+	for (int i = 0; opts && i < count; i++) {
+		for (size_t k = 0; k < n; k++) {
+			if (opts[i].key && !strcmp(opts[i].key, defs[k].name)) {
+				int rc = set(&defs[k], obj, area, opts[i].value);
+				if (rc != VEIL_OK)
+					return rc;
+			}
+		}
+	}
+	return VEIL_OK;
+}
+
+void vp_options__free(const struct vp_opt *defs, size_t n, void *obj)
+{
+	for (size_t i = 0; obj && i < n; i++) {
+		if (defs[i].kind == VP_OPT_STRING) {
+			char **p = (char **)(void *)((char *)obj + defs[i].offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
