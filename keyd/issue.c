@@ -376,7 +376,7 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 		s->prune_ms = now->mono_ms;
 		kd_svc__nonces_prune(s, t);
 	}
-	bool poll = now->mono_ms - s->rotate_poll_ms >= 1000 || s->rotate_poll_ms == 0;
+	bool poll = now->mono_ms - s->rotate_poll_ms >= KD_ROTATE_POLL_MS || s->rotate_poll_ms == 0;
 	if (poll || t >= s->next_change || s->scan) {
 		if (poll)
 			s->rotate_poll_ms = now->mono_ms;
@@ -466,16 +466,41 @@ int kd_service__next_ms(const struct kd_service *s, const struct kd_now *now)
 	uint64_t t = secs(now);
 	if (s->scan || s->statement_due || t >= s->next_change)
 		return 0;
-	return 1000;
+	uint64_t since = now->mono_ms - s->rotate_poll_ms;
+	return since >= KD_ROTATE_POLL_MS ? 0 : (int)(KD_ROTATE_POLL_MS - since);
 }
 
 void kd_service__published(struct kd_service *s, const uint8_t *cred_id, uint64_t version)
 {
-	if (!cred_id)
-		return;
-	struct kd_dev *d = kd_svc__dev(s, cred_id);
-	if (kd_store__device_published(s->st, cred_id, version) == VEIL_OK && d && d->row.published_version < version)
+	struct kd_dev *d = cred_id ? kd_svc__dev(s, cred_id) : NULL;
+	if (d && d->row.published_version < version) {
 		d->row.published_version = version;
+		d->published_dirty = true;
+		s->published_dirty = true;
+	}
+}
+
+int kd_service__sync(struct kd_service *s)
+{
+	if (!s->published_dirty)
+		return VEIL_OK;
+	/* One transaction for every PUBACK of a batch: a crash before it only
+	 * makes keyd publish those bundles again at start. */
+	int rc = kd_store__begin(s->st);
+	for (struct kd_dev *d = s->devs; rc == VEIL_OK && d; d = d->hh.next) {
+		if (d->published_dirty)
+			rc = kd_store__device_published(s->st, d->row.cred_id, d->row.published_version);
+	}
+	if (rc == VEIL_OK)
+		rc = kd_store__commit(s->st);
+	if (rc != VEIL_OK) {
+		kd_store__rollback(s->st);
+		return rc;
+	}
+	for (struct kd_dev *d = s->devs; d; d = d->hh.next)
+		d->published_dirty = false;
+	s->published_dirty = false;
+	return VEIL_OK;
 }
 
 void kd_service__reconnected(struct kd_service *s)

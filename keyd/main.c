@@ -212,6 +212,7 @@ static int run_loop(struct run *r)
 			handle_event(r, ev, &now);
 			kd_mqtt__ev_free(ev);
 		}
+		kd_service__sync(r->svc);
 	}
 	return 0;
 }
@@ -300,6 +301,7 @@ int main(int argc, char **argv)
 	              sc->n_scopes, veil_version());
 	rc = run_loop(&r);
 	kd_mqtt__disconnect(r.mq, 2000);
+	kd_service__sync(svc);
 	kd_mqtt__free(&r.mq);
 	kd_service__free(&svc);
 	kd_store__close(&st);

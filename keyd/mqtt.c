@@ -23,6 +23,11 @@
 #include "mqtt.h"
 
 #define SESSION_EXPIRY_S 604800 /* a week: requests wait for keyd that long */
+/* Publishes handed to Paho at once. Beyond the broker's receive maximum
+ * (Mosquitto's max_inflight_messages, 20 by default) Paho keeps them in its
+ * own queue and sends them on a timer, tens of milliseconds apart; keyd
+ * keeps the window itself and hands over the next one at each PUBACK. */
+#define WINDOW 16U
 
 /* A publish kept until its PUBACK. */
 struct out {
@@ -53,7 +58,9 @@ struct kd_mqtt {
 	pthread_mutex_t mu;
 	struct kd_ev *head, *tail;
 	bool connected;
-	struct out *outs;
+	struct out *outs;    /* kept until their PUBACK, in publish order */
+	size_t unsent;       /* of them, not handed to Paho yet */
+	size_t inflight;     /* handed to Paho, no PUBACK yet */
 };
 
 static void push(struct kd_mqtt *m, struct kd_ev *ev)
@@ -302,6 +309,7 @@ static int send_out(struct kd_mqtt *m, struct out *o)
 		return VEIL_ERR_MQTT;
 	}
 	o->sent = true;
+	m->inflight++;
 	return VEIL_OK;
 }
 
@@ -321,6 +329,8 @@ int kd_mqtt__publish(void *ctx, const char *topic, const uint8_t *buf, size_t le
 	struct out *o = NULL;
 	HASH_FIND_STR(m->outs, topic, o);
 	if (o) { /* superseded before its PUBACK: only the newest matters */
+		if (!o->sent && m->unsent)
+			m->unsent--;
 		HASH_DEL(m->outs, o);
 		out_free(o);
 	}
@@ -337,9 +347,28 @@ int kd_mqtt__publish(void *ctx, const char *topic, const uint8_t *buf, size_t le
 	if (cred_id)
 		memcpy(o->cred_id, cred_id, VEIL_CREDENTIAL_ID_BYTES);
 	HASH_ADD_KEYPTR(hh, m->outs, o->topic, strlen(o->topic), o);
-	if (m->connected)
-		send_out(m, o); /* a failure leaves it unsent: sent again at the next connect */
+	if (m->connected && m->unsent == 0 && m->inflight < WINDOW && send_out(m, o) == VEIL_OK)
+		return VEIL_OK;
+	m->unsent++; /* Paho's in-flight window is full (or we are offline): kd_mqtt__flush sends it */
 	return VEIL_OK;
+}
+
+void kd_mqtt__flush(struct kd_mqtt *m)
+{
+	if (!m->connected || m->unsent == 0)
+		return;
+	struct out *o, *tmp;
+	size_t left = 0;
+	bool full = false;
+	HASH_ITER(hh, m->outs, o, tmp) {
+		if (o->sent)
+			continue;
+		if (full || m->inflight >= WINDOW || send_out(m, o) != VEIL_OK) {
+			full = true; /* keep the order: the rest waits for the next PUBACK */
+			left++;
+		}
+	}
+	m->unsent = left;
 }
 
 bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES],
@@ -354,8 +383,9 @@ bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_i
 		ro.onFailure5 = on_sub_fail;
 		ro.context = m;
 		MQTTAsync_subscribe(m->c, VEIL__TOPIC_REQ_PREFIX "+", 1, &ro);
-		HASH_ITER(hh, m->outs, o, tmp)
-			send_out(m, o);
+		m->unsent = HASH_COUNT(m->outs);
+		m->inflight = 0;
+		kd_mqtt__flush(m);
 		return false;
 	}
 	case KD_EV_LOST:
@@ -363,21 +393,33 @@ bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_i
 		m->connected = false;
 		HASH_ITER(hh, m->outs, o, tmp)
 			o->sent = false;
+		m->unsent = HASH_COUNT(m->outs);
+		m->inflight = 0;
 		return false;
-	case KD_EV_PUBACK:
+	case KD_EV_PUBACK: {
+		bool done = false;
+		if (m->inflight)
+			m->inflight--;
 		HASH_FIND_STR(m->outs, ev->topic, o);
-		if (!o || o->version != ev->version)
-			return false; /* an older version, already replaced */
-		memcpy(cred_id, o->cred_id, VEIL_CREDENTIAL_ID_BYTES);
-		*is_bundle = o->is_bundle;
-		*version = o->version;
-		HASH_DEL(m->outs, o);
-		out_free(o);
-		return true;
+		if (o && o->version == ev->version) { /* else an older version, already replaced */
+			memcpy(cred_id, o->cred_id, VEIL_CREDENTIAL_ID_BYTES);
+			*is_bundle = o->is_bundle;
+			*version = o->version;
+			HASH_DEL(m->outs, o);
+			out_free(o);
+			done = true;
+		}
+		kd_mqtt__flush(m); /* a slot in the window is free */
+		return done;
+	}
 	case KD_EV_PUBLISH_FAILED:
+		if (m->inflight)
+			m->inflight--;
 		HASH_FIND_STR(m->outs, ev->topic, o);
-		if (o && o->version == ev->version)
+		if (o && o->version == ev->version) {
 			o->sent = false; /* sent again at the next connect */
+			m->unsent++;
+		}
 		return false;
 	default:
 		return false;

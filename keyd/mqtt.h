@@ -7,8 +7,9 @@
  *
  * Publishes are retained QoS 1 and kept until the broker's PUBACK: a
  * newer publish on the same topic replaces an unacknowledged older one,
- * and whatever is unacknowledged at a disconnect is sent again after the
- * next connect.
+ * whatever Paho has no room for (its in-flight window, the broker's
+ * receive maximum) waits for the next PUBACK, and whatever is
+ * unacknowledged at a disconnect is sent again after the next connect.
  */
 #ifndef KD_MQTT_H
 #define KD_MQTT_H
@@ -67,6 +68,9 @@ size_t kd_mqtt__unacked(const struct kd_mqtt *m);
 /* kd_publish_fn for the service; ctx is the kd_mqtt. */
 int kd_mqtt__publish(void *ctx, const char *topic, const uint8_t *buf, size_t len, const uint8_t *cred_id,
                      uint64_t version);
+/* Hand Paho the publishes it had no room for (in publish order), until it
+ * refuses one; called after every PUBACK and connect. */
+void kd_mqtt__flush(struct kd_mqtt *m);
 /* Clean disconnect (waits at most timeout_ms for it). */
 void kd_mqtt__disconnect(struct kd_mqtt *m, int timeout_ms);
 

@@ -68,10 +68,13 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
  * bundles not yet acknowledged by the broker. Call at least every
  * kd_service__next_ms. */
 int kd_service__tick(struct kd_service *s, const struct kd_now *now);
-/* Milliseconds until the next tick is due (at most 1000). */
+/* Milliseconds until the next tick is due (at most KD_ROTATE_POLL_MS). */
 int kd_service__next_ms(const struct kd_service *s, const struct kd_now *now);
-/* The broker acknowledged (PUBACK) the bundle of version to cred_id. */
+/* The broker acknowledged (PUBACK) the bundle of version to cred_id:
+ * remembered at once, written to the store by kd_service__sync (one
+ * transaction for all PUBACKs handled together). */
 void kd_service__published(struct kd_service *s, const uint8_t *cred_id, uint64_t version);
+int kd_service__sync(struct kd_service *s);
 /* The connection is up again: bundles the broker did not acknowledge are
  * issued anew at the next tick, the statement too. */
 void kd_service__reconnected(struct kd_service *s);

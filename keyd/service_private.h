@@ -13,6 +13,10 @@
 
 #define KD_NONCES_MAX 1000000U /* live nonces (each kept for one token window) */
 #define KD_BUCKETS_MAX 100000U /* rate buckets; full ones are dropped first */
+/* How often the store is asked for `veil keys rotate` requests: one query
+ * of an indexed, nearly empty table, so an operator's rotation starts
+ * within a tenth of a second. */
+#define KD_ROTATE_POLL_MS 100U
 
 struct kd_nonce {
 	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
@@ -39,6 +43,7 @@ struct kd_dev {
 	uint64_t due;              /* unix s a deferred re-issue is due (0: none) */
 	bool revoked;
 	bool republish;            /* committed but never acknowledged by the broker (restart) */
+	bool published_dirty;      /* row.published_version not in the store yet */
 	UT_hash_handle hh;         /* by row.cred_id */
 };
 
@@ -60,6 +65,7 @@ struct kd_service {
 	uint64_t rotate_poll_ms;
 	uint64_t prune_ms;         /* last nonce-cache sweep */
 	bool statement_due;
+	bool published_dirty;      /* some device's published_version awaits kd_service__sync */
 	struct kd_stats stats;
 };
 

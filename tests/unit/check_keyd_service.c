@@ -418,6 +418,14 @@ START_TEST(acks_recorded)
 	ck_assert_uint_eq(row.acked_version, d.held_version);
 	ck_assert_uint_eq(row.issued_version, d.held_version);
 	ck_assert_uint_eq(n_bundles, 1); /* an ack asks for nothing */
+	/* The broker's PUBACK reaches the store at the next sync, not before. */
+	ck_assert_uint_eq(row.published_version, 0);
+	kd_service__published(svc, d.c.id, d.held_version);
+	ck_assert_int_eq(kd_store__device_get(st, d.c.id, &row), VEIL_OK);
+	ck_assert_uint_eq(row.published_version, 0);
+	ck_assert_int_eq(kd_service__sync(svc), VEIL_OK);
+	ck_assert_int_eq(kd_store__device_get(st, d.c.id, &row), VEIL_OK);
+	ck_assert_uint_eq(row.published_version, d.held_version);
 	test_kd_device_free(&d);
 }
 END_TEST
