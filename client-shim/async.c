@@ -217,6 +217,7 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 		a->s.stats.connects++;
 		pthread_mutex_unlock(&a->s.lock);
 		veil__log(&a->s, VEIL_LOG_INFO, "connected to %s as '%s'", a->s.server_uri, a->s.client_id);
+		veil__shim_connected(&a->s);
 	} else {
 		veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed (%s)", a->s.server_uri, a->s.client_id,
 		          veil_errname(rc));
@@ -240,10 +241,19 @@ static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *resp)
 	connect_result(ctx, VEIL_OK, 0);
 }
 
+/* Paho's words for a failed connect (refused, timed out, TLS), logged: the
+ * error code alone does not tell which. */
+static void conn_failure_log(struct veil_async *a, int code, const char *message)
+{
+	veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s failed: %s (Paho code %d)", a->s.server_uri,
+	          message && *message ? message : (code > 0 ? veil_mqtt_reason_text(code) : "no answer"), code);
+}
+
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *resp)
 {
 	struct veil_async *a = ctx;
 	int code = resp && resp->code ? resp->code : MQTTASYNC_FAILURE;
+	conn_failure_log(a, code, resp ? resp->message : NULL);
 	connect_result(a, veil__mqtt_err(&a->s, code), code > 0 ? code : 0);
 }
 
@@ -252,9 +262,14 @@ static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *resp)
 	struct veil_async *a = ctx;
 	int code = MQTTASYNC_FAILURE, reason = 0;
 	if (resp) {
-		reason = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : 0;
+		/* Paho 1.3.12 reports a refused CONNACK's reason in code. */
+		if (resp->reasonCode >= 0x80)
+			reason = (int)resp->reasonCode;
+		else if (resp->code >= 0x80)
+			reason = resp->code;
 		code = reason ? reason : (resp->code ? resp->code : code);
 	}
+	conn_failure_log(a, code, resp ? resp->message : NULL);
 	connect_result(a, veil__mqtt_err(&a->s, code), reason);
 }
 
@@ -268,6 +283,15 @@ static int start_connect(struct veil_async *a)
 	int prc;
 	MQTTAsync_SSLOptions ssl;
 	veil__shim_tls_async(&a->s, &ssl);
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	if (l.will) {
+		will.topicName = a->s.will_topic;
+		will.message = NULL;
+		will.payload.data = l.will;
+		will.payload.len = (int)l.will_len;
+		will.qos = a->s.will_qos;
+		will.retained = a->s.will_retained;
+	}
 	if (v5(a)) {
 		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
 		o.keepAliveInterval = a->s.keepalive_s;
@@ -276,6 +300,7 @@ static int start_connect(struct veil_async *a)
 		o.username = l.username;
 		o.password = l.password;
 		o.ssl = a->s.tls ? &ssl : NULL;
+		o.will = l.will ? &will : NULL;
 		o.connectProperties = &l.props;
 		o.onSuccess5 = on_conn_ok5;
 		o.onFailure5 = on_conn_fail5;
@@ -289,6 +314,7 @@ static int start_connect(struct veil_async *a)
 		o.username = l.username;
 		o.password = l.password;
 		o.ssl = a->s.tls ? &ssl : NULL;
+		o.will = l.will ? &will : NULL;
 		o.onSuccess = on_conn_ok;
 		o.onFailure = on_conn_fail;
 		o.context = a;
@@ -344,6 +370,7 @@ static void on_lost(void *ctx, char *cause)
 	if (!cb_enter(a))
 		return;
 	veil__log(&a->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
+	veil__shim_disconnected(&a->s);
 	pthread_mutex_lock(&a->rlock);
 	if (a->s.auto_reconnect && !a->app_disconnected && !a->stopping) {
 		a->want_reconnect = true;
@@ -372,6 +399,27 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 	return 1;
 }
 
+/* ---- the key service's messages ---- */
+
+static int raw_publish(struct veil__shim *s, const char *topic, const uint8_t *payload, size_t len)
+{
+	struct veil_async *a = (struct veil_async *)s; /* s is the first member */
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = 1;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	return veil__mqtt_err(s, MQTTAsync_sendMessage(a->ma, topic, &m, &ro));
+}
+
+static int subscribe_service(struct veil__shim *s, char *const *topics, int n)
+{
+	struct veil_async *a = (struct veil_async *)s;
+	int qos[2] = { 1, 1 };
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	return veil__mqtt_err(s, MQTTAsync_subscribeMany(a->ma, n, topics, qos, &ro));
+}
+
 /* ---- public API ---- */
 
 int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
@@ -388,6 +436,8 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 		free(a);
 		return rc;
 	}
+	a->s.raw_publish = raw_publish;
+	a->s.subscribe_service = subscribe_service;
 	pthread_mutex_init(&a->rlock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -479,7 +529,7 @@ int veil_async_publish5(struct veil_async *a, const char *topic, const void *pay
 	uint8_t stackbuf[VEIL__SEAL_STACK];
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	int rc = veil__shim_seal(&a->s, topic, payload, len, stackbuf, sizeof(stackbuf), &env,
+	int rc = veil__shim_seal(&a->s, topic, payload, len, retained, stackbuf, sizeof(stackbuf), &env,
 	                         &env_len);
 	if (rc != VEIL_OK)
 		return rc;

@@ -67,12 +67,55 @@ static void on_lost(void *ctx, char *cause)
 {
 	struct veil_client *c = ctx;
 	veil__log(&c->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
+	veil__shim_disconnected(&c->s);
 	pthread_mutex_lock(&c->s.lock);
 	veil_connection_lost_cb cb = c->s.on_lost;
 	void *cb_ctx = c->s.cb_ctx;
 	pthread_mutex_unlock(&c->s.lock);
 	if (cb)
 		cb(cb_ctx, cause);
+}
+
+/* The key service's device messages: QoS 1, not retained, never sealed. */
+static int raw_publish(struct veil__shim *s, const char *topic, const uint8_t *payload, size_t len)
+{
+	struct veil_client *c = (struct veil_client *)s; /* s is the first member */
+	MQTTClient_message m = MQTTClient_message_initializer;
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = 1;
+	MQTTClient_deliveryToken dt = 0;
+	int prc;
+	if (s->mqtt_version == VEIL_MQTT_5) {
+		MQTTResponse r = MQTTClient_publishMessage5(c->mc, topic, &m, &dt);
+		prc = (int)r.reasonCode;
+		MQTTResponse_free(r);
+	} else {
+		prc = MQTTClient_publishMessage(c->mc, topic, &m, &dt);
+	}
+	return veil__mqtt_err(s, prc);
+}
+
+static int subscribe_service(struct veil__shim *s, char *const *topics, int n)
+{
+	struct veil_client *c = (struct veil_client *)s;
+	int qos[2] = { 1, 1 };
+	int prc;
+	if (s->mqtt_version == VEIL_MQTT_5) {
+		MQTTSubscribe_options so[2] = { MQTTSubscribe_options_initializer, MQTTSubscribe_options_initializer };
+		MQTTResponse r = MQTTClient_subscribeMany5(c->mc, n, topics, qos, so, NULL);
+		prc = r.reasonCode >= 0x80 ? (int)r.reasonCode : MQTTCLIENT_SUCCESS;
+		for (int i = 0; prc == MQTTCLIENT_SUCCESS && r.reasonCodes && i < r.reasonCodeCount; i++)
+			if (r.reasonCodes[i] >= 0x80)
+				prc = (int)r.reasonCodes[i];
+		MQTTResponse_free(r);
+	} else {
+		prc = MQTTClient_subscribeMany(c->mc, n, topics, qos);
+		for (int i = 0; prc == MQTTCLIENT_SUCCESS && i < n; i++)
+			if (qos[i] == 0x80)
+				prc = MQTTREASONCODE_NOT_AUTHORIZED;
+	}
+	return veil__mqtt_err(s, prc);
 }
 
 int veil_client_new(const struct veil_client_options *o, struct veil_client **out)
@@ -89,6 +132,8 @@ int veil_client_new(const struct veil_client_options *o, struct veil_client **ou
 		free(c);
 		return rc;
 	}
+	c->s.raw_publish = raw_publish;
+	c->s.subscribe_service = subscribe_service;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -141,6 +186,15 @@ int veil_client_connect(struct veil_client *c)
 	int prc;
 	MQTTClient_SSLOptions ssl;
 	veil__shim_tls(&c->s, &ssl);
+	MQTTClient_willOptions will = MQTTClient_willOptions_initializer;
+	if (l.will) {
+		will.topicName = c->s.will_topic;
+		will.message = NULL;
+		will.payload.data = l.will;
+		will.payload.len = (int)l.will_len;
+		will.qos = c->s.will_qos;
+		will.retained = c->s.will_retained;
+	}
 	if (c->s.mqtt_version == VEIL_MQTT_5) {
 		MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer5;
 		opts.keepAliveInterval = c->s.keepalive_s;
@@ -149,6 +203,7 @@ int veil_client_connect(struct veil_client *c)
 		opts.username = l.username;
 		opts.password = l.password;
 		opts.ssl = c->s.tls ? &ssl : NULL;
+		opts.will = l.will ? &will : NULL;
 		MQTTResponse r = MQTTClient_connect5(c->mc, &opts, &l.props, NULL);
 		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
@@ -160,6 +215,7 @@ int veil_client_connect(struct veil_client *c)
 		opts.username = l.username;
 		opts.password = l.password;
 		opts.ssl = c->s.tls ? &ssl : NULL;
+		opts.will = l.will ? &will : NULL;
 		prc = MQTTClient_connect(c->mc, &opts);
 	}
 	veil__shim_login_wipe(&l);
@@ -173,6 +229,7 @@ int veil_client_connect(struct veil_client *c)
 	c->s.stats.connects++;
 	pthread_mutex_unlock(&c->s.lock);
 	veil__log(&c->s, VEIL_LOG_INFO, "connected to %s as '%s'", c->s.server_uri, c->s.client_id);
+	veil__shim_connected(&c->s);
 	return VEIL_OK;
 }
 
@@ -189,7 +246,7 @@ int veil_client_publish5(struct veil_client *c, const char *topic, const void *p
 	uint8_t stackbuf[VEIL__SEAL_STACK];
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	int rc = veil__shim_seal(&c->s, topic, payload, len, stackbuf, sizeof(stackbuf), &env,
+	int rc = veil__shim_seal(&c->s, topic, payload, len, retained, stackbuf, sizeof(stackbuf), &env,
 	                         &env_len);
 	if (rc != VEIL_OK)
 		return rc;

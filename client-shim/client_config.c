@@ -33,6 +33,11 @@ int veil_client_config_load(const char *path, struct veil_client_options *o, str
 		o->credential_path = k->c.credential;
 	if (k->c.keyring)
 		o->keyring_path = k->c.keyring;
+	if (k->c.authorities)
+		o->authority_path = k->c.authorities;
+	o->key_service = k->c.key_service == VEIL_CONFIG_KEYS_ON    ? VEIL_KEYS_ON
+	                 : k->c.key_service == VEIL_CONFIG_KEYS_OFF ? VEIL_KEYS_OFF
+	                                                            : VEIL_KEYS_AUTO;
 	if (k->c.state_dir)
 		o->state_dir = k->c.state_dir;
 	if (k->c.client_id)

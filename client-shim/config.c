@@ -24,6 +24,7 @@ void veil_config_free(struct veil_config *c)
 	free(c->credential);
 	free(c->keyring);
 	free(c->state_dir);
+	free(c->authorities);
 	free(c->client_id);
 	memset(c, 0, sizeof(*c));
 }
@@ -60,7 +61,7 @@ static char *resolve_path(const char *cfg_path, const char *value)
 	return p;
 }
 
-enum key_kind { K_PATH, K_ID, K_AUTH, K_SIGN, K_LOG };
+enum key_kind { K_PATH, K_ID, K_AUTH, K_SIGN, K_LOG, K_KEYS };
 
 struct key_def {
 	const char *name;
@@ -72,6 +73,8 @@ static const struct key_def KEYS[] = {
 	{ "identity", K_PATH, offsetof(struct veil_config, identity) },
 	{ "credential", K_PATH, offsetof(struct veil_config, credential) },
 	{ "keyring", K_PATH, offsetof(struct veil_config, keyring) },
+	{ "authorities", K_PATH, offsetof(struct veil_config, authorities) },
+	{ "key_service", K_KEYS, 0 },
 	{ "state_dir", K_PATH, offsetof(struct veil_config, state_dir) },
 	{ "client_id", K_ID, offsetof(struct veil_config, client_id) },
 	{ "auth", K_AUTH, 0 },
@@ -152,6 +155,16 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 		else
 			why = "sign must be always or policy";
 		break;
+	case K_KEYS:
+		if (strcmp(val, "auto") == 0)
+			c->key_service = VEIL_CONFIG_KEYS_AUTO;
+		else if (strcmp(val, "on") == 0)
+			c->key_service = VEIL_CONFIG_KEYS_ON;
+		else if (strcmp(val, "off") == 0)
+			c->key_service = VEIL_CONFIG_KEYS_OFF;
+		else
+			why = "key_service must be auto, on or off";
+		break;
 	case K_LOG:
 		if (strcmp(val, "stderr") == 0)
 			c->log = VEIL_CONFIG_LOG_STDERR;
@@ -194,8 +207,8 @@ static int parse_text(struct veil_config *c, const char *text, size_t len, char 
 	free(line);
 	if (rc != VEIL_OK)
 		return rc;
-	if (!c->keyring) {
-		veil__errf(err, errlen, "%s: missing required key 'keyring'", c->path);
+	if (!c->keyring && c->key_service == VEIL_CONFIG_KEYS_OFF) {
+		veil__errf(err, errlen, "%s: missing key 'keyring' (required with key_service off)", c->path);
 		return VEIL_ERR_PARSE;
 	}
 	if (c->auth == VEIL_CONFIG_AUTH_CREDENTIAL && (!c->identity || !c->credential)) {

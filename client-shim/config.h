@@ -9,7 +9,11 @@
  *
  *   identity   <path>                       device identity (secret, mode 0600)
  *   credential <path>                       authority-signed credential
- *   keyring    <path>                       topic keys and policy (required)
+ *   keyring    <path>                       topic keys and policy (required with
+ *                                           key_service off)
+ *   authorities <path>                      public keys of trusted authorities
+ *   key_service auto|on|off                 keys from veil-keyd; auto (default):
+ *                                           on when there is no keyring
  *   state_dir  <path>                       sequence / replay state directory
  *   client_id  <id>                         must equal the credential's client id
  *                                           (the rule of docs/PROTOCOL.md section 3)
@@ -40,6 +44,12 @@ enum veil_config_sign {
 	VEIL_CONFIG_SIGN_ALWAYS = 1        /* sign every message */
 };
 
+enum veil_config_keys {
+	VEIL_CONFIG_KEYS_AUTO = 0,
+	VEIL_CONFIG_KEYS_ON = 1,
+	VEIL_CONFIG_KEYS_OFF = 2
+};
+
 enum veil_config_log {
 	VEIL_CONFIG_LOG_STDERR = 0,
 	VEIL_CONFIG_LOG_NONE = 1
@@ -54,11 +64,13 @@ struct veil_config {
 	char *identity;
 	char *credential;
 	char *keyring;
+	char *authorities;
 	char *state_dir;
 	char *client_id;
 	enum veil_config_auth auth;
 	enum veil_config_sign sign;
 	enum veil_config_log log;
+	enum veil_config_keys key_service;
 };
 
 /*

@@ -103,6 +103,8 @@ static void session_log(void *ctx, int level, const char *msg)
 		vpl_log("%s", msg);
 }
 
+static int send_service(void *ctx, const char *topic, const uint8_t *payload, size_t len);
+
 static void setup(void)
 {
 	if (veil_init() != VEIL_OK) {
@@ -126,6 +128,10 @@ static void setup(void)
 		.identity_path = g.cfg.identity,
 		.credential_path = g.cfg.credential,
 		.keyring_path = g.cfg.keyring,
+		.authority_path = g.cfg.authorities,
+		.key_service = g.cfg.key_service == VEIL_CONFIG_KEYS_ON    ? VEIL__KEYS_ON
+		               : g.cfg.key_service == VEIL_CONFIG_KEYS_OFF ? VEIL__KEYS_OFF
+		                                                           : VEIL__KEYS_AUTO,
 		.state_dir = g.cfg.state_dir,
 		.token_login = g.cfg.auth == VEIL_CONFIG_AUTH_CREDENTIAL,
 		.sign_all = g.cfg.sign == VEIL_CONFIG_SIGN_ALWAYS,
@@ -136,6 +142,7 @@ static void setup(void)
 		fail("%s", err);
 		return;
 	}
+	veil__session_set_send(g.ses, send_service, NULL);
 	g.ready = true;
 }
 
@@ -154,6 +161,11 @@ const char *vpl_error(void)
 	return g.err;
 }
 
+struct veil__session *vpl_session(void)
+{
+	return g.ses;
+}
+
 const char *vpl_client_id(const char *app_id)
 {
 	const char *cred_id = g.cfg.credential ? veil__session_client_id(g.ses) : NULL;
@@ -165,6 +177,106 @@ const char *vpl_client_id(const char *app_id)
 	if (g.cfg.client_id)
 		return g.cfg.client_id;
 	return app_id;
+}
+
+/* ---- the key service and held messages ---- */
+
+/* The connection the key service talks on: the latest one that connected
+ * as the session's client id. */
+static struct vpl_handle *service_handle;
+
+static int send_service(void *ctx, const char *topic, const uint8_t *payload, size_t len)
+{
+	(void)ctx;
+	pthread_mutex_lock(&lock);
+	struct vpl_handle *h = service_handle;
+	pthread_mutex_unlock(&lock);
+	if (!h || !h->raw_publish)
+		return VEIL_ERR_INVAL;
+	return h->raw_publish(h, topic, payload, len);
+}
+
+void vpl_connected(struct vpl_handle *h)
+{
+	const char *cid = veil__session_client_id(g.ses);
+	if (!h || !veil__session_key_service(g.ses) || !h->client_id || !cid || strcmp(h->client_id, cid) != 0)
+		return;
+	pthread_mutex_lock(&lock);
+	service_handle = h;
+	pthread_mutex_unlock(&lock);
+	const char *topics[2];
+	int n = (int)veil__session_topics(g.ses, topics);
+	if (!h->subscribe_service || h->subscribe_service(h, (char *const *)topics, n) != VEIL_OK)
+		vpl_loud("cannot subscribe to the key service's topics: no key updates on '%s'", h->client_id);
+	veil__session_connected(g.ses);
+}
+
+void vpl_disconnected(struct vpl_handle *h)
+{
+	pthread_mutex_lock(&lock);
+	bool ours = service_handle == h;
+	pthread_mutex_unlock(&lock);
+	if (ours)
+		veil__session_disconnected(g.ses);
+}
+
+/* A message kept until its key arrives: Paho's own objects, so the app
+ * frees them as usual once it gets them. */
+struct vpl_held {
+	struct vpl_handle *h;
+	char *topic;
+	int topic_len;
+	void *m;
+	void *payload;
+	int *len;
+};
+
+static bool held_again(void *ctx, void *handle, bool expired)
+{
+	(void)ctx;
+	struct vpl_held *k = handle;
+	struct vpl_handle *h = k->h;
+	bool done = true;
+	if (expired) {
+		h->free_message(k->m, k->topic); /* the core counted and logged it */
+	} else {
+		int rc = vpl_open_inplace_again(h, k->topic, k->topic_len, k->payload, k->len);
+		if (rc == VEIL__WAIT)
+			done = false;
+		else if (rc == VEIL_OK)
+			h->app_deliver(h, k->topic, k->topic_len, k->m);
+		else
+			h->free_message(k->m, k->topic);
+	}
+	if (done)
+		free(k);
+	return done;
+}
+
+enum vpl_arrival vpl_arrived(struct vpl_handle *h, char *topic, int topic_len, void *m, void *payload, int *len)
+{
+	/* The key service's own messages are the core's, never the app's. */
+	if (topic && topic_len == 0 && veil__session_service_topic(g.ses, topic)) {
+		(void)veil__session_service_message(g.ses, topic, payload, *len > 0 ? (size_t)*len : 0);
+		h->free_message(m, topic);
+		return VPL_TAKEN;
+	}
+	int rc = vpl_open_inplace(h, topic, topic_len, payload, len);
+	if (rc == VEIL_OK)
+		return VPL_DELIVER;
+	if (rc == VEIL__WAIT) {
+		struct vpl_held *k = calloc(1, sizeof(*k));
+		if (k) {
+			*k = (struct vpl_held){ h, topic, topic_len, m, payload, len };
+			if (veil__receiver_hold(h->rcv, k, topic) == VEIL_OK)
+				return VPL_TAKEN;
+			free(k);
+		} else {
+			(void)veil__receiver_hold(h->rcv, NULL, topic); /* counts and logs the refusal */
+		}
+	}
+	h->free_message(m, topic);
+	return VPL_TAKEN;
 }
 
 struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_id)
@@ -191,6 +303,7 @@ struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_i
 		free(h);
 		return NULL;
 	}
+	veil__receiver_set_held(h->rcv, held_again, NULL);
 	pthread_mutex_lock(&lock);
 	h->next = g.handles;
 	g.handles = h;
@@ -238,10 +351,10 @@ void vpl_handle_free(void *handle)
 	free(h);
 }
 
-int vpl_seal(const char *topic, const void *pt, size_t len, uint8_t **out, size_t *out_len)
+int vpl_seal(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len)
 {
 	bool sealed = false;
-	return veil__session_seal(g.ses, topic, pt, len, NULL, 0, out, out_len, &sealed);
+	return veil__session_seal(g.ses, topic, pt, len, retained, NULL, 0, out, out_len, &sealed);
 }
 
 void vpl_sealed_free(uint8_t *buf, size_t len)
@@ -249,7 +362,19 @@ void vpl_sealed_free(uint8_t *buf, size_t len)
 	veil__sealed_release(buf, len, NULL);
 }
 
+static int open_inplace(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len, bool again);
+
 int vpl_open_inplace(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len)
+{
+	return open_inplace(h, topic, topic_len, payload, len, false);
+}
+
+int vpl_open_inplace_again(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len)
+{
+	return open_inplace(h, topic, topic_len, payload, len, true);
+}
+
+static int open_inplace(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len, bool again)
 {
 	if (!h || *len < 0 || (*len > 0 && !payload))
 		return VEIL_ERR_INVAL;
@@ -260,8 +385,9 @@ int vpl_open_inplace(struct vpl_handle *h, const char *topic, int topic_len, voi
 		return VEIL_ERR_NOMEM;
 	size_t out_len = 0;
 	struct veil_open_info info;
-	int rc = veil__receiver_open(h->rcv, topic, topic_len > 0 ? (size_t)topic_len : 0, payload, in_len, tmp,
-	                             in_len + 1, &out_len, &info);
+	size_t tl = topic_len > 0 ? (size_t)topic_len : 0;
+	int rc = again ? veil__receiver_open_again(h->rcv, topic, tl, payload, in_len, tmp, in_len + 1, &out_len, &info)
+	               : veil__receiver_open(h->rcv, topic, tl, payload, in_len, tmp, in_len + 1, &out_len, &info);
 	if (rc == VEIL_OK) {
 		memcpy(payload, tmp, out_len);
 		/* Apps often print payloads as C strings; the envelope was longer, so

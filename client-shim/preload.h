@@ -41,7 +41,29 @@ struct vpl_handle {
 	 * (returned 0): Paho redelivers the same object, which must not be
 	 * opened a second time. */
 	void *opened_pending;
+	bool mqtt5;                 /* created for MQTT 5 (Paho's *5 calls) */
+	void *app_connected;        /* MQTTAsync_connected */
+	void *app_connected_ctx;
+	/* The flavour's Paho calls, for held messages and the key service
+	 * (preload_client.c / preload_async.c). */
+	int (*app_deliver)(struct vpl_handle *h, char *topic, int topic_len, void *m); /* app's messageArrived */
+	void (*free_message)(void *m, char *topic);
+	int (*raw_publish)(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len);
+	int (*subscribe_service)(struct vpl_handle *h, char *const *topics, int n);
 };
+
+/* What the interposed messageArrived does first with a message:
+ * VPL_DELIVER (opened in place: hand it to the app) or VPL_TAKEN (the key
+ * service's own message, dropped, or held until its key arrives: the
+ * preload owns it now; return 1 to Paho). */
+enum vpl_arrival { VPL_DELIVER = 0, VPL_TAKEN = 1 };
+enum vpl_arrival vpl_arrived(struct vpl_handle *h, char *topic, int topic_len, void *m, void *payload, int *len);
+/* After a connect succeeded on h: the key service's subscriptions and
+ * request (when h logs in as the session's client id). */
+void vpl_connected(struct vpl_handle *h);
+void vpl_disconnected(struct vpl_handle *h);
+/* The process's client session (after vpl_ready). */
+struct veil__session *vpl_session(void);
 
 /* Thread-local: nonzero while we are inside a real Paho call. */
 extern __thread int vpl_depth;
@@ -89,7 +111,7 @@ void vpl_handle_free(void *handle);
 
 /* Seal for topic into a malloc'd buffer. On failure prints the reason and
  * returns a veil error: the caller must not send anything. */
-int vpl_seal(const char *topic, const void *pt, size_t len, uint8_t **out, size_t *out_len);
+int vpl_seal(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len);
 /* Free a sealed buffer (wiped first: it is ciphertext, but cheap to be tidy). */
 void vpl_sealed_free(uint8_t *buf, size_t len);
 
@@ -98,6 +120,8 @@ void vpl_sealed_free(uint8_t *buf, size_t len);
  * reason is logged and counted; the caller drops the message. topic_len 0
  * means NUL terminated (Paho's convention). */
 int vpl_open_inplace(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len);
+/* The same for a held message opened again (not counted as received twice). */
+int vpl_open_inplace_again(struct vpl_handle *h, const char *topic, int topic_len, void *payload, int *len);
 
 /* Login material for one CONNECT under "auth credential": username = client
  * id, password = VEIL_PASSWORD_PREFIX + base64(fresh token). Returns false

@@ -71,6 +71,13 @@ static int update_wrap(void *ctx, MQTTAsync_connectData *data)
 
 /* ---- create / destroy ---- */
 
+/* The flavour's Paho calls and callbacks, defined below with the callbacks. */
+static void free_message(void *msg, char *topic);
+static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m);
+static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len);
+static int subscribe_service(struct vpl_handle *h, char *const *topics, int n);
+static void connected_wrap(void *ctx, char *cause);
+
 VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI, const char *clientId,
                                         int persistence_type, void *persistence_context,
                                         MQTTAsync_createOptions *options)
@@ -96,6 +103,17 @@ VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI
 		if (MQTTAsync_destroy_p)
 			MQTTAsync_destroy_p(handle);
 		return MQTTASYNC_FAILURE;
+	}
+	h->mqtt5 = options && options->MQTTVersion >= MQTTVERSION_5;
+	h->app_deliver = app_deliver;
+	h->free_message = free_message;
+	h->raw_publish = raw_publish;
+	h->subscribe_service = subscribe_service;
+	REAL(MQTTAsync_setConnected);
+	if (MQTTAsync_setConnected_p) {
+		vpl_depth++;
+		(void)MQTTAsync_setConnected_p(*handle, h, connected_wrap);
+		vpl_depth--;
 	}
 	char probe[VEIL_PASSWORD_MAX];
 	int vrc;
@@ -141,23 +159,82 @@ VPL_API void MQTTAsync_destroy(MQTTAsync *handle)
 		vpl_handle_free(h);
 }
 
+/* ---- the flavour's Paho calls for the shared code (preload.c) ---- */
+
+static void free_message(void *msg, char *topic)
+{
+	REAL(MQTTAsync_freeMessage);
+	REAL(MQTTAsync_free);
+	MQTTAsync_message *m = msg;
+	if (MQTTAsync_freeMessage_p && m)
+		MQTTAsync_freeMessage_p(&m);
+	if (MQTTAsync_free_p && topic)
+		MQTTAsync_free_p(topic);
+}
+
+static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m)
+{
+	MQTTAsync_messageArrived *app = (MQTTAsync_messageArrived *)h->app_ma;
+	int rc = 1;
+	if (app)
+		VPL_APP_CALL(rc = app(h->app_ma_ctx, topic, topic_len, m));
+	else
+		free_message(m, topic);
+	if (!rc)
+		vpl_log("the app asked for a held message on '%s' again: it was delivered once", topic);
+	return rc;
+}
+
+static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len)
+{
+	REAL(MQTTAsync_sendMessage);
+	if (!MQTTAsync_sendMessage_p)
+		return VEIL_ERR_MQTT;
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = 1;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	const void *outer = vpl_inflight;
+	vpl_inflight = payload;
+	vpl_depth++;
+	int rc = MQTTAsync_sendMessage_p(h->handle, topic, &m, &ro);
+	vpl_depth--;
+	vpl_inflight = outer;
+	return rc == MQTTASYNC_SUCCESS ? VEIL_OK : VEIL_ERR_MQTT;
+}
+
+static int subscribe_service(struct vpl_handle *h, char *const *topics, int n)
+{
+	REAL(MQTTAsync_subscribeMany);
+	if (!MQTTAsync_subscribeMany_p)
+		return VEIL_ERR_MQTT;
+	int qos[2] = { 1, 1 };
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	vpl_depth++;
+	int rc = MQTTAsync_subscribeMany_p(h->handle, n, topics, qos, &ro);
+	vpl_depth--;
+	return rc == MQTTASYNC_SUCCESS ? VEIL_OK : VEIL_ERR_MQTT;
+}
+
+/* Every (re)connect: the key service first, then the app's own callback. */
+static void connected_wrap(void *ctx, char *cause)
+{
+	struct vpl_handle *h = ctx;
+	vpl_connected(h);
+	if (h->app_connected)
+		VPL_APP_CALL(((MQTTAsync_connected *)h->app_connected)(h->app_connected_ctx, cause));
+}
+
 /* ---- callbacks ---- */
 
 static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *m)
 {
 	struct vpl_handle *h = ctx;
 	MQTTAsync_messageArrived *app = (MQTTAsync_messageArrived *)h->app_ma;
-	if (m && m != h->opened_pending) {
-		if (vpl_open_inplace(h, topicName, topicLen, m->payload, &m->payloadlen) != VEIL_OK) {
-			REAL(MQTTAsync_freeMessage);
-			REAL(MQTTAsync_free);
-			if (MQTTAsync_freeMessage_p)
-				MQTTAsync_freeMessage_p(&m);
-			if (MQTTAsync_free_p)
-				MQTTAsync_free_p(topicName);
-			return 1;
-		}
-	}
+	if (m && m != h->opened_pending &&
+	    vpl_arrived(h, topicName, topicLen, m, m->payload, &m->payloadlen) == VPL_TAKEN)
+		return 1; /* the key service's, dropped or held: never reaches the app now */
 	int rc = 0;
 	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
 	h->opened_pending = rc ? NULL : m;
@@ -167,6 +244,7 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *
 static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
+	vpl_disconnected(h);
 	if (h->app_cl)
 		VPL_APP_CALL(((MQTTAsync_connectionLost *)h->app_cl)(h->app_ctx, cause));
 }
@@ -229,6 +307,24 @@ VPL_API int MQTTAsync_setMessageArrivedCallback(MQTTAsync handle, void *context,
 	int rc = MQTTAsync_setMessageArrivedCallback_p(handle, h, ma_wrap);
 	vpl_depth--;
 	return rc;
+}
+
+VPL_API int MQTTAsync_setConnected(MQTTAsync handle, void *context, MQTTAsync_connected *co)
+{
+	REAL(MQTTAsync_setConnected);
+	if (!MQTTAsync_setConnected_p)
+		return MQTTASYNC_FAILURE;
+	if (vpl_depth)
+		return MQTTAsync_setConnected_p(handle, context, co);
+	if (!vpl_ready())
+		return MQTTASYNC_FAILURE;
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h)
+		return MQTTAsync_setConnected_p(handle, context, co);
+	/* Ours stays registered and calls the app's after its own work. */
+	h->app_connected = (void *)co;
+	h->app_connected_ctx = context;
+	return MQTTASYNC_SUCCESS;
 }
 
 VPL_API int MQTTAsync_setUpdateConnectOptions(MQTTAsync handle, void *context, MQTTAsync_updateConnectOptions *co)
@@ -306,7 +402,7 @@ VPL_API int MQTTAsync_connect(MQTTAsync handle, const MQTTAsync_connectOptions *
 			data = w->payload.data;
 			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
 		}
-		if (vpl_seal(w->topicName, data, len, &sealed_will, &sealed_will_len) != VEIL_OK) {
+		if (vpl_seal(w->topicName, data, len, w->retained != 0, &sealed_will, &sealed_will_len) != VEIL_OK) {
 			vpl_loud("connect refused: the will message cannot be sealed");
 			return MQTTASYNC_FAILURE;
 		}
@@ -349,7 +445,7 @@ VPL_API int MQTTAsync_send(MQTTAsync handle, const char *destinationName, int pa
 		return MQTTASYNC_FAILURE;
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	if (vpl_seal(destinationName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+	if (vpl_seal(destinationName, payload, (size_t)payloadlen, retained != 0, &env, &env_len) != VEIL_OK)
 		return MQTTASYNC_FAILURE;
 	/* MQTTAsync_send copies the payload into its command queue. */
 	const void *outer = vpl_inflight;
@@ -379,7 +475,7 @@ VPL_API int MQTTAsync_sendMessage(MQTTAsync handle, const char *destinationName,
 	memcpy(&copy, msg, msg->struct_version >= 1 ? sizeof(copy) : offsetof(MQTTAsync_message, properties));
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	if (vpl_seal(destinationName, msg->payload, (size_t)msg->payloadlen, &env, &env_len) != VEIL_OK)
+	if (vpl_seal(destinationName, msg->payload, (size_t)msg->payloadlen, msg->retained != 0, &env, &env_len) != VEIL_OK)
 		return MQTTASYNC_FAILURE;
 	copy.payload = env;
 	copy.payloadlen = (int)env_len;

@@ -32,6 +32,8 @@ static MQTTResponse response(int rc)
 	return r;
 }
 
+static void set_flavour(struct vpl_handle *h, bool mqtt5);
+
 /* ---- create / destroy: learn the handle, give Paho the right client id ---- */
 
 VPL_API int MQTTClient_createWithOptions(MQTTClient *handle, const char *serverURI, const char *clientId,
@@ -51,7 +53,10 @@ VPL_API int MQTTClient_createWithOptions(MQTTClient *handle, const char *serverU
 	int rc = MQTTClient_createWithOptions_p(handle, serverURI, id, persistence_type, persistence_context,
 	                                        options);
 	vpl_depth--;
-	if (rc == MQTTCLIENT_SUCCESS && handle && *handle && !vpl_handle_new(*handle, false, id)) {
+	struct vpl_handle *nh = NULL;
+	if (rc == MQTTCLIENT_SUCCESS && handle && *handle && (nh = vpl_handle_new(*handle, false, id)))
+		set_flavour(nh, options && options->MQTTVersion >= MQTTVERSION_5);
+	if (rc == MQTTCLIENT_SUCCESS && handle && *handle && !nh) {
 		/* vpl_handle_new said why */
 		REAL(MQTTClient_destroy);
 		if (MQTTClient_destroy_p)
@@ -88,23 +93,96 @@ VPL_API void MQTTClient_destroy(MQTTClient *handle)
 		vpl_handle_free(h);
 }
 
+/* ---- the flavour's Paho calls for the shared code (preload.c) ---- */
+
+static void free_message(void *msg, char *topic)
+{
+	REAL(MQTTClient_freeMessage);
+	REAL(MQTTClient_free);
+	MQTTClient_message *m = msg;
+	if (MQTTClient_freeMessage_p && m)
+		MQTTClient_freeMessage_p(&m);
+	if (MQTTClient_free_p && topic)
+		MQTTClient_free_p(topic);
+}
+
+/* A held message whose key came: the app gets it (and frees it). */
+static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m)
+{
+	MQTTClient_messageArrived *app = (MQTTClient_messageArrived *)h->app_ma;
+	int rc = 1;
+	if (app)
+		VPL_APP_CALL(rc = app(h->app_ma_ctx, topic, topic_len, m));
+	else
+		free_message(m, topic);
+	if (!rc)
+		vpl_log("the app asked for a held message on '%s' again: it was delivered once", topic);
+	return rc;
+}
+
+static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len)
+{
+	REAL(MQTTClient_publishMessage);
+	REAL(MQTTClient_publishMessage5);
+	MQTTClient_message m = MQTTClient_message_initializer;
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = 1;
+	MQTTClient_deliveryToken dt = 0;
+	int rc = MQTTCLIENT_FAILURE;
+	/* Through the real call, marked as ours: never sealed again. */
+	const void *outer = vpl_inflight;
+	vpl_inflight = payload;
+	vpl_depth++;
+	if (h->mqtt5 && MQTTClient_publishMessage5_p) {
+		MQTTResponse r = MQTTClient_publishMessage5_p(h->handle, topic, &m, &dt);
+		rc = (int)r.reasonCode;
+		MQTTResponse_free(r);
+	} else if (!h->mqtt5 && MQTTClient_publishMessage_p) {
+		rc = MQTTClient_publishMessage_p(h->handle, topic, &m, &dt);
+	}
+	vpl_depth--;
+	vpl_inflight = outer;
+	return rc == MQTTCLIENT_SUCCESS ? VEIL_OK : VEIL_ERR_MQTT;
+}
+
+static int subscribe_service(struct vpl_handle *h, char *const *topics, int n)
+{
+	REAL(MQTTClient_subscribeMany);
+	REAL(MQTTClient_subscribeMany5);
+	int qos[2] = { 1, 1 };
+	int rc = MQTTCLIENT_FAILURE;
+	vpl_depth++;
+	if (h->mqtt5 && MQTTClient_subscribeMany5_p) {
+		MQTTSubscribe_options so[2] = { MQTTSubscribe_options_initializer, MQTTSubscribe_options_initializer };
+		MQTTResponse r = MQTTClient_subscribeMany5_p(h->handle, n, topics, qos, so, NULL);
+		rc = r.reasonCode >= 0x80 ? (int)r.reasonCode : MQTTCLIENT_SUCCESS;
+		MQTTResponse_free(r);
+	} else if (!h->mqtt5 && MQTTClient_subscribeMany_p) {
+		rc = MQTTClient_subscribeMany_p(h->handle, n, topics, qos);
+	}
+	vpl_depth--;
+	return rc == MQTTCLIENT_SUCCESS ? VEIL_OK : VEIL_ERR_MQTT;
+}
+
+static void set_flavour(struct vpl_handle *h, bool mqtt5)
+{
+	h->mqtt5 = mqtt5;
+	h->app_deliver = app_deliver;
+	h->free_message = free_message;
+	h->raw_publish = raw_publish;
+	h->subscribe_service = subscribe_service;
+}
+
 /* ---- callbacks: wrappers get our record as context ---- */
 
 static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message *m)
 {
 	struct vpl_handle *h = ctx;
 	MQTTClient_messageArrived *app = (MQTTClient_messageArrived *)h->app_ma;
-	if (m && m != h->opened_pending) {
-		if (vpl_open_inplace(h, topicName, topicLen, m->payload, &m->payloadlen) != VEIL_OK) {
-			REAL(MQTTClient_freeMessage);
-			REAL(MQTTClient_free);
-			if (MQTTClient_freeMessage_p)
-				MQTTClient_freeMessage_p(&m);
-			if (MQTTClient_free_p)
-				MQTTClient_free_p(topicName);
-			return 1; /* consumed: never reaches the app */
-		}
-	}
+	if (m && m != h->opened_pending &&
+	    vpl_arrived(h, topicName, topicLen, m, m->payload, &m->payloadlen) == VPL_TAKEN)
+		return 1; /* the key service's, dropped or held: never reaches the app now */
 	int rc = 0;
 	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
 	/* 0 = app wants it again later; Paho redelivers this very object. */
@@ -115,6 +193,7 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message 
 static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
+	vpl_disconnected(h);
 	if (h->app_cl)
 		VPL_APP_CALL(((MQTTClient_connectionLost *)h->app_cl)(h->app_ctx, cause));
 }
@@ -177,14 +256,21 @@ VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLe
 	if (!message || !*message || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
 		return rc;
 	MQTTClient_message *m = *message;
-	if (vpl_open_inplace(h, *topicName, topicLen ? *topicLen : 0, m->payload, &m->payloadlen) == VEIL_OK)
-		return rc;
-	REAL(MQTTClient_freeMessage);
-	REAL(MQTTClient_free);
-	if (MQTTClient_freeMessage_p)
-		MQTTClient_freeMessage_p(message);
-	if (MQTTClient_free_p)
-		MQTTClient_free_p(*topicName);
+	int tl = topicLen ? *topicLen : 0;
+	/* The key service's messages are applied, not returned; a message
+	 * whose key is not here yet cannot wait in a blocking receive: it is
+	 * refused (unknown-key) like any other that does not open. */
+	if (tl == 0 && veil__session_service_topic(vpl_session(), *topicName)) {
+		(void)veil__session_service_message(vpl_session(), *topicName, m->payload,
+		                                    m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+	} else {
+		int orc = vpl_open_inplace(h, *topicName, tl, m->payload, &m->payloadlen);
+		if (orc == VEIL_OK)
+			return rc;
+		if (orc == VEIL__WAIT)
+			(void)veil__receiver_hold(h->rcv, NULL, *topicName); /* counts and logs the refusal */
+	}
+	free_message(m, *topicName);
 	*message = NULL;
 	*topicName = NULL;
 	if (topicLen)
@@ -223,7 +309,7 @@ static int login_apply(struct vpl_handle *h, MQTTClient_connectOptions *o, struc
 			data = w->payload.data;
 			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
 		}
-		if (vpl_seal(w->topicName, data, len, &l->sealed_will, &l->sealed_will_len) != VEIL_OK) {
+		if (vpl_seal(w->topicName, data, len, w->retained != 0, &l->sealed_will, &l->sealed_will_len) != VEIL_OK) {
 			vpl_loud("connect refused: the will message cannot be sealed");
 			return MQTTCLIENT_FAILURE;
 		}
@@ -275,6 +361,8 @@ VPL_API int MQTTClient_connect(MQTTClient handle, MQTTClient_connectOptions *opt
 		vpl_depth--;
 	}
 	login_restore(options, &l);
+	if (rc == MQTTCLIENT_SUCCESS)
+		vpl_connected(vpl_handle_find(handle));
 	return rc;
 }
 
@@ -297,6 +385,8 @@ VPL_API MQTTResponse MQTTClient_connect5(MQTTClient handle, MQTTClient_connectOp
 		vpl_depth--;
 	}
 	login_restore(options, &l);
+	if (rc == MQTTCLIENT_SUCCESS && r.reasonCode == MQTTREASONCODE_SUCCESS)
+		vpl_connected(vpl_handle_find(handle));
 	return r;
 }
 
@@ -315,7 +405,7 @@ VPL_API MQTTResponse MQTTClient_publish5(MQTTClient handle, const char *topicNam
 		return response(MQTTCLIENT_FAILURE);
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+	if (vpl_seal(topicName, payload, (size_t)payloadlen, retained != 0, &env, &env_len) != VEIL_OK)
 		return response(MQTTCLIENT_FAILURE);
 	/* Paho has copied or written the payload when the sync call returns. */
 	const void *outer = vpl_inflight;
@@ -340,7 +430,7 @@ VPL_API int MQTTClient_publish(MQTTClient handle, const char *topicName, int pay
 		return MQTTCLIENT_FAILURE;
 	uint8_t *env = NULL;
 	size_t env_len = 0;
-	if (vpl_seal(topicName, payload, (size_t)payloadlen, &env, &env_len) != VEIL_OK)
+	if (vpl_seal(topicName, payload, (size_t)payloadlen, retained != 0, &env, &env_len) != VEIL_OK)
 		return MQTTCLIENT_FAILURE;
 	const void *outer = vpl_inflight;
 	vpl_inflight = env;
@@ -362,7 +452,7 @@ static int sealed_message(const char *topic, const MQTTClient_message *msg, MQTT
 	MQTTClient_message init = MQTTClient_message_initializer;
 	*copy = init;
 	memcpy(copy, msg, msg->struct_version >= 1 ? sizeof(*copy) : offsetof(MQTTClient_message, properties));
-	if (vpl_seal(topic, msg->payload, (size_t)msg->payloadlen, env, env_len) != VEIL_OK)
+	if (vpl_seal(topic, msg->payload, (size_t)msg->payloadlen, msg->retained != 0, env, env_len) != VEIL_OK)
 		return MQTTCLIENT_FAILURE;
 	copy->payload = *env;
 	copy->payloadlen = (int)*env_len;

@@ -398,7 +398,7 @@ void veil__token_wipe(struct veil__token *t)
 
 /* ---- seal ---- */
 
-int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len,
+int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len, bool retained,
                        uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed)
 {
 	*out = NULL;
@@ -406,6 +406,18 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	*sealed = false;
 	if (!topic || (!payload && len))
 		return VEIL_ERR_INVAL;
+	if (len == 0 && retained) {
+		/* Clearing a retained message: nothing to seal, nothing readable. */
+		uint8_t *buf = stackcap ? stackbuf : malloc(1);
+		if (!buf)
+			return VEIL_ERR_NOMEM;
+		pthread_mutex_lock(&s->lock);
+		s->seal.published++;
+		pthread_mutex_unlock(&s->lock);
+		veil__slog(s, VEIL__LOG_INFO, "retained message on '%s' cleared (an empty retained publish)", topic);
+		*out = buf;
+		return VEIL_OK;
+	}
 	if (len > VEIL_MAX_PLAINTEXT) {
 		veil__slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %zu bytes is over the %u byte limit, nothing sent (%s)",
 		     topic, len, VEIL_MAX_PLAINTEXT, veil_errname(VEIL_ERR_TOO_LARGE));
@@ -422,12 +434,15 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 	struct veil_sender snd = { s->id, s->cred, s->cred_len, s->seq };
 	struct veil_topic_policy pol;
 	char filter[256] = ""; /* for the log: pol.filter dies with the keyring (reload) */
+	unsigned line = 0;
 	pthread_mutex_lock(&s->lock);
 	int rc = veil_keyring_policy(s->kr, topic, &pol);
-	if (rc == VEIL_OK || rc == VEIL_ERR_NO_KEY)
+	if (rc == VEIL_OK || rc == VEIL_ERR_NO_KEY) {
 		snprintf(filter, sizeof(filter), "%s", pol.filter);
+		line = pol.line;
+	}
 	if (rc == VEIL_OK && !pol.send_key && s->refuse_plaintext_send)
-		rc = VEIL_ERR_PLAINTEXT;
+		rc = VEIL_ERR_CLEAR_REFUSED;
 	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
 	if (rc == VEIL_OK)
 		rc = veil_message_seal(s->kr, &snd, topic, payload, len, s->sign_all, buf, cap, out_len, sealed);
@@ -452,9 +467,10 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		else if (rc == VEIL_ERR_NO_KEY)
 			snprintf(why, sizeof(why), "no key of the key service's scope '%s' may seal now (asked for one)",
 			         filter);
-		else if (rc == VEIL_ERR_PLAINTEXT)
-			snprintf(why, sizeof(why), "the keyring policy for '%s' says plaintext and sending in clear is "
-			         "not allowed here", filter);
+		else if (rc == VEIL_ERR_CLEAR_REFUSED)
+			snprintf(why, sizeof(why), "the keyring policy for '%s' says plaintext (%s:%u) and sending in "
+			         "clear is not allowed here", filter, s->keyring_path ? s->keyring_path : "keyring",
+			         line);
 		else if (rc == VEIL_ERR_INVAL && !s->id)
 			snprintf(why, sizeof(why), "no identity configured, cannot seal");
 		else

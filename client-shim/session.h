@@ -121,8 +121,10 @@ void veil__token_wipe(struct veil__token *t);
 
 /* Seal payload for topic into stackbuf when it fits, else into a malloc'd
  * buffer; *out is one or the other (release with veil__sealed_release).
- * *sealed false: sent in clear under a plaintext policy. */
-int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len,
+ * *sealed false: sent in clear under a plaintext policy, or an empty
+ * retained publish, which MQTT uses to clear a topic's retained message (it
+ * carries nothing; the plugin lets it through on protected topics). */
+int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len, bool retained,
                        uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed);
 void veil__sealed_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
 
@@ -162,8 +164,10 @@ int veil__receiver_open(struct veil__receiver *r, const char *topic, size_t topi
 #define VEIL__HELD_MAX 256U
 typedef bool (*veil__held_fn)(void *ctx, void *handle, bool expired);
 void veil__receiver_set_held(struct veil__receiver *r, veil__held_fn fn, void *ctx);
-/* VEIL_OK: held; VEIL_ERR_UNKNOWN_KEY: no room (refuse it now). */
-int veil__receiver_hold(struct veil__receiver *r, void *handle);
+/* VEIL_OK: held; VEIL_ERR_UNKNOWN_KEY: no room (refuse it now; counted and
+ * logged here). At its deadline the core counts and logs the refusal
+ * (unknown-key) before held_fn(expired) runs. */
+int veil__receiver_hold(struct veil__receiver *r, void *handle, const char *topic);
 /* veil__receiver_open for a held message (not counted as received again). */
 int veil__receiver_open_again(struct veil__receiver *r, const char *topic, size_t topic_len, const uint8_t *in,
                               size_t len, uint8_t *out, size_t out_cap, size_t *out_len,

@@ -244,11 +244,26 @@ void veil__receiver_set_held(struct veil__receiver *r, veil__held_fn fn, void *c
 	pthread_mutex_unlock(&r->s->lock);
 }
 
-int veil__receiver_hold(struct veil__receiver *r, void *handle)
+/* Count and log a held message refused for good (unknown-key), as an open
+ * would have. */
+static void refuse_held(struct veil__receiver *r, const char *topic)
 {
 	struct veil__session *s = r->s;
-	if (!s->dev || !handle)
+	pthread_mutex_lock(&s->lock);
+	r->st.refused++;
+	r->st.refused_by_err[-VEIL_ERR_UNKNOWN_KEY]++;
+	pthread_mutex_unlock(&s->lock);
+	veil__slog(s, VEIL__LOG_INFO, "message on '%s' DROPPED: %s (%s)", topic ? topic : "?",
+	           veil_strerror(VEIL_ERR_UNKNOWN_KEY), veil_errname(VEIL_ERR_UNKNOWN_KEY));
+}
+
+int veil__receiver_hold(struct veil__receiver *r, void *handle, const char *topic)
+{
+	struct veil__session *s = r->s;
+	if (!s->dev || !handle) {
+		refuse_held(r, topic);
 		return VEIL_ERR_UNKNOWN_KEY;
+	}
 	uint64_t deadline = veil__mono_ms() + (uint64_t)veil__device_hold_seconds(s->dev) * 1000U;
 	int rc = VEIL_OK;
 	pthread_mutex_lock(&s->lock);
@@ -265,14 +280,20 @@ int veil__receiver_hold(struct veil__receiver *r, void *handle)
 				r->heldcap = cap;
 			}
 		}
+		char *t = rc == VEIL_OK ? strdup(topic ? topic : "") : NULL;
+		if (rc == VEIL_OK && !t)
+			rc = VEIL_ERR_NOMEM;
 		if (rc == VEIL_OK)
-			r->held[r->nheld++] = (struct veil__held){ handle, deadline };
+			r->held[r->nheld++] = (struct veil__held){ handle, deadline, t };
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (rc != VEIL_OK)
+	if (rc != VEIL_OK) {
 		veil__slog(s, VEIL__LOG_INFO, "a message waiting for a key of the key service cannot be held (%s)",
-		           r->nheld >= VEIL__HELD_MAX ? "256 already wait" : veil_errname(rc));
-	return rc;
+		           rc == VEIL_ERR_UNKNOWN_KEY ? "256 already wait" : veil_errname(rc));
+		refuse_held(r, topic);
+		return VEIL_ERR_UNKNOWN_KEY;
+	}
+	return VEIL_OK;
 }
 
 /* One receiver's held messages: the due ones (all, for keys that changed;
@@ -299,13 +320,24 @@ static void release_receiver(struct veil__receiver *r, bool expired_only)
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
 		bool expired = due[i].deadline_ms <= now;
+		if (expired)
+			refuse_held(r, due[i].topic);
 		bool done = fn(ctx, due[i].handle, expired) || expired;
-		if (done)
+		if (done) {
+			free(due[i].topic);
 			continue;
+		}
 		pthread_mutex_lock(&s->lock);
 		if (r->nheld < r->heldcap)
 			r->held[r->nheld++] = due[i]; /* keeps its first deadline */
+		else
+			done = true;
 		pthread_mutex_unlock(&s->lock);
+		if (done) { /* cannot happen: the array only shrank; refuse rather than lose it silently */
+			refuse_held(r, due[i].topic);
+			fn(ctx, due[i].handle, true);
+			free(due[i].topic);
+		}
 	}
 	free(due);
 }
@@ -342,7 +374,11 @@ void veil__receiver_drop_held(struct veil__receiver *r)
 	r->held = NULL;
 	r->nheld = r->heldcap = 0;
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; fn && i < n; i++)
-		fn(ctx, held[i].handle, true);
+	for (size_t i = 0; i < n; i++) {
+		refuse_held(r, held[i].topic);
+		if (fn)
+			fn(ctx, held[i].handle, true);
+		free(held[i].topic);
+	}
 	free(held);
 }

@@ -19,6 +19,7 @@ struct veil__device;
 struct veil__held {
 	void *handle;                    /* the front end's */
 	uint64_t deadline_ms;            /* monotonic: then refused as unknown-key */
+	char *topic;                     /* for the refusal's log line */
 };
 
 struct veil__session {

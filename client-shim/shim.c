@@ -95,6 +95,9 @@ void veil__paho_anchor(void)
 	pthread_once(&once, anchor_create);
 }
 
+static int send_service(void *ctx, const char *topic, const uint8_t *payload, size_t len);
+static bool held_again(void *ctx, void *handle, bool expired);
+
 static char *dup_str(const char *p)
 {
 	return p ? strdup(p) : NULL;
@@ -107,22 +110,43 @@ static void session_log(void *ctx, int level, const char *msg)
 		s->log(s->log_ctx, level, msg);
 }
 
+/* The options' own consistency; the reason goes to the log callback, so a
+ * refusal is never silent. */
 static int check_options(const struct veil_client_options *o)
 {
-	if (!o || o->version != VEIL_CLIENT_OPTIONS_VERSION || !o->server_uri || !o->client_id ||
-	    !o->keyring_path)
+	const char *why = NULL;
+	if (!o)
 		return VEIL_ERR_INVAL;
-	if (o->mqtt_version != 0 && o->mqtt_version != VEIL_MQTT_5 && o->mqtt_version != VEIL_MQTT_311)
-		return VEIL_ERR_INVAL;
-	if (o->auth == VEIL_AUTH_TOKEN && (!o->identity_path || !o->credential_path))
-		return VEIL_ERR_INVAL;
-	if (o->auth == VEIL_AUTH_PASSWORD && !o->username)
-		return VEIL_ERR_INVAL;
-	if (o->auth != VEIL_AUTH_TOKEN && o->auth != VEIL_AUTH_PASSWORD && o->auth != VEIL_AUTH_NONE)
-		return VEIL_ERR_INVAL;
-	if (strlen(o->client_id) > VEIL_CLIENT_ID_MAX || o->keepalive_s < 0 || o->connect_timeout_s < 0)
-		return VEIL_ERR_INVAL;
-	return VEIL_OK;
+	if (o->version != VEIL_CLIENT_OPTIONS_VERSION)
+		why = "options.version is not VEIL_CLIENT_OPTIONS_VERSION (compiled against another libveil?)";
+	else if (!o->server_uri || !o->client_id)
+		why = "a server URI and a client id are required";
+	else if (!o->keyring_path && o->key_service == VEIL_KEYS_OFF)
+		why = "a keyring is required without the key service";
+	else if (o->mqtt_version != 0 && o->mqtt_version != VEIL_MQTT_5 && o->mqtt_version != VEIL_MQTT_311)
+		why = "mqtt_version must be VEIL_MQTT_5 or VEIL_MQTT_311";
+	else if (o->auth == VEIL_AUTH_TOKEN && (!o->identity_path || !o->credential_path))
+		why = "token login needs an identity and a credential";
+	else if (o->auth == VEIL_AUTH_PASSWORD && !o->username)
+		why = "password login needs a username";
+	else if (o->auth != VEIL_AUTH_TOKEN && o->auth != VEIL_AUTH_PASSWORD && o->auth != VEIL_AUTH_NONE)
+		why = "unknown auth mode";
+	else if (o->credential_path && !o->identity_path)
+		why = "a credential needs its identity file";
+	else if (strlen(o->client_id) > VEIL_CLIENT_ID_MAX)
+		why = "client id longer than 128 bytes";
+	else if (o->keepalive_s < 0 || o->connect_timeout_s < 0)
+		why = "negative keepalive or connect timeout";
+	else if (o->key_service < VEIL_KEYS_AUTO || o->key_service > VEIL_KEYS_OFF)
+		why = "unknown key_service";
+	if (!why)
+		return VEIL_OK;
+	if (o->log) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "options refused: %s (%s)", why, veil_errname(VEIL_ERR_INVAL));
+		o->log(o->log_ctx, VEIL_LOG_ERROR, msg);
+	}
+	return VEIL_ERR_INVAL;
 }
 
 int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
@@ -150,7 +174,24 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 	s->keepalive_s = o->keepalive_s ? o->keepalive_s : 60;
 	s->connect_timeout_s = o->connect_timeout_s ? o->connect_timeout_s : 10;
 	s->persistent_session = o->persistent_session;
-	s->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : 86400U;
+	/* MQTT 5 ends a session at disconnect unless it is given an expiry. */
+	s->session_expiry_s = o->session_expiry_s ? o->session_expiry_s : (o->persistent_session ? 86400U : 0U);
+	if (o->will_topic) {
+		if ((!o->will_payload && o->will_len) || o->will_qos < 0 || o->will_qos > 2 ||
+		    o->will_len > VEIL_MAX_PLAINTEXT) {
+			rc = VEIL_ERR_INVAL;
+			goto fail;
+		}
+		s->will_len = o->will_len;
+		s->will_qos = o->will_qos;
+		s->will_retained = o->will_retained;
+		if (!(s->will_topic = strdup(o->will_topic)) || !(s->will_payload = sodium_malloc(o->will_len + 1))) {
+			rc = VEIL_ERR_NOMEM;
+			goto fail;
+		}
+		if (o->will_len)
+			memcpy(s->will_payload, o->will_payload, o->will_len);
+	}
 	s->auto_reconnect = o->auto_reconnect;
 	if (!(s->server_uri = dup_str(o->server_uri)) || !(s->client_id = dup_str(o->client_id)) ||
 	    (o->username && !(s->username = dup_str(o->username)))) {
@@ -170,6 +211,10 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 		.identity_path = o->identity_path,
 		.credential_path = o->credential_path,
 		.keyring_path = o->keyring_path,
+		.authority_path = o->authority_path,
+		.key_service = o->key_service == VEIL_KEYS_ON    ? VEIL__KEYS_ON
+		               : o->key_service == VEIL_KEYS_OFF ? VEIL__KEYS_OFF
+		                                                 : VEIL__KEYS_AUTO,
 		.state_dir = o->state_dir,
 		.token_login = o->auth == VEIL_AUTH_TOKEN,
 		.sign_all = o->sign_all,
@@ -186,6 +231,8 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 		veil__log(s, VEIL_LOG_ERROR, "%s", err[0] ? err : veil_strerror(rc));
 		goto fail;
 	}
+	veil__session_set_send(s->ses, send_service, s);
+	veil__receiver_set_held(s->rcv, held_again, s);
 	return VEIL_OK;
 fail:
 	veil__shim_fini(s);
@@ -209,6 +256,9 @@ void veil__shim_fini(struct veil__shim *s)
 	free(s->tls_ca_file);
 	free(s->tls_cert_file);
 	free(s->tls_key_file);
+	free(s->will_topic);
+	if (s->will_payload)
+		sodium_free(s->will_payload);
 	pthread_mutex_destroy(&s->lock);
 	memset(s, 0, sizeof(*s));
 }
@@ -236,8 +286,19 @@ int veil__shim_login(struct veil__shim *s, struct veil__login *l)
 	memset(l, 0, sizeof(*l));
 	MQTTProperties init = MQTTProperties_initializer;
 	l->props = init;
-	if (s->mqtt_version == VEIL_MQTT_5 && s->persistent_session) {
-		/* MQTT 5 ends a session at disconnect unless it is given an expiry. */
+	if (s->will_topic) {
+		/* Sealed now, for this connection: a Will is a publish like any
+		 * other (its sequence number is used once). */
+		uint8_t *env = NULL;
+		size_t env_len = 0;
+		int rc = veil__shim_seal(s, s->will_topic, s->will_payload, s->will_len, s->will_retained, NULL, 0, &env,
+		                         &env_len);
+		if (rc != VEIL_OK)
+			return rc;
+		l->will = env;
+		l->will_len = env_len;
+	}
+	if (s->mqtt_version == VEIL_MQTT_5 && s->session_expiry_s) {
 		MQTTProperty p;
 		memset(&p, 0, sizeof(p));
 		p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
@@ -277,15 +338,17 @@ void veil__shim_login_wipe(struct veil__login *l)
 	MQTTProperties_free(&l->props);
 	veil__token_wipe(&l->tok);
 	l->password = NULL;
+	veil__sealed_release(l->will, l->will_len, NULL);
+	l->will = NULL;
 }
 
 /* ---- seal and open ---- */
 
-int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
-                    size_t stackcap, uint8_t **out, size_t *out_len)
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, bool retained,
+                    uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len)
 {
 	bool sealed = false;
-	return veil__session_seal(s->ses, topic, payload, len, stackbuf, stackcap, out, out_len, &sealed);
+	return veil__session_seal(s->ses, topic, payload, len, retained, stackbuf, stackcap, out, out_len, &sealed);
 }
 
 static void hex(const uint8_t *in, size_t n, char *out)
@@ -298,16 +361,136 @@ static void hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* A message kept until the key service grants its key (veil__receiver_hold). */
+struct held {
+	char *topic;
+	uint8_t *payload;
+	size_t len;
+	int qos;
+	bool retained, dup;
+	MQTTProperties props;
+};
+
+static void held_free(struct held *h)
+{
+	if (!h)
+		return;
+	free(h->topic);
+	free(h->payload); /* an envelope: ciphertext */
+	MQTTProperties_free(&h->props);
+	free(h);
+}
+
+static struct held *held_new(const char *topic, size_t topic_len, const void *payload, size_t len, int qos,
+                             bool retained, bool dup, const MQTTProperties *props)
+{
+	struct held *h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->topic = topic_len ? strndup(topic, topic_len) : strdup(topic);
+	h->payload = malloc(len ? len : 1);
+	h->len = len;
+	h->qos = qos;
+	h->retained = retained;
+	h->dup = dup;
+	MQTTProperties init = MQTTProperties_initializer;
+	h->props = props ? MQTTProperties_copy(props) : init;
+	if (!h->topic || !h->payload) {
+		held_free(h);
+		return NULL;
+	}
+	if (len)
+		memcpy(h->payload, payload, len);
+	return h;
+}
+
+static bool deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload, size_t len,
+                    int qos, bool retained, bool dup, const MQTTProperties *props, bool again);
+
+/* The core's held_fn: the key may have come (open again) or the deadline
+ * passed (the core counted and logged the refusal). */
+static bool held_again(void *ctx, void *handle, bool expired)
+{
+	struct veil__shim *s = ctx;
+	struct held *h = handle;
+	if (expired) {
+		pthread_mutex_lock(&s->lock);
+		veil_refusal_cb on_refusal = s->on_refusal;
+		void *cb_ctx = s->cb_ctx;
+		pthread_mutex_unlock(&s->lock);
+		struct veil_refusal r = { h->topic, VEIL_ERR_UNKNOWN_KEY, h->len, h->qos, h->retained };
+		if (on_refusal)
+			on_refusal(cb_ctx, &r);
+		held_free(h);
+		return true;
+	}
+	/* Still waiting: the core keeps the handle; else delivered or refused. */
+	if (!deliver(s, h->topic, 0, h->payload, h->len, h->qos, h->retained, h->dup,
+	             h->props.count ? &h->props : NULL, true))
+		return false;
+	held_free(h);
+	return true;
+}
+
+static int send_service(void *ctx, const char *topic, const uint8_t *payload, size_t len)
+{
+	struct veil__shim *s = ctx;
+	return s->raw_publish ? s->raw_publish(s, topic, payload, len) : VEIL_ERR_INVAL;
+}
+
+void veil__shim_connected(struct veil__shim *s)
+{
+	if (!veil__session_key_service(s->ses) || !s->subscribe_service)
+		return;
+	const char *topics[2];
+	int n = (int)veil__session_topics(s->ses, topics);
+	int rc = s->subscribe_service(s, (char *const *)topics, n);
+	if (rc != VEIL_OK)
+		veil__log(s, VEIL_LOG_ERROR, "cannot subscribe to the key service's topics (%s): no key updates",
+		          veil_errname(rc));
+	veil__session_connected(s->ses);
+}
+
+void veil__shim_disconnected(struct veil__shim *s)
+{
+	veil__session_disconnected(s->ses);
+}
+
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props)
+{
+	/* The key service's own messages are the core's, never the app's. */
+	if (!topic_len && veil__session_service_topic(s->ses, topic)) {
+		(void)veil__session_service_message(s->ses, topic, payload, len);
+		return;
+	}
+	(void)deliver(s, topic, topic_len, payload, len, qos, retained, dup, props, false);
+}
+
+/* Open and hand to the app; false only when a held message still waits. */
+static bool deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload, size_t len,
+                    int qos, bool retained, bool dup, const MQTTProperties *props, bool again)
 {
 	uint8_t stackbuf[1024];
 	uint8_t *pt = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
 	struct veil_open_info info;
 	memset(&info, 0, sizeof(info));
 	size_t pt_len = 0;
-	int rc = pt ? veil__receiver_open(s->rcv, topic, topic_len, payload, len, pt, len + 1, &pt_len, &info)
-	            : VEIL_ERR_NOMEM;
+	int rc = !pt   ? VEIL_ERR_NOMEM
+	         : again ? veil__receiver_open_again(s->rcv, topic, topic_len, payload, len, pt, len + 1, &pt_len, &info)
+	               : veil__receiver_open(s->rcv, topic, topic_len, payload, len, pt, len + 1, &pt_len, &info);
+	if (rc == VEIL__WAIT) {
+		if (pt && pt != stackbuf)
+			free(pt);
+		if (again)
+			return false; /* still waiting: the core keeps the handle */
+		struct held *h = held_new(topic, topic_len, payload, len, qos, retained, dup, props);
+		if (h && veil__receiver_hold(s->rcv, h, h->topic) == VEIL_OK)
+			return true;
+		held_free(h);
+		rc = VEIL_ERR_UNKNOWN_KEY; /* counted and logged by the core */
+		pt = NULL;
+	}
 	pthread_mutex_lock(&s->lock);
 	veil_message_cb on_message = s->on_message;
 	veil_refusal_cb on_refusal = s->on_refusal;
@@ -344,6 +527,7 @@ void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_le
 		if (pt != stackbuf)
 			free(pt);
 	}
+	return true;
 }
 
 void veil__shim_tls(const struct veil__shim *s, MQTTClient_SSLOptions *o)

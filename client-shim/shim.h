@@ -37,7 +37,15 @@ struct veil__shim {
 	int keepalive_s;
 	int connect_timeout_s;
 	bool persistent_session;
-	uint32_t session_expiry_s;
+	uint32_t session_expiry_s;       /* 0: none sent */
+	char *will_topic;                /* the Will's plaintext, sealed at every connect */
+	uint8_t *will_payload;           /* sodium_malloc'd */
+	size_t will_len;
+	int will_qos;
+	bool will_retained;
+	/* The flavour's MQTT calls for the key service (client.c / async.c). */
+	int (*raw_publish)(struct veil__shim *s, const char *topic, const uint8_t *payload, size_t len);
+	int (*subscribe_service)(struct veil__shim *s, char *const *topics, int n);
 	bool auto_reconnect;
 	veil_log_cb log;
 	void *log_ctx;
@@ -48,12 +56,15 @@ struct veil__shim {
 	struct veil_client_stats stats;
 };
 
-/* Login material for exactly one CONNECT (a token is single-use). */
+/* Login material for exactly one CONNECT (a token is single-use), and the
+ * Will sealed for it. */
 struct veil__login {
 	MQTTProperties props;            /* MQTT 5 Authentication Method/Data */
 	const char *username;
 	const char *password;            /* points into tok or at the shim's password */
 	struct veil__token tok;
+	uint8_t *will;                   /* sealed Will payload, NULL without a Will */
+	size_t will_len;
 };
 
 int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o);
@@ -68,8 +79,8 @@ void veil__shim_login_wipe(struct veil__login *l);
 /* Seal payload for topic into stackbuf when it fits, else a malloc'd buffer:
  * *out is one or the other; release with veil__shim_seal_release. */
 #define VEIL__SEAL_STACK 2048U
-int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, uint8_t *stackbuf,
-                    size_t stackcap, uint8_t **out, size_t *out_len);
+int veil__shim_seal(struct veil__shim *s, const char *topic, const void *payload, size_t len, bool retained,
+                    uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len);
 #define veil__shim_seal_release veil__sealed_release
 /* Open a received payload and call the message or refusal callback. */
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
@@ -80,6 +91,10 @@ void veil__shim_tls(const struct veil__shim *s, MQTTClient_SSLOptions *o);
 void veil__shim_tls_async(const struct veil__shim *s, MQTTAsync_SSLOptions *o);
 /* Re-read the keyring (session core). */
 int veil__shim_reload(struct veil__shim *s);
+/* After every successful connect: the key service's subscriptions and
+ * request (no-ops without it). */
+void veil__shim_connected(struct veil__shim *s);
+void veil__shim_disconnected(struct veil__shim *s);
 
 /* Keep both Paho libraries' heap trackers live for the process (shim.c). */
 void veil__paho_anchor(void);

@@ -49,6 +49,7 @@ static const struct {
 	{ VEIL_ERR_WRONG_ROLE, "wrong-role", "signer's credential lacks the required role" },
 	{ VEIL_ERR_WRONG_AUDIENCE, "wrong-audience", "token issued for another deployment" },
 	{ VEIL_ERR_SUPERSEDED, "superseded", "key epoch superseded by a rekey" },
+	{ VEIL_ERR_CLEAR_REFUSED, "clear-refused", "sending in clear refused: the policy says plaintext and it is not allowed" },
 };
 
 const char *veil_strerror(int err)

@@ -173,7 +173,7 @@ static bool publish(struct pub *p, const void *payload, size_t len)
 	p->inflight--;
 	pthread_mutex_unlock(&p->m.lock);
 	/* libveil said what it refused (REFUSED ... nothing sent); add the exit. */
-	if (rc == VEIL_ERR_PLAINTEXT)
+	if (rc == VEIL_ERR_CLEAR_REFUSED)
 		cli_say(&p->m, "nothing published: give --allow-plaintext to send in clear where keyring %s says "
 		        "plaintext", p->m.o.keyring_path);
 	else

@@ -64,6 +64,15 @@ enum veil_auth_mode {
 enum veil_log_level { VEIL_LOG_ERROR = 0, VEIL_LOG_WARNING = 1, VEIL_LOG_INFO = 2, VEIL_LOG_DEBUG = 3 };
 typedef void (*veil_log_cb)(void *ctx, int level, const char *msg);
 
+/* Whether the client takes topic keys from the key service (veil-keyd,
+ * docs/KEYS.md): its keys are then requested at connect and applied as they
+ * come, mixed with the keyring file's. */
+enum veil_key_service {
+	VEIL_KEYS_AUTO = 0,      /* default: on when there is no keyring file */
+	VEIL_KEYS_ON = 1,
+	VEIL_KEYS_OFF = 2
+};
+
 /* TLS to the broker, used when server_uri is ssl:// or mqtts://. */
 struct veil_tls_options {
 	const char *ca_file;          /* PEM certificates the broker's certificate must chain to;
@@ -81,7 +90,8 @@ struct veil_client_options {
 	int mqtt_version;             /* VEIL_MQTT_5 (0 means 5) or VEIL_MQTT_311 */
 	const char *identity_path;    /* device key file (veil_identity_load); needed to seal */
 	const char *credential_path;  /* authority-signed credential (token login, signed sends) */
-	const char *keyring_path;     /* required: topic keys and policy (veil_keyring_load) */
+	const char *keyring_path;     /* topic keys and policy (veil_keyring_load); may be NULL
+	                               * when the key service provides every key */
 	const char *state_dir;        /* NULL: in-memory state. Else holds "seq" (sender
 	                               * sequence) and "replay-<client id>" (receive windows);
 	                               * owned by this user, no group/other write; one client
@@ -93,16 +103,26 @@ struct veil_client_options {
 	int keepalive_s;              /* 0: 60 */
 	int connect_timeout_s;        /* 0: 10 */
 	bool persistent_session;      /* false: clean session / clean start */
-	uint32_t session_expiry_s;    /* MQTT 5 with persistent_session; 0: 86400 */
+	uint32_t session_expiry_s;    /* MQTT 5 Session Expiry Interval: sent when set, or 86400
+	                               * with persistent_session */
 	bool sign_all;                /* sign every envelope, not only where policy requires */
 	bool auto_reconnect;          /* veil_async_* only: reconnect with a fresh token */
 	size_t max_senders;           /* receive windows per key (a new sender past it is
 	                               * refused, never an old window forgotten); 0: 4096 */
 	bool refuse_plaintext;        /* never send in clear, even where the keyring policy
-	                               * allows plaintext (VEIL_ERR_PLAINTEXT) */
+	                               * allows plaintext (VEIL_ERR_CLEAR_REFUSED) */
 	bool password_form;           /* MQTT 5 token login in the password form (username =
 	                               * client id) instead of enhanced auth, for brokers with
 	                               * plugin_opt_enhanced_auth false */
+	const char *authority_path;   /* public keys of trusted authorities (besides the
+	                               * keyring's "authority" lines): what signed envelopes'
+	                               * credentials and the key service's bundles must chain to */
+	int key_service;              /* enum veil_key_service */
+	const char *will_topic;       /* a Will, sealed like any publish at every connect */
+	const void *will_payload;
+	size_t will_len;
+	int will_qos;
+	bool will_retained;
 	veil_log_cb log;              /* may be NULL: then nothing is logged */
 	void *log_ctx;
 };

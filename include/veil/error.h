@@ -51,7 +51,8 @@ enum veil_err {
 	VEIL_ERR_NO_NONCE_ECHO = -37,   /* does not echo the nonce of the device's latest request */
 	VEIL_ERR_WRONG_ROLE = -38,      /* signer's credential lacks the required role */
 	VEIL_ERR_WRONG_AUDIENCE = -39,  /* token for another deployment */
-	VEIL_ERR_SUPERSEDED = -40       /* key epoch superseded (rekey after a revocation) */
+	VEIL_ERR_SUPERSEDED = -40,      /* key epoch superseded (rekey after a revocation) */
+	VEIL_ERR_CLEAR_REFUSED = -41    /* sending in clear refused: the policy says plaintext, the client does not allow it */
 };
 
 /* Static English text for an error code; never NULL. */

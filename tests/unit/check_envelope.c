@@ -354,6 +354,23 @@ START_TEST(test_vectors)
 }
 END_TEST
 
+/* Every code of enum veil_err, none skipped up to the last, has its own
+ * name and text: audit logs and counters key on the name. */
+START_TEST(test_error_names)
+{
+	ck_assert_str_eq(veil_errname(VEIL_OK), "ok");
+	for (int e = -1; e >= VEIL_ERR_CLEAR_REFUSED; e--) {
+		ck_assert_msg(strcmp(veil_errname(e), "unknown") != 0, "code %d has no name", e);
+		ck_assert_msg(strcmp(veil_strerror(e), "unknown error") != 0, "code %d has no text", e);
+		for (int f = e + 1; f <= -1; f++)
+			ck_assert_msg(strcmp(veil_errname(e), veil_errname(f)) != 0, "codes %d and %d share '%s'", e, f,
+			              veil_errname(e));
+	}
+	ck_assert_str_eq(veil_errname(VEIL_ERR_CLEAR_REFUSED - 1), "unknown");
+	ck_assert_str_eq(veil_errname(VEIL_ERR_CLEAR_REFUSED), "clear-refused");
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("envelope");
@@ -368,6 +385,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_signed_credential_not_parsed);
 	tcase_add_test(tc, test_signed_plaintext_limit);
 	tcase_add_test(tc, test_vectors);
+	tcase_add_test(tc, test_error_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
