@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the plugin's Argon2id password file parser
- * (plugin/passwd.c with auth_file.c, the core's file and line readers and
+ * (plugin/passwd.c with file.c, the core's file and line readers and
  * core/names.c). vp_passwd__load reads
  * from a path, so the input is written to an in-memory file (memfd) and
  * loaded through /proc/self/fd/N. A file that loads is queried for fixed

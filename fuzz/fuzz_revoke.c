@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: the plugin's revocation list parser (plugin/revoke.c with
- * auth_file.c, the core's file and line readers and core/names.c).
+ * file.c, the core's file and line readers and core/names.c).
  * vp_revoke__load reads from a path, so the input is written to an in-memory file (memfd) and loaded through
  * /proc/self/fd/N. Property checked: when a list loads and its first line is
  * exactly "credential <32 hex>" or "client <name>", that entry is revoked.

@@ -1,37 +1,28 @@
 /*
- * The ACL module's broker side: options, loading and hot reload of the rules
- * file (SIGHUP and mtime/size/inode polling, atomic swap, a broken file keeps
- * the old rules), per-client views cached in vp_client.acl_cache and
- * invalidated by a generation counter, the ACL_CHECK decision, envelope
+ * The ACL module's broker side: options (its table, parsed by options.c),
+ * loading and hot reload of the rules file (SIGHUP and polling of the
+ * file's signature, file.c; atomic swap; a broken file keeps the old
+ * rules), per-client views cached in vp_client.acl_cache and invalidated by
+ * a generation counter, the ACL_CHECK decision, envelope
  * enforcement on WRITE (Will messages included: a client that has left is
  * found in the registry as departed, see clients.c) and the audit lines.
  * The pure logic lives in topic.c, acl_rules.c, acl_decide.c and enforce.c.
  */
-#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <sodium.h>
-#include <stdio.h>
 
+#include "veil/error.h"
 #include "acl_decide.h"
 #include "enforce.h"
+#include "file.h"
+#include "options.h"
 #include "plugin_private.h"
-
-#define DEFAULT_POLL_INTERVAL 1
-
-struct file_id {
-	bool valid;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-	struct timespec ctime;
-};
 
 /*
  * vp_client.acl_cache: the client's view (lists that apply). Who the client
@@ -53,64 +44,31 @@ struct vp_acl {
 	struct vp_ctx *ctx;
 	char *path;                 /* NULL: no rules file, every check is deferred */
 	size_t max_bytes;
-	long poll_interval;         /* seconds; 0 disables polling */
+	uint32_t poll_interval;     /* seconds; 0 disables polling */
 	size_t max_payload;         /* 0: no limit */
 	struct vp_acl_rules *rules;
 	uint64_t gen;
-	struct file_id seen;        /* file identity at the last load attempt */
+	struct vp_file_sig seen;    /* file identity at the last load attempt */
 	time_t next_poll;
 	struct timespec next_sweep; /* TICK runs every loop iteration: sweep rarely */
 };
 
-static const char *const option_keys[] = {
-	"acl_file",             /* path of the rules file (Mosquitto acl_file syntax + extensions) */
-	"acl_poll_interval",    /* seconds between change checks, 0 = only SIGHUP (default 1) */
-	"acl_max_file_bytes",   /* refuse larger rules files (default 64 MiB) */
-	"max_payload",          /* refuse PUBLISH payloads larger than this (default 0 = no limit) */
+#define OFF(f) offsetof(struct vp_acl, f)
+static const struct vp_opt opt_defs[] = {
+	/* the rules file (Mosquitto acl_file syntax + extensions) */
+	{ "acl_file", VP_OPT_STRING, OFF(path), 0, 0, 0 },
+	/* seconds between change checks, 0 = only SIGHUP */
+	{ "acl_poll_interval", VP_OPT_U32, OFF(poll_interval), 0, 86400, 1 },
+	/* refuse larger rules files */
+	{ "acl_max_file_bytes", VP_OPT_SIZE, OFF(max_bytes), 1, (uint64_t)1 << 40, VP_ACL_DEFAULT_MAX_BYTES },
+	/* refuse PUBLISH payloads larger than this (0 = no limit) */
+	{ "max_payload", VP_OPT_SIZE, OFF(max_payload), 0, 268435455, 0 },
 };
+#define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
 bool vp_acl__option_known(const char *key)
 {
-	for (size_t i = 0; key && i < sizeof(option_keys) / sizeof(option_keys[0]); i++) {
-		if (!strcmp(key, option_keys[i]))
-			return true;
-	}
-	return false;
-}
-
-static bool parse_size(const char *s, unsigned long long max, unsigned long long *out)
-{
-	if (!s || !*s || *s == '-')
-		return false;
-	char *end = NULL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || !end || *end || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-static struct file_id file_id_of(const char *path)
-{
-	struct file_id id = { 0 };
-	struct stat st;
-	if (path && stat(path, &st) == 0) {
-		id.valid = true;
-		id.dev = st.st_dev;
-		id.ino = st.st_ino;
-		id.size = st.st_size;
-		id.mtime = st.st_mtim;
-		id.ctime = st.st_ctim;
-	}
-	return id;
-}
-
-static bool file_id_equal(const struct file_id *a, const struct file_id *b)
-{
-	return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+	return vp_options__known(opt_defs, N_OPTS, key);
 }
 
 /* Load the file into a new rule set and swap it in; the old one stays on
@@ -118,14 +76,15 @@ static bool file_id_equal(const struct file_id *a, const struct file_id *b)
 static int load(struct vp_acl *acl, const char *why)
 {
 	/* Identity first: a change after this point triggers another reload. */
-	acl->seen = file_id_of(acl->path);
+	vp_file__sig(acl->path, &acl->seen);
 	struct vp_acl_rules *r = NULL;
 	char err[300];
 	char p[80];
-	if (vp_acl_rules__load(acl->path, acl->max_bytes, &r, err, sizeof(err)) != 0) {
+	int rc = vp_acl_rules__load(acl->path, acl->max_bytes, &r, err, sizeof(err));
+	if (rc != VEIL_OK) {
 		vp_log__audit(MOSQ_LOG_ERR, "acl", "load-failed", "why=%s kept=%s error=%s", why,
 		              acl->rules ? "old-rules" : "none", err);
-		return MOSQ_ERR_INVAL;
+		return rc;
 	}
 	vp_acl_rules__free(&acl->rules);
 	acl->rules = r;
@@ -134,58 +93,27 @@ static int load(struct vp_acl *acl, const char *why)
 	              "why=%s file=%s rules=%zu users=%zu roles=%zu patterns=%zu protected=%s generation=%llu", why,
 	              vp_log__clean(acl->path, p, sizeof(p)), r->nrules, r->nusers, r->nroles, r->npatterns,
 	              r->has_attrs ? "yes" : "no", (unsigned long long)acl->gen);
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 int vp_acl__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_acl **out)
 {
 	struct vp_acl *acl = calloc(1, sizeof(*acl));
 	if (!acl)
-		return MOSQ_ERR_NOMEM;
+		return VEIL_ERR_NOMEM;
 	acl->ctx = ctx;
-	acl->max_bytes = VP_ACL_DEFAULT_MAX_BYTES;
-	acl->poll_interval = DEFAULT_POLL_INTERVAL;
-	int rc = MOSQ_ERR_SUCCESS;
-	for (int i = 0; i < count && rc == MOSQ_ERR_SUCCESS; i++) {
-		const char *k = opts[i].key, *v = opts[i].value;
-		unsigned long long n = 0;
-		if (!k)
-			continue;
-		if (!strcmp(k, "acl_file")) {
-			free(acl->path);
-			acl->path = (v && *v) ? strdup(v) : NULL;
-			if (!acl->path)
-				rc = (v && *v) ? MOSQ_ERR_NOMEM : MOSQ_ERR_INVAL;
-		} else if (!strcmp(k, "acl_poll_interval")) {
-			if (parse_size(v, 86400, &n))
-				acl->poll_interval = (long)n;
-			else
-				rc = MOSQ_ERR_INVAL;
-		} else if (!strcmp(k, "acl_max_file_bytes")) {
-			if (parse_size(v, (unsigned long long)1 << 40, &n) && n > 0)
-				acl->max_bytes = (size_t)n;
-			else
-				rc = MOSQ_ERR_INVAL;
-		} else if (!strcmp(k, "max_payload")) {
-			if (parse_size(v, 268435455ULL, &n))
-				acl->max_payload = (size_t)n;
-			else
-				rc = MOSQ_ERR_INVAL;
-		}
-		if (rc == MOSQ_ERR_INVAL)
-			vp_log__audit(MOSQ_LOG_ERR, "acl", "init-failed", "reason=bad-value option=plugin_opt_%s", k);
-	}
-	if (rc == MOSQ_ERR_SUCCESS && acl->path)
+	int rc = vp_options__parse(opt_defs, N_OPTS, acl, "acl", opts, count);
+	if (rc == VEIL_OK && acl->path)
 		rc = load(acl, "init"); /* a broken file at start refuses to start: fail closed */
-	if (rc == MOSQ_ERR_SUCCESS && !acl->path)
+	if (rc == VEIL_OK && !acl->path)
 		vp_log__audit(MOSQ_LOG_WARNING, "acl", "no-rules-file",
 		              "decision=defer (Mosquitto's acl_file decides; without one every check is denied)");
-	if (rc != MOSQ_ERR_SUCCESS) {
+	if (rc != VEIL_OK) {
 		vp_acl__free(&acl);
 		return rc;
 	}
 	*out = acl;
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 static void cache_destroy(struct acl_cache *k)
@@ -203,7 +131,7 @@ void vp_acl__free(struct vp_acl **ap)
 		return;
 	struct vp_acl *acl = *ap;
 	vp_acl_rules__free(&acl->rules);
-	free(acl->path);
+	vp_options__free(opt_defs, N_OPTS, acl);
 	free(acl);
 	*ap = NULL;
 }
@@ -229,7 +157,7 @@ static struct acl_cache *cache_new(struct vp_acl *acl, const struct vp_acl_who *
 int vp_acl__reload(struct vp_ctx *ctx)
 {
 	if (!ctx || !ctx->acl || !ctx->acl->path)
-		return MOSQ_ERR_SUCCESS;
+		return VEIL_OK;
 	return load(ctx->acl, "reload");
 }
 
@@ -276,11 +204,12 @@ void vp_acl__tick(struct vp_ctx *ctx, time_t now)
 			acl->next_sweep = t;
 		}
 	}
-	if (!acl || !acl->path || acl->poll_interval <= 0 || now < acl->next_poll)
+	if (!acl || !acl->path || acl->poll_interval == 0 || now < acl->next_poll)
 		return;
-	acl->next_poll = now + acl->poll_interval;
-	struct file_id id = file_id_of(acl->path);
-	if (!file_id_equal(&id, &acl->seen))
+	acl->next_poll = now + (time_t)acl->poll_interval;
+	struct vp_file_sig sig;
+	vp_file__sig(acl->path, &sig);
+	if (!vp_file__sig_equal(&sig, &acl->seen))
 		load(acl, "file-changed");
 }
 

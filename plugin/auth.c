@@ -21,8 +21,7 @@
 #include "veil/error.h"
 #include "plugin_private.h"
 #include "auth_private.h"
-#include "auth_credcache.h"
-#include "auth_names.h"
+#include "../core/credcache.h"
 #include "nonce_cache.h"
 #include "passwd.h"
 #include "ratelimit.h"
@@ -113,9 +112,9 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 		return refuse(at, "no-authority-configured");
 	uint64_t now = (uint64_t)time(NULL);
 	struct veil_token t;
-	int rc = vp_credcache__token_verify(a->credcache, tok, len, at->cid,
-	                                    (const uint8_t(*)[VEIL_PK_BYTES])a->authorities, a->n_authorities, now,
-	                                    a->token_window, &t, NULL);
+	int rc = veil__token_verify_cached(a->credcache, tok, len, at->cid,
+	                                   (const uint8_t(*)[VEIL_PK_BYTES])a->authorities, a->n_authorities, now,
+	                                   a->token_window, &t, NULL);
 	if (rc != VEIL_OK) {
 		return refuse(at, token_reason(rc));
 	}
@@ -414,7 +413,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 	}
 	if (!at.reauth)
 		forget_stale(&at);
-	if (!vp_auth__name_valid(at.cid))
+	if (!veil_username_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
 	if (!ed->username) {
 		at.method = "anonymous";
@@ -432,7 +431,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		              at.addr_log);
 		return MOSQ_ERR_SUCCESS;
 	}
-	if (!vp_auth__name_valid(ed->username))
+	if (!veil_username_valid(ed->username))
 		return refuse(&at, "invalid-username");
 	if (ed->password && !strncmp(ed->password, VEIL_PASSWORD_PREFIX, strlen(VEIL_PASSWORD_PREFIX))) {
 		at.method = "credential";
@@ -484,7 +483,7 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 		              at.cid_log, at.addr_log);
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
-	if (!vp_auth__name_valid(at.cid))
+	if (!veil_username_valid(at.cid))
 		return refuse(&at, "invalid-client-id");
 	if (client_id_reserved(at.a, at.cid))
 		return refuse(&at, "client-id-reserved");
@@ -600,7 +599,7 @@ static void sweep_and_kick(struct vp_ctx *ctx, time_t now)
 int vp_auth__reload(struct vp_ctx *ctx)
 {
 	if (!ctx || !ctx->auth)
-		return MOSQ_ERR_INVAL;
+		return VEIL_ERR_INVAL;
 	struct vp_auth *a = ctx->auth;
 	int rc = vp_auth__load_files(a, true, NULL);
 	a->last_poll_ms = vp_ratelimit__now_ms();
@@ -609,7 +608,7 @@ int vp_auth__reload(struct vp_ctx *ctx)
 	a->reauth_pending = true; /* until the next TICK */
 	a->reauth_until = time(NULL) + 1;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "reload", "result=%s authorities=%zu users=%zu revoked=%zu",
-	              rc == MOSQ_ERR_SUCCESS ? "ok" : "kept-old", a->n_authorities, vp_passwd__count(a->passwd),
+	              rc == VEIL_OK ? "ok" : "kept-old", a->n_authorities, vp_passwd__count(a->passwd),
 	              vp_revoke__count(a->revoke));
 	return rc;
 }
@@ -648,12 +647,12 @@ static int open_state(struct vp_auth *a)
 		char p[80];
 		vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed", "state_dir=%s error=\"%s\" action=refuse-start",
 		              vp_log__clean(a->state_dir, p, sizeof(p)), strerror(errno));
-		return MOSQ_ERR_INVAL;
+		return VEIL_ERR_IO;
 	}
 	size_t n = strlen(a->state_dir) + sizeof("/token-nonces");
 	char *path = malloc(n);
 	if (!path)
-		return MOSQ_ERR_NOMEM;
+		return VEIL_ERR_NOMEM;
 	snprintf(path, n, "%s/token-nonces", a->state_dir);
 	char err[300] = "";
 	int rc = vp_nonce_cache__persist(a->nonces, path, (uint64_t)time(NULL), err, sizeof(err));
@@ -662,32 +661,35 @@ static int open_state(struct vp_auth *a)
 		for (char *p = err; *p; p++)
 			*p = (*p == '|' || *p == '\n') ? '?' : *p;
 		vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed", "error=\"%s\" action=refuse-start", err);
-		return rc == VEIL_ERR_NOMEM ? MOSQ_ERR_NOMEM : MOSQ_ERR_INVAL;
+		return rc;
 	}
 	a->nonces_persisted = true;
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_auth **out)
 {
 	(void)ctx;
 	if (!out)
-		return MOSQ_ERR_INVAL;
+		return VEIL_ERR_INVAL;
 	struct vp_auth *a = calloc(1, sizeof(*a));
 	if (!a)
-		return MOSQ_ERR_NOMEM;
+		return VEIL_ERR_NOMEM;
 	int rc = vp_auth__options(a, opts, count);
-	if (rc == MOSQ_ERR_SUCCESS &&
-	    (vp_ratelimit__new(a->ratelimit_entries, a->backoff_base_ms, a->backoff_max_ms, &a->rl) != 0 ||
-	     vp_nonce_cache__new(a->replay_cache_size, &a->nonces) != 0 || vp_pwcache__new(4096, &a->pwcache) != 0 ||
-	     vp_credcache__new(4096, &a->credcache) != 0))
-		rc = MOSQ_ERR_NOMEM;
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (rc == VEIL_OK)
+		rc = vp_ratelimit__new(a->ratelimit_entries, a->backoff_base_ms, a->backoff_max_ms, &a->rl);
+	if (rc == VEIL_OK)
+		rc = vp_nonce_cache__new(a->replay_cache_size, &a->nonces);
+	if (rc == VEIL_OK)
+		rc = vp_pwcache__new(4096, &a->pwcache);
+	if (rc == VEIL_OK)
+		rc = veil__credcache_new(4096, &a->credcache);
+	if (rc == VEIL_OK)
 		rc = vp_auth__load_files(a, true, NULL);
 	a->started_at = time(NULL);
-	if (rc == MOSQ_ERR_SUCCESS && a->state_dir)
+	if (rc == VEIL_OK && a->state_dir)
 		rc = open_state(a);
-	if (rc != MOSQ_ERR_SUCCESS) {
+	if (rc != VEIL_OK) {
 		vp_auth__release(a);
 		free(a);
 		return rc;
@@ -701,7 +703,7 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	              a->n_authorities, vp_passwd__count(a->passwd), vp_revoke__count(a->revoke), a->token_window,
 	              a->allow_anonymous ? "true" : "false", a->defer_unknown ? "true" : "false");
 	*out = a;
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 void vp_auth__free(struct vp_auth **ap)

@@ -1,12 +1,13 @@
 /*
- * Authentication options and files: parses plugin_opt_* values, loads the
- * authority keys, password file and revocation list, and reloads them when
+ * Authentication options and files: the module's plugin_opt_* table
+ * (parsed by options.c, the plugin's one option parser); loading of the
+ * authority keys, password file and revocation list, and their reload when
  * they change. A broken file never replaces a good one: the old state stays
- * and the problem is logged once as file:line. No broker calls except
- * logging, so unit tests can link this file.
+ * and the problem is logged as file:line. No broker calls except logging,
+ * so unit tests can link this file; errors are veil_err (plugin_private.h).
  */
-#include <errno.h>
-#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,120 +18,52 @@
 #include "veil/error.h"
 #include "plugin_private.h"
 #include "auth_private.h"
-#include "auth_credcache.h"
-#include "auth_names.h"
+#include "../core/credcache.h"
 #include "nonce_cache.h"
+#include "options.h"
 #include "passwd.h"
 #include "ratelimit.h"
 #include "revoke.h"
 
-enum opt_kind { OPT_PATH, OPT_BOOL, OPT_U32, OPT_BOOL_TRUE, OPT_STRING };
-
-struct opt_def {
-	const char *key;
-	enum opt_kind kind;
-	size_t offset;
-	uint32_t min, max, def;
-};
-
 #define OFF(f) offsetof(struct vp_auth, f)
-static const struct opt_def opt_defs[] = {
-	{ "authority_file", OPT_PATH, OFF(authority_file), 0, 0, 0 },
-	{ "password_file", OPT_PATH, OFF(password_file), 0, 0, 0 },
-	{ "revocation_file", OPT_PATH, OFF(revocation_file), 0, 0, 0 },
-	{ "auto_id_prefix", OPT_STRING, OFF(auto_id_prefix), 0, 0, 0 },
-	{ "state_dir", OPT_PATH, OFF(state_dir), 0, 0, 0 },
-	{ "allow_anonymous", OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
-	{ "defer_unknown", OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
-	{ "enhanced_auth", OPT_BOOL_TRUE, OFF(enhanced_auth), 0, 1, 1 },
-	{ "token_window", OPT_U32, OFF(token_window), 1, 3600, 60 },
-	{ "poll_interval", OPT_U32, OFF(poll_interval), 0, 3600, 1 },
-	{ "backoff_base_ms", OPT_U32, OFF(backoff_base_ms), 1, 60000, 250 },
-	{ "backoff_max_ms", OPT_U32, OFF(backoff_max_ms), 1, 3600000, 30000 },
-	{ "ratelimit_entries", OPT_U32, OFF(ratelimit_entries), 64, 1U << 24, 16384 },
-	{ "replay_cache_size", OPT_U32, OFF(replay_cache_size), 256, 1U << 26, 262144 },
-	{ "password_cache_ttl", OPT_U32, OFF(password_cache_ttl), 0, 86400, 60 },
-	{ "password_hashes_per_sec", OPT_U32, OFF(password_hashes_per_sec), 1, 1000, 1000 },
-	{ "password_ms_per_sec", OPT_U32, OFF(password_ms_per_sec), 1, 1000, 200 },
+static const struct vp_opt opt_defs[] = {
+	{ "authority_file", VP_OPT_STRING, OFF(authority_file), 0, 0, 0 },
+	{ "password_file", VP_OPT_STRING, OFF(password_file), 0, 0, 0 },
+	{ "revocation_file", VP_OPT_STRING, OFF(revocation_file), 0, 0, 0 },
+	{ "auto_id_prefix", VP_OPT_STRING, OFF(auto_id_prefix), 0, 0, 0 },
+	{ "state_dir", VP_OPT_STRING, OFF(state_dir), 0, 0, 0 },
+	{ "allow_anonymous", VP_OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
+	{ "defer_unknown", VP_OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
+	{ "enhanced_auth", VP_OPT_BOOL, OFF(enhanced_auth), 0, 1, 1 },
+	{ "token_window", VP_OPT_U32, OFF(token_window), 1, 3600, 60 },
+	{ "poll_interval", VP_OPT_U32, OFF(poll_interval), 0, 3600, 1 },
+	{ "backoff_base_ms", VP_OPT_U32, OFF(backoff_base_ms), 1, 60000, 250 },
+	{ "backoff_max_ms", VP_OPT_U32, OFF(backoff_max_ms), 1, 3600000, 30000 },
+	{ "ratelimit_entries", VP_OPT_U32, OFF(ratelimit_entries), 64, 1U << 24, 16384 },
+	{ "replay_cache_size", VP_OPT_U32, OFF(replay_cache_size), 256, 1U << 26, 262144 },
+	{ "password_cache_ttl", VP_OPT_U32, OFF(password_cache_ttl), 0, 86400, 60 },
+	{ "password_hashes_per_sec", VP_OPT_U32, OFF(password_hashes_per_sec), 1, 1000, 1000 },
+	{ "password_ms_per_sec", VP_OPT_U32, OFF(password_ms_per_sec), 1, 1000, 200 },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
 bool vp_auth__option_known(const char *key)
 {
-	for (size_t i = 0; key && i < N_OPTS; i++) {
-		if (!strcmp(key, opt_defs[i].key))
-			return true;
-	}
-	return false;
-}
-
-static int bad_option(const char *key, const char *value, const char *why)
-{
-	char v[80];
-	vp_log__audit(MOSQ_LOG_ERR, "auth", "init-failed", "option=plugin_opt_%s value=%s reason=%s", key,
-	              vp_log__clean(value, v, sizeof(v)), why);
-	return MOSQ_ERR_INVAL;
-}
-
-static int set_option(struct vp_auth *a, const struct opt_def *d, const char *value)
-{
-	char *field = (char *)a + d->offset;
-	if (!value || !*value)
-		return bad_option(d->key, value, "empty");
-	switch (d->kind) {
-	case OPT_STRING:
-	case OPT_PATH: {
-		char **p = (char **)(void *)field;
-		free(*p);
-		*p = strdup(value);
-		return *p ? MOSQ_ERR_SUCCESS : MOSQ_ERR_NOMEM;
-	}
-	case OPT_BOOL:
-	case OPT_BOOL_TRUE:
-		if (!strcmp(value, "true"))
-			*(bool *)(void *)field = true;
-		else if (!strcmp(value, "false"))
-			*(bool *)(void *)field = false;
-		else
-			return bad_option(d->key, value, "expected-true-or-false");
-		return MOSQ_ERR_SUCCESS;
-	case OPT_U32: {
-		char *end = NULL;
-		errno = 0;
-		unsigned long long v = strtoull(value, &end, 10);
-		if (errno || *end || value[0] == '-' || v < d->min || v > d->max)
-			return bad_option(d->key, value, "out-of-range");
-		*(uint32_t *)(void *)field = (uint32_t)v;
-		return MOSQ_ERR_SUCCESS;
-	}
-	}
-	return MOSQ_ERR_INVAL;
+	return vp_options__known(opt_defs, N_OPTS, key);
 }
 
 int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 {
-	for (size_t i = 0; i < N_OPTS; i++) {
-		if (opt_defs[i].kind == OPT_U32)
-			*(uint32_t *)(void *)((char *)a + opt_defs[i].offset) = opt_defs[i].def;
-		else if (opt_defs[i].kind == OPT_BOOL_TRUE)
-			*(bool *)(void *)((char *)a + opt_defs[i].offset) = true;
-	}
-	for (int i = 0; i < count; i++) {
-		for (size_t k = 0; k < N_OPTS; k++) {
-			if (opts[i].key && !strcmp(opts[i].key, opt_defs[k].key)) {
-				int rc = set_option(a, &opt_defs[k], opts[i].value);
-				if (rc != MOSQ_ERR_SUCCESS)
-					return rc;
-			}
-		}
-	}
+	int rc = vp_options__parse(opt_defs, N_OPTS, a, "auth", opts, count);
+	if (rc != VEIL_OK)
+		return rc;
 	if (!a->auto_id_prefix && !(a->auto_id_prefix = strdup("auto-")))
-		return MOSQ_ERR_NOMEM;
-	if (!vp_auth__name_valid(a->auto_id_prefix))
-		return bad_option("auto_id_prefix", a->auto_id_prefix, "not-a-valid-client-id-prefix");
+		return VEIL_ERR_NOMEM;
+	if (!veil_username_valid(a->auto_id_prefix))
+		return vp_options__refuse("auth", "auto_id_prefix", a->auto_id_prefix, "not-a-valid-client-id-prefix");
 	if (a->backoff_max_ms < a->backoff_base_ms)
-		return bad_option("backoff_max_ms", "<base", "smaller-than-backoff_base_ms");
-	return MOSQ_ERR_SUCCESS;
+		return vp_options__refuse("auth", "backoff_max_ms", "<base", "smaller-than-backoff_base_ms");
+	return VEIL_OK;
 }
 
 /* A broken file is logged at every poll until it is fixed: the old state it
@@ -158,16 +91,16 @@ static int load_one(const char *which, const char *path, struct vp_file_sig *cur
                     int (*loader)(struct vp_auth *, const char *, char *, size_t), struct vp_auth *a)
 {
 	if (!path)
-		return MOSQ_ERR_SUCCESS;
+		return VEIL_OK;
 	struct vp_file_sig now;
 	vp_file__sig(path, &now);
 	if (!force && vp_file__sig_equal(&now, cur))
-		return MOSQ_ERR_SUCCESS;
+		return VEIL_OK;
 	/* (A file never refused has no error yet: a deleted one would match the
 	 * zeroed "bad" signature and be logged without a reason.) */
 	if (!force && bad_err[0] && vp_file__sig_equal(&now, bad)) {
 		log_bad_file(a, which, bad_err); /* same broken version: not parsed again */
-		return MOSQ_ERR_INVAL;
+		return VEIL_ERR_PARSE;
 	}
 	char err[256] = "";
 	int rc = loader(a, path, err, sizeof(err));
@@ -175,13 +108,13 @@ static int load_one(const char *which, const char *path, struct vp_file_sig *cur
 		snprintf(bad_err, bad_err_len, "%s", err[0] ? err : veil_errname(rc));
 		log_bad_file(a, which, bad_err);
 		*bad = now;
-		return MOSQ_ERR_INVAL;
+		return rc;
 	}
 	*cur = now;
 	memset(bad, 0, sizeof(*bad));
 	if (changed)
 		*changed = true;
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 static int load_authorities(struct vp_auth *a, const char *path, char *err, size_t errlen)
@@ -210,7 +143,7 @@ static int load_authorities(struct vp_auth *a, const char *path, char *err, size
 	free(a->authority_ids);
 	a->authorities = pks;
 	a->authority_ids = ids;
-	vp_credcache__clear(a->credcache); /* verdicts under the old keys */
+	veil__credcache_clear(a->credcache); /* verdicts under the old keys */
 	a->n_authorities = n;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=authority keys=%zu", n);
 	return VEIL_OK;
@@ -251,19 +184,15 @@ int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed)
 	int r3 = load_one("revocation", a->revocation_file, &a->sig_revoke, &a->bad_revoke, a->err_revoke,
 	                  sizeof(a->err_revoke), force, changed, load_revoke, a);
 	if (!a->revoke && vp_revoke__empty(&a->revoke) != VEIL_OK)
-		return MOSQ_ERR_NOMEM;
-	return (r1 || r2 || r3) ? MOSQ_ERR_INVAL : MOSQ_ERR_SUCCESS;
+		return VEIL_ERR_NOMEM;
+	return r1 != VEIL_OK ? r1 : r2 != VEIL_OK ? r2 : r3;
 }
 
 void vp_auth__release(struct vp_auth *a)
 {
 	if (!a)
 		return;
-	free(a->authority_file);
-	free(a->password_file);
-	free(a->revocation_file);
-	free(a->auto_id_prefix);
-	free(a->state_dir);
+	vp_options__free(opt_defs, N_OPTS, a);
 	free(a->authorities);
 	free(a->authority_ids);
 	vp_passwd__free(&a->passwd);
@@ -271,6 +200,6 @@ void vp_auth__release(struct vp_auth *a)
 	vp_ratelimit__free(&a->rl);
 	vp_nonce_cache__free(&a->nonces);
 	vp_pwcache__free(&a->pwcache);
-	vp_credcache__free(&a->credcache);
+	veil__credcache_free(&a->credcache);
 	memset(a, 0, sizeof(*a));
 }

@@ -2,7 +2,8 @@
  * What the authentication files share: the module state (struct vp_auth),
  * option parsing and file (re)loading in auth_config.c, the broker-facing
  * event handlers in auth.c. Pure parts live in passwd.c, revoke.c,
- * ratelimit.c, nonce_cache.c, auth_names.c and auth_file.c.
+ * ratelimit.c, nonce_cache.c and file.c; names and the credential cache
+ * are the core's (core/names.c, core/credcache.c).
  */
 #ifndef VP_AUTH_PRIVATE_H
 #define VP_AUTH_PRIVATE_H
@@ -13,7 +14,7 @@
 #include <time.h>
 
 #include "veil/identity.h"
-#include "auth_file.h"
+#include "file.h"
 
 #define VP_AUTHORITIES_MAX 16U
 
@@ -23,7 +24,7 @@ struct vp_pwcache;
 struct vp_revoke;
 struct vp_ratelimit;
 struct vp_nonce_cache;
-struct vp_credcache;
+struct veil__credcache;
 
 struct vp_auth {
 	/* options (plugin_opt_*, see docs/AUTH.md) */
@@ -58,7 +59,7 @@ struct vp_auth {
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;
 	struct vp_pwcache *pwcache;
-	struct vp_credcache *credcache;
+	struct veil__credcache *credcache;   /* verified credentials (core/credcache.c) */
 
 	bool started;                  /* init done: a broken file now keeps the old state */
 	time_t started_at;             /* without a state dir, older tokens are refused */
@@ -78,11 +79,13 @@ struct vp_auth {
 
 /* auth_config.c */
 bool vp_auth__option_known(const char *key);
-/* Parse options into a (zeroed) a; MOSQ_ERR_INVAL with an audit line on a bad value. */
+/* Parse options into a (zeroed) a: VEIL_OK, or VEIL_ERR_INVAL with an audit
+ * line on a bad value, VEIL_ERR_NOMEM. */
 int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count);
 /* Load every configured file that changed (or all when force). A broken file keeps
  * the old state and is logged once as file:line. *changed (may be NULL) tells whether
- * anything was replaced. MOSQ_ERR_SUCCESS when every file is loaded and current. */
+ * anything was replaced. VEIL_OK when every file is loaded and current, else
+ * the first file's error (VEIL_ERR_PARSE, VEIL_ERR_IO, ...). */
 int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed);
 /* Free everything a owns except the struct itself. */
 void vp_auth__release(struct vp_auth *a);

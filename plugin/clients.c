@@ -1,10 +1,16 @@
 /*
- * Per-client state, keyed by the broker's client pointer. A chained hash
- * table that grows with the number of connected clients; lookups are O(1)
- * on the ACL hot path. Offline persistent sessions stay as "parked" entries
- * (see vp_clients__park), on a FIFO list that bounds them; clients without a
- * session stay as "departed" entries until their Will has been judged (see
- * vp_clients__depart), on a second FIFO list, oldest first.
+ * Per-client state, keyed by the broker's client pointer: a uthash table,
+ * O(1) lookups on the ACL hot path. Offline persistent sessions stay as
+ * "parked" entries (see vp_clients__park), on a FIFO list that bounds them
+ * and in a second table by client id (a login takes its old session over);
+ * clients without a session stay as "departed" entries until their Will has
+ * been judged (see vp_clients__depart), on a second FIFO list, oldest first.
+ *
+ * Client ids are chosen by clients: the by-id table hashes them with the
+ * keyed SipHash of core/table.h. Client pointers come from the broker's
+ * allocator, not from clients, and are looked up on every ACL check: that
+ * table is hashed with a cheap multiplicative mix instead (the _BYHASHVALUE
+ * forms of uthash, below).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,54 +19,52 @@
 
 #include <mosquitto.h>
 #include <sodium.h>
+#include <utlist.h>
 
+#include "veil/error.h"
 #include "plugin_private.h"
 
 #define MAX_PARKED 100000U
-#define PARK_ID_BUCKETS 65536U /* index of parked entries by client id */
 #define MAX_DEPARTED 100000U
 
 struct vp_clients {
-	struct vp_client **buckets;
-	size_t nbuckets;  /* power of two */
-	size_t count;
-	struct vp_client *park_head, *park_tail; /* oldest first */
-	struct vp_client **park_ids;             /* PARK_ID_BUCKETS chains, allocated at first park */
+	struct vp_client *table;      /* every entry, by mosq */
+	struct vp_client *park_ids;   /* parked entries, by client id (hh_park) */
+	struct vp_client *park_head;  /* parked, oldest first (utlist: head->park_prev is the newest) */
 	size_t nparked;
-	struct vp_client *dep_head, *dep_tail;   /* departed, oldest first */
+	struct vp_client *dep_head;   /* departed, oldest first */
 	size_t ndeparted;
 };
 
-static size_t id_bucket(const char *id)
+static unsigned mosq_hash(const struct mosquitto *mosq)
 {
-	/* FNV-1a; client ids are attacker-chosen, but a chain only costs the
-	 * login of that id, and the parked set is bounded. */
-	uint32_t h = 2166136261U;
-	for (; *id; id++)
-		h = (h ^ (uint8_t)*id) * 16777619U;
-	return h & (PARK_ID_BUCKETS - 1);
+	uint64_t p = (uint64_t)(uintptr_t)mosq;
+	p ^= p >> 17;
+	p *= 0x9E3779B97F4A7C15ULL;
+	p ^= p >> 29;
+	return (unsigned)p;
+}
+
+static struct vp_client *find(const struct vp_clients *cl, const struct mosquitto *mosq)
+{
+	struct vp_client *c = NULL;
+	HASH_FIND_BYHASHVALUE(hh, cl->table, &mosq, sizeof(mosq), mosq_hash(mosq), c);
+	return c;
+}
+
+static struct vp_client *find_parked(const struct vp_clients *cl, const char *client_id)
+{
+	struct vp_client *c = NULL;
+	HASH_FIND(hh_park, cl->park_ids, client_id, strlen(client_id), c);
+	return c;
 }
 
 static void unpark(struct vp_clients *cl, struct vp_client *c)
 {
 	if (!c->parked)
 		return;
-	if (c->client_id && cl->park_ids) {
-		struct vp_client **pp = &cl->park_ids[id_bucket(c->client_id)];
-		while (*pp && *pp != c)
-			pp = &(*pp)->park_id_next;
-		if (*pp)
-			*pp = c->park_id_next;
-		c->park_id_next = NULL;
-	}
-	if (c->park_prev)
-		c->park_prev->park_next = c->park_next;
-	else
-		cl->park_head = c->park_next;
-	if (c->park_next)
-		c->park_next->park_prev = c->park_prev;
-	else
-		cl->park_tail = c->park_prev;
+	HASH_DELETE(hh_park, cl->park_ids, c);
+	DL_DELETE2(cl->park_head, c, park_prev, park_next);
 	c->park_prev = c->park_next = NULL;
 	c->parked = false;
 	cl->nparked--;
@@ -70,42 +74,20 @@ static void undepart(struct vp_clients *cl, struct vp_client *c)
 {
 	if (!c->departed)
 		return;
-	if (c->dep_prev)
-		c->dep_prev->dep_next = c->dep_next;
-	else
-		cl->dep_head = c->dep_next;
-	if (c->dep_next)
-		c->dep_next->dep_prev = c->dep_prev;
-	else
-		cl->dep_tail = c->dep_prev;
+	DL_DELETE2(cl->dep_head, c, dep_prev, dep_next);
 	c->dep_prev = c->dep_next = NULL;
 	c->departed = false;
 	c->departed_at = 0;
 	cl->ndeparted--;
 }
 
-static size_t bucket_of(const struct vp_clients *cl, const struct mosquitto *mosq)
-{
-	uintptr_t p = (uintptr_t)mosq;
-	p ^= p >> 17;
-	p *= (uintptr_t)0x9E3779B97F4A7C15ULL;
-	p ^= p >> 29;
-	return (size_t)p & (cl->nbuckets - 1);
-}
-
 int vp_clients__new(struct vp_clients **out)
 {
 	struct vp_clients *cl = calloc(1, sizeof(*cl));
 	if (!cl)
-		return MOSQ_ERR_NOMEM;
-	cl->nbuckets = 256;
-	cl->buckets = calloc(cl->nbuckets, sizeof(*cl->buckets));
-	if (!cl->buckets) {
-		free(cl);
-		return MOSQ_ERR_NOMEM;
-	}
+		return VEIL_ERR_NOMEM;
 	*out = cl;
-	return MOSQ_ERR_SUCCESS;
+	return VEIL_OK;
 }
 
 static void client_release(struct vp_client *c, void (*acl_cache_free)(void *))
@@ -136,28 +118,15 @@ void vp_clients__free(struct vp_clients **clp, void (*acl_cache_free)(void *))
 	if (!clp || !*clp)
 		return;
 	struct vp_clients *cl = *clp;
-	for (size_t i = 0; i < cl->nbuckets; i++) {
-		struct vp_client *c = cl->buckets[i];
-		while (c) {
-			struct vp_client *next = c->next;
-			client_release(c, acl_cache_free);
-			free(c);
-			c = next;
-		}
+	HASH_CLEAR(hh_park, cl->park_ids);
+	struct vp_client *c, *tmp;
+	HASH_ITER(hh, cl->table, c, tmp) {
+		HASH_DELETE(hh, cl->table, c);
+		client_release(c, acl_cache_free);
+		free(c);
 	}
-	free(cl->buckets);
-	free(cl->park_ids);
 	free(cl);
 	*clp = NULL;
-}
-
-static struct vp_client *find(const struct vp_clients *cl, const struct mosquitto *mosq)
-{
-	for (struct vp_client *c = cl->buckets[bucket_of(cl, mosq)]; c; c = c->next) {
-		if (c->mosq == mosq)
-			return c;
-	}
-	return NULL;
 }
 
 struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosquitto *mosq)
@@ -187,28 +156,6 @@ struct vp_client *vp_clients__get_publisher(const struct vp_clients *cl, const s
 	return c;
 }
 
-static void grow(struct vp_clients *cl)
-{
-	size_t n = cl->nbuckets * 2;
-	struct vp_client **b = calloc(n, sizeof(*b));
-	if (!b)
-		return; /* keep the old table: slower, still correct */
-	struct vp_clients tmp = { .buckets = b, .nbuckets = n, .count = cl->count };
-	for (size_t i = 0; i < cl->nbuckets; i++) {
-		struct vp_client *c = cl->buckets[i];
-		while (c) {
-			struct vp_client *next = c->next;
-			size_t k = bucket_of(&tmp, c->mosq);
-			c->next = b[k];
-			b[k] = c;
-			c = next;
-		}
-	}
-	free(cl->buckets);
-	cl->buckets = b;
-	cl->nbuckets = n;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -227,36 +174,28 @@ struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto 
 		return NULL;
 	}
 	/* An old parked session of this client id is taken over by this one. */
-	if (client_id && cl->park_ids) {
-		for (struct vp_client *p = cl->park_ids[id_bucket(client_id)], *pn; p; p = pn) {
-			pn = p->park_id_next;
-			if (p->mosq != mosq && !strcmp(p->client_id, client_id))
-				vp_clients__remove(cl, p->mosq, acl_cache_free);
-		}
-	}
+	struct vp_client *old = client_id ? find_parked(cl, client_id) : NULL;
+	if (old && old->mosq != mosq)
+		vp_clients__remove(cl, old->mosq, acl_cache_free);
 	struct vp_client *c = find(cl, mosq);
 	if (c) {
 		/* A departed entry here is a freed connection whose pointer a new
 		 * client got: it must not inherit anything, not even the Will. */
 		unpark(cl, c);
 		undepart(cl, c);
-		struct vp_client *next = c->next;
 		client_release(c, acl_cache_free);
-		c->next = next;
 	} else {
-		if (cl->count + 1 > cl->nbuckets)
-			grow(cl);
 		c = calloc(1, sizeof(*c));
-		if (!c) {
+		if (c) {
+			c->mosq = mosq;
+			HASH_ADD_BYHASHVALUE(hh, cl->table, mosq, sizeof(c->mosq), mosq_hash(mosq), c);
+		}
+		if (!c || !veil__table_added(c)) {
+			free(c);
 			free(id);
 			free(user);
 			return NULL;
 		}
-		c->mosq = mosq;
-		size_t k = bucket_of(cl, mosq);
-		c->next = cl->buckets[k];
-		cl->buckets[k] = c;
-		cl->count++;
 	}
 	c->client_id = id;
 	c->username = user;
@@ -265,22 +204,14 @@ struct vp_client *vp_clients__put(struct vp_clients *cl, const struct mosquitto 
 
 void vp_clients__remove(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *))
 {
-	if (!cl || !mosq)
+	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (!c)
 		return;
-	struct vp_client **pp = &cl->buckets[bucket_of(cl, mosq)];
-	while (*pp) {
-		struct vp_client *c = *pp;
-		if (c->mosq == mosq) {
-			*pp = c->next;
-			unpark(cl, c);
-			undepart(cl, c);
-			client_release(c, acl_cache_free);
-			free(c);
-			cl->count--;
-			return;
-		}
-		pp = &c->next;
-	}
+	HASH_DELETE(hh, cl->table, c);
+	unpark(cl, c);
+	undepart(cl, c);
+	client_release(c, acl_cache_free);
+	free(c);
 }
 
 void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void (*acl_cache_free)(void *))
@@ -293,23 +224,20 @@ void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void 
 		vp_clients__remove(cl, mosq, acl_cache_free);
 		return;
 	}
-	if (!cl->park_ids && !(cl->park_ids = calloc(PARK_ID_BUCKETS, sizeof(*cl->park_ids)))) {
-		vp_clients__remove(cl, mosq, acl_cache_free); /* fail closed: offline READ denied */
-		return;
-	}
+	/* Mosquitto keeps one session per client id: an older parked entry of
+	 * this id (its session was taken over) goes. */
+	struct vp_client *old = find_parked(cl, c->client_id);
+	if (old)
+		vp_clients__remove(cl, old->mosq, acl_cache_free);
 	if (cl->nparked >= MAX_PARKED && cl->park_head)
 		vp_clients__remove(cl, cl->park_head->mosq, acl_cache_free);
+	HASH_ADD_KEYPTR(hh_park, cl->park_ids, c->client_id, strlen(c->client_id), c);
+	if (!c->hh_park.tbl) {
+		vp_clients__remove(cl, mosq, acl_cache_free); /* out of memory: fail closed, offline READ denied */
+		return;
+	}
 	c->parked = true;
-	size_t k = id_bucket(c->client_id);
-	c->park_id_next = cl->park_ids[k];
-	cl->park_ids[k] = c;
-	c->park_next = NULL;
-	c->park_prev = cl->park_tail;
-	if (cl->park_tail)
-		cl->park_tail->park_next = c;
-	else
-		cl->park_head = c;
-	cl->park_tail = c;
+	DL_APPEND2(cl->park_head, c, park_prev, park_next);
 	cl->nparked++;
 }
 
@@ -324,13 +252,7 @@ void vp_clients__depart(struct vp_clients *cl, const struct mosquitto *mosq, tim
 		vp_clients__remove(cl, cl->dep_head->mosq, acl_cache_free);
 	c->departed = true;
 	c->departed_at = now;
-	c->dep_next = NULL;
-	c->dep_prev = cl->dep_tail;
-	if (cl->dep_tail)
-		cl->dep_tail->dep_next = c;
-	else
-		cl->dep_head = c;
-	cl->dep_tail = c;
+	DL_APPEND2(cl->dep_head, c, dep_prev, dep_next);
 	cl->ndeparted++;
 }
 
@@ -376,20 +298,16 @@ size_t vp_clients__parked(const struct vp_clients *cl)
 
 size_t vp_clients__count(const struct vp_clients *cl)
 {
-	return cl ? cl->count : 0;
+	return cl ? HASH_COUNT(cl->table) : 0;
 }
 
 void vp_clients__foreach(struct vp_clients *cl, bool (*fn)(struct vp_client *c, void *arg), void *arg)
 {
 	if (!cl)
 		return;
-	for (size_t i = 0; i < cl->nbuckets; i++) {
-		struct vp_client *c = cl->buckets[i];
-		while (c) {
-			struct vp_client *next = c->next; /* fn may not remove, but be safe on reads */
-			if (!fn(c, arg))
-				return;
-			c = next;
-		}
+	struct vp_client *c, *tmp; /* fn may not remove, but be safe on reads */
+	HASH_ITER(hh, cl->table, c, tmp) {
+		if (!fn(c, arg))
+			return;
 	}
 }

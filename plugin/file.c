@@ -1,4 +1,4 @@
-/* The auth files' line loop over the core readers, and change signatures (see auth_file.h). */
+/* The plugin's text files over the core readers, and change signatures (see file.h). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -7,7 +7,7 @@
 
 #include "veil/error.h"
 #include "../core/util.h" /* the one whole-file reader and line reader of Veil's files */
-#include "auth_file.h"
+#include "file.h"
 
 int vp_file__each_line(const char *path, int (*parse)(void *obj, char *line, char *why, size_t whylen), void *obj,
                        char *err, size_t errlen)
@@ -45,10 +45,12 @@ void vp_file__sig(const char *path, struct vp_file_sig *sig)
 	sig->ino = st.st_ino;
 	sig->size = st.st_size;
 	sig->mtime = st.st_mtim;
+	sig->ctime = st.st_ctim;
 }
 
 bool vp_file__sig_equal(const struct vp_file_sig *a, const struct vp_file_sig *b)
 {
 	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }

@@ -1,9 +1,12 @@
 /*
- * Token nonce replay cache (see nonce_cache.h). Open addressing with a
- * 32-slot probe window: a slot whose entry has expired is free, so no sweep
- * or tombstones are needed and every operation is O(1). Nonces come from
- * signed tokens, but they are hashed with a per-process key anyway so a
- * device cannot aim its nonces at one probe window.
+ * Token nonce replay cache (see nonce_cache.h): a uthash table of the live
+ * nonces (core/table.h: keyed SipHash, so nobody can aim nonces at one
+ * bucket), bounded by its capacity, and a timing wheel that forgets each
+ * nonce when its token can no longer be fresh: one list per second of
+ * expiry (modulo WHEEL seconds, longer than any token's life: 2 x the
+ * largest plugin_opt_token_window + 1). Every add first frees what expired
+ * since the last one, so a full table holds live nonces only, and every
+ * operation is O(1) amortised.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,21 +18,26 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <utlist.h>
 
 #include "veil/error.h"
+#include "../core/table.h"
 #include "nonce_cache.h"
 
-#define PROBE 32U
+#define WHEEL 8192U /* seconds, a power of two > 2 * 3600 + 1 */
 
 struct nc_entry {
-	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
-	uint64_t expires_at;   /* 0 = empty */
+	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES]; /* the table key */
+	uint64_t expires_at;                   /* live while now <= expires_at */
+	struct nc_entry *wprev, *wnext;        /* its second's list in the wheel (utlist) */
+	UT_hash_handle hh;
 };
 
 struct vp_nonce_cache {
-	struct nc_entry *e;
-	size_t cap;
-	uint8_t key[crypto_shorthash_KEYBYTES];
+	struct nc_entry *table;
+	size_t count, cap;
+	struct nc_entry *wheel[WHEEL];  /* by expires_at % WHEEL */
+	uint64_t purged_to;             /* every entry with expires_at <= this is gone */
 	/* journal (vp_nonce_cache__persist) */
 	char *path;
 	int fd;                 /* -1: not persisted */
@@ -44,39 +52,62 @@ struct vp_nonce_cache {
 int vp_nonce_cache__new(size_t capacity, struct vp_nonce_cache **out)
 {
 	if (!out || capacity > ((size_t)1 << 26))
-		return -1;
+		return VEIL_ERR_INVAL;
 	size_t cap = 256;
 	while (cap < capacity)
 		cap <<= 1;
 	struct vp_nonce_cache *nc = calloc(1, sizeof(*nc));
 	if (!nc)
-		return -1;
-	nc->e = calloc(cap, sizeof(*nc->e));
-	if (!nc->e) {
-		free(nc);
-		return -1;
-	}
+		return VEIL_ERR_NOMEM;
 	nc->cap = cap;
 	nc->fd = -1;
-	randombytes_buf(nc->key, sizeof(nc->key));
 	*out = nc;
-	return 0;
+	return VEIL_OK;
+}
+
+static void drop(struct vp_nonce_cache *nc, struct nc_entry *e)
+{
+	HASH_DEL(nc->table, e);
+	DL_DELETE2(nc->wheel[e->expires_at % WHEEL], e, wprev, wnext);
+	nc->count--;
+	free(e);
 }
 
 void vp_nonce_cache__free(struct vp_nonce_cache **ncp)
 {
 	if (!ncp || !*ncp)
 		return;
-	sodium_memzero((*ncp)->key, sizeof((*ncp)->key));
-	if ((*ncp)->fd >= 0) {
-		if ((*ncp)->dirty)
-			(void)fdatasync((*ncp)->fd);
-		close((*ncp)->fd);
+	struct vp_nonce_cache *nc = *ncp;
+	struct nc_entry *e, *tmp;
+	HASH_ITER(hh, nc->table, e, tmp) {
+		drop(nc, e);
 	}
-	free((*ncp)->path);
-	free((*ncp)->e);
-	free(*ncp);
+	if (nc->fd >= 0) {
+		if (nc->dirty)
+			(void)fdatasync(nc->fd);
+		close(nc->fd);
+	}
+	free(nc->path);
+	free(nc);
 	*ncp = NULL;
+}
+
+/* Free every entry that expired before now. */
+static void purge(struct vp_nonce_cache *nc, uint64_t now)
+{
+	if (now == 0 || now - 1 <= nc->purged_to)
+		return;
+	uint64_t to = now - 1;
+	/* More than a turn of the wheel since the last purge: every list once. */
+	uint64_t from = to - nc->purged_to > WHEEL ? to - WHEEL + 1 : nc->purged_to + 1;
+	for (uint64_t sec = from; sec <= to; sec++) {
+		struct nc_entry *e, *tmp;
+		DL_FOREACH_SAFE2(nc->wheel[sec % WHEEL], e, tmp, wnext) {
+			if (e->expires_at <= to)
+				drop(nc, e);
+		}
+	}
+	nc->purged_to = to;
 }
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -136,32 +167,41 @@ enum vp_nonce_result vp_nonce_cache__add(struct vp_nonce_cache *nc, const uint8_
 {
 	if (!nc || !nonce)
 		return VP_NONCE_FULL;
-	uint8_t hb[crypto_shorthash_BYTES];
-	crypto_shorthash(hb, nonce, VEIL_TOKEN_NONCE_BYTES, nc->key);
-	uint64_t h;
-	memcpy(&h, hb, sizeof(h));
-	struct nc_entry *free_slot = NULL;
-	for (size_t i = 0; i < PROBE; i++) {
-		struct nc_entry *e = &nc->e[(h + i) & (nc->cap - 1)];
-		bool live = e->expires_at != 0 && e->expires_at >= now;
-		if (live && sodium_memcmp(e->nonce, nonce, VEIL_TOKEN_NONCE_BYTES) == 0)
-			return VP_NONCE_REPLAY;
-		if (!live && !free_slot)
-			free_slot = e;
-	}
-	if (!free_slot)
+	if (expires_at == 0)
+		expires_at = 1;
+	purge(nc, now);
+	struct nc_entry *e = NULL;
+	HASH_FIND(hh, nc->table, nonce, VEIL_TOKEN_NONCE_BYTES, e);
+	if (e && e->expires_at >= now)
+		return VP_NONCE_REPLAY;
+	if (e)
+		drop(nc, e); /* expired, not yet purged (a clock that went back) */
+	if (expires_at < now)
+		return VP_NONCE_FRESH; /* dead already: nothing to remember */
+	if (nc->count >= nc->cap || !(e = calloc(1, sizeof(*e))))
+		return VP_NONCE_FULL; /* never forget a live nonce to make room */
+	memcpy(e->nonce, nonce, VEIL_TOKEN_NONCE_BYTES);
+	e->expires_at = expires_at;
+	HASH_ADD(hh, nc->table, nonce, VEIL_TOKEN_NONCE_BYTES, e);
+	if (!veil__table_added(e)) {
+		free(e);
 		return VP_NONCE_FULL;
-	memcpy(free_slot->nonce, nonce, VEIL_TOKEN_NONCE_BYTES);
-	free_slot->expires_at = expires_at ? expires_at : 1;
-	journal_append(nc, nonce, free_slot->expires_at);
+	}
+	DL_APPEND2(nc->wheel[expires_at % WHEEL], e, wprev, wnext);
+	nc->count++;
+	journal_append(nc, nonce, expires_at);
 	return VP_NONCE_FRESH;
 }
 
 size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now)
 {
 	size_t n = 0;
-	for (size_t i = 0; nc && i < nc->cap; i++)
-		n += nc->e[i].expires_at != 0 && nc->e[i].expires_at >= now;
+	const struct nc_entry *e, *tmp;
+	if (nc) {
+		HASH_ITER(hh, nc->table, e, tmp) {
+			n += e->expires_at >= now;
+		}
+	}
 	return n;
 }
 
@@ -193,13 +233,15 @@ static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, s
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	bool ok = fd >= 0 && write_all(fd, (const uint8_t *)JOURNAL_MAGIC, 8);
 	size_t records = 0;
-	for (size_t i = 0; ok && i < nc->cap; i++) {
-		const struct nc_entry *e = &nc->e[i];
-		if (e->expires_at == 0 || e->expires_at < now)
+	struct nc_entry *ent, *etmp;
+	HASH_ITER(hh, nc->table, ent, etmp) {
+		if (!ok)
+			break;
+		if (ent->expires_at < now)
 			continue;
 		uint8_t rec[RECORD];
-		memcpy(rec, e->nonce, VEIL_TOKEN_NONCE_BYTES);
-		put_u64(rec + VEIL_TOKEN_NONCE_BYTES, e->expires_at);
+		memcpy(rec, ent->nonce, VEIL_TOKEN_NONCE_BYTES);
+		put_u64(rec + VEIL_TOKEN_NONCE_BYTES, ent->expires_at);
 		ok = write_all(fd, rec, sizeof(rec));
 		records++;
 	}

@@ -2,7 +2,7 @@
  * Replay cache of login-token nonces (pure logic). A token is accepted only
  * within the freshness window around its timestamp, so a nonce must be
  * remembered until timestamp + window; after that the token is stale anyway.
- * Fixed capacity, bounded probing: when no slot is free the caller must
+ * Fixed capacity: when it holds that many live nonces the caller must
  * refuse the login (fail closed) rather than forget a live nonce.
  */
 #ifndef VP_NONCE_CACHE_H
@@ -18,10 +18,11 @@ struct vp_nonce_cache;
 enum vp_nonce_result {
 	VP_NONCE_FRESH = 0,     /* unseen; now remembered */
 	VP_NONCE_REPLAY = 1,    /* seen and still live */
-	VP_NONCE_FULL = 2       /* no free slot: refuse */
+	VP_NONCE_FULL = 2       /* capacity reached by live nonces (or out of memory): refuse */
 };
 
-/* capacity rounded up to a power of two (minimum 256). 0 on success. */
+/* capacity rounded up to a power of two (minimum 256). VEIL_OK, or
+ * VEIL_ERR_INVAL (over 2^26) / VEIL_ERR_NOMEM. */
 int vp_nonce_cache__new(size_t capacity, struct vp_nonce_cache **out);
 void vp_nonce_cache__free(struct vp_nonce_cache **nc);
 /* Check and insert; the entry lives until expires_at (unix seconds). */

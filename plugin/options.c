@@ -20,7 +20,7 @@ bool vp_options__known(const struct vp_opt *defs, size_t n, const char *name)
 	return false;
 }
 
-static int bad(const char *area, const char *name, const char *value, const char *why)
+int vp_options__refuse(const char *area, const char *name, const char *value, const char *why)
 {
 	char v[80];
 	vp_log__audit(MOSQ_LOG_ERR, area, "init-failed", "option=plugin_opt_%s value=%s reason=%s", name,
@@ -45,7 +45,7 @@ static int set(const struct vp_opt *d, void *obj, const char *area, const char *
 {
 	char *field = (char *)obj + d->offset;
 	if (!value || !*value)
-		return bad(area, d->name, value, "empty");
+		return vp_options__refuse(area, d->name, value, "empty");
 	uint64_t v = 0;
 	switch (d->kind) {
 	case VP_OPT_STRING: {
@@ -59,13 +59,13 @@ static int set(const struct vp_opt *d, void *obj, const char *area, const char *
 	}
 	case VP_OPT_BOOL:
 		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
-			return bad(area, d->name, value, "expected-true-or-false");
+			return vp_options__refuse(area, d->name, value, "expected-true-or-false");
 		*(bool *)(void *)field = value[0] == 't';
 		return VEIL_OK;
 	case VP_OPT_U32:
 	case VP_OPT_SIZE:
 		if (!number(value, d->min, d->max, &v))
-			return bad(area, d->name, value, "out-of-range");
+			return vp_options__refuse(area, d->name, value, "out-of-range");
 		if (d->kind == VP_OPT_U32)
 			*(uint32_t *)(void *)field = (uint32_t)v;
 		else

@@ -39,6 +39,9 @@ bool vp_options__known(const struct vp_opt *defs, size_t n, const char *name);
  * strings with vp_options__free, also after an error. */
 int vp_options__parse(const struct vp_opt *defs, size_t n, void *obj, const char *area,
                       const struct mosquitto_opt *opts, int count);
+/* Refuse a value a module checks itself (a rule across options): the same
+ * audit line as a bad value. Returns VEIL_ERR_INVAL. */
+int vp_options__refuse(const char *area, const char *name, const char *value, const char *why);
 /* Free the string options of obj and set them to NULL. */
 void vp_options__free(const struct vp_opt *defs, size_t n, void *obj);
 

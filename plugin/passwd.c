@@ -17,7 +17,7 @@
 #include "veil/error.h"
 #include "../core/names.h" /* the one rule for names */
 #include "../core/table.h" /* uthash with the keyed hash */
-#include "auth_file.h"
+#include "file.h"
 #include "passwd.h"
 
 struct pw_entry {

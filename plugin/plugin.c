@@ -57,8 +57,8 @@ static int on_reload(int event, void *event_data, void *userdata)
 	/* Each module keeps its old state when its files are broken. */
 	int ra = vp_auth__reload(ctx);
 	int rb = vp_acl__reload(ctx);
-	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "reload", "auth=%s acl=%s", ra == MOSQ_ERR_SUCCESS ? "ok" : "kept-old",
-	              rb == MOSQ_ERR_SUCCESS ? "ok" : "kept-old");
+	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "reload", "auth=%s acl=%s", ra == VEIL_OK ? "ok" : "kept-old",
+	              rb == VEIL_OK ? "ok" : "kept-old");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -104,6 +104,29 @@ static const struct {
 };
 #define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
 
+/* The one place a veil_err becomes a MOSQ_ERR_* (plugin_private.h, "Errors"). */
+static int mosq_err(int rc)
+{
+	switch (rc) {
+	case VEIL_OK:
+		return MOSQ_ERR_SUCCESS;
+	case VEIL_ERR_NOMEM:
+		return MOSQ_ERR_NOMEM;
+	case VEIL_ERR_AUTH:
+		return MOSQ_ERR_AUTH;
+	case VEIL_ERR_INVAL:
+	case VEIL_ERR_PARSE:
+	case VEIL_ERR_IO:
+	case VEIL_ERR_PERM:
+	case VEIL_ERR_TOO_LARGE:
+	case VEIL_ERR_TRUNCATED:
+	case VEIL_ERR_VERSION:
+		return MOSQ_ERR_INVAL; /* a bad option or file: refuse to start */
+	default:
+		return MOSQ_ERR_UNKNOWN;
+	}
+}
+
 static void ctx_free(struct vp_ctx *ctx)
 {
 	if (!ctx)
@@ -120,15 +143,16 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 		if (supported_versions[i] == 5)
 			return 5;
 	}
-	return -1;
+	return -1; /* the plugin API's "no version in common", not an error code */
 }
 
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
                           int opt_count)
 {
-	if (veil_init() != VEIL_OK) {
+	int rc = veil_init();
+	if (rc != VEIL_OK) {
 		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "reason=libsodium");
-		return MOSQ_ERR_UNKNOWN;
+		return mosq_err(rc);
 	}
 	for (int i = 0; i < opt_count; i++) {
 		if (!vp_auth__option_known(opts[i].key) && !vp_acl__option_known(opts[i].key)) {
@@ -142,15 +166,15 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	if (!ctx)
 		return MOSQ_ERR_NOMEM;
 	ctx->pid = identifier;
-	int rc = vp_clients__new(&ctx->clients);
-	if (rc == MOSQ_ERR_SUCCESS)
+	rc = vp_clients__new(&ctx->clients);
+	if (rc == VEIL_OK)
 		rc = vp_auth__new(ctx, opts, opt_count, &ctx->auth);
-	if (rc == MOSQ_ERR_SUCCESS)
+	if (rc == VEIL_OK)
 		rc = vp_acl__new(ctx, opts, opt_count, &ctx->acl);
-	if (rc != MOSQ_ERR_SUCCESS) {
-		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "rc=%d", rc);
+	if (rc != VEIL_OK) {
+		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "error=%s", veil_errname(rc));
 		ctx_free(ctx);
-		return rc;
+		return mosq_err(rc);
 	}
 	for (size_t i = 0; i < N_CALLBACKS; i++) {
 		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL, ctx);

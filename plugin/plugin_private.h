@@ -9,6 +9,14 @@
  *                                                              -> struct vp_acl
  * No global state: one struct vp_ctx per plugin instance, passed as userdata.
  * Internal names: vp_<area>__<verb>.
+ *
+ * Errors, one convention: every function of the plugin that can fail
+ * returns enum veil_err (VEIL_OK = 0), as the core does, except the event
+ * handlers (vp_auth__basic, __ext_start, __ext_continue, vp_acl__check),
+ * whose result is Mosquitto's decision for the event (MOSQ_ERR_SUCCESS,
+ * AUTH, ACL_DENIED, PLUGIN_DEFER). A veil_err becomes a MOSQ_ERR_* in one
+ * place, mosq_err() in plugin.c, where the plugin answers Mosquitto. Lookups
+ * return a pointer or a bool, never -1.
  */
 #ifndef VP_PLUGIN_PRIVATE_H
 #define VP_PLUGIN_PRIVATE_H
@@ -19,6 +27,7 @@
 #include <time.h>
 
 #include "veil/identity.h"
+#include "../core/table.h" /* uthash, for the registry's handles in struct vp_client */
 
 struct mosquitto;
 struct mosquitto_opt;
@@ -67,13 +76,14 @@ struct vp_client {
 	bool departed;                         /* left without a session: Will checks only (clients.c) */
 	time_t departed_at;
 	void *acl_cache;                       /* owned by the ACL module (per-client %c/%u rules) */
-	struct vp_client *next;                /* hash chain (clients.c) */
-	struct vp_client *park_prev, *park_next; /* parked list, oldest first (clients.c) */
-	struct vp_client *park_id_next;          /* parked index by client id (clients.c) */
-	struct vp_client *dep_prev, *dep_next;   /* departed list, oldest first (clients.c) */
+	UT_hash_handle hh;                     /* the registry, by mosq (clients.c) */
+	UT_hash_handle hh_park;                /* parked entries, by client id (clients.c) */
+	struct vp_client *park_prev, *park_next; /* parked list, oldest first (clients.c, utlist) */
+	struct vp_client *dep_prev, *dep_next;   /* departed list, oldest first (clients.c, utlist) */
 };
 
 /* clients.c */
+/* VEIL_OK or VEIL_ERR_NOMEM. */
 int vp_clients__new(struct vp_clients **out);
 void vp_clients__free(struct vp_clients **cl, void (*acl_cache_free)(void *));
 /* Returns the existing entry for mosq, or a new zeroed one (NULL on ENOMEM).
@@ -153,8 +163,9 @@ void vp_log__audit(int level, const char *area, const char *verb, const char *fm
 const char *vp_log__clean(const char *s, char *buf, size_t buflen);
 
 /*
- * Module interfaces. Each returns MOSQ_ERR_* codes. _option_known tells the
- * entry point which plugin_opt_* keys the module owns (unknown keys fail init).
+ * Module interfaces: __new and __reload return veil_err, the event handlers
+ * Mosquitto's decision (see "Errors" above). _option_known tells the entry
+ * point which plugin_opt_* keys the module owns (unknown keys fail init).
  */
 bool vp_auth__option_known(const char *key);
 int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_auth **out);

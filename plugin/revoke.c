@@ -13,7 +13,7 @@
 
 #include "veil/error.h"
 #include "../core/names.h" /* the one rule for names */
-#include "auth_file.h"
+#include "file.h"
 #include "revoke.h"
 
 struct vp_revoke {

@@ -24,7 +24,7 @@
 #include "veil/veil.h"
 #include "../core/names.h"       /* the one rule for user names */
 #include "../core/util.h"        /* the one file reader and line reader, the comment rule */
-#include "../plugin/auth_file.h" /* the password file's limits, as the plugin reads it */
+#include "../plugin/file.h" /* the password file's limits, as the plugin reads it */
 #include "cli.h"
 
 #define PW_MAX 1024U
@@ -99,7 +99,7 @@ static int get_password(char *pw, size_t cap, int confirm)
 	return 0;
 }
 
-/* The password file as the plugin reads it (plugin/auth_file.h): the whole
+/* The password file as the plugin reads it (plugin/file.h): the whole
  * file in wiped memory (ENOENT: empty), its limits. 0, or -1 after an error. */
 static int read_passwd(const char *path, bool missing_ok, struct veil__text *t)
 {

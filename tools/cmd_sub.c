@@ -20,7 +20,7 @@
 #include "veil/veil.h"
 #include "veil/client.h"
 #include "../core/util.h"        /* veil__filter_matches: the one topic matcher */
-#include "../plugin/auth_file.h" /* the change signature the plugin polls its files with */
+#include "../plugin/file.h" /* the change signature the plugin polls its files with */
 #include "cli.h"
 #include "cli_mqtt.h"
 #include "sub_format.h"

@@ -37,7 +37,7 @@ START_TEST(test_defaults)
 {
 	struct vp_auth a;
 	memset(&a, 0, sizeof(a));
-	ck_assert_int_eq(vp_auth__options(&a, NULL, 0), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(vp_auth__options(&a, NULL, 0), VEIL_OK);
 	ck_assert_uint_eq(a.token_window, 60);
 	ck_assert_uint_eq(a.poll_interval, 1);
 	ck_assert_uint_eq(a.backoff_base_ms, 250);
@@ -62,24 +62,24 @@ START_TEST(test_issue17_options)
 {
 	struct vp_auth a;
 	memset(&a, 0, sizeof(a));
-	ck_assert_int_eq(parse(&a, "enhanced_auth", "false"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "false"), VEIL_OK);
 	ck_assert(!a.enhanced_auth);
-	ck_assert_int_eq(parse(&a, "enhanced_auth", "true"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "true"), VEIL_OK);
 	ck_assert(a.enhanced_auth);
-	ck_assert_int_eq(parse(&a, "enhanced_auth", "no"), MOSQ_ERR_INVAL);
-	ck_assert_int_eq(parse(&a, "auto_id_prefix", "anon-"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "enhanced_auth", "no"), VEIL_ERR_INVAL);
+	ck_assert_int_eq(parse(&a, "auto_id_prefix", "anon-"), VEIL_OK);
 	ck_assert_str_eq(a.auto_id_prefix, "anon-");
-	ck_assert_int_eq(parse(&a, "state_dir", "/var/lib/mosquitto/veil"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "state_dir", "/var/lib/mosquitto/veil"), VEIL_OK);
 	ck_assert_str_eq(a.state_dir, "/var/lib/mosquitto/veil");
-	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1"), VEIL_OK);
 	ck_assert_uint_eq(a.password_ms_per_sec, 1);
-	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1000"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "password_ms_per_sec", "1000"), VEIL_OK);
 	const char *bad[][2] = { { "auto_id_prefix", "" },        { "auto_id_prefix", "a+" },
 		                 { "auto_id_prefix", "a#" },      { "auto_id_prefix", "a\x01" },
 		                 { "state_dir", "" },             { "password_ms_per_sec", "0" },
 		                 { "password_ms_per_sec", "1001" } };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == MOSQ_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
+		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == VEIL_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
 	vp_auth__release(&a);
 }
 END_TEST
@@ -88,12 +88,12 @@ START_TEST(test_values)
 {
 	struct vp_auth a;
 	memset(&a, 0, sizeof(a));
-	ck_assert_int_eq(parse(&a, "token_window", "30"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "token_window", "30"), VEIL_OK);
 	ck_assert_uint_eq(a.token_window, 30);
-	ck_assert_int_eq(parse(&a, "allow_anonymous", "true"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "allow_anonymous", "true"), VEIL_OK);
 	ck_assert(a.allow_anonymous);
-	ck_assert_int_eq(parse(&a, "defer_unknown", "false"), MOSQ_ERR_SUCCESS);
-	ck_assert_int_eq(parse(&a, "password_file", "/etc/veil/passwd"), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(parse(&a, "defer_unknown", "false"), VEIL_OK);
+	ck_assert_int_eq(parse(&a, "password_file", "/etc/veil/passwd"), VEIL_OK);
 	ck_assert_str_eq(a.password_file, "/etc/veil/passwd");
 	const char *bad[][2] = { { "token_window", "0" },       { "token_window", "3601" },
 		                 { "token_window", "-5" },      { "token_window", "60s" },
@@ -101,10 +101,10 @@ START_TEST(test_values)
 		                 { "backoff_base_ms", "0" },    { "poll_interval", "99999999999999999999" },
 		                 { "password_hashes_per_sec", "0" } };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == MOSQ_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
+		ck_assert_msg(parse(&a, bad[i][0], bad[i][1]) == VEIL_ERR_INVAL, "%s=%s accepted", bad[i][0], bad[i][1]);
 	struct mosquitto_opt two[] = { { "backoff_base_ms", "5000" }, { "backoff_max_ms", "1000" } };
 	vp_auth__release(&a); /* also zeroes it */
-	ck_assert_int_eq(vp_auth__options(&a, two, 2), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(vp_auth__options(&a, two, 2), VEIL_ERR_INVAL);
 	vp_auth__release(&a);
 }
 END_TEST
@@ -142,40 +142,40 @@ START_TEST(test_reload_keeps_old_on_error)
 	struct mosquitto_opt o[] = { { "password_file", pw }, { "revocation_file", rv }, { "authority_file", au } };
 	struct vp_auth a;
 	memset(&a, 0, sizeof(a));
-	ck_assert_int_eq(vp_auth__options(&a, o, 3), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(vp_auth__options(&a, o, 3), VEIL_OK);
 	bool changed = false;
-	ck_assert_int_eq(vp_auth__load_files(&a, true, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(vp_auth__load_files(&a, true, &changed), VEIL_OK);
 	ck_assert(changed);
 	ck_assert_uint_eq(a.n_authorities, 1);
 	ck_assert_mem_eq(a.authorities[0], pk, VEIL_PK_BYTES);
 	ck_assert_ptr_nonnull(vp_passwd__hash(a.passwd, "alice"));
 	ck_assert(vp_revoke__client(a.revoke, "gone"));
 	/* Unchanged: nothing reloaded. */
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_OK);
 	ck_assert(!changed);
 	/* Broken revocation list (different size, so the change is seen): old list kept. */
 	ck_assert_int_eq(test_write_file(rv, "client gone\nclient also-gone\nbogus\n", 0600), 0);
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_ERR_PARSE);
 	ck_assert(!changed);
 	ck_assert(vp_revoke__client(a.revoke, "gone"));
 	ck_assert(!vp_revoke__client(a.revoke, "also-gone"));
 	/* The same broken version is not re-read on every poll (it is logged
 	 * again at each: the old state it keeps may be what the operator meant
 	 * to change). */
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_ERR_PARSE);
 	/* Fixed: replaced. */
 	ck_assert_int_eq(test_write_file(rv, "client also-gone\n", 0600), 0);
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_SUCCESS);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_OK);
 	ck_assert(changed);
 	ck_assert(!vp_revoke__client(a.revoke, "gone"));
 	ck_assert(vp_revoke__client(a.revoke, "also-gone"));
 	/* Deleted password file: old users kept (fail safe for the fleet, logged). */
 	remove(pw);
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_ERR_IO);
 	ck_assert_ptr_nonnull(vp_passwd__hash(a.passwd, "alice"));
 	/* An authority file without keys is refused, the old keys stay. */
 	ck_assert_int_eq(test_write_file(au, "# no keys\n", 0600), 0);
-	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), MOSQ_ERR_INVAL);
+	ck_assert_int_eq(vp_auth__load_files(&a, false, &changed), VEIL_ERR_PARSE);
 	ck_assert_uint_eq(a.n_authorities, 1);
 	vp_auth__release(&a);
 	veil_identity_free(&id);

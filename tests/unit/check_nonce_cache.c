@@ -72,6 +72,41 @@ START_TEST(test_full_fails_closed)
 }
 END_TEST
 
+/* The capacity is exact and counts live nonces only: each is forgotten the
+ * second after its expiry, also after a long pause or far in the future. */
+START_TEST(test_expiry_frees_room)
+{
+	struct vp_nonce_cache *nc = NULL;
+	ck_assert_int_eq(vp_nonce_cache__new(256, &nc), VEIL_OK);
+	static uint8_t n[256 + 129][VEIL_TOKEN_NONCE_BYTES];
+	for (size_t i = 0; i < sizeof(n) / sizeof(n[0]); i++)
+		randombytes_buf(n[i], sizeof(n[i]));
+	/* Half expire at 1000, half at 1001. */
+	for (int i = 0; i < 256; i++)
+		ck_assert_int_eq(vp_nonce_cache__add(nc, n[i], 1000 + (uint64_t)(i % 2), 900), VP_NONCE_FRESH);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[256], 5000, 900), VP_NONCE_FULL);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[256], 5000, 1000), VP_NONCE_FULL); /* all live at 1000 */
+	/* At 1001 the half that expired at 1000 is gone: exactly 128 places. */
+	for (int i = 256; i < 256 + 128; i++)
+		ck_assert_int_eq(vp_nonce_cache__add(nc, n[i], 5000, 1001), VP_NONCE_FRESH);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[256 + 128], 5000, 1001), VP_NONCE_FULL);
+	ck_assert_uint_eq(vp_nonce_cache__live(nc, 1001), 256);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[1], 1001, 1001), VP_NONCE_REPLAY); /* expires at 1001: live */
+	vp_nonce_cache__free(&nc);
+
+	/* Far beyond one turn of the wheel (8192 s), and a clock that jumps. */
+	ck_assert_int_eq(vp_nonce_cache__new(256, &nc), VEIL_OK);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[0], 1000 + 3 * 8192, 1000), VP_NONCE_FRESH);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[1], 1061, 1000), VP_NONCE_FRESH);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[0], 1, 1000 + 8192 + 5), VP_NONCE_REPLAY);
+	ck_assert_uint_eq(vp_nonce_cache__live(nc, 1000 + 8192 + 5), 1);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[1], 99999, 1000 + 8192 + 5), VP_NONCE_FRESH);
+	ck_assert_int_eq(vp_nonce_cache__add(nc, n[0], 1, 1000000000), VP_NONCE_FRESH); /* expired: not kept */
+	ck_assert_uint_eq(vp_nonce_cache__live(nc, 1000000000), 0);
+	vp_nonce_cache__free(&nc);
+}
+END_TEST
+
 START_TEST(test_bad_parameters)
 {
 	struct vp_nonce_cache *nc = NULL;
@@ -285,6 +320,7 @@ static Suite *suite(void)
 	TCase *t = veil_tcase("core", 2);
 	tcase_add_test(t, test_replay_until_expiry);
 	tcase_add_test(t, test_full_fails_closed);
+	tcase_add_test(t, test_expiry_frees_room);
 	tcase_add_test(t, test_bad_parameters);
 	suite_add_tcase(s, t);
 	TCase *j = veil_tcase("journal", 5);
