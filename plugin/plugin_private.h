@@ -59,6 +59,8 @@ enum vp_login {
  * session) or departed (no session, kept for its Will), see clients.c. */
 struct vp_client {
 	const struct mosquitto *mosq;          /* key: the broker's client pointer */
+	UT_hash_handle hh;                     /* the registry, by mosq (clients.c); next to its key:
+	                                        * a lookup then reads one cache line per entry */
 	char *client_id;                       /* copies, owned here */
 	char *username;
 	enum vp_login login;
@@ -76,7 +78,6 @@ struct vp_client {
 	bool departed;                         /* left without a session: Will checks only (clients.c) */
 	time_t departed_at;
 	void *acl_cache;                       /* owned by the ACL module (per-client %c/%u rules) */
-	UT_hash_handle hh;                     /* the registry, by mosq (clients.c) */
 	UT_hash_handle hh_park;                /* parked entries, by client id (clients.c) */
 	struct vp_client *park_prev, *park_next; /* parked list, oldest first (clients.c, utlist) */
 	struct vp_client *dep_prev, *dep_next;   /* departed list, oldest first (clients.c, utlist) */
