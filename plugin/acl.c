@@ -23,6 +23,7 @@
 #include "file.h"
 #include "options.h"
 #include "plugin_private.h"
+#include "veil_topics.h"
 
 /*
  * vp_client.acl_cache: the client's view (lists that apply). Who the client
@@ -337,5 +338,19 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 	 * same id (logins drop stale entries of reused pointers, auth.c). */
 	if (c && (!c->client_id || !cid || strcmp(c->client_id, cid) != 0))
 		c = NULL;
+	/* Veil's own topics: the plugin's rules (veil_topics.h), not the file's. */
+	struct vp_vtopic_who vw = { cid, c && c->has_identity, c ? c->roles : NULL };
+	const char *vwhy = NULL;
+	enum vp_vtopic vt = vp_vtopic__decide(&vw, (unsigned)ed->access, ed->topic, ed->payloadlen, ed->retain, &vwhy);
+	if (vt == VP_VTOPIC_ALLOW)
+		return MOSQ_ERR_SUCCESS;
+	if (vt == VP_VTOPIC_DENY) {
+		char id[80], t[80];
+		if (ed->access != MOSQ_ACL_READ)
+			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s reason=%s",
+			              vp_log__clean(cid, id, sizeof(id)), access_name(ed->access),
+			              vp_log__clean(ed->topic, t, sizeof(t)), vwhy);
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	return check_client(acl, ed, c);
 }

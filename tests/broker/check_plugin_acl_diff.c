@@ -23,7 +23,7 @@
 #include "check_run.h"
 #include "timing.h"
 
-#define GOD_BLOCK "\nuser zgod\ntopic readwrite #\ntopic readwrite $veil/#\n"
+#define GOD_BLOCK "\nuser zgod\ntopic readwrite #\ntopic readwrite $app/#\n"
 
 struct who {
 	const char *id;
@@ -72,10 +72,10 @@ static const struct corpus corpora[] = {
 	  "user carol\n"
 	  "topic read +/status\n"
 	  "topic write cmd/+/set\n"
-	  "topic read $veil/carol/#\n",
+	  "topic read $app/carol/#\n",
 	  { { "auto-anon3", NULL }, { "carol", "carol" } },
-	  { "$SYS/broker/version", "$SYS/broker/uptime", "x/status", "cmd/1/set", "cmd/1/get", "a/b/c", "$veil/x",
-	    "$veil/carol/k" },
+	  { "$SYS/broker/version", "$SYS/broker/uptime", "x/status", "cmd/1/set", "cmd/1/get", "a/b/c", "$app/x",
+	    "$app/carol/k" },
 	  true },
 	{ "quirks",
 	  "user dave smith\n"

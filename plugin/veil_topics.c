@@ -1,0 +1,97 @@
+/*
+ * Veil's own topics, decided by the plugin (see veil_topics.h). The topic
+ * names come from the core (core/bundle.h), which keyd and the devices
+ * build them with.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "veil/identity.h"
+#include "../core/bundle.h"
+#include "topic.h"
+#include "veil_topics.h"
+
+static bool is_keyd(const struct vp_vtopic_who *w)
+{
+	if (!w->has_identity || !w->roles)
+		return false;
+	struct veil_credential c; /* the core's one role test reads a credential's roles */
+	snprintf(c.roles, sizeof(c.roles), "%s", w->roles);
+	return veil__credential_has_role(&c, VEIL__ROLE_KEYD);
+}
+
+/* The level after prefix when topic is prefix + one whole level, else NULL. */
+static const char *last_level(const char *topic, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (strncmp(topic, prefix, n) != 0 || !topic[n] || strchr(topic + n, '/'))
+		return NULL;
+	return topic + n;
+}
+
+static bool mine(const struct vp_vtopic_who *w, const char *level)
+{
+	return w->client_id && level && !strcmp(w->client_id, level);
+}
+
+static enum vp_vtopic deny(const char **why, const char *reason)
+{
+	if (why)
+		*why = reason;
+	return VP_VTOPIC_DENY;
+}
+
+static enum vp_vtopic subscribe(const struct vp_vtopic_who *w, const char *f, const char **why)
+{
+	const char *req = last_level(f, VEIL__TOPIC_REQ_PREFIX);
+	if (req || !strcmp(f, VEIL__TOPIC_REQ_PREFIX "#"))
+		return is_keyd(w) ? VP_VTOPIC_ALLOW : deny(why, "veil-topic-keyd-only");
+	const char *bundle = last_level(f, VEIL__TOPIC_BUNDLE_PREFIX);
+	if (bundle && strcmp(bundle, "+") != 0 && strcmp(bundle, "#") != 0)
+		return mine(w, bundle) ? VP_VTOPIC_ALLOW : deny(why, "veil-topic-not-own-bundle");
+	if (!strcmp(f, VEIL__TOPIC_REVOCATION))
+		return VP_VTOPIC_ALLOW;
+	/* "$veil/#", "$veil/v1/bundle/+", ...: someone else's topics too. */
+	return deny(why, "veil-topic");
+}
+
+enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access, const char *topic,
+                                 size_t payloadlen, bool retain, const char **why)
+{
+	if (why)
+		*why = NULL;
+	if (!w || !topic)
+		return deny(why, "veil-topic");
+	if (access == VP_ACC_SUBSCRIBE) {
+		topic = vp_topic__strip_share(topic);
+		if (!topic)
+			return VP_VTOPIC_NOT_VEIL; /* malformed $share: the rules refuse it */
+	}
+	size_t rl = strlen(VP_VEIL_TOPIC_ROOT);
+	if (strncmp(topic, VP_VEIL_TOPIC_ROOT, rl) != 0 || (topic[rl] != '/' && topic[rl] != '\0'))
+		return VP_VTOPIC_NOT_VEIL;
+	if (access == VP_ACC_SUBSCRIBE)
+		return subscribe(w, topic, why);
+	const char *req = last_level(topic, VEIL__TOPIC_REQ_PREFIX);
+	const char *bundle = last_level(topic, VEIL__TOPIC_BUNDLE_PREFIX);
+	bool revocation = !strcmp(topic, VEIL__TOPIC_REVOCATION);
+	if (access == VP_ACC_READ) {
+		if (req)
+			return is_keyd(w) ? VP_VTOPIC_ALLOW : deny(why, "veil-topic-keyd-only");
+		if (bundle)
+			return mine(w, bundle) ? VP_VTOPIC_ALLOW : deny(why, "veil-topic-not-own-bundle");
+		return revocation ? VP_VTOPIC_ALLOW : deny(why, "veil-topic");
+	}
+	if (access != VP_ACC_WRITE)
+		return deny(why, "veil-topic");
+	if (retain && payloadlen == 0)
+		return deny(why, "veil-topic-empty-retained");
+	if (req) {
+		if (!w->has_identity || !mine(w, req))
+			return deny(why, "veil-topic-not-own-request");
+		return retain ? deny(why, "veil-topic-retained-request") : VP_VTOPIC_ALLOW;
+	}
+	if (bundle || revocation)
+		return is_keyd(w) ? VP_VTOPIC_ALLOW : deny(why, "veil-topic-keyd-only");
+	return deny(why, "veil-topic");
+}

@@ -1,0 +1,45 @@
+/*
+ * Veil's own topics (docs/PROTOCOL.md section 10), protected by the plugin
+ * itself whatever the operator's rules say (pure logic, unit-testable):
+ *
+ *   $veil/v1/req/<cid>     written by the credential login of client <cid>
+ *                          (never retained); read by veil-keyd credentials
+ *   $veil/v1/bundle/<cid>  written by veil-keyd credentials; read by <cid>
+ *   $veil/v1/revocation    written by veil-keyd credentials; read by anyone
+ *
+ * A zero-length retained publish (which would delete a retained bundle or
+ * statement) is refused on all three; every other $veil/... topic is
+ * refused. SUBSCRIBE is judged filter against these rules: a filter is
+ * allowed only if every topic it can match may be read (so veil-keyd may
+ * subscribe $veil/v1/req/+, a device exactly its own bundle topic and the
+ * revocation topic). A filter or topic whose first level is not "$veil" is
+ * not Veil's: the rules decide (a first-level wildcard never matches it).
+ */
+#ifndef VP_VEIL_TOPICS_H
+#define VP_VEIL_TOPICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define VP_VEIL_TOPIC_ROOT "$veil"
+
+enum vp_vtopic {
+	VP_VTOPIC_NOT_VEIL = 0, /* the rules decide */
+	VP_VTOPIC_ALLOW,
+	VP_VTOPIC_DENY
+};
+
+/* Who asks: the registry's view of the client. */
+struct vp_vtopic_who {
+	const char *client_id;
+	bool has_identity;  /* logged in with a credential */
+	const char *roles;  /* the credential's, comma separated (NULL: none) */
+};
+
+/* access: VP_ACC_READ, VP_ACC_WRITE or VP_ACC_SUBSCRIBE (topic is then the
+ * raw filter, "$share/<group>/" understood). payloadlen and retain are the
+ * PUBLISH's (WRITE only). *why (may be NULL) names a refusal for the log. */
+enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access, const char *topic,
+                                 size_t payloadlen, bool retain, const char **why);
+
+#endif

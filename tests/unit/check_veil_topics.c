@@ -1,0 +1,131 @@
+/*
+ * Tests for plugin/veil_topics.c: Veil's own topics as the plugin protects
+ * them (docs/PROTOCOL.md section 10), whatever the rules file says. One
+ * table: who (client id, credential, roles), access, topic or filter,
+ * payload length and retain, and the verdict.
+ */
+#include <check.h>
+#include <string.h>
+
+#include "topic.h"
+#include "veil_topics.h"
+
+#include "check_run.h"
+#include "timing.h"
+
+#define R VP_ACC_READ
+#define W VP_ACC_WRITE
+#define S VP_ACC_SUBSCRIBE
+#define NV VP_VTOPIC_NOT_VEIL
+#define OK VP_VTOPIC_ALLOW
+#define NO VP_VTOPIC_DENY
+
+static const struct vp_vtopic_who KEYD = { "veil-keyd", true, "veil-keyd" };
+static const struct vp_vtopic_who KEYD_OTHER_ROLES = { "keyd-2", true, "ops,veil-keyd" };
+static const struct vp_vtopic_who S1 = { "sensor-1", true, "sensor" };
+static const struct vp_vtopic_who S1_PASSWORD = { "sensor-1", false, NULL }; /* password login */
+static const struct vp_vtopic_who S2 = { "sensor-2", true, "sensor" };
+static const struct vp_vtopic_who FAKE = { "veil-keyd", false, "veil-keyd" }; /* roles without a credential */
+static const struct vp_vtopic_who PREFIX = { "x", true, "veil-keyd-2,aveil-keyd" };
+
+static const struct {
+	const struct vp_vtopic_who *w;
+	unsigned access;
+	const char *topic;
+	size_t len;
+	bool retain;
+	enum vp_vtopic want;
+	const char *why;
+} CASES[] = {
+	/* Not Veil's: the rules decide. */
+	{ &S1, W, "factory/sensor-1/t", 10, false, NV, NULL },
+	{ &S1, S, "#", 0, false, NV, NULL },
+	{ &S1, S, "+/v1/req/+", 0, false, NV, NULL },
+	{ &S1, W, "$veilx/a", 1, false, NV, NULL },
+	{ &S1, S, "$share/g/factory/#", 0, false, NV, NULL },
+	/* Requests: the device itself writes, keyd reads. */
+	{ &S1, W, "$veil/v1/req/sensor-1", 200, false, OK, NULL },
+	{ &S1, W, "$veil/v1/req/sensor-2", 200, false, NO, "veil-topic-not-own-request" },
+	{ &S1_PASSWORD, W, "$veil/v1/req/sensor-1", 200, false, NO, "veil-topic-not-own-request" },
+	{ &S1, W, "$veil/v1/req/sensor-1", 200, true, NO, "veil-topic-retained-request" },
+	{ &S1, W, "$veil/v1/req/sensor-1", 0, true, NO, "veil-topic-empty-retained" },
+	{ &S1, W, "$veil/v1/req/sensor-1/x", 200, false, NO, "veil-topic" },
+	{ &KEYD, R, "$veil/v1/req/sensor-1", 0, false, OK, NULL },
+	{ &KEYD_OTHER_ROLES, R, "$veil/v1/req/sensor-1", 0, false, OK, NULL },
+	{ &S2, R, "$veil/v1/req/sensor-1", 0, false, NO, "veil-topic-keyd-only" },
+	{ &FAKE, R, "$veil/v1/req/sensor-1", 0, false, NO, "veil-topic-keyd-only" },
+	{ &PREFIX, R, "$veil/v1/req/sensor-1", 0, false, NO, "veil-topic-keyd-only" },
+	{ &KEYD, S, "$veil/v1/req/+", 0, false, OK, NULL },
+	{ &KEYD, S, "$share/keyd/$veil/v1/req/+", 0, false, OK, NULL },
+	{ &KEYD, S, "$veil/v1/req/#", 0, false, OK, NULL },
+	{ &S1, S, "$veil/v1/req/+", 0, false, NO, "veil-topic-keyd-only" },
+	{ &S1, S, "$veil/v1/req/sensor-1", 0, false, NO, "veil-topic-keyd-only" },
+	/* Bundles: keyd writes, only the addressed device reads. */
+	{ &KEYD, W, "$veil/v1/bundle/sensor-1", 900, true, OK, NULL },
+	{ &KEYD, W, "$veil/v1/bundle/sensor-1", 0, true, NO, "veil-topic-empty-retained" },
+	{ &S1, W, "$veil/v1/bundle/sensor-1", 900, true, NO, "veil-topic-keyd-only" },
+	{ &FAKE, W, "$veil/v1/bundle/sensor-1", 900, true, NO, "veil-topic-keyd-only" },
+	{ &S1, R, "$veil/v1/bundle/sensor-1", 0, false, OK, NULL },
+	{ &S2, R, "$veil/v1/bundle/sensor-1", 0, false, NO, "veil-topic-not-own-bundle" },
+	{ &KEYD, R, "$veil/v1/bundle/sensor-1", 0, false, NO, "veil-topic-not-own-bundle" },
+	{ &S1, S, "$veil/v1/bundle/sensor-1", 0, false, OK, NULL },
+	{ &S1_PASSWORD, S, "$veil/v1/bundle/sensor-1", 0, false, OK, NULL }, /* it opens nothing without its key */
+	{ &S2, S, "$veil/v1/bundle/sensor-1", 0, false, NO, "veil-topic-not-own-bundle" },
+	{ &S1, S, "$veil/v1/bundle/+", 0, false, NO, "veil-topic" },
+	{ &KEYD, S, "$veil/v1/bundle/#", 0, false, NO, "veil-topic" },
+	/* The revocation statement: keyd writes, anyone reads. */
+	{ &KEYD, W, "$veil/v1/revocation", 500, true, OK, NULL },
+	{ &KEYD, W, "$veil/v1/revocation", 0, true, NO, "veil-topic-empty-retained" },
+	{ &S1, W, "$veil/v1/revocation", 500, true, NO, "veil-topic-keyd-only" },
+	{ &S1_PASSWORD, R, "$veil/v1/revocation", 0, false, OK, NULL },
+	{ &S1, S, "$veil/v1/revocation", 0, false, OK, NULL },
+	/* Anything else under $veil, or a filter reaching other devices' topics. */
+	{ &KEYD, W, "$veil/v2/other", 1, false, NO, "veil-topic" },
+	{ &KEYD, W, "$veil", 1, false, NO, "veil-topic" },
+	{ &KEYD, S, "$veil/#", 0, false, NO, "veil-topic" },
+	{ &S1, S, "$veil/+/bundle/sensor-1", 0, false, NO, "veil-topic" },
+	{ &S1, R, "$veil/v1/other", 0, false, NO, "veil-topic" },
+};
+
+START_TEST(table)
+{
+	for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
+		const char *why = "unset";
+		enum vp_vtopic got =
+			vp_vtopic__decide(CASES[i].w, CASES[i].access, CASES[i].topic, CASES[i].len, CASES[i].retain, &why);
+		ck_assert_msg(got == CASES[i].want, "case %zu (%s on %s by %s): got %d, want %d", i,
+		              CASES[i].access == R ? "read" : CASES[i].access == W ? "write" : "subscribe",
+		              CASES[i].topic, CASES[i].w->client_id, got, CASES[i].want);
+		if (CASES[i].why)
+			ck_assert_str_eq(why, CASES[i].why);
+		else
+			ck_assert_ptr_null(why);
+	}
+}
+END_TEST
+
+START_TEST(bad_input)
+{
+	ck_assert_int_eq(vp_vtopic__decide(NULL, W, "$veil/v1/revocation", 1, false, NULL), VP_VTOPIC_DENY);
+	ck_assert_int_eq(vp_vtopic__decide(&KEYD, W, NULL, 1, false, NULL), VP_VTOPIC_DENY);
+	ck_assert_int_eq(vp_vtopic__decide(&KEYD, 0x40, "$veil/v1/revocation", 1, false, NULL), VP_VTOPIC_DENY);
+	struct vp_vtopic_who anon = { NULL, false, NULL };
+	ck_assert_int_eq(vp_vtopic__decide(&anon, R, "$veil/v1/bundle/x", 0, false, NULL), VP_VTOPIC_DENY);
+	ck_assert_int_eq(vp_vtopic__decide(&anon, R, "$veil/v1/revocation", 0, false, NULL), VP_VTOPIC_ALLOW);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("veil_topics");
+	TCase *tc = veil_tcase("veil_topics", 2);
+	tcase_add_test(tc, table);
+	tcase_add_test(tc, bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return veil_check_run(suite());
+}
