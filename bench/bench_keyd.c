@@ -146,10 +146,10 @@ static bool wait_pubacks(struct bench *b, int want)
 
 static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 {
-	struct veil_identity *auth = NULL, *bench_id = NULL;
+	struct veil_identity *auth = NULL;
 	char apub[320], acl[320], conf[320], bconf[1024], path[400];
 	if (test_mkdtemp_readable(b->dir, sizeof(b->dir)) != 0 || veil_identity_generate(&auth) != VEIL_OK ||
-	    veil_identity_generate(&b->keyd_id) != VEIL_OK || veil_identity_generate(&bench_id) != VEIL_OK)
+	    veil_identity_generate(&b->keyd_id) != VEIL_OK)
 		return -1;
 	uint8_t pk[VEIL_PK_BYTES];
 	veil_identity_public(auth, pk);
@@ -159,10 +159,7 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	snprintf(b->db, sizeof(b->db), "%s/keyd.db", b->dir);
 	snprintf(b->log, sizeof(b->log), "%s/keyd.log", b->dir);
 	if (veil_public_key_save(pk, apub) != VEIL_OK || chmod(apub, 0644) != 0 ||
-	    test_write_file(acl, "pattern readwrite,encrypted factory/%c/#\npattern read $veil/v1/bundle/%c\n"
-	                         "role veil-keyd\ntopic read $veil/v1/req/+\ntopic write $veil/v1/bundle/+\n"
-	                         "topic write $veil/v1/revocation\nrole bench\ntopic write $veil/v1/req/+\n",
-	                    0644) != 0)
+	    test_write_file(acl, "pattern readwrite,encrypted factory/%c/#\n", 0644) != 0)
 		return -1;
 	snprintf(bconf, sizeof(bconf), "allow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\n"
 	                               "plugin_opt_acl_file %s\n", plugin, apub, acl);
@@ -189,58 +186,58 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	b->keyd = spawn(run, b->log);
 	if (b->keyd < 0 || !test_file_wait(b->log, "mqtt | subscribed", 10000))
 		return -1;
-	/* The fleet: one request each, sent by one connection with the bench
-	 * role (devices need not be connected: bundles are retained). */
-	uint8_t bcred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t bcl, tl;
-	char pw[VEIL_PASSWORD_MAX], uri[64];
-	if (credential(auth, bench_id, "bench", "bench", bcred, &bcl) != VEIL_OK ||
-	    veil_token_create(bench_id, bcred, bcl, "bench", (uint64_t)time(NULL), tok, sizeof(tok), &tl) != VEIL_OK ||
-	    veil_token_to_password(tok, tl, pw, sizeof(pw)) != VEIL_OK)
-		return -1;
+	/* The fleet: each device logs in with its token and sends its request
+	 * (the plugin lets only the device itself write its request topic), then
+	 * leaves: bundles are retained. */
+	char uri[64];
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", b->b.port);
-	MQTTClient c;
-	MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
-	o.username = "bench";
-	o.password = pw;
-	if (MQTTClient_create(&c, uri, "bench", MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTCLIENT_SUCCESS ||
-	    MQTTClient_connect(c, &o) != MQTTCLIENT_SUCCESS)
-		return -1;
 	b->rx_pk = calloc(b->n, sizeof(*b->rx_pk));
 	int rc = b->rx_pk ? 0 : -1;
 	for (size_t i = 0; rc == 0 && i < b->n; i++) {
 		struct veil_identity *d = NULL;
 		struct veil__rxkey *rx = NULL;
-		uint8_t cred[VEIL_CREDENTIAL_MAX], msg[VEIL__DEVMSG_MAX], nonce[VEIL__DEVMSG_NONCE_BYTES];
-		size_t cl, ml;
-		char cid[32], topic[64];
+		uint8_t cred[VEIL_CREDENTIAL_MAX], msg[VEIL__DEVMSG_MAX], nonce[VEIL__DEVMSG_NONCE_BYTES], tok[VEIL_TOKEN_MAX];
+		size_t cl, ml, tl;
+		char cid[32], topic[64], pw[VEIL_PASSWORD_MAX];
 		snprintf(cid, sizeof(cid), "s%zu", i);
 		snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_REQ_PREFIX, cid);
 		randombytes_buf(nonce, sizeof(nonce));
+		uint64_t now = (uint64_t)time(NULL);
 		rc = veil_identity_generate(&d) == VEIL_OK && credential(auth, d, cid, "sensor", cred, &cl) == VEIL_OK &&
-		             veil__rxkey_generate(&rx) == VEIL_OK
+		             veil__rxkey_generate(&rx) == VEIL_OK &&
+		             veil_token_create(d, cred, cl, cid, now, tok, sizeof(tok), &tl) == VEIL_OK &&
+		             veil_token_to_password(tok, tl, pw, sizeof(pw)) == VEIL_OK
 		             ? 0
 		             : -1;
+		MQTTClient c = NULL;
+		MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+		o.username = cid;
+		o.password = pw;
+		if (rc == 0)
+			rc = MQTTClient_create(&c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) == MQTTCLIENT_SUCCESS &&
+			             MQTTClient_connect(c, &o) == MQTTCLIENT_SUCCESS
+			             ? 0
+			             : -1;
 		if (rc == 0) {
 			memcpy(b->rx_pk[i], veil__rxkey_public(rx), VEIL__X25519_BYTES);
 			struct veil__devmsg_params p = { .device = d, .credential = cred, .credential_len = cl,
-				                         .client_id = cid, .kind = VEIL__KIND_REQUEST,
-				                         .timestamp = (uint64_t)time(NULL), .nonce = nonce,
-				                         .receive_pk = b->rx_pk[i] };
+				                         .client_id = cid, .kind = VEIL__KIND_REQUEST, .timestamp = now,
+				                         .nonce = nonce, .receive_pk = b->rx_pk[i] };
 			MQTTClient_deliveryToken t;
 			rc = veil__devmsg_build(&p, msg, sizeof(msg), &ml) == VEIL_OK &&
 			             MQTTClient_publish(c, topic, (int)ml, msg, 1, 0, &t) == MQTTCLIENT_SUCCESS &&
 			             MQTTClient_waitForCompletion(c, t, 10000) == MQTTCLIENT_SUCCESS
 			             ? 0
 			             : -1;
+			MQTTClient_disconnect(c, 1000);
 		}
+		if (c)
+			MQTTClient_destroy(&c);
+		sodium_memzero(pw, sizeof(pw));
 		veil__rxkey_free(&rx);
 		veil_identity_free(&d);
 	}
-	MQTTClient_disconnect(c, 1000);
-	MQTTClient_destroy(&c);
 	veil_identity_free(&auth);
-	veil_identity_free(&bench_id);
 	/* The statement and one bundle per device acknowledged. */
 	if (rc != 0 || !wait_pubacks(b, (int)b->n + 1))
 		return -1;

@@ -13,8 +13,9 @@
  * with a fresh token; the crash hook of issue 13's drill kills it after N
  * acknowledged bundles and a restart serves on.
  *
- * The ACL rules for Veil's own topics are written here by hand: the plugin
- * does not yet protect $veil/v1/... itself (issue 12).
+ * The rules file holds only the fleet's rules: the plugin protects Veil's
+ * own topics itself (plugin/veil_topics.c): a device cannot read another's
+ * bundle topic nor publish bundles.
  */
 #include <check.h>
 #include <signal.h>
@@ -44,16 +45,8 @@ static struct veil_identity *auth;
 static uint8_t auth_pk[VEIL_PK_BYTES];
 static pid_t keyd = -1;
 
-static const char *ACL = "# Veil's own topics (until the plugin protects them itself)\n"
-                         "pattern write $veil/v1/req/%c\n"
-                         "pattern read $veil/v1/bundle/%c\n"
-                         "pattern read $veil/v1/revocation\n"
-                         "# the fleet\n"
-                         "pattern readwrite,encrypted factory/%c/#\n"
-                         "role veil-keyd\n"
-                         "topic read $veil/v1/req/+\n"
-                         "topic write $veil/v1/bundle/+\n"
-                         "topic write $veil/v1/revocation\n"
+/* The fleet's rules only: the plugin protects Veil's own topics itself. */
+static const char *ACL = "pattern readwrite,encrypted factory/%c/#\n"
                          "role dashboard\n"
                          "topic read factory/#\n";
 
@@ -273,6 +266,16 @@ START_TEST(devices_get_their_grants)
 	ck_assert_int_eq(MQTTClient_publish(s1.c, VEIL__TOPIC_REQ_PREFIX "dash-1", sizeof(junk), junk, 1, 0, &tk),
 	                 MQTTCLIENT_SUCCESS);
 	ck_assert_int_eq(MQTTClient_waitForCompletion(s1.c, tk, (unsigned long)veil_test_ms(5000)), MQTTCLIENT_SUCCESS);
+	/* Nor read another's bundles, nor publish one (only veil-keyd may). */
+	char other[200];
+	snprintf(other, sizeof(other), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, "sensor-1");
+	ck_assert_int_ne(MQTTClient_subscribe(dash.c, other, 1), MQTTCLIENT_SUCCESS);
+	ck_assert(test_broker_log_wait(&B, "client=dash-1 access=subscribe topic=$veil/v1/bundle/sensor-1 "
+	                                   "reason=veil-topic-not-own-bundle", 5000));
+	ck_assert_int_eq(MQTTClient_publish(s1.c, other, sizeof(junk), junk, 1, 1, &tk), MQTTCLIENT_SUCCESS);
+	ck_assert_int_eq(MQTTClient_waitForCompletion(s1.c, tk, (unsigned long)veil_test_ms(5000)), MQTTCLIENT_SUCCESS);
+	ck_assert(test_broker_log_wait(&B, "client=sensor-1 access=write topic=$veil/v1/bundle/sensor-1 "
+	                                   "reason=veil-topic-keyd-only", 5000));
 	/* Garbage on its own request topic: refused and audited, keyd lives on. */
 	snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_REQ_PREFIX, "dash-1");
 	ck_assert_int_eq(MQTTClient_publish(dash.c, topic, sizeof(junk), junk, 1, 0, &tk), MQTTCLIENT_SUCCESS);
