@@ -53,13 +53,6 @@ struct bench {
 	int pubacks;                   /* PUBACK lines seen in keyd's log */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* keyd's CPU seconds so far. */
 static double proc_cpu(pid_t pid)
 {
@@ -78,17 +71,18 @@ static double proc_cpu(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static const char *binary(const char *env, const char *rel, char *buf, size_t cap)
+/* veil-keyd: $VEIL_KEYD, or where the build puts it next to this program. */
+static const char *keyd_path(char *buf, size_t cap)
 {
-	const char *p = getenv(env);
-	if (p)
+	const char *p = getenv("VEIL_KEYD");
+	if (p && *p)
 		return p;
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n <= 0)
 		return NULL;
 	exe[n] = '\0';
-	snprintf(buf, cap, "%s/%s", dirname(exe), rel);
+	snprintf(buf, cap, "%s/../keyd/veil-keyd", dirname(exe));
 	return buf;
 }
 
@@ -134,8 +128,8 @@ static int wait_exit(pid_t pid)
 /* Wait until keyd's log holds want PUBACK lines; false after 60 s. */
 static bool wait_pubacks(struct bench *b, int want)
 {
-	double end = now_s() + 60 * 4;
-	while (now_s() < end) {
+	double end = bench_now_s() + 60 * 4;
+	while (bench_now_s() < end) {
 		b->pubacks = test_file_count(b->log, "mqtt | puback");
 		if (b->pubacks >= want)
 			return true;
@@ -255,7 +249,7 @@ static int run_raw(struct bench *b, double *v)
 	uint8_t id[VEIL_CREDENTIAL_ID_BYTES] = { 1 }, sid[VEIL_SENDER_ID_BYTES] = { 2 }, nonce[16] = { 3 };
 	uint8_t *out = malloc(4096);
 	int rc = out ? 0 : -1;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (size_t i = 0; rc == 0 && i < b->n; i++) {
 		char cid[32];
 		snprintf(cid, sizeof(cid), "s%zu", i);
@@ -268,7 +262,7 @@ static int run_raw(struct bench *b, double *v)
 		size_t len;
 		rc = veil__bundle_build(&p, out, 4096, &len) == VEIL_OK ? 0 : -1;
 	}
-	v[V_WALL] = now_s() - t0;
+	v[V_WALL] = bench_now_s() - t0;
 	v[V_CPU] = v[V_WALL]; /* one thread, nothing else: its wall is its CPU */
 	free(out);
 	veil__grants_free(&g);
@@ -281,7 +275,7 @@ static int run_rotation(struct bench *b, double *v)
 	char err[256];
 	int before = b->pubacks;
 	double c0 = proc_cpu(b->keyd);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	if (kd_store__open(b->db, NULL, false, &s, err, sizeof(err)) != VEIL_OK ||
 	    kd_store__rotate_request(s, "factory/%c/#", (uint64_t)time(NULL)) != VEIL_OK) {
 		fprintf(stderr, "bench_keyd: %s\n", err);
@@ -295,7 +289,7 @@ static int run_rotation(struct bench *b, double *v)
 			test_file_dump("keyd", b->log);
 		return -1;
 	}
-	v[V_WALL] = now_s() - t0;
+	v[V_WALL] = bench_now_s() - t0;
 	v[V_CPU] = proc_cpu(b->keyd) - c0;
 	return 0;
 }
@@ -326,8 +320,8 @@ int main(void)
 	if (bench_plan_init(&plan, 900, 300) != 0 || veil_init() != VEIL_OK)
 		return 1;
 	char pbuf[PATH_MAX + 64], kbuf[PATH_MAX + 64];
-	const char *plugin = binary("VEIL_PLUGIN", "../plugin/mosquitto_veil.so", pbuf, sizeof(pbuf));
-	const char *keyd = binary("VEIL_KEYD", "../keyd/veil-keyd", kbuf, sizeof(kbuf));
+	const char *plugin = bench_plugin_path(pbuf, sizeof(pbuf));
+	const char *keyd = keyd_path(kbuf, sizeof(kbuf));
 	struct bench b = { .n = plan.quick ? 200 : 1000, .keyd = -1 };
 	printf("bench_keyd: a veil-keyd rotation for %zu devices (own scope each), trigger to the last bundle's "
 	       "PUBACK, against building the same bundles in-process\n", b.n);

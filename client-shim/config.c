@@ -44,23 +44,6 @@ const char *veil_config_auth_name(enum veil_config_auth a)
 
 /* Relative paths resolve against the config file's directory, so a config
  * and its key files can move together. */
-static char *resolve_path(const char *cfg_path, const char *value)
-{
-	if (value[0] == '/')
-		return strdup(value);
-	const char *slash = strrchr(cfg_path, '/');
-	if (!slash)
-		return strdup(value);
-	size_t dlen = (size_t)(slash - cfg_path) + 1U;
-	size_t vlen = strlen(value);
-	char *p = malloc(dlen + vlen + 1U);
-	if (!p)
-		return NULL;
-	memcpy(p, cfg_path, dlen);
-	memcpy(p + dlen, value, vlen + 1U);
-	return p;
-}
-
 enum key_kind { K_PATH, K_ID, K_AUTH, K_SIGN, K_LOG, K_KEYS };
 
 struct key_def {
@@ -129,7 +112,7 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 			veil__errf(err, errlen, "%s:%u: client_id %s", c->path, lineno, why);
 			return VEIL_ERR_PARSE;
 		}
-		char *s = KEYS[k].kind == K_PATH ? resolve_path(c->path, val) : strdup(val);
+		char *s = KEYS[k].kind == K_PATH ? veil__path_beside(c->path, val) : strdup(val);
 		if (!s) {
 			veil__errf(err, errlen, "%s:%u: out of memory", c->path, lineno);
 			return VEIL_ERR_NOMEM;

@@ -378,3 +378,48 @@ bool veil__filters_overlap(const char *a, const char *b)
 		b = be + 1;
 	}
 }
+
+bool veil__decimal(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!s || !*s || strspn(s, "0123456789") != strlen(s))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, NULL, 10);
+	if (errno || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+char *veil__path_beside(const char *base, const char *value)
+{
+	const char *slash = base ? strrchr(base, '/') : NULL;
+	if (value[0] == '/' || !slash)
+		return strdup(value);
+	size_t dlen = (size_t)(slash - base) + 1U;
+	size_t vlen = strlen(value);
+	char *p = malloc(dlen + vlen + 1U);
+	if (!p)
+		return NULL;
+	memcpy(p, base, dlen);
+	memcpy(p + dlen, value, vlen + 1U);
+	return p;
+}
+
+const char *veil__log_field(const char *s, char *buf, size_t buflen)
+{
+	if (!buf || buflen == 0)
+		return "";
+	if (!s) {
+		snprintf(buf, buflen, "-");
+		return buf;
+	}
+	size_t max = buflen - 1 < 64 ? buflen - 1 : 64;
+	size_t i = 0;
+	for (; i < max && s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
+	}
+	buf[i] = '\0';
+	return buf;
+}

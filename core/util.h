@@ -116,6 +116,17 @@ enum veil__line veil__lines_next(struct veil__lines *it, char *line, size_t cap)
 /* Split a line into whitespace-separated fields (in place). Returns the count. */
 size_t veil__split(char *line, char **fields, size_t max);
 
+/* Decimal digits only (no sign, blanks or "0x"), in min..max: the one
+ * number rule of Veil's option and config values. */
+bool veil__decimal(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* A path written in a file: absolute as given, else taken beside that file
+ * (in base's directory). malloc'd; NULL on ENOMEM. */
+char *veil__path_beside(const char *base, const char *value);
+/* A value from outside (a client id, a topic) made safe for one k=v field
+ * of an audit line: at most 64 bytes, bytes below 0x21, DEL, '|' and '='
+ * shown as '?'; NULL is "-". Returns buf. */
+const char *veil__log_field(const char *s, char *buf, size_t buflen);
+
 /* MQTT topic-filter validity (+ and # placement) and topic match. */
 bool veil__filter_valid(const char *filter);
 bool veil__topic_valid(const char *topic);

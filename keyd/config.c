@@ -12,7 +12,6 @@
  *   reissue_interval 5                 rekey_grace 5
  *   scope factory/%c/# period 3600 lead 300 grace 300 depth 2
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -58,28 +57,10 @@ static const struct key_def KEYS[] = {
 #undef P
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
-static char *resolve_path(const char *cfg_path, const char *value)
-{
-	const char *slash = strrchr(cfg_path, '/');
-	if (value[0] == '/' || !slash)
-		return strdup(value);
-	size_t dlen = (size_t)(slash - cfg_path) + 1U;
-	size_t vlen = strlen(value);
-	char *p = malloc(dlen + vlen + 1U);
-	if (!p)
-		return NULL;
-	memcpy(p, cfg_path, dlen);
-	memcpy(p + dlen, value, vlen + 1U);
-	return p;
-}
-
 static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
-	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, NULL, 10);
-	if (errno || v < min || v > max)
+	uint64_t v;
+	if (!veil__decimal(s, min, max, &v))
 		return false;
 	*out = (uint32_t)v;
 	return true;
@@ -246,7 +227,7 @@ static int parse_line(struct kd_config *c, char *line, unsigned lineno, unsigned
 	case K_PATH:
 		break;
 	}
-	char *s = KEYS[k].kind == K_PATH ? resolve_path(c->path, v) : strdup(v);
+	char *s = KEYS[k].kind == K_PATH ? veil__path_beside(c->path, v) : strdup(v);
 	if (!s)
 		return VEIL_ERR_NOMEM;
 	memcpy((char *)c + KEYS[k].off, &s, sizeof(s));

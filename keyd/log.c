@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "../core/util.h"
 #include "keyd.h"
 
 static kd_log_sink g_sink;     /* the daemon's one log: set once at start (tests: per test) */
@@ -60,20 +61,7 @@ void kd_log__debug(const char *area, const char *verb, const char *fmt, ...)
 
 const char *kd_log__clean(const char *s, char *buf, size_t buflen)
 {
-	if (!buf || buflen == 0)
-		return "";
-	if (!s || !*s) {
-		snprintf(buf, buflen, "-");
-		return buf;
-	}
-	size_t max = buflen - 1 < 64 ? buflen - 1 : 64;
-	size_t i = 0;
-	for (; i < max && s[i]; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
-	}
-	buf[i] = '\0';
-	return buf;
+	return veil__log_field(s, buf, buflen);
 }
 
 const char *kd_log__hex(const uint8_t *p, size_t n, char *out, size_t cap)

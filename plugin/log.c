@@ -10,6 +10,7 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 
+#include "../core/util.h" /* the one field cleaner, shared with keyd */
 #include "plugin_private.h"
 
 void vp_log__audit(int level, const char *area, const char *verb, const char *fmt, ...)
@@ -24,18 +25,5 @@ void vp_log__audit(int level, const char *area, const char *verb, const char *fm
 
 const char *vp_log__clean(const char *s, char *buf, size_t buflen)
 {
-	if (!buf || buflen == 0)
-		return "";
-	if (!s) {
-		snprintf(buf, buflen, "-");
-		return buf;
-	}
-	size_t max = buflen - 1 < 64 ? buflen - 1 : 64;
-	size_t i = 0;
-	for (; i < max && s[i]; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
-	}
-	buf[i] = '\0';
-	return buf;
+	return veil__log_field(s, buf, buflen);
 }

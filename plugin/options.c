@@ -1,5 +1,4 @@
 /* plugin_opt_* parsing, one parser for every module (see options.h). */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +7,7 @@
 #include <mosquitto_plugin.h>
 
 #include "veil/error.h"
+#include "../core/util.h" /* the one number rule */
 #include "options.h"
 #include "plugin_private.h"
 
@@ -26,19 +26,6 @@ int vp_options__refuse(const char *area, const char *name, const char *value, co
 	vp_log__audit(MOSQ_LOG_ERR, area, "init-failed", "option=plugin_opt_%s value=%s reason=%s", name,
 	              vp_log__clean(value, v, sizeof(v)), why);
 	return VEIL_ERR_INVAL;
-}
-
-/* Decimal digits only (no sign, no blanks, no "0x"), in min..max. */
-static bool number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	if (!*s || strspn(s, "0123456789") != strlen(s))
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, NULL, 10);
-	if (errno || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 static int set(const struct vp_opt *d, void *obj, const char *area, const char *value)
@@ -64,7 +51,7 @@ static int set(const struct vp_opt *d, void *obj, const char *area, const char *
 		return VEIL_OK;
 	case VP_OPT_U32:
 	case VP_OPT_SIZE:
-		if (!number(value, d->min, d->max, &v))
+		if (!veil__decimal(value, d->min, d->max, &v))
 			return vp_options__refuse(area, d->name, value, "out-of-range");
 		if (d->kind == VP_OPT_U32)
 			*(uint32_t *)(void *)field = (uint32_t)v;
