@@ -72,6 +72,7 @@ struct veil__device {
 	struct veil__grants *grants;       /* of the latest applied bundle */
 	uint64_t version;
 	bool have_version;                 /* applied or persisted */
+	bool applied;                      /* a bundle applied since the device started */
 	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
 	size_t nsup, supcap;
 	struct rx rx[RX_KEYS];             /* oldest first */
@@ -497,6 +498,7 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	d->nrx -= idx + 1;
 	memset(&d->rx[d->nrx], 0, (RX_KEYS - d->nrx) * sizeof(d->rx[0]));
 	d->awaiting = false;
+	d->applied = true;
 	d->retry_ms = RETRY_MIN_MS;
 	size_t ngrants = d->grants->n;
 	pthread_mutex_unlock(&d->lock);
@@ -812,12 +814,65 @@ bool veil__device_has_bundle(struct veil__device *d)
 	return have;
 }
 
+/* Under d->lock: a bundle came in this run, or the persisted one still
+ * holds an epoch to send with now. */
+static bool ready_locked(const struct veil__device *d, uint64_t now)
+{
+	if (d->applied)
+		return true;
+	for (size_t i = 0; d->have_version && d->grants && i < d->grants->n; i++) {
+		if (d->grants->g[i].send_from <= now && now < d->grants->g[i].send_until)
+			return true;
+	}
+	return false;
+}
+
+bool veil__device_ready(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool ready = ready_locked(d, (uint64_t)time(NULL));
+	pthread_mutex_unlock(&d->lock);
+	return ready;
+}
+
+bool veil__device_wait_ready(struct veil__device *d, const struct timespec *deadline, const bool *cancel)
+{
+	pthread_mutex_lock(&d->lock);
+	bool ready;
+	/* The cancel flag is read under the lock veil__device_wake takes: a
+	 * cancel set before the wake is never missed. */
+	while (!(ready = ready_locked(d, (uint64_t)time(NULL))) && !d->stop &&
+	       !(cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE))) {
+		if (pthread_cond_timedwait(&d->cond, &d->lock, deadline) == ETIMEDOUT) {
+			ready = ready_locked(d, (uint64_t)time(NULL));
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ready;
+}
+
+void veil__device_wake(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
 uint32_t veil__device_hold_seconds(struct veil__device *d)
 {
+	/* A held message may wait as long as a receiver keeps accepting an
+	 * epoch after its send window (the scope's grace), or a superseded
+	 * one after a rekey. */
 	uint32_t s = 0;
 	pthread_mutex_lock(&d->lock);
-	for (size_t i = 0; d->grants && i < d->grants->n; i++)
-		s = d->grants->g[i].grace_s > s ? d->grants->g[i].grace_s : s;
+	for (size_t i = 0; d->grants && i < d->grants->n; i++) {
+		const struct veil__grant *g = &d->grants->g[i];
+		uint64_t accept = g->accept_until - g->send_until; /* the bundle parser checked the order */
+		uint32_t grace = accept > UINT32_MAX ? UINT32_MAX : (uint32_t)accept;
+		grace = g->grace_s > grace ? g->grace_s : grace;
+		s = grace > s ? grace : s;
+	}
 	pthread_mutex_unlock(&d->lock);
 	return s ? s : HOLD_DEFAULT_S;
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "veil/veil.h"
 #include "internal.h"
@@ -77,7 +78,16 @@ void veil__device_want_bundle(struct veil__device *d);
 /* Whether a bundle has been applied since the device started (or its
  * version was persisted): until then, keyd-range key ids are held, not refused. */
 bool veil__device_has_bundle(struct veil__device *d);
-/* The largest grace of the scopes held (how long held messages wait). */
+/* Whether the device can seal under the key service now: a bundle applied
+ * since it started, or a persisted epoch whose send window covers now. */
+bool veil__device_ready(struct veil__device *d);
+/* Wait until it is ready; false at deadline (CLOCK_MONOTONIC), or early
+ * when *cancel (may be NULL; read atomically) is set and veil__device_wake
+ * called. Takes only the device's lock. */
+bool veil__device_wait_ready(struct veil__device *d, const struct timespec *deadline, const bool *cancel);
+void veil__device_wake(struct veil__device *d);
+/* How long a held message may wait: the largest grace of the epochs held
+ * (accept-until after send-until, or a rekey's grace); 30 s before any. */
 uint32_t veil__device_hold_seconds(struct veil__device *d);
 
 #endif

@@ -398,8 +398,8 @@ void veil__token_wipe(struct veil__token *t)
 
 /* ---- seal ---- */
 
-int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len, bool retained,
-                       uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed)
+static int seal(struct veil__session *s, bool will, const char *topic, const void *payload, size_t len,
+                bool retained, uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed)
 {
 	*out = NULL;
 	*out_len = 0;
@@ -454,6 +454,12 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		s->seal.publish_refused++;
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* Before its first bundle a device does not know its scopes: any
+	 * topic the keyring file does not cover may be one, so it waits for a
+	 * key (no-key), it is not refused for want of a policy. */
+	bool unknown_scope = rc == VEIL_ERR_NO_POLICY && s->dev && !veil__device_has_bundle(s->dev);
+	if (unknown_scope)
+		rc = VEIL_ERR_NO_KEY;
 	if (rc == VEIL_ERR_NO_KEY && s->dev)
 		veil__device_want_bundle(s->dev);
 	if (rc != VEIL_OK) {
@@ -464,6 +470,8 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 		char why[512];
 		if (rc == VEIL_ERR_NO_POLICY)
 			snprintf(why, sizeof(why), "no keyring entry for this topic");
+		else if (unknown_scope)
+			snprintf(why, sizeof(why), "no key from the key service yet (no bundle has come; asked for one)");
 		else if (rc == VEIL_ERR_NO_KEY)
 			snprintf(why, sizeof(why), "no key of the key service's scope '%s' may seal now (asked for one)",
 			         filter);
@@ -475,13 +483,35 @@ int veil__session_seal(struct veil__session *s, const char *topic, const void *p
 			snprintf(why, sizeof(why), "no identity configured, cannot seal");
 		else
 			snprintf(why, sizeof(why), "%s", veil_strerror(rc));
-		veil__slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s, nothing sent (%s)", topic, why, veil_errname(rc));
+		if (!will)
+			veil__slog(s, VEIL__LOG_WARNING, "publish on '%s' REFUSED: %s, nothing sent (%s)", topic, why,
+			           veil_errname(rc));
+		else if (rc == VEIL_ERR_NO_KEY)
+			veil__slog(s, VEIL__LOG_ERROR, "Will on '%s' REFUSED: %s; a Will is sealed at CONNECT, so under a key "
+			           "service scope it needs keys kept in state_dir from an earlier connection (connect once "
+			           "without the Will), not connecting (%s)", topic, why, veil_errname(rc));
+		else
+			veil__slog(s, VEIL__LOG_ERROR, "Will on '%s' REFUSED: %s, not connecting (%s)", topic, why,
+			           veil_errname(rc));
 		return rc;
 	}
 	if (!*sealed)
 		veil__slog(s, VEIL__LOG_INFO, "'%s' sent in clear: the keyring policy for '%s' allows plaintext", topic, filter);
 	*out = buf;
 	return VEIL_OK;
+}
+
+int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len, bool retained,
+                       uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed)
+{
+	return seal(s, false, topic, payload, len, retained, stackbuf, stackcap, out, out_len, sealed);
+}
+
+int veil__session_seal_will(struct veil__session *s, const char *topic, const void *payload, size_t len,
+                            bool retained, uint8_t **out, size_t *out_len)
+{
+	bool sealed = false;
+	return seal(s, true, topic, payload, len, retained, NULL, 0, out, out_len, &sealed);
 }
 
 void veil__sealed_release(uint8_t *out, size_t len, const uint8_t *stackbuf)

@@ -103,6 +103,24 @@ void veil__session_connected(struct veil__session *s);
 void veil__session_disconnected(struct veil__session *s);
 bool veil__session_service_topic(const struct veil__session *s, const char *topic);
 int veil__session_service_message(struct veil__session *s, const char *topic, const uint8_t *payload, size_t len);
+/*
+ * Readiness: a client that uses the key service is ready to publish once it
+ * can seal under it (a bundle applied since it started, or keys kept in
+ * state_dir whose send window covers now). Front ends make "connected" mean
+ * "ready": they wait, bounded by their connect timeout, after the key
+ * service's subscriptions and request, on a thread that does not deliver
+ * the bundle. Always ready without the key service.
+ */
+bool veil__session_ready(struct veil__session *s);
+/* Wait up to timeout_ms; true when ready. False at the timeout, after
+ * logging (warn) the WARNING every front end gives: no bundle came, and
+ * publishes under the key service's scopes are refused (no-key) until one
+ * does; false early and silent when *cancel (may be NULL, read atomically)
+ * is set and veil__session_wake is called. */
+bool veil__session_wait_ready(struct veil__session *s, unsigned timeout_ms, const bool *cancel, bool warn);
+/* That WARNING, for a front end that waited its own way (waited_ms). */
+void veil__session_not_ready(struct veil__session *s, unsigned waited_ms);
+void veil__session_wake(struct veil__session *s);
 
 /* The client id the session logs in as (NULL: none given, no credential). */
 const char *veil__session_client_id(const struct veil__session *s);
@@ -123,10 +141,19 @@ void veil__token_wipe(struct veil__token *t);
  * buffer; *out is one or the other (release with veil__sealed_release).
  * *sealed false: sent in clear under a plaintext policy, or an empty
  * retained publish, which MQTT uses to clear a topic's retained message (it
- * carries nothing; the plugin lets it through on protected topics). */
+ * carries nothing; the plugin lets it through on protected topics). With the
+ * key service on and no bundle yet (none applied, none kept in state_dir), a
+ * topic the keyring file does not cover is refused no-key, not no-policy:
+ * the device does not know its scopes yet, and it asks for its bundle. */
 int veil__session_seal(struct veil__session *s, const char *topic, const void *payload, size_t len, bool retained,
                        uint8_t *stackbuf, size_t stackcap, uint8_t **out, size_t *out_len, bool *sealed);
 void veil__sealed_release(uint8_t *out, size_t len, const uint8_t *stackbuf);
+/* A Will, sealed for one CONNECT like any publish (malloc'd *out). Its
+ * refusal says the connect is refused; under a key service scope a Will can
+ * only be sealed with keys already held (kept in state_dir from an earlier
+ * connection): before the first bundle it is refused no-key, saying so. */
+int veil__session_seal_will(struct veil__session *s, const char *topic, const void *payload, size_t len,
+                            bool retained, uint8_t **out, size_t *out_len);
 
 struct veil__seal_stats {
 	uint64_t published, published_sealed, publish_refused;

@@ -4,8 +4,10 @@
  * keyring file and the granted epochs, routing the key service's messages,
  * and messages held until a key arrives.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -217,6 +219,49 @@ bool veil__session_service_topic(const struct veil__session *s, const char *topi
 int veil__session_service_message(struct veil__session *s, const char *topic, const uint8_t *payload, size_t len)
 {
 	return s && s->dev ? veil__device_message(s->dev, topic, payload, len) : VEIL_ERR_INVAL;
+}
+
+/* ---- readiness ----------------------------------------------------------- */
+
+bool veil__session_ready(struct veil__session *s)
+{
+	return !s || !s->dev || veil__device_ready(s->dev);
+}
+
+bool veil__session_wait_ready(struct veil__session *s, unsigned timeout_ms, const bool *cancel, bool warn)
+{
+	if (!s || !s->dev)
+		return true;
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += (time_t)(timeout_ms / 1000U);
+	until.tv_nsec += (long)(timeout_ms % 1000U) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (veil__device_wait_ready(s->dev, &until, cancel))
+		return true;
+	if (warn && !(cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)))
+		veil__session_not_ready(s, timeout_ms);
+	return false;
+}
+
+void veil__session_not_ready(struct veil__session *s, unsigned waited_ms)
+{
+	char within[32];
+	if (waited_ms % 1000U)
+		snprintf(within, sizeof(within), "%u ms", waited_ms);
+	else
+		snprintf(within, sizeof(within), "%u s", waited_ms / 1000U);
+	veil__slog(s, VEIL__LOG_WARNING, "connected, but no bundle came from the key service within %s: publishes "
+	           "under its scopes are refused (no-key) until one does (it keeps asking)", within);
+}
+
+void veil__session_wake(struct veil__session *s)
+{
+	if (s && s->dev)
+		veil__device_wake(s->dev);
 }
 
 /* ---- held messages -------------------------------------------------------- */
