@@ -5,8 +5,14 @@
  * through the shim's lock (keyring, sequence, replay, stats) or this file's
  * rlock (pending requests, connection state). Paho's automaticReconnect is
  * not used: it would resend the CONNECT of the first login, whose token the
- * plugin has already consumed. A small reconnect thread of ours makes a fresh
+ * plugin has already consumed. A small worker thread of ours makes a fresh
  * token for every attempt instead.
+ *
+ * With the key service, "connected" means "ready to publish": the connect's
+ * completion and on_connected wait until the key service's keys are here,
+ * bounded by the connect timeout. Keys arrive on Paho's callback thread, so
+ * that thread never waits: the worker does, and veil_async_free,
+ * veil_async_disconnect and a lost connection end its wait at once.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,7 +53,15 @@ struct veil_async {
 	bool final_disconnected;         /* veil_async_free's own DISCONNECT completed */
 	unsigned in_callbacks;           /* Paho callbacks running in our code */
 	unsigned backoff_ms;
-	pthread_t thread;
+	/* A successful connect whose completion waits for the key service's
+	 * keys (the worker's wait; a lost connection takes it over). */
+	bool defer;
+	veil_done_cb defer_done;
+	void *defer_ctx;
+	uint64_t defer_until_ms;         /* monotonic */
+	uint64_t defer_gen;              /* which deferral the worker waits for */
+	bool ready_cancel;               /* atomic: ends the worker's wait for keys now */
+	pthread_t thread;                /* the worker: reconnects, waits for keys */
 	bool thread_started;
 };
 
@@ -57,6 +71,13 @@ struct veil_async {
 static bool v5(const struct veil_async *a)
 {
 	return a->s.mqtt_version == VEIL_MQTT_5;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
 }
 
 /* Paho may still be inside one of our callbacks when the app frees the
@@ -125,8 +146,10 @@ static void req_finish(struct req *r, int rc, int reason)
 	if (!cb_enter(a))
 		return; /* veil_async_free releases pending requests */
 	req_unlink(a, r);
+	veil__in_callback++;
 	if (r->done)
 		r->done(r->ctx, rc, reason);
+	veil__in_callback--;
 	free(r);
 	cb_leave(a);
 }
@@ -193,6 +216,35 @@ static int req_abort(struct veil_async *a, struct req *r, int prc)
 
 /* ---- connection ---- */
 
+/* The app's side of a successful connect: its completion, then on_connected. */
+static void connected_app(struct veil_async *a, veil_done_cb done, void *ctx)
+{
+	pthread_mutex_lock(&a->rlock);
+	veil_done_cb on_connected = a->on_connected;
+	void *connected_ctx = a->connected_ctx;
+	pthread_mutex_unlock(&a->rlock);
+	veil__in_callback++;
+	if (done)
+		done(ctx, VEIL_OK, 0);
+	if (on_connected)
+		on_connected(connected_ctx, VEIL_OK, 0);
+	veil__in_callback--;
+}
+
+/* Caller holds rlock. Take the waiting connect completion away from the
+ * worker (its wait ends at once); false when none waits. */
+static bool defer_take(struct veil_async *a, veil_done_cb *done, void **ctx)
+{
+	if (!a->defer)
+		return false;
+	*done = a->defer_done;
+	*ctx = a->defer_ctx;
+	a->defer = false;
+	a->defer_done = NULL;
+	__atomic_store_n(&a->ready_cancel, true, __ATOMIC_RELEASE);
+	return true;
+}
+
 static void connect_result(struct veil_async *a, int rc, int reason)
 {
 	if (!cb_enter(a))
@@ -202,8 +254,6 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 	veil_done_cb done = a->connect_done;
 	void *ctx = a->connect_ctx;
 	a->connect_done = NULL;
-	veil_done_cb on_connected = a->on_connected;
-	void *connected_ctx = a->connected_ctx;
 	if (rc == VEIL_OK) {
 		a->ever_connected = true;
 		a->backoff_ms = BACKOFF_MIN_MS;
@@ -218,14 +268,30 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 		pthread_mutex_unlock(&a->s.lock);
 		veil__log(&a->s, VEIL_LOG_INFO, "connected to %s as '%s'", a->s.server_uri, a->s.client_id);
 		veil__shim_connected(&a->s);
-	} else {
-		veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed (%s)", a->s.server_uri, a->s.client_id,
-		          veil_errname(rc));
+		if (!veil__session_ready(a->s.ses) && a->thread_started) {
+			/* Keys come on this very thread: the worker waits for them. */
+			pthread_mutex_lock(&a->rlock);
+			a->defer = true;
+			a->defer_done = done;
+			a->defer_ctx = ctx;
+			a->defer_until_ms = mono_ms() + (uint64_t)a->s.connect_timeout_s * 1000U;
+			a->defer_gen++;
+			__atomic_store_n(&a->ready_cancel, false, __ATOMIC_RELEASE);
+			pthread_cond_broadcast(&a->rcond);
+			pthread_mutex_unlock(&a->rlock);
+			cb_leave(a);
+			return;
+		}
+		connected_app(a, done, ctx);
+		cb_leave(a);
+		return;
 	}
+	veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed (%s)", a->s.server_uri, a->s.client_id,
+	          veil_errname(rc));
+	veil__in_callback++;
 	if (done)
 		done(ctx, rc, reason);
-	if (rc == VEIL_OK && on_connected)
-		on_connected(connected_ctx, rc, reason);
+	veil__in_callback--;
 	cb_leave(a);
 }
 
@@ -324,15 +390,41 @@ static int start_connect(struct veil_async *a)
 	return veil__mqtt_err(&a->s, prc);
 }
 
-static void *reconnect_main(void *arg)
+/* Worker, rlock held: wait (without rlock) for the keys a successful
+ * connect needs, then hand the app its completion unless someone took it
+ * meanwhile (a lost connection) or the client is being freed. */
+static void keys_wait(struct veil_async *a)
+{
+	uint64_t gen = a->defer_gen, now = mono_ms();
+	unsigned left = a->defer_until_ms > now ? (unsigned)(a->defer_until_ms - now) : 0U;
+	pthread_mutex_unlock(&a->rlock);
+	(void)veil__session_wait_ready(a->s.ses, left, &a->ready_cancel, true);
+	pthread_mutex_lock(&a->rlock);
+	veil_done_cb done = NULL;
+	void *ctx = NULL;
+	if (a->stopping || a->defer_gen != gen || !defer_take(a, &done, &ctx))
+		return;
+	pthread_mutex_unlock(&a->rlock);
+	if (cb_enter(a)) {
+		connected_app(a, done, ctx);
+		cb_leave(a);
+	}
+	pthread_mutex_lock(&a->rlock);
+}
+
+static void *worker_main(void *arg)
 {
 	struct veil_async *a = arg;
 	pthread_mutex_lock(&a->rlock);
 	for (;;) {
-		while (!a->want_reconnect && !a->stopping)
+		while (!a->want_reconnect && !a->defer && !a->stopping)
 			pthread_cond_wait(&a->rcond, &a->rlock);
 		if (a->stopping)
 			break;
+		if (a->defer) {
+			keys_wait(a);
+			continue;
+		}
 		/* Back off first so a broker that drops us at once is not hammered. */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -342,10 +434,12 @@ static void *reconnect_main(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!a->stopping && pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)
+		while (!a->stopping && !a->defer && pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)
 			;
 		if (a->stopping)
 			break;
+		if (a->defer)
+			continue; /* the backoff resumes after it */
 		a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
 		a->want_reconnect = false;
 		if (a->app_disconnected || a->connecting)
@@ -369,6 +463,17 @@ static void on_lost(void *ctx, char *cause)
 	struct veil_async *a = ctx;
 	if (!cb_enter(a))
 		return;
+	/* A connect still waiting for keys did succeed: the app hears of it
+	 * before it hears of the loss. */
+	veil_done_cb done = NULL;
+	void *done_ctx = NULL;
+	pthread_mutex_lock(&a->rlock);
+	bool deferred = defer_take(a, &done, &done_ctx);
+	pthread_mutex_unlock(&a->rlock);
+	if (deferred) {
+		veil__session_wake(a->s.ses);
+		connected_app(a, done, done_ctx);
+	}
 	veil__log(&a->s, VEIL_LOG_WARNING, "connection lost: %s", cause ? cause : "unknown");
 	veil__shim_disconnected(&a->s);
 	pthread_mutex_lock(&a->rlock);
@@ -381,8 +486,10 @@ static void on_lost(void *ctx, char *cause)
 	veil_connection_lost_cb cb = a->s.on_lost;
 	void *cb_ctx = a->s.cb_ctx;
 	pthread_mutex_unlock(&a->s.lock);
+	veil__in_callback++;
 	if (cb)
 		cb(cb_ctx, cause);
+	veil__in_callback--;
 	cb_leave(a);
 }
 
@@ -390,8 +497,10 @@ static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 {
 	struct veil_async *a = ctx;
 	if (cb_enter(a)) {
+		veil__in_callback++;
 		veil__shim_deliver(&a->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
 		                   m->retained != 0, m->dup != 0, v5(a) ? &m->properties : NULL);
+		veil__in_callback--;
 		cb_leave(a);
 	}
 	MQTTAsync_freeMessage(&m);
@@ -451,8 +560,8 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 	                                      NULL, &co);
 	if (prc == MQTTASYNC_SUCCESS)
 		prc = MQTTAsync_setCallbacks(a->ma, a, on_lost, on_arrived, NULL);
-	if (prc == MQTTASYNC_SUCCESS && a->s.auto_reconnect) {
-		if (pthread_create(&a->thread, NULL, reconnect_main, a) == 0)
+	if (prc == MQTTASYNC_SUCCESS && (a->s.auto_reconnect || veil__session_key_service(a->s.ses))) {
+		if (pthread_create(&a->thread, NULL, worker_main, a) == 0)
 			a->thread_started = true;
 		else
 			rc = VEIL_ERR_NOMEM;
@@ -611,7 +720,10 @@ int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb don
 	pthread_mutex_lock(&a->rlock);
 	a->app_disconnected = true;
 	a->want_reconnect = false;
+	/* A connect still waiting for keys completes now (on the worker). */
+	__atomic_store_n(&a->ready_cancel, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&a->rlock);
+	veil__session_wake(a->s.ses);
 	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 	o.timeout = timeout_ms;
 	struct req *r = req_new(a, REQ_DISCONNECT, done, ctx);
@@ -630,6 +742,11 @@ int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb don
 	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
 }
 
+int veil_async_wait_keys(struct veil_async *a, unsigned long timeout_ms)
+{
+	return a ? veil__shim_wait_keys(&a->s, timeout_ms) : VEIL_ERR_INVAL;
+}
+
 void veil_async_stats(struct veil_async *a, struct veil_client_stats *out)
 {
 	if (!a || !out)
@@ -645,8 +762,13 @@ void veil_async_free(struct veil_async **ap)
 	pthread_mutex_lock(&a->rlock);
 	a->stopping = true;
 	a->app_disconnected = true;
+	/* The worker may be waiting for keys: end that wait now, not at its
+	 * timeout (a waiting connect completion is dropped, as any request
+	 * Paho has not answered). */
+	__atomic_store_n(&a->ready_cancel, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&a->rcond);
 	pthread_mutex_unlock(&a->rlock);
+	veil__session_wake(a->s.ses);
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
 	if (a->ma && MQTTAsync_isConnected(a->ma)) {

@@ -29,9 +29,11 @@ struct veil_client {
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
 {
 	struct veil_client *c = ctx;
+	veil__in_callback++;
 	veil__shim_deliver(&c->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
 	                   m->retained != 0, m->dup != 0,
 	                   c->s.mqtt_version == VEIL_MQTT_5 ? &m->properties : NULL);
+	veil__in_callback--;
 	MQTTClient_freeMessage(&m);
 	MQTTClient_free(topic);
 	return 1;
@@ -72,8 +74,12 @@ static void on_lost(void *ctx, char *cause)
 	veil_connection_lost_cb cb = c->s.on_lost;
 	void *cb_ctx = c->s.cb_ctx;
 	pthread_mutex_unlock(&c->s.lock);
+	/* An app that reconnects from here gets no wait for keys: this thread
+	 * is the one that would deliver them. */
+	veil__in_callback++;
 	if (cb)
 		cb(cb_ctx, cause);
+	veil__in_callback--;
 }
 
 /* The key service's device messages: QoS 1, not retained, never sealed. */
@@ -230,6 +236,11 @@ int veil_client_connect(struct veil_client *c)
 	pthread_mutex_unlock(&c->s.lock);
 	veil__log(&c->s, VEIL_LOG_INFO, "connected to %s as '%s'", c->s.server_uri, c->s.client_id);
 	veil__shim_connected(&c->s);
+	/* "Connected" means ready to publish: with the key service, once its
+	 * keys are here (they arrive on Paho's thread), bounded by the connect
+	 * timeout; past it the session says why publishes are refused. */
+	if (!veil__in_callback)
+		(void)veil__session_wait_ready(c->s.ses, (unsigned)c->s.connect_timeout_s * 1000U, NULL, true);
 	return VEIL_OK;
 }
 
@@ -444,6 +455,11 @@ int veil_client_disconnect(struct veil_client *c, int timeout_ms)
 	int prc = MQTTClient_disconnect(c->mc, timeout_ms);
 	veil__shim_save_state(&c->s);
 	return veil__mqtt_err(&c->s, prc);
+}
+
+int veil_client_wait_keys(struct veil_client *c, unsigned long timeout_ms)
+{
+	return c ? veil__shim_wait_keys(&c->s, timeout_ms) : VEIL_ERR_INVAL;
 }
 
 int veil_client_reload(struct veil_client *c)

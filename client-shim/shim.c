@@ -291,8 +291,8 @@ int veil__shim_login(struct veil__shim *s, struct veil__login *l)
 		 * other (its sequence number is used once). */
 		uint8_t *env = NULL;
 		size_t env_len = 0;
-		int rc = veil__shim_seal(s, s->will_topic, s->will_payload, s->will_len, s->will_retained, NULL, 0, &env,
-		                         &env_len);
+		int rc = veil__session_seal_will(s->ses, s->will_topic, s->will_payload, s->will_len, s->will_retained,
+		                                 &env, &env_len);
 		if (rc != VEIL_OK)
 			return rc;
 		l->will = env;
@@ -454,6 +454,21 @@ void veil__shim_connected(struct veil__shim *s)
 void veil__shim_disconnected(struct veil__shim *s)
 {
 	veil__session_disconnected(s->ses);
+}
+
+__thread int veil__in_callback;
+
+int veil__shim_wait_keys(struct veil__shim *s, unsigned long timeout_ms)
+{
+	if (veil__session_ready(s->ses))
+		return VEIL_OK;
+	if (veil__in_callback) {
+		veil__log(s, VEIL_LOG_ERROR, "waiting for the key service's keys inside a libveil callback would block "
+		          "the thread that delivers them: refused (%s)", veil_errname(VEIL_ERR_INVAL));
+		return VEIL_ERR_INVAL;
+	}
+	unsigned ms = timeout_ms > UINT32_MAX ? UINT32_MAX : (unsigned)timeout_ms;
+	return veil__session_wait_ready(s->ses, ms, NULL, false) ? VEIL_OK : VEIL_ERR_TIMEOUT;
 }
 
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,

@@ -95,6 +95,13 @@ int veil__shim_reload(struct veil__shim *s);
  * request (no-ops without it). */
 void veil__shim_connected(struct veil__shim *s);
 void veil__shim_disconnected(struct veil__shim *s);
+/* Nonzero on a thread that is running one of libveil's Paho callbacks (or
+ * the async flavour's own callbacks): waiting for keys there would block
+ * the thread that delivers them. */
+extern __thread int veil__in_callback;
+/* veil_*_wait_keys: VEIL_OK once ready (or without the key service),
+ * VEIL_ERR_TIMEOUT, VEIL_ERR_INVAL inside a callback (said in the log). */
+int veil__shim_wait_keys(struct veil__shim *s, unsigned long timeout_ms);
 
 /* Keep both Paho libraries' heap trackers live for the process (shim.c). */
 void veil__paho_anchor(void);

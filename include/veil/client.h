@@ -210,9 +210,22 @@ VEIL_EXPORT int veil_client_new(const struct veil_client_options *o, struct veil
 VEIL_EXPORT int veil_client_set_callbacks(struct veil_client *c, void *ctx, veil_message_cb on_message,
                                           veil_refusal_cb on_refusal, veil_connection_lost_cb on_lost);
 /* Blocks until CONNACK. Call again after a lost connection: each call makes a
- * fresh token. Errors: AUTH (refused by the broker), MQTT, TIMEOUT. */
+ * fresh token. Errors: AUTH (refused by the broker), MQTT, TIMEOUT.
+ * With the key service (docs/KEYS.md) it returns once the client is ready to
+ * publish: its keys applied (a bundle since it started, or keys kept in
+ * state_dir that are valid now), bounded by connect_timeout_s. When no
+ * bundle comes in that time it still returns VEIL_OK, connected, after a
+ * VEIL_LOG_WARNING line: publishes under the key service's scopes are then
+ * refused (VEIL_ERR_NO_KEY) until a bundle arrives, which the client keeps
+ * asking for by itself (veil_client_wait_keys waits for it). Called from a
+ * libveil callback it does not wait (that thread delivers the keys). */
 VEIL_EXPORT int veil_client_connect(struct veil_client *c);
 VEIL_EXPORT bool veil_client_is_connected(struct veil_client *c);
+/* Wait until the client is ready to publish under the key service: VEIL_OK
+ * at once without the key service or when ready, VEIL_ERR_TIMEOUT after
+ * timeout_ms, VEIL_ERR_INVAL from inside a libveil callback (it would block
+ * the thread that delivers the keys). */
+VEIL_EXPORT int veil_client_wait_keys(struct veil_client *c, unsigned long timeout_ms);
 /* Seal and publish; returns once Paho accepted the message (like
  * MQTTClient_publish). token (may be NULL) identifies it for veil_client_wait
  * (QoS 1/2 completion). */
@@ -246,9 +259,17 @@ VEIL_EXPORT int veil_async_new(const struct veil_client_options *o, struct veil_
 VEIL_EXPORT int veil_async_set_callbacks(struct veil_async *a, void *ctx, veil_message_cb on_message,
                                          veil_refusal_cb on_refusal, veil_connection_lost_cb on_lost);
 /* Starts connecting; done (may be NULL) gets the result. With auto_reconnect
- * the client reconnects by itself after a loss, each time with a fresh token. */
+ * the client reconnects by itself after a loss, each time with a fresh token.
+ * With the key service, a successful connect is reported (done, then
+ * on_connected) once the client is ready to publish, as veil_client_connect
+ * says, bounded by connect_timeout_s (then VEIL_OK with the warning); that
+ * report then comes from libveil's own thread, not Paho's. A connection lost
+ * meanwhile reports the connect first, then the loss; veil_async_disconnect
+ * reports it at once; veil_async_free drops it. */
 VEIL_EXPORT int veil_async_connect(struct veil_async *a, veil_done_cb done, void *ctx);
 VEIL_EXPORT bool veil_async_is_connected(struct veil_async *a);
+/* As veil_client_wait_keys (blocks the caller; not from a libveil callback). */
+VEIL_EXPORT int veil_async_wait_keys(struct veil_async *a, unsigned long timeout_ms);
 /* Called with VEIL_OK after every successful connect, including automatic
  * reconnects (resubscribe there when sessions are clean). */
 VEIL_EXPORT int veil_async_set_connected(struct veil_async *a, veil_done_cb on_connected, void *ctx);
