@@ -34,6 +34,7 @@
 #include "config.h"
 
 __thread int vpl_depth;
+__thread int vpl_in_cb;
 __thread const void *vpl_inflight;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -196,11 +197,11 @@ static int send_service(void *ctx, const char *topic, const uint8_t *payload, si
 	return h->raw_publish(h, topic, payload, len);
 }
 
-void vpl_connected(struct vpl_handle *h)
+bool vpl_connected(struct vpl_handle *h)
 {
 	const char *cid = veil__session_client_id(g.ses);
 	if (!h || !veil__session_key_service(g.ses) || !h->client_id || !cid || strcmp(h->client_id, cid) != 0)
-		return;
+		return false;
 	pthread_mutex_lock(&lock);
 	service_handle = h;
 	pthread_mutex_unlock(&lock);
@@ -209,6 +210,7 @@ void vpl_connected(struct vpl_handle *h)
 	if (!h->subscribe_service || h->subscribe_service(h, (char *const *)topics, n) != VEIL_OK)
 		vpl_loud("cannot subscribe to the key service's topics: no key updates on '%s'", h->client_id);
 	veil__session_connected(g.ses);
+	return true;
 }
 
 void vpl_disconnected(struct vpl_handle *h)
@@ -304,6 +306,8 @@ struct vpl_handle *vpl_handle_new(void *handle, bool async, const char *client_i
 		return NULL;
 	}
 	veil__receiver_set_held(h->rcv, held_again, NULL);
+	pthread_mutex_init(&h->pump_lock, NULL);
+	pthread_mutex_init(&h->q_lock, NULL);
 	pthread_mutex_lock(&lock);
 	h->next = g.handles;
 	g.handles = h;
@@ -347,14 +351,60 @@ void vpl_handle_free(void *handle)
 	if (!h)
 		return;
 	veil__receiver_free(&h->rcv); /* saves the windows */
+	struct vpl_queued q;
+	while (vpl_queue_pop(h, &q))
+		h->free_message(q.m, q.topic); /* never received by the app */
+	pthread_mutex_destroy(&h->q_lock);
+	pthread_mutex_destroy(&h->pump_lock);
 	free(h->client_id);
 	free(h);
+}
+
+void vpl_queue_push(struct vpl_handle *h, char *topic, int topic_len, int rc, void *m, bool opened)
+{
+	struct vpl_queued *q = calloc(1, sizeof(*q));
+	if (!q) {
+		vpl_loud("out of memory queueing a message on '%s' for the app: dropped", topic ? topic : "?");
+		h->free_message(m, topic);
+		return;
+	}
+	*q = (struct vpl_queued){ NULL, topic, topic_len, rc, m, opened };
+	pthread_mutex_lock(&h->q_lock);
+	if (h->q_tail)
+		h->q_tail->next = q;
+	else
+		h->q_head = q;
+	h->q_tail = q;
+	pthread_mutex_unlock(&h->q_lock);
+}
+
+bool vpl_queue_pop(struct vpl_handle *h, struct vpl_queued *out)
+{
+	pthread_mutex_lock(&h->q_lock);
+	struct vpl_queued *q = h->q_head;
+	if (q) {
+		h->q_head = q->next;
+		if (!h->q_head)
+			h->q_tail = NULL;
+	}
+	pthread_mutex_unlock(&h->q_lock);
+	if (!q)
+		return false;
+	*out = *q;
+	out->next = NULL;
+	free(q);
+	return true;
 }
 
 int vpl_seal(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len)
 {
 	bool sealed = false;
 	return veil__session_seal(g.ses, topic, pt, len, retained, NULL, 0, out, out_len, &sealed);
+}
+
+int vpl_seal_will(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len)
+{
+	return veil__session_seal_will(g.ses, topic, pt, len, retained, out, out_len);
 }
 
 void vpl_sealed_free(uint8_t *buf, size_t len)

@@ -12,6 +12,7 @@
 #ifndef VEIL_PRELOAD_H
 #define VEIL_PRELOAD_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,18 @@
 #include "session.h"
 
 #define VPL_TAG "veil-preload"
+
+/* A message an MQTTClient app without callbacks has not received yet: read
+ * by the preload itself (while connect waits for the key service's keys,
+ * or before a publish), or a held message whose key came (opened). */
+struct vpl_queued {
+	struct vpl_queued *next;
+	char *topic;
+	int topic_len;              /* as Paho's MQTTClient_receive gives it */
+	int rc;                     /* its MQTTClient_receive return code */
+	void *m;                    /* MQTTClient_message */
+	bool opened;                /* already opened in place */
+};
 
 /* Per-handle record. Its address is the context Paho hands our callback
  * wrappers, so it must live until the real destroy returned. */
@@ -50,7 +63,25 @@ struct vpl_handle {
 	void (*free_message)(void *m, char *topic);
 	int (*raw_publish)(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len);
 	int (*subscribe_service)(struct vpl_handle *h, char *const *topics, int n);
+	/* How long a connect waits for the key service's keys (the app's
+	 * connectTimeout). */
+	unsigned ready_ms;
+	/* MQTTClient without callbacks (Paho's synchronous mode): nothing
+	 * reads unless the app or the preload calls receive. */
+	bool polling;
+	pthread_mutex_t pump_lock;  /* one reader of Paho at a time (trylock) */
+	uint64_t drained_ms;        /* monotonic: the last drain before a publish */
+	pthread_mutex_t q_lock;     /* the queue */
+	struct vpl_queued *q_head, *q_tail;
+	/* MQTTAsync: the app's connect callbacks, called through ours. */
+	void *app_conn_ok, *app_conn_ok5, *app_conn_fail, *app_conn_fail5, *app_conn_ctx;
+	void *conn_ok_data;         /* the success data copied, until connected_wrap defers it */
 };
+
+/* The queue of an MQTTClient handle (any thread). Freed with the handle
+ * (h->free_message). */
+void vpl_queue_push(struct vpl_handle *h, char *topic, int topic_len, int rc, void *m, bool opened);
+bool vpl_queue_pop(struct vpl_handle *h, struct vpl_queued *out);
 
 /* What the interposed messageArrived does first with a message:
  * VPL_DELIVER (opened in place: hand it to the app) or VPL_TAKEN (the key
@@ -59,14 +90,18 @@ struct vpl_handle {
 enum vpl_arrival { VPL_DELIVER = 0, VPL_TAKEN = 1 };
 enum vpl_arrival vpl_arrived(struct vpl_handle *h, char *topic, int topic_len, void *m, void *payload, int *len);
 /* After a connect succeeded on h: the key service's subscriptions and
- * request (when h logs in as the session's client id). */
-void vpl_connected(struct vpl_handle *h);
+ * request (when h logs in as the session's client id: then true, and h's
+ * connect waits for the keys). */
+bool vpl_connected(struct vpl_handle *h);
 void vpl_disconnected(struct vpl_handle *h);
 /* The process's client session (after vpl_ready). */
 struct veil__session *vpl_session(void);
 
 /* Thread-local: nonzero while we are inside a real Paho call. */
 extern __thread int vpl_depth;
+/* Thread-local: nonzero while Paho runs one of our callback wrappers: a
+ * connect made from there must not wait for keys (this thread delivers them). */
+extern __thread int vpl_in_cb;
 /* Thread-local: the envelope we are handing to Paho right now. A nested
  * publish passes through unsealed only when it carries exactly this buffer;
  * anything else (say, an app callback run synchronously inside our call) is
@@ -112,6 +147,9 @@ void vpl_handle_free(void *handle);
 /* Seal for topic into a malloc'd buffer. On failure prints the reason and
  * returns a veil error: the caller must not send anything. */
 int vpl_seal(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len);
+/* The same for a Will at CONNECT (the session core says why it cannot be
+ * sealed: under a key service scope it needs keys kept from an earlier run). */
+int vpl_seal_will(const char *topic, const void *pt, size_t len, bool retained, uint8_t **out, size_t *out_len);
 /* Free a sealed buffer (wiped first: it is ciphertext, but cheap to be tidy). */
 void vpl_sealed_free(uint8_t *buf, size_t len);
 

@@ -3,11 +3,24 @@
  * points: create/destroy, callbacks, connect (Veil login, sealed will, fresh
  * token on every automatic reconnect), send/sendMessage. Shared state and
  * helpers: preload.c.
+ *
+ * With the key service, the app hears of a successful connect (its
+ * onSuccess/onSuccess5, then its setConnected callback) once the keys are
+ * here, bounded by its connectTimeout. Keys arrive on Paho's callback
+ * thread, so that thread never waits: one thread of the preload's waits and
+ * calls the app's callbacks with copies of Paho's success data (the
+ * CONNACK's properties included). A lost connection reports the connect
+ * first, then the loss; MQTTAsync_destroy drops what still waits (and waits
+ * for a call already running on another thread). The preload also receives
+ * for apps that set no messageArrived callback (their messages are dropped,
+ * as Paho would leave them queued forever), so that bundles reach them.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <MQTTAsync.h>
 #include <sodium.h>
@@ -77,6 +90,9 @@ static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m
 static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len);
 static int subscribe_service(struct vpl_handle *h, char *const *topics, int n);
 static void connected_wrap(void *ctx, char *cause);
+static void cl_wrap(void *ctx, char *cause);
+static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *m);
+static void defer_drop(void *handle);
 
 VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI, const char *clientId,
                                         int persistence_type, void *persistence_context,
@@ -115,6 +131,13 @@ VPL_API int MQTTAsync_createWithOptions(MQTTAsync *handle, const char *serverURI
 		(void)MQTTAsync_setConnected_p(*handle, h, connected_wrap);
 		vpl_depth--;
 	}
+	REAL(MQTTAsync_setCallbacks);
+	if (veil__session_key_service(vpl_session()) && MQTTAsync_setCallbacks_p) {
+		/* Bundles must arrive whether or not the app ever sets callbacks. */
+		vpl_depth++;
+		(void)MQTTAsync_setCallbacks_p(*handle, h, cl_wrap, ma_wrap, NULL);
+		vpl_depth--;
+	}
 	char probe[VEIL_PASSWORD_MAX];
 	int vrc;
 	bool credential = vpl_login(id, probe, sizeof(probe), &vrc);
@@ -150,6 +173,8 @@ VPL_API void MQTTAsync_destroy(MQTTAsync *handle)
 {
 	REAL(MQTTAsync_destroy);
 	void *h = handle ? *handle : NULL;
+	if (h && !vpl_depth)
+		defer_drop(h); /* a connect success still waiting for keys is never reported */
 	if (MQTTAsync_destroy_p) {
 		vpl_depth++;
 		MQTTAsync_destroy_p(handle);
@@ -217,13 +242,256 @@ static int subscribe_service(struct vpl_handle *h, char *const *topics, int n)
 	return rc == MQTTASYNC_SUCCESS ? VEIL_OK : VEIL_ERR_MQTT;
 }
 
-/* Every (re)connect: the key service first, then the app's own callback. */
+/* ---- connect success, once the key service's keys are here ---- */
+
+/* What the app hears of one successful connect, copied: it may be called
+ * later from the preload's thread, when Paho's data is gone. */
+struct defer {
+	struct defer *next;
+	void *handle;                    /* MQTTAsync */
+	uint64_t until_ms;               /* monotonic */
+	unsigned waited_ms;
+	MQTTAsync_onSuccess *ok;
+	MQTTAsync_onSuccess5 *ok5;
+	void *ok_ctx;
+	MQTTAsync_successData d;
+	MQTTAsync_successData5 d5;       /* properties copied */
+	char *uri;                       /* d/d5.alt.connect.serverURI */
+	MQTTAsync_connected *connected;
+	void *connected_ctx;
+	char cause[64];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;             /* work for the waiter; a call ended */
+	struct defer *list;
+	bool started;
+	bool cancel;                     /* atomic: the waiter plans its wait again */
+	void *firing;                    /* the handle whose callbacks run now */
+	pthread_t firing_thread;
+} D = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false, false, NULL, 0 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
+}
+
+static void defer_free(struct defer *d)
+{
+	if (!d)
+		return;
+	REAL(MQTTProperties_free);
+	if (d->ok5 && MQTTProperties_free_p)
+		MQTTProperties_free_p(&d->d5.properties);
+	free(d->uri);
+	free(d);
+}
+
+static void defer_fire(struct defer *d)
+{
+	if (d->ok)
+		VPL_APP_CALL(d->ok(d->ok_ctx, &d->d));
+	else if (d->ok5)
+		VPL_APP_CALL(d->ok5(d->ok_ctx, &d->d5));
+	if (d->connected)
+		VPL_APP_CALL(d->connected(d->connected_ctx, d->cause));
+}
+
+/* Caller holds D.lock. Unlink the first deferral of handle (any: NULL)
+ * that is due (ready, or past its time), or of handle whatever its time. */
+static struct defer *defer_unlink(void *handle, bool ready, uint64_t now)
+{
+	for (struct defer **pp = &D.list; *pp; pp = &(*pp)->next) {
+		struct defer *d = *pp;
+		if (handle ? d->handle == handle : (ready || d->until_ms <= now)) {
+			*pp = d->next;
+			d->next = NULL;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+/* Caller holds D.lock: run d's callbacks without it; MQTTAsync_destroy of
+ * d's handle on another thread waits for them. */
+static void defer_run(struct defer *d, bool warn)
+{
+	D.firing = d->handle;
+	D.firing_thread = pthread_self();
+	pthread_mutex_unlock(&D.lock);
+	if (warn)
+		veil__session_not_ready(vpl_session(), d->waited_ms);
+	defer_fire(d);
+	defer_free(d);
+	pthread_mutex_lock(&D.lock);
+	D.firing = NULL;
+	pthread_cond_broadcast(&D.cond);
+}
+
+static void *waiter_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&D.lock);
+	for (;;) {
+		while (!D.list)
+			pthread_cond_wait(&D.cond, &D.lock);
+		uint64_t now = now_ms(), until = UINT64_MAX;
+		for (struct defer *d = D.list; d; d = d->next)
+			until = d->until_ms < until ? d->until_ms : until;
+		__atomic_store_n(&D.cancel, false, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&D.lock);
+		unsigned left = until > now ? (unsigned)(until - now < UINT32_MAX ? until - now : UINT32_MAX) : 0U;
+		bool ready = veil__session_wait_ready(vpl_session(), left, &D.cancel, false);
+		pthread_mutex_lock(&D.lock);
+		now = now_ms();
+		struct defer *d;
+		while ((d = defer_unlink(NULL, ready, now)))
+			defer_run(d, !ready);
+	}
+	return NULL;
+}
+
+/* Hand d to the waiter; false when it cannot run (the caller fires now). */
+static bool defer_add(struct defer *d)
+{
+	pthread_mutex_lock(&D.lock);
+	if (!D.started) {
+		pthread_t t;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		D.started = pthread_create(&t, &at, waiter_main, NULL) == 0;
+		pthread_attr_destroy(&at);
+	}
+	bool ok = D.started;
+	if (ok) {
+		struct defer **pp = &D.list;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = d;
+		__atomic_store_n(&D.cancel, true, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&D.cond);
+	}
+	pthread_mutex_unlock(&D.lock);
+	if (ok)
+		veil__session_wake(vpl_session());
+	return ok;
+}
+
+/* MQTTAsync_destroy: what still waits is dropped; a call running on
+ * another thread ends first (on this one, the app destroys from it). */
+static void defer_drop(void *handle)
+{
+	pthread_mutex_lock(&D.lock);
+	struct defer *d;
+	while ((d = defer_unlink(handle, false, 0)))
+		defer_free(d);
+	while (D.firing == handle && !pthread_equal(D.firing_thread, pthread_self()))
+		pthread_cond_wait(&D.cond, &D.lock);
+	pthread_mutex_unlock(&D.lock);
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (h) {
+		defer_free(h->conn_ok_data);
+		h->conn_ok_data = NULL;
+	}
+}
+
+/* The connection is lost: a connect still waiting is reported first. */
+static void defer_lost(void *handle)
+{
+	pthread_mutex_lock(&D.lock);
+	struct defer *d = defer_unlink(handle, false, 0);
+	if (d)
+		defer_run(d, false);
+	pthread_mutex_unlock(&D.lock);
+}
+
+static struct defer *defer_new(struct vpl_handle *h)
+{
+	struct defer *d = calloc(1, sizeof(*d));
+	if (d)
+		d->handle = h->handle;
+	return d;
+}
+
+/* The app's connect callbacks, through ours (Paho's thread). */
+static void conn_ok(void *ctx, MQTTAsync_successData *data)
+{
+	struct vpl_handle *h = ctx;
+	struct defer *d = defer_new(h);
+	if (!d || !data || (data->alt.connect.serverURI && !(d->uri = strdup(data->alt.connect.serverURI)))) {
+		free(d);
+		VPL_APP_CALL(((MQTTAsync_onSuccess *)h->app_conn_ok)(h->app_conn_ctx, data));
+		return;
+	}
+	d->ok = (MQTTAsync_onSuccess *)h->app_conn_ok;
+	d->ok_ctx = h->app_conn_ctx;
+	d->d = *data;
+	d->d.alt.connect.serverURI = d->uri;
+	defer_free(h->conn_ok_data);
+	h->conn_ok_data = d; /* connected_wrap comes next, on this thread */
+}
+
+static void conn_ok5(void *ctx, MQTTAsync_successData5 *data)
+{
+	struct vpl_handle *h = ctx;
+	REAL(MQTTProperties_copy);
+	struct defer *d = defer_new(h);
+	if (!d || !data || !MQTTProperties_copy_p ||
+	    (data->alt.connect.serverURI && !(d->uri = strdup(data->alt.connect.serverURI)))) {
+		free(d);
+		VPL_APP_CALL(((MQTTAsync_onSuccess5 *)h->app_conn_ok5)(h->app_conn_ctx, data));
+		return;
+	}
+	d->ok5 = (MQTTAsync_onSuccess5 *)h->app_conn_ok5;
+	d->ok_ctx = h->app_conn_ctx;
+	d->d5 = *data;
+	d->d5.alt.connect.serverURI = d->uri;
+	d->d5.properties = MQTTProperties_copy_p(&data->properties);
+	defer_free(h->conn_ok_data);
+	h->conn_ok_data = d;
+}
+
+static void conn_fail(void *ctx, MQTTAsync_failureData *data)
+{
+	struct vpl_handle *h = ctx;
+	VPL_APP_CALL(((MQTTAsync_onFailure *)h->app_conn_fail)(h->app_conn_ctx, data));
+}
+
+static void conn_fail5(void *ctx, MQTTAsync_failureData5 *data)
+{
+	struct vpl_handle *h = ctx;
+	VPL_APP_CALL(((MQTTAsync_onFailure5 *)h->app_conn_fail5)(h->app_conn_ctx, data));
+}
+
+/* Every (re)connect, after Paho's onSuccess: the key service first, then
+ * the app's success and connected callbacks, once the keys are here. */
 static void connected_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
-	vpl_connected(h);
-	if (h->app_connected)
+	struct defer *d = h->conn_ok_data;
+	h->conn_ok_data = NULL;
+	if (!d)
+		d = defer_new(h);
+	if (d) {
+		d->connected = (MQTTAsync_connected *)h->app_connected;
+		d->connected_ctx = h->app_connected_ctx;
+		snprintf(d->cause, sizeof(d->cause), "%s", cause ? cause : "");
+		d->waited_ms = h->ready_ms ? h->ready_ms : 30000U;
+		d->until_ms = now_ms() + d->waited_ms;
+	}
+	bool service = vpl_connected(h);
+	if (d && service && (d->ok || d->ok5 || d->connected) && !veil__session_ready(vpl_session()) && defer_add(d))
+		return;
+	if (d) {
+		defer_fire(d);
+		defer_free(d);
+	} else if (h->app_connected) { /* out of memory: not deferred */
 		VPL_APP_CALL(((MQTTAsync_connected *)h->app_connected)(h->app_connected_ctx, cause));
+	}
 }
 
 /* ---- callbacks ---- */
@@ -235,6 +503,12 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *
 	if (m && m != h->opened_pending &&
 	    vpl_arrived(h, topicName, topicLen, m, m->payload, &m->payloadlen) == VPL_TAKEN)
 		return 1; /* the key service's, dropped or held: never reaches the app now */
+	if (!app) {
+		/* Ours is set for the key service; Paho would keep it queued forever. */
+		vpl_log("message on '%s' dropped: the application set no messageArrived callback", topicName);
+		free_message(m, topicName);
+		return 1;
+	}
 	int rc = 0;
 	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
 	h->opened_pending = rc ? NULL : m;
@@ -244,6 +518,7 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTAsync_message *
 static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
+	defer_lost(h->handle);
 	vpl_disconnected(h);
 	if (h->app_cl)
 		VPL_APP_CALL(((MQTTAsync_connectionLost *)h->app_cl)(h->app_ctx, cause));
@@ -279,8 +554,10 @@ VPL_API int MQTTAsync_setCallbacks(MQTTAsync handle, void *context, MQTTAsync_co
 	h->app_cl = (void *)cl;
 	h->app_dc = (void *)dc;
 	h->app_ctx = context;
+	/* With the key service ours stays: a lost connection ends a wait for keys. */
+	bool keep_cl = cl || veil__session_key_service(vpl_session());
 	vpl_depth++;
-	int rc = MQTTAsync_setCallbacks_p(handle, h, cl ? cl_wrap : NULL, ma_wrap, dc ? dc_wrap : NULL);
+	int rc = MQTTAsync_setCallbacks_p(handle, h, keep_cl ? cl_wrap : NULL, ma_wrap, dc ? dc_wrap : NULL);
 	vpl_depth--;
 	return rc;
 }
@@ -402,7 +679,7 @@ VPL_API int MQTTAsync_connect(MQTTAsync handle, const MQTTAsync_connectOptions *
 			data = w->payload.data;
 			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
 		}
-		if (vpl_seal(w->topicName, data, len, w->retained != 0, &sealed_will, &sealed_will_len) != VEIL_OK) {
+		if (vpl_seal_will(w->topicName, data, len, w->retained != 0, &sealed_will, &sealed_will_len) != VEIL_OK) {
 			vpl_loud("connect refused: the will message cannot be sealed");
 			return MQTTASYNC_FAILURE;
 		}
@@ -420,6 +697,23 @@ VPL_API int MQTTAsync_connect(MQTTAsync handle, const MQTTAsync_connectOptions *
 			rc = MQTTASYNC_FAILURE;
 		o.username = h ? h->client_id : NULL;
 		o.password = pw;
+	}
+	if (h) {
+		/* The app's connect callbacks run through ours (success waits for
+		 * the key service's keys); Paho checks which ones are set. */
+		h->ready_ms = (unsigned)(o.connectTimeout > 0 ? o.connectTimeout : 30) * 1000U;
+		h->app_conn_ok = (void *)o.onSuccess;
+		h->app_conn_fail = (void *)o.onFailure;
+		h->app_conn_ok5 = o.struct_version >= 6 ? (void *)o.onSuccess5 : NULL;
+		h->app_conn_fail5 = o.struct_version >= 6 ? (void *)o.onFailure5 : NULL;
+		h->app_conn_ctx = o.context;
+		o.onSuccess = o.onSuccess ? conn_ok : NULL;
+		o.onFailure = o.onFailure ? conn_fail : NULL;
+		if (o.struct_version >= 6) {
+			o.onSuccess5 = o.onSuccess5 ? conn_ok5 : NULL;
+			o.onFailure5 = o.onFailure5 ? conn_fail5 : NULL;
+		}
+		o.context = h;
 	}
 	if (rc == MQTTASYNC_SUCCESS) {
 		vpl_depth++;

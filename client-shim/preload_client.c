@@ -3,11 +3,21 @@
  * points. Each seals what the app publishes, opens what it receives and
  * injects the Veil login at CONNECT, then calls the real function found with
  * dlsym(RTLD_NEXT). Shared state and helpers: preload.c.
+ *
+ * With the key service, MQTTClient_connect returns once the keys are here
+ * (bounded by the app's connectTimeout). An app with callbacks gets them on
+ * Paho's thread while connect waits. An app without callbacks (Paho's
+ * synchronous mode) reads only when it calls receive, so the preload reads
+ * for it: during connect until the keys are here, and before a publish (at
+ * most once a second, without waiting) so a publish-only app applies the
+ * bundles of rotations. What it reads for the app waits in the handle's
+ * queue, which the interposed MQTTClient_receive returns first, in order.
  */
 #define _GNU_SOURCE
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <MQTTClient.h>
 #include <sodium.h>
@@ -106,13 +116,17 @@ static void free_message(void *msg, char *topic)
 		MQTTClient_free_p(topic);
 }
 
-/* A held message whose key came: the app gets it (and frees it). */
+/* A held message whose key came: the app gets it (and frees it); an app
+ * without callbacks, from its next MQTTClient_receive. */
 static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m)
 {
 	MQTTClient_messageArrived *app = (MQTTClient_messageArrived *)h->app_ma;
 	int rc = 1;
 	if (app)
 		VPL_APP_CALL(rc = app(h->app_ma_ctx, topic, topic_len, m));
+	else if (h->polling)
+		vpl_queue_push(h, topic, topic_len ? topic_len : (int)strlen(topic),
+		               topic_len ? MQTTCLIENT_TOPICNAME_TRUNCATED : MQTTCLIENT_SUCCESS, m, true);
 	else
 		free_message(m, topic);
 	if (!rc)
@@ -180,11 +194,15 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message 
 {
 	struct vpl_handle *h = ctx;
 	MQTTClient_messageArrived *app = (MQTTClient_messageArrived *)h->app_ma;
+	vpl_in_cb++;
 	if (m && m != h->opened_pending &&
-	    vpl_arrived(h, topicName, topicLen, m, m->payload, &m->payloadlen) == VPL_TAKEN)
+	    vpl_arrived(h, topicName, topicLen, m, m->payload, &m->payloadlen) == VPL_TAKEN) {
+		vpl_in_cb--;
 		return 1; /* the key service's, dropped or held: never reaches the app now */
+	}
 	int rc = 0;
 	VPL_APP_CALL(rc = app(h->app_ma_ctx, topicName, topicLen, m));
+	vpl_in_cb--;
 	/* 0 = app wants it again later; Paho redelivers this very object. */
 	h->opened_pending = rc ? NULL : m;
 	return rc;
@@ -193,16 +211,20 @@ static int ma_wrap(void *ctx, char *topicName, int topicLen, MQTTClient_message 
 static void cl_wrap(void *ctx, char *cause)
 {
 	struct vpl_handle *h = ctx;
+	vpl_in_cb++;
 	vpl_disconnected(h);
 	if (h->app_cl)
 		VPL_APP_CALL(((MQTTClient_connectionLost *)h->app_cl)(h->app_ctx, cause));
+	vpl_in_cb--;
 }
 
 static void dc_wrap(void *ctx, MQTTClient_deliveryToken dt)
 {
 	struct vpl_handle *h = ctx;
+	vpl_in_cb++;
 	if (h->app_dc)
 		VPL_APP_CALL(((MQTTClient_deliveryComplete *)h->app_dc)(h->app_ctx, dt));
+	vpl_in_cb--;
 }
 
 VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient_connectionLost *cl,
@@ -234,6 +256,100 @@ VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient
 	return rc;
 }
 
+/* ---- receive, and reading for an app without callbacks ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
+}
+
+/* Paho's receive gives the topic's length; 0 means NUL terminated to the
+ * session core and to vpl_arrived, as in the callbacks. */
+static int core_topic_len(const char *topic, int topic_len)
+{
+	return topic && topic_len > 0 && (size_t)topic_len == strlen(topic) ? 0 : topic_len;
+}
+
+/* A message the app's receive may return: opened in place (true), or
+ * consumed by the preload (the key service's, held, or dropped: false). */
+static bool receivable(struct vpl_handle *h, char *topic, int topic_len, MQTTClient_message *m)
+{
+	return vpl_arrived(h, topic, core_topic_len(topic, topic_len), m, m->payload, &m->payloadlen) == VPL_DELIVER;
+}
+
+/* One real receive for the preload: the key service's messages are
+ * applied, the app's wait in the queue, unopened. True when it read one. */
+static bool read_one(struct vpl_handle *h, unsigned long timeout_ms)
+{
+	REAL(MQTTClient_receive);
+	if (!MQTTClient_receive_p)
+		return false;
+	char *topic = NULL;
+	int tl = 0;
+	MQTTClient_message *m = NULL;
+	vpl_depth++;
+	int rc = MQTTClient_receive_p(h->handle, &topic, &tl, &m, timeout_ms);
+	vpl_depth--;
+	if (!m || !topic || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
+		return false;
+	if (core_topic_len(topic, tl) == 0 && veil__session_service_topic(vpl_session(), topic))
+		(void)vpl_arrived(h, topic, 0, m, m->payload, &m->payloadlen); /* applied and freed */
+	else
+		vpl_queue_push(h, topic, tl, rc, m, false);
+	return true;
+}
+
+/* While connect waits for keys: read until they are here or until_ms. */
+static void read_until_ready(struct vpl_handle *h, uint64_t until_ms)
+{
+	pthread_mutex_lock(&h->pump_lock);
+	for (uint64_t now = now_ms(); !veil__session_ready(vpl_session()) && now < until_ms; now = now_ms())
+		(void)read_one(h, until_ms - now < 100U ? (unsigned long)(until_ms - now) : 100UL);
+	pthread_mutex_unlock(&h->pump_lock);
+}
+
+/* Before a publish of an app without callbacks: what has arrived, without
+ * waiting, at most once a second (rotation bundles for a publish-only app). */
+#define DRAIN_EVERY_MS 1000U
+#define DRAIN_MAX_READS 64
+static void drain(struct vpl_handle *h)
+{
+	if (!h || !h->polling || pthread_mutex_trylock(&h->pump_lock) != 0)
+		return;
+	uint64_t now = now_ms();
+	if (now - h->drained_ms >= DRAIN_EVERY_MS) {
+		h->drained_ms = now;
+		/* A read may take an acknowledgement rather than a message:
+		 * stop after a few empty ones. */
+		for (int i = 0, empty = 0; i < DRAIN_MAX_READS && empty < 4; i++)
+			empty = read_one(h, 0) ? 0 : empty + 1;
+	}
+	pthread_mutex_unlock(&h->pump_lock);
+}
+
+/* After a connect succeeded: the key service, and "connected" means "ready
+ * to publish", bounded by the app's connectTimeout. */
+static void connected(MQTTClient handle, int connect_timeout_s)
+{
+	struct vpl_handle *h = vpl_handle_find(handle);
+	if (!h)
+		return;
+	h->polling = h->app_ma == NULL;
+	h->drained_ms = now_ms();
+	if (!vpl_connected(h) || vpl_in_cb)
+		return; /* not the key service's connection, or on the thread that delivers keys */
+	unsigned ms = (unsigned)(connect_timeout_s > 0 ? connect_timeout_s : 30) * 1000U;
+	if (!h->polling) {
+		(void)veil__session_wait_ready(vpl_session(), ms, NULL, true);
+		return;
+	}
+	read_until_ready(h, now_ms() + ms);
+	if (!veil__session_ready(vpl_session()))
+		veil__session_not_ready(vpl_session(), ms);
+}
+
 VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLen, MQTTClient_message **message,
                                unsigned long timeout)
 {
@@ -250,27 +366,33 @@ VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLe
 		vpl_loud("receive on an unknown client refused");
 		return MQTTCLIENT_FAILURE;
 	}
-	vpl_depth++;
-	int rc = MQTTClient_receive_p(handle, topicName, topicLen, message, timeout);
-	vpl_depth--;
-	if (!message || !*message || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
-		return rc;
-	MQTTClient_message *m = *message;
-	int tl = topicLen ? *topicLen : 0;
-	/* The key service's messages are applied, not returned; a message
-	 * whose key is not here yet cannot wait in a blocking receive: it is
-	 * refused (unknown-key) like any other that does not open. */
-	if (tl == 0 && veil__session_service_topic(vpl_session(), *topicName)) {
-		(void)veil__session_service_message(vpl_session(), *topicName, m->payload,
-		                                    m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
-	} else {
-		int orc = vpl_open_inplace(h, *topicName, tl, m->payload, &m->payloadlen);
-		if (orc == VEIL_OK)
+	/* What the preload read for the app comes first, in order. */
+	struct vpl_queued q;
+	for (int pass = 0; pass < 2; pass++) {
+		while (vpl_queue_pop(h, &q)) {
+			MQTTClient_message *m = q.m;
+			if (q.opened || receivable(h, q.topic, q.topic_len, m)) {
+				*topicName = q.topic;
+				if (topicLen)
+					*topicLen = q.topic_len;
+				*message = m;
+				return q.rc;
+			}
+		}
+		if (pass == 1)
+			break;
+		vpl_depth++;
+		int rc = MQTTClient_receive_p(handle, topicName, topicLen, message, timeout);
+		vpl_depth--;
+		if (!message || !*message || !*topicName || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
 			return rc;
-		if (orc == VEIL__WAIT)
-			(void)veil__receiver_hold(h->rcv, NULL, *topicName); /* counts and logs the refusal */
+		/* The key service's messages are applied, not returned; a message
+		 * whose key is not here yet is held (it comes back through the
+		 * queue once its bundle is applied, or is dropped at its deadline). */
+		if (receivable(h, *topicName, topicLen ? *topicLen : 0, *message))
+			return rc;
+		/* A bundle applied just now may have released held messages. */
 	}
-	free_message(m, *topicName);
 	*message = NULL;
 	*topicName = NULL;
 	if (topicLen)
@@ -309,7 +431,8 @@ static int login_apply(struct vpl_handle *h, MQTTClient_connectOptions *o, struc
 			data = w->payload.data;
 			len = (size_t)(w->payload.len > 0 ? w->payload.len : 0);
 		}
-		if (vpl_seal(w->topicName, data, len, w->retained != 0, &l->sealed_will, &l->sealed_will_len) != VEIL_OK) {
+		if (vpl_seal_will(w->topicName, data, len, w->retained != 0, &l->sealed_will, &l->sealed_will_len) !=
+		    VEIL_OK) {
 			vpl_loud("connect refused: the will message cannot be sealed");
 			return MQTTCLIENT_FAILURE;
 		}
@@ -362,7 +485,7 @@ VPL_API int MQTTClient_connect(MQTTClient handle, MQTTClient_connectOptions *opt
 	}
 	login_restore(options, &l);
 	if (rc == MQTTCLIENT_SUCCESS)
-		vpl_connected(vpl_handle_find(handle));
+		connected(handle, options->connectTimeout);
 	return rc;
 }
 
@@ -386,7 +509,7 @@ VPL_API MQTTResponse MQTTClient_connect5(MQTTClient handle, MQTTClient_connectOp
 	}
 	login_restore(options, &l);
 	if (rc == MQTTCLIENT_SUCCESS && r.reasonCode == MQTTREASONCODE_SUCCESS)
-		vpl_connected(vpl_handle_find(handle));
+		connected(handle, options->connectTimeout);
 	return r;
 }
 
@@ -403,6 +526,7 @@ VPL_API MQTTResponse MQTTClient_publish5(MQTTClient handle, const char *topicNam
 		return MQTTClient_publish5_p(handle, topicName, payloadlen, payload, qos, retained, properties, dt);
 	if (!vpl_ready() || payloadlen < 0)
 		return response(MQTTCLIENT_FAILURE);
+	drain(vpl_handle_find(handle));
 	uint8_t *env = NULL;
 	size_t env_len = 0;
 	if (vpl_seal(topicName, payload, (size_t)payloadlen, retained != 0, &env, &env_len) != VEIL_OK)
@@ -428,6 +552,7 @@ VPL_API int MQTTClient_publish(MQTTClient handle, const char *topicName, int pay
 		return MQTTClient_publish_p(handle, topicName, payloadlen, payload, qos, retained, dt);
 	if (!vpl_ready() || payloadlen < 0)
 		return MQTTCLIENT_FAILURE;
+	drain(vpl_handle_find(handle));
 	uint8_t *env = NULL;
 	size_t env_len = 0;
 	if (vpl_seal(topicName, payload, (size_t)payloadlen, retained != 0, &env, &env_len) != VEIL_OK)
@@ -469,6 +594,7 @@ VPL_API int MQTTClient_publishMessage(MQTTClient handle, const char *topicName, 
 		return MQTTClient_publishMessage_p(handle, topicName, msg, dt);
 	if (!vpl_ready())
 		return MQTTCLIENT_FAILURE;
+	drain(vpl_handle_find(handle));
 	MQTTClient_message copy;
 	uint8_t *env = NULL;
 	size_t env_len = 0;
@@ -496,6 +622,7 @@ VPL_API MQTTResponse MQTTClient_publishMessage5(MQTTClient handle, const char *t
 		return MQTTClient_publishMessage5_p(handle, topicName, msg, dt);
 	if (!vpl_ready())
 		return response(MQTTCLIENT_FAILURE);
+	drain(vpl_handle_find(handle));
 	MQTTClient_message copy;
 	uint8_t *env = NULL;
 	size_t env_len = 0;
