@@ -372,6 +372,7 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 	uint64_t t = secs(now);
 	int rc = VEIL_OK;
 	size_t purged = 0;
+	kd_svc__poll_files(s, now);
 	if (now->mono_ms - s->prune_ms >= 60000) {
 		s->prune_ms = now->mono_ms;
 		kd_svc__nonces_prune(s, t);

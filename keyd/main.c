@@ -297,9 +297,14 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	kd_service__set_publisher(svc, kd_mqtt__publish, r.mq);
+	if (kd_service__watch(svc, config) != VEIL_OK) {
+		fprintf(stderr, "veil-keyd: out of memory\n");
+		rc = 1;
+	}
 	kd_log__audit("daemon", "start", "client=%s broker=%s scopes=%zu version=%s", sc->client_id, sc->broker,
 	              sc->n_scopes, veil_version());
-	rc = run_loop(&r);
+	if (rc == 0)
+		rc = run_loop(&r);
 	kd_mqtt__disconnect(r.mq, 2000);
 	kd_service__sync(svc);
 	kd_mqtt__free(&r.mq);

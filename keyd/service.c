@@ -313,6 +313,54 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 	return kd_svc__consider(s, d, true, now);
 }
 
+/* The files a reload reads, in kd_service.sig order. */
+static void watched(const struct kd_service *s, const char *paths[4])
+{
+	paths[0] = s->watch_path;
+	paths[1] = s->cfg->acl_file;
+	paths[2] = s->cfg->revocation_file;
+	paths[3] = s->cfg->authorities;
+}
+
+static void sigs_now(const struct kd_service *s, struct vp_file_sig sig[4])
+{
+	const char *paths[4];
+	watched(s, paths);
+	for (size_t i = 0; i < 4; i++) {
+		memset(&sig[i], 0, sizeof(sig[i]));
+		if (paths[i])
+			vp_file__sig(paths[i], &sig[i]);
+	}
+}
+
+int kd_service__watch(struct kd_service *s, const char *config_path)
+{
+	free(s->watch_path);
+	s->watch_path = strdup(config_path);
+	if (!s->watch_path)
+		return VEIL_ERR_NOMEM;
+	sigs_now(s, s->sig);
+	return VEIL_OK;
+}
+
+void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now)
+{
+	if (!s->watch_path || now->mono_ms - s->watch_ms < 1000)
+		return;
+	s->watch_ms = now->mono_ms;
+	struct vp_file_sig cur[4];
+	sigs_now(s, cur);
+	bool changed = false;
+	for (size_t i = 0; i < 4; i++)
+		changed = changed || !vp_file__sig_equal(&cur[i], &s->sig[i]);
+	if (!changed)
+		return;
+	char err[512] = "";
+	if (kd_service__reload(s, s->watch_path, now, err, sizeof(err)) != VEIL_OK)
+		kd_log__audit("config", "reload-failed", "why=changed kept=old error=%s", err);
+	sigs_now(s, s->sig); /* a broken file is retried when it changes again */
+}
+
 void kd_service__set_publisher(struct kd_service *s, kd_publish_fn fn, void *ctx)
 {
 	s->publish = fn;
@@ -359,6 +407,7 @@ void kd_service__free(struct kd_service **sp)
 	kd_material__free(&s->m);
 	kd_config__free(s->cfg);
 	free(s->cfg);
+	free(s->watch_path);
 	free(s);
 	*sp = NULL;
 }

@@ -85,6 +85,11 @@ void kd_service__reconnected(struct kd_service *s);
 int kd_service__reload(struct kd_service *s, const char *config_path, const struct kd_now *now, char *err,
                        size_t errlen);
 
+/* Watch the config file and the files it names (ACL, revocation list,
+ * authorities): kd_service__tick reloads, as SIGHUP does, within a second
+ * of a change (the plugin's change signature: inode, size, times). */
+int kd_service__watch(struct kd_service *s, const char *config_path);
+
 /* For tests and `status`: counters since start. */
 struct kd_stats {
 	uint64_t accepted, refused, dropped, bundles, deferred, rotations, statements;

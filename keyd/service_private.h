@@ -7,6 +7,8 @@
 
 #include <uthash.h>
 
+#include "file.h" /* the plugin's one change signature */
+
 #include "epochs.h"
 #include "grants.h"
 #include "service.h"
@@ -66,12 +68,17 @@ struct kd_service {
 	uint64_t prune_ms;         /* last nonce-cache sweep */
 	bool statement_due;
 	bool published_dirty;      /* some device's published_version awaits kd_service__sync */
+	char *watch_path;          /* the config file, when kd_service__watch was called */
+	struct vp_file_sig sig[4]; /* config, ACL, revocation list, authorities: as last seen */
+	uint64_t watch_ms;
 	struct kd_stats stats;
 };
 
 struct kd_dev *kd_svc__dev(const struct kd_service *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES]);
 struct kd_dev *kd_svc__dev_add(struct kd_service *s, const struct kd_device_row *row);
 void kd_svc__dev_free(struct kd_dev *d);
+/* Reload when a watched file changed (at most once a second). */
+void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now);
 /* Forget nonces whose message is past the freshness window. */
 void kd_svc__nonces_prune(struct kd_service *s, uint64_t now);
 bool kd_svc__revoked_row(const struct kd_service *s, const struct kd_device_row *r);

@@ -711,6 +711,40 @@ START_TEST(rights_removed_or_authority_dropped)
 }
 END_TEST
 
+START_TEST(files_watched)
+{
+	/* A changed ACL is read within a second, as SIGHUP would; a broken one
+	 * keeps the old rules until it changes again. */
+	ck_assert_int_eq(kd_service__watch(svc, cfgpath), VEIL_OK);
+	advance(1);
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	ck_assert_ptr_null(strstr(audit, "config | reload"));
+	ck_assert_int_eq(test_write_file(aclpath, "topic bogus a/b\n", 0644), 0);
+	advance(1);
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	ck_assert_ptr_nonnull(strstr(audit, "config | reload-failed | why=changed kept=old error="));
+	size_t fails = 0;
+	advance(1);
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	for (const char *p = audit; (p = strstr(p, "reload-failed")); p++)
+		fails++;
+	ck_assert_uint_eq(fails, 1); /* not retried while unchanged */
+	ck_assert_int_eq(test_write_file(aclpath, "pattern readwrite,signed factory/%c/#\n", 0644), 0);
+	advance(1);
+	ck_assert_int_eq(kd_service__tick(svc, &now), VEIL_OK);
+	ck_assert_ptr_nonnull(strstr(audit, "config | reload | scopes=1"));
+	/* The new rules are in force: the sensor's grants are signed now. */
+	struct test_kd_device d;
+	test_kd_device_new(&d, auth, "sensor-1", "sensor", 30 * 86400);
+	ck_assert_int_eq(request(&d), VEIL_OK);
+	struct veil__grants *g;
+	ck_assert_int_eq(open_bundle(&d, &g), VEIL_OK);
+	ck_assert_uint_eq(g->g[0].flags, VEIL__GRANT_MAY_SEND | VEIL__GRANT_SIGNED);
+	veil__grants_free(&g);
+	test_kd_device_free(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_service");
@@ -727,6 +761,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, reload_keeps_old_on_error);
 	tcase_add_test(tc, new_credential_replaces_old);
 	tcase_add_test(tc, rights_removed_or_authority_dropped);
+	tcase_add_test(tc, files_watched);
 	suite_add_tcase(s, tc);
 	return s;
 }
