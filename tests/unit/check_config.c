@@ -235,9 +235,19 @@ START_TEST(missing_required)
 {
 	struct veil_config c;
 	char err[512] = "";
-	ck_assert_int_eq(load_text("identity /i\ncredential /c\n", &c, err, sizeof(err)), VEIL_ERR_PARSE);
-	ck_assert_ptr_nonnull(strstr(err, "missing required key 'keyring'"));
+	/* No keyring: the key service provides the keys (key_service auto). */
+	ck_assert_int_eq(load_text("identity /i\ncredential /c\n", &c, err, sizeof(err)), VEIL_OK);
+	ck_assert_ptr_null(c.keyring);
+	ck_assert_int_eq(c.key_service, VEIL_CONFIG_KEYS_AUTO);
+	veil_config_free(&c);
+	/* Without the key service a keyring is required. */
+	ck_assert_int_eq(load_text("identity /i\ncredential /c\nkey_service off\n", &c, err, sizeof(err)),
+	                 VEIL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "missing key 'keyring' (required with key_service off)"));
 	ck_assert_ptr_nonnull(strstr(err, path));
+	veil_config_free(&c);
+	ck_assert_int_eq(load_text("keyring /k\nkey_service sometimes\n", &c, err, sizeof(err)), VEIL_ERR_PARSE);
+	ck_assert_ptr_nonnull(strstr(err, "key_service must be auto, on or off"));
 	veil_config_free(&c);
 	ck_assert_int_eq(load_text("keyring /k\nidentity /i\n", &c, err, sizeof(err)), VEIL_ERR_PARSE);
 	ck_assert_ptr_nonnull(strstr(err, "needs both 'identity' and 'credential'"));
