@@ -79,31 +79,8 @@ set -o errtrace
 trap 'it__on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 # ---- deadlines --------------------------------------------------------------
-IT_TIME_FACTOR=$(awk -v f="${VEIL_TEST_TIME_FACTOR:-}" -v vg="${VEIL_VALGRIND:-}" 'BEGIN {
-	x = 1
-	if (f ~ /^[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/ && f + 0 >= 1 && f + 0 <= 1000) x = f + 0
-	if (vg != "" && substr(vg, 1, 1) != "0") x *= 10
-	printf "%g", x }')
-# it_secs BASE: BASE seconds (what the step takes on an ordinary machine)
-# scaled by the factor, rounded up to whole seconds.
-it_secs() { awk -v b="$1" -v f="$IT_TIME_FACTOR" 'BEGIN { v = b * f; i = int(v); if (i < v) i++; print i }'; }
-# Monotonic milliseconds (CLOCK_BOOTTIME through /proc/uptime).
-it__now_ms() { local u; read -r u _ </proc/uptime; echo $(( ${u%.*} * 1000 + 10#${u#*.} * 10 )); }
-# it_wait_until BASE_S COMMAND...: re-runs COMMAND until it succeeds or the
-# deadline (BASE_S, scaled) passes; returns its last status.
-it_wait_until() {
-	local end
-	end=$(( $(it__now_ms) + $(it_secs "$1") * 1000 )); shift
-	while :; do
-		"$@" && return 0
-		[ "$(it__now_ms)" -lt "$end" ] || return 1
-		sleep 0.05   # poll interval, the event is re-checked
-	done
-}
-# it_wait_exit PID BASE_S: until the process has exited (it may be ours or not).
-it__gone() { ! kill -0 "$1" 2>/dev/null; }
-it_wait_exit() { it_wait_until "$2" it__gone "$1"; }
-it_wait_file() { it_wait_until "$2" test -e "$1"; }   # FILE BASE_S
+# shellcheck source=deadline.sh
+. "$IT_SRC/integration/deadline.sh"
 
 # ---- artifacts --------------------------------------------------------------
 # ctest passes the paths (integration/CMakeLists.txt); by hand, VEIL_BUILD_DIR

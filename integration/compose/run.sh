@@ -15,38 +15,23 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-CACHE=${VEIL_COMPOSE_CACHE:-/var/cache/veil-compose}
+DK_TAG=compose
+# shellcheck source=../docker.sh
+. "$ROOT/integration/docker.sh"
 export VEIL_MESSAGES=${VEIL_MESSAGES:-20}
 T0=$(date +%s)
 FAILS=0; CHECKS=0
-say() { printf '[compose %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+say() { dk_say "$@"; }
 check() { local what=$1; shift; CHECKS=$((CHECKS + 1))
 	if "$@"; then echo "PASS compose: $what"; else echo "FAIL compose: $what"; FAILS=$((FAILS + 1)); fi; }
-# until_ok SECONDS CMD...: re-checks CMD every 0.1 s until it succeeds or the
-# deadline; nothing here waits a fixed time for an event.
-until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.1; done; }
+until_ok() { it_wait_until "$@"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh needs root (dockerd, debootstrap)" >&2; exit 2; }
 
-# ---- packages ----
-missing=()
-for p in docker.io docker-compose debootstrap; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	say "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-DOCKER=/usr/bin/docker
+dk_need_packages docker.io docker-compose debootstrap
 COMPOSE=/usr/bin/docker-compose
 
-# ---- our own dockerd ----
-RUN=/run/veil-compose
-mkdir -p "$RUN" "$CACHE/docker"
-export DOCKER_HOST=unix://$RUN/docker.sock
 WORK=$(mktemp -d /tmp/veil-compose.XXXXXX)
-DOCKERD_PID=""
 cleanup() {
 	local rc=$?
 	set +e
@@ -54,46 +39,20 @@ cleanup() {
 		(cd "$HERE" && $COMPOSE -p "$PROJECT" logs --no-color >"$WORK/compose.log" 2>&1
 		 $COMPOSE -p "$PROJECT" down --remove-orphans >/dev/null 2>&1)
 	fi
-	if [ -n "$DOCKERD_PID" ]; then
-		kill -TERM "$DOCKERD_PID" 2>/dev/null
-		until_ok 10 bash -c "! kill -0 $DOCKERD_PID 2>/dev/null"
-		kill -KILL "$DOCKERD_PID" 2>/dev/null
-	fi
+	dk_stop
 	if [ "$rc" -ne 0 ] || [ "${VEIL_KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-if ! $DOCKER info >/dev/null 2>&1; then
-	say "starting dockerd (socket $RUN/docker.sock, data $CACHE/docker)"
-	dockerd --iptables=false --bridge=none -H "$DOCKER_HOST" --data-root "$CACHE/docker" \
-		--exec-root "$RUN/exec" --pidfile "$RUN/docker.pid" >"$WORK/dockerd.log" 2>&1 &
-	DOCKERD_PID=$!
-	until_ok 20 $DOCKER info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; exit 1; }
-fi
-
-# ---- base image (no registry needed) ----
-if ! $DOCKER image inspect debian:bookworm-slim >/dev/null 2>&1; then
-	if [ ! -d "$CACHE/rootfs" ]; then
-		say "debootstrap bookworm (cached in $CACHE/rootfs)"
-		rm -rf "$CACHE/rootfs.tmp"
-		debootstrap --variant=minbase bookworm "$CACHE/rootfs.tmp" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1 \
-			|| { tail -20 "$WORK/debootstrap.log"; exit 1; }
-		mv "$CACHE/rootfs.tmp" "$CACHE/rootfs"
-	fi
-	say "importing debian:bookworm-slim"
-	tar -C "$CACHE/rootfs" -c . | $DOCKER import - debian:bookworm-slim >/dev/null
-fi
+dk_start "$WORK"
+dk_base_image "$WORK"
 
 # ---- images ----
 say "staging the source tree"
-mkdir -p "$WORK/ctx/src"
+mkdir -p "$WORK/ctx"
 cp "$HERE/Dockerfile.build" "$WORK/ctx/"
-if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-	(cd "$ROOT" && git ls-files -z | tar --null -T - -c) | tar -x -C "$WORK/ctx/src"
-else
-	tar -C "$ROOT" --exclude='./build*' --exclude='./.git' -c . | tar -x -C "$WORK/ctx/src"
-fi
+dk_stage_tree "$ROOT" "$WORK/ctx/src"
 say "building veil-build (compiles Veil inside debian:bookworm-slim)"
 $DOCKER build -q --network host -t veil-build:latest -f "$WORK/ctx/Dockerfile.build" "$WORK/ctx" >"$WORK/build.log" 2>&1 \
 	|| { tail -40 "$WORK/build.log"; exit 1; }
