@@ -53,7 +53,7 @@ log_type all
 connection_messages true
 persistence true
 persistence_location $V/broker/
-plugin /usr/lib/veil/mosquitto_veil.so
+plugin /usr/lib/x86_64-linux-gnu/mosquitto/mosquitto_veil.so
 plugin_opt_authority_file $V/keys/authority.key.pub
 plugin_opt_acl_file $V/broker/acl
 CONF
