@@ -8,10 +8,25 @@ here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+# The library directory as the build configured it (lib, or the Debian
+# build's lib/<multiarch>).
+lib=$(dirname "$(find "$tmp/prefix" -name veil.pc -path '*/pkgconfig/*')")
+lib=${lib%/pkgconfig}
 cmake -S "$here" -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cmake" >/dev/null
-LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/cmake/consumer"
-PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" cc -o "$tmp/pc" "$here/consumer.c" \
-	$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs veil)
-LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/pc"
-echo "install consumer: find_package and pkg-config builds run"
+LD_LIBRARY_PATH="$lib" "$tmp/cmake/consumer"
+PKG_CONFIG_PATH="$lib/pkgconfig" cc -o "$tmp/pc" "$here/consumer.c" \
+	$(PKG_CONFIG_PATH="$lib/pkgconfig" pkg-config --cflags --libs veil)
+LD_LIBRARY_PATH="$lib" "$tmp/pc"
+# Installed programs find libveil: configured for a prefix outside the
+# system library path, through RUNPATH $ORIGIN/../lib, with no
+# LD_LIBRARY_PATH; configured for /usr (the Debian build), with no RUNPATH.
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+if [ "$prefix" = /usr ] || [ "$prefix" = / ]; then
+	if readelf -d "$tmp/prefix/bin/veil" | grep -E 'RPATH|RUNPATH'; then
+		echo "install consumer: bin/veil of a /usr build carries a RUNPATH"; exit 1
+	fi
+else
+	env -u LD_LIBRARY_PATH "$tmp/prefix/bin/veil" --version
+fi
+echo "install consumer: find_package and pkg-config builds run, the installed veil finds libveil"
