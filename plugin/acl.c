@@ -83,8 +83,14 @@ static int load(struct vp_acl *acl, const char *why)
 	char p[80];
 	int rc = vp_acl_rules__load(acl->path, acl->max_bytes, &r, err, sizeof(err));
 	if (rc != VEIL_OK) {
-		vp_log__audit(MOSQ_LOG_ERR, "acl", "load-failed", "why=%s kept=%s error=%s", why,
-		              acl->rules ? "old-rules" : "none", err);
+		/* At start there are no rules to keep: say which file stops the
+		 * broker, in the words of the auth module's files. */
+		if (!acl->rules)
+			vp_log__audit(MOSQ_LOG_ERR, "acl", "init-failed",
+			              "file=rules error=\"%s\" action=refuse-start (the plugin cannot start without a valid "
+			              "rules file)", err);
+		else
+			vp_log__audit(MOSQ_LOG_ERR, "acl", "load-failed", "why=%s kept=old-rules error=%s", why, err);
 		return rc;
 	}
 	vp_acl_rules__free(&acl->rules);

@@ -3,8 +3,12 @@
  * commented-out Veil option switched on (paths pointed at a temp dir), the
  * plugin accepts all of them, and clients can log in. An option the plugin
  * does not know makes init fail, so a stale sample fails this test.
+ * As shipped (optional files commented out), the broker does not start
+ * while a file the sample requires is missing, and the log names the file
+ * and says the plugin cannot start without it (issue 16).
  */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +33,10 @@ static char *read_all(const char *path)
 }
 
 /* Rewrite the sample: drop what the harness sets itself, uncomment every
- * plugin_opt_ line, point /etc/mosquitto/veil/ at dir and the plugin at the
- * build. Counts the options turned on. */
-static char *rewrite(const char *sample, const char *dir, int *nopts)
+ * plugin_opt_ line (all_options) or keep them as shipped, point
+ * /etc/mosquitto/veil/ at dir and the plugin at the build. Counts the
+ * options turned on. */
+static char *rewrite(const char *sample, const char *dir, bool all_options, int *nopts)
 {
 	size_t cap = strlen(sample) * 2 + 4096;
 	char *out = calloc(1, cap);
@@ -44,7 +49,7 @@ static char *rewrite(const char *sample, const char *dir, int *nopts)
 		snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
 		p += n + (e ? 1 : 0);
 		const char *l = line;
-		if (!strncmp(l, "#plugin_opt_", 12))
+		if (all_options && !strncmp(l, "#plugin_opt_", 12))
 			l++;
 		if (!strncmp(l, "listener", 8) || !strncmp(l, "per_listener_settings", 21) ||
 		    !strncmp(l, "persistence", 11) || l[0] == '#' || !l[0])
@@ -91,7 +96,7 @@ START_TEST(test_sample_starts_with_every_option)
 	const char *sample = read_all(VEIL_SOURCE_DIR "/mosquitto.conf.sample");
 	ck_assert_ptr_nonnull(sample);
 	int nopts = 0;
-	char *conf = rewrite(sample, dir, &nopts);
+	char *conf = rewrite(sample, dir, true, &nopts);
 	ck_assert_int_ge(nopts, 15); /* every documented option is switched on */
 
 	struct test_broker b;
@@ -118,11 +123,60 @@ START_TEST(test_sample_starts_with_every_option)
 }
 END_TEST
 
+/* The sample as shipped, with one of the files it requires missing: the
+ * broker exits, and its log names the file and the consequence. */
+static void expect_refused(const char *dir, const char *needle)
+{
+	const char *sample = read_all(VEIL_SOURCE_DIR "/mosquitto.conf.sample");
+	ck_assert_ptr_nonnull(sample);
+	int nopts = 0;
+	char *conf = rewrite(sample, dir, false, &nopts);
+	ck_assert_int_eq(nopts, 3); /* authority_file, state_dir, acl_file */
+	struct test_broker b;
+	int rc = test_broker_start(&b, conf);
+	if (rc == 0)
+		test_broker_stop(&b); /* never leave a broker behind a failed assertion */
+	ck_assert_msg(rc != 0, "the broker started without a required file:\n%s", conf);
+	ck_assert_msg(test_broker_log_contains(&b, needle), "no '%s' in the broker log", needle);
+	test_broker_cleanup(&b);
+	free(conf);
+}
+
+START_TEST(test_sample_names_a_missing_required_file)
+{
+	ck_assert_ptr_nonnull(test_plugin_path());
+	ck_assert_int_eq(veil_init(), VEIL_OK);
+	char dir[256], path[400], needle[600];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	/* No authority keys (and no rules yet): the authority file is named. */
+	snprintf(needle, sizeof(needle),
+	         "veil: auth | init-failed | file=authority error=\"%s/authorities.pub: No such file or directory\" "
+	         "action=refuse-start (the plugin cannot start without a valid authority file)", dir);
+	expect_refused(dir, needle);
+	/* The keys but no rules: the rules file is named. */
+	struct veil_identity *auth = NULL;
+	ck_assert_int_eq(veil_identity_generate(&auth), VEIL_OK);
+	uint8_t pk[32];
+	veil_identity_public(auth, pk);
+	veil_identity_free(&auth);
+	snprintf(path, sizeof(path), "%s/authorities.pub", dir);
+	ck_assert_int_eq(veil_public_key_save(pk, path), VEIL_OK);
+	snprintf(needle, sizeof(needle),
+	         "veil: acl | init-failed | file=rules error=\"%s/acl: No such file or directory\" "
+	         "action=refuse-start (the plugin cannot start without a valid rules file)", dir);
+	expect_refused(dir, needle);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("conf_sample");
 	TCase *tc = veil_tcase("broker", 3);
 	tcase_add_test(tc, test_sample_starts_with_every_option);
+	tcase_add_test(tc, test_sample_names_a_missing_required_file);
 	suite_add_tcase(s, tc);
 	return veil_check_run(s);
 }
