@@ -13,6 +13,10 @@ PKGS+=(clang libclang-rt-14-dev valgrind tcpdump cppcheck clang-tidy python3 pyt
 # load, the multi-broker front, the metrics path, packages, man pages, ABI check.
 PKGS+=(libsqlite3-dev sqlite3 libcjson-dev uthash-dev stress-ng haproxy
       prometheus prometheus-mqtt-exporter debhelper lintian scdoc abigail-tools)
+# The packaging stage (integration/packaging/run.sh): dpkg-parsechangelog,
+# dpkg-deb; the package build itself runs in a container with the
+# Build-Depends of debian/control.
+PKGS+=(dpkg-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -4,11 +4,13 @@
 # Mosquitto brokers on free 127.0.0.1 ports) while stress-ng keeps every core
 # busy (a test that fails because the machine is slow is a broken test), then
 # the same under ASan+UBSan, then the hardening checks, then the
-# docker-compose suite (its own dockerd, stopped by PID). Exits non-zero on
+# docker-compose suite and the Debian packages (their own dockerd, stopped by
+# PID). Exits non-zero on
 # any failure. VEIL_CI=1 is exported: a skipped test fails the run.
 # Knobs: VEIL_SKIP_SANITIZE=1, VEIL_SKIP_HARDENING=1, VEIL_COMPOSE=0 (skip
-# the docker-compose suite), VEIL_STRESS=0 (no background load), VEIL_JOBS
-# (default: nproc).
+# the docker-compose suite), VEIL_PACKAGING=0 (skip the Debian packages and
+# docs stage; only with VEIL_CI=0), VEIL_STRESS=0 (no background load),
+# VEIL_JOBS (default: nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -87,6 +89,18 @@ fi
 if [ "${VEIL_COMPOSE:-1}" = 1 ]; then
   section "docker-compose suite"
   bash integration/compose/run.sh || status=1
+fi
+
+# The Debian packages built from the tree, installed on a fresh Debian 12
+# and run, and the README's and PRELOAD.md's steps run as written
+# (integration/packaging/run.sh). With VEIL_CI=1 it cannot be left out.
+section "Debian packages and the docs that run"
+if [ "${VEIL_PACKAGING:-1}" = 1 ]; then
+  bash integration/packaging/run.sh || status=1
+elif [ "$VEIL_CI" = 1 ]; then
+  echo "VEIL_PACKAGING=0 with VEIL_CI=1: the packaging stage is not optional in CI"; status=1
+else
+  echo "skipped (VEIL_PACKAGING=0)"
 fi
 
 section "result"
