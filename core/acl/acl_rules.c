@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "veil/error.h"
-#include "../core/table.h" /* uthash with the keyed hash */
-#include "../core/util.h"  /* the one file reader and line reader */
+#include "../table.h" /* uthash with the keyed hash */
+#include "../util.h"  /* the one file reader and line reader */
 #include "acl_rules.h"
 
 /* A `user` or `role` block's rule list, in the users or roles table. */
