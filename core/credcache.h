@@ -40,10 +40,12 @@ int veil__credential_verify_cached(struct veil__credcache *c, const uint8_t *cre
                                    const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
                                    struct veil_credential *out, bool *cached);
 
-/* veil_token_verify through the cache: the same checks in the same order
- * (structure, freshness, credential, client id, device signature). */
+/* veil_token_verify_for through the cache: the same checks in the same
+ * order (structure, audience, freshness, credential, client id, device
+ * signature). audience: the verifier's deployment, NULL for none. */
 int veil__token_verify_cached(struct veil__credcache *c, const uint8_t *tok, size_t len, const char *client_id,
-                              const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
-                              uint32_t window_s, struct veil_token *out, bool *cached);
+                              const char *audience, const uint8_t (*authorities)[VEIL_PK_BYTES],
+                              size_t n_authorities, uint64_t now, uint32_t window_s, struct veil_token *out,
+                              bool *cached);
 
 #endif

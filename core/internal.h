@@ -93,7 +93,8 @@ int veil__envelope_seal_nonce(const struct veil_seal_params *p, const char *topi
 int veil__credential_issue_id(const struct veil_identity *authority, struct veil_credential *c, uint8_t *out,
                               size_t out_cap, size_t *out_len);
 int veil__token_create_nonce(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
-                             const char *client_id, uint64_t now, const uint8_t nonce[VEIL_TOKEN_NONCE_BYTES],
-                             uint8_t *out, size_t out_cap, size_t *out_len);
+                             const char *client_id, const char *audience, uint64_t now,
+                             const uint8_t nonce[VEIL_TOKEN_NONCE_BYTES], uint8_t *out, size_t out_cap,
+                             size_t *out_len);
 
 #endif

@@ -81,3 +81,10 @@ bool veil_username_valid(const char *username)
 {
 	return username && veil__name_why(username, VEIL__NAME_USERNAME) == NULL;
 }
+
+/* A deployment's name takes the credential client id's rule: one topic
+ * level, should a deployment ever need its own ($SYS/.../<audience>). */
+bool veil_audience_valid(const char *audience)
+{
+	return audience && veil__name_why(audience, VEIL__NAME_CLIENT_ID) == NULL;
+}

@@ -38,7 +38,9 @@ seeds = {
     "token": {
         "credential": b["credential"],
         "token": b["token"],
+        "token_v2": b["token_v2"],
         "password": b"veil1:" + base64.b64encode(b["token"]),
+        "password_v2": b"veil1:" + base64.b64encode(b["token_v2"]),
     },
     "bundle": {
         # the key service's vectors (docs/PROTOCOL.md section 9); fuzz_bundle reads each as all three formats

@@ -105,16 +105,36 @@ static struct vp_client *remember(struct attempt *at, const char *username, enum
 	return c;
 }
 
+/* docs/PROTOCOL.md section 4, step 2, the deployment's side: a version 1
+ * token at a broker with an audience is its policy (plugin_opt_token_v1);
+ * a version 2 token for another deployment says which, for the operator. */
+static int refuse_audience(struct attempt *at, unsigned version, const char *audience)
+{
+	char aud[80];
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "refuse", "client=%s addr=%s method=%s reason=%s token=v%u audience=%s",
+	              at->cid_log, at->addr_log, at->method, version == 1 ? "token-v1-refused" : "wrong-audience",
+	              version, audience[0] ? vp_log__clean(audience, aud, sizeof(aud)) : "-");
+	return MOSQ_ERR_AUTH;
+}
+
 static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 {
 	struct vp_auth *a = at->a;
 	if (a->n_authorities == 0)
 		return refuse(at, "no-authority-configured");
+	unsigned version = 0;
+	char audience[VEIL_AUDIENCE_MAX + 1];
+	if (veil_token_audience(tok, len, &version, audience) != VEIL_OK)
+		return refuse(at, "malformed-token");
+	if (version == 1 && a->refuse_v1)
+		return refuse_audience(at, version, audience);
 	uint64_t now = (uint64_t)time(NULL);
 	struct veil_token t;
-	int rc = veil__token_verify_cached(a->credcache, tok, len, at->cid,
+	int rc = veil__token_verify_cached(a->credcache, tok, len, at->cid, a->audience,
 	                                   (const uint8_t(*)[VEIL_PK_BYTES])a->authorities, a->n_authorities, now,
 	                                   a->token_window, &t, NULL);
+	if (rc == VEIL_ERR_WRONG_AUDIENCE)
+		return refuse_audience(at, version, audience);
 	if (rc != VEIL_OK) {
 		return refuse(at, token_reason(rc));
 	}
@@ -149,9 +169,19 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1], roles[80];
 	sodium_bin2hex(hex, sizeof(hex), t.cred.id, VEIL_CREDENTIAL_ID_BYTES);
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept",
-	              "client=%s addr=%s method=%s roles=%s credential=%s expires=%llu", at->cid_log, at->addr_log,
-	              at->method, t.cred.roles[0] ? vp_log__clean(t.cred.roles, roles, sizeof(roles)) : "-", hex,
-	              (unsigned long long)t.cred.expires_at);
+	              "client=%s addr=%s method=%s roles=%s credential=%s expires=%llu token=v%u", at->cid_log,
+	              at->addr_log, at->method, t.cred.roles[0] ? vp_log__clean(t.cred.roles, roles, sizeof(roles)) : "-",
+	              hex, (unsigned long long)t.cred.expires_at, version);
+	if (version == 1) {
+		/* One line per version 1 login (the metrics count them): a warning
+		 * while the deployment has a name, since these are the devices left
+		 * to configure; without one every login is version 1. */
+		a->token_v1_logins++;
+		vp_log__audit(a->audience ? MOSQ_LOG_WARNING : MOSQ_LOG_INFO, "auth", "token-v1",
+		              "client=%s addr=%s logins=%llu (a token bound to no deployment: configure the device's "
+		              "audience)",
+		              at->cid_log, at->addr_log, (unsigned long long)a->token_v1_logins);
+	}
 	sodium_memzero(&t, sizeof(t));
 	return MOSQ_ERR_SUCCESS;
 }
@@ -696,12 +726,18 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	}
 	if (!a->authority_file && !a->password_file && !a->allow_anonymous)
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=no-login-possible (set plugin_opt_authority_file)");
+	if (a->authority_file && !a->audience)
+		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init",
+		              "warning=no-audience (tokens are bound to no deployment: set plugin_opt_audience)");
 	a->last_poll_ms = vp_ratelimit__now_ms();
 	a->started = true;
+	char aud[80];
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "init",
-	              "authorities=%zu users=%zu revoked=%zu token_window=%u anonymous=%s defer_unknown=%s",
+	              "authorities=%zu users=%zu revoked=%zu token_window=%u anonymous=%s defer_unknown=%s audience=%s "
+	              "token_v1=%s",
 	              a->n_authorities, vp_passwd__count(a->passwd), vp_revoke__count(a->revoke), a->token_window,
-	              a->allow_anonymous ? "true" : "false", a->defer_unknown ? "true" : "false");
+	              a->allow_anonymous ? "true" : "false", a->defer_unknown ? "true" : "false",
+	              a->audience ? vp_log__clean(a->audience, aud, sizeof(aud)) : "-", a->refuse_v1 ? "refuse" : "allow");
 	*out = a;
 	return VEIL_OK;
 }

@@ -32,6 +32,8 @@ static const struct vp_opt opt_defs[] = {
 	{ "revocation_file", VP_OPT_STRING, OFF(revocation_file), 0, 0, 0 },
 	{ "auto_id_prefix", VP_OPT_STRING, OFF(auto_id_prefix), 0, 0, 0 },
 	{ "state_dir", VP_OPT_STRING, OFF(state_dir), 0, 0, 0 },
+	{ "audience", VP_OPT_STRING, OFF(audience), 0, 0, 0 },
+	{ "token_v1", VP_OPT_STRING, OFF(token_v1), 0, 0, 0 },
 	{ "allow_anonymous", VP_OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
 	{ "defer_unknown", VP_OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
 	{ "enhanced_auth", VP_OPT_BOOL, OFF(enhanced_auth), 0, 1, 1 },
@@ -63,6 +65,15 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 		return vp_options__refuse("auth", "auto_id_prefix", a->auto_id_prefix, "not-a-valid-client-id-prefix");
 	if (a->backoff_max_ms < a->backoff_base_ms)
 		return vp_options__refuse("auth", "backoff_max_ms", "<base", "smaller-than-backoff_base_ms");
+	if (a->audience && !veil_audience_valid(a->audience))
+		return vp_options__refuse("auth", "audience", a->audience, "not-a-valid-audience");
+	if (a->token_v1 && strcmp(a->token_v1, "allow") != 0 && strcmp(a->token_v1, "refuse") != 0)
+		return vp_options__refuse("auth", "token_v1", a->token_v1, "expected-allow-or-refuse");
+	a->refuse_v1 = a->token_v1 && !strcmp(a->token_v1, "refuse");
+	/* Without a name every token is version 1 or for somewhere else:
+	 * refusing version 1 would refuse every device. */
+	if (a->refuse_v1 && !a->audience)
+		return vp_options__refuse("auth", "token_v1", a->token_v1, "refuse-needs-plugin_opt_audience");
 	return VEIL_OK;
 }
 

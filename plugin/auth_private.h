@@ -33,6 +33,9 @@ struct vp_auth {
 	char *revocation_file;
 	char *auto_id_prefix;          /* Mosquitto's auto_id_prefix (default "auto-") */
 	char *state_dir;               /* the plugin's own runtime files (token nonce journal, ...) */
+	char *audience;                /* this deployment's name: version 2 tokens must carry it */
+	char *token_v1;                /* "allow" (default) or "refuse": version 1 tokens with an audience */
+	bool refuse_v1;                /* token_v1 is "refuse" */
 	uint32_t token_window;         /* s */
 	bool allow_anonymous;
 	bool defer_unknown;
@@ -75,6 +78,7 @@ struct vp_auth {
 	uint64_t hash_us_estimate;     /* moving average of one verification */
 	uint64_t hashes_total;         /* counters (metrics) */
 	uint64_t hash_us_total;
+	uint64_t token_v1_logins;      /* accepted version 1 tokens (docs/AUTH.md, "Deployments") */
 };
 
 /* auth_config.c */

@@ -105,9 +105,16 @@ def credential(auth, cid, issued, expires, dev_pk, client_id, roles):
     return body + auth.sign(b"veil-cred-v1" + body)
 
 
-def token(dev, cred, client_id, ts, nonce):
-    body = bytes([1]) + struct.pack(">Q", ts) + nonce + struct.pack(">H", len(cred)) + cred
-    return body + dev.sign(b"veil-token-v1" + body + bytes([len(client_id)]) + client_id)
+def token(dev, cred, client_id, ts, nonce, audience=None):
+    """Version 1 without an audience, version 2 bound to one (section 4)."""
+    if audience is None:
+        body = bytes([1]) + struct.pack(">Q", ts) + nonce
+    else:
+        assert name_ok(audience, "client_id"), audience  # an audience follows a credential client id's rule
+        body = bytes([2]) + struct.pack(">Q", ts) + nonce + bytes([len(audience)]) + audience
+    body += struct.pack(">H", len(cred)) + cred
+    domain = b"veil-token-v1" if audience is None else b"veil-token-v2"
+    return body + dev.sign(domain + body + bytes([len(client_id)]) + client_id)
 
 
 def envelope(key, key_id, sender, seq, nonce, topic, pt, signer=None, cred=b""):
@@ -176,6 +183,7 @@ INPUTS = {
     "roles": b"sensor,eu",
     "token_timestamp": 1700000100,
     "token_nonce": bytes(range(0xB0, 0xC0)),
+    "token_audience": b"factory-eu",
     "key_id": 7,
     "envelope_nonce": bytes(range(0xC0, 0xD8)),
     "topic": b"factory/line1/temp",
@@ -220,6 +228,7 @@ def compute():
     sid = sender_id(dev.pk)
     cred = credential(auth, i["credential_id"], i["issued_at"], i["expires_at"], dev.pk, i["client_id"], i["roles"])
     tok = token(dev, cred, i["client_id"], i["token_timestamp"], i["token_nonce"])
+    tok2 = token(dev, cred, i["client_id"], i["token_timestamp"], i["token_nonce"], i["token_audience"])
     env = lambda seq, pt, signer=None, c=b"": envelope(key, i["key_id"], sid, seq, i["envelope_nonce"], i["topic"],
                                                        pt, signer, c)
     keyd = Ident(i["keyd_seed"])
@@ -239,7 +248,7 @@ def compute():
         "authority_seed": i["authority_seed"], "authority_pk": auth.pk,
         "sender_id": sid, "authority_id": authority_id(auth.pk),
         "topic_key": key, "kcv": kcv(key),
-        "credential": cred, "token": tok,
+        "credential": cred, "token": tok, "token_v2": tok2,
         "envelope_unsigned": env(i["seq_unsigned"], i["plaintext"]),
         "envelope_signed": env(i["seq_signed"], i["plaintext"], dev, cred),
         "envelope_empty": env(i["seq_empty"], b""),
@@ -330,6 +339,17 @@ def doc_block(v):
         (tok[25:27], f"credential length C = {C}"), (f"<{C} bytes>", "credential (above)"),
         (tok[27 + C:], "device signature"),
     ])
+    tok2, aud = v["token_v2"], i["token_audience"]
+    A = len(aud)
+    out += ["```", "", f"Token version 2 ({len(tok2)} bytes = 28 + {A} + {C} + 64) for client id "
+            f"`{i['client_id'].decode()}`, audience `{aud.decode()}`, the same timestamp and nonce, field by field:",
+            "", "```"]
+    out += fields([
+        (tok2[0:1], "version"), (tok2[1:9], f"timestamp {i['token_timestamp']}"), (tok2[9:25], "nonce"),
+        (tok2[25:26], f"audience length A = {A}"), (tok2[26:26 + A], f"audience \"{aud.decode()}\""),
+        (tok2[26 + A:28 + A], f"credential length C = {C}"), (f"<{C} bytes>", "credential (above)"),
+        (tok2[28 + A + C:], "device signature"),
+    ])
     out += ["```"]
     for name, seq, pt, signed in (("envelope_unsigned", i["seq_unsigned"], i["plaintext"], False),
                                   ("envelope_signed", i["seq_signed"], i["plaintext"], True),
@@ -354,7 +374,7 @@ def doc_block(v):
                       (e[66 + n + C:], "device signature")]
         out += fields(parts) + ["```"]
     out += ["", "The same vectors, each as one string:", "", "```"]
-    for name in ("credential", "token", "envelope_unsigned", "envelope_signed", "envelope_empty"):
+    for name in ("credential", "token", "token_v2", "envelope_unsigned", "envelope_signed", "envelope_empty"):
         out += whole(name, v[name])
     out += ["```"]
     out += key_service_block(v)

@@ -31,7 +31,10 @@ extern "C" {
 #define VEIL_CREDENTIAL_FIXED 75U         /* bytes before the client id (docs/PROTOCOL.md 3) */
 #define VEIL_CREDENTIAL_MAX (VEIL_CREDENTIAL_FIXED + VEIL_CLIENT_ID_MAX + 1U + VEIL_ROLES_MAX + VEIL_SIG_BYTES)
 #define VEIL_TOKEN_NONCE_BYTES 16U
-#define VEIL_TOKEN_MAX (1U + 8U + VEIL_TOKEN_NONCE_BYTES + 2U + VEIL_CREDENTIAL_MAX + VEIL_SIG_BYTES)
+#define VEIL_AUDIENCE_MAX 128U            /* bytes of a deployment's name, without the NUL */
+/* The largest token of version 1, and of any version (2 adds the audience). */
+#define VEIL_TOKEN_V1_MAX (1U + 8U + VEIL_TOKEN_NONCE_BYTES + 2U + VEIL_CREDENTIAL_MAX + VEIL_SIG_BYTES)
+#define VEIL_TOKEN_MAX (VEIL_TOKEN_V1_MAX + 1U + VEIL_AUDIENCE_MAX)
 #define VEIL_AUTH_METHOD "veil-v1"        /* MQTT 5 Authentication Method */
 #define VEIL_PASSWORD_PREFIX "veil1:"     /* MQTT 3.1.1 password = prefix + base64(token) */
 /* Worst-case password string length including the NUL. */
@@ -78,6 +81,9 @@ VEIL_EXPORT void veil_authority_id(const uint8_t pk[VEIL_PK_BYTES], uint8_t out[
  */
 VEIL_EXPORT bool veil_client_id_valid(const char *client_id);
 VEIL_EXPORT bool veil_username_valid(const char *username);
+/* A deployment's name, the audience of its tokens (docs/PROTOCOL.md
+ * section 4): the rule of a credential's client id (a name without '/'). */
+VEIL_EXPORT bool veil_audience_valid(const char *audience);
 
 /* Decoded credential. Strings are NUL terminated. */
 struct veil_credential {
@@ -106,10 +112,22 @@ VEIL_EXPORT int veil_credential_load(const char *path, uint8_t *out, size_t out_
                                      char *errbuf, size_t errlen);
 VEIL_EXPORT int veil_credential_save(const uint8_t *cred, size_t len, const char *path);
 
-/* Login token, signed by the device key over the client id. now = unix seconds. */
+/* Login token, signed by the device key over the client id. now = unix seconds.
+ * Version 1: bound to no deployment (docs/PROTOCOL.md section 4). */
 VEIL_EXPORT int veil_token_create(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
                                   const char *client_id, uint64_t now, uint8_t *out, size_t out_cap,
                                   size_t *out_len);
+/* The same bound to a deployment: audience NULL gives version 1, byte for
+ * byte what veil_token_create gives; a name (veil_audience_valid, else
+ * VEIL_ERR_INVAL) gives version 2, whose signature covers it. out holds
+ * VEIL_TOKEN_MAX.
+ *
+ *   rc = veil_token_create_for(dev, cred, cred_len, "sensor-1", "factory-eu", (uint64_t)time(NULL),
+ *                              tok, sizeof(tok), &tok_len);
+ */
+VEIL_EXPORT int veil_token_create_for(const struct veil_identity *device, const uint8_t *cred, size_t cred_len,
+                                      const char *client_id, const char *audience, uint64_t now, uint8_t *out,
+                                      size_t out_cap, size_t *out_len);
 struct veil_token {
 	uint64_t timestamp;
 	uint8_t nonce[VEIL_TOKEN_NONCE_BYTES];
@@ -117,18 +135,34 @@ struct veil_token {
 };
 /* Verify a token for client_id: credential (authority, validity), credential client id,
  * device signature, |now - timestamp| <= window_s. Replay (nonce reuse) is the caller's
- * cache. Errors as veil_credential_verify plus CLIENT_ID, BAD_SIGNATURE, STALE. */
+ * cache. Errors as veil_credential_verify plus CLIENT_ID, BAD_SIGNATURE, STALE. As a
+ * verifier without an audience: a version 2 token is WRONG_AUDIENCE. */
 VEIL_EXPORT int veil_token_verify(const uint8_t *tok, size_t len, const char *client_id,
                                   const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities,
                                   uint64_t now, uint32_t window_s, struct veil_token *out) VEIL_WARN_UNUSED;
-/* Structure of a token only: timestamp, nonce, and where its credential bytes
- * are (pointers into tok). For a verifier that caches verified credentials. */
+/* veil_token_verify at a deployment named audience (NULL: none), checked
+ * right after the structure, before anything else (docs/PROTOCOL.md
+ * section 4): a version 2 token must name exactly this audience, else
+ * WRONG_AUDIENCE (also when audience is NULL). A version 1 token names no
+ * deployment and passes this step: whether a deployment still accepts one
+ * is its own policy (veil_token_audience tells the version). */
+VEIL_EXPORT int veil_token_verify_for(const uint8_t *tok, size_t len, const char *client_id, const char *audience,
+                                      const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities,
+                                      uint64_t now, uint32_t window_s, struct veil_token *out) VEIL_WARN_UNUSED;
+/* Structure only: the token's version (1 or 2) and its audience as a
+ * string ("" for version 1). Errors as veil_token_parse. */
+VEIL_EXPORT int veil_token_audience(const uint8_t *tok, size_t len, unsigned *version,
+                                    char audience[VEIL_AUDIENCE_MAX + 1]);
+/* Structure of a token (either version) only: timestamp, nonce, and where its
+ * credential bytes are (pointers into tok). For a verifier that caches
+ * verified credentials. */
 VEIL_EXPORT int veil_token_parse(const uint8_t *tok, size_t len, uint64_t *timestamp,
                                  uint8_t nonce[VEIL_TOKEN_NONCE_BYTES], const uint8_t **cred, size_t *cred_len);
 /* veil_token_verify for a token whose credential bytes the caller already
  * verified (same bytes, same trusted authorities): checks structure,
  * freshness, the credential's validity at now, client id and the device
- * signature, without verifying the authority's signature again. */
+ * signature, without verifying the authority's signature again. As a
+ * verifier without an audience (veil_token_verify). */
 VEIL_EXPORT int veil_token_verify_with(const uint8_t *tok, size_t len, const char *client_id,
                                        const struct veil_credential *verified, uint64_t now, uint32_t window_s,
                                        struct veil_token *out) VEIL_WARN_UNUSED;

@@ -64,7 +64,7 @@ static int both(struct veil__credcache *c, const uint8_t *tok, size_t n, const c
 {
 	struct veil_token t1, t2;
 	int core = veil_token_verify(tok, n, cid, a, 1, now, 60, &t1);
-	int mine = veil__token_verify_cached(c, tok, n, cid, a, 1, now, 60, &t2, cached);
+	int mine = veil__token_verify_cached(c, tok, n, cid, NULL, a, 1, now, 60, &t2, cached);
 	ck_assert_msg(core == mine, "core %d, cached path %d", core, mine);
 	if (core == VEIL_OK) {
 		ck_assert_mem_eq(t1.nonce, t2.nonce, VEIL_TOKEN_NONCE_BYTES);
@@ -109,8 +109,11 @@ START_TEST(test_hit_and_equivalence)
 	ck_assert_int_eq(both(c, big, sizeof(big), "dev-a", T0 + 1, auths, NULL), VEIL_ERR_TOO_LARGE);
 	uint8_t v2[VEIL_TOKEN_MAX];
 	memcpy(v2, tok, n);
-	v2[0] = 2;
+	v2[0] = 3;
 	ck_assert_int_eq(both(c, v2, n, "dev-a", T0 + 1, auths, NULL), VEIL_ERR_VERSION);
+	/* Version 1 bytes read as version 2: no audience where one must be. */
+	v2[0] = 2;
+	ck_assert_int_eq(both(c, v2, n, "dev-a", T0 + 1, auths, NULL), VEIL_ERR_PARSE);
 	veil__credcache_free(&c);
 	ck_assert_ptr_null(c);
 }

@@ -145,6 +145,117 @@ START_TEST(test_token)
 }
 END_TEST
 
+/* Version 2 (docs/PROTOCOL.md section 4): the audience is checked right
+ * after the structure, before freshness and every signature; version 1
+ * passes that step at any verifier; a verifier without an audience takes no
+ * version 2 token. */
+START_TEST(test_token_audience)
+{
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX], v1[VEIL_TOKEN_MAX];
+	size_t cl = issue("sensor-1", 1000, 100000, cred), tl = 0, v1l = 0;
+	ck_assert_int_eq(veil_token_create_for(dev, cred, cl, "sensor-1", "plant-a", 5000, tok, sizeof(tok), &tl),
+	                 VEIL_OK);
+	ck_assert_uint_eq(tl, 28 + 7 + cl + 64);
+	ck_assert_uint_eq(tok[0], 2);
+	struct veil_token t;
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-a", apk, 1, 5030, 60, &t), VEIL_OK);
+	ck_assert_str_eq(t.cred.client_id, "sensor-1");
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-b", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_WRONG_AUDIENCE);
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_WRONG_AUDIENCE);
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-aa", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_WRONG_AUDIENCE);
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", NULL, apk, 1, 5000, 60, &t), VEIL_ERR_WRONG_AUDIENCE);
+	ck_assert_int_eq(veil_token_verify(tok, tl, "sensor-1", apk, 1, 5000, 60, &t), VEIL_ERR_WRONG_AUDIENCE);
+	/* Before freshness and before any signature: a stale token for another
+	 * deployment, from a stranger, is wrong-audience. */
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-b", NULL, 0, 99999, 60, &t),
+	                 VEIL_ERR_WRONG_AUDIENCE);
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-1", "plant-a", apk, 1, 5061, 60, &t), VEIL_ERR_STALE);
+	ck_assert_int_eq(veil_token_verify_for(tok, tl, "sensor-2", "plant-a", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_CLIENT_ID);
+	unsigned ver = 0;
+	char aud[VEIL_AUDIENCE_MAX + 1];
+	ck_assert_int_eq(veil_token_audience(tok, tl, &ver, aud), VEIL_OK);
+	ck_assert_uint_eq(ver, 2);
+	ck_assert_str_eq(aud, "plant-a");
+	/* Version 1 passes the audience step anywhere (the verifier's policy
+	 * decides about it), and is what veil_token_create gives. */
+	ck_assert_int_eq(veil_token_create_for(dev, cred, cl, "sensor-1", NULL, 5000, v1, sizeof(v1), &v1l), VEIL_OK);
+	ck_assert_uint_eq(v1[0], 1);
+	ck_assert_uint_eq(v1l, 27 + cl + 64);
+	ck_assert_int_eq(veil_token_verify_for(v1, v1l, "sensor-1", "plant-a", apk, 1, 5000, 60, &t), VEIL_OK);
+	ck_assert_int_eq(veil_token_audience(v1, v1l, &ver, aud), VEIL_OK);
+	ck_assert_uint_eq(ver, 1);
+	ck_assert_str_eq(aud, "");
+	/* Signed: an audience changed in transit, or one removed to pass the
+	 * token off as version 1 (the domains differ), fails the signature. */
+	uint8_t bad[VEIL_TOKEN_MAX];
+	memcpy(bad, tok, tl);
+	bad[26] = 'P'; /* "Plant-a" */
+	ck_assert_int_eq(veil_token_verify_for(bad, tl, "sensor-1", "Plant-a", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_BAD_SIGNATURE);
+	bad[0] = 1;
+	memmove(bad + 25, tok + 26 + 7, tl - 26 - 7);
+	ck_assert_int_eq(veil_token_verify_for(bad, tl - 8, "sensor-1", NULL, apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_BAD_SIGNATURE);
+	/* Structure: truncated anywhere, trailing bytes, an audience that is not
+	 * a name, the largest token of each version. */
+	for (size_t n = 0; n < tl; n++)
+		ck_assert_int_eq(veil_token_verify_for(tok, n, "sensor-1", "plant-a", apk, 1, 5000, 60, &t),
+		                 VEIL_ERR_TRUNCATED);
+	memcpy(bad, tok, tl);
+	bad[tl] = 0;
+	ck_assert_int_eq(veil_token_verify_for(bad, tl + 1, "sensor-1", "plant-a", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_PARSE);
+	static const char *const not_names[] = { "a/b", "a+", "#", " a", "a ", "a\x01" };
+	for (size_t i = 0; i < sizeof(not_names) / sizeof(not_names[0]); i++) {
+		ck_assert_int_eq(veil_token_create_for(dev, cred, cl, "sensor-1", not_names[i], 5000, bad, sizeof(bad), &tl),
+		                 VEIL_ERR_INVAL);
+		ck_assert(!veil_audience_valid(not_names[i]));
+	}
+	ck_assert_int_eq(veil_token_create_for(dev, cred, cl, "sensor-1", "", 5000, bad, sizeof(bad), &tl),
+	                 VEIL_ERR_INVAL);
+	memcpy(bad, tok, 28 + 7 + cl + 64);
+	bad[26] = '/';
+	ck_assert_int_eq(veil_token_verify_for(bad, 28 + 7 + cl + 64, "sensor-1", "/lant-a", apk, 1, 5000, 60, &t),
+	                 VEIL_ERR_PARSE);
+	bad[25] = 0; /* empty audience */
+	ck_assert_int_eq(veil_token_audience(bad, 28 + 7 + cl + 64, &ver, aud), VEIL_ERR_PARSE);
+	char longest[VEIL_AUDIENCE_MAX + 2];
+	memset(longest, 'x', sizeof(longest));
+	longest[VEIL_AUDIENCE_MAX] = '\0';
+	uint8_t big_cred[VEIL_CREDENTIAL_MAX];
+	char cid[VEIL_CLIENT_ID_MAX + 1];
+	memset(cid, 'c', VEIL_CLIENT_ID_MAX);
+	cid[VEIL_CLIENT_ID_MAX] = '\0';
+	struct veil_credential c = { 0 };
+	veil_identity_public(dev, c.device_pk);
+	strcpy(c.client_id, cid);
+	memset(c.roles, 'r', VEIL_ROLES_MAX);
+	c.issued_at = 1000;
+	c.expires_at = 100000;
+	size_t bcl = 0;
+	ck_assert_int_eq(veil_credential_issue(auth, &c, big_cred, sizeof(big_cred), &bcl), VEIL_OK);
+	ck_assert_uint_eq(bcl, VEIL_CREDENTIAL_MAX);
+	ck_assert_int_eq(veil_token_create_for(dev, big_cred, bcl, cid, longest, 5000, bad, sizeof(bad), &tl), VEIL_OK);
+	ck_assert_uint_eq(tl, VEIL_TOKEN_MAX);
+	ck_assert_int_eq(veil_token_verify_for(bad, tl, cid, longest, apk, 1, 5000, 60, &t), VEIL_OK);
+	ck_assert_int_eq(veil_token_create_for(dev, big_cred, bcl, cid, NULL, 5000, bad, sizeof(bad), &tl), VEIL_OK);
+	ck_assert_uint_eq(tl, VEIL_TOKEN_V1_MAX);
+	ck_assert_int_eq(veil_token_verify(bad, tl, cid, apk, 1, 5000, 60, &t), VEIL_OK);
+	longest[VEIL_AUDIENCE_MAX] = 'x';
+	longest[VEIL_AUDIENCE_MAX + 1] = '\0';
+	ck_assert(!veil_audience_valid(longest));
+	ck_assert_int_eq(veil_token_create_for(dev, big_cred, bcl, cid, longest, 5000, bad, sizeof(bad), &tl),
+	                 VEIL_ERR_INVAL);
+	/* A version 1 token grown past the largest version 1 is too large. */
+	ck_assert_int_eq(veil_token_create_for(dev, big_cred, bcl, cid, NULL, 5000, bad, sizeof(bad), &tl), VEIL_OK);
+	ck_assert_int_eq(veil_token_audience(bad, VEIL_TOKEN_V1_MAX + 1, &ver, aud), VEIL_ERR_TOO_LARGE);
+}
+END_TEST
+
 /* A verifier that cached the credential skips only the authority check. */
 START_TEST(test_token_verify_with_verified_credential)
 {
@@ -354,8 +465,8 @@ START_TEST(test_vectors)
 	uint8_t nonce[16];
 	for (int i = 0; i < 16; i++)
 		nonce[i] = (uint8_t)(0xB0 + i);
-	ck_assert_int_eq(veil__token_create_nonce(d, cred, cl, "sensor-1", 1700000100, nonce, tok, sizeof(tok), &tl),
-	                 VEIL_OK);
+	ck_assert_int_eq(
+		veil__token_create_nonce(d, cred, cl, "sensor-1", NULL, 1700000100, nonce, tok, sizeof(tok), &tl), VEIL_OK);
 	wl = test_vector("token", want, sizeof(want));
 	ck_assert_int_eq((long)tl, wl);
 	ck_assert_mem_eq(tok, want, tl);
@@ -363,6 +474,14 @@ START_TEST(test_vectors)
 	veil_identity_public(a, apk2[0]);
 	struct veil_token t;
 	ck_assert_int_eq(veil_token_verify(want, tl, "sensor-1", apk2, 1, 1700000100, 60, &t), VEIL_OK);
+	/* Version 2: the same inputs bound to the audience "factory-eu". */
+	ck_assert_int_eq(veil__token_create_nonce(d, cred, cl, "sensor-1", "factory-eu", 1700000100, nonce, tok,
+	                                          sizeof(tok), &tl),
+	                 VEIL_OK);
+	wl = test_vector("token_v2", want, sizeof(want));
+	ck_assert_int_eq((long)tl, wl);
+	ck_assert_mem_eq(tok, want, tl);
+	ck_assert_int_eq(veil_token_verify_for(want, tl, "sensor-1", "factory-eu", apk2, 1, 1700000100, 60, &t), VEIL_OK);
 	veil_identity_free(&d);
 	veil_identity_free(&a);
 }
@@ -376,6 +495,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_credential_verify);
 	tcase_add_test(tc, test_credential_rejects_bad_fields);
 	tcase_add_test(tc, test_token);
+	tcase_add_test(tc, test_token_audience);
 	tcase_add_test(tc, test_token_verify_with_verified_credential);
 	tcase_add_test(tc, test_password_form);
 	tcase_add_test(tc, test_files);
