@@ -100,8 +100,10 @@ static struct vp_client *remember(struct attempt *at, const char *username, enum
 {
 	struct vp_client *c =
 		vp_clients__put(at->ctx->clients, at->client, at->cid, username, vp_acl__client_cache_free);
-	if (c)
+	if (c) {
 		c->login = login;
+		c->connected_at = time(NULL);
+	}
 	return c;
 }
 
@@ -350,7 +352,7 @@ static const char *why_unauthorised(struct vp_auth *a, const struct vp_client *c
 			return "expired-credential";
 		return NULL;
 	case VP_LOGIN_PASSWORD:
-		if (a->password_file && !vp_passwd__hash(a->passwd, c->username))
+		if ((a->password_file || a->rt_password_file) && !vp_passwd__hash(a->passwd, c->username))
 			return "user-deleted";
 		return NULL;
 	case VP_LOGIN_ANONYMOUS:
@@ -658,8 +660,10 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 		a->last_poll_ms = now_ms;
 		vp_auth__load_files(a, false, &changed);
 	}
-	if (changed || now != a->last_sweep) {
+	/* sweep_now: the admin API revoked or removed someone (control.c). */
+	if (changed || a->sweep_now || now != a->last_sweep) {
 		a->last_sweep = now;
+		a->sweep_now = false;
 		sweep_and_kick(ctx, now);
 		vp_nonce_cache__sync(a->nonces, (uint64_t)now);
 		unsigned e = vp_nonce_cache__write_errors(a->nonces);

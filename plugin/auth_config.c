@@ -2,14 +2,18 @@
  * Authentication options and files: the module's plugin_opt_* table
  * (parsed by options.c, the plugin's one option parser); loading of the
  * authority keys, password file and revocation list, and their reload when
- * they change. A broken file never replaces a good one: the old state stays
+ * they change; the admin API's runtime password and revocation files in the
+ * state dir, read in addition to the operator's (merged views), and their
+ * atomic rewrite. A broken file never replaces a good one: the old state stays
  * and the problem is logged as file:line. No broker calls except logging,
  * so unit tests can link this file; errors are veil_err (plugin_private.h).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -19,6 +23,7 @@
 #include "plugin_private.h"
 #include "auth_private.h"
 #include "../core/credcache.h"
+#include "../core/util.h" /* the one atomic file writer */
 #include "nonce_cache.h"
 #include "options.h"
 #include "passwd.h"
@@ -160,28 +165,149 @@ static int load_authorities(struct vp_auth *a, const char *path, char *err, size
 	return VEIL_OK;
 }
 
-static int load_passwd(struct vp_auth *a, const char *path, char *err, size_t errlen)
+/* What logins see: the operator's file and the runtime file as one. */
+static int merge_passwd(struct vp_auth *a)
 {
 	struct vp_passwd *p = NULL;
-	int rc = vp_passwd__load(path, &p, err, errlen);
+	size_t shadowed = 0;
+	int rc = vp_passwd__merge(a->passwd_file, a->passwd_rt, &p, &shadowed);
 	if (rc != VEIL_OK)
 		return rc;
 	vp_passwd__free(&a->passwd);
 	a->passwd = p;
-	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=password users=%zu", vp_passwd__count(p));
+	if (shadowed)
+		vp_log__audit(MOSQ_LOG_WARNING, "auth", "shadowed",
+		              "file=runtime-password users=%zu (the operator's password_file has them: its entries count)",
+		              shadowed);
 	return VEIL_OK;
 }
 
-static int load_revoke(struct vp_auth *a, const char *path, char *err, size_t errlen)
+static int merge_revoke(struct vp_auth *a)
 {
 	struct vp_revoke *r = NULL;
-	int rc = vp_revoke__load(path, &r, err, errlen);
+	int rc = vp_revoke__merge(a->revoke_file, a->revoke_rt, &r);
 	if (rc != VEIL_OK)
 		return rc;
 	vp_revoke__free(&a->revoke);
 	a->revoke = r;
-	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=revocation entries=%zu", vp_revoke__count(r));
 	return VEIL_OK;
+}
+
+/* A runtime file that does not exist (yet) is empty: no API change so far. */
+static bool absent(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) != 0 && errno == ENOENT;
+}
+
+static int load_passwd_into(struct vp_auth *a, const char *which, struct vp_passwd **slot, bool may_be_absent,
+                            const char *path, char *err, size_t errlen)
+{
+	struct vp_passwd *p = NULL;
+	int rc = may_be_absent && absent(path) ? vp_passwd__merge(NULL, NULL, &p, NULL)
+	                                       : vp_passwd__load(path, &p, err, errlen);
+	if (rc != VEIL_OK)
+		return rc;
+	vp_passwd__free(slot);
+	*slot = p;
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=%s users=%zu", which, vp_passwd__count(p));
+	return merge_passwd(a);
+}
+
+static int load_passwd(struct vp_auth *a, const char *path, char *err, size_t errlen)
+{
+	return load_passwd_into(a, "password", &a->passwd_file, false, path, err, errlen);
+}
+
+static int load_passwd_rt(struct vp_auth *a, const char *path, char *err, size_t errlen)
+{
+	return load_passwd_into(a, "runtime-password", &a->passwd_rt, true, path, err, errlen);
+}
+
+static int load_revoke_into(struct vp_auth *a, const char *which, struct vp_revoke **slot, bool may_be_absent,
+                            const char *path, char *err, size_t errlen)
+{
+	struct vp_revoke *r = NULL;
+	int rc = may_be_absent && absent(path) ? vp_revoke__empty(&r) : vp_revoke__load(path, &r, err, errlen);
+	if (rc != VEIL_OK)
+		return rc;
+	vp_revoke__free(slot);
+	*slot = r;
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=%s entries=%zu", which, vp_revoke__count(r));
+	return merge_revoke(a);
+}
+
+static int load_revoke(struct vp_auth *a, const char *path, char *err, size_t errlen)
+{
+	return load_revoke_into(a, "revocation", &a->revoke_file, false, path, err, errlen);
+}
+
+static int load_revoke_rt(struct vp_auth *a, const char *path, char *err, size_t errlen)
+{
+	return load_revoke_into(a, "runtime-revocation", &a->revoke_rt, true, path, err, errlen);
+}
+
+/* <state_dir>/passwd and <state_dir>/revocations; NULL without a state dir
+ * (or, when it could not be built, with err said). */
+static const char *runtime_path(struct vp_auth *a, enum vp_runtime which)
+{
+	char **slot = which == VP_RUNTIME_PASSWD ? &a->rt_password_file : &a->rt_revocation_file;
+	const char *name = which == VP_RUNTIME_PASSWD ? "passwd" : "revocations";
+	if (!*slot && a->state_dir) {
+		size_t n = strlen(a->state_dir) + strlen(name) + 2;
+		if ((*slot = malloc(n)))
+			snprintf(*slot, n, "%s/%s", a->state_dir, name);
+	}
+	return *slot;
+}
+
+static int load_rt(struct vp_auth *a, enum vp_runtime which, bool force, bool *changed)
+{
+	const char *path = runtime_path(a, which);
+	if (!path)
+		return a->state_dir ? VEIL_ERR_NOMEM : VEIL_OK;
+	if (which == VP_RUNTIME_PASSWD)
+		return load_one("runtime-password", path, &a->sig_passwd_rt, &a->bad_passwd_rt, a->err_passwd_rt,
+		                sizeof(a->err_passwd_rt), force, changed, load_passwd_rt, a);
+	return load_one("runtime-revocation", path, &a->sig_revoke_rt, &a->bad_revoke_rt, a->err_revoke_rt,
+	                sizeof(a->err_revoke_rt), force, changed, load_revoke_rt, a);
+}
+
+static const char *no_state_dir = "no plugin_opt_state_dir: a runtime change could not survive a restart";
+
+int vp_auth__runtime_current(struct vp_auth *a, enum vp_runtime which, char *err, size_t errlen)
+{
+	if (!a->state_dir) {
+		snprintf(err, errlen, "%s", no_state_dir);
+		return VEIL_ERR_INVAL;
+	}
+	int rc = load_rt(a, which, false, NULL);
+	if (rc != VEIL_OK)
+		snprintf(err, errlen, "%s (fix or remove the file first)",
+		         which == VP_RUNTIME_PASSWD ? a->err_passwd_rt : a->err_revoke_rt);
+	return rc;
+}
+
+int vp_auth__runtime_write(struct vp_auth *a, enum vp_runtime which, const char *text, size_t len, char *err,
+                           size_t errlen)
+{
+	const char *path = a->state_dir ? runtime_path(a, which) : NULL;
+	if (!path) {
+		snprintf(err, errlen, "%s", a->state_dir ? "out of memory" : no_state_dir);
+		return a->state_dir ? VEIL_ERR_NOMEM : VEIL_ERR_INVAL;
+	}
+	int rc = veil__file_write_atomic(path, text, len, 0600, false);
+	if (rc == VEIL_OK && veil__dir_sync(path) != VEIL_OK)
+		rc = VEIL_ERR_IO;
+	if (rc != VEIL_OK) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	/* Loaded as a change of the file is: the same parser, the same merge. */
+	rc = load_rt(a, which, true, NULL);
+	if (rc != VEIL_OK)
+		snprintf(err, errlen, "%s", which == VP_RUNTIME_PASSWD ? a->err_passwd_rt : a->err_revoke_rt);
+	return rc;
 }
 
 int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed)
@@ -194,9 +320,16 @@ int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed)
 	                  sizeof(a->err_passwd), force, changed, load_passwd, a);
 	int r3 = load_one("revocation", a->revocation_file, &a->sig_revoke, &a->bad_revoke, a->err_revoke,
 	                  sizeof(a->err_revoke), force, changed, load_revoke, a);
+	int r4 = load_rt(a, VP_RUNTIME_PASSWD, force, changed);
+	int r5 = load_rt(a, VP_RUNTIME_REVOCATIONS, force, changed);
 	if (!a->revoke && vp_revoke__empty(&a->revoke) != VEIL_OK)
 		return VEIL_ERR_NOMEM;
-	return r1 != VEIL_OK ? r1 : r2 != VEIL_OK ? r2 : r3;
+	int rcs[] = { r1, r2, r3, r4, r5 };
+	for (size_t i = 0; i < sizeof(rcs) / sizeof(rcs[0]); i++) {
+		if (rcs[i] != VEIL_OK)
+			return rcs[i];
+	}
+	return VEIL_OK;
 }
 
 void vp_auth__release(struct vp_auth *a)
@@ -208,6 +341,12 @@ void vp_auth__release(struct vp_auth *a)
 	free(a->authority_ids);
 	vp_passwd__free(&a->passwd);
 	vp_revoke__free(&a->revoke);
+	vp_passwd__free(&a->passwd_file);
+	vp_passwd__free(&a->passwd_rt);
+	vp_revoke__free(&a->revoke_file);
+	vp_revoke__free(&a->revoke_rt);
+	free(a->rt_password_file);
+	free(a->rt_revocation_file);
 	vp_ratelimit__free(&a->rl);
 	vp_nonce_cache__free(&a->nonces);
 	vp_pwcache__free(&a->pwcache);

@@ -49,15 +49,26 @@ struct vp_auth {
 	uint32_t password_hashes_per_sec; /* count cap per second (secondary) */
 	uint32_t password_ms_per_sec;  /* Argon2id time budget per second (the bound) */
 
+	/* The admin API's runtime files (control.c), read in addition to the
+	 * operator's: <state_dir>/passwd and <state_dir>/revocations, in the same
+	 * formats; a missing one is empty. NULL without a state dir. */
+	char *rt_password_file;
+	char *rt_revocation_file;
+
 	/* loaded files: replaced only by a complete, valid new version */
 	uint8_t (*authorities)[VEIL_PK_BYTES];
 	uint8_t (*authority_ids)[VEIL_AUTHORITY_ID_BYTES]; /* of authorities, same order */
 	size_t n_authorities;
-	struct vp_passwd *passwd;
-	struct vp_revoke *revoke;
+	struct vp_passwd *passwd;      /* what logins see: passwd_file, then passwd_rt's other users */
+	struct vp_revoke *revoke;      /* what logins see: revoke_file and revoke_rt */
+	struct vp_passwd *passwd_file, *passwd_rt;
+	struct vp_revoke *revoke_file, *revoke_rt;
 	struct vp_file_sig sig_authority, sig_passwd, sig_revoke;      /* loaded version */
 	struct vp_file_sig bad_authority, bad_passwd, bad_revoke;      /* last rejected version */
 	char err_authority[256], err_passwd[256], err_revoke[256];     /* why it was rejected */
+	struct vp_file_sig sig_passwd_rt, sig_revoke_rt, bad_passwd_rt, bad_revoke_rt;
+	char err_passwd_rt[256], err_revoke_rt[256];
+	bool sweep_now;                /* the admin API changed who may stay: sweep at the next TICK */
 
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;
@@ -93,5 +104,19 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count);
 int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed);
 /* Free everything a owns except the struct itself. */
 void vp_auth__release(struct vp_auth *a);
+
+/*
+ * The runtime files (the admin API, control.c). _runtime_current loads the
+ * file again if it changed on disk since (an operator's edit): VEIL_OK when
+ * what is loaded is what is on disk, else the file's error in err (a broken
+ * file is never rewritten from the old state behind the operator's back).
+ * _runtime_write replaces the file atomically (temporary file, fsync,
+ * rename, fsync of the directory; mode 0600) and loads it as a change of the
+ * file would be loaded. VEIL_ERR_INVAL without a state dir.
+ */
+enum vp_runtime { VP_RUNTIME_PASSWD, VP_RUNTIME_REVOCATIONS };
+int vp_auth__runtime_current(struct vp_auth *a, enum vp_runtime which, char *err, size_t errlen);
+int vp_auth__runtime_write(struct vp_auth *a, enum vp_runtime which, const char *text, size_t len, char *err,
+                           size_t errlen);
 
 #endif

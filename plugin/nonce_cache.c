@@ -22,6 +22,7 @@
 
 #include "veil/error.h"
 #include "../core/table.h"
+#include "../core/util.h" /* veil__dir_sync */
 #include "nonce_cache.h"
 
 #define WHEEL 8192U /* seconds, a power of two > 2 * 3600 + 1 */
@@ -205,22 +206,6 @@ size_t vp_nonce_cache__live(const struct vp_nonce_cache *nc, uint64_t now)
 	return n;
 }
 
-/* fsync the directory holding path, so a rename in it survives a power loss. */
-static bool sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	if (!dir)
-		return false;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return false;
-	bool ok = fsync(fd) == 0;
-	close(fd);
-	return ok;
-}
-
 /* Write the live entries to a new journal and switch the append fd to it. */
 static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, size_t errlen)
 {
@@ -245,7 +230,7 @@ static int journal_rewrite(struct vp_nonce_cache *nc, uint64_t now, char *err, s
 		ok = write_all(fd, rec, sizeof(rec));
 		records++;
 	}
-	ok = ok && fdatasync(fd) == 0 && rename(tmp, nc->path) == 0 && sync_dir(nc->path);
+	ok = ok && fdatasync(fd) == 0 && rename(tmp, nc->path) == 0 && veil__dir_sync(nc->path) == VEIL_OK;
 	if (!ok) {
 		int e = errno;
 		if (err)

@@ -57,6 +57,28 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct pw_entry *)a)->user, ((const struct pw_entry *)b)->user);
 }
 
+static int push(struct vp_passwd *p, const char *user, const char *hash)
+{
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 16;
+		struct pw_entry *ne = realloc(p->e, nc * sizeof(*ne));
+		if (!ne)
+			return VEIL_ERR_NOMEM;
+		p->e = ne;
+		p->cap = nc;
+	}
+	char *u = strdup(user), *h = strdup(hash);
+	if (!u || !h) {
+		free(u);
+		wipe_free(h);
+		return VEIL_ERR_NOMEM;
+	}
+	p->e[p->n].user = u;
+	p->e[p->n].hash = h;
+	p->n++;
+	return VEIL_OK;
+}
+
 static int parse_line(void *obj, char *s, char *why, size_t whylen)
 {
 	struct vp_passwd *p = obj;
@@ -79,24 +101,7 @@ static int parse_line(void *obj, char *s, char *why, size_t whylen)
 		snprintf(why, whylen, "not an Argon2id hash (use veil passwd)");
 		return VEIL_ERR_PARSE;
 	}
-	if (p->n == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 16;
-		struct pw_entry *ne = realloc(p->e, nc * sizeof(*ne));
-		if (!ne)
-			return VEIL_ERR_NOMEM;
-		p->e = ne;
-		p->cap = nc;
-	}
-	char *u = strdup(s), *h = strdup(hash);
-	if (!u || !h) {
-		free(u);
-		wipe_free(h);
-		return VEIL_ERR_NOMEM;
-	}
-	p->e[p->n].user = u;
-	p->e[p->n].hash = h;
-	p->n++;
-	return VEIL_OK;
+	return push(p, s, hash);
 }
 
 int vp_passwd__load(const char *path, struct vp_passwd **out, char *err, size_t errlen)
@@ -124,6 +129,52 @@ int vp_passwd__load(const char *path, struct vp_passwd **out, char *err, size_t 
 		return rc;
 	}
 	*out = p;
+	return VEIL_OK;
+}
+
+int vp_passwd__merge(const struct vp_passwd *a, const struct vp_passwd *b, struct vp_passwd **out, size_t *shadowed)
+{
+	if (!out)
+		return VEIL_ERR_INVAL;
+	struct vp_passwd *p = calloc(1, sizeof(*p));
+	int rc = p ? VEIL_OK : VEIL_ERR_NOMEM;
+	size_t dropped = 0;
+	for (size_t i = 0; a && rc == VEIL_OK && i < a->n; i++)
+		rc = push(p, a->e[i].user, a->e[i].hash);
+	for (size_t i = 0; b && rc == VEIL_OK && i < b->n; i++) {
+		if (vp_passwd__hash(a, b->e[i].user))
+			dropped++;
+		else
+			rc = push(p, b->e[i].user, b->e[i].hash);
+	}
+	if (rc != VEIL_OK) {
+		vp_passwd__free(&p);
+		return rc;
+	}
+	if (p->n > 1)
+		qsort(p->e, p->n, sizeof(*p->e), cmp_entry);
+	if (shadowed)
+		*shadowed = dropped;
+	*out = p;
+	return VEIL_OK;
+}
+
+void vp_passwd__each(const struct vp_passwd *p, void (*fn)(void *arg, const char *user, const char *hash), void *arg)
+{
+	for (size_t i = 0; p && fn && i < p->n; i++)
+		fn(arg, p->e[i].user, p->e[i].hash);
+}
+
+_Static_assert(VP_PASSWD_HASH_MAX == crypto_pwhash_STRBYTES, "the hash buffer is libsodium's");
+
+int vp_passwd__make_hash(const char *password, size_t len, char out[VP_PASSWD_HASH_MAX])
+{
+	if (!password || !out)
+		return VEIL_ERR_INVAL;
+	/* The parameters `veil passwd` writes (interactive limits). */
+	if (crypto_pwhash_str(out, password, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return VEIL_ERR_NOMEM;
 	return VEIL_OK;
 }
 

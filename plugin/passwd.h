@@ -24,6 +24,16 @@ size_t vp_passwd__count(const struct vp_passwd *p);
 /* A stored hash of some entry (NULL if none): what an unknown user's
  * password is verified against, so both cost the same. */
 const char *vp_passwd__decoy(const struct vp_passwd *p);
+/* One view of two files (either may be NULL): every entry of a, then those
+ * of b whose user a does not have (*shadowed, may be NULL, counts the
+ * others). The operator's file is a, the plugin's runtime file b. */
+int vp_passwd__merge(const struct vp_passwd *a, const struct vp_passwd *b, struct vp_passwd **out, size_t *shadowed);
+/* Every entry, by user. */
+void vp_passwd__each(const struct vp_passwd *p, void (*fn)(void *arg, const char *user, const char *hash), void *arg);
+/* A new entry's hash: Argon2id with `veil passwd`'s parameters
+ * (crypto_pwhash_str, interactive limits). VEIL_OK, VEIL_ERR_NOMEM. */
+#define VP_PASSWD_HASH_MAX 128U /* crypto_pwhash_STRBYTES, checked in passwd.c */
+int vp_passwd__make_hash(const char *password, size_t len, char out[VP_PASSWD_HASH_MAX]);
 
 /*
  * Cache of recent successful verifications, so a reconnecting legacy client

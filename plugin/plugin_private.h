@@ -7,6 +7,9 @@
  *               revocation, rate limiting                      -> struct vp_auth
  *   acl*.c      rules file, topic trie, ACL decisions, envelope enforcement
  *                                                              -> struct vp_acl
+ *   control*.c  the admin API on $CONTROL/veil/v1             -> struct vp_control
+ *   metrics.c   counters fed by the audit lines, $SYS/broker/veil, the audit
+ *               format                                         -> struct vp_metrics
  * No global state: one struct vp_ctx per plugin instance, passed as userdata.
  * Internal names: vp_<area>__<verb>.
  *
@@ -35,17 +38,23 @@ struct mosquitto_evt_basic_auth;
 struct mosquitto_evt_extended_auth;
 struct mosquitto_evt_acl_check;
 struct mosquitto_evt_disconnect;
+struct mosquitto_evt_control;
 typedef struct mosquitto_plugin_id_t mosquitto_plugin_id_t;
 
 struct vp_auth;
 struct vp_acl;
 struct vp_clients;
+struct vp_control;
+struct vp_metrics;
 
 struct vp_ctx {
 	mosquitto_plugin_id_t *pid;
 	struct vp_auth *auth;
 	struct vp_acl *acl;
 	struct vp_clients *clients;
+	struct vp_control *control;
+	struct vp_metrics *metrics;
+	const char *admin_role;   /* plugin_opt_admin_role (owned by control), for veil_topics */
 };
 
 enum vp_login {
@@ -70,6 +79,7 @@ struct vp_client {
 	uint8_t credential_id[VEIL_CREDENTIAL_ID_BYTES];
 	uint8_t authority_id[VEIL_AUTHORITY_ID_BYTES]; /* signer of the credential */
 	uint64_t credential_expires;
+	time_t connected_at;                   /* wall clock, at login (listClients) */
 	bool enhanced;                         /* logged in with MQTT 5 enhanced auth (veil-v1) */
 	bool auth_after_connect;               /* sent AUTH after CONNECT: kicked at the next tick */
 	char roles[VEIL_ROLES_MAX + 1];        /* comma separated, from the credential */
@@ -156,9 +166,25 @@ size_t vp_clients__count(const struct vp_clients *cl);
 /* Visit every client; stop early when fn returns false. */
 void vp_clients__foreach(struct vp_clients *cl, bool (*fn)(struct vp_client *c, void *arg), void *arg);
 
-/* log.c: audit lines "veil: <area> | <verb> | <fields>". Never pass secrets. */
+/* log.c: audit lines "veil: <area> | <verb> | <fields>". Never pass secrets.
+ * Each line is also counted (metrics.c: the counters come from these lines
+ * and nowhere else, so they cannot drift apart) and, with
+ * plugin_opt_audit_format json, written again as one JSON object. */
 void vp_log__audit(int level, const char *area, const char *verb, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The plugin instance an event runs for: plugin.c binds it around every
+ * event and entry point (returns the previous one, to restore). Audit lines
+ * are written deep inside modules that have no context to pass (option
+ * parsing, file loading); binding per event keeps two instances of the
+ * plugin (per-listener settings) counting each its own lines. Mosquitto
+ * runs plugin events on one thread; the binding is thread-local anyway.
+ * Unbound (unit tests), lines are only logged. */
+struct vp_ctx *vp_log__bind(struct vp_ctx *ctx);
+/* One audit line as a JSON object on one line: {"veil":area, "event":verb,
+ * "level", "time" (unix seconds), then every k=v field as a string member
+ * (quoted values unquoted), words that are not k=v in "text"}. malloc'd
+ * (cJSON_free), NULL on ENOMEM. */
+char *vp_log__json(int level, const char *area, const char *verb, const char *fields, time_t when);
 /* Plain-text value safe for a log line: control characters, spaces and '|'
  * replaced, truncated to 64 bytes; returns buf. */
 const char *vp_log__clean(const char *s, char *buf, size_t buflen);
@@ -185,5 +211,13 @@ int vp_acl__reload(struct vp_ctx *ctx);
 void vp_acl__tick(struct vp_ctx *ctx, time_t now);
 /* Frees a vp_client's acl_cache. */
 void vp_acl__client_cache_free(void *cache);
+
+/* control.c: the admin API ($CONTROL/veil/v1, docs/OPERATIONS.md). _event
+ * answers Mosquitto's CONTROL event; _tick runs the kicks it queued. */
+bool vp_control__option_known(const char *key);
+int vp_control__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_control **out);
+void vp_control__free(struct vp_control **c);
+int vp_control__event(struct vp_ctx *ctx, struct mosquitto_evt_control *ed);
+void vp_control__tick(struct vp_ctx *ctx, time_t now);
 
 #endif

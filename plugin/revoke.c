@@ -122,6 +122,30 @@ static int parse_line(void *obj, char *s, char *why, size_t whylen)
 	return VEIL_ERR_PARSE;
 }
 
+/* Sorted for bsearch, each entry once (a list may name one twice, and a
+ * merged one holds two files). */
+static void finish(struct vp_revoke *r)
+{
+	if (r->n_creds)
+		qsort(r->creds, r->n_creds, VEIL_CREDENTIAL_ID_BYTES, cmp_cred);
+	size_t k = 0;
+	for (size_t i = 0; i < r->n_creds; i++) {
+		if (k == 0 || memcmp(r->creds[k - 1], r->creds[i], VEIL_CREDENTIAL_ID_BYTES) != 0)
+			memmove(r->creds[k++], r->creds[i], VEIL_CREDENTIAL_ID_BYTES);
+	}
+	r->n_creds = k;
+	if (r->n_clients)
+		qsort(r->clients, r->n_clients, sizeof(*r->clients), cmp_str);
+	k = 0;
+	for (size_t i = 0; i < r->n_clients; i++) {
+		if (k == 0 || strcmp(r->clients[k - 1], r->clients[i]) != 0)
+			r->clients[k++] = r->clients[i];
+		else
+			free(r->clients[i]);
+	}
+	r->n_clients = k;
+}
+
 int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t errlen)
 {
 	if (!path || !out)
@@ -134,12 +158,47 @@ int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t 
 		vp_revoke__free(&r);
 		return rc;
 	}
-	if (r->n_creds)
-		qsort(r->creds, r->n_creds, VEIL_CREDENTIAL_ID_BYTES, cmp_cred);
-	if (r->n_clients)
-		qsort(r->clients, r->n_clients, sizeof(*r->clients), cmp_str);
+	finish(r);
 	*out = r;
 	return VEIL_OK;
+}
+
+static int add_all(struct vp_revoke *dst, const struct vp_revoke *src)
+{
+	int rc = VEIL_OK;
+	for (size_t i = 0; src && rc == VEIL_OK && i < src->n_creds; i++)
+		rc = add_cred(dst, src->creds[i]);
+	for (size_t i = 0; src && rc == VEIL_OK && i < src->n_clients; i++)
+		rc = add_client(dst, src->clients[i]);
+	return rc;
+}
+
+int vp_revoke__merge(const struct vp_revoke *a, const struct vp_revoke *b, struct vp_revoke **out)
+{
+	if (!out)
+		return VEIL_ERR_INVAL;
+	struct vp_revoke *r = NULL;
+	int rc = vp_revoke__empty(&r);
+	if (rc == VEIL_OK)
+		rc = add_all(r, a);
+	if (rc == VEIL_OK)
+		rc = add_all(r, b);
+	if (rc != VEIL_OK) {
+		vp_revoke__free(&r);
+		return rc;
+	}
+	finish(r);
+	*out = r;
+	return VEIL_OK;
+}
+
+void vp_revoke__each(const struct vp_revoke *r,
+                     void (*fn)(void *arg, const uint8_t *credential_id, const char *client_id), void *arg)
+{
+	for (size_t i = 0; r && fn && i < r->n_creds; i++)
+		fn(arg, r->creds[i], NULL);
+	for (size_t i = 0; r && fn && i < r->n_clients; i++)
+		fn(arg, NULL, r->clients[i]);
 }
 
 bool vp_revoke__credential(const struct vp_revoke *r, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES])

@@ -24,5 +24,12 @@ void vp_revoke__free(struct vp_revoke **r);
 bool vp_revoke__credential(const struct vp_revoke *r, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES]);
 bool vp_revoke__client(const struct vp_revoke *r, const char *client_id);
 size_t vp_revoke__count(const struct vp_revoke *r);
+/* One list holding the entries of both (either may be NULL): the
+ * operator's file and the plugin's runtime file are one list. */
+int vp_revoke__merge(const struct vp_revoke *a, const struct vp_revoke *b, struct vp_revoke **out);
+/* Every entry once, sorted: credential ids (client_id NULL), then client
+ * ids (credential_id NULL). */
+void vp_revoke__each(const struct vp_revoke *r,
+                     void (*fn)(void *arg, const uint8_t *credential_id, const char *client_id), void *arg);
 
 #endif
