@@ -1,13 +1,37 @@
 # shellcheck shell=bash
 #
-# Deadlines for Veil's shell tests, one rule for all of them: sourced by
-# integration/lib.sh (every scenario) and by the packaging tests, which run
-# inside containers without the rest of lib.sh. A test states how long a
-# step takes on an ordinary machine; one factor scales it (the rule of
-# tests/support/timing.c): VEIL_TEST_TIME_FACTOR (1, or 4 in the sanitizer
-# build), times 10 with VEIL_VALGRIND=1. Nothing waits a fixed time for an
-# event: it_wait_until re-checks the event until its deadline.
+# Checks and deadlines for Veil's shell tests, one rule for all of them:
+# sourced by integration/lib.sh (every scenario), integration/docker.sh (the
+# container suites) and the packaging tests that run inside containers
+# without the rest of lib.sh. IT_NAME (set by the caller) labels the lines.
+#
+# it_check counts and prints "PASS|FAIL <IT_NAME>: <what>" and never exits;
+# IT_CHECKS and IT_FAILS hold the counts.
+#
+# Deadlines: a test states how long a step takes on an ordinary machine; one
+# factor scales it (the rule of tests/support/timing.c): VEIL_TEST_TIME_FACTOR
+# (1, or 4 in the sanitizer build), times 10 with VEIL_VALGRIND=1. Nothing
+# waits a fixed time for an event: it_wait_until re-checks the event until
+# its deadline.
 
+IT_FAILS=${IT_FAILS:-0}
+IT_CHECKS=${IT_CHECKS:-0}
+
+# it_check "what" command...: runs the command, counts pass/fail, never exits.
+it_check() {
+	local what=$1; shift
+	IT_CHECKS=$((IT_CHECKS + 1))
+	if "$@"; then
+		printf 'PASS %s: %s\n' "$IT_NAME" "$what"
+	else
+		printf 'FAIL %s: %s\n' "$IT_NAME" "$what"
+		IT_FAILS=$((IT_FAILS + 1))
+	fi
+}
+it_fail() { IT_CHECKS=$((IT_CHECKS + 1)); IT_FAILS=$((IT_FAILS + 1)); printf 'FAIL %s: %s\n' "$IT_NAME" "$*"; }
+it_pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'PASS %s: %s\n' "$IT_NAME" "$*"; }
+
+# ---- deadlines ----
 IT_TIME_FACTOR=$(awk -v f="${VEIL_TEST_TIME_FACTOR:-}" -v vg="${VEIL_VALGRIND:-}" 'BEGIN {
 	x = 1
 	if (f ~ /^[+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?$/ && f + 0 >= 1 && f + 0 <= 1000) x = f + 0

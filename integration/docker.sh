@@ -10,19 +10,19 @@
 #     Debian mirror the host's apt uses (the rootfs cached in $DK_CACHE);
 #   - images build with `--network host`; services use the host network or
 #     none (their own loopback).
-# The caller sets a trap that calls dk_stop. Needs root and Debian 12.
+# The caller sets IT_NAME (the label of its lines) and an EXIT trap that
+# ends with dk_finish. Needs root and Debian 12.
 
 DK_CACHE=${VEIL_COMPOSE_CACHE:-/var/cache/veil-compose}
 DK_RUN=/run/veil-compose
-DK_TAG=${DK_TAG:-docker}
 DOCKER=/usr/bin/docker
 DK_DOCKERD_PID=""
 
-# it_wait_until and the other deadlines (scaled by VEIL_TEST_TIME_FACTOR).
-# shellcheck source=deadline.sh
-. "$(dirname "${BASH_SOURCE[0]}")/deadline.sh"
+# it_check and the deadlines (it_wait_until, scaled by VEIL_TEST_TIME_FACTOR).
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
-dk_say() { printf '[%s %s] %s\n' "$DK_TAG" "$(date -u +%H:%M:%S)" "$*"; }
+dk_say() { printf '[%s %s] %s\n' "${IT_NAME:-docker}" "$(date -u +%H:%M:%S)" "$*"; }
 
 # dk_need_packages PKG...: installs the Debian packages that are missing.
 dk_need_packages() {
@@ -74,6 +74,15 @@ dk_stop() {
 	kill -KILL "$DK_DOCKERD_PID" 2>/dev/null
 	DK_DOCKERD_PID=""
 	return 0
+}
+
+# dk_finish RC WORK: the end of a suite's EXIT trap: stops our dockerd,
+# keeps WORK when RC is not 0 or VEIL_KEEP=1 (and says where), else removes
+# it; exits RC.
+dk_finish() {
+	dk_stop
+	if [ "$1" -ne 0 ] || [ "${VEIL_KEEP:-0}" = 1 ]; then echo "work dir kept: $2"; else rm -rf "$2"; fi
+	exit "$1"
 }
 
 # dk_base_image LOGDIR: debian:bookworm-slim, from debootstrap (no registry).

@@ -24,8 +24,6 @@ set -euo pipefail
 
 IT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IT_NAME=$(basename "$0" .sh)
-IT_FAILS=0
-IT_CHECKS=0
 IT_PIDS=()          # background helpers (captures, subscribers): killed by PID
 declare -A IT_BROKER_PID IT_BROKER_PORT IT_BROKER_DIR IT_BROKER_CONF
 
@@ -33,19 +31,9 @@ it_log() { printf '[%s %s] %s\n' "$IT_NAME" "$(date -u +%H:%M:%S)" "$*"; }
 # A figure line, grep-able from the ctest log: "FIGURE scenario key=value".
 it_fig() { printf 'FIGURE %s %s=%s\n' "$IT_NAME" "$1" "$2"; }
 
-# it_check "what" command...: runs the command, counts pass/fail, never exits.
-it_check() {
-	local what=$1; shift
-	IT_CHECKS=$((IT_CHECKS + 1))
-	if "$@"; then
-		printf 'PASS %s: %s\n' "$IT_NAME" "$what"
-	else
-		printf 'FAIL %s: %s\n' "$IT_NAME" "$what"
-		IT_FAILS=$((IT_FAILS + 1))
-	fi
-}
-it_fail() { IT_CHECKS=$((IT_CHECKS + 1)); IT_FAILS=$((IT_FAILS + 1)); printf 'FAIL %s: %s\n' "$IT_NAME" "$*"; }
-it_pass() { IT_CHECKS=$((IT_CHECKS + 1)); printf 'PASS %s: %s\n' "$IT_NAME" "$*"; }
+# it_check, it_pass, it_fail and the deadlines (it_secs, it_wait_until, ...).
+# shellcheck source=checks.sh
+. "$IT_SRC/integration/checks.sh"
 
 # ---- failing, skipping ------------------------------------------------------
 # it_fatal WHY: the scenario cannot go on; a failure (exit 1).
@@ -77,10 +65,6 @@ it__on_err() {
 }
 set -o errtrace
 trap 'it__on_err $? $LINENO "$BASH_COMMAND"' ERR
-
-# ---- deadlines --------------------------------------------------------------
-# shellcheck source=deadline.sh
-. "$IT_SRC/integration/deadline.sh"
 
 # ---- artifacts --------------------------------------------------------------
 # ctest passes the paths (integration/CMakeLists.txt); by hand, VEIL_BUILD_DIR

@@ -15,15 +15,13 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-DK_TAG=compose
+IT_NAME=compose
 # shellcheck source=../docker.sh
 . "$ROOT/integration/docker.sh"
 export VEIL_MESSAGES=${VEIL_MESSAGES:-20}
 T0=$(date +%s)
-FAILS=0; CHECKS=0
 say() { dk_say "$@"; }
-check() { local what=$1; shift; CHECKS=$((CHECKS + 1))
-	if "$@"; then echo "PASS compose: $what"; else echo "FAIL compose: $what"; FAILS=$((FAILS + 1)); fi; }
+check() { it_check "$@"; }
 until_ok() { it_wait_until "$@"; }
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh needs root (dockerd, debootstrap)" >&2; exit 2; }
@@ -39,9 +37,7 @@ cleanup() {
 		(cd "$HERE" && $COMPOSE -p "$PROJECT" logs --no-color >"$WORK/compose.log" 2>&1
 		 $COMPOSE -p "$PROJECT" down --remove-orphans >/dev/null 2>&1)
 	fi
-	dk_stop
-	if [ "$rc" -ne 0 ] || [ "${VEIL_KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
-	exit "$rc"
+	dk_finish "$rc" "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -115,6 +111,6 @@ check "broker persistence holds no plaintext" bash -c "$COMPOSE -p $PROJECT stop
 WALL=$(( $(date +%s) - T0 ))
 echo "FIGURE compose build_seconds=$T_BUILD"
 echo "FIGURE compose wall_seconds=$WALL"
-echo "FIGURE compose checks=$CHECKS failed=$FAILS"
-[ "$FAILS" -eq 0 ] || { say "FAILED ($FAILS of $CHECKS)"; exit 1; }
-say "all $CHECKS checks passed in ${WALL}s"
+echo "FIGURE compose checks=$IT_CHECKS failed=$IT_FAILS"
+[ "$IT_FAILS" -eq 0 ] || { say "FAILED ($IT_FAILS of $IT_CHECKS)"; exit 1; }
+say "all $IT_CHECKS checks passed in ${WALL}s"

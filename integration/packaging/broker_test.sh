@@ -11,19 +11,13 @@
 #   4. veil-keyd starts under systemd as its own user with its own state
 #   5. the broker's persistence holds no plaintext; purge cleans up and the
 #      broker runs again without Veil
-# Deadlines: integration/deadline.sh (VEIL_TEST_TIME_FACTOR), mounted at
+# Checks and deadlines: integration/checks.sh (VEIL_TEST_TIME_FACTOR), mounted at
 # /pkgtest-lib. Prints PASS/FAIL lines; exit 1 on any failure.
 set -uo pipefail
 IT_NAME=packaging
-# shellcheck source=../deadline.sh
-. /pkgtest-lib/deadline.sh
-FAILS=0
-CHECKS=0
-check() {
-	local what=$1; shift
-	CHECKS=$((CHECKS + 1))
-	if "$@"; then echo "PASS packaging: $what"; else echo "FAIL packaging: $what"; FAILS=$((FAILS + 1)); fi
-}
+# shellcheck source=../checks.sh
+. /pkgtest-lib/checks.sh
+check() { it_check "$@"; }
 fatal() { echo "FAIL packaging: $*"; tail -20 "$LOG" 2>/dev/null; exit 1; }
 LOG=/var/log/mosquitto/mosquitto.log
 ETC=/etc/mosquitto/veil
@@ -143,5 +137,5 @@ check "purge removed the snippet, the plugin's and keyd's state" \
 	bash -c '[ ! -e /etc/mosquitto/conf.d/veil.conf ] && [ ! -e /var/lib/mosquitto/veil ] && [ ! -e /var/lib/veil-keyd ]'
 check "mosquitto starts again without Veil" systemctl restart mosquitto
 
-echo "FIGURE packaging checks=$CHECKS failed=$FAILS"
-[ "$FAILS" -eq 0 ]
+echo "FIGURE packaging checks=$IT_CHECKS failed=$IT_FAILS"
+[ "$IT_FAILS" -eq 0 ]

@@ -24,17 +24,11 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-DK_TAG=packaging
+IT_NAME=packaging
 # shellcheck source=../docker.sh
 . "$ROOT/integration/docker.sh"
 T0=$(date +%s)
-FAILS=0
-CHECKS=0
-check() {
-	local what=$1; shift
-	CHECKS=$((CHECKS + 1))
-	if "$@"; then echo "PASS packaging: $what"; else echo "FAIL packaging: $what"; FAILS=$((FAILS + 1)); fi
-}
+check() { it_check "$@"; }
 fatal() { echo "FAIL packaging: $*"; exit 1; }
 elapsed() { echo $(( $(date +%s) - $1 )); }
 
@@ -49,9 +43,7 @@ cleanup() {
 	set +e
 	for c in "${CONTAINERS[@]}"; do $DOCKER rm -f "$c" >/dev/null 2>&1; done
 	[ "${VEIL_KEEP:-0}" = 1 ] || $DOCKER image rm "$IMAGE" >/dev/null 2>&1
-	dk_stop
-	if [ "$rc" -ne 0 ] || [ "${VEIL_KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
-	exit "$rc"
+	dk_finish "$rc" "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -137,7 +129,7 @@ boot() {
 	CONTAINERS+=("$1")
 	$DOCKER run -d --name "$1" --network none --tmpfs /run --tmpfs /run/lock \
 		-v /sys/fs/cgroup:/sys/fs/cgroup:ro -v "$HERE:/pkgtest:ro" \
-		-v "$ROOT/integration/deadline.sh:/pkgtest-lib/deadline.sh:ro" -v "$WORK/docs:/docs:ro" \
+		-v "$ROOT/integration/checks.sh:/pkgtest-lib/checks.sh:ro" -v "$WORK/docs:/docs:ro" \
 		"$IMAGE" >/dev/null
 	booted() { local s; s=$($DOCKER exec "$1" systemctl is-system-running 2>/dev/null); [ "$s" = running ] || [ "$s" = degraded ]; }
 	it_wait_until 60 booted "$1" || { $DOCKER logs "$1" 2>&1 | tail -20; return 1; }
@@ -188,6 +180,6 @@ T_DOCS=$(elapsed "$T")
 WALL=$(elapsed "$T0")
 echo "FIGURE packaging build_seconds=$T_BUILD lintian_seconds=$T_LINT install_seconds=$T_INSTALL"
 echo "FIGURE packaging broker_test_seconds=$T_BROKER docs_run_seconds=$T_DOCS wall_seconds=$WALL"
-echo "FIGURE packaging checks=$CHECKS failed=$FAILS"
-[ "$FAILS" -eq 0 ] || { dk_say "FAILED ($FAILS of $CHECKS)"; exit 1; }
-dk_say "all $CHECKS checks passed in ${WALL}s"
+echo "FIGURE packaging checks=$IT_CHECKS failed=$IT_FAILS"
+[ "$IT_FAILS" -eq 0 ] || { dk_say "FAILED ($IT_FAILS of $IT_CHECKS)"; exit 1; }
+dk_say "all $IT_CHECKS checks passed in ${WALL}s"
