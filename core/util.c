@@ -213,23 +213,6 @@ int veil__file_write_atomic(const char *path, const void *data, size_t len, unsi
 	return rc;
 }
 
-int veil__dir_sync(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-	if (!dir)
-		return VEIL_ERR_NOMEM;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return VEIL_ERR_IO;
-	int rc = fsync(fd) == 0 ? VEIL_OK : VEIL_ERR_IO;
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
-}
-
 static bool blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -386,7 +369,11 @@ bool veil__filters_overlap(const char *a, const char *b)
 		if (!ae && !be)
 			return true;
 		/* One filter ends here: the other matches this topic only through
-		 * a final "#" (which also matches its parent level). */
+		 * a final "#" (which also matches its parent level), and never when
+		 * that topic would be the empty one ("" is no topic: "+" and "/#"
+		 * share nothing). */
+		if ((!ae || !be) && first && ((!aw && al == 0) || (!bw && bl == 0)))
+			return false;
 		if (!ae)
 			return strcmp(be + 1, "#") == 0;
 		if (!be)

@@ -293,6 +293,15 @@ static int parse_line(struct parser *ps, char *buf)
 			fail(ps->err, ps->errlen, ps->name, ps->line, "invalid topic \"%.80s\"", topic);
 			return VEIL_ERR_PARSE;
 		}
+		/* Only a first level naming "$veil" reaches Veil's own topics (a
+		 * wildcard there never matches a '$' topic); the plugin decides
+		 * those itself, so a rule on them could only mislead. */
+		if (!strncmp(topic, VP_VEIL_ROOT, sizeof(VP_VEIL_ROOT) - 1) &&
+		    (topic[sizeof(VP_VEIL_ROOT) - 1] == '/' || topic[sizeof(VP_VEIL_ROOT) - 1] == '\0')) {
+			fail(ps->err, ps->errlen, ps->name, ps->line,
+			     "rule on Veil's own topics \"%.80s\": the plugin protects " VP_VEIL_ROOT "/... itself", topic);
+			return VEIL_ERR_PARSE;
+		}
 		return add_rule(ps, pattern, topic, &a);
 	}
 	if (!strcmp(tok, "user") || !strcmp(tok, "role")) {

@@ -16,6 +16,9 @@
 
 #include "topic.h"
 
+/* Veil's own topics' first level: rules on them are refused (the plugin
+ * protects them itself, docs/ACL.md). */
+#define VP_VEIL_ROOT "$veil"
 #define VP_ACL_MAX_LINE 70000U               /* a topic is at most 65535 bytes */
 #define VP_ACL_DEFAULT_MAX_BYTES (64U * 1024U * 1024U)
 

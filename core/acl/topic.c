@@ -1,6 +1,7 @@
 /*
  * Topic trie (see topic.h): node storage, the (parent, level) hash table,
- * topic-vs-rule matching and filter-vs-rule covering. No allocation on the
+ * topic-vs-rule matching, filter-vs-rule covering and filter-vs-rule
+ * overlap. No allocation on the
  * matching paths: topics are split into (pointer, length) levels on the stack.
  *
  * Why the children table is written here and not uthash (STYLE.md 12): it
@@ -24,6 +25,7 @@ struct vp_topic_node {
 	struct vp_topic_node *hnext;     /* hash chain (literal children only) */
 	struct vp_topic_node *all_next;  /* every node, for freeing */
 	struct vp_topic_node *plus, *hash, *pc, *pu;
+	struct vp_topic_node *kids, *next_kid; /* literal children, for filter-vs-filter overlap */
 	char *level;                     /* literal level (not NUL-terminated use: len) */
 	size_t len;
 	uint8_t allow, attrs;
@@ -159,6 +161,8 @@ static struct vp_topic_node *literal_child(struct vp_trie *t, struct vp_topic_no
 	c->hnext = t->b[k];
 	t->b[k] = c;
 	t->count++;
+	c->next_kid = parent->kids;
+	parent->kids = c;
 	return c;
 }
 
@@ -324,6 +328,83 @@ bool vp_trie__cover(const struct vp_trie *t, const struct vp_topic_node *root, c
 	if (!t || !filter || !vp_topic__valid_filter(filter) || !split(filter, lv, VP_TOPIC_MAX_LEVELS, &n))
 		return false;
 	walk_cover(t, root, lv, n, 0, s, m);
+	return true;
+}
+
+/* Every rule in the subtree below node (not node itself). At the first
+ * level (first) a literal child starting with '$' is never reached by a
+ * wildcard filter level. */
+static void add_subtree(const struct vp_trie *t, const struct vp_topic_node *node, bool first,
+                        const struct vp_subst *s, struct vp_match *m)
+{
+	for (const struct vp_topic_node *k = node->kids; k; k = k->next_kid) {
+		if (first && k->len > 0 && k->level[0] == '$')
+			continue;
+		add(k, m);
+		add_subtree(t, k, false, s, m);
+	}
+	const struct vp_topic_node *special[] = { node->plus, node->hash, s && s->client_id ? node->pc : NULL,
+		                                  s && s->username ? node->pu : NULL };
+	for (size_t i = 0; i < 4; i++) {
+		if (!special[i])
+			continue;
+		add(special[i], m);
+		add_subtree(t, special[i], false, s, m);
+	}
+}
+
+static void walk_overlap(const struct vp_trie *t, const struct vp_topic_node *node, const struct lvl *lv, size_t n,
+                         size_t i, const struct vp_subst *s, struct vp_match *m)
+{
+	if (!node)
+		return;
+	bool wild_ok = !(i == 0 && n > 0 && dollar(&lv[0]));
+	/* The filter ends on a one-level topic whose level is empty: that is
+	 * "", which MQTT does not allow, so nothing ends here. */
+	if (i == n && i == 1 && (lv[0].n == 0 || (node->level && node->len == 0)))
+		return;
+	if (node->hash && wild_ok)
+		add(node->hash, m); /* "x/#" meets every filter that reaches x, x included */
+	if (i == n) {
+		add(node, m);
+		return;
+	}
+	if (is(&lv[i], "#")) {
+		/* The filter's '#' matches its parent topic too, unless that would
+		 * be the empty topic ("/#"), which MQTT does not allow. */
+		if (i > 0 && !(i == 1 && lv[0].n == 0))
+			add(node, m);
+		add_subtree(t, node, i == 0, s, m);
+		return;
+	}
+	if (is(&lv[i], "+")) {
+		for (const struct vp_topic_node *k = node->kids; k; k = k->next_kid)
+			if (!(i == 0 && k->len > 0 && k->level[0] == '$'))
+				walk_overlap(t, k, lv, n, i + 1, s, m);
+		walk_overlap(t, node->plus, lv, n, i + 1, s, m);
+		if (s && s->client_id)
+			walk_overlap(t, node->pc, lv, n, i + 1, s, m);
+		if (s && s->username)
+			walk_overlap(t, node->pu, lv, n, i + 1, s, m);
+		return;
+	}
+	walk_overlap(t, find_child(t, node, lv[i].p, lv[i].n), lv, n, i + 1, s, m);
+	if (wild_ok)
+		walk_overlap(t, node->plus, lv, n, i + 1, s, m);
+	if (node->pc && s && eq_str(&lv[i], s->client_id))
+		walk_overlap(t, node->pc, lv, n, i + 1, s, m);
+	if (node->pu && s && eq_str(&lv[i], s->username))
+		walk_overlap(t, node->pu, lv, n, i + 1, s, m);
+}
+
+bool vp_trie__overlap(const struct vp_trie *t, const struct vp_topic_node *root, const char *filter,
+                      const struct vp_subst *s, struct vp_match *m)
+{
+	struct lvl lv[VP_TOPIC_MAX_LEVELS];
+	size_t n;
+	if (!t || !filter || !vp_topic__valid_filter(filter) || !split(filter, lv, VP_TOPIC_MAX_LEVELS, &n))
+		return false;
+	walk_overlap(t, root, lv, n, 0, s, m);
 	return true;
 }
 

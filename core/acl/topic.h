@@ -75,6 +75,15 @@ bool vp_trie__match(const struct vp_trie *t, const struct vp_topic_node *root, c
 bool vp_trie__cover(const struct vp_trie *t, const struct vp_topic_node *root, const char *filter,
                     const struct vp_subst *s, struct vp_match *m);
 
+/* Rules of root that match at least one topic the filter matches (they
+ * overlap): "write at least one topic of a scope", "does a deny cut it",
+ * "which protection attributes do its topics carry". '+' and '#' in the
+ * filter stand for any level, except that a first level '+'/'#' never
+ * reaches a '$' topic; a '%c'/'%u' rule level overlaps a wildcard filter
+ * level when s names that id. Adds to *m. False if the filter is invalid. */
+bool vp_trie__overlap(const struct vp_trie *t, const struct vp_topic_node *root, const char *filter,
+                      const struct vp_subst *s, struct vp_match *m);
+
 /* mosquitto_sub_topic_check / mosquitto_pub_topic_check semantics. */
 bool vp_topic__valid_filter(const char *f);
 bool vp_topic__valid_topic(const char *t);

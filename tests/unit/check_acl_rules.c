@@ -177,6 +177,17 @@ START_TEST(errors_with_line)
 	parse_err("topic read a/# # note\n", "t.acl:1: ", "invalid topic");
 	parse_err("topic read a/b # note\n", "t.acl:1: ", "invalid topic");
 	parse_err("user alice\ntopic write c  # note\n", "t.acl:2: ", "invalid topic");
+	/* Veil's own topics are the plugin's (docs/ACL.md): no rule may name them. */
+	parse_err("topic read $veil/v1/bundle/x\n", "t.acl:1: ", "rule on Veil's own topics \"$veil/v1/bundle/x\"");
+	parse_err("user k\ntopic write $veil/#\n", "t.acl:2: ", "rule on Veil's own topics");
+	parse_err("role veil-keyd\npattern read $veil/v1/req/%c\n", "t.acl:2: ", "rule on Veil's own topics");
+	parse_err("topic deny $veil\n", "t.acl:1: ", "rule on Veil's own topics");
+	{
+		/* Not Veil's: another '$' word, and first-level wildcards (which
+		 * never reach a '$' topic). */
+		struct vp_acl_rules *ok = parse_ok("topic read $veilx/a\ntopic read +/v1/req/+\ntopic read #\n");
+		vp_acl_rules__free(&ok);
+	}
 	parse_err("user\n", "t.acl:1: ", "missing user name");
 	parse_err("user   \n", "t.acl:1: ", "missing user name");
 	parse_err("role\n", "t.acl:1: ", "missing role name");

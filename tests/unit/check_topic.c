@@ -1,7 +1,8 @@
 /*
- * Tests for plugin/topic.c: topic-vs-rule matching (+, #, parent level, '$'
- * topics, %c/%u whole-level substitution), filter-vs-filter covering for
- * SUBSCRIBE, $share stripping, and Mosquitto's filter/topic validity rules.
+ * Tests for core/acl/topic.c: topic-vs-rule matching (+, #, parent level,
+ * '$' topics, %c/%u whole-level substitution), filter-vs-filter covering
+ * for SUBSCRIBE, filter-vs-filter overlap (keyd's scopes), $share
+ * stripping, and Mosquitto's filter/topic validity rules.
  */
 #include <check.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "veil/veil.h"
+#include "../../core/util.h" /* veil__filters_overlap */
 #include "topic.h"
 #include "check_run.h"
 #include "timing.h"
@@ -38,6 +40,20 @@ static bool covers(const char *rule, bool pattern, const char *filter, const cha
 	struct vp_subst s = { id, NULL };
 	struct vp_match m = { 0, 0, false };
 	bool ok = vp_trie__cover(t, root, filter, &s, &m);
+	vp_trie__free(&t);
+	return ok && (m.allow & VP_ACC_READ);
+}
+
+/* Does the rule overlap the filter (share at least one topic)? */
+static bool overlaps(const char *rule, bool pattern, const char *filter, const char *id)
+{
+	struct vp_trie *t = NULL;
+	ck_assert_int_eq(vp_trie__new(&t), 0);
+	struct vp_topic_node *root = vp_trie__new_root(t);
+	ck_assert_int_eq(vp_trie__insert(t, root, rule, pattern, VP_ACC_READ, false, 0), 0);
+	struct vp_subst s = { id, NULL };
+	struct vp_match m = { 0, 0, false };
+	bool ok = vp_trie__overlap(t, root, filter, &s, &m);
 	vp_trie__free(&t);
 	return ok && (m.allow & VP_ACC_READ);
 }
@@ -304,6 +320,75 @@ START_TEST(cover_exact_exhaustive)
 }
 END_TEST
 
+/* Overlap is exact too: a rule overlaps a filter iff some topic matches
+ * both, for every pair of filters up to 3 levels over every topic up to 4
+ * levels; and the core's one string rule (veil__filters_overlap, which
+ * keyd's config and the keyring use) agrees on every pair. */
+START_TEST(overlap_exact_exhaustive)
+{
+	static const char *const flv[] = { "a", "b", "+", "#", "$x", "" };
+	static const char *const tlv[] = { "a", "b", "z", "", "$x" };
+	static char f[400][32], t[800][32];
+	size_t nf = all(flv, 6, 3, true, f, 400), nt = all(tlv, 5, 4, false, t, 800);
+	static bool m[400][800];
+	for (size_t i = 0; i < nf; i++)
+		for (size_t k = 0; k < nt; k++)
+			m[i][k] = ref_match(f[i], t[k]);
+	size_t yes = 0, checked = 0;
+	for (size_t r = 0; r < nf; r++) {
+		for (size_t i = 0; i < nf; i++) {
+			bool want = false;
+			for (size_t k = 0; k < nt && !want; k++)
+				want = m[i][k] && m[r][k];
+			ck_assert_msg(overlaps(f[r], false, f[i], NULL) == want, "rule %s %s filter %s", f[r],
+			              want ? "overlaps" : "does not overlap", f[i]);
+			ck_assert_msg(veil__filters_overlap(f[r], f[i]) == want, "core: %s vs %s", f[r], f[i]);
+			yes += want;
+			checked++;
+		}
+	}
+	ck_assert_uint_gt(yes, 0);
+	ck_assert_uint_lt(yes, checked);
+}
+END_TEST
+
+START_TEST(overlap_patterns_and_lists)
+{
+	/* %c levels: a wildcard or a '#' filter level meets them when the id is known. */
+	ck_assert(overlaps("f/%c/#", true, "f/+/t", "s1"));
+	ck_assert(overlaps("f/%c/#", true, "f/#", "s1"));
+	ck_assert(overlaps("f/%c/#", true, "f/s1/#", "s1"));
+	ck_assert(!overlaps("f/%c/#", true, "f/s2/#", "s1"));
+	ck_assert(!overlaps("f/%c/#", true, "f/+/t", NULL));
+	ck_assert(!overlaps("f/%c", true, "f/+/t", "s1"));
+	/* Everything below a filter's '#': the whole subtree of rules. */
+	struct vp_trie *t = NULL;
+	ck_assert_int_eq(vp_trie__new(&t), 0);
+	struct vp_topic_node *root = vp_trie__new_root(t);
+	ck_assert_int_eq(vp_trie__insert(t, root, "a/b/c/d", false, VP_ACC_WRITE, false, 0), 0);
+	ck_assert_int_eq(vp_trie__insert(t, root, "a/x/+", false, 0, true, 0), 0);
+	ck_assert_int_eq(vp_trie__insert(t, root, "a/y", false, 0, false, VP_ATTR_SIGNED), 0);
+	ck_assert_int_eq(vp_trie__insert(t, root, "$a/z", false, VP_ACC_READ, false, 0), 0);
+	struct vp_match m = { 0, 0, false };
+	ck_assert(vp_trie__overlap(t, root, "a/#", NULL, &m));
+	ck_assert_uint_eq(m.allow, VP_ACC_WRITE);
+	ck_assert(m.deny);
+	ck_assert_uint_eq(m.attrs, VP_ATTR_SIGNED);
+	struct vp_match h = { 0, 0, false };
+	ck_assert(vp_trie__overlap(t, root, "#", NULL, &h));
+	ck_assert_uint_eq(h.allow, VP_ACC_WRITE); /* not the '$a' rule */
+	struct vp_match p = { 0, 0, false };
+	ck_assert(vp_trie__overlap(t, root, "a/+/c/+", NULL, &p));
+	ck_assert_uint_eq(p.allow, VP_ACC_WRITE);
+	ck_assert(!p.deny);
+	struct vp_match d = { 0, 0, false };
+	ck_assert(vp_trie__overlap(t, root, "$a/#", NULL, &d));
+	ck_assert_uint_eq(d.allow, VP_ACC_READ);
+	ck_assert(!vp_trie__overlap(t, root, "a/+b", NULL, &d)); /* not a filter */
+	vp_trie__free(&t);
+}
+END_TEST
+
 /* The plugin's matcher (topic.c) and the core's (the keyring's filters,
  * core/util.c) both equal the reference on every filter/topic pair, '+' and
  * '#' at a '$' level included. */
@@ -367,9 +452,11 @@ int main(void)
 	tcase_add_test(tc, validity);
 	tcase_add_test(tc, share_strip);
 	tcase_add_test(tc, many_children);
+	tcase_add_test(tc, overlap_patterns_and_lists);
 	suite_add_tcase(s, tc);
-	TCase *ex = veil_tcase("exhaustive", 5);
+	TCase *ex = veil_tcase("exhaustive", 10);
 	tcase_add_test(ex, cover_exact_exhaustive);
+	tcase_add_test(ex, overlap_exact_exhaustive);
 	tcase_add_test(ex, match_exact_plugin_and_core);
 	suite_add_tcase(s, ex);
 	return veil_check_run(s);
