@@ -213,6 +213,23 @@ int veil__file_write_atomic(const char *path, const void *data, size_t len, unsi
 	return rc;
 }
 
+int veil__dir_sync(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	if (!dir)
+		return VEIL_ERR_NOMEM;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0)
+		return VEIL_ERR_IO;
+	int rc = fsync(fd) == 0 ? VEIL_OK : VEIL_ERR_IO;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
 static bool blank(char c)
 {
 	return c == ' ' || c == '\t';
