@@ -1,17 +1,15 @@
 /*
- * keyd's questions (acl.h) answered by the plugin's ACL engine, linked from
- * the plugin's pure archive (vp_internal: topic.c, acl_rules.c,
- * acl_decide.c), so the rules file is parsed and matched by one piece of
- * code for both.
+ * keyd's questions (acl.h) answered by the one ACL engine (core/acl/,
+ * veil_acl), the code the plugin decides with, over the same rules file:
  *
- * TEMPORARY until the engine moves to core with filter-vs-filter overlap
- * (issue 12): the engine offers rule-covers-filter (SUBSCRIBE) but no
- * overlap, so here
- *   - write_some is "a write rule covers the whole scope" (fails closed:
- *     a device with write on part of a scope gets no key);
- *   - read_all ignores a deny that covers only part of the scope;
- *   - attrs are those of protection rules covering the whole scope; a
- *     scope straddling protected and unprotected topics is not detected.
+ *   read_all    a read rule covers the whole filter (the engine's SUBSCRIBE
+ *               coverage, read only) and no deny overlaps it: a deny on a
+ *               part of the scope means the key would open topics the
+ *               client may not read;
+ *   write_some  a write rule overlaps the filter and no deny covers it all;
+ *   attrs       the protection rules covering the whole filter; a rule that
+ *               overlaps it without covering it and adds an attribute means
+ *               its topics differ (straddles).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,29 +81,33 @@ void kd_acl__view_free(struct kd_acl_view **v)
 	*v = NULL;
 }
 
-/* What the rules covering the whole filter say, over the client's lists
- * and the patterns, as vp_acl__decide walks them. */
-static bool covering(const struct kd_acl_view *kv, const char *filter, struct vp_match *m)
+typedef bool (*walk_fn)(const struct vp_trie *, const struct vp_topic_node *, const char *, const struct vp_subst *,
+                        struct vp_match *);
+
+/* What the rules of the client's lists and the patterns say about the
+ * filter, walked as vp_acl__decide walks them (patterns skipped for a
+ * "dangerous" id, as the plugin does). */
+static bool walk(const struct kd_acl_view *kv, walk_fn fn, const char *filter, struct vp_match *m)
 {
 	const struct vp_acl_rules *r = kv->r;
 	const struct vp_acl_view *v = kv->v;
 	struct vp_subst s = { v->dangerous ? NULL : kv->cid, v->dangerous ? NULL : kv->cid };
 	bool ok = true;
 	for (size_t i = 0; ok && i < v->n; i++)
-		ok = vp_trie__cover(r->trie, v->lists[i], filter, &s, m);
+		ok = fn(r->trie, v->lists[i], filter, &s, m);
 	if (ok && !v->dangerous && r->patterns)
-		ok = vp_trie__cover(r->trie, r->patterns, filter, &s, m);
+		ok = fn(r->trie, r->patterns, filter, &s, m);
 	return ok;
 }
 
 void kd_acl__rights(const struct kd_acl_view *v, const char *filter, struct kd_rights *out)
 {
-	struct vp_match m = { 0, 0, false };
+	struct vp_match cover = { 0, 0, false }, overlap = { 0, 0, false };
 	out->read_all = out->write_some = false;
-	if (!v || !v->r || !covering(v, filter, &m) || m.deny)
+	if (!v || !v->r || !walk(v, vp_trie__cover, filter, &cover) || !walk(v, vp_trie__overlap, filter, &overlap))
 		return;
-	out->read_all = (m.allow & VP_ACC_READ) != 0;
-	out->write_some = (m.allow & VP_ACC_WRITE) != 0;
+	out->read_all = (cover.allow & VP_ACC_READ) && !overlap.deny;
+	out->write_some = (overlap.allow & VP_ACC_WRITE) && !cover.deny;
 }
 
 bool kd_acl__attrs(const struct kd_acl *a, const char *filter, const char *client_id, uint8_t *attrs)
@@ -114,9 +116,10 @@ bool kd_acl__attrs(const struct kd_acl *a, const char *filter, const char *clien
 	if (!a || !a->rules->protect)
 		return true;
 	struct vp_subst s = { client_id, client_id };
-	struct vp_match m = { 0, 0, false };
-	if (!vp_trie__cover(a->rules->trie, a->rules->protect, filter, &s, &m))
+	struct vp_match cover = { 0, 0, false }, overlap = { 0, 0, false };
+	if (!vp_trie__cover(a->rules->trie, a->rules->protect, filter, &s, &cover) ||
+	    !vp_trie__overlap(a->rules->trie, a->rules->protect, filter, &s, &overlap))
 		return false;
-	*attrs = m.attrs;
-	return true;
+	*attrs = cover.attrs;
+	return (overlap.attrs & (uint8_t)~cover.attrs) == 0;
 }

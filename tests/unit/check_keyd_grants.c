@@ -236,6 +236,26 @@ START_TEST(incremental)
 }
 END_TEST
 
+START_TEST(straddle)
+{
+	/* A scope whose topics carry different protection is refused; one
+	 * inside a protected subtree takes its attributes. */
+	load_acl("topic read,encrypted status/a/#\ntopic read status/#\npattern write,signed dev/%c/out\n");
+	uint8_t attrs = 0xff;
+	ck_assert(!kd_acl__attrs(acl, "status/#", NULL, &attrs));
+	ck_assert(kd_acl__attrs(acl, "status/a/#", NULL, &attrs));
+	ck_assert_uint_eq(attrs, KD_ATTR_ENCRYPTED);
+	ck_assert(kd_acl__attrs(acl, "status/b/#", NULL, &attrs));
+	ck_assert_uint_eq(attrs, 0);
+	/* Pattern protection follows the instance's owner. */
+	ck_assert(!kd_acl__attrs(acl, "dev/s1/#", "s1", &attrs)); /* dev/s1/out signed, the rest not */
+	ck_assert(kd_acl__attrs(acl, "dev/s1/out", "s1", &attrs));
+	ck_assert_uint_eq(attrs, KD_ATTR_SIGNED | KD_ATTR_ENCRYPTED);
+	ck_assert(kd_acl__attrs(acl, "dev/s2/#", "s1", &attrs));
+	ck_assert_uint_eq(attrs, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_grants");
@@ -246,6 +266,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, removing_rights);
 	tcase_add_test(tc, collect_and_news);
 	tcase_add_test(tc, incremental);
+	tcase_add_test(tc, straddle);
 	suite_add_tcase(s, tc);
 	return s;
 }
