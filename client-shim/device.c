@@ -20,6 +20,7 @@
 #include "util.h"
 
 #define RX_KEYS 4U                 /* receive keys of the latest device messages kept */
+#define OUT_MAX RX_KEYS            /* device messages waiting to be sent */
 #define RETRY_MIN_MS 5000U         /* ask again when no bundle came, backing off */
 #define RETRY_MAX_MS 60000U
 #define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
@@ -31,6 +32,13 @@
 struct rx {
 	struct veil__rxkey *k;
 	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
+};
+
+/* A device message built and waiting for the front end's channel. */
+struct out {
+	uint8_t buf[VEIL__DEVMSG_MAX];
+	size_t len;
+	uint8_t kind;
 };
 
 /* An epoch superseded by a rekey: kept for receiving until drop_at_ms. */
@@ -46,13 +54,22 @@ struct rev {
 };
 
 /*
- * Locks, in this order when nested: publish_lock (one keyring hand-over at a
- * time), lock (the state), rev_lock (the revocation set, also taken by
- * receivers under the session's lock). The session's lock is never held
- * while taking publish_lock or lock... except by veil__device_want_bundle,
- * which takes only lock and never calls into the session.
+ * Locks, in this order when nested: send_lock (one sender of device
+ * messages at a time), publish_lock (one keyring hand-over at a time), lock
+ * (the state), rev_lock (the revocation set, also taken by receivers under
+ * the session's lock). The session's lock is never held while taking
+ * publish_lock or lock... except by veil__device_want_bundle, which takes
+ * only lock and never calls into the session.
+ *
+ * Device messages are sent by the keeper thread (or, for a front end whose
+ * MQTT connection only its own thread may touch, by veil__device_flush on
+ * that thread), never by the thread that built them: that may be Paho's
+ * callback thread (a bundle applied there), and a synchronous Paho client
+ * publishing at QoS 1 from its own callback thread waits for an
+ * acknowledgement only that thread could read. Queued, they go out in order.
  */
 struct veil__device {
+	pthread_mutex_t send_lock;
 	pthread_mutex_t publish_lock;
 	pthread_mutex_t rev_lock;
 	pthread_mutex_t lock;      /* everything below but the immutable identity fields */
@@ -78,7 +95,13 @@ struct veil__device {
 	struct rx rx[RX_KEYS];             /* oldest first */
 	size_t nrx;
 	bool connected, awaiting;          /* a request is out and no bundle came */
+	bool want_pending;                 /* a newer bundle is wanted (no-key, unknown key id, or one
+	                                    * sealed to a receive key already spent) */
 	uint64_t request_ms, retry_ms, want_ms;
+	uint64_t last_ts;                  /* of the latest device message: keyd wants them growing */
+	struct out *out;                   /* sodium_malloc'd, OUT_MAX; nout queued, oldest first */
+	size_t nout;
+	bool out_later;                    /* the keeper's channel said "not on this thread" */
 	struct rev *revs;
 	struct veil__revoked revoked;
 	veil__send_fn send;
@@ -317,6 +340,9 @@ static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap
 		memset(&d->rx[d->nrx], 0, sizeof(d->rx[0]));
 	}
 	struct rx *r = &d->rx[d->nrx];
+	/* keyd takes a credential's messages only with growing timestamps: a
+	 * request and the acknowledgement of its bundle often share a second. */
+	uint64_t now = (uint64_t)time(NULL), ts = now > d->last_ts ? now : d->last_ts + 1U;
 	int rc = veil__rxkey_generate(&r->k);
 	if (rc != VEIL_OK)
 		return rc;
@@ -327,7 +353,7 @@ static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap
 		.credential_len = d->credential_len,
 		.client_id = d->client_id,
 		.kind = kind,
-		.timestamp = (uint64_t)time(NULL),
+		.timestamp = ts,
 		.nonce = r->nonce,
 		.receive_pk = veil__rxkey_public(r->k),
 		.version = d->have_version ? d->version : 0,
@@ -338,32 +364,82 @@ static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap
 		return rc;
 	}
 	d->nrx++;
+	d->last_ts = ts;
 	return VEIL_OK;
 }
 
+static const char *kind_name(uint8_t kind)
+{
+	return kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement";
+}
+
+/* Build a device message and queue it for the keeper (see the locks). */
 static void send_devmsg(struct veil__device *d, uint8_t kind)
 {
-	uint8_t buf[VEIL__DEVMSG_MAX];
-	size_t len = 0;
 	pthread_mutex_lock(&d->lock);
-	veil__send_fn send = d->send;
-	void *ctx = d->send_ctx;
-	int rc = send && d->connected ? devmsg(d, kind, buf, sizeof(buf), &len) : VEIL_ERR_INVAL;
-	if (rc == VEIL_OK && kind == VEIL__KIND_REQUEST) {
-		d->awaiting = true;
-		d->request_ms = mono_ms();
+	if (!d->send || !d->connected) {
+		pthread_mutex_unlock(&d->lock);
+		return; /* not connected: the next connect asks */
 	}
+	if (d->nout == OUT_MAX) { /* only the newest matter to keyd */
+		memmove(&d->out[0], &d->out[1], (OUT_MAX - 1) * sizeof(d->out[0]));
+		d->nout--;
+	}
+	struct out *o = &d->out[d->nout];
+	int rc = devmsg(d, kind, o->buf, sizeof(o->buf), &o->len);
+	if (rc == VEIL_OK) {
+		o->kind = kind;
+		d->nout++;
+		if (kind == VEIL__KIND_REQUEST) {
+			d->awaiting = true;
+			d->request_ms = mono_ms();
+		}
+	}
+	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	if (rc != VEIL_OK)
-		return; /* not connected: the next connect asks */
-	rc = send(ctx, d->req_topic, buf, len);
-	if (rc != VEIL_OK)
-		dlog(d, VEIL__LOG_WARNING, "key service %s not sent (%s): asking again later",
-		     kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement", veil_errname(rc));
-	else
-		dlog(d, VEIL__LOG_DEBUG, "key service %s sent (holding version %llu)",
-		     kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement", (unsigned long long)d->version);
-	pthread_cond_broadcast(&d->cond);
+		dlog(d, VEIL__LOG_WARNING, "key service %s not built (%s)", kind_name(kind), veil_errname(rc));
+}
+
+/* Send what is queued, in order, on the calling thread; stops at the first
+ * VEIL__SEND_LATER (the channel wants another thread). A failed send is
+ * dropped (a request is asked again by the keeper, an acknowledgement
+ * only informs keyd). Returns whether the channel said later. */
+static bool flush(struct veil__device *d)
+{
+	bool later = false;
+	pthread_mutex_lock(&d->send_lock);
+	for (;;) {
+		pthread_mutex_lock(&d->lock);
+		veil__send_fn send = d->send;
+		void *ctx = d->send_ctx;
+		if (!d->nout || !d->connected || !send) {
+			d->nout = d->connected ? d->nout : 0;
+			pthread_mutex_unlock(&d->lock);
+			break;
+		}
+		struct out o = d->out[0]; /* sent outside the lock: the front end may block */
+		pthread_mutex_unlock(&d->lock);
+		int rc = send(ctx, d->req_topic, o.buf, o.len);
+		if (rc == VEIL__SEND_LATER) {
+			later = true;
+			break;
+		}
+		pthread_mutex_lock(&d->lock);
+		if (d->nout && !memcmp(d->out[0].buf, o.buf, o.len)) {
+			memmove(&d->out[0], &d->out[1], (d->nout - 1) * sizeof(d->out[0]));
+			d->nout--;
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (rc != VEIL_OK)
+			dlog(d, VEIL__LOG_WARNING, "key service %s not sent (%s): asking again later", kind_name(o.kind),
+			     veil_errname(rc));
+		else
+			dlog(d, VEIL__LOG_DEBUG, "key service %s sent (holding version %llu)", kind_name(o.kind),
+			     (unsigned long long)d->version);
+	}
+	pthread_mutex_unlock(&d->send_lock);
+	return later;
 }
 
 /* ---- bundles ------------------------------------------------------------- */
@@ -459,6 +535,11 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	int rc = veil__bundle_open(payload, len, &t, &self, &v, &idx, &fresh);
 	if (rc != VEIL_OK) {
 		pthread_mutex_unlock(&d->lock);
+		/* Signed by keyd for this device, but sealed to a receive key it
+		 * has spent: keyd sealed it before our latest message reached it,
+		 * so keyd holds something newer for us. Ask again (rate limited). */
+		if (rc == VEIL_ERR_WRONG_RECEIVE_KEY)
+			veil__device_want_bundle(d);
 		if (rc == VEIL_ERR_OUTDATED)
 			dlog(d, VEIL__LOG_DEBUG, "bundle not newer than version %llu: kept what is held",
 			     (unsigned long long)self.held_version);
@@ -498,13 +579,15 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	d->nrx -= idx + 1;
 	memset(&d->rx[d->nrx], 0, (RX_KEYS - d->nrx) * sizeof(d->rx[0]));
 	d->awaiting = false;
+	d->want_pending = false;
 	d->applied = true;
 	d->retry_ms = RETRY_MIN_MS;
 	size_t ngrants = d->grants->n;
 	pthread_mutex_unlock(&d->lock);
+	publish_keys(d);
+	/* Said once the keys are in use. */
 	dlog(d, VEIL__LOG_INFO, "key service bundle version %llu applied: %zu epoch(s)", (unsigned long long)v.version,
 	     ngrants);
-	publish_keys(d);
 	send_devmsg(d, VEIL__KIND_ACK);
 	pthread_cond_broadcast(&d->cond);
 	return VEIL_OK;
@@ -612,15 +695,33 @@ static void *keeper_main(void *arg)
 			d->retry_ms = d->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : d->retry_ms * 2;
 		if (d->connected && d->awaiting && d->request_ms + d->retry_ms < next)
 			next = d->request_ms + d->retry_ms;
+		/* A bundle is wanted and no request is out (a refused bundle, a
+		 * want that came too soon after the last one): ask once the rate
+		 * limit allows; an unanswered request then backs off as above. */
+		bool want = d->connected && d->want_pending && !d->awaiting;
+		if (want && now_ms - d->want_ms >= WANT_MIN_MS) {
+			d->want_ms = now_ms;
+			ask = true;
+		} else if (want && d->want_ms + WANT_MIN_MS < next) {
+			next = d->want_ms + WANT_MIN_MS;
+		}
 		if (changed || ask) {
 			pthread_mutex_unlock(&d->lock);
 			if (changed)
 				publish_keys(d);
 			if (ask) {
-				dlog(d, VEIL__LOG_INFO, "no bundle from the key service yet: asking again");
+				dlog(d, VEIL__LOG_INFO, "no usable bundle from the key service yet: asking again");
 				send_devmsg(d, VEIL__KIND_REQUEST);
 			}
 			pthread_mutex_lock(&d->lock);
+			continue;
+		}
+		if (d->nout && !d->out_later) {
+			pthread_mutex_unlock(&d->lock);
+			bool later = flush(d);
+			pthread_mutex_lock(&d->lock);
+			/* Only the front end's own thread may send: veil__device_flush. */
+			d->out_later = later;
 			continue;
 		}
 		/* At least once a second: the session's held messages. */
@@ -648,6 +749,7 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 	struct veil__device *d = calloc(1, sizeof(*d));
 	if (!d)
 		return VEIL_ERR_NOMEM;
+	pthread_mutex_init(&d->send_lock, NULL);
 	pthread_mutex_init(&d->publish_lock, NULL);
 	pthread_mutex_init(&d->rev_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
@@ -666,6 +768,10 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 	d->tick = o->tick;
 	d->retry_ms = RETRY_MIN_MS;
 	d->revoked = (struct veil__revoked){ rev_credential, rev_sender, d };
+	if (!(d->out = sodium_malloc(OUT_MAX * sizeof(*d->out)))) {
+		veil__device_free(&d);
+		return VEIL_ERR_NOMEM;
+	}
 	snprintf(d->bundle_topic, sizeof(d->bundle_topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, o->client_id);
 	snprintf(d->req_topic, sizeof(d->req_topic), "%s%s", VEIL__TOPIC_REQ_PREFIX, o->client_id);
 	int rc = veil_credential_parse(o->credential, o->credential_len, &d->cred);
@@ -715,6 +821,8 @@ void veil__device_free(struct veil__device **dp)
 	veil__grants_free(&d->grants);
 	if (d->sup)
 		sodium_free(d->sup); /* wipes */
+	if (d->out)
+		sodium_free(d->out);
 	for (size_t i = 0; i < d->nrx; i++)
 		veil__rxkey_free(&d->rx[i].k);
 	struct rev *r, *tmp;
@@ -730,6 +838,7 @@ void veil__device_free(struct veil__device **dp)
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->rev_lock);
 	pthread_mutex_destroy(&d->publish_lock);
+	pthread_mutex_destroy(&d->send_lock);
 	sodium_memzero(d, sizeof(*d));
 	free(d);
 	*dp = NULL;
@@ -759,6 +868,20 @@ void veil__device_disconnected(struct veil__device *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->connected = false;
+	d->nout = 0; /* the next connect asks anew */
+	pthread_mutex_unlock(&d->lock);
+}
+
+void veil__device_flush(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool any = d->nout > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!any)
+		return;
+	bool later = flush(d);
+	pthread_mutex_lock(&d->lock);
+	d->out_later = later;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -766,6 +889,7 @@ void veil__device_connected(struct veil__device *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->connected = true;
+	d->out_later = false;
 	d->retry_ms = RETRY_MIN_MS;
 	pthread_mutex_unlock(&d->lock);
 	send_devmsg(d, VEIL__KIND_REQUEST);
@@ -798,9 +922,11 @@ void veil__device_want_bundle(struct veil__device *d)
 {
 	pthread_mutex_lock(&d->lock);
 	uint64_t now = mono_ms();
+	d->want_pending = true; /* the keeper asks later when it cannot be now */
 	bool ask = d->connected && now - d->want_ms >= WANT_MIN_MS && !(d->awaiting && now - d->request_ms < WANT_MIN_MS);
 	if (ask)
 		d->want_ms = now;
+	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	if (ask)
 		send_devmsg(d, VEIL__KIND_REQUEST);

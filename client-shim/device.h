@@ -13,9 +13,10 @@
  *   - the union of every valid revocation statement's entries, persisted in
  *     <state_dir>/revoked, each until its keep-until.
  * It sends a request at every connect, an acknowledgement after every
- * applied bundle (each with a fresh receive key), and asks again when no
- * bundle came (backing off). A keeper thread does the timed work; nothing
- * here blocks the caller on the network.
+ * applied bundle (each with a fresh receive key, timestamps growing), and
+ * asks again when no bundle came (backing off) or when a newer one is
+ * wanted. A keeper thread does the timed work and sends the device
+ * messages; nothing here blocks the caller on the network.
  */
 #ifndef VEIL_DEVICE_H
 #define VEIL_DEVICE_H
@@ -64,6 +65,9 @@ size_t veil__device_topics(const struct veil__device *d, const char *topics[2]);
 void veil__device_connected(struct veil__device *d);
 /* The connection is gone: nothing is sent until the next connect. */
 void veil__device_disconnected(struct veil__device *d);
+/* Send queued device messages on the calling thread (after the channel
+ * said VEIL__SEND_LATER to the keeper). */
+void veil__device_flush(struct veil__device *d);
 /* Whether topic is one the device consumes (never delivered to the app). */
 bool veil__device_topic(const struct veil__device *d, const char *topic);
 /* A message on such a topic. VEIL_OK when applied (or a harmless repeat);

@@ -255,8 +255,14 @@ static bool held_again(void *ctx, void *handle, bool expired)
 	return done;
 }
 
+int vpl_topic_len(const char *topic, int topic_len)
+{
+	return topic && topic_len > 0 && (size_t)topic_len == strlen(topic) ? 0 : topic_len;
+}
+
 enum vpl_arrival vpl_arrived(struct vpl_handle *h, char *topic, int topic_len, void *m, void *payload, int *len)
 {
+	topic_len = vpl_topic_len(topic, topic_len);
 	/* The key service's own messages are the core's, never the app's. */
 	if (topic && topic_len == 0 && veil__session_service_topic(g.ses, topic)) {
 		(void)veil__session_service_message(g.ses, topic, payload, *len > 0 ? (size_t)*len : 0);

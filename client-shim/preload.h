@@ -88,6 +88,9 @@ bool vpl_queue_pop(struct vpl_handle *h, struct vpl_queued *out);
  * service's own message, dropped, or held until its key arrives: the
  * preload owns it now; return 1 to Paho). */
 enum vpl_arrival { VPL_DELIVER = 0, VPL_TAKEN = 1 };
+/* Paho gives a topic's length in some paths and 0 in others; the core's
+ * convention: 0 for a NUL-terminated topic without a NUL inside. */
+int vpl_topic_len(const char *topic, int topic_len);
 enum vpl_arrival vpl_arrived(struct vpl_handle *h, char *topic, int topic_len, void *m, void *payload, int *len);
 /* After a connect succeeded on h: the key service's subscriptions and
  * request (when h logs in as the session's client id: then true, and h's

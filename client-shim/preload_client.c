@@ -134,8 +134,14 @@ static int app_deliver(struct vpl_handle *h, char *topic, int topic_len, void *m
 	return rc;
 }
 
+/* Nonzero while the app's own thread is inside one of our calls on a
+ * handle in Paho's synchronous mode: the one thread that may use it. */
+static __thread int pumping;
+
 static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *payload, size_t len)
 {
+	if (h->polling && !pumping)
+		return VEIL__SEND_LATER; /* the app's next call sends it (veil__session_flush) */
 	REAL(MQTTClient_publishMessage);
 	REAL(MQTTClient_publishMessage5);
 	MQTTClient_message m = MQTTClient_message_initializer;
@@ -265,18 +271,11 @@ static uint64_t now_ms(void)
 	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
 }
 
-/* Paho's receive gives the topic's length; 0 means NUL terminated to the
- * session core and to vpl_arrived, as in the callbacks. */
-static int core_topic_len(const char *topic, int topic_len)
-{
-	return topic && topic_len > 0 && (size_t)topic_len == strlen(topic) ? 0 : topic_len;
-}
-
 /* A message the app's receive may return: opened in place (true), or
  * consumed by the preload (the key service's, held, or dropped: false). */
 static bool receivable(struct vpl_handle *h, char *topic, int topic_len, MQTTClient_message *m)
 {
-	return vpl_arrived(h, topic, core_topic_len(topic, topic_len), m, m->payload, &m->payloadlen) == VPL_DELIVER;
+	return vpl_arrived(h, topic, topic_len, m, m->payload, &m->payloadlen) == VPL_DELIVER;
 }
 
 /* One real receive for the preload: the key service's messages are
@@ -294,19 +293,32 @@ static bool read_one(struct vpl_handle *h, unsigned long timeout_ms)
 	vpl_depth--;
 	if (!m || !topic || (rc != MQTTCLIENT_SUCCESS && rc != MQTTCLIENT_TOPICNAME_TRUNCATED))
 		return false;
-	if (core_topic_len(topic, tl) == 0 && veil__session_service_topic(vpl_session(), topic))
+	if (vpl_topic_len(topic, tl) == 0 && veil__session_service_topic(vpl_session(), topic))
 		(void)vpl_arrived(h, topic, 0, m, m->payload, &m->payloadlen); /* applied and freed */
 	else
 		vpl_queue_push(h, topic, tl, rc, m, false);
 	return true;
 }
 
+/* The key service's messages waiting for this thread go out. */
+static void flush(struct vpl_handle *h)
+{
+	if (!h || !h->polling)
+		return;
+	pumping++;
+	veil__session_flush(vpl_session());
+	pumping--;
+}
+
 /* While connect waits for keys: read until they are here or until_ms. */
 static void read_until_ready(struct vpl_handle *h, uint64_t until_ms)
 {
 	pthread_mutex_lock(&h->pump_lock);
-	for (uint64_t now = now_ms(); !veil__session_ready(vpl_session()) && now < until_ms; now = now_ms())
+	for (uint64_t now = now_ms(); !veil__session_ready(vpl_session()) && now < until_ms; now = now_ms()) {
+		flush(h);
 		(void)read_one(h, until_ms - now < 100U ? (unsigned long)(until_ms - now) : 100UL);
+	}
+	flush(h);
 	pthread_mutex_unlock(&h->pump_lock);
 }
 
@@ -318,6 +330,7 @@ static void drain(struct vpl_handle *h)
 {
 	if (!h || !h->polling || pthread_mutex_trylock(&h->pump_lock) != 0)
 		return;
+	flush(h);
 	uint64_t now = now_ms();
 	if (now - h->drained_ms >= DRAIN_EVERY_MS) {
 		h->drained_ms = now;
@@ -325,6 +338,7 @@ static void drain(struct vpl_handle *h)
 		 * stop after a few empty ones. */
 		for (int i = 0, empty = 0; i < DRAIN_MAX_READS && empty < 4; i++)
 			empty = read_one(h, 0) ? 0 : empty + 1;
+		flush(h);
 	}
 	pthread_mutex_unlock(&h->pump_lock);
 }
@@ -366,6 +380,7 @@ VPL_API int MQTTClient_receive(MQTTClient handle, char **topicName, int *topicLe
 		vpl_loud("receive on an unknown client refused");
 		return MQTTCLIENT_FAILURE;
 	}
+	flush(h);
 	/* What the preload read for the app comes first, in order. */
 	struct vpl_queued q;
 	for (int pass = 0; pass < 2; pass++) {

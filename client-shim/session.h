@@ -51,7 +51,12 @@ enum { VEIL__LOG_ERROR = 0, VEIL__LOG_WARNING = 1, VEIL__LOG_INFO = 2, VEIL__LOG
 typedef void (*veil__log_fn)(void *ctx, int level, const char *msg);
 
 /* The front end's raw publish for the key service's device messages: QoS 1,
- * not retained, never sealed. Any thread; VEIL_OK when handed to MQTT. */
+ * not retained, never sealed; VEIL_OK when handed to MQTT. The core calls it
+ * from its own keeper thread, never from the thread that delivered a
+ * message. VEIL__SEND_LATER: this connection may only be used from the front
+ * end's own thread (Paho's synchronous mode), which then calls
+ * veil__session_flush. */
+#define VEIL__SEND_LATER 1
 typedef int (*veil__send_fn)(void *ctx, const char *topic, const uint8_t *payload, size_t len);
 
 /* Whether the client uses the key service (docs/KEYS.md). */
@@ -101,6 +106,9 @@ void veil__session_set_send(struct veil__session *s, veil__send_fn fn, void *ctx
 size_t veil__session_topics(const struct veil__session *s, const char *topics[2]);
 void veil__session_connected(struct veil__session *s);
 void veil__session_disconnected(struct veil__session *s);
+/* Send the device messages waiting for the caller's thread (after the raw
+ * publish said VEIL__SEND_LATER); cheap when none wait. */
+void veil__session_flush(struct veil__session *s);
 bool veil__session_service_topic(const struct veil__session *s, const char *topic);
 int veil__session_service_message(struct veil__session *s, const char *topic, const uint8_t *payload, size_t len);
 /*

@@ -211,6 +211,12 @@ void veil__session_disconnected(struct veil__session *s)
 		veil__device_disconnected(s->dev);
 }
 
+void veil__session_flush(struct veil__session *s)
+{
+	if (s && s->dev)
+		veil__device_flush(s->dev);
+}
+
 bool veil__session_service_topic(const struct veil__session *s, const char *topic)
 {
 	return s && s->dev && veil__device_topic(s->dev, topic);
@@ -273,9 +279,12 @@ bool veil__session_holdable(struct veil__session *s, const char *topic, const ui
 	struct veil_envelope_view v;
 	if (veil_envelope_parse(in, len, &v) != VEIL_OK || v.h.key_id < VEIL_GRANTED_KEY_ID_MIN)
 		return false;
-	/* Under one of its scopes, or before the first bundle (the device does
-	 * not know its scopes yet). */
-	if (!veil__keyring_granted_topic(s->kr, topic) && veil__device_has_bundle(s->dev))
+	/* An unknown epoch of one of its scopes (or of any topic before the
+	 * first bundle: the device does not know its scopes yet), or a topic
+	 * no keyring entry covers: a scope instance that came since its last
+	 * bundle (a new device of a %c scope a dashboard reads). A topic of the
+	 * keyring file is never the key service's. */
+	if (rc == VEIL_ERR_UNKNOWN_KEY && !veil__keyring_granted_topic(s->kr, topic) && veil__device_has_bundle(s->dev))
 		return false;
 	veil__device_want_bundle(s->dev);
 	return true;
@@ -309,7 +318,8 @@ int veil__receiver_hold(struct veil__receiver *r, void *handle, const char *topi
 		refuse_held(r, topic);
 		return VEIL_ERR_UNKNOWN_KEY;
 	}
-	uint64_t deadline = veil__mono_ms() + (uint64_t)veil__device_hold_seconds(s->dev) * 1000U;
+	uint32_t hold_s = veil__device_hold_seconds(s->dev);
+	uint64_t deadline = veil__mono_ms() + (uint64_t)hold_s * 1000U;
 	int rc = VEIL_OK;
 	pthread_mutex_lock(&s->lock);
 	if (!r->held_fn || r->nheld >= VEIL__HELD_MAX) {
@@ -338,6 +348,8 @@ int veil__receiver_hold(struct veil__receiver *r, void *handle, const char *topi
 		refuse_held(r, topic);
 		return VEIL_ERR_UNKNOWN_KEY;
 	}
+	veil__slog(s, VEIL__LOG_INFO, "message on '%s' held: its key is not here yet, the key service was asked "
+	           "(waits up to %u s)", topic ? topic : "?", hold_s);
 	return VEIL_OK;
 }
 

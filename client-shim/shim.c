@@ -474,6 +474,10 @@ int veil__shim_wait_keys(struct veil__shim *s, unsigned long timeout_ms)
 void veil__shim_deliver(struct veil__shim *s, const char *topic, size_t topic_len, const void *payload,
                         size_t len, int qos, bool retained, bool dup, const MQTTProperties *props)
 {
+	/* Paho gives the topic's length (0 in some paths): 0 means NUL
+	 * terminated to the core, as long as the topic has no NUL in it. */
+	if (topic_len && strlen(topic) == topic_len)
+		topic_len = 0;
 	/* The key service's own messages are the core's, never the app's. */
 	if (!topic_len && veil__session_service_topic(s->ses, topic)) {
 		(void)veil__session_service_message(s->ses, topic, payload, len);
