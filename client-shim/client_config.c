@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 
+#include "../core/util.h" /* veil__errf */
 #include "config.h"
 #include "shim.h"
 
@@ -42,6 +43,16 @@ int veil_client_config_load(const char *path, struct veil_client_options *o, str
 		o->state_dir = k->c.state_dir;
 	if (k->c.client_id)
 		o->client_id = k->c.client_id;
+	if (k->c.audience && o->version < 3) {
+		/* An older caller's struct has no room for it. */
+		veil__errf(err, errlen, "%s: 'audience' needs options of VEIL_CLIENT_OPTIONS_VERSION 3 or later",
+		           k->c.path);
+		veil_config_free(&k->c);
+		free(k);
+		return VEIL_ERR_INVAL;
+	}
+	if (k->c.audience)
+		o->audience = k->c.audience;
 	switch (k->c.auth) {
 	case VEIL_CONFIG_AUTH_PASSWORD:
 		o->auth = VEIL_AUTH_PASSWORD;

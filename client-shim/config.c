@@ -26,6 +26,7 @@ void veil_config_free(struct veil_config *c)
 	free(c->state_dir);
 	free(c->authorities);
 	free(c->client_id);
+	free(c->audience);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -60,6 +61,8 @@ static const struct key_def KEYS[] = {
 	{ "key_service", K_KEYS, 0 },
 	{ "state_dir", K_PATH, offsetof(struct veil_config, state_dir) },
 	{ "client_id", K_ID, offsetof(struct veil_config, client_id) },
+	/* A deployment's name follows the credential client id's rule. */
+	{ "audience", K_ID, offsetof(struct veil_config, audience) },
 	{ "auth", K_AUTH, 0 },
 	{ "sign", K_SIGN, 0 },
 	{ "log", K_LOG, 0 },
@@ -109,7 +112,7 @@ static int parse_line(struct veil_config *c, char *line, unsigned lineno, unsign
 	case K_ID: {
 		/* The credential's client id: the core's one rule for it. */
 		if (KEYS[k].kind == K_ID && (why = veil__name_why(val, VEIL__NAME_CLIENT_ID)) != NULL) {
-			veil__errf(err, errlen, "%s:%u: client_id %s", c->path, lineno, why);
+			veil__errf(err, errlen, "%s:%u: %s %s", c->path, lineno, key, why);
 			return VEIL_ERR_PARSE;
 		}
 		char *s = KEYS[k].kind == K_PATH ? veil__path_beside(c->path, val) : strdup(val);

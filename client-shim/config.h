@@ -17,6 +17,9 @@
  *   state_dir  <path>                       sequence / replay state directory
  *   client_id  <id>                         must equal the credential's client id
  *                                           (the rule of docs/PROTOCOL.md section 3)
+ *   audience   <name>                       the deployment's name: login tokens are
+ *                                           bound to it (version 2, PROTOCOL.md
+ *                                           section 4); absent: version 1
  *   auth       credential|password|none     default credential
  *   sign       always|policy                default policy
  *   log        stderr|none                  default stderr
@@ -67,6 +70,7 @@ struct veil_config {
 	char *authorities;
 	char *state_dir;
 	char *client_id;
+	char *audience;
 	enum veil_config_auth auth;
 	enum veil_config_sign sign;
 	enum veil_config_log log;

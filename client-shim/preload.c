@@ -126,6 +126,7 @@ static void setup(void)
 	/* Without a client_id line the session takes the credential's. */
 	struct veil__session_opts so = {
 		.client_id = g.cfg.client_id,
+		.audience = g.cfg.audience,
 		.identity_path = g.cfg.identity,
 		.credential_path = g.cfg.credential,
 		.keyring_path = g.cfg.keyring,

@@ -308,8 +308,14 @@ int veil__session_new(const struct veil__session_opts *o, struct veil__session *
 	s->log = o->log;
 	s->log_ctx = o->log_ctx;
 	bool copied = (!o->client_id || (s->client_id = strdup(o->client_id))) &&
+	              (!o->audience || (s->audience = strdup(o->audience))) &&
 	              (!o->keyring_path || (s->keyring_path = strdup(o->keyring_path)));
 	int rc = copied ? load(s, o, err, errlen) : VEIL_ERR_NOMEM;
+	if (rc == VEIL_OK && o->audience && !veil_audience_valid(o->audience)) {
+		veil__errf(err, errlen, "audience '%.64s' is not a deployment name (the rule of a credential's client id)",
+		           o->audience);
+		rc = VEIL_ERR_INVAL;
+	}
 	if (rc != VEIL_OK) {
 		name_err(err, errlen, rc);
 		veil__session_free(&s);
@@ -337,6 +343,7 @@ void veil__session_free(struct veil__session **sp)
 		close(s->lock_fd); /* releases the flock */
 	free(s->state_dir);
 	free(s->client_id);
+	free(s->audience);
 	free(s->keyring_path);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->compose_lock);
@@ -379,8 +386,8 @@ int veil__session_token(struct veil__session *s, struct veil__token *t)
 		veil__slog(s, VEIL__LOG_ERROR, "token login needs an identity and a credential");
 		return VEIL_ERR_INVAL;
 	}
-	int rc = veil_token_create(s->id, s->cred, s->cred_len, s->client_id, (uint64_t)time(NULL), t->tok,
-	                           sizeof(t->tok), &t->len);
+	int rc = veil_token_create_for(s->id, s->cred, s->cred_len, s->client_id, s->audience, (uint64_t)time(NULL),
+	                               t->tok, sizeof(t->tok), &t->len);
 	if (rc == VEIL_OK)
 		rc = veil_token_to_password(t->tok, t->len, t->password, sizeof(t->password));
 	if (rc != VEIL_OK) {

@@ -68,6 +68,7 @@ enum veil__key_service {
 
 struct veil__session_opts {
 	const char *client_id;          /* the client id the broker will see; NULL: the credential's */
+	const char *audience;           /* the deployment tokens are bound to; NULL: version 1 tokens */
 	const char *identity_path;      /* NULL: receive only */
 	const char *credential_path;    /* NULL: no token login, no signing */
 	const char *keyring_path;       /* NULL: none (the key service's keys only) */

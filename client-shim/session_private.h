@@ -25,6 +25,7 @@ struct veil__held {
 struct veil__session {
 	pthread_mutex_t lock;            /* keyring, seq, every receiver's windows, stats */
 	char *client_id;
+	char *audience;                  /* login tokens' (NULL: version 1) */
 	struct veil_identity *id;        /* NULL: receive only */
 	uint8_t *cred;                   /* sodium_malloc'd, NULL if none */
 	size_t cred_len;

@@ -117,7 +117,7 @@ static int check_options(const struct veil_client_options *o)
 	const char *why = NULL;
 	if (!o)
 		return VEIL_ERR_INVAL;
-	if (o->version != VEIL_CLIENT_OPTIONS_VERSION)
+	if (o->version < 2 || o->version > VEIL_CLIENT_OPTIONS_VERSION)
 		why = "options.version is not VEIL_CLIENT_OPTIONS_VERSION (compiled against another libveil?)";
 	else if (!o->server_uri || !o->client_id)
 		why = "a server URI and a client id are required";
@@ -208,6 +208,7 @@ int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o)
 	}
 	struct veil__session_opts so = {
 		.client_id = o->client_id,
+		.audience = o->version >= 3 ? o->audience : NULL, /* version 2 options end before it */
 		.identity_path = o->identity_path,
 		.credential_path = o->credential_path,
 		.keyring_path = o->keyring_path,

@@ -96,7 +96,9 @@ void cli_mqtt_help(FILE *f, bool sub)
 	        " --keyring FILE   topic keys and policy (mode 0600)\n"
 	        " --state-dir DIR  sequence and replay state kept across runs\n"
 	        " --config FILE    client config file (identity, credential, keyring, state_dir,\n"
-	        "                  client_id, auth, sign); later options override it\n"
+	        "                  client_id, audience, auth, sign); later options override it\n"
+	        " --audience NAME  the deployment's name (the broker's plugin_opt_audience):\n"
+	        "                  login tokens bound to it; without: tokens of version 1\n"
 	        " --auth token|password|none   how to log in (default token)\n"
 	        " --sign           sign every message, not only where the policy requires it\n"
 	        " --help           this text\n"
@@ -244,6 +246,11 @@ int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg)
 	case CLI_OPT_KEYRING: m->o.keyring_path = arg; return 1;
 	case CLI_OPT_STATE_DIR: m->o.state_dir = arg; return 1;
 	case CLI_OPT_SIGN: m->o.sign_all = true; return 1;
+	case CLI_OPT_AUDIENCE:
+		if (!veil_audience_valid(arg))
+			return bad(m, "--audience %s: not a deployment name (a client id's rule: no '/', '+', '#')", arg);
+		m->o.audience = arg;
+		return 1;
 	case CLI_OPT_WILL_TOPIC: m->will_topic = arg; return 1;
 	case CLI_OPT_WILL_PAYLOAD: m->will_payload = arg; return 1;
 	case CLI_OPT_WILL_QOS:

@@ -69,7 +69,7 @@ struct cli_done {
 enum {
 	CLI_OPT_CAFILE = 256, CLI_OPT_CERT, CLI_OPT_KEY, CLI_OPT_INSECURE, CLI_OPT_IDENTITY, CLI_OPT_CREDENTIAL,
 	CLI_OPT_KEYRING, CLI_OPT_STATE_DIR, CLI_OPT_CONFIG, CLI_OPT_AUTH, CLI_OPT_SIGN, CLI_OPT_QUIET,
-	CLI_OPT_WILL_TOPIC, CLI_OPT_WILL_PAYLOAD, CLI_OPT_WILL_QOS, CLI_OPT_WILL_RETAIN, CLI_OPT_HELP,
+	CLI_OPT_WILL_TOPIC, CLI_OPT_WILL_PAYLOAD, CLI_OPT_WILL_QOS, CLI_OPT_WILL_RETAIN, CLI_OPT_HELP, CLI_OPT_AUDIENCE,
 	CLI_OPT_FIRST_CMD /* first free number for a command's own long options */
 };
 
@@ -93,7 +93,8 @@ enum {
 	{ "will-topic", required_argument, NULL, CLI_OPT_WILL_TOPIC },                                          \
 	{ "will-payload", required_argument, NULL, CLI_OPT_WILL_PAYLOAD },                                      \
 	{ "will-qos", required_argument, NULL, CLI_OPT_WILL_QOS },                                              \
-	{ "will-retain", no_argument, NULL, CLI_OPT_WILL_RETAIN }, { "help", no_argument, NULL, CLI_OPT_HELP }
+	{ "will-retain", no_argument, NULL, CLI_OPT_WILL_RETAIN }, { "help", no_argument, NULL, CLI_OPT_HELP },   \
+	{ "audience", required_argument, NULL, CLI_OPT_AUDIENCE }
 
 /* The shared part of both commands' --help. */
 void cli_mqtt_help(FILE *f, bool sub);

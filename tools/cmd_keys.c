@@ -338,8 +338,10 @@ static int token_decode(const char *text, uint8_t *tok, size_t cap, size_t *len)
 static void token_verify_usage(FILE *f)
 {
 	fprintf(f, "usage: veil token verify --authority-pub AUTH.pub --client-id ID [--window SECONDS]\n"
-	           "                         [--time UNIX] [TOKEN | -]\n"
-	           "Checks a login token offline, as the broker plugin does: its credential\n"
+	           "                         [--time UNIX] [--audience NAME] [TOKEN | -]\n"
+	           "Checks a login token offline, as the broker plugin does: its audience (a\n"
+	           "version 2 token must name the deployment given by --audience, the broker's\n"
+	           "plugin_opt_audience; without --audience none is accepted), its credential\n"
 	           "(signed by an authority in AUTH.pub, valid now), the client id, the device's\n"
 	           "signature, and its time against this machine's clock within the window\n"
 	           "(default 60 s, the plugin's plugin_opt_token_window). TOKEN is hex (veil\n"
@@ -353,9 +355,10 @@ static int token_verify(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "authority-pub", required_argument, NULL, 'A' }, { "client-id", required_argument, NULL, 'i' },
 		{ "window", required_argument, NULL, 'w' },        { "time", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
+		{ "audience", required_argument, NULL, 'a' },      { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *apub = NULL, *cid = NULL;
+	const char *apub = NULL, *cid = NULL, *audience = NULL;
 	uint64_t window = 60, now = (uint64_t)time(NULL);
 	bool ok = true;
 	int ch;
@@ -366,6 +369,7 @@ static int token_verify(int argc, char **argv)
 		case 'i': cid = optarg; break;
 		case 'w': ok = ok && parse_count(optarg, UINT32_MAX, &window); break;
 		case 't': ok = ok && parse_count(optarg, UINT64_MAX, &now); break;
+		case 'a': audience = optarg; ok = ok && veil_audience_valid(optarg); break;
 		case 'h': token_verify_usage(stdout); return VEIL_EXIT_OK;
 		default: ok = false; break;
 		}
@@ -402,8 +406,12 @@ static int token_verify(int argc, char **argv)
 		fprintf(stderr, "veil token verify: %s\n", err);
 		return VEIL_EXIT_FAIL;
 	}
+	unsigned version = 0;
+	char aud[VEIL_AUDIENCE_MAX + 1] = "";
+	(void)veil_token_audience(tok, tl, &version, aud); /* parsed above */
 	struct veil_token out;
-	rc = veil_token_verify(tok, tl, cid, (const uint8_t(*)[VEIL_PK_BYTES])pks, n, now, (uint32_t)window, &out);
+	rc = veil_token_verify_for(tok, tl, cid, audience, (const uint8_t(*)[VEIL_PK_BYTES])pks, n, now,
+	                           (uint32_t)window, &out);
 	char t_tok[32], t_now[32], from[32], until[32], cred_id[33], aid[17];
 	cli_utc(ts, t_tok, sizeof(t_tok));
 	cli_utc(now, t_now, sizeof(t_now));
@@ -412,10 +420,12 @@ static int token_verify(int argc, char **argv)
 	sodium_bin2hex(cred_id, sizeof(cred_id), c.id, sizeof(c.id));
 	sodium_bin2hex(aid, sizeof(aid), c.authority_id, sizeof(c.authority_id));
 	long long skew = (long long)(ts - now); /* two's complement: the signed difference */
-	printf("client id:     %s (credential %s, authority id %s)\n"
+	printf("token:         version %u, %s%s%s\n"
+	       "client id:     %s (credential %s, authority id %s)\n"
 	       "credential:    valid from %s to %s\n"
 	       "token time:    %s, %lld s %s this machine's clock (%s); window %llu s\n"
 	       "verification:  %s\n",
+	       version, version == 1 ? "bound to no deployment" : "audience '", aud, version == 1 ? "" : "'",
 	       c.client_id, cred_id, aid, from, until, t_tok, skew < 0 ? -skew : skew,
 	       skew < 0 ? "behind" : "ahead of", t_now, (unsigned long long)window,
 	       rc == VEIL_OK ? "ok" : veil_strerror(rc));
@@ -429,6 +439,9 @@ static int token_verify(int argc, char **argv)
 		fprintf(stderr, "veil token verify: credential not valid before %s (check the clock)\n", from);
 	else if (rc == VEIL_ERR_CLIENT_ID)
 		fprintf(stderr, "veil token verify: the token is for client id '%s', not '%s'\n", c.client_id, cid);
+	else if (rc == VEIL_ERR_WRONG_AUDIENCE)
+		fprintf(stderr, "veil token verify: the token is for the deployment '%s', %s%s%s\n", aud,
+		        audience ? "not '" : "and no --audience was given", audience ? audience : "", audience ? "'" : "");
 	else if (rc == VEIL_ERR_WRONG_AUTHORITY)
 		fprintf(stderr, "veil token verify: credential signed by authority %s, which %s does not list\n", aid,
 		        apub);
@@ -446,10 +459,10 @@ int veil_cmd_token(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "identity", required_argument, NULL, 'k' }, { "credential", required_argument, NULL, 'c' },
 		{ "client-id", required_argument, NULL, 'i' }, { "password", no_argument, NULL, 'p' },
-		{ "time", required_argument, NULL, 't' },      { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "time", required_argument, NULL, 't' },      { "audience", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
 	};
-	const char *key = NULL, *credp = NULL, *cid = NULL;
+	const char *key = NULL, *credp = NULL, *cid = NULL, *audience = NULL;
 	bool password = false;
 	uint64_t when = (uint64_t)time(NULL);
 	bool when_ok = true;
@@ -462,14 +475,16 @@ int veil_cmd_token(int argc, char **argv)
 		case 'i': cid = optarg; break;
 		case 'p': password = true; break;
 		case 't': when_ok = parse_count(optarg, UINT64_MAX, &when); break;
+		case 'a': audience = optarg; when_ok = when_ok && veil_audience_valid(optarg); break;
 		case 'h':
 		default:
 			fprintf(c == 'h' ? stdout : stderr,
 			        "usage: veil token --identity DEV.key --credential DEV.cred --client-id ID [--password]\n"
-			        "                  [--time UNIX]\n"
+			        "                  [--time UNIX] [--audience NAME]\n"
 			        "       veil token verify ...   (veil token verify --help)\n"
 			        "Prints a fresh login token as hex, or with --password the MQTT 3.1.1 password\n"
-			        "form (username = client id). For debugging and scripted tests: a token is\n"
+			        "form (username = client id); with --audience bound to that deployment (token\n"
+			        "version 2), else version 1. For debugging and scripted tests: a token is\n"
 			        "valid only inside the broker's freshness window and only once.\n");
 			return c == 'h' ? VEIL_EXIT_OK : VEIL_EXIT_USAGE;
 		}
@@ -486,7 +501,7 @@ int veil_cmd_token(int argc, char **argv)
 		veil_identity_free(&d);
 		return VEIL_EXIT_FAIL;
 	}
-	int rc = veil_token_create(d, cred, cl, cid, when, tok, sizeof(tok), &tl);
+	int rc = veil_token_create_for(d, cred, cl, cid, audience, when, tok, sizeof(tok), &tl);
 	veil_identity_free(&d);
 	if (rc != VEIL_OK) {
 		fprintf(stderr, "veil token: %s\n", veil_strerror(rc));

@@ -47,7 +47,8 @@
 extern "C" {
 #endif
 
-#define VEIL_CLIENT_OPTIONS_VERSION 2
+/* 3 adds audience; libveil also takes version 2 (without it). */
+#define VEIL_CLIENT_OPTIONS_VERSION 3
 
 /* MQTT protocol versions (the numbers Paho uses). */
 #define VEIL_MQTT_311 4
@@ -125,6 +126,10 @@ struct veil_client_options {
 	bool will_retained;
 	veil_log_cb log;              /* may be NULL: then nothing is logged */
 	void *log_ctx;
+	/* version 3 */
+	const char *audience;         /* the deployment's name (the broker's plugin_opt_audience):
+	                               * login tokens are bound to it (version 2); NULL: version 1
+	                               * tokens, valid at any broker trusting the authority */
 };
 
 struct MQTTProperties;            /* Paho's (MQTTProperties.h), see veil/paho.h */

@@ -242,6 +242,48 @@ START_TEST(test_config_file)
 }
 END_TEST
 
+/* The audience (VEIL_CLIENT_OPTIONS_VERSION 3): from the file into the
+ * options; a caller of version 2 has no room for it and is told so, and
+ * its options (without an audience) are still taken. */
+START_TEST(test_audience)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "identity dev.key\ncredential %s\nkeyring keyring\nclient_id dev-1\naudience plant-a\n", cred);
+	ck_assert_int_eq(test_write_file(conf, text, 0600), 0);
+	struct veil_client_options o;
+	memset(&o, 0, sizeof(o));
+	o.version = VEIL_CLIENT_OPTIONS_VERSION;
+	o.server_uri = "tcp://127.0.0.1:1";
+	struct veil_client_config *cfg = NULL;
+	char err[512] = "";
+	ck_assert_int_eq(veil_client_config_load(conf, &o, &cfg, err, sizeof(err)), VEIL_OK);
+	ck_assert_str_eq(o.audience, "plant-a");
+	struct veil_client *c = NULL;
+	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_OK);
+	veil_client_free(&c);
+	o.audience = "plant/a"; /* not a deployment name */
+	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_ERR_INVAL);
+	ck_assert_ptr_null(c);
+	veil_client_config_free(&cfg);
+
+	memset(&o, 0, sizeof(o));
+	o.version = 2;
+	o.server_uri = "tcp://127.0.0.1:1";
+	ck_assert_int_eq(veil_client_config_load(conf, &o, &cfg, err, sizeof(err)), VEIL_ERR_INVAL);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(strstr(err, "VEIL_CLIENT_OPTIONS_VERSION 3") != NULL, "err: %s", err);
+	o.identity_path = key;
+	o.credential_path = cred;
+	o.keyring_path = keyring;
+	o.client_id = "dev-1";
+	o.audience = "plant/a"; /* past the end of a version 2 struct: never read */
+	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_OK);
+	veil_client_free(&c);
+	o.version = 4;
+	ck_assert_int_eq(veil_client_new(&o, &c), VEIL_ERR_INVAL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_config");
@@ -252,6 +294,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_offline_publish_and_state);
 	tcase_add_test(tc, test_receive_only_client);
 	tcase_add_test(tc, test_config_file);
+	tcase_add_test(tc, test_audience);
 	suite_add_tcase(s, tc);
 	return s;
 }

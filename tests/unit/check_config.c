@@ -68,6 +68,7 @@ START_TEST(good_file)
 	                   "keyring /etc/veil/keys dir/ring#1\n"
 	                   "state_dir state\n"
 	                   "client_id sensor-17\n"
+	                   "audience factory-eu\n"
 	                   "auth credential\n"
 	                   "sign always\n"
 	                   "log none"; /* no final newline */
@@ -79,6 +80,7 @@ START_TEST(good_file)
 	snprintf(want, sizeof(want), "%s/state", dir);
 	ck_assert_str_eq(c.state_dir, want);
 	ck_assert_str_eq(c.client_id, "sensor-17");
+	ck_assert_str_eq(c.audience, "factory-eu");
 	ck_assert_int_eq(c.auth, VEIL_CONFIG_AUTH_CREDENTIAL);
 	ck_assert_int_eq(c.sign, VEIL_CONFIG_SIGN_ALWAYS);
 	ck_assert_int_eq(c.log, VEIL_CONFIG_LOG_NONE);
@@ -124,6 +126,7 @@ START_TEST(defaults_and_modes)
 	ck_assert_int_eq(c.sign, VEIL_CONFIG_SIGN_POLICY);
 	ck_assert_int_eq(c.log, VEIL_CONFIG_LOG_STDERR);
 	ck_assert_ptr_null(c.client_id);
+	ck_assert_ptr_null(c.audience); /* version 1 tokens */
 	ck_assert_ptr_null(c.state_dir);
 	veil_config_free(&c);
 
@@ -184,6 +187,10 @@ START_TEST(bad_values)
 	expect_line_error(BASE "client_id dev+1\n", 4, "'+'");
 	expect_line_error(BASE "client_id a/b\n", 4, "'/'");
 	expect_line_error(BASE "client_id a\x01z\n", 4, "control");
+	/* A deployment's name: the rule of a credential's client id. */
+	expect_line_error(BASE "audience plant/a\n", 4, "audience contains '/'");
+	expect_line_error(BASE "audience plant#1\n", 4, "audience contains '+' or '#'");
+	expect_line_error(BASE "audience a\x7f\n", 4, "audience contains a control");
 	char big[400] = BASE "client_id ";
 	size_t n = strlen(big);
 	memset(big + n, 'a', 129);
