@@ -90,6 +90,9 @@ struct veil__trust {
 
 /* Whether the comma separated roles of c include role exactly. */
 bool veil__credential_has_role(const struct veil_credential *c, const char *role);
+/* Whether role is one role name a credential can carry ([A-Za-z0-9_.-],
+ * 1..255 bytes, no comma): the rule credential.c applies to a role list. */
+bool veil__role_valid(const char *role);
 
 /* ---- X25519 receive keys ------------------------------------------------ */
 

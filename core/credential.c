@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "veil/identity.h"
+#include "bundle.h" /* veil__role_valid */
 #include "internal.h"
 #include "names.h"
 #include "util.h"
@@ -42,6 +43,12 @@ static bool roles_ok(const char *s, size_t n)
 		}
 	}
 	return n == 0 || !empty_item;
+}
+
+bool veil__role_valid(const char *role)
+{
+	size_t n = role ? strnlen(role, VEIL_ROLES_MAX + 1U) : 0;
+	return n > 0 && !memchr(role, ',', n) && roles_ok(role, n);
 }
 
 int veil_credential_issue(const struct veil_identity *authority, struct veil_credential *c, uint8_t *out,

@@ -284,7 +284,7 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 	if (!res.allowed) {
 		/* READ is checked per subscriber per message: not logged. */
 		if (ed->access != MOSQ_ACL_READ)
-			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s%s",
+			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s%s reason=rules",
 			              vp_log__clean(who.client_id, cid, sizeof(cid)), access_name(ed->access),
 			              vp_log__clean(ed->topic, t, sizeof(t)), will);
 		return MOSQ_ERR_ACL_DENIED;
@@ -345,7 +345,7 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 	if (c && (!c->client_id || !cid || strcmp(c->client_id, cid) != 0))
 		c = NULL;
 	/* Veil's own topics: the plugin's rules (veil_topics.h), not the file's. */
-	struct vp_vtopic_who vw = { cid, c && c->has_identity, c ? c->roles : NULL };
+	struct vp_vtopic_who vw = { cid, c && c->has_identity, c ? c->roles : NULL, ctx->admin_role };
 	const char *vwhy = NULL;
 	enum vp_vtopic vt = vp_vtopic__decide(&vw, (unsigned)ed->access, ed->topic, ed->payloadlen, ed->retain, &vwhy);
 	if (vt == VP_VTOPIC_ALLOW)

@@ -12,7 +12,9 @@
 #include <mosquitto_plugin.h>
 
 #include "veil/veil.h"
+#include "metrics.h"
 #include "plugin_private.h"
+#include "veil_topics.h"
 
 /* The build hides every symbol by default (CMAKE_C_VISIBILITY_PRESET): the
  * three entry points must be exported explicitly or Mosquitto cannot load us. */
@@ -22,64 +24,46 @@ VP_EXPORT int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **us
                           int opt_count);
 VP_EXPORT int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count);
 
-/* A login may come from a new client on the pointer of a freed one: the
- * auth module drops whatever the registry holds for it first, whoever then
- * decides the login (vp_auth__basic, vp_auth__ext_start). */
-static int on_basic_auth(int event, void *event_data, void *userdata)
+/* Every event, one dispatch: the instance is bound for the audit lines its
+ * modules write (log.c counts them into this instance's metrics). */
+static void publish_metric(void *arg, const char *topic, const char *value)
 {
-	(void)event;
-	return vp_auth__basic(userdata, event_data);
+	(void)arg;
+	/* Retained, as Mosquitto's own $SYS values: a new subscriber (the
+	 * metrics exporter after a restart) gets every value at once. */
+	mosquitto_broker_publish_copy(NULL, topic, (int)strlen(value), value, 0, true, NULL);
 }
 
-static int on_ext_auth_start(int event, void *event_data, void *userdata)
+static int on_reload(struct vp_ctx *ctx)
 {
-	(void)event;
-	return vp_auth__ext_start(userdata, event_data);
-}
-
-static int on_ext_auth_continue(int event, void *event_data, void *userdata)
-{
-	(void)event;
-	return vp_auth__ext_continue(userdata, event_data);
-}
-
-static int on_acl_check(int event, void *event_data, void *userdata)
-{
-	(void)event;
-	return vp_acl__check(userdata, event_data);
-}
-
-static int on_reload(int event, void *event_data, void *userdata)
-{
-	struct vp_ctx *ctx = userdata;
-	(void)event;
-	(void)event_data;
 	/* Each module keeps its old state when its files are broken. */
 	int ra = vp_auth__reload(ctx);
 	int rb = vp_acl__reload(ctx);
-	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "reload", "auth=%s acl=%s", ra == VEIL_OK ? "ok" : "kept-old",
+	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "reload", "result=%s auth=%s acl=%s trigger=sighup",
+	              ra == VEIL_OK && rb == VEIL_OK ? "ok" : "failed", ra == VEIL_OK ? "ok" : "kept-old",
 	              rb == VEIL_OK ? "ok" : "kept-old");
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int on_tick(int event, void *event_data, void *userdata)
+static int on_tick(struct vp_ctx *ctx)
 {
-	struct vp_ctx *ctx = userdata;
-	(void)event;
-	(void)event_data;
 	/* The event's time fields are zero on 2.0.11: read the clock. */
 	time_t now = time(NULL);
 	vp_auth__tick(ctx, now);
 	vp_acl__tick(ctx, now);
+	vp_control__tick(ctx, now);
 	vp_clients__tick(ctx->clients, now, vp_acl__client_cache_free);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (vp_metrics__due(ctx->metrics, (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U)) {
+		vp_metrics__refresh(ctx->metrics, ctx);
+		vp_metrics__each(ctx->metrics, publish_metric, NULL);
+	}
 	return MOSQ_ERR_SUCCESS;
 }
 
-static int on_disconnect(int event, void *event_data, void *userdata)
+static int on_disconnect(struct vp_ctx *ctx, struct mosquitto_evt_disconnect *ed)
 {
-	struct vp_ctx *ctx = userdata;
-	struct mosquitto_evt_disconnect *ed = event_data;
-	(void)event;
 	/* A persistent session outlives the connection, and Mosquitto checks
 	 * READ for what it queues meanwhile: keep what we know of the client.
 	 * Without one, the Will is still to be checked, after this event. */
@@ -90,17 +74,42 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
+/* A login may come from a new client on the pointer of a freed one: the
+ * auth module drops whatever the registry holds for it first, whoever then
+ * decides the login (vp_auth__basic, vp_auth__ext_start). */
+static int on_event(int event, void *event_data, void *userdata)
+{
+	struct vp_ctx *ctx = userdata;
+	struct vp_ctx *prev = vp_log__bind(ctx);
+	int rc = MOSQ_ERR_SUCCESS;
+	switch (event) {
+	case MOSQ_EVT_BASIC_AUTH: rc = vp_auth__basic(ctx, event_data); break;
+	case MOSQ_EVT_EXT_AUTH_START: rc = vp_auth__ext_start(ctx, event_data); break;
+	case MOSQ_EVT_EXT_AUTH_CONTINUE: rc = vp_auth__ext_continue(ctx, event_data); break;
+	case MOSQ_EVT_ACL_CHECK: rc = vp_acl__check(ctx, event_data); break;
+	case MOSQ_EVT_CONTROL: rc = vp_control__event(ctx, event_data); break;
+	case MOSQ_EVT_RELOAD: rc = on_reload(ctx); break;
+	case MOSQ_EVT_TICK: rc = on_tick(ctx); break;
+	case MOSQ_EVT_DISCONNECT: rc = on_disconnect(ctx, event_data); break;
+	default: break;
+	}
+	vp_log__bind(prev);
+	return rc;
+}
+
+/* event_data of the registration: the topic, for CONTROL. */
 static const struct {
 	int event;
-	MOSQ_FUNC_generic_callback cb;
+	const char *data;
 } callbacks[] = {
-	{ MOSQ_EVT_BASIC_AUTH, on_basic_auth },
-	{ MOSQ_EVT_EXT_AUTH_START, on_ext_auth_start },
-	{ MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth_continue },
-	{ MOSQ_EVT_ACL_CHECK, on_acl_check },
-	{ MOSQ_EVT_RELOAD, on_reload },
-	{ MOSQ_EVT_TICK, on_tick },
-	{ MOSQ_EVT_DISCONNECT, on_disconnect },
+	{ MOSQ_EVT_BASIC_AUTH, NULL },
+	{ MOSQ_EVT_EXT_AUTH_START, NULL },
+	{ MOSQ_EVT_EXT_AUTH_CONTINUE, NULL },
+	{ MOSQ_EVT_ACL_CHECK, NULL },
+	{ MOSQ_EVT_RELOAD, NULL },
+	{ MOSQ_EVT_TICK, NULL },
+	{ MOSQ_EVT_DISCONNECT, NULL },
+	{ MOSQ_EVT_CONTROL, VP_CONTROL_TOPIC },
 };
 #define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
 
@@ -131,9 +140,11 @@ static void ctx_free(struct vp_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	vp_control__free(&ctx->control);
 	vp_auth__free(&ctx->auth);
 	vp_acl__free(&ctx->acl);
 	vp_clients__free(&ctx->clients, vp_acl__client_cache_free);
+	vp_metrics__free(&ctx->metrics);
 	free(ctx);
 }
 
@@ -155,7 +166,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 		return mosq_err(rc);
 	}
 	for (int i = 0; i < opt_count; i++) {
-		if (!vp_auth__option_known(opts[i].key) && !vp_acl__option_known(opts[i].key)) {
+		if (!vp_auth__option_known(opts[i].key) && !vp_acl__option_known(opts[i].key) &&
+		    !vp_control__option_known(opts[i].key) && !vp_metrics__option_known(opts[i].key)) {
 			char k[80];
 			vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "reason=unknown-option option=plugin_opt_%s",
 			              vp_log__clean(opts[i].key, k, sizeof(k)));
@@ -166,27 +178,45 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 	if (!ctx)
 		return MOSQ_ERR_NOMEM;
 	ctx->pid = identifier;
-	rc = vp_clients__new(&ctx->clients);
+	/* The metrics first: the other modules' first audit lines count. */
+	struct vp_ctx *prev = vp_log__bind(ctx);
+	rc = vp_metrics__new(opts, opt_count, &ctx->metrics);
+	if (rc == VEIL_OK)
+		rc = vp_clients__new(&ctx->clients);
 	if (rc == VEIL_OK)
 		rc = vp_auth__new(ctx, opts, opt_count, &ctx->auth);
 	if (rc == VEIL_OK)
 		rc = vp_acl__new(ctx, opts, opt_count, &ctx->acl);
+	if (rc == VEIL_OK)
+		rc = vp_control__new(ctx, opts, opt_count, &ctx->control);
 	if (rc != VEIL_OK) {
 		vp_log__audit(MOSQ_LOG_ERR, "plugin", "init-failed", "error=%s", veil_errname(rc));
+		vp_log__bind(prev);
 		ctx_free(ctx);
 		return mosq_err(rc);
 	}
+	bool control = true;
 	for (size_t i = 0; i < N_CALLBACKS; i++) {
-		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL, ctx);
+		rc = mosquitto_callback_register(identifier, callbacks[i].event, on_event, callbacks[i].data, ctx);
+		if (rc == MOSQ_ERR_NOT_SUPPORTED && callbacks[i].event == MOSQ_EVT_CONTROL) {
+			/* A broker built without WITH_CONTROL: everything but the admin API. */
+			vp_log__audit(MOSQ_LOG_WARNING, "control", "unavailable",
+			              "reason=broker-without-control (no $CONTROL support in this Mosquitto build)");
+			control = false;
+			continue;
+		}
 		if (rc != MOSQ_ERR_SUCCESS) {
 			for (size_t j = 0; j < i; j++)
-				mosquitto_callback_unregister(identifier, callbacks[j].event, callbacks[j].cb, NULL);
+				mosquitto_callback_unregister(identifier, callbacks[j].event, on_event, callbacks[j].data);
+			vp_log__bind(prev);
 			ctx_free(ctx);
 			return rc;
 		}
 	}
 	*userdata = ctx;
-	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "init", "version=%s", veil_version());
+	vp_log__audit(MOSQ_LOG_NOTICE, "plugin", "init", "version=%s control=%s admin_role=%s", veil_version(),
+	              control ? VP_CONTROL_TOPIC : "off", ctx->admin_role);
+	vp_log__bind(prev);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -197,8 +227,10 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt
 	(void)opt_count;
 	if (!ctx)
 		return MOSQ_ERR_SUCCESS;
+	struct vp_ctx *prev = vp_log__bind(ctx);
 	for (size_t i = 0; i < N_CALLBACKS; i++)
-		mosquitto_callback_unregister(ctx->pid, callbacks[i].event, callbacks[i].cb, NULL);
+		mosquitto_callback_unregister(ctx->pid, callbacks[i].event, on_event, callbacks[i].data);
+	vp_log__bind(prev);
 	ctx_free(ctx);
 	return MOSQ_ERR_SUCCESS;
 }

@@ -1,7 +1,7 @@
 /*
- * Veil's own topics, decided by the plugin (see veil_topics.h). The topic
- * names come from the core (core/bundle.h), which keyd and the devices
- * build them with.
+ * Veil's own topics, decided by the plugin (see veil_topics.h): the key
+ * service's, whose names come from the core (core/bundle.h), which keyd and
+ * the devices build them with, and the admin API's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,13 +11,24 @@
 #include "topic.h"
 #include "veil_topics.h"
 
-static bool is_keyd(const struct vp_vtopic_who *w)
+bool vp_vtopic__has_role(const char *roles, const char *role)
 {
-	if (!w->has_identity || !w->roles)
+	if (!roles || !role)
 		return false;
 	struct veil_credential c; /* the core's one role test reads a credential's roles */
-	snprintf(c.roles, sizeof(c.roles), "%s", w->roles);
-	return veil__credential_has_role(&c, VEIL__ROLE_KEYD);
+	snprintf(c.roles, sizeof(c.roles), "%s", roles);
+	return veil__credential_has_role(&c, role);
+}
+
+/* Roles count only when a credential carries them. */
+static bool is_keyd(const struct vp_vtopic_who *w)
+{
+	return w->has_identity && vp_vtopic__has_role(w->roles, VEIL__ROLE_KEYD);
+}
+
+static bool is_admin(const struct vp_vtopic_who *w)
+{
+	return w->has_identity && vp_vtopic__has_role(w->roles, w->admin_role);
 }
 
 /* The level after prefix when topic is prefix + one whole level, else NULL. */
@@ -55,6 +66,26 @@ static enum vp_vtopic subscribe(const struct vp_vtopic_who *w, const char *f, co
 	return deny(why, "veil-topic");
 }
 
+/* topic is root or lies under it. */
+static bool under(const char *topic, const char *root)
+{
+	size_t rl = strlen(root);
+	return !strncmp(topic, root, rl) && (topic[rl] == '/' || topic[rl] == '\0');
+}
+
+/* The admin API's topics: requests in, responses out, admins only. */
+static enum vp_vtopic control(const struct vp_vtopic_who *w, unsigned access, const char *topic, const char **why)
+{
+	bool admin = is_admin(w);
+	if (access == VP_ACC_SUBSCRIBE)
+		return admin ? VP_VTOPIC_ALLOW : deny(why, "veil-control-admin-only");
+	if (access == VP_ACC_READ && !strcmp(topic, VP_CONTROL_RESPONSE_TOPIC))
+		return admin ? VP_VTOPIC_ALLOW : deny(why, "veil-control-admin-only");
+	if (access == VP_ACC_WRITE && !strcmp(topic, VP_CONTROL_TOPIC))
+		return admin ? VP_VTOPIC_ALLOW : deny(why, "veil-control-admin-only");
+	return deny(why, "veil-control"); /* the response topic is the plugin's, the rest nobody's */
+}
+
 enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access, const char *topic,
                                  size_t payloadlen, bool retain, const char **why)
 {
@@ -67,8 +98,9 @@ enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access,
 		if (!topic)
 			return VP_VTOPIC_NOT_VEIL; /* malformed $share: the rules refuse it */
 	}
-	size_t rl = strlen(VP_VEIL_TOPIC_ROOT);
-	if (strncmp(topic, VP_VEIL_TOPIC_ROOT, rl) != 0 || (topic[rl] != '/' && topic[rl] != '\0'))
+	if (under(topic, VP_CONTROL_ROOT))
+		return control(w, access, topic, why);
+	if (!under(topic, VP_VEIL_TOPIC_ROOT))
 		return VP_VTOPIC_NOT_VEIL;
 	if (access == VP_ACC_SUBSCRIBE)
 		return subscribe(w, topic, why);

@@ -9,11 +9,27 @@
  *
  * A zero-length retained publish (which would delete a retained bundle or
  * statement) is refused on all three; every other $veil/... topic is
- * refused. SUBSCRIBE is judged filter against these rules: a filter is
+ * refused.
+ *
+ * The admin API (plugin/control.c, docs/OPERATIONS.md):
+ *
+ *   $CONTROL/veil/v1           written by credentials with the admin role
+ *                              (plugin_opt_admin_role); Mosquitto hands it to
+ *                              the plugin's CONTROL event, never to clients
+ *   $CONTROL/veil/v1/response  read by credentials with the admin role; only
+ *                              the plugin publishes there (its publications
+ *                              skip the WRITE check)
+ *
+ * A client without a credential (password, anonymous) never has the role.
+ * Every other $CONTROL/veil/... topic is refused; an admin may subscribe to
+ * any filter under $CONTROL/veil (it can only ever deliver responses). SUBSCRIBE is judged filter against these rules: a filter is
  * allowed only if every topic it can match may be read (so veil-keyd may
  * subscribe $veil/v1/req/+, a device exactly its own bundle topic and the
  * revocation topic). A filter or topic whose first level is not "$veil" is
- * not Veil's: the rules decide (a first-level wildcard never matches it).
+ * not Veil's: the rules decide (a first-level wildcard never matches it);
+ * neither is a $CONTROL filter that does not start with $CONTROL/veil
+ * ("$CONTROL/#"): the rules decide the subscription, and every message it
+ * could deliver from Veil's response topic is checked as READ here.
  */
 #ifndef VP_VEIL_TOPICS_H
 #define VP_VEIL_TOPICS_H
@@ -22,6 +38,10 @@
 #include <stddef.h>
 
 #define VP_VEIL_TOPIC_ROOT "$veil"
+#define VP_CONTROL_ROOT "$CONTROL/veil"
+#define VP_CONTROL_TOPIC VP_CONTROL_ROOT "/v1"
+#define VP_CONTROL_RESPONSE_TOPIC VP_CONTROL_TOPIC "/response"
+#define VP_ADMIN_ROLE_DEFAULT "veil-admin"
 
 enum vp_vtopic {
 	VP_VTOPIC_NOT_VEIL = 0, /* the rules decide */
@@ -34,7 +54,11 @@ struct vp_vtopic_who {
 	const char *client_id;
 	bool has_identity;  /* logged in with a credential */
 	const char *roles;  /* the credential's, comma separated (NULL: none) */
+	const char *admin_role; /* plugin_opt_admin_role (NULL: nobody is an admin) */
 };
+
+/* Whether the comma-separated roles (NULL: none) hold role exactly. */
+bool vp_vtopic__has_role(const char *roles, const char *role);
 
 /* access: VP_ACC_READ, VP_ACC_WRITE or VP_ACC_SUBSCRIBE (topic is then the
  * raw filter, "$share/<group>/" understood). payloadlen and retain are the

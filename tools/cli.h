@@ -6,6 +6,7 @@
 #ifndef VEIL_CLI_H
 #define VEIL_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ int veil_cmd_sub(int argc, char **argv);         /* cmd_sub.c (libveil, cli_mqtt
 int veil_cmd_passwd(int argc, char **argv);      /* cmd_passwd.c (plugin auth) */
 int veil_cmd_token(int argc, char **argv);       /* cmd_keys.c */
 int veil_cmd_keys(int argc, char **argv);        /* cmd_keyd.c (veil-keyd's store) */
+int veil_cmd_ctl(int argc, char **argv);         /* cmd_ctl.c (the plugin's admin API, libveil) */
 
 /* Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
 #define VEIL_EXIT_OK 0
@@ -29,6 +31,11 @@ int veil_cmd_keys(int argc, char **argv);        /* cmd_keyd.c (veil-keyd's stor
  * bytes; NULL on error (errno set: EFBIG when too large). */
 #define CLI_FILE_MAX ((size_t)128 << 20)
 unsigned char *cli_read_file(const char *path, size_t *len);
+/* A password: from the terminal without echo (asked twice when confirm),
+ * or the first line of standard input when it is not a terminal. 0, or -1
+ * (mismatch said as "veil <cmd>: ..."; a line too long; nothing to read).
+ * Wipe pw after use. */
+int cli_read_password(const char *cmd, char *pw, size_t cap, bool confirm);
 /* Hex encode/decode helpers for the CLI. */
 int cli_hex_decode(const char *hex, unsigned char *out, size_t cap, size_t *len);
 

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -47,56 +46,6 @@ static void usage(FILE *f)
 	           "mosquitto_passwd hash ($6$, $7$) cannot be verified or converted without the\n"
 	           "password; such users are named and must be re-created with veil passwd.\n"
 	           "An existing FILE keeps its owner and mode (the broker must still read it).\n");
-}
-
-static int read_line(FILE *in, char *buf, size_t cap)
-{
-	if (!fgets(buf, (int)cap, in))
-		return -1;
-	size_t n = strlen(buf);
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	else if (!feof(in))
-		return -1; /* longer than PW_MAX */
-	if (n > 0 && buf[n - 1] == '\r')
-		buf[--n] = '\0';
-	return 0;
-}
-
-static int prompt(const char *text, char *buf, size_t cap)
-{
-	struct termios old, quiet;
-	fprintf(stderr, "%s", text);
-	fflush(stderr);
-	if (tcgetattr(STDIN_FILENO, &old) != 0)
-		return -1;
-	quiet = old;
-	quiet.c_lflag &= ~(tcflag_t)ECHO;
-	quiet.c_lflag |= ECHONL;
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-	int rc = read_line(stdin, buf, cap);
-	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-	return rc;
-}
-
-/* 0 with the password in pw; asks twice on a terminal when confirm. */
-static int get_password(char *pw, size_t cap, int confirm)
-{
-	if (!isatty(STDIN_FILENO))
-		return read_line(stdin, pw, cap);
-	if (prompt("Password: ", pw, cap) != 0)
-		return -1;
-	if (confirm) {
-		char again[PW_MAX];
-		int rc = prompt("Reenter password: ", again, sizeof(again));
-		int same = rc == 0 && strcmp(pw, again) == 0;
-		sodium_memzero(again, sizeof(again));
-		if (!same) {
-			fprintf(stderr, "veil passwd: passwords do not match\n");
-			return -1;
-		}
-	}
-	return 0;
 }
 
 /* The password file as the plugin reads it (plugin/file.h): the whole
@@ -462,7 +411,7 @@ int veil_cmd_passwd(int argc, char **argv)
 			fprintf(stderr, "veil passwd: password longer than %u bytes\n", PW_MAX - 1);
 			goto out;
 		}
-	} else if (get_password(pw, sizeof(pw), !a.verify) != 0) {
+	} else if (cli_read_password("passwd", pw, sizeof(pw), !a.verify) != 0) {
 		fprintf(stderr, "veil passwd: cannot read the password\n");
 		goto out;
 	}

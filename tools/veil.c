@@ -18,6 +18,7 @@ static const struct {
 	{ "sub", veil_cmd_sub, "subscribe and print decrypted messages (like mosquitto_sub)" },
 	{ "passwd", veil_cmd_passwd, "manage the Argon2id password file for legacy clients" },
 	{ "keys", veil_cmd_keys, "the key service's store: status, devices, rotate a scope (veil-keyd)" },
+	{ "ctl", veil_cmd_ctl, "the broker plugin's admin API: clients, revocations, users (like mosquitto_ctrl)" },
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,7 @@
 /*
  * Tests for plugin/veil_topics.c: Veil's own topics as the plugin protects
- * them (docs/PROTOCOL.md section 10), whatever the rules file says. One
+ * them (docs/PROTOCOL.md section 10) and the admin API's
+ * (docs/OPERATIONS.md), whatever the rules file says. One
  * table: who (client id, credential, roles), access, topic or filter,
  * payload length and retain, and the verdict.
  */
@@ -20,13 +21,20 @@
 #define OK VP_VTOPIC_ALLOW
 #define NO VP_VTOPIC_DENY
 
-static const struct vp_vtopic_who KEYD = { "veil-keyd", true, "veil-keyd" };
-static const struct vp_vtopic_who KEYD_OTHER_ROLES = { "keyd-2", true, "ops,veil-keyd" };
-static const struct vp_vtopic_who S1 = { "sensor-1", true, "sensor" };
-static const struct vp_vtopic_who S1_PASSWORD = { "sensor-1", false, NULL }; /* password login */
-static const struct vp_vtopic_who S2 = { "sensor-2", true, "sensor" };
-static const struct vp_vtopic_who FAKE = { "veil-keyd", false, "veil-keyd" }; /* roles without a credential */
-static const struct vp_vtopic_who PREFIX = { "x", true, "veil-keyd-2,aveil-keyd" };
+static const struct vp_vtopic_who KEYD = { "veil-keyd", true, "veil-keyd", NULL };
+static const struct vp_vtopic_who KEYD_OTHER_ROLES = { "keyd-2", true, "ops,veil-keyd", NULL };
+static const struct vp_vtopic_who S1 = { "sensor-1", true, "sensor", NULL };
+static const struct vp_vtopic_who S1_PASSWORD = { "sensor-1", false, NULL, NULL }; /* password login */
+static const struct vp_vtopic_who S2 = { "sensor-2", true, "sensor", NULL };
+static const struct vp_vtopic_who FAKE = { "veil-keyd", false, "veil-keyd", NULL }; /* roles without a credential */
+static const struct vp_vtopic_who PREFIX = { "x", true, "veil-keyd-2,aveil-keyd", NULL };
+/* The admin API: the role named by plugin_opt_admin_role, on a credential. */
+static const struct vp_vtopic_who ADMIN = { "ops-1", true, "ops,veil-admin", "veil-admin" };
+static const struct vp_vtopic_who ADMIN_RENAMED = { "ops-2", true, "root", "root" };
+static const struct vp_vtopic_who NOT_ADMIN = { "sensor-1", true, "sensor", "veil-admin" };
+static const struct vp_vtopic_who ADMIN_PASSWORD = { "veil-admin", false, "veil-admin", "veil-admin" };
+static const struct vp_vtopic_who ADMIN_NO_ROLE_SET = { "ops-1", true, "veil-admin", NULL };
+static const struct vp_vtopic_who ADMIN_PREFIX = { "ops-3", true, "veil-admin2,xveil-admin", "veil-admin" };
 
 static const struct {
 	const struct vp_vtopic_who *w;
@@ -85,6 +93,35 @@ static const struct {
 	{ &KEYD, S, "$veil/#", 0, false, NO, "veil-topic" },
 	{ &S1, S, "$veil/+/bundle/sensor-1", 0, false, NO, "veil-topic" },
 	{ &S1, R, "$veil/v1/other", 0, false, NO, "veil-topic" },
+	/* The admin API: commands in and responses out, the admin role only. */
+	{ &ADMIN, W, "$CONTROL/veil/v1", 40, false, OK, NULL },
+	{ &ADMIN_RENAMED, W, "$CONTROL/veil/v1", 40, false, OK, NULL },
+	{ &NOT_ADMIN, W, "$CONTROL/veil/v1", 40, false, NO, "veil-control-admin-only" },
+	{ &ADMIN_PASSWORD, W, "$CONTROL/veil/v1", 40, false, NO, "veil-control-admin-only" },
+	{ &ADMIN_NO_ROLE_SET, W, "$CONTROL/veil/v1", 40, false, NO, "veil-control-admin-only" },
+	{ &ADMIN_PREFIX, W, "$CONTROL/veil/v1", 40, false, NO, "veil-control-admin-only" },
+	{ &KEYD, W, "$CONTROL/veil/v1", 40, false, NO, "veil-control-admin-only" },
+	{ &ADMIN, R, "$CONTROL/veil/v1/response", 0, false, OK, NULL },
+	{ &NOT_ADMIN, R, "$CONTROL/veil/v1/response", 0, false, NO, "veil-control-admin-only" },
+	{ &ADMIN_PASSWORD, R, "$CONTROL/veil/v1/response", 0, false, NO, "veil-control-admin-only" },
+	{ &ADMIN, S, "$CONTROL/veil/v1/response", 0, false, OK, NULL },
+	{ &ADMIN, S, "$CONTROL/veil/#", 0, false, OK, NULL },
+	{ &ADMIN, S, "$share/ops/$CONTROL/veil/v1/response", 0, false, OK, NULL },
+	{ &NOT_ADMIN, S, "$CONTROL/veil/v1/response", 0, false, NO, "veil-control-admin-only" },
+	{ &NOT_ADMIN, S, "$CONTROL/veil/#", 0, false, NO, "veil-control-admin-only" },
+	{ &ADMIN_PASSWORD, S, "$CONTROL/veil/v1/+", 0, false, NO, "veil-control-admin-only" },
+	/* Nobody writes the responses (the plugin's publications skip this check),
+	 * nor anything else there; requests are never delivered. */
+	{ &ADMIN, W, "$CONTROL/veil/v1/response", 40, false, NO, "veil-control" },
+	{ &ADMIN, W, "$CONTROL/veil/v2", 40, false, NO, "veil-control" },
+	{ &ADMIN, W, "$CONTROL/veil", 40, false, NO, "veil-control" },
+	{ &ADMIN, R, "$CONTROL/veil/v1", 0, false, NO, "veil-control" },
+	/* Other $CONTROL topics (dynamic security) and wider filters: the rules
+	 * decide; READ of Veil's response topic is checked per message above. */
+	{ &NOT_ADMIN, W, "$CONTROL/dynamic-security/v1", 40, false, NV, NULL },
+	{ &NOT_ADMIN, W, "$CONTROL/veilx/v1", 40, false, NV, NULL },
+	{ &NOT_ADMIN, S, "$CONTROL/#", 0, false, NV, NULL },
+	{ &NOT_ADMIN, S, "$CONTROL/+/v1/response", 0, false, NV, NULL },
 };
 
 START_TEST(table)
@@ -109,9 +146,15 @@ START_TEST(bad_input)
 	ck_assert_int_eq(vp_vtopic__decide(NULL, W, "$veil/v1/revocation", 1, false, NULL), VP_VTOPIC_DENY);
 	ck_assert_int_eq(vp_vtopic__decide(&KEYD, W, NULL, 1, false, NULL), VP_VTOPIC_DENY);
 	ck_assert_int_eq(vp_vtopic__decide(&KEYD, 0x40, "$veil/v1/revocation", 1, false, NULL), VP_VTOPIC_DENY);
-	struct vp_vtopic_who anon = { NULL, false, NULL };
+	struct vp_vtopic_who anon = { NULL, false, NULL, "veil-admin" };
 	ck_assert_int_eq(vp_vtopic__decide(&anon, R, "$veil/v1/bundle/x", 0, false, NULL), VP_VTOPIC_DENY);
 	ck_assert_int_eq(vp_vtopic__decide(&anon, R, "$veil/v1/revocation", 0, false, NULL), VP_VTOPIC_ALLOW);
+	ck_assert_int_eq(vp_vtopic__decide(&anon, W, "$CONTROL/veil/v1", 9, false, NULL), VP_VTOPIC_DENY);
+	ck_assert(!vp_vtopic__has_role(NULL, "veil-admin"));
+	ck_assert(!vp_vtopic__has_role("veil-admin", NULL));
+	ck_assert(!vp_vtopic__has_role("", "veil-admin"));
+	ck_assert(vp_vtopic__has_role("a,veil-admin,b", "veil-admin"));
+	ck_assert(!vp_vtopic__has_role("a,veil-admin-x", "veil-admin"));
 }
 END_TEST
 
