@@ -87,13 +87,19 @@ void cli_mqtt_help(FILE *f, bool sub)
 	        " --cafile FILE    CA certificates: connect with TLS\n"
 	        " --cert FILE --key FILE   client certificate and its key (TLS)\n"
 	        " --insecure       do not check the broker certificate's host name\n"
-	        " --will-topic T --will-payload P --will-qos Q --will-retain   a will (see below)\n"
+	        " --will-topic T --will-payload P --will-qos Q --will-retain   a Will, sealed like\n"
+	        "                  any message (see below)\n"
 	        " --quiet          print no runtime errors (usage errors still)\n"
 	        " -d               also print libveil's informational log\n"
 	        "Veil:\n"
 	        " --identity FILE  device identity (veil keygen identity)\n"
 	        " --credential FILE  authority-signed credential (veil credential issue)\n"
-	        " --keyring FILE   topic keys and policy (mode 0600)\n"
+	        " --keyring FILE   topic keys and policy (mode 0600); not needed with the key\n"
+	        "                  service, whose keys are mixed with the keyring's\n"
+	        " --authorities FILE  public keys of trusted authorities: what the key service's\n"
+	        "                  bundles and signed messages must chain to\n"
+	        " --key-service auto|on|off  keys from veil-keyd (docs/KEYS.md); auto (default):\n"
+	        "                  on when there is no keyring\n"
 	        " --state-dir DIR  sequence and replay state kept across runs\n"
 	        " --config FILE    client config file (identity, credential, keyring, state_dir,\n"
 	        "                  client_id, audience, auth, sign); later options override it\n"
@@ -102,8 +108,10 @@ void cli_mqtt_help(FILE *f, bool sub)
 	        " --auth token|password|none   how to log in (default token)\n"
 	        " --sign           sign every message, not only where the policy requires it\n"
 	        " --help           this text\n"
-	        "Wills: libveil cannot seal a will yet, so --will-topic is refused rather than\n"
-	        "sent in clear.\n",
+	        "With the key service the command is connected once its keys are here (at most\n"
+	        "the connect timeout; then it says that none came and sealing is refused, no-key).\n"
+	        "Wills are sealed at every connect for that connection; under a key service scope\n"
+	        "that needs keys kept in --state-dir from an earlier run (run once without).\n",
 	        sub ? "sub" : "pub");
 }
 
@@ -251,6 +259,17 @@ int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg)
 			return bad(m, "--audience %s: not a deployment name (a client id's rule: no '/', '+', '#')", arg);
 		m->o.audience = arg;
 		return 1;
+	case CLI_OPT_AUTHORITIES: m->o.authority_path = arg; return 1;
+	case CLI_OPT_KEY_SERVICE:
+		if (!strcmp(arg, "auto"))
+			m->o.key_service = VEIL_KEYS_AUTO;
+		else if (!strcmp(arg, "on"))
+			m->o.key_service = VEIL_KEYS_ON;
+		else if (!strcmp(arg, "off"))
+			m->o.key_service = VEIL_KEYS_OFF;
+		else
+			return bad(m, "--key-service %s: auto, on or off", arg);
+		return 1;
 	case CLI_OPT_WILL_TOPIC: m->will_topic = arg; return 1;
 	case CLI_OPT_WILL_PAYLOAD: m->will_payload = arg; return 1;
 	case CLI_OPT_WILL_QOS:
@@ -326,16 +345,22 @@ static int client_id_from_credential(struct cli_mqtt *m)
 
 int cli_mqtt_finish(struct cli_mqtt *m)
 {
-	if (!m->o.keyring_path) {
-		fprintf(stderr, "veil %s: --keyring (or --config) is required\n", m->cmd);
+	if (!m->o.keyring_path && m->o.key_service == VEIL_KEYS_OFF) {
+		fprintf(stderr, "veil %s: --keyring (or --config with a keyring) is required with --key-service off\n",
+		        m->cmd);
 		return VEIL_EXIT_USAGE;
 	}
-	if (m->will_topic || m->will_payload) {
-		/* A will goes out from the broker, after the fact: sent in clear on a
-		 * protected topic it would be refused, elsewhere readable by all. */
-		fprintf(stderr, "veil %s: --will-topic: libveil cannot seal a will message yet; refusing rather than "
-		                "leaving a will in clear\n", m->cmd);
-		return VEIL_EXIT_FAIL;
+	if (m->will_payload && !m->will_topic) {
+		fprintf(stderr, "veil %s: --will-payload needs --will-topic\n", m->cmd);
+		return VEIL_EXIT_USAGE;
+	}
+	if (m->will_topic) {
+		/* Sealed by libveil at every connect, like any publish. */
+		m->o.will_topic = m->will_topic;
+		m->o.will_payload = m->will_payload ? m->will_payload : "";
+		m->o.will_len = m->will_payload ? strlen(m->will_payload) : 0;
+		m->o.will_qos = m->will_qos;
+		m->o.will_retained = m->will_retain;
 	}
 	if (m->persistent && !m->client_id) {
 		fprintf(stderr, "veil %s: -c needs -i: a persistent session is found again by its client id\n", m->cmd);
@@ -479,7 +504,8 @@ int cli_mqtt_connect(struct cli_mqtt *m, veil_message_cb on_msg, veil_refusal_cb
 	struct cli_done d;
 	cli_done_init(&d, m);
 	rc = veil_async_connect(m->a, cli_done_cb, &d);
-	int limit_ms = ((m->o.connect_timeout_s ? m->o.connect_timeout_s : 10) + 5) * 1000;
+	/* The CONNACK, then (key service) the keys, each within the timeout. */
+	int limit_ms = (2 * (m->o.connect_timeout_s ? m->o.connect_timeout_s : 10) + 5) * 1000;
 	if (rc == VEIL_OK && !cli_done_wait(&d, limit_ms))
 		rc = VEIL_ERR_TIMEOUT;
 	else if (rc == VEIL_OK)

@@ -70,6 +70,7 @@ enum {
 	CLI_OPT_CAFILE = 256, CLI_OPT_CERT, CLI_OPT_KEY, CLI_OPT_INSECURE, CLI_OPT_IDENTITY, CLI_OPT_CREDENTIAL,
 	CLI_OPT_KEYRING, CLI_OPT_STATE_DIR, CLI_OPT_CONFIG, CLI_OPT_AUTH, CLI_OPT_SIGN, CLI_OPT_QUIET,
 	CLI_OPT_WILL_TOPIC, CLI_OPT_WILL_PAYLOAD, CLI_OPT_WILL_QOS, CLI_OPT_WILL_RETAIN, CLI_OPT_HELP, CLI_OPT_AUDIENCE,
+	CLI_OPT_AUTHORITIES, CLI_OPT_KEY_SERVICE,
 	CLI_OPT_FIRST_CMD /* first free number for a command's own long options */
 };
 
@@ -87,6 +88,8 @@ enum {
 	{ "identity", required_argument, NULL, CLI_OPT_IDENTITY },                                              \
 	{ "credential", required_argument, NULL, CLI_OPT_CREDENTIAL },                                          \
 	{ "keyring", required_argument, NULL, CLI_OPT_KEYRING },                                                \
+	{ "authorities", required_argument, NULL, CLI_OPT_AUTHORITIES },                                        \
+	{ "key-service", required_argument, NULL, CLI_OPT_KEY_SERVICE },                                        \
 	{ "state-dir", required_argument, NULL, CLI_OPT_STATE_DIR },                                            \
 	{ "config", required_argument, NULL, CLI_OPT_CONFIG }, { "auth", required_argument, NULL, CLI_OPT_AUTH }, \
 	{ "sign", no_argument, NULL, CLI_OPT_SIGN }, { "quiet", no_argument, NULL, CLI_OPT_QUIET },             \
@@ -115,9 +118,11 @@ int cli_mqtt_stop(enum cli_next why, void (*usage)(FILE *));
 /* After parsing: checks what the options need and builds the libveil
  * options. Returns an exit status (VEIL_EXIT_OK to go on). */
 int cli_mqtt_finish(struct cli_mqtt *m);
-/* Creates the client, connects, and waits for the CONNACK; every failure is
- * said. The callbacks (NULL for pub) get m as their context (m->user is the
- * command's state). */
+/* Creates the client, connects, and waits for the CONNACK (with the key
+ * service, until the client is ready to publish: libveil's connect waits for
+ * its keys, bounded by the connect timeout, and says so when none came);
+ * every failure is said. The callbacks (NULL for pub) get m as their
+ * context (m->user is the command's state). */
 int cli_mqtt_connect(struct cli_mqtt *m, veil_message_cb on_msg, veil_refusal_cb on_ref);
 /* Sends DISCONNECT and waits for it (bounded), frees the client and config. */
 void cli_mqtt_close(struct cli_mqtt *m);

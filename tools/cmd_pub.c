@@ -1,12 +1,16 @@
 /*
  * `veil pub`: mosquitto_pub through libveil. Each message is sealed under the
- * keyring policy of its topic and published with libveil's asynchronous
+ * keyring policy of its topic (or with the key service's key for it) and
+ * published with libveil's asynchronous
  * client, keeping up to PUB_WINDOW messages unacknowledged (mosquitto_pub's
  * max_inflight) instead of waiting for each one, so `veil pub -l` keeps up
  * with a pipe. A publish the broker refuses (MQTT 5 PUBACK/PUBREC reason code
  * >= 0x80) stops the command with the reason and exit status 1; so does a
- * publish libveil refuses before sending (no keyring entry, a plaintext
- * policy without --allow-plaintext), nothing of it having been sent.
+ * publish libveil refuses before sending (no keyring entry, no key from the
+ * key service, a plaintext policy without --allow-plaintext), nothing of it
+ * having been sent. `-n -r` sends the zero-length retained publish that
+ * clears a topic's retained message (libveil sends it unsealed: it carries
+ * nothing).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -61,12 +65,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: veil pub -t TOPIC (-m MESSAGE | -f FILE | -s | -l | -n) [options]\n"
-	        "Seal each message under the keyring policy of TOPIC and publish it.\n\n"
+	        "Seal each message under the keyring policy of TOPIC (or the key service's key\n"
+	        "for it) and publish it.\n\n"
 	        " -m MESSAGE       message text\n"
 	        " -f FILE          the file's content as one message\n"
 	        " -s               all of standard input as one message\n"
 	        " -l               one message per line of standard input (a pipe)\n"
-	        " -n               zero-length message (sealed); -n -r is refused for now: see below\n"
+	        " -n               zero-length message (sealed); with -r: clears the topic's retained\n"
+	        "                  message (a zero-length retained publish, sent as is: it carries nothing)\n"
 	        " -r               retain\n"
 	        " -q QOS           0, 1 or 2 (default 0)\n"
 	        " --repeat N       publish the message N times (-m, -f, -s, -n)\n"
@@ -75,16 +81,14 @@ static void usage(FILE *f)
 	        "                  without it such a publish is refused (exit 1, nothing sent)\n"
 	        "\n"
 	        "Exit status 1 when a message was not published: refused by libveil before\n"
-	        "sending (no keyring entry for the topic, a plaintext policy) or refused by the\n"
-	        "broker (MQTT 5 reason code printed, e.g. 0x87 Not authorized). What the broker\n"
-	        "can report depends on MQTT itself:\n"
+	        "sending (no keyring entry for the topic, no key from the key service, a\n"
+	        "plaintext policy) or refused by the broker (MQTT 5 reason code printed, e.g.\n"
+	        "0x87 Not authorized). What the broker can report depends on MQTT itself:\n"
 	        "  -q 0    MQTT has no acknowledgement at QoS 0: a publish the broker refuses\n"
 	        "          is dropped without a word and veil pub exits 0. Use -q 1 to know.\n"
 	        "  -V 311  MQTT 3.1.1 cannot report a refused publish at any QoS: the broker\n"
 	        "          acknowledges and drops it, and veil pub exits 0. Use MQTT 5 to know.\n"
-	        "Up to %u messages are in flight unacknowledged (as mosquitto_pub).\n"
-	        "-n -r (MQTT's \"clear the retained message\") needs a zero-length retained\n"
-	        "publish that libveil cannot send yet: use mosquitto_pub -n -r for that.\n\n",
+	        "Up to %u messages are in flight unacknowledged (as mosquitto_pub).\n\n",
 	        PUB_WINDOW);
 	cli_mqtt_help(f, false);
 }
@@ -297,15 +301,6 @@ int veil_cmd_pub(int argc, char **argv)
 	}
 	if ((status = cli_mqtt_finish(&p->m)) != VEIL_EXIT_OK)
 		goto out;
-	if (null_msg && p->retain) {
-		/* libveil would seal the empty payload: readers would take the
-		 * stored envelope for a real (empty) retained value. */
-		fprintf(stderr, "veil pub: -n -r: clearing a retained message takes a zero-length retained publish, "
-		                "which libveil cannot send yet (it seals every payload); nothing sent. Clear it with "
-		                "mosquitto_pub -n -r -t TOPIC (a login with write access)\n");
-		status = VEIL_EXIT_FAIL;
-		goto out;
-	}
 	p->topic = p->m.topics[0];
 	p->m.o.refuse_plaintext = !p->allow_plaintext;
 	for (size_t i = 0; i < PUB_WINDOW; i++) {

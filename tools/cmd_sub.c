@@ -6,7 +6,8 @@
  * Long-running: SIGHUP re-reads the keyring, and so does a change of the
  * keyring file (polled every KEYRING_POLL_MS on the monotonic clock), both
  * without dropping the connection; a keyring that does not load leaves the
- * old one in use (libveil says why, file:line). SIGINT/SIGTERM end it
+ * old one in use (libveil says why, file:line). The key service's keys
+ * (docs/KEYS.md) need neither: libveil applies them as they come. SIGINT/SIGTERM end it
  * cleanly; -W ends it with "Timed out" and status 27, as mosquitto_sub.
  */
 #include <errno.h>
@@ -143,6 +144,11 @@ static void *signal_main(void *arg)
 
 static void reload(struct sub *s, const char *why)
 {
+	/* The key service's keys change by themselves. */
+	if (!s->m.o.keyring_path) {
+		cli_say(&s->m, "no keyring file to reload (%s): the key service's keys apply as they come", why);
+		return;
+	}
 	/* On failure libveil says why (file:line) and keeps the old keyring. */
 	if (veil_async_reload(s->m.a) == VEIL_OK)
 		cli_say(&s->m, "keyring %s reloaded (%s)", s->m.o.keyring_path, why);

@@ -5,7 +5,8 @@
  * cannot report is said in --help (QoS 0, MQTT 3.1.1); sending in clear under
  * a plaintext policy needs --allow-plaintext and nothing leaves without it;
  * -l keeps a window of messages in flight and loses or reorders none;
- * mosquitto_pub's message sources and options; and every failure names its
+ * mosquitto_pub's message sources and options; -n -r clears a retained
+ * message; a Will is sealed and opened; and every failure names its
  * cause without -d (the missing file, the keyring line, the expired
  * credential, the identity that does not match, a refused token login with
  * the clock and the credential's window).
@@ -151,23 +152,46 @@ START_TEST(test_message_sources)
 }
 END_TEST
 
-START_TEST(test_null_retained_not_sealed)
+START_TEST(test_null_retained_clears)
 {
 	/* A retained reading, then `-n -r`: MQTT's way to delete it is a
-	 * zero-length retained PUBLISH. libveil has no way to send one yet, so
-	 * veil pub refuses and says so, rather than storing a sealed empty
-	 * envelope that readers would take for a real (empty) retained value. */
+	 * zero-length retained PUBLISH, which libveil sends as it is (there is
+	 * nothing to seal). A reader subscribing afterwards gets no retained
+	 * message: the first it prints is the fresh one sent after its SUBACK. */
 	ck_assert_int_eq(clifx_run(&F, "keep", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/state", "-q", "1",
 	                           "-r", "-m", "on", NULL),
 	                 0);
 	int st = clifx_run(&F, "clear", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/state", "-q", "1", "-r", "-n",
 	                   NULL);
-	ck_assert_msg(st == 1 && strstr(ERR("clear"), "zero-length retained") && strstr(ERR("clear"), "mosquitto_pub"),
-	              "exit %d, stderr: %s", st, ERR("clear"));
-	ck_assert_int_eq(clifx_run(&F, "read", NULL, "sub", "dash-1", "-t", "sensors/sensor-1/state", "-C", "1", "-W",
-	                           "10", "-F", "%r:%p", NULL),
+	ck_assert_msg(st == 0, "exit %d, stderr: %s", st, ERR("clear"));
+	pid_t rd = clifx_start(&F, "read", NULL, "sub", "dash-1", "-t", "sensors/sensor-1/state", "-C", "1", "-W", "10",
+	                       "-F", "%r:%p", NULL);
+	ck_assert(clifx_wait_subacks(&F, "dash-1", 1));
+	ck_assert_int_eq(clifx_run(&F, "fresh", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/state", "-q", "1", "-m",
+	                           "fresh", NULL),
 	                 0);
-	ck_assert_str_eq(OUT("read"), "1:on\n");
+	ck_assert_int_eq(test_wait_exit(rd, 10000), 0);
+	ck_assert_str_eq(OUT("read"), "0:fresh\n");
+}
+END_TEST
+
+START_TEST(test_will_sealed)
+{
+	/* The Will is sealed for its connection like any message: a client
+	 * that dies without DISCONNECT leaves it, and a reader opens it (the
+	 * broker's ACL wants envelopes on sensors/%c/#: a Will in clear would
+	 * be refused). */
+	pid_t rd = clifx_start(&F, "rd", NULL, "sub", "dash-1", "-t", "sensors/sensor-1/will", "-C", "1", "-W", "15", "-v",
+	                       NULL);
+	ck_assert(clifx_wait_subacks(&F, "dash-1", 1));
+	pid_t w = clifx_start(&F, "w", NULL, "sub", "sensor-1", "-t", "sensors/sensor-1/x", "--will-topic",
+	                      "sensors/sensor-1/will", "--will-payload", "gone", "--will-qos", "1", NULL);
+	ck_assert(clifx_wait_subacks(&F, "sensor-1", 1));
+	kill(w, SIGKILL);
+	ck_assert_int_eq(test_wait_exit(w, 10000), 128 + SIGKILL);
+	int st = test_wait_exit(rd, 15000);
+	ck_assert_msg(st == 0, "exit %d, stderr: %s", st, ERR("rd"));
+	ck_assert_str_eq(OUT("rd"), "sensors/sensor-1/will gone\n");
 }
 END_TEST
 
@@ -180,11 +204,18 @@ START_TEST(test_options_checked)
 	ck_assert_int_eq(clifx_run(&F, "c", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-c", NULL),
 	                 2);
 	ck_assert(strstr(ERR("c"), "-c needs -i"));
-	/* A will would be left in clear: refused, not sent. */
 	ck_assert_int_eq(clifx_run(&F, "will", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m",
-	                           "--will-topic", "sensors/sensor-1/will", "--will-payload", "gone", NULL),
-	                 1);
-	ck_assert(strstr(ERR("will"), "cannot seal a will"));
+	                           "--will-payload", "gone", NULL),
+	                 2);
+	ck_assert(strstr(ERR("will"), "--will-payload needs --will-topic"));
+	ck_assert_int_eq(clifx_run(&F, "ks", NULL, "pub", NULL, "-t", "a", "-m", "m", "--key-service", "off", "-i", "x",
+	                           "--auth", "none", NULL),
+	                 2);
+	ck_assert(strstr(ERR("ks"), "--keyring (or --config with a keyring) is required with --key-service off"));
+	ck_assert_int_eq(clifx_run(&F, "ks2", NULL, "pub", "sensor-1", "-t", "a", "-m", "m", "--key-service", "maybe",
+	                           NULL),
+	                 2);
+	ck_assert(strstr(ERR("ks2"), "--key-service maybe: auto, on or off"));
 	ck_assert_int_eq(clifx_run(&F, "two", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-l",
 	                           NULL),
 	                 2);
@@ -281,7 +312,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_plaintext_needs_allow);
 	tcase_add_test(tc, test_lines_all_delivered_in_order);
 	tcase_add_test(tc, test_message_sources);
-	tcase_add_test(tc, test_null_retained_not_sealed);
+	tcase_add_test(tc, test_null_retained_clears);
+	tcase_add_test(tc, test_will_sealed);
 	tcase_add_test(tc, test_options_checked);
 	tcase_add_test(tc, test_errors_name_their_cause);
 	tcase_add_test(tc, test_token_refusal_shows_clock);
