@@ -1,11 +1,13 @@
 /*
- * libFuzzer target: the plugin's ACL rules file parser and its decisions
- * (plugin/acl_rules.c, acl_decide.c, topic.c). Input: the rules file image;
+ * libFuzzer target: the ACL rules file parser and its decisions
+ * (core/acl/acl_rules.c, acl_decide.c, topic.c). Input: the rules file image;
  * if it holds a NUL byte, the bytes after the first NUL are the topic to
  * decide on (the parser only sees the bytes before it), else a fixed topic
  * list is used. Every parsed rule set is asked READ, WRITE and SUBSCRIBE for
  * an anonymous client, a user with roles, and a client with wildcard
- * characters in its ids. Seeds: fuzz/corpus/acl.
+ * characters in its ids, and every list's cover and overlap of the topic as
+ * a filter (keyd's questions: covering implies overlapping). Seeds:
+ * fuzz/corpus/acl.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -41,6 +43,16 @@ static void decide_all(const struct vp_acl_rules *r, const char *topic)
 			vp_acl__decide(r, v, &whos[w], acc[a], topic, &res);
 			if (!res.allowed && res.attrs)
 				abort(); /* attributes only come with an allowed WRITE */
+		}
+		/* keyd's questions: a rule covering the filter also overlaps it
+		 * (unless the filter matches no topic at all: "" covers vacuously). */
+		struct vp_subst sub = { whos[w].client_id, whos[w].username };
+		for (size_t i = 0; *topic && i < v->n; i++) {
+			struct vp_match c = { 0, 0, false }, o = { 0, 0, false };
+			bool cov = vp_trie__cover(r->trie, v->lists[i], topic, &sub, &c);
+			bool ovl = vp_trie__overlap(r->trie, v->lists[i], topic, &sub, &o);
+			if (cov != ovl || (c.allow & ~o.allow) || (c.deny && !o.deny))
+				abort();
 		}
 		free(v);
 	}
