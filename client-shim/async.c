@@ -398,13 +398,16 @@ static void keys_wait(struct veil_async *a)
 	uint64_t gen = a->defer_gen, now = mono_ms();
 	unsigned left = a->defer_until_ms > now ? (unsigned)(a->defer_until_ms - now) : 0U;
 	pthread_mutex_unlock(&a->rlock);
-	(void)veil__session_wait_ready(a->s.ses, left, &a->ready_cancel, true);
+	bool ready = veil__session_wait_ready(a->s.ses, left, &a->ready_cancel, false);
 	pthread_mutex_lock(&a->rlock);
 	veil_done_cb done = NULL;
 	void *ctx = NULL;
+	bool cancelled = __atomic_load_n(&a->ready_cancel, __ATOMIC_ACQUIRE);
 	if (a->stopping || a->defer_gen != gen || !defer_take(a, &done, &ctx))
 		return;
 	pthread_mutex_unlock(&a->rlock);
+	if (!ready && !cancelled) /* the whole timeout, however late this thread ran */
+		veil__session_not_ready(a->s.ses, (unsigned)a->s.connect_timeout_s * 1000U);
 	if (cb_enter(a)) {
 		connected_app(a, done, ctx);
 		cb_leave(a);

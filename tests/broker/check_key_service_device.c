@@ -168,6 +168,8 @@ START_TEST(keyd_down_at_first_connect)
 	ck_assert_msg(kfx_lv_logged(s, warning), "veil_client_connect said nothing");
 	ck_assert_int_eq(kfx_lv_connect(a, &ms), VEIL_OK);
 	ck_assert_uint_ge(ms, 2000);
+	if (!kfx_lv_logged(a, warning))
+		kfx_lv_dump(a, "veil_async");
 	ck_assert_msg(kfx_lv_logged(a, warning), "veil_async_connect said nothing");
 	ck_assert_int_eq(kfx_lv_publish(s, TOPIC, "too-early"), VEIL_ERR_NO_KEY);
 	ck_assert(kfx_lv_logged(s, "publish on '" TOPIC "' REFUSED: no key from the key service yet"));
