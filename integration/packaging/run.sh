@@ -96,7 +96,7 @@ check "no RPATH/RUNPATH in the packaged binaries" norpath
 # app that lacks that Paho library (MQTTAsync apps have no libpaho-mqtt3c).
 x=$(mktemp -d "$WORK/x.XXXX")
 dpkg-deb -x "$WORK/out/veil-preload_${debver}_"*.deb "$x"
-refs=$(nm -D --undefined-only "$x"/usr/lib/*/veil/libveil_preload.so | grep -E ' U (MQTT|Paho)' || true)
+refs=$(nm -D --undefined-only "$x"/usr/lib/*/veil/libveil_preload.so | awk '$1 == "U" && $2 ~ /^(MQTT|Paho)/ { print $2 }')
 [ -z "$refs" ] || echo "$refs" | sed 's/^/  /'
 check "the packaged preload references no Paho symbol directly" [ -z "$refs" ]
 T_LINT=$(elapsed "$T")
