@@ -184,8 +184,10 @@ struct veil_client_stats {
 };
 #define VEIL_STATS_INIT { .size = sizeof(struct veil_client_stats) }
 
-/* English name of an MQTT 5 reason code (or 3.1.1 CONNACK/SUBACK code as Paho
- * reports it), e.g. 0x87 "Not authorized"; never NULL. */
+/* English name of an MQTT 5 reason code, e.g. 0x87 "Not authorized"; never
+ * NULL. MQTT 5 codes only: an MQTT 3.1.1 CONNACK return code (1..5) means
+ * something else under the same number ("unknown reason code" here); the
+ * 3.1.1 SUBACK failure 0x80 reads "Unspecified error", as MQTT 5 numbers it. */
 VEIL_EXPORT const char *veil_mqtt_reason_text(int reason_code);
 
 /* ---- the client config file ---- */
@@ -278,7 +280,11 @@ VEIL_EXPORT int veil_async_wait_keys(struct veil_async *a, unsigned long timeout
 /* Called with VEIL_OK after every successful connect, including automatic
  * reconnects (resubscribe there when sessions are clean). */
 VEIL_EXPORT int veil_async_set_connected(struct veil_async *a, veil_done_cb on_connected, void *ctx);
-/* Seals now (in the caller's thread) and queues; done gets the delivery result. */
+/* Seals now (in the caller's thread) and queues; done gets the delivery result.
+ * Paho's command queue holds at most 100 publishes not yet written (they wait
+ * there while the broker's in-flight window is full): past that, or while not
+ * connected, this returns VEIL_ERR_MQTT at once, nothing sent and done never
+ * called (last_mqtt_rc: MQTTASYNC_MAX_BUFFERED_MESSAGES or _DISCONNECTED). */
 VEIL_EXPORT int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len,
                                    int qos, bool retained, veil_done_cb done, void *ctx);
 VEIL_EXPORT int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil_done_cb done,
