@@ -656,6 +656,20 @@ static int unseal(const struct veil__bundle_view *v, const struct veil__rxkey *r
 	return rc;
 }
 
+int veil__bundle_verify(const uint8_t *buf, size_t len, const struct veil__trust *t, struct veil__bundle_view *view)
+{
+	if (!trust_ok(t))
+		return VEIL_ERR_INVAL;
+	struct veil__bundle_view v;
+	memset(&v, 0, sizeof(v));
+	int rc = veil__bundle_parse(buf, len, &v);
+	if (rc == VEIL_OK)
+		rc = verify_keyd(buf, len, BUNDLE_DOMAIN, v.credential, v.credential_len, t, &v.signer);
+	if (view)
+		*view = v; /* zeroed by the parser when the structure failed */
+	return rc;
+}
+
 int veil__bundle_open(const uint8_t *buf, size_t len, const struct veil__trust *t,
                       const struct veil__bundle_self *self, struct veil__bundle_view *view, size_t *rxkey_index,
                       struct veil__grants **grants)

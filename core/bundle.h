@@ -225,6 +225,15 @@ struct veil__bundle_view {
 int veil__bundle_parse(const uint8_t *buf, size_t len, struct veil__bundle_view *out)
 	VEIL_WARN_UNUSED;
 
+/* A bundle's signer, as anyone can check it (the broker plugin, for a
+ * bundle a bridge forwards): structure; keyd credential against t
+ * (WRONG_AUTHORITY, BAD_SIGNATURE, NOT_YET_VALID, EXPIRED), WRONG_ROLE,
+ * REVOKED (t->revoked); BAD_SIGNATURE (bundle). Nothing is opened: the
+ * addressing and the version are the device's to judge. view (may be
+ * NULL) gets the fields (zero when the structure failed). */
+int veil__bundle_verify(const uint8_t *buf, size_t len, const struct veil__trust *t, struct veil__bundle_view *view)
+	VEIL_WARN_UNUSED;
+
 /* The device opening a bundle: who it is, which receive secrets it holds,
  * and its version policy (the caller's decision, section 12):
  *   held_version  the version of the bundle it applied last (0: none); the

@@ -27,6 +27,18 @@ struct veil_envelope_view;
 int veil__envelope_open_kcv(const struct veil_envelope_view *v, const char *topic, const uint8_t *key,
                             uint16_t kcv, uint8_t *pt_out, size_t pt_cap, size_t *pt_len);
 
+/* Who signed a signed envelope, with public information only (PROTOCOL.md
+ * section 8, step 5), the one rule of receivers and of the broker plugin
+ * (bridged envelopes): the embedded credential verifies against the
+ * authorities at now (section 3's errors; through cache, which may be
+ * NULL), its key gives the header's sender id (VEIL_ERR_SENDER), and the
+ * signature verifies (VEIL_ERR_BAD_SIGNATURE; VEIL_ERR_UNSIGNED if v is not
+ * signed). *cred gets the verified credential. */
+struct veil__credcache;
+int veil__envelope_verify_signer(const struct veil_envelope_view *v, const char *topic,
+                                 const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
+                                 struct veil__credcache *cache, struct veil_credential *cred);
+
 /* veil_keyring_find_key at time now (granted epochs end at accept-until),
  * also returning the cached key check value. */
 struct veil_keyring;

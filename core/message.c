@@ -73,6 +73,27 @@ static int classify_parse_error(const uint8_t *in, size_t in_len, int rc)
 	return rc;
 }
 
+int veil__envelope_verify_signer(const struct veil_envelope_view *v, const char *topic,
+                                 const uint8_t (*authorities)[VEIL_PK_BYTES], size_t n_authorities, uint64_t now,
+                                 struct veil__credcache *cache, struct veil_credential *cred)
+{
+	if (!v || !topic || !cred)
+		return VEIL_ERR_INVAL;
+	if (!(v->h.flags & VEIL_FLAG_SIGNED))
+		return VEIL_ERR_UNSIGNED;
+	/* A cached verification counts only under an authority the caller
+	 * still trusts: it does not outlive a reload that dropped it. */
+	int rc = veil__credential_verify_cached(cache, v->credential, v->credential_len, authorities, n_authorities,
+	                                        now, cred, NULL);
+	if (rc != VEIL_OK)
+		return rc;
+	uint8_t sid[VEIL_SENDER_ID_BYTES];
+	veil_sender_id(cred->device_pk, sid);
+	if (sodium_memcmp(sid, v->h.sender, sizeof(sid)) != 0)
+		return VEIL_ERR_SENDER;
+	return veil_envelope_verify_signature(v, topic, cred->device_pk);
+}
+
 static int check_signature(const struct veil_keyring *kr, struct veil_replay *replay,
                            const struct veil_envelope_view *v, const char *topic, uint64_t now,
                            struct veil_open_info *info)
@@ -80,17 +101,7 @@ static int check_signature(const struct veil_keyring *kr, struct veil_replay *re
 	const uint8_t(*auth)[VEIL_PK_BYTES] = NULL;
 	size_t nauth = veil_keyring_authorities(kr, &auth);
 	struct veil_credential cred;
-	/* A cached verification counts only under an authority the keyring
-	 * still trusts: it does not outlive a reload that dropped it. */
-	int rc = veil__credential_verify_cached(veil__replay_credcache(replay), v->credential, v->credential_len, auth,
-	                                        nauth, now, &cred, NULL);
-	if (rc != VEIL_OK)
-		return rc;
-	uint8_t sid[VEIL_SENDER_ID_BYTES];
-	veil_sender_id(cred.device_pk, sid);
-	if (sodium_memcmp(sid, v->h.sender, sizeof(sid)) != 0)
-		return VEIL_ERR_SENDER;
-	rc = veil_envelope_verify_signature(v, topic, cred.device_pk);
+	int rc = veil__envelope_verify_signer(v, topic, auth, nauth, now, veil__replay_credcache(replay), &cred);
 	if (rc != VEIL_OK)
 		return rc;
 	memcpy(info->client_id, cred.client_id, sizeof(info->client_id));

@@ -18,7 +18,9 @@
 #include <sodium.h>
 
 #include "veil/error.h"
+#include "../core/bundle.h" /* struct veil__trust */
 #include "acl_decide.h"
+#include "bridge.h"
 #include "enforce.h"
 #include "file.h"
 #include "options.h"
@@ -292,6 +294,12 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 	if (ed->access != MOSQ_ACL_WRITE)
 		return MOSQ_ERR_SUCCESS;
 
+	/* A bridge's envelopes are others': checked against their own signer. */
+	struct veil__trust trust;
+	struct veil__credcache *cache = NULL;
+	bool bridge = c && c->bridge;
+	if (bridge)
+		vp_bridge__trust(acl->ctx, &trust, &cache);
 	struct vp_enforce_in in = {
 		.topic = ed->topic,
 		.payload = ed->payload,
@@ -302,6 +310,9 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 		.has_identity = c && c->has_identity,
 		.sender_id = c ? c->sender_id : NULL,
 		.device_pk = c ? c->device_pk : NULL,
+		.bridge = bridge,
+		.trust = bridge ? &trust : NULL,
+		.credcache = cache,
 	};
 	enum vp_refuse why = vp_enforce__check(&in);
 	if (why != VP_REFUSE_NONE) {
@@ -347,7 +358,21 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 	/* Veil's own topics: the plugin's rules (veil_topics.h), not the file's. */
 	struct vp_vtopic_who vw = { cid, c && c->has_identity, c ? c->roles : NULL, ctx->admin_role };
 	const char *vwhy = NULL;
-	enum vp_vtopic vt = vp_vtopic__decide(&vw, (unsigned)ed->access, ed->topic, ed->payloadlen, ed->retain, &vwhy);
+	enum vp_vkind vkind = VP_VKIND_NONE;
+	const char *vlevel = NULL;
+	enum vp_vtopic vt = c && c->bridge ? vp_vtopic__bridge((unsigned)ed->access, ed->topic, ed->payloadlen,
+	                                                       ed->retain, &vkind, &vlevel, &vwhy)
+	                                   : vp_vtopic__decide(&vw, (unsigned)ed->access, ed->topic, ed->payloadlen,
+	                                                       ed->retain, &vwhy);
+	/* What a bridge forwards there must be the key service's, signed. */
+	if (vt == VP_VTOPIC_ALLOW && vkind != VP_VKIND_NONE &&
+	    (vwhy = vp_bridge__veil_payload(ctx, vkind, vlevel, ed->payload, ed->payloadlen)) != NULL) {
+		char id[80], t[80];
+		vp_log__audit(MOSQ_LOG_NOTICE, "acl", "refuse", "client=%s topic=%s reason=%s retain=%d bytes=%u",
+		              vp_log__clean(cid, id, sizeof(id)), vp_log__clean(ed->topic, t, sizeof(t)), vwhy,
+		              ed->retain ? 1 : 0, (unsigned)ed->payloadlen);
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	if (vt == VP_VTOPIC_ALLOW)
 		return MOSQ_ERR_SUCCESS;
 	if (vt == VP_VTOPIC_DENY) {

@@ -21,6 +21,7 @@
 #include "veil/error.h"
 #include "plugin_private.h"
 #include "auth_private.h"
+#include "bridge.h"
 #include "../core/credcache.h"
 #include "nonce_cache.h"
 #include "passwd.h"
@@ -38,6 +39,7 @@ struct attempt {
 	char addr_log[80];
 	const char *method;
 	bool reauth; /* SIGHUP re-check of a connected client */
+	bool bridge; /* the username is a declared bridge's (bridge.h) */
 };
 
 static int refuse(struct attempt *at, const char *reason)
@@ -102,6 +104,7 @@ static struct vp_client *remember(struct attempt *at, const char *username, enum
 		vp_clients__put(at->ctx->clients, at->client, at->cid, username, vp_acl__client_cache_free);
 	if (c) {
 		c->login = login;
+		c->bridge = at->bridge;
 		c->connected_at = time(NULL);
 	}
 	return c;
@@ -268,20 +271,21 @@ static int password_accept(struct attempt *at, const char *user, bool cached)
 	if (!at->reauth && !remember(at, user, VP_LOGIN_PASSWORD))
 		return MOSQ_ERR_NOMEM;
 	char u[80];
-	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=password user=%s cached=%s",
-	              at->cid_log, at->addr_log, vp_log__clean(user, u, sizeof(u)), cached ? "yes" : "no");
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "accept", "client=%s addr=%s method=%s user=%s cached=%s",
+	              at->cid_log, at->addr_log, at->method, vp_log__clean(user, u, sizeof(u)), cached ? "yes" : "no");
 	return MOSQ_ERR_SUCCESS;
 }
 
 static int password_login(struct attempt *at, const char *user, const char *password)
 {
 	struct vp_auth *a = at->a;
-	at->method = "password";
+	at->method = at->bridge ? "bridge" : "password";
 	if (vp_revoke__client(a->revoke, at->cid))
 		return refuse(at, "revoked-client");
 	const char *stored = vp_passwd__hash(a->passwd, user);
 	uint64_t now = (uint64_t)time(NULL);
-	if (!stored && a->defer_unknown) {
+	/* A bridge is the plugin's own file's user: never Mosquitto's. */
+	if (!stored && a->defer_unknown && !at->bridge) {
 		vp_log__audit(MOSQ_LOG_INFO, "auth", "defer", "client=%s addr=%s method=password reason=unknown-user",
 		              at->cid_log, at->addr_log);
 		return MOSQ_ERR_PLUGIN_DEFER;
@@ -480,8 +484,11 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 		sodium_memzero(tok, sizeof(tok));
 		return rc;
 	}
-	if (!client_id_allowed(at.a, at.cid, ed->username)) {
-		at.method = "password";
+	/* A bridge is its declared name and nothing else: not a broker-assigned
+	 * id, which another password client could take over. */
+	at.bridge = vp_bridge__declared(at.a, ed->username);
+	if (at.bridge ? strcmp(at.cid, ed->username) != 0 : !client_id_allowed(at.a, at.cid, ed->username)) {
+		at.method = at.bridge ? "bridge" : "password";
 		return refuse(&at, "client-id-not-allowed");
 	}
 	return password_login(&at, ed->username, ed->password);
@@ -730,6 +737,12 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 	}
 	if (!a->authority_file && !a->password_file && !a->allow_anonymous)
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=no-login-possible (set plugin_opt_authority_file)");
+	for (size_t i = 0; a->bridge_users && a->bridge_users[i]; i++) {
+		char u[80];
+		if (!vp_passwd__hash(a->passwd, a->bridge_users[i]))
+			vp_log__audit(MOSQ_LOG_WARNING, "auth", "init", "warning=bridge-user-not-in-password-file user=%s",
+			              vp_log__clean(a->bridge_users[i], u, sizeof(u)));
+	}
 	if (a->authority_file && !a->audience)
 		vp_log__audit(MOSQ_LOG_WARNING, "auth", "init",
 		              "warning=no-audience (tokens are bound to no deployment: set plugin_opt_audience)");

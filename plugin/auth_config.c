@@ -23,6 +23,7 @@
 #include "plugin_private.h"
 #include "auth_private.h"
 #include "../core/credcache.h"
+#include "../core/names.h" /* the one rule for names */
 #include "../core/util.h" /* the one atomic file writer */
 #include "nonce_cache.h"
 #include "options.h"
@@ -39,6 +40,7 @@ static const struct vp_opt opt_defs[] = {
 	{ "state_dir", VP_OPT_STRING, OFF(state_dir), 0, 0, 0 },
 	{ "audience", VP_OPT_STRING, OFF(audience), 0, 0, 0 },
 	{ "token_v1", VP_OPT_STRING, OFF(token_v1), 0, 0, 0 },
+	{ "bridge_user", VP_OPT_LIST, OFF(bridge_users), 0, 0, 0 },
 	{ "allow_anonymous", VP_OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
 	{ "defer_unknown", VP_OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
 	{ "enhanced_auth", VP_OPT_BOOL, OFF(enhanced_auth), 0, 1, 1 },
@@ -79,6 +81,13 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 	 * refusing version 1 would refuse every device. */
 	if (a->refuse_v1 && !a->audience)
 		return vp_options__refuse("auth", "token_v1", a->token_v1, "refuse-needs-plugin_opt_audience");
+	/* A bridge proves itself with a password of the plugin's own file. */
+	for (size_t i = 0; a->bridge_users && a->bridge_users[i]; i++) {
+		if (veil__name_why(a->bridge_users[i], VEIL__NAME_PASSWD_USER))
+			return vp_options__refuse("auth", "bridge_user", a->bridge_users[i], "not-a-password-file-user");
+		if (!a->password_file)
+			return vp_options__refuse("auth", "bridge_user", a->bridge_users[i], "needs-plugin_opt_password_file");
+	}
 	return VEIL_OK;
 }
 

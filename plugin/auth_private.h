@@ -36,6 +36,7 @@ struct vp_auth {
 	char *audience;                /* this deployment's name: version 2 tokens must carry it */
 	char *token_v1;                /* "allow" (default) or "refuse": version 1 tokens with an audience */
 	bool refuse_v1;                /* token_v1 is "refuse" */
+	char **bridge_users;           /* plugin_opt_bridge_user, NULL-terminated (bridge.c) */
 	uint32_t token_window;         /* s */
 	bool allow_anonymous;
 	bool defer_unknown;

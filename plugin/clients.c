@@ -105,6 +105,7 @@ static void client_release(struct vp_client *c, void (*acl_cache_free)(void *))
 	sodium_memzero(c->credential_id, sizeof(c->credential_id));
 	c->roles[0] = '\0';
 	c->has_identity = false;
+	c->bridge = false;
 	sodium_memzero(c->authority_id, sizeof(c->authority_id));
 	c->login = VP_LOGIN_NONE;
 	c->enhanced = false;

@@ -44,6 +44,20 @@ static int set(const struct vp_opt *d, void *obj, const char *area, const char *
 		*p = copy;
 		return VEIL_OK;
 	}
+	case VP_OPT_LIST: {
+		char ***list = (char ***)(void *)field;
+		size_t n = 0;
+		while (*list && (*list)[n])
+			n++;
+		char **grown = realloc(*list, (n + 2) * sizeof(**list));
+		if (!grown)
+			return VEIL_ERR_NOMEM;
+		*list = grown;
+		if (!(grown[n] = strdup(value)))
+			return VEIL_ERR_NOMEM; /* grown[n] is NULL: still terminated */
+		grown[n + 1] = NULL;
+		return VEIL_OK;
+	}
 	case VP_OPT_BOOL:
 		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
 			return vp_options__refuse(area, d->name, value, "expected-true-or-false");
@@ -93,6 +107,12 @@ void vp_options__free(const struct vp_opt *defs, size_t n, void *obj)
 			char **p = (char **)(void *)((char *)obj + defs[i].offset);
 			free(*p);
 			*p = NULL;
+		} else if (defs[i].kind == VP_OPT_LIST) {
+			char ***list = (char ***)(void *)((char *)obj + defs[i].offset);
+			for (size_t k = 0; *list && (*list)[k]; k++)
+				free((*list)[k]);
+			free(*list);
+			*list = NULL;
 		}
 	}
 }

@@ -22,7 +22,9 @@ enum vp_opt_kind {
 	VP_OPT_STRING,   /* char *, a malloc'd copy (paths, words); not empty */
 	VP_OPT_BOOL,     /* bool: "true" or "false"; default def */
 	VP_OPT_U32,      /* uint32_t, decimal digits in min..max; default def */
-	VP_OPT_SIZE      /* size_t, decimal digits in min..max; default def */
+	VP_OPT_SIZE,     /* size_t, decimal digits in min..max; default def */
+	VP_OPT_LIST      /* char **, NULL-terminated malloc'd copies: the one option a
+	                  * line may repeat, every value kept in order (not empty) */
 };
 
 struct vp_opt {
@@ -34,7 +36,8 @@ struct vp_opt {
 
 /* Is plugin_opt_<name> in the table? */
 bool vp_options__known(const struct vp_opt *defs, size_t n, const char *name);
-/* Defaults, then the values in opts (the last of a repeated option wins).
+/* Defaults, then the values in opts (the last of a repeated option wins,
+ * except VP_OPT_LIST, which keeps them all).
  * VEIL_OK, VEIL_ERR_INVAL (a bad value, logged) or VEIL_ERR_NOMEM. Free the
  * strings with vp_options__free, also after an error. */
 int vp_options__parse(const struct vp_opt *defs, size_t n, void *obj, const char *area,
@@ -42,7 +45,7 @@ int vp_options__parse(const struct vp_opt *defs, size_t n, void *obj, const char
 /* Refuse a value a module checks itself (a rule across options): the same
  * audit line as a bad value. Returns VEIL_ERR_INVAL. */
 int vp_options__refuse(const char *area, const char *name, const char *value, const char *why);
-/* Free the string options of obj and set them to NULL. */
+/* Free the string and list options of obj and set them to NULL. */
 void vp_options__free(const struct vp_opt *defs, size_t n, void *obj);
 
 #endif

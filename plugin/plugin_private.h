@@ -74,6 +74,8 @@ struct vp_client {
 	char *username;
 	enum vp_login login;
 	bool has_identity;                     /* credential login: pk and sender id valid */
+	bool bridge;                           /* a declared bridge (plugin_opt_bridge_user) that logged in
+	                                        * with its password: carries others' envelopes (bridge.c) */
 	uint8_t device_pk[VEIL_PK_BYTES];
 	uint8_t sender_id[VEIL_SENDER_ID_BYTES];
 	uint8_t credential_id[VEIL_CREDENTIAL_ID_BYTES];

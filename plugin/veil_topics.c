@@ -86,6 +86,46 @@ static enum vp_vtopic control(const struct vp_vtopic_who *w, unsigned access, co
 	return deny(why, "veil-control"); /* the response topic is the plugin's, the rest nobody's */
 }
 
+enum vp_vtopic vp_vtopic__bridge(unsigned access, const char *topic, size_t payloadlen, bool retain,
+                                 enum vp_vkind *kind, const char **level, const char **why)
+{
+	*kind = VP_VKIND_NONE;
+	*level = NULL;
+	if (why)
+		*why = NULL;
+	if (!topic)
+		return deny(why, "veil-topic");
+	if (access == VP_ACC_SUBSCRIBE) {
+		topic = vp_topic__strip_share(topic);
+		if (!topic)
+			return VP_VTOPIC_NOT_VEIL;
+	}
+	if (under(topic, VP_CONTROL_ROOT)) {
+		struct vp_vtopic_who nobody = { NULL, false, NULL, NULL };
+		return control(&nobody, access, topic, why);
+	}
+	if (!under(topic, VP_VEIL_TOPIC_ROOT))
+		return VP_VTOPIC_NOT_VEIL;
+	if (access == VP_ACC_SUBSCRIBE)
+		return VP_VTOPIC_ALLOW; /* delivers only what READ lets through */
+	const char *req = last_level(topic, VEIL__TOPIC_REQ_PREFIX);
+	const char *bundle = last_level(topic, VEIL__TOPIC_BUNDLE_PREFIX);
+	bool revocation = !strcmp(topic, VEIL__TOPIC_REVOCATION);
+	if (!req && !bundle && !revocation)
+		return deny(why, "veil-topic");
+	if (access == VP_ACC_READ)
+		return VP_VTOPIC_ALLOW;
+	if (access != VP_ACC_WRITE)
+		return deny(why, "veil-topic");
+	if (retain && payloadlen == 0)
+		return deny(why, "veil-topic-empty-retained");
+	if (req && retain)
+		return deny(why, "veil-topic-retained-request");
+	*kind = req ? VP_VKIND_REQUEST : bundle ? VP_VKIND_BUNDLE : VP_VKIND_REVOCATION;
+	*level = req ? req : bundle;
+	return VP_VTOPIC_ALLOW;
+}
+
 enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access, const char *topic,
                                  size_t payloadlen, bool retain, const char **why)
 {

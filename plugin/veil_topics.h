@@ -66,4 +66,22 @@ bool vp_vtopic__has_role(const char *roles, const char *role);
 enum vp_vtopic vp_vtopic__decide(const struct vp_vtopic_who *w, unsigned access, const char *topic,
                                  size_t payloadlen, bool retain, const char **why);
 
+/* Which of the key service's topics a topic is. */
+enum vp_vkind {
+	VP_VKIND_NONE = 0,
+	VP_VKIND_REQUEST,     /* $veil/v1/req/<cid> */
+	VP_VKIND_BUNDLE,      /* $veil/v1/bundle/<cid> */
+	VP_VKIND_REVOCATION   /* $veil/v1/revocation */
+};
+
+/* The same decision for a declared bridge (bridge.h), which carries Veil's
+ * topics between nodes for everyone: any filter under $veil may be
+ * subscribed, the three kinds read; a PUBLISH of one of them is allowed
+ * (never empty and retained, never a retained request) with *kind and
+ * *level (the topic's client id, NULL for the revocation topic) set: the
+ * caller then verifies its signature (vp_bridge__veil_payload). The admin
+ * API's topics are node-local: as for any client that is not an admin. */
+enum vp_vtopic vp_vtopic__bridge(unsigned access, const char *topic, size_t payloadlen, bool retain,
+                                 enum vp_vkind *kind, const char **level, const char **why);
+
 #endif

@@ -543,6 +543,51 @@ START_TEST(test_bundle_signer)
 }
 END_TEST
 
+/* What a broker can check of a bundle a bridge forwards (veil__bundle_verify):
+ * the signer's steps of veil__bundle_open, with nothing opened. */
+START_TEST(test_bundle_verify)
+{
+	struct target tg = target();
+	uint8_t *b = NULL;
+	size_t n = bundle(&tg, &b);
+	struct veil__trust t = trust();
+	struct veil__bundle_view v;
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, &v), VEIL_OK);
+	ck_assert_uint_eq(v.client_id_len, 5);
+	ck_assert_mem_eq(v.client_id, "dev-1", 5);
+	ck_assert_str_eq(v.signer.client_id, "keyd-1");
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, NULL), VEIL_OK);
+	/* Every byte is signed or structure: none changes without a refusal. */
+	for (size_t i = 0; i < n; i++) {
+		b[i] ^= 1;
+		ck_assert_msg(veil__bundle_verify(b, n, &t, &v) != VEIL_OK, "byte %zu", i);
+		b[i] ^= 1;
+	}
+	ck_assert_int_eq(veil__bundle_verify(b, n - 1, &t, &v), VEIL_ERR_TRUNCATED);
+	ck_assert_int_eq(veil__bundle_verify(b, 10, &t, &v), VEIL_ERR_TRUNCATED);
+	ck_assert_uint_eq(v.client_id_len, 0); /* nothing handed out */
+	t.revoked = revoke_keyd;
+	t.revoked_ctx = (void *)"keyd-1";
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, &v), VEIL_ERR_REVOKED);
+	t = trust();
+	t.n_authorities = 0;
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, &v), VEIL_ERR_WRONG_AUTHORITY);
+	free(b);
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	tg.cred_len = test_credential_make(auth, keyd, "keyd-1", "sensor", 3600, cred);
+	tg.cred = cred;
+	n = bundle(&tg, &b);
+	t = trust();
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, &v), VEIL_ERR_WRONG_ROLE);
+	free(b);
+	tg.cred_len = test_credential_make(other_auth, keyd, "keyd-1", "veil-keyd", 3600, cred);
+	n = bundle(&tg, &b);
+	ck_assert_int_eq(veil__bundle_verify(b, n, &t, &v), VEIL_ERR_WRONG_AUTHORITY);
+	ck_assert_int_eq(veil__bundle_verify(b, n, NULL, &v), VEIL_ERR_INVAL);
+	free(b);
+}
+END_TEST
+
 START_TEST(test_bundle_tamper_every_byte)
 {
 	struct target tg = target();
@@ -1225,6 +1270,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_bundle_misaddressed);
 	tcase_add_test(tc, test_bundle_wrong_receive_key);
 	tcase_add_test(tc, test_bundle_signer);
+	tcase_add_test(tc, test_bundle_verify);
 	tcase_add_test(tc, test_bundle_tamper_every_byte);
 	tcase_add_test(tc, test_bundle_aead_binds_header);
 	tcase_add_test(tc, test_bundle_plaintext_rules);

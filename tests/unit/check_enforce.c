@@ -4,6 +4,9 @@
  * good signed envelope pass; plaintext, truncated, trailing garbage, wrong
  * sender (another client's id), unsigned on a signed topic, a signature by
  * another key, a tampered ciphertext and a re-routed topic are refused.
+ * A declared bridge's envelopes: any sender id, the same structure checks,
+ * and on signed topics the envelope's own credential and signature against
+ * the trusted authorities, the clock and the revocation list.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "veil/envelope.h"
 #include "veil/identity.h"
 
+#include "../../core/bundle.h" /* struct veil__trust */
 #include "enforce.h"
 #include "topic.h"
 #include "check_run.h"
@@ -193,6 +197,110 @@ START_TEST(malformed_credential)
 }
 END_TEST
 
+/* A credential for pk issued by by, valid [from, to). */
+static size_t credential(const struct veil_identity *by, const uint8_t pk[VEIL_PK_BYTES], uint64_t from, uint64_t to,
+                         uint8_t out[VEIL_CREDENTIAL_MAX])
+{
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	c.issued_at = from;
+	c.expires_at = to;
+	memcpy(c.device_pk, pk, VEIL_PK_BYTES);
+	strcpy(c.client_id, "alice");
+	size_t n = 0;
+	ck_assert_int_eq(veil_credential_issue(by, &c, out, VEIL_CREDENTIAL_MAX, &n), VEIL_OK);
+	return n;
+}
+
+static size_t seal_cred(const char *topic, const uint8_t sid[VEIL_SENDER_ID_BYTES], const struct veil_identity *signer,
+                        const uint8_t *cred, size_t cred_len, uint8_t *out, size_t cap)
+{
+	struct veil_seal_params p;
+	memset(&p, 0, sizeof(p));
+	p.key = key;
+	p.key_id = 42;
+	memcpy(p.sender, sid, VEIL_SENDER_ID_BYTES);
+	p.seq = 1;
+	p.signer = signer;
+	p.credential = cred;
+	p.credential_len = cred_len;
+	size_t n = 0;
+	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)"hello", 5, out, cap, &n), VEIL_OK);
+	return n;
+}
+
+static bool revoke_alice;
+static bool revoked(const struct veil_credential *c, void *ctx)
+{
+	(void)ctx;
+	return revoke_alice && !strcmp(c->client_id, "alice");
+}
+
+static enum vp_refuse bridged(const char *topic, const uint8_t *buf, size_t len, uint8_t attrs,
+                              const struct veil__trust *t)
+{
+	struct vp_enforce_in in = {
+		.topic = topic, .payload = buf, .len = len, .attrs = attrs, .bridge = true, .trust = t,
+	};
+	return vp_enforce__check(&in);
+}
+
+START_TEST(bridge)
+{
+	uint8_t apk[1][VEIL_PK_BYTES];
+	veil_identity_public(authority, apk[0]);
+	struct veil__trust t = { .authorities = (const uint8_t(*)[VEIL_PK_BYTES])apk, .n_authorities = 1,
+		                 .now = 1700000000, .revoked = revoked };
+	uint8_t buf[2048];
+	/* Encrypted topics: any sender's envelope (the bridge is nobody's
+	 * sender), but only an envelope. */
+	size_t n = seal("s/t", mallory_sid, NULL, buf, sizeof(buf));
+	ck_assert_int_eq(bridged("s/t", buf, n, ENC, &t), VP_REFUSE_NONE);
+	ck_assert_int_eq(check("s/t", buf, n, ENC, false), VP_REFUSE_NO_IDENTITY); /* the same, not a bridge */
+	ck_assert_int_eq(bridged("s/t", (const uint8_t *)"plaintext!", 10, ENC, &t), VP_REFUSE_NOT_ENVELOPE);
+	ck_assert_int_eq(bridged("s/t", buf, VEIL_OVERHEAD - 1, ENC, &t), VP_REFUSE_NOT_ENVELOPE);
+	ck_assert_int_eq(bridged("s/t", NULL, 0, ENC, &t), VP_REFUSE_EMPTY);
+	ck_assert_int_eq(bridged("p", (const uint8_t *)"plain", 5, 0, &t), VP_REFUSE_NONE);
+	/* Signed topics: the envelope's own signer. */
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_UNSIGNED);
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_NONE);
+	ck_assert_int_eq(bridged("s/other", buf, n, SIG, &t), VP_REFUSE_BAD_SIGNATURE); /* moved */
+	buf[VEIL_HEADER_BYTES + 1] ^= 1;
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_BAD_SIGNATURE); /* tampered */
+	n = seal("s/t", alice_sid, mallory, buf, sizeof(buf)); /* alice's credential, mallory's signature */
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_BAD_SIGNATURE);
+	n = seal("s/t", mallory_sid, alice, buf, sizeof(buf)); /* alice's credential and key, mallory's id */
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_WRONG_SENDER);
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t cl = credential(mallory, alice_pk, 1, 4000000000ULL, cred); /* an untrusted authority */
+	n = seal_cred("s/t", alice_sid, alice, cred, cl, buf, sizeof(buf));
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_WRONG_AUTHORITY);
+	cl = credential(authority, alice_pk, 1, 1600000000, cred);
+	n = seal_cred("s/t", alice_sid, alice, cred, cl, buf, sizeof(buf));
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_EXPIRED_CREDENTIAL);
+	cl = credential(authority, alice_pk, 1800000000, 4000000000ULL, cred);
+	n = seal_cred("s/t", alice_sid, alice, cred, cl, buf, sizeof(buf));
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_CREDENTIAL_NOT_YET_VALID);
+	n = seal("s/t", alice_sid, alice, buf, sizeof(buf));
+	revoke_alice = true;
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_REVOKED);
+	revoke_alice = false;
+	/* Nothing to trust: fail closed. */
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, NULL), VP_REFUSE_WRONG_AUTHORITY);
+	struct veil__trust none = { .authorities = NULL, .n_authorities = 0, .now = 1700000000 };
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &none), VP_REFUSE_WRONG_AUTHORITY);
+	ck_assert_int_eq(bridged("s/t", buf, n, SIG, &t), VP_REFUSE_NONE);
+	/* A malformed embedded credential, as for anyone. */
+	buf[VEIL_HEADER_BYTES + 5 + VEIL_TAG_BYTES] = 2;
+	ck_assert_int_eq(bridged("s/t", buf, n, ENC, &t), VP_REFUSE_MALFORMED_CREDENTIAL);
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_WRONG_AUTHORITY), "wrong-authority");
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_EXPIRED_CREDENTIAL), "expired-credential");
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_CREDENTIAL_NOT_YET_VALID), "credential-not-yet-valid");
+	ck_assert_str_eq(vp_enforce__reason(VP_REFUSE_REVOKED), "revoked");
+}
+END_TEST
+
 START_TEST(retain_clear_and_size)
 {
 	struct vp_enforce_in in = { .topic = "s/t", .payload = NULL, .len = 0, .retain = true, .attrs = SIG };
@@ -217,6 +325,7 @@ int main(void)
 	tcase_add_test(tc, good_envelopes);
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, malformed_credential);
+	tcase_add_test(tc, bridge);
 	tcase_add_test(tc, retain_clear_and_size);
 	suite_add_tcase(s, tc);
 	return veil_check_run(s);

@@ -1,8 +1,9 @@
 /*
  * plugin/options.c: the one plugin_opt_* parser of every plugin module:
  * defaults, each kind's accepted and refused values (empty, signs, blanks,
- * out of range, not a boolean), repeated options, other modules' options
- * left alone, and strings freed.
+ * out of range, not a boolean), repeated options (the last wins, or every
+ * one kept for a list), other modules' options left alone, and strings and
+ * lists freed.
  */
 #include <check.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@ struct conf {
 	bool flag, on;
 	uint32_t count;
 	size_t bytes;
+	char **names;
 };
 
 #define OFF(f) offsetof(struct conf, f)
@@ -32,6 +34,7 @@ static const struct vp_opt defs[] = {
 	{ "on", VP_OPT_BOOL, OFF(on), 0, 1, 1 },
 	{ "count", VP_OPT_U32, OFF(count), 1, 3600, 60 },
 	{ "bytes", VP_OPT_SIZE, OFF(bytes), 0, (uint64_t)1 << 40, 4096 },
+	{ "name", VP_OPT_LIST, OFF(names), 0, 0, 0 },
 };
 #define N (sizeof(defs) / sizeof(defs[0]))
 
@@ -69,6 +72,32 @@ START_TEST(defaults_and_values)
 }
 END_TEST
 
+/* A list keeps every value in order; none given, it stays NULL. */
+START_TEST(lists)
+{
+	struct conf c;
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(vp_options__parse(defs, N, &c, "test", NULL, 0), VEIL_OK);
+	ck_assert_ptr_null(c.names);
+	struct mosquitto_opt o[] = {
+		{ "name", "node-b" }, { "path", "/x" }, { "name", "node-c" }, { "name", "node b" }, { "name", "node-b" },
+	};
+	ck_assert_int_eq(vp_options__parse(defs, N, &c, "test", o, 5), VEIL_OK);
+	ck_assert_ptr_nonnull(c.names);
+	ck_assert_str_eq(c.names[0], "node-b");
+	ck_assert_str_eq(c.names[1], "node-c");
+	ck_assert_str_eq(c.names[2], "node b");
+	ck_assert_str_eq(c.names[3], "node-b");
+	ck_assert_ptr_null(c.names[4]);
+	vp_options__free(defs, N, &c);
+	ck_assert_ptr_null(c.names);
+	ck_assert_ptr_null(c.path);
+	ck_assert_int_eq(parse1(&c, "name", ""), VEIL_ERR_INVAL);
+	ck_assert_int_eq(parse1(&c, "name", NULL), VEIL_ERR_INVAL);
+	vp_options__free(defs, N, &c);
+}
+END_TEST
+
 START_TEST(refusals)
 {
 	struct conf c;
@@ -96,6 +125,7 @@ static Suite *suite(void)
 	TCase *t = veil_tcase("parser", 2);
 	tcase_add_test(t, defaults_and_values);
 	tcase_add_test(t, refusals);
+	tcase_add_test(t, lists);
 	suite_add_tcase(s, t);
 	return s;
 }

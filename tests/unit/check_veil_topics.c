@@ -3,7 +3,9 @@
  * them (docs/PROTOCOL.md section 10) and the admin API's
  * (docs/OPERATIONS.md), whatever the rules file says. One
  * table: who (client id, credential, roles), access, topic or filter,
- * payload length and retain, and the verdict.
+ * payload length and retain, and the verdict. A second table: a declared
+ * bridge, which carries Veil's topics for everyone (the payloads it
+ * writes are then verified, bridge.c: which kind and client id).
  */
 #include <check.h>
 #include <string.h>
@@ -141,6 +143,66 @@ START_TEST(table)
 }
 END_TEST
 
+static const struct {
+	unsigned access;
+	const char *topic;
+	size_t len;
+	bool retain;
+	enum vp_vtopic want;
+	enum vp_vkind kind;
+	const char *level;
+	const char *why;
+} BRIDGE[] = {
+	{ W, "factory/sensor-1/t", 10, true, NV, VP_VKIND_NONE, NULL, NULL },
+	{ S, "#", 0, false, NV, VP_VKIND_NONE, NULL, NULL },
+	/* Any filter under $veil: forwarding Veil's topics between nodes. */
+	{ S, "$veil/#", 0, false, OK, VP_VKIND_NONE, NULL, NULL },
+	{ S, "$veil/v1/bundle/+", 0, false, OK, VP_VKIND_NONE, NULL, NULL },
+	{ S, "$share/g/$veil/v1/req/+", 0, false, OK, VP_VKIND_NONE, NULL, NULL },
+	{ R, "$veil/v1/req/sensor-1", 0, false, OK, VP_VKIND_NONE, NULL, NULL },
+	{ R, "$veil/v1/bundle/sensor-1", 0, true, OK, VP_VKIND_NONE, NULL, NULL },
+	{ R, "$veil/v1/revocation", 0, true, OK, VP_VKIND_NONE, NULL, NULL },
+	{ R, "$veil/v1/other", 0, false, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	/* Writes: allowed as a kind whose payload the caller verifies. */
+	{ W, "$veil/v1/req/sensor-1", 200, false, OK, VP_VKIND_REQUEST, "sensor-1", NULL },
+	{ W, "$veil/v1/bundle/sensor-1", 500, true, OK, VP_VKIND_BUNDLE, "sensor-1", NULL },
+	{ W, "$veil/v1/revocation", 300, true, OK, VP_VKIND_REVOCATION, NULL, NULL },
+	{ W, "$veil/v1/req/sensor-1", 200, true, NO, VP_VKIND_NONE, NULL, "veil-topic-retained-request" },
+	{ W, "$veil/v1/bundle/sensor-1", 0, true, NO, VP_VKIND_NONE, NULL, "veil-topic-empty-retained" },
+	{ W, "$veil/v1/revocation", 0, true, NO, VP_VKIND_NONE, NULL, "veil-topic-empty-retained" },
+	{ W, "$veil/v1/bundle/sensor-1/x", 9, false, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	{ W, "$veil/v2/anything", 9, false, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	/* The admin API stays node-local: a bridge is not an admin. */
+	{ W, "$CONTROL/veil/v1", 40, false, NO, VP_VKIND_NONE, NULL, "veil-control-admin-only" },
+	{ S, "$CONTROL/veil/#", 0, false, NO, VP_VKIND_NONE, NULL, "veil-control-admin-only" },
+	{ R, "$CONTROL/veil/v1/response", 0, false, NO, VP_VKIND_NONE, NULL, "veil-control-admin-only" },
+};
+
+START_TEST(bridge_table)
+{
+	for (size_t i = 0; i < sizeof(BRIDGE) / sizeof(BRIDGE[0]); i++) {
+		const char *why = "unset", *level = "unset";
+		enum vp_vkind kind = (enum vp_vkind)99;
+		enum vp_vtopic got = vp_vtopic__bridge(BRIDGE[i].access, BRIDGE[i].topic, BRIDGE[i].len, BRIDGE[i].retain,
+		                                       &kind, &level, &why);
+		ck_assert_msg(got == BRIDGE[i].want && kind == BRIDGE[i].kind, "case %zu (%s): got %d/%d, want %d/%d", i,
+		              BRIDGE[i].topic, got, kind, BRIDGE[i].want, BRIDGE[i].kind);
+		if (BRIDGE[i].level)
+			ck_assert_str_eq(level, BRIDGE[i].level);
+		else
+			ck_assert_ptr_null(level);
+		if (BRIDGE[i].why)
+			ck_assert_str_eq(why, BRIDGE[i].why);
+		else
+			ck_assert_ptr_null(why);
+	}
+	enum vp_vkind kind;
+	const char *level;
+	ck_assert_int_eq(vp_vtopic__bridge(W, NULL, 1, false, &kind, &level, NULL), VP_VTOPIC_DENY);
+	ck_assert_int_eq(vp_vtopic__bridge(0x40, "$veil/v1/revocation", 1, false, &kind, &level, NULL), VP_VTOPIC_DENY);
+}
+END_TEST
+
 START_TEST(bad_input)
 {
 	ck_assert_int_eq(vp_vtopic__decide(NULL, W, "$veil/v1/revocation", 1, false, NULL), VP_VTOPIC_DENY);
@@ -164,6 +226,7 @@ static Suite *suite(void)
 	TCase *tc = veil_tcase("veil_topics", 2);
 	tcase_add_test(tc, table);
 	tcase_add_test(tc, bad_input);
+	tcase_add_test(tc, bridge_table);
 	suite_add_tcase(s, tc);
 	return s;
 }
