@@ -44,6 +44,33 @@ check "... saying the plugin cannot start without it" log_has "the plugin cannot
 check "... and mosquitto.service is not active" not_active mosquitto
 check "veil-keyd.service not started without /etc/veil/keyd.conf" \
 	bash -c '[ "$(systemctl show -p ConditionResult --value veil-keyd)" = no ] && ! systemctl is-active -q veil-keyd'
+man_for_every_command() {
+	local c n=0
+	[ -f /usr/share/man/man1/veil.1.gz ] || return 1
+	for c in $(veil --help | awk '/^commands:/ { f = 1; next } f && /^  [a-z]/ { print $1 }'); do
+		[ -f "/usr/share/man/man1/veil-$c.1.gz" ] || { echo "no man page veil-$c(1)"; return 1; }
+		n=$((n + 1))
+	done
+	[ "$n" -ge 8 ]
+}
+check "a man page for veil(1) and every command veil --help lists" man_for_every_command
+# Every long option a command's --help lists is in its man page (scdoc
+# writes '-' as '\-').
+man_has_options() {
+	local c o page missing=""
+	for c in $(veil --help | awk '/^commands:/ { f = 1; next } f && /^  [a-z]/ { print $1 }'); do
+		page=$(zcat "/usr/share/man/man1/veil-$c.1.gz" | tr -d '\\')
+		for o in $(veil "$c" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+			grep -qF -- "$o" <<<"$page" || missing="$missing veil-$c:$o"
+		done
+	done
+	[ -z "$missing" ] || echo "  not in the man pages:$missing"
+	[ -z "$missing" ]
+}
+check "every long option of every command is in its man page" man_has_options
+check "man pages of the plugin, the key service and its config, the preload" \
+	bash -c 'for m in man5/mosquitto_veil.5 man8/veil-keyd.8 man5/veil-keyd.conf.5 man7/veil-preload.7 \
+		man5/veil-client.conf.5 man5/veil-keyring.5; do [ -f /usr/share/man/$m.gz ] || exit 1; done'
 check "system user veil-keyd, home /var/lib/veil-keyd (0700, its own)" \
 	bash -c '[ "$(getent passwd veil-keyd | cut -d: -f6)" = /var/lib/veil-keyd ] &&
 		[ "$(stat -c %U:%a /var/lib/veil-keyd)" = veil-keyd:700 ]'
