@@ -15,7 +15,6 @@
  * Binaries from $VEIL_PLUGIN, $VEIL_KEYD (or next to this program).
  */
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
@@ -69,21 +68,6 @@ static double proc_cpu(pid_t pid)
 	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* veil-keyd: $VEIL_KEYD, or where the build puts it next to this program. */
-static const char *keyd_path(char *buf, size_t cap)
-{
-	const char *p = getenv("VEIL_KEYD");
-	if (p && *p)
-		return p;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return NULL;
-	exe[n] = '\0';
-	snprintf(buf, cap, "%s/../keyd/veil-keyd", dirname(exe));
-	return buf;
 }
 
 static int credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
@@ -321,7 +305,7 @@ int main(void)
 		return 1;
 	char pbuf[PATH_MAX + 64], kbuf[PATH_MAX + 64];
 	const char *plugin = bench_plugin_path(pbuf, sizeof(pbuf));
-	const char *keyd = keyd_path(kbuf, sizeof(kbuf));
+	const char *keyd = bench_build_path("VEIL_KEYD", "keyd/veil-keyd", kbuf, sizeof(kbuf));
 	struct bench b = { .n = plan.quick ? 200 : 1000, .keyd = -1 };
 	printf("bench_keyd: a veil-keyd rotation for %zu devices (own scope each), trigger to the last bundle's "
 	       "PUBACK, against building the same bundles in-process\n", b.n);

@@ -21,9 +21,9 @@ double bench_now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-const char *bench_plugin_path(char *buf, size_t cap)
+const char *bench_build_path(const char *env, const char *rel, char *buf, size_t cap)
 {
-	const char *p = getenv("VEIL_PLUGIN");
+	const char *p = getenv(env);
 	if (p && *p)
 		return p;
 	char exe[PATH_MAX];
@@ -31,8 +31,13 @@ const char *bench_plugin_path(char *buf, size_t cap)
 	if (n <= 0)
 		return NULL;
 	exe[n] = '\0';
-	snprintf(buf, cap, "%s/../plugin/mosquitto_veil.so", dirname(exe));
+	snprintf(buf, cap, "%s/../%s", dirname(exe), rel);
 	return buf;
+}
+
+const char *bench_plugin_path(char *buf, size_t cap)
+{
+	return bench_build_path("VEIL_PLUGIN", "plugin/mosquitto_veil.so", buf, cap);
 }
 
 int bench_plan_init(struct bench_plan *p, double budget_s, double quick_budget_s)

@@ -87,9 +87,11 @@ char *bench_fmt_vs(char *out, size_t cap, const struct bench_table *t, size_t c,
 
 /* Monotonic seconds. */
 double bench_now_s(void);
-/* The plugin to load: $VEIL_PLUGIN, else <build>/plugin/mosquitto_veil.so
- * next to this program's bench/ directory (buf holds it); NULL if neither
- * can be told. */
+/* A built program or library: $env, else <build>/rel, the build directory
+ * being the parent of this program's bench/ (buf holds it); NULL if
+ * neither can be told. */
+const char *bench_build_path(const char *env, const char *rel, char *buf, size_t cap);
+/* The plugin to load: $VEIL_PLUGIN, else <build>/plugin/mosquitto_veil.so. */
 const char *bench_plugin_path(char *buf, size_t cap);
 
 #endif
