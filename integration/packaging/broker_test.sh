@@ -6,6 +6,7 @@
 # /etc/mosquitto/mosquitto.conf and the packaged conf.d snippet (running as
 # user mosquitto), the veil CLI, veil-keyd.service as user veil-keyd.
 #   1. fresh install: the broker refuses to start and names the missing file
+#      (the authority keys, then the rules)
 #   2. configured: a sealed round trip (retained and live) through it
 #   3. a revocation: the connected device is kicked and refused from then on
 #   4. veil-keyd starts under systemd as its own user with its own state
@@ -90,6 +91,10 @@ dev sensor-1 sensor && dev dash dashboard && dev veil-keyd veil-keyd || fatal "d
 { echo "authority $(cut -d' ' -f2 authority.key.pub)"
   veil keygen topic-key --filter 'factory/#' --id 1 --send; } >keyring || fatal "keyring"
 install -m 0644 authority.key.pub "$ETC/authorities.pub"
+systemctl reset-failed mosquitto
+systemctl restart mosquitto 2>/dev/null
+check "authority keys but no rules: the plugin names the rules file, mosquitto refuses to start" \
+	it_wait_until 10 log_has "veil: acl | init-failed | file=rules error=\"$ETC/acl: No such file or directory\" action=refuse-start (the plugin cannot start without a valid rules file)"
 printf '%s\n' 'role sensor' 'pattern write,encrypted factory/%c/#' 'role dashboard' 'topic read factory/#' \
 	| install -m 0644 /dev/stdin "$ETC/acl"
 install -m 0644 /dev/null "$ETC/revoked"
