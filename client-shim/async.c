@@ -73,12 +73,6 @@ static bool v5(const struct veil_async *a)
 	return a->s.mqtt_version == VEIL_MQTT_5;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
-}
 
 /* Paho may still be inside one of our callbacks when the app frees the
  * client: callbacks register here, and veil_async_free waits them out. */
@@ -274,7 +268,7 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 			a->defer = true;
 			a->defer_done = done;
 			a->defer_ctx = ctx;
-			a->defer_until_ms = mono_ms() + (uint64_t)a->s.connect_timeout_s * 1000U;
+			a->defer_until_ms = veil__mono_ms() + (uint64_t)a->s.connect_timeout_s * 1000U;
 			a->defer_gen++;
 			__atomic_store_n(&a->ready_cancel, false, __ATOMIC_RELEASE);
 			pthread_cond_broadcast(&a->rcond);
@@ -395,7 +389,7 @@ static int start_connect(struct veil_async *a)
  * meanwhile (a lost connection) or the client is being freed. */
 static void keys_wait(struct veil_async *a)
 {
-	uint64_t gen = a->defer_gen, now = mono_ms();
+	uint64_t gen = a->defer_gen, now = veil__mono_ms();
 	unsigned left = a->defer_until_ms > now ? (unsigned)(a->defer_until_ms - now) : 0U;
 	pthread_mutex_unlock(&a->rlock);
 	bool ready = veil__session_wait_ready(a->s.ses, left, &a->ready_cancel, false);
@@ -429,14 +423,7 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		/* Back off first so a broker that drops us at once is not hammered. */
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += (time_t)(a->backoff_ms / 1000U);
-		until.tv_nsec += (long)(a->backoff_ms % 1000U) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = veil__mono_after(a->backoff_ms);
 		while (!a->stopping && !a->defer && pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)
 			;
 		if (a->stopping)
@@ -790,9 +777,7 @@ void veil_async_free(struct veil_async **ap)
 			o.onFailure = on_req_fail;
 		}
 		if (MQTTAsync_disconnect(a->ma, &o) == MQTTASYNC_SUCCESS) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += 2;
+			struct timespec until = veil__mono_after(2000);
 			pthread_mutex_lock(&a->rlock);
 			while (!a->final_disconnected &&
 			       pthread_cond_timedwait(&a->rcond, &a->rlock, &until) != ETIMEDOUT)

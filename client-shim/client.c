@@ -326,19 +326,6 @@ static bool token_done_recently(const struct veil_client *c, int token, int *rea
 	return found;
 }
 
-static struct timespec mono_after(unsigned long ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += (time_t)(ms / 1000U);
-	t.tv_nsec += (long)(ms % 1000U) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
 static bool before(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
@@ -357,7 +344,7 @@ int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms,
 		return VEIL_ERR_INVAL;
 	if (reason_code)
 		*reason_code = 0;
-	struct timespec until = mono_after(timeout_ms);
+	struct timespec until = veil__mono_after(timeout_ms);
 	int reason = 0;
 	pthread_mutex_lock(&c->s.lock);
 	for (;;) {
@@ -379,7 +366,7 @@ int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms,
 		/* Wake on a completion, or every 100 ms: a lost connection has none. */
 		int wrc = 0;
 		while (c->delivered == seen && wrc == 0) {
-			struct timespec step = mono_after(100);
+			struct timespec step = veil__mono_after(100);
 			bool last = !before(&step, &until);
 			wrc = pthread_cond_timedwait(&c->delivered_cond, &c->s.lock, last ? &until : &step);
 			if (wrc == ETIMEDOUT && !last)

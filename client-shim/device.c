@@ -126,13 +126,6 @@ __attribute__((format(printf, 3, 4))) static void dlog(const struct veil__device
 	d->log(d->log_ctx, level, buf);
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
-}
-
 static char *join(const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + 1U + strlen(name) + 1U;
@@ -392,7 +385,7 @@ static void send_devmsg(struct veil__device *d, uint8_t kind)
 		d->nout++;
 		if (kind == VEIL__KIND_REQUEST) {
 			d->awaiting = true;
-			d->request_ms = mono_ms();
+			d->request_ms = veil__mono_ms();
 		}
 	}
 	pthread_cond_broadcast(&d->cond);
@@ -478,7 +471,7 @@ static bool in_grants(const struct veil__grants *gs, uint32_t key_id)
  * bundle goes at once (the bundle holds every key the device may have). */
 static int supersede(struct veil__device *d, const struct veil__grants *fresh)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = veil__mono_ms();
 	for (size_t i = 0; d->grants && i < d->grants->n; i++) {
 		const struct veil__grant *old = &d->grants->g[i];
 		if (in_grants(fresh, old->key_id))
@@ -688,7 +681,7 @@ static void *keeper_main(void *arg)
 	struct veil__device *d = arg;
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
-		uint64_t now_ms = mono_ms(), next = now_ms + 3600U * 1000U;
+		uint64_t now_ms = veil__mono_ms(), next = now_ms + 3600U * 1000U;
 		bool changed = expire(d, (uint64_t)time(NULL), now_ms, &next);
 		bool ask = d->connected && d->awaiting && now_ms - d->request_ms >= d->retry_ms;
 		if (ask)
@@ -921,7 +914,7 @@ const struct veil__revoked *veil__device_revoked(struct veil__device *d)
 void veil__device_want_bundle(struct veil__device *d)
 {
 	pthread_mutex_lock(&d->lock);
-	uint64_t now = mono_ms();
+	uint64_t now = veil__mono_ms();
 	d->want_pending = true; /* the keeper asks later when it cannot be now */
 	bool ask = d->connected && now - d->want_ms >= WANT_MIN_MS && !(d->awaiting && now - d->request_ms < WANT_MIN_MS);
 	if (ask)

@@ -272,13 +272,6 @@ static struct {
 	pthread_t firing_thread;
 } D = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, false, false, NULL, 0 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
-}
-
 static void defer_free(struct defer *d)
 {
 	if (!d)
@@ -338,7 +331,7 @@ static void *waiter_main(void *arg)
 	for (;;) {
 		while (!D.list)
 			pthread_cond_wait(&D.cond, &D.lock);
-		uint64_t now = now_ms(), until = UINT64_MAX;
+		uint64_t now = veil__mono_ms(), until = UINT64_MAX;
 		for (struct defer *d = D.list; d; d = d->next)
 			until = d->until_ms < until ? d->until_ms : until;
 		__atomic_store_n(&D.cancel, false, __ATOMIC_RELEASE);
@@ -346,7 +339,7 @@ static void *waiter_main(void *arg)
 		unsigned left = until > now ? (unsigned)(until - now < UINT32_MAX ? until - now : UINT32_MAX) : 0U;
 		bool ready = veil__session_wait_ready(vpl_session(), left, &D.cancel, false);
 		pthread_mutex_lock(&D.lock);
-		now = now_ms();
+		now = veil__mono_ms();
 		struct defer *d;
 		while ((d = defer_unlink(NULL, ready, now)))
 			defer_run(d, !ready);
@@ -481,7 +474,7 @@ static void connected_wrap(void *ctx, char *cause)
 		d->connected_ctx = h->app_connected_ctx;
 		snprintf(d->cause, sizeof(d->cause), "%s", cause ? cause : "");
 		d->waited_ms = h->ready_ms ? h->ready_ms : 30000U;
-		d->until_ms = now_ms() + d->waited_ms;
+		d->until_ms = veil__mono_ms() + d->waited_ms;
 	}
 	bool service = vpl_connected(h);
 	if (d && service && (d->ok || d->ok5 || d->connected) && !veil__session_ready(vpl_session()) && defer_add(d))

@@ -264,13 +264,6 @@ VPL_API int MQTTClient_setCallbacks(MQTTClient handle, void *context, MQTTClient
 
 /* ---- receive, and reading for an app without callbacks ---- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000U + (uint64_t)t.tv_nsec / 1000000U;
-}
-
 /* A message the app's receive may return: opened in place (true), or
  * consumed by the preload (the key service's, held, or dropped: false). */
 static bool receivable(struct vpl_handle *h, char *topic, int topic_len, MQTTClient_message *m)
@@ -314,7 +307,7 @@ static void flush(struct vpl_handle *h)
 static void read_until_ready(struct vpl_handle *h, uint64_t until_ms)
 {
 	pthread_mutex_lock(&h->pump_lock);
-	for (uint64_t now = now_ms(); !veil__session_ready(vpl_session()) && now < until_ms; now = now_ms()) {
+	for (uint64_t now = veil__mono_ms(); !veil__session_ready(vpl_session()) && now < until_ms; now = veil__mono_ms()) {
 		flush(h);
 		(void)read_one(h, until_ms - now < 100U ? (unsigned long)(until_ms - now) : 100UL);
 	}
@@ -331,7 +324,7 @@ static void drain(struct vpl_handle *h)
 	if (!h || !h->polling || pthread_mutex_trylock(&h->pump_lock) != 0)
 		return;
 	flush(h);
-	uint64_t now = now_ms();
+	uint64_t now = veil__mono_ms();
 	if (now - h->drained_ms >= DRAIN_EVERY_MS) {
 		h->drained_ms = now;
 		/* A read may take an acknowledgement rather than a message:
@@ -351,7 +344,7 @@ static void connected(MQTTClient handle, int connect_timeout_s)
 	if (!h)
 		return;
 	h->polling = h->app_ma == NULL;
-	h->drained_ms = now_ms();
+	h->drained_ms = veil__mono_ms();
 	if (!vpl_connected(h) || vpl_in_cb)
 		return; /* not the key service's connection, or on the thread that delivers keys */
 	unsigned ms = (unsigned)(connect_timeout_s > 0 ? connect_timeout_s : 30) * 1000U;
@@ -359,7 +352,7 @@ static void connected(MQTTClient handle, int connect_timeout_s)
 		(void)veil__session_wait_ready(vpl_session(), ms, NULL, true);
 		return;
 	}
-	read_until_ready(h, now_ms() + ms);
+	read_until_ready(h, veil__mono_ms() + ms);
 	if (!veil__session_ready(vpl_session()))
 		veil__session_not_ready(vpl_session(), ms);
 }

@@ -43,6 +43,19 @@ uint64_t veil__mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000U + (uint64_t)ts.tv_nsec / 1000000U;
 }
 
+struct timespec veil__mono_after(uint64_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ms / 1000U);
+	t.tv_nsec += (long)(ms % 1000U) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 static uint64_t now_us(void)
 {
 	struct timeval tv;

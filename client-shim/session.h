@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "veil/veil.h"
 
@@ -49,6 +50,11 @@
  * that print unconditionally show only ERROR and WARNING. */
 enum { VEIL__LOG_ERROR = 0, VEIL__LOG_WARNING = 1, VEIL__LOG_INFO = 2, VEIL__LOG_DEBUG = 3 };
 typedef void (*veil__log_fn)(void *ctx, int level, const char *msg);
+
+/* Monotonic milliseconds, and the CLOCK_MONOTONIC time ms from now (timed
+ * waits on condition variables set to that clock): for every front end. */
+uint64_t veil__mono_ms(void);
+struct timespec veil__mono_after(uint64_t ms);
 
 /* The front end's raw publish for the key service's device messages: QoS 1,
  * not retained, never sealed; VEIL_OK when handed to MQTT. The core calls it

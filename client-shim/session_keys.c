@@ -238,14 +238,7 @@ bool veil__session_wait_ready(struct veil__session *s, unsigned timeout_ms, cons
 {
 	if (!s || !s->dev)
 		return true;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)(timeout_ms / 1000U);
-	until.tv_nsec += (long)(timeout_ms % 1000U) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = veil__mono_after(timeout_ms);
 	if (veil__device_wait_ready(s->dev, &until, cancel))
 		return true;
 	if (warn && !(cancel && __atomic_load_n(cancel, __ATOMIC_ACQUIRE)))

@@ -69,7 +69,6 @@ struct veil__receiver {
 
 
 void veil__slog(const struct veil__session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-uint64_t veil__mono_ms(void);
 
 /* session_keys.c */
 /* Start the key service's device side (identity, credential, authorities

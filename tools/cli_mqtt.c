@@ -209,6 +209,21 @@ static int parse_url(struct cli_mqtt *m, const char *arg)
 	return 1;
 }
 
+/* The words of an option whose values are an enum's, in its order. */
+static const char *const AUTH[] = { "token", "password", "none", NULL };         /* VEIL_AUTH_* */
+static const char *const KEY_SERVICE[] = { "auto", "on", "off", NULL };         /* VEIL_KEYS_* */
+_Static_assert(VEIL_AUTH_TOKEN == 0 && VEIL_AUTH_PASSWORD == 1 && VEIL_AUTH_NONE == 2, "AUTH follows the enum");
+_Static_assert(VEIL_KEYS_AUTO == 0 && VEIL_KEYS_ON == 1 && VEIL_KEYS_OFF == 2, "KEY_SERVICE follows the enum");
+
+/* arg's index in words, or -1. */
+static long long word(const char *arg, const char *const *words)
+{
+	for (long long i = 0; words[i]; i++)
+		if (!strcmp(arg, words[i]))
+			return i;
+	return -1;
+}
+
 int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg)
 {
 	char err[512] = "";
@@ -260,30 +275,20 @@ int cli_mqtt_opt(struct cli_mqtt *m, int ch, const char *arg)
 		m->o.audience = arg;
 		return 1;
 	case CLI_OPT_AUTHORITIES: m->o.authority_path = arg; return 1;
-	case CLI_OPT_KEY_SERVICE:
-		if (!strcmp(arg, "auto"))
-			m->o.key_service = VEIL_KEYS_AUTO;
-		else if (!strcmp(arg, "on"))
-			m->o.key_service = VEIL_KEYS_ON;
-		else if (!strcmp(arg, "off"))
-			m->o.key_service = VEIL_KEYS_OFF;
-		else
+	case CLI_OPT_KEY_SERVICE: /* enum veil_key_service */
+		if ((v = word(arg, KEY_SERVICE)) < 0)
 			return bad(m, "--key-service %s: auto, on or off", arg);
+		m->o.key_service = (int)v;
 		return 1;
 	case CLI_OPT_WILL_TOPIC: m->will_topic = arg; return 1;
 	case CLI_OPT_WILL_PAYLOAD: m->will_payload = arg; return 1;
 	case CLI_OPT_WILL_QOS:
 		return cli_parse_int(arg, 0, 2, &m->will_qos) ? bad(m, "--will-qos %s: 0, 1 or 2", arg) : 1;
 	case CLI_OPT_WILL_RETAIN: m->will_retain = true; return 1;
-	case CLI_OPT_AUTH:
-		if (!strcmp(arg, "token"))
-			m->o.auth = VEIL_AUTH_TOKEN;
-		else if (!strcmp(arg, "password"))
-			m->o.auth = VEIL_AUTH_PASSWORD;
-		else if (!strcmp(arg, "none"))
-			m->o.auth = VEIL_AUTH_NONE;
-		else
+	case CLI_OPT_AUTH: /* enum veil_auth_mode */
+		if ((v = word(arg, AUTH)) < 0)
 			return bad(m, "--auth %s: token, password or none", arg);
+		m->o.auth = (int)v;
 		return 1;
 	case CLI_OPT_CONFIG:
 		/* Applied where it stands: later options override the file. */

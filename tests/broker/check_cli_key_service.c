@@ -14,21 +14,10 @@
 
 #include "veil/veil.h"
 
-#include "check_run.h"
 #include "files.h"
 #include "keys_fixture.h"
 #include "proc.h"
 #include "timing.h"
-
-static void setup(void)
-{
-	kfx_setup();
-}
-
-static void teardown(void)
-{
-	kfx_teardown();
-}
 
 static char out_path[400], err_path[400];
 
@@ -143,7 +132,7 @@ static Suite *suite(void)
 {
 	Suite *su = suite_create("cli_key_service");
 	TCase *tc = veil_tcase("cli", 60);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, kfx_setup, kfx_teardown);
 	tcase_add_test(tc, pub_and_sub_without_keyring);
 	tcase_add_test(tc, pub_with_keyd_down_says_why);
 	suite_add_tcase(su, tc);
@@ -152,8 +141,5 @@ static Suite *suite(void)
 
 int main(int argc, char **argv)
 {
-	int app = kfx_main(argc, argv);
-	if (app >= 0)
-		return app;
-	return veil_check_run(suite());
+	return kfx_run(argc, argv, suite);
 }

@@ -23,7 +23,6 @@
 
 #include "veil/veil.h"
 
-#include "check_run.h"
 #include "files.h"
 #include "keys_fixture.h"
 #include "timing.h"
@@ -32,11 +31,6 @@ static void setup(void)
 {
 	kfx_setup();
 	kfx_keyd_start();
-}
-
-static void teardown(void)
-{
-	kfx_teardown();
 }
 
 struct sender {
@@ -186,7 +180,7 @@ static Suite *suite(void)
 {
 	Suite *su = suite_create("key_service");
 	TCase *tc = veil_tcase("fleet", 120);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, kfx_teardown);
 	tcase_add_test(tc, fleet_ready_at_connect_and_rotation);
 	suite_add_tcase(su, tc);
 	return su;
@@ -194,8 +188,5 @@ static Suite *suite(void)
 
 int main(int argc, char **argv)
 {
-	int app = kfx_main(argc, argv);
-	if (app >= 0)
-		return app;
-	return veil_check_run(suite());
+	return kfx_run(argc, argv, suite);
 }

@@ -21,22 +21,11 @@
 
 #include "veil/veil.h"
 
-#include "check_run.h"
 #include "files.h"
 #include "keys_fixture.h"
 #include "timing.h"
 
 #define TOPIC "factory/fe-sync/data"
-
-static void setup(void)
-{
-	kfx_setup();
-}
-
-static void teardown(void)
-{
-	kfx_teardown();
-}
 
 /* A dashboard (reads factory/#) on veil_client, connected and subscribed. */
 static struct kfx_lv *dashboard(const char *id, bool persistent, char *conf, size_t cap)
@@ -228,7 +217,7 @@ static Suite *suite(void)
 {
 	Suite *su = suite_create("key_service_device");
 	TCase *tc = veil_tcase("device", 90);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, kfx_setup, kfx_teardown);
 	tcase_add_test(tc, restart_seals_from_kept_keys_with_keyd_stopped);
 	tcase_add_test(tc, held_until_the_bundle_comes);
 	tcase_add_test(tc, held_then_dropped_after_the_grace);
@@ -240,8 +229,5 @@ static Suite *suite(void)
 
 int main(int argc, char **argv)
 {
-	int app = kfx_main(argc, argv);
-	if (app >= 0)
-		return app;
-	return veil_check_run(suite());
+	return kfx_run(argc, argv, suite);
 }

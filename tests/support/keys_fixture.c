@@ -16,6 +16,7 @@
 #include <MQTTAsync.h>
 #include <MQTTClient.h>
 
+#include "check_run.h"
 #include "files.h"
 #include "material.h"
 #include "preload_fixture.h"
@@ -672,6 +673,12 @@ static int app_main(int argc, char **argv)
 		MQTTClient_destroy(&c);
 	}
 	return rc == 0 ? 0 : 4;
+}
+
+int kfx_run(int argc, char **argv, Suite *(*suite)(void))
+{
+	int app = kfx_main(argc, argv);
+	return app >= 0 ? app : veil_check_run(suite());
 }
 
 int kfx_main(int argc, char **argv)

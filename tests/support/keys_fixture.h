@@ -28,6 +28,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <check.h>
+
 #include "veil/veil.h"
 #include "veil/client.h"
 #include "broker.h"
@@ -59,6 +61,8 @@ extern struct kfx kfx_env;
 /* main(): the program when argv[1] is "--app" (returns its exit status),
  * else -1 after remembering this binary's path. */
 int kfx_main(int argc, char **argv);
+/* The whole main() of a test program: the program, or the suite run. */
+int kfx_run(int argc, char **argv, Suite *(*suite)(void));
 
 /* Checked fixtures: material, the broker, keyd initialised (not started). */
 void kfx_setup(void);
