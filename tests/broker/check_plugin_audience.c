@@ -37,6 +37,13 @@ static void teardown(void)
 	clifx_run(&F, tag, NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/t", "-q", "1", "-m", "21.5", ##__VA_ARGS__, \
 	          NULL)
 
+/* ... and its exit status is want (0: accepted, 1: refused). */
+#define EXPECT_PUB(want, tag, ...)                                                                                 \
+	do {                                                                                                       \
+		int st_ = PUB(tag, ##__VA_ARGS__);                                                                 \
+		ck_assert_msg(st_ == (want), "%s: exit %d: %s", tag, st_, ERR(tag));                               \
+	} while (0)
+
 static void expect_log(const char *needle)
 {
 	ck_assert_msg(test_broker_log_wait(&F.c.broker, needle, 5000), "broker log lacks: %s", needle);
@@ -62,15 +69,10 @@ static void write_config(const char *name, const char *audience, char *path, siz
 /* A broker with these plugin options must refuse to start, saying why. */
 static void expect_refused_start(const char *opts, const char *needle)
 {
-	struct test_broker b;
 	char conf[1024];
 	snprintf(conf, sizeof(conf), "plugin %s\n%s", test_plugin_path(), opts);
-	int rc = test_broker_start(&b, conf);
-	if (rc == 0)
-		test_broker_stop(&b); /* never leave a broker behind a failed assertion */
-	ck_assert_msg(rc != 0, "the broker started with %s", opts);
-	ck_assert_msg(test_broker_log_contains(&b, needle), "no '%s' in the broker log", needle);
-	test_broker_cleanup(&b);
+	ck_assert_msg(test_broker_start_refused(conf, needle) == 0, "expected a refused start saying '%s' with %s",
+	              needle, opts);
 }
 
 START_TEST(audience_allow_v1)
@@ -79,29 +81,24 @@ START_TEST(audience_allow_v1)
 	expect_log("veil: auth | init | ");
 	ck_assert(test_broker_log_contains(&F.c.broker, "audience=plant-a token_v1=allow"));
 	/* Today's device: no audience, version 1, accepted and named. */
-	int st = PUB("v1");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v1"));
+	EXPECT_PUB(0, "v1");
 	expect_log("veil: auth | accept | client=sensor-1 addr=127.0.0.1 method=credential roles=- ");
 	expect_log("token=v1");
 	expect_log("veil: auth | token-v1 | client=sensor-1 addr=127.0.0.1 logins=1 ");
-	st = PUB("v1-311", "-V", "311");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v1-311"));
+	EXPECT_PUB(0, "v1-311", "-V", "311");
 	expect_log("veil: auth | token-v1 | client=sensor-1 addr=127.0.0.1 logins=2 ");
 	/* The moved device: version 2 for this deployment, no warning. */
-	st = PUB("v2", "--audience", "plant-a");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v2"));
+	EXPECT_PUB(0, "v2", "--audience", "plant-a");
 	expect_log("token=v2");
-	st = PUB("v2-311", "--audience", "plant-a", "-V", "311");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v2-311"));
+	EXPECT_PUB(0, "v2-311", "--audience", "plant-a", "-V", "311");
 	char conf[400];
 	write_config("plant-a.conf", "plant-a", conf, sizeof(conf));
-	st = clifx_run(&F, "v2-conf", NULL, "pub", NULL, "-h", "127.0.0.1", "-p", F.port, "--config", conf, "-t",
+	int st = clifx_run(&F, "v2-conf", NULL, "pub", NULL, "-h", "127.0.0.1", "-p", F.port, "--config", conf, "-t",
 	               "sensors/sensor-1/t", "-q", "1", "-m", "21.5", NULL);
 	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v2-conf"));
 	ck_assert_int_eq(count_log("token=v2"), 3);
 	/* A token for another deployment, by option or by config file. */
-	st = PUB("v2-other", "--audience", "plant-b");
-	ck_assert_msg(st == 1, "exit %d: %s", st, ERR("v2-other"));
+	EXPECT_PUB(1, "v2-other", "--audience", "plant-b");
 	expect_log("veil: auth | refuse | client=sensor-1 addr=127.0.0.1 method=credential reason=wrong-audience "
 	           "token=v2 audience=plant-b");
 	write_config("plant-b.conf", "plant-b", conf, sizeof(conf));
@@ -121,20 +118,15 @@ START_TEST(audience_refuse_v1)
 {
 	clifx_setup(&F, NULL, "plugin_opt_audience plant-a\nplugin_opt_token_v1 refuse\n");
 	expect_log("audience=plant-a token_v1=refuse");
-	int st = PUB("v1");
-	ck_assert_msg(st == 1, "exit %d: %s", st, ERR("v1"));
+	EXPECT_PUB(1, "v1");
 	expect_log("veil: auth | refuse | client=sensor-1 addr=127.0.0.1 method=credential reason=token-v1-refused "
 	           "token=v1 audience=-");
-	st = PUB("v1-311", "-V", "311");
-	ck_assert_msg(st == 1, "exit %d: %s", st, ERR("v1-311"));
+	EXPECT_PUB(1, "v1-311", "-V", "311");
 	ck_assert(test_file_wait_count(F.c.broker.log, "reason=token-v1-refused", 2, 5000));
-	st = PUB("v2", "--audience", "plant-a");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v2"));
-	st = PUB("v2-311", "--audience", "plant-a", "-V", "311");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v2-311"));
+	EXPECT_PUB(0, "v2", "--audience", "plant-a");
+	EXPECT_PUB(0, "v2-311", "--audience", "plant-a", "-V", "311");
 	ck_assert_int_eq(count_log("token=v2"), 2);
-	st = PUB("v2-other", "--audience", "plant-b");
-	ck_assert_msg(st == 1, "exit %d: %s", st, ERR("v2-other"));
+	EXPECT_PUB(1, "v2-other", "--audience", "plant-b");
 	expect_log("reason=wrong-audience token=v2 audience=plant-b");
 	ck_assert_int_eq(count_log("veil: auth | token-v1 |"), 0);
 	ck_assert_int_eq(count_log("veil: auth | accept |"), 2);
@@ -148,14 +140,12 @@ START_TEST(no_audience)
 {
 	clifx_setup(&F, NULL, NULL);
 	expect_log("warning=no-audience");
-	int st = PUB("v1");
-	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("v1"));
+	EXPECT_PUB(0, "v1");
 	expect_log("veil: auth | token-v1 | client=sensor-1 addr=127.0.0.1 logins=1 ");
-	st = PUB("v2", "--audience", "plant-a");
-	ck_assert_msg(st == 1, "exit %d: %s", st, ERR("v2"));
+	EXPECT_PUB(1, "v2", "--audience", "plant-a");
 	expect_log("reason=wrong-audience token=v2 audience=plant-a");
 	/* The CLI says what it refuses before anything is sent. */
-	st = PUB("bad", "--audience", "plant/a");
+	int st = PUB("bad", "--audience", "plant/a");
 	ck_assert_msg(st == 2 && strstr(ERR("bad"), "--audience plant/a: not a deployment name"), "exit %d: %s", st,
 	              ERR("bad"));
 	clifx_teardown(&F);

@@ -198,6 +198,20 @@ int test_broker_start(struct test_broker *b, const char *extra_conf)
 	return spawn(b);
 }
 
+int test_broker_start_refused(const char *extra_conf, const char *needle)
+{
+	struct test_broker b;
+	int rc = test_broker_start(&b, extra_conf) == 0 ? -1 : 0;
+	if (rc == -1)
+		test_broker_stop(&b);
+	else if (!test_broker_log_contains(&b, needle)) {
+		fprintf(stderr, "no '%s' in the broker log\n", needle);
+		rc = -2;
+	}
+	test_broker_cleanup(&b);
+	return rc;
+}
+
 int test_broker_restart(struct test_broker *b)
 {
 	if (b->pid > 0)

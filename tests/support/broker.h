@@ -45,6 +45,11 @@ void test_broker_cleanup(struct test_broker *b);
 bool test_broker_log_contains(const struct test_broker *b, const char *needle);
 /* Wait until needle appears in the log; false after base_ms (scaled). */
 bool test_broker_log_wait(const struct test_broker *b, const char *needle, int base_ms);
+/* A broker with extra_conf (as test_broker_start) that must not start:
+ * 0 when it exited and its log says needle; -1 when it started (it is
+ * stopped again), -2 when the log does not say needle (printed). The
+ * broker's directory is removed either way. */
+int test_broker_start_refused(const char *extra_conf, const char *needle);
 
 /* In an ASan build (VEIL_ASAN_RUNTIME set by ctest), a child that loads an
  * instrumented plugin or preload must get this runtime first in LD_PRELOAD.
