@@ -110,18 +110,8 @@ static void start_nodes(const char *rules_a, const char *rules_b, const char *to
 static size_t seal(const char *topic, const uint8_t sid[VEIL_SENDER_ID_BYTES], const struct veil_identity *signer,
                    const uint8_t *cred, size_t cred_len, uint8_t *out, size_t cap)
 {
-	struct veil_seal_params p;
-	memset(&p, 0, sizeof(p));
-	p.key = key;
-	p.key_id = 7;
-	memcpy(p.sender, sid, VEIL_SENDER_ID_BYTES);
-	p.seq = (uint64_t)time(NULL) * 1000000U + randombytes_uniform(1000000);
-	p.signer = signer;
-	p.credential = cred;
-	p.credential_len = cred_len;
-	size_t n = 0;
-	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)"hi", 2, out, cap, &n), VEIL_OK);
-	return n;
+	uint64_t seq = (uint64_t)time(NULL) * 1000000U + randombytes_uniform(1000000);
+	return test_envelope_make(key, 7, topic, sid, seq, signer, cred, cred_len, "hi", out, cap);
 }
 
 static size_t seal_by(const char *topic, const struct test_device *d, bool sign, uint8_t *out, size_t cap)

@@ -102,3 +102,21 @@ void test_b64(char *out, size_t cap, const uint8_t *in, size_t n)
 {
 	sodium_bin2base64(out, cap, in, n, sodium_base64_VARIANT_ORIGINAL);
 }
+
+size_t test_envelope_make(const uint8_t *key, uint32_t key_id, const char *topic,
+                          const uint8_t sender[VEIL_SENDER_ID_BYTES], uint64_t seq, const struct veil_identity *signer,
+                          const uint8_t *cred, size_t cred_len, const char *pt, uint8_t *out, size_t cap)
+{
+	struct veil_seal_params p;
+	memset(&p, 0, sizeof(p));
+	p.key = key;
+	p.key_id = key_id;
+	memcpy(p.sender, sender, VEIL_SENDER_ID_BYTES);
+	p.seq = seq;
+	p.signer = signer;
+	p.credential = cred;
+	p.credential_len = cred_len;
+	size_t n = 0;
+	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)pt, strlen(pt), out, cap, &n), VEIL_OK);
+	return n;
+}

@@ -49,5 +49,11 @@ void test_authority_save(const struct veil_identity *authority, const char *dir,
 void test_passwd_line(char *out, size_t cap, const char *user, const char *password);
 /* Standard base64 (keyring and config files). */
 void test_b64(char *out, size_t cap, const uint8_t *in, size_t n);
+/* An envelope of the string pt on topic under key (VEIL_KEY_BYTES) and
+ * key_id, claiming sender at sequence seq, signed by signer with its
+ * credential cred (signer NULL: unsigned). Returns its length. */
+size_t test_envelope_make(const uint8_t *key, uint32_t key_id, const char *topic,
+                          const uint8_t sender[VEIL_SENDER_ID_BYTES], uint64_t seq, const struct veil_identity *signer,
+                          const uint8_t *cred, size_t cred_len, const char *pt, uint8_t *out, size_t cap);
 
 #endif

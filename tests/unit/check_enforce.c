@@ -20,6 +20,7 @@
 #include "enforce.h"
 #include "topic.h"
 #include "check_run.h"
+#include "material.h"
 #include "timing.h"
 
 static struct veil_identity *authority, *alice, *mallory;
@@ -61,18 +62,8 @@ static void teardown(void)
 static size_t seal(const char *topic, const uint8_t sid[VEIL_SENDER_ID_BYTES], const struct veil_identity *signer,
                    uint8_t *out, size_t cap)
 {
-	struct veil_seal_params p;
-	memset(&p, 0, sizeof(p));
-	p.key = key;
-	p.key_id = 42;
-	memcpy(p.sender, sid, VEIL_SENDER_ID_BYTES);
-	p.seq = 1;
-	p.signer = signer;
-	p.credential = signer ? alice_cred : NULL;
-	p.credential_len = signer ? alice_cred_len : 0;
-	size_t n = 0;
-	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)"hello", 5, out, cap, &n), VEIL_OK);
-	return n;
+	return test_envelope_make(key, 42, topic, sid, 1, signer, signer ? alice_cred : NULL,
+	                          signer ? alice_cred_len : 0, "hello", out, cap);
 }
 
 static enum vp_refuse check(const char *topic, const uint8_t *buf, size_t len, uint8_t attrs, bool identity)
@@ -215,18 +206,7 @@ static size_t credential(const struct veil_identity *by, const uint8_t pk[VEIL_P
 static size_t seal_cred(const char *topic, const uint8_t sid[VEIL_SENDER_ID_BYTES], const struct veil_identity *signer,
                         const uint8_t *cred, size_t cred_len, uint8_t *out, size_t cap)
 {
-	struct veil_seal_params p;
-	memset(&p, 0, sizeof(p));
-	p.key = key;
-	p.key_id = 42;
-	memcpy(p.sender, sid, VEIL_SENDER_ID_BYTES);
-	p.seq = 1;
-	p.signer = signer;
-	p.credential = cred;
-	p.credential_len = cred_len;
-	size_t n = 0;
-	ck_assert_int_eq(veil_envelope_seal(&p, topic, (const uint8_t *)"hello", 5, out, cap, &n), VEIL_OK);
-	return n;
+	return test_envelope_make(key, 42, topic, sid, 1, signer, cred, cred_len, "hello", out, cap);
 }
 
 static bool revoke_alice;
