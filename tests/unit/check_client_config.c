@@ -203,6 +203,14 @@ START_TEST(test_receive_only_client)
 }
 END_TEST
 
+/* Options of this version for an unreachable broker, nothing else set. */
+static void blank_options(struct veil_client_options *o, int version)
+{
+	memset(o, 0, sizeof(*o));
+	o->version = version;
+	o->server_uri = "tcp://127.0.0.1:1";
+}
+
 START_TEST(test_config_file)
 {
 	char text[1024];
@@ -212,9 +220,7 @@ START_TEST(test_config_file)
 	         cred);
 	ck_assert_int_eq(test_write_file(conf, text, 0600), 0);
 	struct veil_client_options o;
-	memset(&o, 0, sizeof(o));
-	o.version = VEIL_CLIENT_OPTIONS_VERSION;
-	o.server_uri = "tcp://127.0.0.1:1";
+	blank_options(&o, VEIL_CLIENT_OPTIONS_VERSION);
 	struct veil_client_config *cfg = NULL;
 	char err[512] = "";
 	ck_assert_int_eq(veil_client_config_load(conf, &o, &cfg, err, sizeof(err)), VEIL_OK);
@@ -248,12 +254,11 @@ END_TEST
 START_TEST(test_audience)
 {
 	char text[1024];
-	snprintf(text, sizeof(text), "identity dev.key\ncredential %s\nkeyring keyring\nclient_id dev-1\naudience plant-a\n", cred);
+	snprintf(text, sizeof(text), "identity dev.key\ncredential %s\nkeyring keyring\nclient_id dev-1\naudience plant-a\n",
+	         cred);
 	ck_assert_int_eq(test_write_file(conf, text, 0600), 0);
 	struct veil_client_options o;
-	memset(&o, 0, sizeof(o));
-	o.version = VEIL_CLIENT_OPTIONS_VERSION;
-	o.server_uri = "tcp://127.0.0.1:1";
+	blank_options(&o, VEIL_CLIENT_OPTIONS_VERSION);
 	struct veil_client_config *cfg = NULL;
 	char err[512] = "";
 	ck_assert_int_eq(veil_client_config_load(conf, &o, &cfg, err, sizeof(err)), VEIL_OK);
@@ -266,9 +271,7 @@ START_TEST(test_audience)
 	ck_assert_ptr_null(c);
 	veil_client_config_free(&cfg);
 
-	memset(&o, 0, sizeof(o));
-	o.version = 2;
-	o.server_uri = "tcp://127.0.0.1:1";
+	blank_options(&o, 2);
 	ck_assert_int_eq(veil_client_config_load(conf, &o, &cfg, err, sizeof(err)), VEIL_ERR_INVAL);
 	ck_assert_ptr_null(cfg);
 	ck_assert_msg(strstr(err, "VEIL_CLIENT_OPTIONS_VERSION 3") != NULL, "err: %s", err);
