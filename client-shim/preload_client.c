@@ -157,7 +157,9 @@ static int raw_publish(struct vpl_handle *h, const char *topic, const uint8_t *p
 	if (h->mqtt5 && MQTTClient_publishMessage5_p) {
 		MQTTResponse r = MQTTClient_publishMessage5_p(h->handle, topic, &m, &dt);
 		rc = (int)r.reasonCode;
-		MQTTResponse_free(r);
+		REAL(MQTTResponse_free);
+		if (MQTTResponse_free_p)
+			MQTTResponse_free_p(r);
 	} else if (!h->mqtt5 && MQTTClient_publishMessage_p) {
 		rc = MQTTClient_publishMessage_p(h->handle, topic, &m, &dt);
 	}
@@ -177,7 +179,9 @@ static int subscribe_service(struct vpl_handle *h, char *const *topics, int n)
 		MQTTSubscribe_options so[2] = { MQTTSubscribe_options_initializer, MQTTSubscribe_options_initializer };
 		MQTTResponse r = MQTTClient_subscribeMany5_p(h->handle, n, topics, qos, so, NULL);
 		rc = r.reasonCode >= 0x80 ? (int)r.reasonCode : MQTTCLIENT_SUCCESS;
-		MQTTResponse_free(r);
+		REAL(MQTTResponse_free);
+		if (MQTTResponse_free_p)
+			MQTTResponse_free_p(r);
 	} else if (!h->mqtt5 && MQTTClient_subscribeMany_p) {
 		rc = MQTTClient_subscribeMany_p(h->handle, n, topics, qos);
 	}
