@@ -439,7 +439,9 @@ const char *veil__log_field(const char *s, char *buf, size_t buflen)
 	size_t i = 0;
 	for (; i < max && s[i]; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=') ? '?' : (char)ch;
+		/* '"' too: a quoted value (error="...") runs to the next quote,
+		 * so a client's value must never open or close one. */
+		buf[i] = (ch < 0x21 || ch == 0x7f || ch == '|' || ch == '=' || ch == '"') ? '?' : (char)ch;
 	}
 	buf[i] = '\0';
 	return buf;

@@ -126,8 +126,8 @@ bool veil__decimal(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * (in base's directory). malloc'd; NULL on ENOMEM. */
 char *veil__path_beside(const char *base, const char *value);
 /* A value from outside (a client id, a topic) made safe for one k=v field
- * of an audit line: at most 64 bytes, bytes below 0x21, DEL, '|' and '='
- * shown as '?'; NULL is "-". Returns buf. */
+ * of an audit line: at most 64 bytes, bytes below 0x21, DEL, '|', '=' and
+ * '"' shown as '?'; NULL is "-". Returns buf. */
 const char *veil__log_field(const char *s, char *buf, size_t buflen);
 
 /* MQTT topic-filter validity (+ and # placement) and topic match. */

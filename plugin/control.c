@@ -2,7 +2,7 @@
  * The admin API, broker side (docs/OPERATIONS.md): Mosquitto's CONTROL event
  * for $CONTROL/veil/v1 (as dynsec's $CONTROL/dynamic-security/v1), the
  * commands, and their responses on $CONTROL/veil/v1/response. The parser
- * is control_parse.c; who may publish and read those topics is decided by
+ * is control_parse.c, the listings control_list.c; who may publish and read those topics is decided by
  * veil_topics.c before any command reaches this file, and checked here once
  * more (without a rules file the plugin's ACL defers, and Mosquitto's own
  * acl_file could let anyone write there).
@@ -229,20 +229,12 @@ struct census {
 	const char *username;        /* password logins of this user */
 	const uint8_t *cred;
 	size_t n;
-	const struct vp_client **list;
-	size_t cap;
-	bool failed;
 };
-
-static bool online(const struct vp_client *c)
-{
-	return !c->parked && !c->departed && c->login != VP_LOGIN_NONE && c->client_id;
-}
 
 static bool match_one(struct vp_client *c, void *arg)
 {
 	struct census *k = arg;
-	if (!online(c))
+	if (!vp_control__online(c))
 		return true;
 	if ((k->client_id && !strcmp(c->client_id, k->client_id)) ||
 	    (k->username && c->login == VP_LOGIN_PASSWORD && c->username && !strcmp(c->username, k->username)) ||
@@ -272,7 +264,8 @@ static void say_target(struct run *r, const char *what, const char *value)
 	snprintf(r->target, sizeof(r->target), " %s=%s", what, vp_log__clean(value, v, sizeof(v)));
 }
 
-static bool revoke(struct run *r)
+/* A revocation command's entry, for the audit line. */
+static void say_entry(struct run *r)
 {
 	const struct vp_cmd *c = r->cmd;
 	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
@@ -282,10 +275,21 @@ static bool revoke(struct run *r)
 	} else {
 		say_target(r, "target", c->client_id);
 	}
+}
+
+/* Whether the list l holds the command's entry. */
+static bool listed(const struct vp_cmd *c, const struct vp_revoke *l)
+{
+	return c->has_credential ? vp_revoke__credential(l, c->credential_id) : vp_revoke__client(l, c->client_id);
+}
+
+static bool revoke(struct run *r)
+{
+	const struct vp_cmd *c = r->cmd;
+	say_entry(r);
 	if (!runtime_ready(r, VP_RUNTIME_REVOCATIONS))
 		return false;
-	bool already = c->has_credential ? vp_revoke__credential(r->a->revoke, c->credential_id)
-	                                 : vp_revoke__client(r->a->revoke, c->client_id);
+	bool already = listed(c, r->a->revoke);
 	struct rev_edit e = { 0 };
 	if (!already && !rev_write(r, &e, c->has_credential ? c->credential_id : NULL, c->client_id))
 		return false;
@@ -297,19 +301,11 @@ static bool revoke(struct run *r)
 static bool remove_revocation(struct run *r)
 {
 	const struct vp_cmd *c = r->cmd;
-	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
-	if (c->has_credential) {
-		sodium_bin2hex(hex, sizeof(hex), c->credential_id, VEIL_CREDENTIAL_ID_BYTES);
-		say_target(r, "credential", hex);
-	} else {
-		say_target(r, "target", c->client_id);
-	}
+	say_entry(r);
 	if (!runtime_ready(r, VP_RUNTIME_REVOCATIONS))
 		return false;
-	bool in_rt = c->has_credential ? vp_revoke__credential(r->a->revoke_rt, c->credential_id)
-	                               : vp_revoke__client(r->a->revoke_rt, c->client_id);
-	bool in_file = c->has_credential ? vp_revoke__credential(r->a->revoke_file, c->credential_id)
-	                                 : vp_revoke__client(r->a->revoke_file, c->client_id);
+	bool in_rt = listed(c, r->a->revoke_rt);
+	bool in_file = listed(c, r->a->revoke_file);
 	if (!in_rt) {
 		if (in_file)
 			fail(r, "operator-file", "revoked in the operator's revocation file (%s): edit it there",
@@ -322,182 +318,6 @@ static bool remove_revocation(struct run *r)
 	if (!rev_write(r, &e, NULL, NULL))
 		return false;
 	return cJSON_AddBoolToObject(r->data, "stillRevoked", in_file) ? true : nomem(r);
-}
-
-/* ---- listings ---- */
-
-static int by_client_id(const void *x, const void *y)
-{
-	const struct vp_client *a = *(const struct vp_client *const *)x, *b = *(const struct vp_client *const *)y;
-	return strcmp(a->client_id, b->client_id);
-}
-
-static bool collect(struct vp_client *c, void *arg)
-{
-	struct census *k = arg;
-	if (!online(c))
-		return true;
-	if (k->n == k->cap) {
-		size_t nc = k->cap ? k->cap * 2 : 64;
-		const struct vp_client **p = realloc(k->list, nc * sizeof(*p));
-		if (!p) {
-			k->failed = true;
-			return false;
-		}
-		k->list = p;
-		k->cap = nc;
-	}
-	k->list[k->n++] = c;
-	return true;
-}
-
-/* The page [offset, offset + count) of n items (count 0: all). */
-static void page(const struct vp_cmd *c, size_t n, size_t *from, size_t *to)
-{
-	*from = c->offset < n ? c->offset : n;
-	*to = c->count && n - *from > c->count ? *from + c->count : n;
-}
-
-static bool add_client(cJSON *arr, const struct vp_client *c)
-{
-	static const char *const login[] = { "none", "credential", "password", "anonymous" };
-	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
-	cJSON *o = cJSON_CreateObject();
-	if (!o)
-		return false;
-	cJSON_AddItemToArray(arr, o);
-	const char *addr = mosquitto_client_address(c->mosq);
-	if (!cJSON_AddStringToObject(o, "clientId", c->client_id) ||
-	    (c->username && !cJSON_AddStringToObject(o, "username", c->username)) ||
-	    !cJSON_AddStringToObject(o, "login", login[c->login]) ||
-	    !cJSON_AddStringToObject(o, "address", addr ? addr : "") ||
-	    !cJSON_AddNumberToObject(o, "connectedSince", (double)c->connected_at))
-		return false;
-	if (c->login != VP_LOGIN_CREDENTIAL)
-		return true;
-	cJSON *roles = cJSON_AddArrayToObject(o, "roles");
-	if (!roles)
-		return false;
-	for (const char *p = c->roles; *p;) {
-		size_t n = strcspn(p, ",");
-		char role[VEIL_ROLES_MAX + 1];
-		snprintf(role, sizeof(role), "%.*s", (int)n, p);
-		cJSON *s = cJSON_CreateString(role);
-		if (!s)
-			return false;
-		cJSON_AddItemToArray(roles, s);
-		p += n + (p[n] == ',');
-	}
-	sodium_bin2hex(hex, sizeof(hex), c->credential_id, VEIL_CREDENTIAL_ID_BYTES);
-	if (!cJSON_AddStringToObject(o, "credentialId", hex))
-		return false;
-	sodium_bin2hex(hex, sizeof(hex), c->authority_id, VEIL_AUTHORITY_ID_BYTES);
-	return cJSON_AddStringToObject(o, "authority", hex) &&
-	       cJSON_AddNumberToObject(o, "expires", (double)c->credential_expires) &&
-	       cJSON_AddBoolToObject(o, "enhancedAuth", c->enhanced);
-}
-
-static bool list_clients(struct run *r)
-{
-	struct census k = { 0 };
-	vp_clients__foreach(r->ctx->clients, collect, &k);
-	if (k.failed) {
-		free(k.list);
-		return nomem(r);
-	}
-	if (k.n > 1)
-		qsort(k.list, k.n, sizeof(*k.list), by_client_id);
-	size_t from, to;
-	page(r->cmd, k.n, &from, &to);
-	cJSON *arr = cJSON_AddArrayToObject(r->data, "clients");
-	bool ok = arr && cJSON_AddNumberToObject(r->data, "totalCount", (double)k.n) &&
-	          cJSON_AddNumberToObject(r->data, "offline", (double)vp_clients__parked(r->ctx->clients));
-	for (size_t i = from; ok && i < to; i++)
-		ok = add_client(arr, k.list[i]);
-	free(k.list);
-	return ok ? true : nomem(r);
-}
-
-/* Listings of both sources: the operator's file, then the runtime file's
- * entries the operator's lacks. */
-struct listing {
-	cJSON *all;                  /* [{..., "source"}] before paging */
-	const char *source;
-	const void *other;           /* the operator's list, when listing the runtime one */
-	bool failed;
-};
-
-static void add_entry(struct listing *l, const char *key, const char *value)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (!o || !cJSON_AddStringToObject(o, key, value) || !cJSON_AddStringToObject(o, "source", l->source)) {
-		cJSON_Delete(o);
-		l->failed = true;
-		return;
-	}
-	cJSON_AddItemToArray(l->all, o);
-}
-
-static void rev_entry(void *arg, const uint8_t *cred, const char *client)
-{
-	struct listing *l = arg;
-	const struct vp_revoke *other = l->other;
-	if (other && (cred ? vp_revoke__credential(other, cred) : vp_revoke__client(other, client)))
-		return;
-	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
-	if (cred)
-		sodium_bin2hex(hex, sizeof(hex), cred, VEIL_CREDENTIAL_ID_BYTES);
-	add_entry(l, cred ? "credentialId" : "clientId", cred ? hex : client);
-}
-
-static void user_entry(void *arg, const char *user, const char *hash)
-{
-	struct listing *l = arg;
-	(void)hash; /* never listed */
-	if (!l->other || !vp_passwd__hash(l->other, user))
-		add_entry(l, "username", user);
-}
-
-/* Move the page of l->all into data[name] with totalCount. */
-static bool put_page(struct run *r, struct listing *l, const char *name)
-{
-	int n = cJSON_GetArraySize(l->all);
-	size_t from, to;
-	page(r->cmd, (size_t)n, &from, &to);
-	cJSON *arr = cJSON_AddArrayToObject(r->data, name);
-	bool ok = !l->failed && arr && cJSON_AddNumberToObject(r->data, "totalCount", n);
-	for (size_t i = from; ok && i < to; i++) {
-		/* Always the item at index `from`: each detach shifts the rest. */
-		cJSON *item = cJSON_DetachItemFromArray(l->all, (int)from);
-		if (item)
-			cJSON_AddItemToArray(arr, item);
-	}
-	cJSON_Delete(l->all);
-	return ok ? true : nomem(r);
-}
-
-static bool list_revocations(struct run *r)
-{
-	struct listing l = { .all = cJSON_CreateArray(), .source = "file" };
-	if (!l.all)
-		return nomem(r);
-	vp_revoke__each(r->a->revoke_file, rev_entry, &l);
-	l.source = "runtime";
-	l.other = r->a->revoke_file;
-	vp_revoke__each(r->a->revoke_rt, rev_entry, &l);
-	return put_page(r, &l, "revocations");
-}
-
-static bool list_users(struct run *r)
-{
-	struct listing l = { .all = cJSON_CreateArray(), .source = "file" };
-	if (!l.all)
-		return nomem(r);
-	vp_passwd__each(r->a->passwd_file, user_entry, &l);
-	l.source = "runtime";
-	l.other = r->a->passwd_file;
-	vp_passwd__each(r->a->passwd_rt, user_entry, &l);
-	return put_page(r, &l, "users");
 }
 
 /* ---- password users ---- */
@@ -611,7 +431,14 @@ static bool remove_user(struct run *r)
 	return cJSON_AddNumberToObject(r->data, "kicked", (double)connected_user(r, c->username)) ? true : nomem(r);
 }
 
-/* ---- kicks, reload, counters ---- */
+/* ---- listings (control_list.c), kicks, reload, counters ---- */
+
+static void listed_ok(struct run *r, bool ok)
+{
+	if (!ok)
+		nomem(r);
+}
+
 
 static bool kick(struct run *r, struct vp_control *ctl)
 {
@@ -674,13 +501,13 @@ static void run_command(struct vp_ctx *ctx, const struct vp_cmd *cmd, const char
 		r.reason = cmd->reason;
 	} else if ((r.data = cJSON_CreateObject())) {
 		switch (cmd->kind) {
-		case VP_CMD_LIST_CLIENTS: list_clients(&r); break;
+		case VP_CMD_LIST_CLIENTS: listed_ok(&r, vp_control__list_clients(ctx, cmd, r.data)); break;
 		case VP_CMD_KICK_CLIENT: kick(&r, ctx->control); break;
 		case VP_CMD_REVOKE_CLIENT:
 		case VP_CMD_REVOKE_CREDENTIAL: revoke(&r); break;
 		case VP_CMD_REMOVE_REVOCATION: remove_revocation(&r); break;
-		case VP_CMD_LIST_REVOCATIONS: list_revocations(&r); break;
-		case VP_CMD_LIST_PASSWORD_USERS: list_users(&r); break;
+		case VP_CMD_LIST_REVOCATIONS: listed_ok(&r, vp_control__list_revocations(ctx, cmd, r.data)); break;
+		case VP_CMD_LIST_PASSWORD_USERS: listed_ok(&r, vp_control__list_users(ctx, cmd, r.data)); break;
 		case VP_CMD_ADD_PASSWORD_USER: add_user(&r); break;
 		case VP_CMD_REMOVE_PASSWORD_USER: remove_user(&r); break;
 		case VP_CMD_RELOAD: reload(&r); break;

@@ -87,4 +87,14 @@ struct cJSON *vp_control__reply_new(struct cJSON **responses);
 struct cJSON *vp_control__reply_add(struct cJSON *responses, const char *command, const char *correlation,
                                     const char *error, const char *reason);
 
+/* The listings (control_list.c, broker side): data gets the command's
+ * "data" members; false on ENOMEM. */
+struct vp_ctx;
+struct vp_client;
+bool vp_control__list_clients(struct vp_ctx *ctx, const struct vp_cmd *cmd, struct cJSON *data);
+bool vp_control__list_revocations(struct vp_ctx *ctx, const struct vp_cmd *cmd, struct cJSON *data);
+bool vp_control__list_users(struct vp_ctx *ctx, const struct vp_cmd *cmd, struct cJSON *data);
+/* A connected client the plugin logged in (not parked, not departed). */
+bool vp_control__online(const struct vp_client *c);
+
 #endif

@@ -85,7 +85,7 @@ static const struct {
 	  "wrong-client-id wrong-audience token-v1-refused token-before-start revoked-credential revoked-client replayed-token "
 	  "replay-cache-full no-authority-configured invalid-token rate-limited no-password unknown-user busy "
 	  "bad-password anonymous password-without-username auth-after-connect reauthentication-not-supported "
-	  "user-deleted authority-removed internal-error" },
+	  "internal-error" },
 	{ "logins_deferred", COUNTER, "unknown-user enhanced-auth-disabled" },
 	{ "token_v1_logins", COUNTER, "total" },
 	{ "kicks", COUNTER,
@@ -228,16 +228,26 @@ bool vp_metrics__json_audit(const struct vp_metrics *m)
 	return m && m->json;
 }
 
-/* The value of " name=" (or a leading "name=") in fields, up to a space. */
+/* The value of the field name=, up to a space. Fields are separated by
+ * spaces; a quoted value (an error message) is skipped whole, so a
+ * "reason=" inside it is never taken for the field. */
 static const char *field(const char *fields, const char *name, size_t *len)
 {
 	size_t nl = strlen(name);
-	for (const char *p = fields; p && *p; p = strchr(p, ' ')) {
+	const char *p = fields;
+	while (p && *p) {
 		while (*p == ' ')
 			p++;
 		if (!strncmp(p, name, nl) && p[nl] == '=') {
 			*len = strcspn(p + nl + 1, " ");
 			return p + nl + 1;
+		}
+		const char *eq = p + strcspn(p, "= ");
+		if (*eq == '=' && eq[1] == '"') {
+			const char *close = strchr(eq + 2, '"');
+			p = close ? close + 1 : NULL;
+		} else {
+			p += strcspn(p, " ");
 		}
 	}
 	return NULL;

@@ -425,7 +425,7 @@ int veil_cmd_ctl(int argc, char **argv)
 	const char *canon = NULL;
 	enum cli_next nx;
 	optind = 1;
-	while ((nx = cli_mqtt_next(&c->m, argc, argv, "h:p:i:V:u:P:dk:", longopts, &ch)) == CLI_NEXT_OWN) {
+	while ((nx = cli_mqtt_next(&c->m, argc, argv, "h:p:i:V:u:P:dk:L:cx:", longopts, &ch)) == CLI_NEXT_OWN) {
 		switch (ch) {
 		case OPT_JSON: c->json = true; break;
 		case OPT_TIMEOUT:
