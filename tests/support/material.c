@@ -65,6 +65,12 @@ void test_device_free(struct test_device *d)
 void test_device_save(const struct veil_identity *authority, const char *dir, const char *stem,
                       const char *client_id)
 {
+	test_device_save_roles(authority, dir, stem, client_id, NULL);
+}
+
+void test_device_save_roles(const struct veil_identity *authority, const char *dir, const char *stem,
+                            const char *client_id, const char *roles)
+{
 	struct veil_identity *id = NULL;
 	ck_assert_int_eq(veil_identity_generate(&id), VEIL_OK);
 	char path[512];
@@ -74,7 +80,7 @@ void test_device_save(const struct veil_identity *authority, const char *dir, co
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(st.st_mode & 077, 0);
 	uint8_t cred[VEIL_CREDENTIAL_MAX];
-	size_t n = test_credential_make(authority, id, client_id, NULL, 86400, cred);
+	size_t n = test_credential_make(authority, id, client_id, roles, 86400, cred);
 	ck_assert_int_lt(snprintf(path, sizeof(path), "%s/%s.cred", dir, stem), (int)sizeof(path));
 	ck_assert_int_eq(veil_credential_save(cred, n, path), VEIL_OK);
 	veil_identity_free(&id);

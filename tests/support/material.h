@@ -40,6 +40,9 @@ void test_device_free(struct test_device *d);
  * <dir>/<stem>.cred, valid a day. */
 void test_device_save(const struct veil_identity *authority, const char *dir, const char *stem,
                       const char *client_id);
+/* The same with the credential's roles (comma separated, may be NULL). */
+void test_device_save_roles(const struct veil_identity *authority, const char *dir, const char *stem,
+                            const char *client_id, const char *roles);
 
 /* <dir>/authority.pub (mode 0644, for a broker that drops privileges); its
  * path in out. */
