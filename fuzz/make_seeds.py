@@ -74,6 +74,21 @@ seeds = {
                  b"credential A0A1A2A3A4A5A6A7A8A9AAABACADAEAF\n"),
         "client_first": b"client sensor-1\n",
     },
+    "control": {
+        # the admin API's requests ($CONTROL/veil/v1, docs/OPERATIONS.md)
+        "every_command": (b'{"commands":[{"command":"listClients","offset":0,"count":10,"correlationData":"c1"},'
+                          b'{"command":"kickClient","clientId":"sensor-1"},'
+                          b'{"command":"revokeClient","clientid":"sensor-2"},'
+                          b'{"command":"revokeCredential","credentialId":"756e21c993b5844592b03e5aee5368f2"},'
+                          b'{"command":"removeRevocation","clientId":"sensor-2"},'
+                          b'{"command":"listRevocations"},{"command":"listPasswordUsers"},'
+                          b'{"command":"addPasswordUser","username":"alice","password":"wonderland"},'
+                          b'{"command":"removePasswordUser","username":"alice"},'
+                          b'{"command":"reload"},{"command":"getCounters"}]}'),
+        "refused": (b'{"commands":[{"command":"kickClient","clientId":"a/#"},{"command":"nope"},5,'
+                    b'{"command":"listClients","count":-1}]}'),
+        "not_json": b'{"commands":[{"command":"reload"}',
+    },
     "config": {
         "full": (b"# client\nidentity device.id\ncredential /etc/veil/device.cred\n"
                  b"keyring keys/keyring\nstate_dir /var/lib/veil\nclient_id sensor-1\n"
