@@ -3,7 +3,9 @@
  * driven with device messages and bundles built by the core (as veil-keyd
  * builds them), its receive keys, version and nonce-echo policy, granted
  * epochs persisted and deleted after accept-until, superseded epochs kept for
- * their grace only, and revocation statements kept as a union.
+ * their grace only, revocation statements kept as a union, and readiness (a
+ * wait for keys that ends at the deadline, at a cancel, or when keys come;
+ * growing timestamps of a request and its acknowledgement).
  */
 #include <check.h>
 #include <pthread.h>
@@ -362,6 +364,62 @@ START_TEST(test_revocation_union)
 }
 END_TEST
 
+/* A wait for keys with a cancel flag, on another thread. */
+struct waiter {
+	struct veil__device *d;
+	bool cancel;
+	bool ready;
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+	struct timespec until = veil__mono_after(600000); /* far beyond the test's limit */
+	w->ready = veil__device_wait_ready(w->d, &until, &w->cancel);
+	return NULL;
+}
+
+START_TEST(test_ready_wait_and_cancel)
+{
+	struct veil__device *d = device_up(true);
+	ck_assert(!veil__device_ready(d));
+	struct timespec soon = veil__mono_after(20);
+	ck_assert(!veil__device_wait_ready(d, &soon, NULL));
+	/* A cancel ends a long wait at once (veil_async_free, a lost connection). */
+	struct waiter w = { d, false, true };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, wait_main, &w), 0);
+	__atomic_store_n(&w.cancel, true, __ATOMIC_RELEASE);
+	veil__device_wake(d);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert(!w.ready);
+	/* A bundle with an epoch to send with now: a waiter sees it. */
+	w = (struct waiter){ d, false, false };
+	ck_assert_int_eq(pthread_create(&t, NULL, wait_main, &w), 0);
+	veil__device_connected(d);
+	ck_assert(wait_count(&S.nmsg, 1, 2000));
+	struct veil__devmsg req = last_msg();
+	uint64_t now = (uint64_t)time(NULL);
+	struct veil__grant g[1] = { grant("factory/dev-1/#", 0x80000001U, now - 10, now + 100, now + 400,
+		                          VEIL__GRANT_MAY_SEND, 5) };
+	static uint8_t b[8192];
+	size_t bl = bundle(&req, keyd, kcred, kcred_len, 1000, g, 1, b, sizeof(b));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert(w.ready && veil__device_ready(d));
+	/* Held messages wait the scope's grace (accept-until after send-until). */
+	ck_assert_uint_eq(veil__device_hold_seconds(d), 300);
+	/* The acknowledgement is newer than the request, even in the same second. */
+	ck_assert(wait_count(&S.nmsg, 2, 2000));
+	ck_assert_uint_gt(last_msg().timestamp, req.timestamp);
+	veil__device_free(&d);
+	/* Restarted with the kept epoch, valid now: ready before any bundle. */
+	d = device_up(true);
+	ck_assert(veil__device_ready(d));
+	veil__device_free(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("device");
@@ -371,6 +429,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_nonce_echo_without_version);
 	tcase_add_test(tc, test_expiry_and_supersede);
 	tcase_add_test(tc, test_revocation_union);
+	tcase_add_test(tc, test_ready_wait_and_cancel);
 	suite_add_tcase(s, tc);
 	return s;
 }
