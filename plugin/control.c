@@ -185,7 +185,7 @@ static void rev_line(void *arg, const uint8_t *cred, const char *client)
 	if (cred) {
 		sodium_bin2hex(hex, sizeof(hex), cred, VEIL_CREDENTIAL_ID_BYTES);
 		text_add(&e->t, "credential ", hex);
-	} else {
+	} else if (client) {
 		text_add(&e->t, "client ", client);
 	}
 }
@@ -344,7 +344,7 @@ static bool pw_write(struct run *r, struct pw_edit *e, const char *add_user, con
 {
 	text_add(&e->t, RT_HEADER, "");
 	vp_passwd__each(r->a->passwd_rt, pw_line, e);
-	if (add_user) {
+	if (add_user && add_hash) {
 		char line[VEIL_CLIENT_ID_MAX + 2];
 		snprintf(line, sizeof(line), "%s:", add_user);
 		text_add(&e->t, line, add_hash);

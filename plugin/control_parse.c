@@ -225,8 +225,9 @@ int vp_control__parse(const void *payload, size_t len, struct vp_control_req *re
 		return VEIL_ERR_NOMEM;
 	}
 	const cJSON *o;
-	cJSON_ArrayForEach(o, cmds)
+	cJSON_ArrayForEach(o, cmds) {
 		parse_command(&req->cmds[req->n++], o);
+	}
 	return VEIL_OK;
 }
 

@@ -348,9 +348,9 @@ void vp_metrics__refresh(struct vp_metrics *m, const struct vp_ctx *ctx)
 {
 	if (!m || !ctx)
 		return;
-	struct metric *e, *tmp;
+	struct metric *e;
 	/* A role nobody holds any more is published as 0, not left stale. */
-	HASH_ITER(hh, m->table, e, tmp) {
+	for (e = m->table; e; e = e->hh.next) {
 		if (e->kind == GAUGE)
 			e->value = 0;
 	}

@@ -240,8 +240,9 @@ static void print_clients(const cJSON *data)
 		const cJSON *roles = cJSON_GetObjectItemCaseSensitive(cl, "roles");
 		const cJSON *r;
 		int i = 0;
-		cJSON_ArrayForEach(r, roles)
+		cJSON_ArrayForEach(r, roles) {
 			printf("%s%s", i++ ? "," : " roles=", cJSON_IsString(r) ? r->valuestring : "");
+		}
 		if (*str(cl, "credentialId"))
 			printf(" credential=%s authority=%s", str(cl, "credentialId"), str(cl, "authority"));
 		printf("\n");
@@ -268,12 +269,14 @@ static void print_data(const char *cmd, const cJSON *data, const char *const *ar
 		print_clients(data);
 	} else if (!strcmp(cmd, "listRevocations")) {
 		/* The revocation file's own lines, and where each comes from. */
-		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "revocations"))
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "revocations")) {
 			printf("%s %s   # %s\n", *str(e, "credentialId") ? "credential" : "client",
 			       *str(e, "credentialId") ? str(e, "credentialId") : str(e, "clientId"), str(e, "source"));
+		}
 	} else if (!strcmp(cmd, "listPasswordUsers")) {
-		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "users"))
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "users")) {
 			printf("%s   # %s\n", str(e, "username"), str(e, "source"));
+		}
 	} else if (!strcmp(cmd, "getCounters")) {
 		print_counters(data);
 	} else if (!strcmp(cmd, "revokeClient") || !strcmp(cmd, "revokeCredential")) {
@@ -307,14 +310,15 @@ static int report(struct ctl *c, const char *cmd, char *const *argv)
 			mine = r;
 	}
 	const char *error = mine ? str(mine, "error") : "the response names no command";
+	bool failed = *error != '\0'; /* error lives in the tree */
 	if (c->json)
 		printf("%s\n", c->answer);
-	else if (!*error)
+	else if (!failed)
 		print_data(cmd, cJSON_GetObjectItemCaseSensitive(mine, "data"), (const char *const *)argv);
-	if (*error)
+	if (failed)
 		fprintf(stderr, "veil ctl: %s: %s (%s)\n", cmd, error, mine ? str(mine, "reason") : "bad-response");
 	cJSON_Delete(t);
-	return *error ? VEIL_EXIT_FAIL : VEIL_EXIT_OK;
+	return failed ? VEIL_EXIT_FAIL : VEIL_EXIT_OK;
 }
 
 /* ---- the exchange ---- */
