@@ -11,7 +11,8 @@
  *   - a fresh device while keyd is down: connect returns after its timeout
  *     with the warning (veil_client_* and veil_async_*), publishes are
  *     refused no-key; keyd starts and the device gets its keys by itself and
- *     publishes; veil_async_free ends a wait for keys at once;
+ *     publishes; veil_async_free, and MQTTAsync_destroy under the preload,
+ *     end a wait for keys at once;
  *   - a Will under a key service scope needs keys kept from an earlier
  *     connection: refused no-key before, sealed after.
  */
@@ -174,6 +175,18 @@ START_TEST(keyd_down_at_first_connect)
 	uint64_t t0 = veil_test_now_ms();
 	kfx_lv_free(f);
 	ck_assert_uint_lt(veil_test_now_ms() - t0, 300000U);
+
+	/* Under the preload, MQTTAsync_destroy drops a connect success still
+	 * waiting for keys, at once: the program never hears of it. */
+	char pconf[400];
+	kfx_device("fe-pasync", NULL, pconf, sizeof(pconf));
+	struct kfx_app app;
+	kfx_app_start_async_nowait(&app, pconf, "factory/fe-pasync/data", 300);
+	ck_assert(test_file_wait(app.out, "key service request sent", 20000));
+	t0 = veil_test_now_ms();
+	kfx_app_stop(&app);
+	ck_assert_uint_lt(veil_test_now_ms() - t0, 300000U);
+	ck_assert_msg(!test_file_has(app.out, "onSuccess"), "the program heard of a connect without keys");
 
 	/* keyd comes: the devices ask again by themselves. */
 	kfx_keyd_start();

@@ -461,7 +461,8 @@ void kfx_lv_free(struct kfx_lv *l)
 
 /* ---- the preload's programs ---- */
 
-void kfx_app_start(struct kfx_app *a, enum kfx_fe fe, const char *conf, const char *topic, int connect_timeout_s)
+static void app_start(struct kfx_app *a, enum kfx_fe fe, const char *kind, const char *conf, const char *topic,
+                      int connect_timeout_s)
 {
 	static unsigned n;
 	memset(a, 0, sizeof(*a));
@@ -474,7 +475,6 @@ void kfx_app_start(struct kfx_app *a, enum kfx_fe fe, const char *conf, const ch
 	char port[16], timeout[16];
 	snprintf(port, sizeof(port), "%d", kfx_env.broker.port);
 	snprintf(timeout, sizeof(timeout), "%d", connect_timeout_s);
-	const char *kind = fe == KFX_PSYNC ? "sync" : fe == KFX_PNOCB ? "nocb" : "async";
 	const char *argv[] = { self_exe, "--app", kind, port, topic, timeout, a->fifo, NULL };
 	a->pid = preload_spawn(argv, true, conf, a->out);
 	/* The writing end opens once the program opened the reading end. */
@@ -485,6 +485,17 @@ void kfx_app_start(struct kfx_app *a, enum kfx_fe fe, const char *conf, const ch
 	if (!up || !test_file_has(a->out, "connect rc=0\n"))
 		test_file_dump(kfx_name[fe], a->out);
 	ck_assert_msg(up && test_file_has(a->out, "connect rc=0\n"), "%s did not connect", kfx_name[fe]);
+}
+
+void kfx_app_start(struct kfx_app *a, enum kfx_fe fe, const char *conf, const char *topic, int connect_timeout_s)
+{
+	app_start(a, fe, fe == KFX_PSYNC ? "sync" : fe == KFX_PNOCB ? "nocb" : "async", conf, topic,
+	          connect_timeout_s);
+}
+
+void kfx_app_start_async_nowait(struct kfx_app *a, const char *conf, const char *topic, int connect_timeout_s)
+{
+	app_start(a, KFX_PASYNC, "async-nowait", conf, topic, connect_timeout_s);
 }
 
 int kfx_app_pub(struct kfx_app *a, const char *payload)
@@ -555,6 +566,7 @@ static int p_wait(int *field, int base_ms)
 static void a_conn_ok(void *ctx, MQTTAsync_successData *d)
 {
 	(void)ctx;
+	printf("onSuccess\n");
 	/* The preload hands over a copy of Paho's data. */
 	p_set(&P.connect_rc, d && d->alt.connect.serverURI ? 0 : -100);
 }
@@ -594,7 +606,8 @@ static int c_arrived(void *ctx, char *topic, int tlen, MQTTClient_message *m)
 	return 1;
 }
 
-/* argv: --app sync|nocb|async PORT TOPIC CONNECT_TIMEOUT FIFO */
+/* argv: --app sync|nocb|async|async-nowait PORT TOPIC CONNECT_TIMEOUT FIFO
+ * (async-nowait: reports its connect call, not its completion) */
 static int app_main(int argc, char **argv)
 {
 	if (argc != 7)
@@ -602,7 +615,8 @@ static int app_main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	veil_cond_init(&P.cond);
 	const char *kind = argv[2], *topic = argv[4];
-	bool as = !strcmp(kind, "async"), cb = !strcmp(kind, "sync");
+	bool nowait = !strcmp(kind, "async-nowait");
+	bool as = !strcmp(kind, "async") || nowait, cb = !strcmp(kind, "sync");
 	char uri[64];
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%s", argv[3]);
 	int timeout = atoi(argv[5]);
@@ -623,10 +637,10 @@ static int app_main(int argc, char **argv)
 		o.connectTimeout = timeout;
 		o.onSuccess = a_conn_ok;
 		o.onFailure = a_conn_fail;
-		if (rc == 0 && (rc = MQTTAsync_connect(a, &o)) == 0)
+		if (rc == 0 && (rc = MQTTAsync_connect(a, &o)) == 0 && !nowait)
 			rc = p_wait(&P.connect_rc, 120000);
 		/* setConnected's callback comes right after onSuccess. */
-		if (rc == 0 && !VEIL_WAIT_UNTIL(__atomic_load_n(&P.connected_cb, __ATOMIC_ACQUIRE), 5000))
+		if (rc == 0 && !nowait && !VEIL_WAIT_UNTIL(__atomic_load_n(&P.connected_cb, __ATOMIC_ACQUIRE), 5000))
 			rc = -101;
 	} else if (rc == 0) {
 		MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;

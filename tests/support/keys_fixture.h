@@ -138,6 +138,9 @@ struct kfx_app {
  * conf, publishing on topic; wait until its connect returned and check it
  * succeeded. */
 void kfx_app_start(struct kfx_app *a, enum kfx_fe fe, const char *conf, const char *topic, int connect_timeout_s);
+/* The MQTTAsync program, reporting "connect rc=0" once its connect call
+ * returned (not its completion, which it prints as "onSuccess"). */
+void kfx_app_start_async_nowait(struct kfx_app *a, const char *conf, const char *topic, int connect_timeout_s);
 /* Publish payload at QoS 1 and wait for the program's report: Paho's
  * return code of the publish (0 when it was sent and acknowledged). */
 int kfx_app_pub(struct kfx_app *a, const char *payload);
