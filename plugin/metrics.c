@@ -213,9 +213,11 @@ void vp_metrics__free(struct vp_metrics **mp)
 	if (!mp || !*mp)
 		return;
 	struct vp_metrics *m = *mp;
-	struct metric *e, *tmp;
-	HASH_ITER(hh, m->table, e, tmp) {
-		HASH_DEL(m->table, e);
+	/* The table's own memory first, then the entries along their order. */
+	struct metric *e = m->table, *next;
+	HASH_CLEAR(hh, m->table);
+	for (; e; e = next) {
+		next = e->hh.next;
 		free(e);
 	}
 	vp_options__free(opt_defs, N_OPTS, m);

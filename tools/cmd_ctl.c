@@ -477,8 +477,8 @@ int veil_cmd_ctl(int argc, char **argv)
 	c->m.o.refuse_plaintext = false;
 	if ((status = cli_mqtt_finish(&c->m)) != VEIL_EXIT_OK)
 		goto out;
-	if (!strcmp(canon, "addPasswordUser") && !c->m.o.tls.ca_file && !c->m.url_tls && strcmp(c->m.host, "localhost") &&
-	    strcmp(c->m.host, "127.0.0.1") && strcmp(c->m.host, "::1"))
+	bool local = !strcmp(c->m.host, "localhost") || !strcmp(c->m.host, "127.0.0.1") || !strcmp(c->m.host, "::1");
+	if (!strcmp(canon, "addPasswordUser") && !c->m.o.tls.ca_file && !c->m.url_tls && !local)
 		cli_say(&c->m, "warning: without TLS (--cafile) the password crosses the network in clear");
 	if ((status = cli_mqtt_connect(&c->m, on_msg, NULL)) != VEIL_EXIT_OK)
 		goto out;
