@@ -1,7 +1,8 @@
 /*
  * The device side of the key service (device.h): receive keys, granted
- * epochs, superseded epochs, revocation statements, requests and
- * acknowledgements, and the keeper thread that expires keys and asks again.
+ * epochs, superseded epochs, requests and acknowledgements, readiness, and
+ * the keeper thread that expires keys, sends device messages and asks
+ * again. Revocation statements: device_revoked.c.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,108 +14,17 @@
 #include <unistd.h>
 
 #include <sodium.h>
-#include <uthash.h>
 
-#include "bundle.h"
-#include "device.h"
+#include "device_private.h"
 #include "util.h"
 
-#define RX_KEYS 4U                 /* receive keys of the latest device messages kept */
-#define OUT_MAX RX_KEYS            /* device messages waiting to be sent */
 #define RETRY_MIN_MS 5000U         /* ask again when no bundle came, backing off */
 #define RETRY_MAX_MS 60000U
 #define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
 #define HOLD_DEFAULT_S 30U         /* before any bundle: how long held messages wait */
 #define KEYS_MAGIC "VEILKEYS"
-#define REV_MAGIC "VEILREV1"
-#define REV_MAX 1048576U
 
-struct rx {
-	struct veil__rxkey *k;
-	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
-};
-
-/* A device message built and waiting for the front end's channel. */
-struct out {
-	uint8_t buf[VEIL__DEVMSG_MAX];
-	size_t len;
-	uint8_t kind;
-};
-
-/* An epoch superseded by a rekey: kept for receiving until drop_at_ms. */
-struct superseded {
-	struct veil__grant g;
-	uint64_t drop_at_ms;       /* monotonic */
-};
-
-struct rev {
-	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES]; /* kind || id */
-	uint64_t keep_until;       /* unix s */
-	UT_hash_handle hh;
-};
-
-/*
- * Locks, in this order when nested: send_lock (one sender of device
- * messages at a time), publish_lock (one keyring hand-over at a time), lock
- * (the state), rev_lock (the revocation set, also taken by receivers under
- * the session's lock). The session's lock is never held while taking
- * publish_lock or lock... except by veil__device_want_bundle, which takes
- * only lock and never calls into the session.
- *
- * Device messages are sent by the keeper thread (or, for a front end whose
- * MQTT connection only its own thread may touch, by veil__device_flush on
- * that thread), never by the thread that built them: that may be Paho's
- * callback thread (a bundle applied there), and a synchronous Paho client
- * publishing at QoS 1 from its own callback thread waits for an
- * acknowledgement only that thread could read. Queued, they go out in order.
- */
-struct veil__device {
-	pthread_mutex_t send_lock;
-	pthread_mutex_t publish_lock;
-	pthread_mutex_t rev_lock;
-	pthread_mutex_t lock;      /* everything below but the immutable identity fields */
-	pthread_cond_t cond;       /* keeper wakeups, on CLOCK_MONOTONIC */
-	pthread_t keeper;
-	bool keeper_started, stop;
-	char *client_id;
-	const struct veil_identity *identity;
-	const uint8_t *credential;
-	size_t credential_len;
-	struct veil_credential cred;
-	uint8_t (*authorities)[VEIL_PK_BYTES];
-	size_t n_authorities;
-	char *keys_path, *revoked_path;
-	char bundle_topic[sizeof(VEIL__TOPIC_BUNDLE_PREFIX) + VEIL_CLIENT_ID_MAX];
-	char req_topic[sizeof(VEIL__TOPIC_REQ_PREFIX) + VEIL_CLIENT_ID_MAX];
-	struct veil__grants *grants;       /* of the latest applied bundle */
-	uint64_t version;
-	bool have_version;                 /* applied or persisted */
-	bool applied;                      /* a bundle applied since the device started */
-	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
-	size_t nsup, supcap;
-	struct rx rx[RX_KEYS];             /* oldest first */
-	size_t nrx;
-	bool connected, awaiting;          /* a request is out and no bundle came */
-	bool want_pending;                 /* a newer bundle is wanted (no-key, unknown key id, or one
-	                                    * sealed to a receive key already spent) */
-	uint64_t request_ms, retry_ms, want_ms;
-	uint64_t last_ts;                  /* of the latest device message: keyd wants them growing */
-	struct out *out;                   /* sodium_malloc'd, OUT_MAX; nout queued, oldest first */
-	size_t nout;
-	bool out_later;                    /* the keeper's channel said "not on this thread" */
-	struct rev *revs;
-	struct veil__revoked revoked;
-	veil__send_fn send;
-	void *send_ctx;
-	veil__log_fn log;
-	void *log_ctx;
-	void (*keys_changed)(void *ctx, const struct veil__keyring_grant *g, size_t n);
-	void *keys_ctx;
-	void (*tick)(void *ctx);
-};
-
-__attribute__((format(printf, 3, 4))) static void dlog(const struct veil__device *d, int level, const char *fmt,
-                                                       ...)
+void veil__device_log(const struct veil__device *d, int level, const char *fmt, ...)
 {
 	if (!d->log)
 		return;
@@ -133,105 +43,6 @@ static char *join(const char *dir, const char *name)
 	if (p)
 		snprintf(p, n, "%s/%s", dir, name);
 	return p;
-}
-
-/* ---- revocation knowledge ---------------------------------------------- */
-
-static bool rev_has(struct veil__device *d, uint8_t kind, const uint8_t *id, size_t idlen)
-{
-	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES] = { kind };
-	memcpy(key + 1, id, idlen);
-	uint64_t now = (uint64_t)time(NULL);
-	pthread_mutex_lock(&d->rev_lock);
-	struct rev *r = NULL;
-	HASH_FIND(hh, d->revs, key, sizeof(key), r);
-	bool hit = r && r->keep_until > now;
-	pthread_mutex_unlock(&d->rev_lock);
-	return hit;
-}
-
-static bool rev_credential(void *ctx, const uint8_t id[VEIL_CREDENTIAL_ID_BYTES])
-{
-	return rev_has(ctx, VEIL__REV_CREDENTIAL, id, VEIL_CREDENTIAL_ID_BYTES);
-}
-
-static bool rev_sender(void *ctx, const uint8_t id[VEIL_SENDER_ID_BYTES])
-{
-	return rev_has(ctx, VEIL__REV_SENDER, id, VEIL_SENDER_ID_BYTES);
-}
-
-/* For veil__trust: a keyd credential the statements revoked. */
-static bool rev_signer(const struct veil_credential *c, void *ctx)
-{
-	return rev_has(ctx, VEIL__REV_CREDENTIAL, c->id, VEIL_CREDENTIAL_ID_BYTES);
-}
-
-/* Caller holds rev_lock. Union: an entry only ever gains time. */
-static int rev_add(struct veil__device *d, const struct veil__rev_entry *e)
-{
-	uint8_t key[1 + VEIL_CREDENTIAL_ID_BYTES] = { e->kind };
-	memcpy(key + 1, e->id, VEIL_CREDENTIAL_ID_BYTES);
-	struct rev *r = NULL;
-	HASH_FIND(hh, d->revs, key, sizeof(key), r);
-	if (r) {
-		if (e->keep_until > r->keep_until)
-			r->keep_until = e->keep_until;
-		return 0;
-	}
-	if (HASH_COUNT(d->revs) >= REV_MAX)
-		return -1;
-	if (!(r = calloc(1, sizeof(*r))))
-		return -1;
-	memcpy(r->key, key, sizeof(key));
-	r->keep_until = e->keep_until;
-	HASH_ADD(hh, d->revs, key, sizeof(r->key), r);
-	return 1;
-}
-
-/* Caller holds rev_lock. "VEILREV1" || u32 n || n x (kind || id16 || u64). */
-static void rev_save(struct veil__device *d)
-{
-	if (!d->revoked_path)
-		return;
-	size_t n = HASH_COUNT(d->revs), len = 12 + n * VEIL__REV_ENTRY_BYTES;
-	uint8_t *buf = malloc(len);
-	if (!buf)
-		return;
-	memcpy(buf, REV_MAGIC, 8);
-	veil__put_u32(buf + 8, (uint32_t)n);
-	uint8_t *p = buf + 12;
-	for (struct rev *r = d->revs; r; r = r->hh.next, p += VEIL__REV_ENTRY_BYTES) {
-		memcpy(p, r->key, sizeof(r->key));
-		veil__put_u64(p + sizeof(r->key), r->keep_until);
-	}
-	if (veil__file_write_atomic(d->revoked_path, buf, len, 0600, false) != VEIL_OK)
-		dlog(d, VEIL__LOG_WARNING, "saving revocations %s failed", d->revoked_path);
-	free(buf);
-}
-
-static int rev_load(struct veil__device *d, char *err, size_t errlen)
-{
-	if (access(d->revoked_path, F_OK) != 0)
-		return VEIL_OK;
-	struct veil__text t;
-	int rc = veil__file_read(d->revoked_path, VEIL__FILE_SECRET, 12U + (size_t)REV_MAX * VEIL__REV_ENTRY_BYTES, &t,
-	                         err, errlen);
-	const uint8_t *b = (const uint8_t *)t.text;
-	if (rc == VEIL_OK && (t.len < 12 || memcmp(b, REV_MAGIC, 8) != 0 ||
-	                      t.len != 12 + (size_t)veil__get_u32(b + 8) * VEIL__REV_ENTRY_BYTES)) {
-		veil__errf(err, errlen, "%s: not a revocation state file", d->revoked_path);
-		rc = VEIL_ERR_STATE;
-	}
-	uint64_t now = (uint64_t)time(NULL);
-	for (size_t off = 12; rc == VEIL_OK && off < t.len; off += VEIL__REV_ENTRY_BYTES) {
-		struct veil__rev_entry e = { .kind = b[off] };
-		memcpy(e.id, b + off + 1, VEIL_CREDENTIAL_ID_BYTES);
-		e.keep_until = veil__get_u64(b + off + 1 + VEIL_CREDENTIAL_ID_BYTES);
-		if (e.keep_until > now && rev_add(d, &e) < 0)
-			rc = VEIL_ERR_NOMEM;
-	}
-	veil__text_free(&t);
-	return rc;
 }
 
 /* ---- granted keys -------------------------------------------------------- */
@@ -255,7 +66,7 @@ static int keys_save(struct veil__device *d)
 		rc = veil__file_write_atomic(d->keys_path, buf, 16 + body, 0600, false);
 	sodium_free(buf); /* wipes */
 	if (rc != VEIL_OK)
-		dlog(d, VEIL__LOG_WARNING, "saving granted keys %s failed (%s)", d->keys_path, veil_errname(rc));
+		veil__device_log(d, VEIL__LOG_WARNING, "saving granted keys %s failed (%s)", d->keys_path, veil_errname(rc));
 	return rc;
 }
 
@@ -313,7 +124,7 @@ static void publish_keys(struct veil__device *d)
 	if (!cap || copy)
 		d->keys_changed(d->keys_ctx, g, n);
 	else
-		dlog(d, VEIL__LOG_ERROR, "out of memory handing granted keys over: the old ones stay in use");
+		veil__device_log(d, VEIL__LOG_ERROR, "out of memory handing granted keys over: the old ones stay in use");
 	free(g);
 	if (copy)
 		sodium_free(copy); /* wipes */
@@ -391,7 +202,7 @@ static void send_devmsg(struct veil__device *d, uint8_t kind)
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	if (rc != VEIL_OK)
-		dlog(d, VEIL__LOG_WARNING, "key service %s not built (%s)", kind_name(kind), veil_errname(rc));
+		veil__device_log(d, VEIL__LOG_WARNING, "key service %s not built (%s)", kind_name(kind), veil_errname(rc));
 }
 
 /* Send what is queued, in order, on the calling thread; stops at the first
@@ -425,10 +236,10 @@ static bool flush(struct veil__device *d)
 		}
 		pthread_mutex_unlock(&d->lock);
 		if (rc != VEIL_OK)
-			dlog(d, VEIL__LOG_WARNING, "key service %s not sent (%s): asking again later", kind_name(o.kind),
+			veil__device_log(d, VEIL__LOG_WARNING, "key service %s not sent (%s): asking again later", kind_name(o.kind),
 			     veil_errname(rc));
 		else
-			dlog(d, VEIL__LOG_DEBUG, "key service %s sent (holding version %llu)", kind_name(o.kind),
+			veil__device_log(d, VEIL__LOG_DEBUG, "key service %s sent (holding version %llu)", kind_name(o.kind),
 			     (unsigned long long)d->version);
 	}
 	pthread_mutex_unlock(&d->send_lock);
@@ -515,11 +326,11 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	};
 	if (!d->have_version && self.n_rxkeys == 0) {
 		pthread_mutex_unlock(&d->lock);
-		dlog(d, VEIL__LOG_INFO, "bundle ignored: no request of this device answered yet");
+		veil__device_log(d, VEIL__LOG_INFO, "bundle ignored: no request of this device answered yet");
 		return VEIL_ERR_NO_NONCE_ECHO;
 	}
 	struct veil__trust t = { (const uint8_t(*)[VEIL_PK_BYTES])d->authorities, d->n_authorities,
-		                 (uint64_t)time(NULL), rev_signer, d };
+		                 (uint64_t)time(NULL), veil__device_rev_signer, d };
 	struct veil__bundle_view v;
 	size_t idx = 0;
 	struct veil__grants *fresh = NULL;
@@ -534,10 +345,10 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 		if (rc == VEIL_ERR_WRONG_RECEIVE_KEY)
 			veil__device_want_bundle(d);
 		if (rc == VEIL_ERR_OUTDATED)
-			dlog(d, VEIL__LOG_DEBUG, "bundle not newer than version %llu: kept what is held",
+			veil__device_log(d, VEIL__LOG_DEBUG, "bundle not newer than version %llu: kept what is held",
 			     (unsigned long long)self.held_version);
 		else
-			dlog(d, VEIL__LOG_WARNING, "bundle refused: %s (%s); the keys held stay", veil_strerror(rc),
+			veil__device_log(d, VEIL__LOG_WARNING, "bundle refused: %s (%s); the keys held stay", veil_strerror(rc),
 			     veil_errname(rc));
 		return rc;
 	}
@@ -560,7 +371,7 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	if (rc != VEIL_OK) {
 		pthread_mutex_unlock(&d->lock);
 		veil__grants_free(&fresh);
-		dlog(d, VEIL__LOG_ERROR, "bundle version %llu not applied (%s): the keys held stay",
+		veil__device_log(d, VEIL__LOG_ERROR, "bundle version %llu not applied (%s): the keys held stay",
 		     (unsigned long long)v.version, veil_errname(rc));
 		return rc;
 	}
@@ -579,47 +390,11 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	pthread_mutex_unlock(&d->lock);
 	publish_keys(d);
 	/* Said once the keys are in use. */
-	dlog(d, VEIL__LOG_INFO, "key service bundle version %llu applied: %zu epoch(s)", (unsigned long long)v.version,
+	veil__device_log(d, VEIL__LOG_INFO, "key service bundle version %llu applied: %zu epoch(s)", (unsigned long long)v.version,
 	     ngrants);
 	send_devmsg(d, VEIL__KIND_ACK);
 	pthread_cond_broadcast(&d->cond);
 	return VEIL_OK;
-}
-
-/* ---- revocation statements ---------------------------------------------- */
-
-static int apply_statement(struct veil__device *d, const uint8_t *payload, size_t len)
-{
-	struct veil__trust t = { (const uint8_t(*)[VEIL_PK_BYTES])d->authorities, d->n_authorities,
-		                 (uint64_t)time(NULL), rev_signer, d };
-	struct veil__revstmt_view v;
-	int rc = veil__revstmt_verify(payload, len, &t, &v);
-	if (rc != VEIL_OK) {
-		dlog(d, VEIL__LOG_WARNING, "revocation statement refused: %s (%s)", veil_strerror(rc), veil_errname(rc));
-		return rc;
-	}
-	/* A union: no statement removes an entry, whatever its version, so a
-	 * stolen key service key can neither un-revoke nor freeze revocation. */
-	size_t added = 0;
-	pthread_mutex_lock(&d->rev_lock);
-	for (size_t i = 0; i < v.n_entries; i++) {
-		struct veil__rev_entry e;
-		veil__revstmt_entry(&v, i, &e);
-		if (e.keep_until <= t.now)
-			continue;
-		int r = rev_add(d, &e);
-		if (r < 0) {
-			rc = VEIL_ERR_NOMEM;
-			break;
-		}
-		added += (size_t)r;
-	}
-	if (added)
-		rev_save(d);
-	pthread_mutex_unlock(&d->rev_lock);
-	if (added)
-		dlog(d, VEIL__LOG_INFO, "revocation statement: %zu new entr%s", added, added == 1 ? "y" : "ies");
-	return rc;
 }
 
 /* ---- the keeper ---------------------------------------------------------- */
@@ -664,15 +439,7 @@ static bool expire(struct veil__device *d, uint64_t now_s, uint64_t now_ms, uint
 	if (w != d->nsup)
 		sodium_memzero(&d->sup[w], (d->nsup - w) * sizeof(d->sup[0]));
 	d->nsup = w;
-	struct rev *r, *tmp;
-	pthread_mutex_lock(&d->rev_lock);
-	HASH_ITER(hh, d->revs, r, tmp) {
-		if (r->keep_until <= now_s) {
-			HASH_DEL(d->revs, r);
-			free(r);
-		}
-	}
-	pthread_mutex_unlock(&d->rev_lock);
+	veil__device_rev_expire(d, now_s);
 	return changed;
 }
 
@@ -703,7 +470,7 @@ static void *keeper_main(void *arg)
 			if (changed)
 				publish_keys(d);
 			if (ask) {
-				dlog(d, VEIL__LOG_INFO, "no usable bundle from the key service yet: asking again");
+				veil__device_log(d, VEIL__LOG_INFO, "no usable bundle from the key service yet: asking again");
 				send_devmsg(d, VEIL__KIND_REQUEST);
 			}
 			pthread_mutex_lock(&d->lock);
@@ -760,7 +527,7 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 	d->keys_ctx = o->keys_ctx;
 	d->tick = o->tick;
 	d->retry_ms = RETRY_MIN_MS;
-	d->revoked = (struct veil__revoked){ rev_credential, rev_sender, d };
+	veil__device_rev_init(d);
 	if (!(d->out = sodium_malloc(OUT_MAX * sizeof(*d->out)))) {
 		veil__device_free(&d);
 		return VEIL_ERR_NOMEM;
@@ -785,7 +552,7 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 		if (rc == VEIL_OK)
 			rc = keys_load(d, err, errlen);
 		if (rc == VEIL_OK)
-			rc = rev_load(d, err, errlen);
+			rc = veil__device_rev_load(d, err, errlen);
 	}
 	if (rc == VEIL_OK && pthread_create(&d->keeper, NULL, keeper_main, d) == 0)
 		d->keeper_started = true;
@@ -818,11 +585,7 @@ void veil__device_free(struct veil__device **dp)
 		sodium_free(d->out);
 	for (size_t i = 0; i < d->nrx; i++)
 		veil__rxkey_free(&d->rx[i].k);
-	struct rev *r, *tmp;
-	HASH_ITER(hh, d->revs, r, tmp) {
-		HASH_DEL(d->revs, r);
-		free(r);
-	}
+	veil__device_rev_free(d);
 	free(d->authorities);
 	free(d->keys_path);
 	free(d->revoked_path);
@@ -902,7 +665,7 @@ int veil__device_message(struct veil__device *d, const char *topic, const uint8_
 	if (!strcmp(topic, d->bundle_topic))
 		return apply_bundle(d, payload, len);
 	if (!strcmp(topic, VEIL__TOPIC_REVOCATION))
-		return apply_statement(d, payload, len);
+		return veil__device_rev_statement(d, payload, len);
 	return VEIL_ERR_INVAL;
 }
 
