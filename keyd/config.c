@@ -8,6 +8,7 @@
  *   identity keyd.key                  credential keyd.cred
  *   authorities authority.pub          acl_file /etc/mosquitto/veil.acl
  *   revocation_file revoked.txt        database keyd.db
+ *   runtime_revocation_file /var/lib/mosquitto/veil/revocations
  *   storage_key storage.key            token_window 60
  *   reissue_interval 5                 rekey_grace 5
  *   scope factory/%c/# period 3600 lead 300 grace 300 depth 2
@@ -45,6 +46,7 @@ static const struct key_def KEYS[] = {
 	{ "authorities", K_PATH, P(authorities), 0, 0, true },
 	{ "acl_file", K_PATH, P(acl_file), 0, 0, true },
 	{ "revocation_file", K_PATH, P(revocation_file), 0, 0, false },
+	{ "runtime_revocation_file", K_PATH, P(runtime_revocation_file), 0, 0, false },
 	{ "database", K_PATH, P(database), 0, 0, true },
 	{ "storage_key", K_PATH, P(storage_key), 0, 0, true },
 	{ "tls_ca_file", K_PATH, P(tls_ca_file), 0, 0, false },
@@ -321,7 +323,8 @@ void kd_config__free(struct kd_config *c)
 	if (!c)
 		return;
 	char **strs[] = { &c->path, &c->broker, &c->client_id, &c->identity, &c->credential, &c->authorities,
-		          &c->acl_file, &c->revocation_file, &c->database, &c->storage_key, &c->tls_ca_file };
+		          &c->acl_file, &c->revocation_file, &c->runtime_revocation_file, &c->database, &c->storage_key,
+		          &c->tls_ca_file };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;

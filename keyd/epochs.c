@@ -243,7 +243,7 @@ uint64_t kd_epochs__next_change(const struct kd_inst *in, const struct kd_scope_
 }
 
 int kd_epochs__rotate(struct kd_epochs *E, struct kd_store *s, struct kd_inst *in, const struct kd_scope_conf *sc,
-                      uint64_t now, uint32_t rekey_grace)
+                      uint64_t now, uint32_t skew, uint32_t rekey_grace)
 {
 	uint32_t number = 0;
 	for (size_t i = 0; i < in->n; i++)
@@ -257,7 +257,7 @@ int kd_epochs__rotate(struct kd_epochs *E, struct kd_store *s, struct kd_inst *i
 			return rc;
 		in->ep[i].superseded_at = now;
 	}
-	return add_epoch(E, s, in, sc, now, number, VEIL__GRANT_SUPERSEDES, rekey_grace);
+	return add_epoch(E, s, in, sc, now > skew ? now - skew : 0, number, VEIL__GRANT_SUPERSEDES, rekey_grace);
 }
 
 int kd_epochs__purge(struct kd_epochs *E, struct kd_store *s, uint64_t now, uint32_t rekey_grace, size_t *deleted)

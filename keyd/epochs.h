@@ -45,6 +45,8 @@ struct kd_inst {
 	uint8_t attrs;                            /* VP_ATTR_* of its topics (grants: signed) */
 	bool usable;                              /* in the config, attributes consistent */
 	uint64_t seq;                             /* creation order (kd_epochs.inst_gen when it came) */
+	uint64_t lost_by;                         /* rekey.c's scratch: the pass and device that lost it last */
+	bool lost;                                /* rekey.c's scratch: to rotate in this pass */
 	struct kd_epoch *ep;                      /* by key id, ascending */
 	size_t n, cap;
 	UT_hash_handle hh;                        /* by filter */
@@ -74,10 +76,13 @@ int kd_epochs__advance(struct kd_epochs *E, struct kd_store *s, struct kd_inst *
                        uint64_t now, size_t *added);
 /* The next time (> now) advance would create an epoch. */
 uint64_t kd_epochs__next_change(const struct kd_inst *in, const struct kd_scope_conf *sc, uint64_t now);
-/* A forced rotation: a new epoch sending from now, flagged supersedes,
- * grace_s = rekey_grace; every older epoch superseded. */
+/* A forced rotation: a new epoch flagged supersedes, grace_s =
+ * rekey_grace, sending from now - skew (the clock skew the fleet tolerates:
+ * a device whose clock is behind keyd's can send with it at once, as every
+ * older epoch stops sending when the bundle is applied; receivers accept an
+ * epoch whatever its send_from); every older epoch superseded. */
 int kd_epochs__rotate(struct kd_epochs *E, struct kd_store *s, struct kd_inst *in, const struct kd_scope_conf *sc,
-                      uint64_t now, uint32_t rekey_grace);
+                      uint64_t now, uint32_t skew, uint32_t rekey_grace);
 /* Delete (wipe, store row, grants) every epoch whose accept_until passed or
  * that was superseded rekey_grace seconds ago. Inside the caller's
  * transaction; after its commit the caller truncates the WAL

@@ -40,7 +40,7 @@ void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in)
 
 /* d's entitlements, current with the ACL and every instance: recomputed
  * after a reload, extended with the instances that came since. */
-static int ent_refresh(struct kd_service *s, struct kd_dev *d)
+int kd_svc__ent_refresh(struct kd_service *s, struct kd_dev *d)
 {
 	if (d->ent_acl == s->acl_gen && d->ent_seq == s->E.inst_gen)
 		return VEIL_OK;
@@ -89,7 +89,7 @@ static int build_one(struct kd_service *s, struct pending *p, const struct kd_no
 {
 	struct kd_dev *d = p->d;
 	struct veil__grants *g = NULL;
-	int rc = ent_refresh(s, d);
+	int rc = kd_svc__ent_refresh(s, d);
 	if (rc == VEIL_OK)
 		rc = kd_grants__collect(d->ent, d->n_ent, s->cfg, secs(now), &g, &p->refs);
 	if (rc != VEIL_OK)
@@ -192,7 +192,7 @@ int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const
 	uint64_t t = secs(now);
 	if (!eligible(d, t))
 		return VEIL_OK;
-	int rc = ent_refresh(s, d);
+	int rc = kd_svc__ent_refresh(s, d);
 	struct veil__grants *g = NULL;
 	struct kd_grant_ref *refs = NULL;
 	if (rc == VEIL_OK)
@@ -267,14 +267,14 @@ static int advance_all(struct kd_service *s, uint64_t t, size_t *purged)
 	return kd_epochs__purge(&s->E, s->st, t, s->cfg->rekey_grace, purged);
 }
 
-/* Forced rotation of every instance of scope (or of the instances one
- * revoked device held). Inside the caller's transaction. */
-static int rotate_instance(struct kd_service *s, struct kd_inst *in, uint64_t t, const char *why)
+/* Forced rotation of every instance of scope (or of the instances a
+ * credential lost). Inside the caller's transaction. */
+int kd_svc__rotate_instance(struct kd_service *s, struct kd_inst *in, uint64_t t, const char *why)
 {
 	const struct kd_scope_conf *sc = kd_config__scope(s->cfg, in->scope);
 	if (!sc)
 		return VEIL_OK;
-	int rc = kd_epochs__rotate(&s->E, s->st, in, sc, t, s->cfg->rekey_grace);
+	int rc = kd_epochs__rotate(&s->E, s->st, in, sc, t, s->cfg->token_window, s->cfg->rekey_grace);
 	if (rc == VEIL_OK) {
 		s->stats.rotations++;
 		kd_log__audit("epoch", "rotate", "instance=%s key_id=0x%08x why=%s", in->filter,
@@ -292,7 +292,7 @@ static int rotate_requests(struct kd_service *s, uint64_t t)
 		size_t n = 0;
 		for (struct kd_inst *in = s->E.by_filter; rc == VEIL_OK && in; in = in->hh.next) {
 			if (!strcmp(in->scope, scope) || !strcmp(in->filter, scope)) {
-				rc = rotate_instance(s, in, t, "operator");
+				rc = kd_svc__rotate_instance(s, in, t, "operator");
 				n++;
 			}
 		}
@@ -306,63 +306,6 @@ static int rotate_requests(struct kd_service *s, uint64_t t)
 			kd_log__audit("epoch", "rotate-refused", "scope=%.64s reason=no-such-scope", scope);
 	}
 	return rc == VEIL_ERR_NOT_FOUND ? VEIL_OK : rc;
-}
-
-/* ---- revocation statement ------------------------------------------------ */
-
-static int statement(struct kd_service *s, const struct kd_now *now)
-{
-	size_t n = 0, cap = 0;
-	struct veil__rev_entry *e = NULL;
-	for (struct kd_dev *d = s->devs; d; d = d->hh.next) {
-		if (!d->revoked)
-			continue;
-		if (n + 2 > cap) {
-			cap = cap ? cap * 2 : 16;
-			void *p = realloc(e, cap * sizeof(*e));
-			if (!p) {
-				free(e);
-				return VEIL_ERR_NOMEM;
-			}
-			e = p;
-		}
-		memset(&e[n], 0, 2 * sizeof(*e));
-		e[n].kind = VEIL__REV_CREDENTIAL;
-		memcpy(e[n].id, d->row.cred_id, VEIL_CREDENTIAL_ID_BYTES);
-		e[n].keep_until = d->row.expires_at;
-		e[n + 1].kind = VEIL__REV_SENDER;
-		veil_sender_id(d->row.device_pk, e[n + 1].id);
-		e[n + 1].keep_until = d->row.expires_at;
-		n += 2;
-	}
-	uint64_t version;
-	int rc = kd_store__begin(s->st);
-	if (rc == VEIL_OK)
-		rc = kd_store__next_version(s->st, now->unix_us, &version);
-	if (rc == VEIL_OK)
-		rc = kd_store__commit(s->st);
-	else
-		kd_store__rollback(s->st);
-	size_t len = veil__revstmt_len(n, s->m.cred_len);
-	uint8_t *buf = rc == VEIL_OK && len ? malloc(len) : NULL;
-	if (rc == VEIL_OK && !buf)
-		rc = VEIL_ERR_NOMEM;
-	if (rc == VEIL_OK) {
-		struct veil__revstmt_params p = { .keyd = s->m.id, .credential = s->m.cred,
-			                          .credential_len = s->m.cred_len, .version = version,
-			                          .issued_at = secs(now), .entries = e, .n_entries = n };
-		rc = veil__revstmt_build(&p, buf, len, &len);
-	}
-	if (rc == VEIL_OK) {
-		kd_log__audit("revocation", "statement", "version=%llu entries=%zu", (unsigned long long)version, n);
-		s->stats.statements++;
-		s->statement_due = false;
-		if (s->publish)
-			s->publish(s->publish_ctx, VEIL__TOPIC_REVOCATION, buf, len, NULL, version);
-	}
-	free(buf);
-	free(e);
-	return rc;
 }
 
 /* ---- tick ------------------------------------------------------------------- */
@@ -396,8 +339,17 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 		}
 		if (purged) {
 			kd_log__audit("epoch", "purge", "deleted=%zu", purged);
-			kd_store__checkpoint(s->st);
+			s->checkpoint_due = true;
+			s->checkpoint_ms = 0;
 		}
+	}
+	/* The deleted keys' pages leave the WAL only with a truncating
+	 * checkpoint; a reader (`veil keys`) can hold it off: again each second. */
+	if (s->checkpoint_due && (s->checkpoint_ms == 0 || now->mono_ms - s->checkpoint_ms >= 1000)) {
+		s->checkpoint_ms = now->mono_ms;
+		s->checkpoint_due = kd_store__checkpoint(s->st) != VEIL_OK;
+		if (s->checkpoint_due)
+			kd_log__debug("store", "checkpoint-busy", "retry_ms=1000");
 	}
 	/* One batch, one transaction: every device lacking a grant, every
 	 * deferred re-issue now due, every bundle a restart left unpublished. */
@@ -415,7 +367,7 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 		if (!why && full) {
 			struct veil__grants *g = NULL;
 			struct kd_grant_ref *refs = NULL;
-			rc = ent_refresh(s, d);
+			rc = kd_svc__ent_refresh(s, d);
 			if (rc == VEIL_OK)
 				rc = kd_grants__collect(d->ent, d->n_ent, s->cfg, t, &g, &refs);
 			if (rc != VEIL_OK) {
@@ -458,7 +410,7 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 		free(p);
 	}
 	if (rc == VEIL_OK && s->statement_due)
-		rc = statement(s, now);
+		rc = kd_rekey__statement(s, now);
 	return rc;
 }
 
@@ -540,6 +492,22 @@ int kd_svc__reload_state(struct kd_service *s)
 	return rc;
 }
 
+/* Keys a credential may no longer hold, and those of a previous keyd
+ * identity, are superseded: one transaction. */
+static int take_back(struct kd_service *s, uint64_t t)
+{
+	int rc = kd_store__begin(s->st);
+	if (rc == VEIL_OK)
+		rc = kd_rekey__issuer(s, t);
+	if (rc == VEIL_OK)
+		rc = kd_rekey__lost(s, t);
+	if (rc == VEIL_OK)
+		rc = kd_store__commit(s->st);
+	if (rc != VEIL_OK)
+		kd_store__rollback(s->st);
+	return rc;
+}
+
 int kd_service__new(struct kd_config *cfg, struct kd_material *m, struct kd_store *st, const struct kd_now *now,
                     struct kd_service **out, char *err, size_t errlen)
 {
@@ -564,8 +532,14 @@ int kd_service__new(struct kd_config *cfg, struct kd_material *m, struct kd_stor
 		kd_service__free(&s);
 		return rc;
 	}
+	/* What changed while keyd was down: revocations, rights, its identity. */
+	rc = take_back(s, secs(now));
+	if (rc != VEIL_OK) {
+		veil__errf(err, errlen, "%s: store error at start: %s", s->cfg->database, veil_strerror(rc));
+		kd_service__free(&s);
+		return rc;
+	}
 	s->statement_due = true;
-	(void)now;
 	*out = s;
 	return VEIL_OK;
 }
@@ -592,36 +566,13 @@ int kd_service__reload(struct kd_service *s, const char *config_path, const stru
 	s->next_change = 0;
 	for (struct kd_inst *in = s->E.by_filter; in; in = in->hh.next)
 		kd_svc__inst_check(s, in);
-	/* Devices revoked since the last load: nothing more for them, and
-	 * every instance they were entitled to starts a superseding epoch. */
-	uint64_t t = secs(now);
-	rc = kd_store__begin(s->st);
-	for (struct kd_dev *d = s->devs; rc == VEIL_OK && d; d = d->hh.next) {
-		bool r = kd_svc__revoked_row(s, &d->row);
-		if (r && !d->revoked) {
-			/* What its newest bundle held, whatever the new ACL says. */
-			char c[80];
-			size_t n = 0;
-			for (struct kd_inst *in = s->E.by_filter; rc == VEIL_OK && in; in = in->hh.next) {
-				bool held = false;
-				for (size_t i = 0; !held && i < in->n; i++)
-					for (size_t k = 0; !held && k < d->n_last; k++)
-						held = in->ep[i].key_id == d->last[k].key_id;
-				if (held) {
-					rc = rotate_instance(s, in, t, "revocation");
-					n++;
-				}
-			}
-			kd_log__audit("revocation", "rekey", "client=%s instances=%zu",
-			              kd_log__clean(d->row.client_id, c, sizeof(c)), n);
-			s->statement_due = true;
-		}
-		d->revoked = r;
-	}
-	if (rc == VEIL_OK)
-		rc = kd_store__commit(s->st);
+	/* Credentials revoked or stripped of rights since the last load get
+	 * nothing more, and every instance they held starts a superseding
+	 * epoch; a new keyd identity replaces every key. The statement is
+	 * published again: the lists may name credentials keyd never saw. */
+	s->statement_due = true;
+	rc = take_back(s, secs(now));
 	if (rc != VEIL_OK) {
-		kd_store__rollback(s->st);
 		kd_svc__reload_state(s);
 		veil__errf(err, errlen, "%s: store error during reload: %s", s->cfg->database, veil_strerror(rc));
 	}

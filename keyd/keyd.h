@@ -47,6 +47,8 @@ struct kd_config {
 	char *authorities;     /* public key file the plugin trusts */
 	char *acl_file;        /* the plugin's ACL file */
 	char *revocation_file; /* the plugin's revocation list (optional) */
+	char *runtime_revocation_file; /* the plugin's runtime list (<plugin_opt_state_dir>/revocations,
+	                                * written by its admin API): read when present */
 	char *database;        /* SQLite path */
 	char *storage_key;     /* 0600 file: the key sealing topic keys at rest */
 	char *tls_ca_file;     /* optional, for ssl:// brokers */

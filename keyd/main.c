@@ -88,7 +88,8 @@ static int do_init(const struct kd_config *cfg)
 
 #ifdef VEIL_KEYD_TEST_HOOKS
 /* Issue 13's drill: die without cleanup after N bundles were acknowledged
- * by the broker (VEIL_KEYD_CRASH_AFTER=N). Test builds only. */
+ * by the broker (VEIL_KEYD_CRASH_AFTER=N), one publish in flight at a
+ * time, so the (N+1)th never left. Test builds only. */
 static void crash_hook(uint64_t published)
 {
 	const char *v = getenv("VEIL_KEYD_CRASH_AFTER");
@@ -297,6 +298,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	kd_service__set_publisher(svc, kd_mqtt__publish, r.mq);
+#ifdef VEIL_KEYD_TEST_HOOKS
+	if (getenv("VEIL_KEYD_CRASH_AFTER"))
+		kd_mqtt__set_window(r.mq, 1); /* exactly N bundles at the broker when it dies */
+#endif
 	if (kd_service__watch(svc, config) != VEIL_OK) {
 		fprintf(stderr, "veil-keyd: out of memory\n");
 		rc = 1;

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -21,6 +22,22 @@ void kd_material__free(struct kd_material *m)
 	kd_acl__free(&m->acl);
 	vp_revoke__free(&m->rev);
 	memset(m, 0, sizeof(*m));
+}
+
+/* The plugin's revocation input as one list: the operator's file and the
+ * runtime file its admin API writes (absent until the first revocation
+ * through the API: then empty, as the plugin takes it). */
+static int load_revocations(const struct kd_config *cfg, struct vp_revoke **out, char *err, size_t errlen)
+{
+	struct vp_revoke *file = NULL, *rt = NULL;
+	int rc = cfg->revocation_file ? vp_revoke__load(cfg->revocation_file, &file, err, errlen) : VEIL_OK;
+	if (rc == VEIL_OK && cfg->runtime_revocation_file && access(cfg->runtime_revocation_file, F_OK) == 0)
+		rc = vp_revoke__load(cfg->runtime_revocation_file, &rt, err, errlen);
+	if (rc == VEIL_OK)
+		rc = vp_revoke__merge(file, rt, out);
+	vp_revoke__free(&file);
+	vp_revoke__free(&rt);
+	return rc;
 }
 
 int kd_material__load(const struct kd_config *cfg, uint64_t now, struct kd_material *m, char *err, size_t errlen)
@@ -61,8 +78,7 @@ int kd_material__load(const struct kd_config *cfg, uint64_t now, struct kd_mater
 	if (rc == VEIL_OK)
 		rc = kd_acl__load(cfg->acl_file, &m->acl, err, errlen);
 	if (rc == VEIL_OK)
-		rc = cfg->revocation_file ? vp_revoke__load(cfg->revocation_file, &m->rev, err, errlen)
-		                          : vp_revoke__empty(&m->rev);
+		rc = load_revocations(cfg, &m->rev, err, errlen);
 	if (rc != VEIL_OK)
 		kd_material__free(m);
 	return rc;

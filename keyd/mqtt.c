@@ -61,6 +61,7 @@ struct kd_mqtt {
 	struct out *outs;    /* kept until their PUBACK, in publish order */
 	size_t unsent;       /* of them, not handed to Paho yet */
 	size_t inflight;     /* handed to Paho, no PUBACK yet */
+	size_t window;       /* at most this many in flight (WINDOW) */
 };
 
 static void push(struct kd_mqtt *m, struct kd_ev *ev)
@@ -205,6 +206,7 @@ int kd_mqtt__new(const struct kd_config *cfg, struct kd_mqtt **out, char *err, s
 	if (!m)
 		return VEIL_ERR_NOMEM;
 	m->cfg = cfg;
+	m->window = WINDOW;
 	m->pipe[0] = m->pipe[1] = -1;
 	pthread_mutex_init(&m->mu, NULL);
 	int rc = veil_identity_load(cfg->identity, &m->id, err, errlen);
@@ -249,8 +251,40 @@ size_t kd_mqtt__unacked(const struct kd_mqtt *m)
 	return HASH_COUNT(m->outs);
 }
 
+void kd_mqtt__set_window(struct kd_mqtt *m, size_t n)
+{
+	m->window = n ? n : 1;
+}
+
+/* The identity and credential files as they are now: a credential
+ * re-issued (by a new authority, say) is used from the next connect, so
+ * the plugin's disconnect when the old one stops being valid costs one
+ * reconnect, not a restart. Files that do not load keep the previous ones. */
+static void login_reload(struct kd_mqtt *m)
+{
+	struct veil_identity *id = NULL;
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t len = 0;
+	char err[256] = "";
+	int rc = veil_identity_load(m->cfg->identity, &id, err, sizeof(err));
+	if (rc == VEIL_OK)
+		rc = veil_credential_load(m->cfg->credential, cred, sizeof(cred), &len, err, sizeof(err));
+	if (rc != VEIL_OK) {
+		veil_identity_free(&id);
+		kd_log__audit("mqtt", "login-files", "kept=previous error=%s", err);
+		return;
+	}
+	if (len != m->cred_len || memcmp(cred, m->cred, len) != 0)
+		kd_log__audit("mqtt", "login-files", "credential=changed");
+	veil_identity_free(&m->id);
+	m->id = id;
+	memcpy(m->cred, cred, len);
+	m->cred_len = len;
+}
+
 int kd_mqtt__connect(struct kd_mqtt *m, uint64_t now)
 {
+	login_reload(m);
 	uint8_t tok[VEIL_TOKEN_MAX];
 	char pw[VEIL_PASSWORD_MAX];
 	size_t tlen;
@@ -347,7 +381,7 @@ int kd_mqtt__publish(void *ctx, const char *topic, const uint8_t *buf, size_t le
 	if (cred_id)
 		memcpy(o->cred_id, cred_id, VEIL_CREDENTIAL_ID_BYTES);
 	HASH_ADD_KEYPTR(hh, m->outs, o->topic, strlen(o->topic), o);
-	if (m->connected && m->unsent == 0 && m->inflight < WINDOW && send_out(m, o) == VEIL_OK)
+	if (m->connected && m->unsent == 0 && m->inflight < m->window && send_out(m, o) == VEIL_OK)
 		return VEIL_OK;
 	m->unsent++; /* Paho's in-flight window is full (or we are offline): kd_mqtt__flush sends it */
 	return VEIL_OK;
@@ -363,7 +397,7 @@ void kd_mqtt__flush(struct kd_mqtt *m)
 	HASH_ITER(hh, m->outs, o, tmp) {
 		if (o->sent)
 			continue;
-		if (full || m->inflight >= WINDOW || send_out(m, o) != VEIL_OK) {
+		if (full || m->inflight >= m->window || send_out(m, o) != VEIL_OK) {
 			full = true; /* keep the order: the rest waits for the next PUBACK */
 			left++;
 		}

@@ -44,14 +44,19 @@ struct kd_ev {
 	struct kd_ev *next;
 };
 
-/* Reads keyd's identity and credential (cfg's files, once: the login
- * identity does not change while keyd runs). cfg is borrowed and read at
- * every connect (client id, keep-alive, TLS). */
+/* Reads keyd's identity and credential (cfg's files; again at every
+ * connect). cfg is borrowed and read at every connect (client id,
+ * keep-alive, TLS, the login files). */
 int kd_mqtt__new(const struct kd_config *cfg, struct kd_mqtt **out, char *err, size_t errlen);
 void kd_mqtt__free(struct kd_mqtt **m);
 /* The read end of the wake-up pipe (readable when an event is queued). */
 int kd_mqtt__fd(const struct kd_mqtt *m);
-/* Start a connect (fresh token at unix time now). */
+/* At most n publishes handed to Paho before their PUBACK (default 16).
+ * The crash drill sets 1: when keyd dies after N PUBACKs, exactly N
+ * bundles reached the broker. */
+void kd_mqtt__set_window(struct kd_mqtt *m, size_t n);
+/* Start a connect (fresh token at unix time now), with the identity and
+ * credential files as they are now (the previous ones if they do not load). */
 int kd_mqtt__connect(struct kd_mqtt *m, uint64_t now);
 /* Next queued event, or NULL; free it with kd_mqtt__ev_free. */
 struct kd_ev *kd_mqtt__next(struct kd_mqtt *m);

@@ -170,6 +170,12 @@ static int dev_instances(struct kd_service *s, const char *cid, uint64_t now)
 	return VEIL_OK;
 }
 
+/* Whether a new credential for client_id takes old's place. */
+static bool replaced(const struct kd_dev *old, const char *client_id)
+{
+	return !old->revoked && !strcmp(old->row.client_id, client_id);
+}
+
 static void audit_refuse(struct kd_service *s, const char *cid, const struct veil__devmsg *m, bool parsed, int rc)
 {
 	char c[80], id[40];
@@ -262,13 +268,14 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 	}
 	/* A new credential for a client id keyd serves replaces the old one:
 	 * both would publish on the one retained bundle topic of that client id,
-	 * and the device holds only the newer. The newest accepted message wins. */
+	 * and the device holds only the newer. The newest accepted message wins.
+	 * A revoked one stays until it expires: the statement keeps naming it. */
 	struct kd_dev *old, *tmp;
 	rc = kd_store__begin(s->st);
 	if (rc == VEIL_OK && !d)
 		rc = dev_instances(s, row.client_id, t);
 	HASH_ITER(hh, s->devs, old, tmp) {
-		if (rc == VEIL_OK && !d && !strcmp(old->row.client_id, row.client_id))
+		if (rc == VEIL_OK && !d && replaced(old, row.client_id))
 			rc = kd_store__device_delete(s->st, old->row.cred_id);
 	}
 	if (rc == VEIL_OK)
@@ -287,7 +294,7 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		return rc;
 	}
 	HASH_ITER(hh, s->devs, old, tmp) {
-		if (!d && !strcmp(old->row.client_id, row.client_id)) {
+		if (!d && replaced(old, row.client_id)) {
 			char oid[40];
 			kd_log__audit("device", "replace", "client=%s cred=%s by=%s", c,
 			              kd_log__hex(old->row.cred_id, VEIL_CREDENTIAL_ID_BYTES, oid, sizeof(oid)), id);
@@ -314,19 +321,20 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 }
 
 /* The files a reload reads, in kd_service.sig order. */
-static void watched(const struct kd_service *s, const char *paths[4])
+static void watched(const struct kd_service *s, const char *paths[KD_WATCHED])
 {
 	paths[0] = s->watch_path;
 	paths[1] = s->cfg->acl_file;
 	paths[2] = s->cfg->revocation_file;
-	paths[3] = s->cfg->authorities;
+	paths[3] = s->cfg->runtime_revocation_file;
+	paths[4] = s->cfg->authorities;
 }
 
-static void sigs_now(const struct kd_service *s, struct vp_file_sig sig[4])
+static void sigs_now(const struct kd_service *s, struct vp_file_sig sig[KD_WATCHED])
 {
-	const char *paths[4];
+	const char *paths[KD_WATCHED];
 	watched(s, paths);
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < KD_WATCHED; i++) {
 		memset(&sig[i], 0, sizeof(sig[i]));
 		if (paths[i])
 			vp_file__sig(paths[i], &sig[i]);
@@ -348,10 +356,10 @@ void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now)
 	if (!s->watch_path || now->mono_ms - s->watch_ms < 1000)
 		return;
 	s->watch_ms = now->mono_ms;
-	struct vp_file_sig cur[4];
+	struct vp_file_sig cur[KD_WATCHED];
 	sigs_now(s, cur);
 	bool changed = false;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < KD_WATCHED; i++)
 		changed = changed || !vp_file__sig_equal(&cur[i], &s->sig[i]);
 	if (!changed)
 		return;

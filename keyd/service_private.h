@@ -19,6 +19,9 @@
  * of an indexed, nearly empty table, so an operator's rotation starts
  * within a tenth of a second. */
 #define KD_ROTATE_POLL_MS 100U
+/* Files a reload reads: config, ACL, revocation list, runtime revocation
+ * list, authorities. */
+#define KD_WATCHED 5U
 
 struct kd_nonce {
 	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
@@ -68,8 +71,11 @@ struct kd_service {
 	uint64_t prune_ms;         /* last nonce-cache sweep */
 	bool statement_due;
 	bool published_dirty;      /* some device's published_version awaits kd_service__sync */
+	uint64_t lost_stamp;       /* rekey.c: one per device visited, for kd_inst.lost_by */
+	bool checkpoint_due;       /* keys were deleted and the WAL not truncated yet (a reader held it) */
+	uint64_t checkpoint_ms;    /* last attempt */
 	char *watch_path;          /* the config file, when kd_service__watch was called */
-	struct vp_file_sig sig[4]; /* config, ACL, revocation list, authorities: as last seen */
+	struct vp_file_sig sig[KD_WATCHED]; /* as last seen, in kd_svc__watched order */
 	uint64_t watch_ms;
 	struct kd_stats stats;
 };
@@ -91,5 +97,27 @@ void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in);
 /* Issue d's bundle if it lacks a grant, or (request) re-issue it unless
  * one went out less than reissue_interval ago (then it is deferred). */
 int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const struct kd_now *now);
+/* d's entitlements, current with the ACL and every instance. */
+int kd_svc__ent_refresh(struct kd_service *s, struct kd_dev *d);
+/* A forced rotation of one instance (inside the caller's transaction). */
+int kd_svc__rotate_instance(struct kd_service *s, struct kd_inst *in, uint64_t t, const char *why);
+
+/* ---- rekey.c: taking keys away --------------------------------------------- */
+
+/* Every instance in which a credential still holds a live epoch it may no
+ * longer have (revoked, its authority no longer trusted, its ACL rights
+ * gone) starts a superseding epoch; d->revoked follows the lists. At start
+ * and after every reload, inside the caller's transaction: a revocation
+ * made while keyd was down is acted on at its start. */
+int kd_rekey__lost(struct kd_service *s, uint64_t t);
+/* keyd's identity is not the one that issued the keys in store (a new
+ * keyd after a compromise): every instance starts a superseding epoch and
+ * the new identity is recorded. Inside the caller's transaction. */
+int kd_rekey__issuer(struct kd_service *s, uint64_t t);
+/* Publish the revocation statement: every revoked credential keyd knows
+ * (credential id and sender id, until it expires) and every credential id
+ * of the revocation lists it does not know (kept without end: keyd cannot
+ * tell when it expires). */
+int kd_rekey__statement(struct kd_service *s, const struct kd_now *now);
 
 #endif

@@ -23,6 +23,7 @@ struct kd_store {
 	const uint8_t *key; /* the caller's storage key; NULL for admin access */
 };
 
+#define BUSY_TIMEOUT_MS 5000 /* a writer waits this long for `veil keys` */
 #define SEALED_BYTES (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + VEIL_KEY_BYTES + \
                       crypto_aead_xchacha20poly1305_ietf_ABYTES)
 
@@ -135,6 +136,9 @@ static const char *const MIGRATIONS[] = {
 	"CREATE TABLE audit (t INTEGER NOT NULL, event TEXT NOT NULL, fields TEXT NOT NULL);"
 	"CREATE TABLE rotate_requests (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, requested_at INTEGER NOT NULL,"
 	" done_at INTEGER, result TEXT);",
+	/* 1 -> 2: the public key of the keyd identity that issued the keys in
+	 * store, so a new identity (after a compromise) is noticed at start. */
+	"CREATE TABLE issuer (id INTEGER PRIMARY KEY CHECK (id = 1), pk BLOB NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -210,7 +214,7 @@ int kd_store__open(const char *path, const uint8_t *storage_key, bool create, st
 		kd_store__close(&s);
 		return rc;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	/* secure_delete: deleted keys' pages are overwritten with zeros;
 	 * WAL: `veil keys` reads while keyd writes. */
 	if (exec(s, "PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
@@ -350,6 +354,29 @@ int kd_store__next_version(struct kd_store *s, uint64_t now_us, uint64_t *out)
 	if (rc == VEIL_OK)
 		*out = v;
 	return rc;
+}
+
+int kd_store__issuer_get(struct kd_store *s, uint8_t pk[VEIL_PK_BYTES])
+{
+	sqlite3_stmt *st = prep(s, "SELECT pk FROM issuer WHERE id = 1");
+	if (!st)
+		return VEIL_ERR_IO;
+	int step = sqlite3_step(st);
+	int rc = step == SQLITE_ROW ? VEIL_OK : step == SQLITE_DONE ? VEIL_ERR_NOT_FOUND : VEIL_ERR_IO;
+	if (rc == VEIL_OK && sqlite3_column_bytes(st, 0) != VEIL_PK_BYTES)
+		rc = VEIL_ERR_STATE;
+	if (rc == VEIL_OK)
+		blobcol(st, 0, pk, VEIL_PK_BYTES);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kd_store__issuer_set(struct kd_store *s, const uint8_t pk[VEIL_PK_BYTES])
+{
+	sqlite3_stmt *st = prep(s, "INSERT OR REPLACE INTO issuer (id, pk) VALUES (1, ?)");
+	if (st)
+		sqlite3_bind_blob(st, 1, pk, VEIL_PK_BYTES, SQLITE_STATIC);
+	return run(st);
 }
 
 /* ---- scopes, instances ---------------------------------------------------- */
@@ -537,9 +564,12 @@ int kd_store__epoch_delete(struct kd_store *s, uint32_t key_id)
 
 int kd_store__checkpoint(struct kd_store *s)
 {
-	return sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) == SQLITE_OK
-		       ? VEIL_OK
-		       : VEIL_ERR_IO;
+	/* A reader (`veil keys`) holding the WAL makes it busy: keyd's loop
+	 * does not wait for it, the caller tries again later. */
+	sqlite3_busy_timeout(s->db, 0);
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	return rc == SQLITE_OK ? VEIL_OK : rc == SQLITE_BUSY ? VEIL_ERR_TIMEOUT : VEIL_ERR_IO;
 }
 
 /* ---- devices --------------------------------------------------------------- */

@@ -21,7 +21,7 @@
 #include "veil/identity.h"
 #include "../core/bundle.h"
 
-#define KD_STORE_SCHEMA 1
+#define KD_STORE_SCHEMA 2
 #define KD_STORAGE_KEY_BYTES 32U
 #define KD_STORAGE_KEY_PREFIX "veil-storage-key-v1"
 
@@ -54,6 +54,11 @@ void kd_store__rollback(struct kd_store *s);
 int kd_store__next_key_id(struct kd_store *s, uint32_t *out);
 /* The next bundle or statement version: max(last + 1, now_us). */
 int kd_store__next_version(struct kd_store *s, uint64_t now_us, uint64_t *out);
+
+/* The public key of the keyd identity that issued the keys in store
+ * (VEIL_ERR_NOT_FOUND: none recorded yet). */
+int kd_store__issuer_get(struct kd_store *s, uint8_t pk[VEIL_PK_BYTES]);
+int kd_store__issuer_set(struct kd_store *s, const uint8_t pk[VEIL_PK_BYTES]);
 
 /* ---- scopes and instances ----------------------------------------------- */
 /* The scope row for filter, created with anchor = now when new. */
@@ -92,7 +97,8 @@ int kd_store__epochs_each(struct kd_store *s, kd_epoch_cb cb, void *ctx);
 /* Delete key_id's epoch and its grant rows (secure_delete overwrites). */
 int kd_store__epoch_delete(struct kd_store *s, uint32_t key_id);
 /* Move the WAL's content into the database and truncate it, so deleted
- * keys leave no copy in the -wal file either. */
+ * keys leave no copy in the -wal file either. VEIL_ERR_TIMEOUT, at once,
+ * while a reader holds the WAL (try again later). */
 int kd_store__checkpoint(struct kd_store *s);
 
 /* ---- devices ------------------------------------------------------------ */

@@ -177,7 +177,7 @@ START_TEST(forced_rotation)
 	uint32_t before = in->ep[1].key_id;
 	uint64_t t = T0 + 100;
 	ck_assert_int_eq(kd_store__begin(st), VEIL_OK);
-	ck_assert_int_eq(kd_epochs__rotate(&E, st, in, &SC, t, 7), VEIL_OK);
+	ck_assert_int_eq(kd_epochs__rotate(&E, st, in, &SC, t, 0, 7), VEIL_OK);
 	ck_assert_int_eq(kd_store__commit(st), VEIL_OK);
 	ck_assert_uint_eq(in->n, 3);
 	const struct kd_epoch *r = &in->ep[2];
@@ -205,6 +205,17 @@ START_TEST(forced_rotation)
 	ck_assert_int_eq(kd_epochs__purge(&E, st, t + 7, 7, &purged), VEIL_OK);
 	ck_assert_uint_eq(purged, 2);
 	ck_assert_uint_eq(in->n, 2);
+	/* With the fleet's clock skew: the new epoch sends from now - skew, so
+	 * a device whose clock is behind keyd's has a key to send with as soon
+	 * as the bundle stops the old ones; it still ends a period later. */
+	uint64_t t2 = t + 50;
+	ck_assert_int_eq(kd_store__begin(st), VEIL_OK);
+	ck_assert_int_eq(kd_epochs__rotate(&E, st, in, &SC, t2, 60, 7), VEIL_OK);
+	ck_assert_int_eq(kd_store__commit(st), VEIL_OK);
+	r = &in->ep[in->n - 1];
+	ck_assert_uint_eq(r->send_from, t2 - 60);
+	ck_assert_uint_eq(r->send_until, t2 - 60 + 3600);
+	ck_assert_ptr_eq(sending(in, &SC, t2 - 59), r);
 }
 END_TEST
 
