@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
+#include "table.h" /* uthash: keyed hash, out of memory not fatal (never exit() in a library) */
 
 #include "bundle.h"
 #include "device.h"

@@ -65,6 +65,10 @@ static int rev_add(struct veil__device *d, const struct veil__rev_entry *e)
 	memcpy(r->key, key, sizeof(key));
 	r->keep_until = e->keep_until;
 	HASH_ADD(hh, d->revs, key, sizeof(r->key), r);
+	if (!veil__table_added(r)) {
+		free(r);
+		return -1;
+	}
 	return 1;
 }
 
