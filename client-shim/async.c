@@ -483,6 +483,17 @@ static void on_lost(void *ctx, char *cause)
 	cb_leave(a);
 }
 
+/* MQTT 5: a DISCONNECT from the broker (a kick, a revocation, a session
+ * taken over, the broker stopping) reaches only this callback: Paho closes
+ * the connection and does not call connectionLost for it. */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+	(void)props;
+	char cause[200];
+	veil__disconnect_cause((int)rc, cause, sizeof(cause));
+	on_lost(ctx, cause);
+}
+
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct veil_async *a = ctx;
@@ -550,6 +561,8 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 	                                      NULL, &co);
 	if (prc == MQTTASYNC_SUCCESS)
 		prc = MQTTAsync_setCallbacks(a->ma, a, on_lost, on_arrived, NULL);
+	if (prc == MQTTASYNC_SUCCESS && v5(a))
+		prc = MQTTAsync_setDisconnected(a->ma, a, on_disconnected);
 	if (prc == MQTTASYNC_SUCCESS && (a->s.auto_reconnect || veil__session_key_service(a->s.ses))) {
 		if (pthread_create(&a->thread, NULL, worker_main, a) == 0)
 			a->thread_started = true;

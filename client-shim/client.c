@@ -82,6 +82,18 @@ static void on_lost(void *ctx, char *cause)
 	veil__in_callback--;
 }
 
+/* MQTT 5: a DISCONNECT from the broker (a kick, a revocation, a session
+ * taken over, the broker stopping) reaches only this callback, on a thread
+ * of its own: Paho has closed the connection and does not call
+ * connectionLost for it. */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+	(void)props;
+	char cause[200];
+	veil__disconnect_cause((int)rc, cause, sizeof(cause));
+	on_lost(ctx, cause);
+}
+
 /* The key service's device messages: QoS 1, not retained, never sealed. */
 static int raw_publish(struct veil__shim *s, const char *topic, const uint8_t *payload, size_t len)
 {
@@ -153,6 +165,8 @@ int veil_client_new(const struct veil_client_options *o, struct veil_client **ou
 		prc = MQTTClient_setCallbacks(c->mc, c, on_lost, on_arrived, on_delivered);
 	if (prc == MQTTCLIENT_SUCCESS && c->s.mqtt_version == VEIL_MQTT_5)
 		prc = MQTTClient_setPublished(c->mc, c, on_published);
+	if (prc == MQTTCLIENT_SUCCESS && c->s.mqtt_version == VEIL_MQTT_5)
+		prc = MQTTClient_setDisconnected(c->mc, c, on_disconnected);
 	if (prc != MQTTCLIENT_SUCCESS) {
 		rc = veil__mqtt_err(&c->s, prc);
 		veil__log(&c->s, VEIL_LOG_ERROR, "MQTTClient_create: %s", MQTTClient_strerror(prc));

@@ -591,6 +591,12 @@ const char *veil_mqtt_reason_text(int reason_code)
 	return t ? t : "unknown reason code";
 }
 
+void veil__disconnect_cause(int reason_code, char *out, size_t cap)
+{
+	snprintf(out, cap, "the broker disconnected this client: reason code 0x%02x, %s", (unsigned)reason_code,
+	         veil_mqtt_reason_text(reason_code));
+}
+
 void veil__stats_copy(struct veil__shim *s, struct veil_client_stats *user)
 {
 	/* The caller's struct may be older (smaller) than ours: fill what it has. */

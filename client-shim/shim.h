@@ -95,6 +95,8 @@ int veil__shim_reload(struct veil__shim *s);
  * request (no-ops without it). */
 void veil__shim_connected(struct veil__shim *s);
 void veil__shim_disconnected(struct veil__shim *s);
+/* The connection-lost cause for an MQTT 5 DISCONNECT the broker sent. */
+void veil__disconnect_cause(int reason_code, char *out, size_t cap);
 /* Nonzero on a thread that is running one of libveil's Paho callbacks (or
  * the async flavour's own callbacks): waiting for keys there would block
  * the thread that delivers them. */

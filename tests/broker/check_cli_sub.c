@@ -37,6 +37,28 @@ static void teardown(void)
 	clifx_teardown(&F);
 }
 
+/* The fixture's broker with a revocation list (empty at first). */
+static char revoked[400];
+static void setup_revocable(void)
+{
+	char extra[600];
+	char dir[256];
+	ck_assert_int_eq(test_mkdtemp_readable(dir, sizeof(dir)), 0);
+	snprintf(revoked, sizeof(revoked), "%s/revoked", dir);
+	ck_assert_int_eq(test_write_file(revoked, "# none yet\n", 0644), 0);
+	snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", revoked);
+	clifx_setup(&F, NULL, extra);
+}
+
+static void teardown_revocable(void)
+{
+	char dir[400];
+	snprintf(dir, sizeof(dir), "%s", revoked);
+	*strrchr(dir, '/') = '\0';
+	clifx_teardown(&F);
+	test_rmtree(dir);
+}
+
 #define ERR(tag) clifx_text(&F, tag, "err")
 #define OUT(tag) clifx_text(&F, tag, "out")
 
@@ -296,6 +318,24 @@ START_TEST(test_keyring_reload_keeps_connection)
 }
 END_TEST
 
+/* Revoked while subscribed: the plugin kicks it, and `veil sub` says so and
+ * exits 1, over MQTT 5 (the broker's DISCONNECT names the reason) and 3.1.1
+ * (the connection just closes). */
+START_TEST(test_kicked_exits)
+{
+	pid_t s5 = clifx_start(&F, "s5", NULL, "sub", "dash-1", "-t", "sensors/#", NULL);
+	pid_t s3 = clifx_start(&F, "s3", NULL, "sub", "sensor-1", "-V", "311", "-t", "sensors/#", NULL);
+	ck_assert(clifx_wait_subacks(&F, "dash-1", 1));
+	ck_assert(clifx_wait_subacks(&F, "sensor-1", 1));
+	ck_assert_int_eq(test_write_file(revoked, "client dash-1\nclient sensor-1\n", 0644), 0);
+	ck_assert_int_eq(test_wait_exit(s5, 10000), 1);
+	ck_assert_msg(strstr(ERR("s5"), "connection lost: the broker disconnected this client: reason code 0x"),
+	              "stderr: %s", ERR("s5"));
+	ck_assert_int_eq(test_wait_exit(s3, 10000), 1);
+	ck_assert_msg(strstr(ERR("s3"), "connection lost: "), "stderr: %s", ERR("s3"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cli_sub");
@@ -309,6 +349,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_persistent_session);
 	tcase_add_test(tc, test_keyring_reload_keeps_connection);
 	suite_add_tcase(s, tc);
+	TCase *kick = veil_tcase("kicked", 30);
+	tcase_add_checked_fixture(kick, setup_revocable, teardown_revocable);
+	tcase_add_test(kick, test_kicked_exits);
+	suite_add_tcase(s, kick);
 	return s;
 }
 

@@ -4,7 +4,10 @@
  * (password form), a fresh token on every connect (the plugin keeps a nonce
  * replay cache), a credential from an untrusted authority refused, and
  * libveil envelopes (unsigned and signed) accepted by the plugin's
- * enforcement on protected topics while a plain client's cleartext is not.
+ * enforcement on protected topics while a plain client's cleartext is not;
+ * a client the broker disconnects (revoked: the plugin kicks it) learns it
+ * through its connection-lost callback with the reason, on every front end
+ * and MQTT version.
  */
 #include <check.h>
 #include <stdio.h>
@@ -17,6 +20,7 @@
 #include "timing.h"
 
 static struct cfx F;
+static char revoked[400];
 
 static void setup(void)
 {
@@ -30,6 +34,8 @@ static void setup(void)
 	char auth_pub[400], acl[400], conf[2048];
 	test_authority_save(F.authority, F.dir, auth_pub, sizeof(auth_pub));
 	snprintf(acl, sizeof(acl), "%s/acl", F.dir);
+	snprintf(revoked, sizeof(revoked), "%s/revoked", F.dir);
+	ck_assert_int_eq(test_write_file(revoked, "# none yet\n", 0644), 0);
 	ck_assert_int_eq(test_write_file(acl,
 	                                 "pattern readwrite,encrypted sensors/#\n"
 	                                 "pattern readwrite,signed secure/#\n"
@@ -41,8 +47,9 @@ static void setup(void)
 	         "plugin %s\n"
 	         "plugin_opt_allow_anonymous true\n"
 	         "plugin_opt_authority_file %s\n"
-	         "plugin_opt_acl_file %s\n",
-	         plugin, auth_pub, acl);
+	         "plugin_opt_acl_file %s\n"
+	         "plugin_opt_revocation_file %s\n",
+	         plugin, auth_pub, acl, revoked);
 	cfx_start(&F, conf);
 }
 
@@ -187,6 +194,50 @@ START_TEST(test_plaintext_blocked_by_plugin)
 }
 END_TEST
 
+/* Revoked while connected: the plugin kicks the client. With MQTT 5 the
+ * broker says so in a DISCONNECT (Paho reports it only to its
+ * "disconnected" callback); with 3.1.1 the connection just closes. Either
+ * way the app's connection-lost callback hears of it, once. */
+START_TEST(test_kicked_client_told)
+{
+	struct cfx_sink s5, s311, sa;
+	cfx_sink_init(&s5);
+	cfx_sink_init(&s311);
+	cfx_sink_init(&sa);
+	struct cfx_opts o5, o311, oa;
+	struct veil_client *c5 = token_client(&o5, "sensor-1", VEIL_MQTT_5, &s5);
+	struct veil_client *c311 = token_client(&o311, "dash-1", VEIL_MQTT_311, &s311);
+	cfx_device(&F, "sensor-2");
+	cfx_options(&F, &oa, "sensor-2", VEIL_MQTT_5, NULL);
+	oa.o.auth = VEIL_AUTH_TOKEN;
+	struct veil_async *a = NULL;
+	ck_assert_int_eq(veil_async_new(&oa.o, &a), VEIL_OK);
+	ck_assert_int_eq(veil_async_set_callbacks(a, &sa, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
+	ck_assert_int_eq(veil_async_connect(a, NULL, NULL), VEIL_OK);
+	ck_assert(VEIL_WAIT_UNTIL(veil_async_is_connected(a), 5000));
+
+	ck_assert_int_eq(test_write_file(revoked, "client sensor-1\nclient dash-1\nclient sensor-2\n", 0644), 0);
+	ck_assert_msg(cfx_wait(&s5, &s5.lost, 1, 5000), "MQTT 5 sync client not told");
+	ck_assert_msg(strstr(s5.lost_cause, "the broker disconnected this client: reason code 0x"), "cause: %s",
+	              s5.lost_cause);
+	ck_assert_msg(cfx_wait(&sa, &sa.lost, 1, 5000), "MQTT 5 async client not told");
+	ck_assert_msg(strstr(sa.lost_cause, "the broker disconnected this client: reason code 0x"), "cause: %s",
+	              sa.lost_cause);
+	ck_assert_msg(cfx_wait(&s311, &s311.lost, 1, 5000), "MQTT 3.1.1 client not told");
+	ck_assert(!veil_client_is_connected(c5));
+	ck_assert(!veil_async_is_connected(a));
+	/* Told once: the same revocation list, re-read, kicks nobody twice. */
+	ck_assert_uint_eq(s5.lost, 1);
+	ck_assert_uint_eq(sa.lost, 1);
+	veil_async_free(&a);
+	veil_client_free(&c311);
+	veil_client_free(&c5);
+	cfx_sink_destroy(&sa);
+	cfx_sink_destroy(&s311);
+	cfx_sink_destroy(&s5);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("client_plugin");
@@ -197,6 +248,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_untrusted_authority_refused);
 	tcase_add_test(tc, test_async_token_login);
 	tcase_add_test(tc, test_plaintext_blocked_by_plugin);
+	tcase_add_test(tc, test_kicked_client_told);
 	suite_add_tcase(s, tc);
 	return s;
 }

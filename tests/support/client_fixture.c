@@ -160,8 +160,8 @@ void cfx_on_refusal(void *ctx, const struct veil_refusal *r)
 void cfx_on_lost(void *ctx, const char *cause)
 {
 	struct cfx_sink *s = ctx;
-	(void)cause;
 	pthread_mutex_lock(&s->lock);
+	snprintf(s->lost_cause, sizeof(s->lost_cause), "%s", cause ? cause : "");
 	s->lost++;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);

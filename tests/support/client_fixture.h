@@ -77,6 +77,7 @@ struct cfx_sink {
 	char refused_topic[CFX_MAX_MSGS][128];
 	size_t n_refused;
 	size_t lost;
+	char lost_cause[256];        /* the latest connection-lost cause */
 };
 
 void cfx_sink_init(struct cfx_sink *s);
