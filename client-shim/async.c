@@ -774,6 +774,8 @@ void veil_async_free(struct veil_async **ap)
 	veil__session_wake(a->s.ses);
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
+	/* The keeper sends key service messages through a->ma: no more. */
+	veil__shim_detach(&a->s);
 	if (a->ma && MQTTAsync_isConnected(a->ma)) {
 		/* Like Paho's samples: disconnect before destroy, so nothing is in
 		 * flight; wait for its completion (success or failure), bounded by

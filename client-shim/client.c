@@ -170,6 +170,7 @@ int veil_client_new(const struct veil_client_options *o, struct veil_client **ou
 	if (prc != MQTTCLIENT_SUCCESS) {
 		rc = veil__mqtt_err(&c->s, prc);
 		veil__log(&c->s, VEIL_LOG_ERROR, "MQTTClient_create: %s", MQTTClient_strerror(prc));
+		veil__shim_detach(&c->s);
 		if (c->mc)
 			MQTTClient_destroy(&c->mc);
 		pthread_cond_destroy(&c->delivered_cond);
@@ -480,6 +481,7 @@ void veil_client_free(struct veil_client **cp)
 	if (!cp || !*cp)
 		return;
 	struct veil_client *c = *cp;
+	veil__shim_detach(&c->s);
 	if (MQTTClient_isConnected(c->mc))
 		MQTTClient_disconnect(c->mc, 1000);
 	/* Destroy Paho first: after this no callback can touch the shim. */

@@ -607,10 +607,15 @@ void veil__device_publish_keys(struct veil__device *d)
 
 void veil__device_set_send(struct veil__device *d, veil__send_fn fn, void *ctx)
 {
+	/* send_lock first, as flush takes it: a send running on the keeper
+	 * ends before this returns, so a front end that detaches (fn NULL)
+	 * may destroy its connection right after. */
+	pthread_mutex_lock(&d->send_lock);
 	pthread_mutex_lock(&d->lock);
 	d->send = fn;
 	d->send_ctx = ctx;
 	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&d->send_lock);
 }
 
 size_t veil__device_topics(const struct veil__device *d, const char *topics[2])

@@ -186,16 +186,33 @@ const char *vpl_client_id(const char *app_id)
 /* The connection the key service talks on: the latest one that connected
  * as the session's client id. */
 static struct vpl_handle *service_handle;
+/* Held across a send on service_handle (taken before lock): the app's
+ * destroy waits for a send under way before Paho's handle goes. */
+static pthread_mutex_t service_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int send_service(void *ctx, const char *topic, const uint8_t *payload, size_t len)
 {
 	(void)ctx;
+	pthread_mutex_lock(&service_lock);
 	pthread_mutex_lock(&lock);
 	struct vpl_handle *h = service_handle;
 	pthread_mutex_unlock(&lock);
-	if (!h || !h->raw_publish)
-		return VEIL_ERR_INVAL;
-	return h->raw_publish(h, topic, payload, len);
+	int rc = h && h->raw_publish ? h->raw_publish(h, topic, payload, len) : VEIL_ERR_INVAL;
+	pthread_mutex_unlock(&service_lock);
+	return rc;
+}
+
+void vpl_handle_forget(void *handle)
+{
+	pthread_mutex_lock(&service_lock);
+	pthread_mutex_lock(&lock);
+	bool ours = service_handle && service_handle->handle == handle;
+	if (ours)
+		service_handle = NULL;
+	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&service_lock);
+	if (ours)
+		veil__session_disconnected(g.ses);
 }
 
 bool vpl_connected(struct vpl_handle *h)

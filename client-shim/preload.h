@@ -146,6 +146,9 @@ struct vpl_handle *vpl_handle_find(void *handle);
 /* Unlink and free (persisting receive windows first); its counters stay
  * in the exit summary. */
 void vpl_handle_free(void *handle);
+/* Before the real destroy: the key service's keeper sends nothing more on
+ * this handle (a send under way has ended when it returns). */
+void vpl_handle_forget(void *handle);
 
 /* Seal for topic into a malloc'd buffer. On failure prints the reason and
  * returns a veil error: the caller must not send anything. */

@@ -173,8 +173,10 @@ VPL_API void MQTTAsync_destroy(MQTTAsync *handle)
 {
 	REAL(MQTTAsync_destroy);
 	void *h = handle ? *handle : NULL;
-	if (h && !vpl_depth)
+	if (h && !vpl_depth) {
+		vpl_handle_forget(h);
 		defer_drop(h); /* a connect success still waiting for keys is never reported */
+	}
 	if (MQTTAsync_destroy_p) {
 		vpl_depth++;
 		MQTTAsync_destroy_p(handle);

@@ -93,6 +93,8 @@ VPL_API void MQTTClient_destroy(MQTTClient *handle)
 {
 	REAL(MQTTClient_destroy);
 	void *h = handle ? *handle : NULL;
+	if (h && !vpl_depth)
+		vpl_handle_forget(h);
 	if (MQTTClient_destroy_p) {
 		vpl_depth++;
 		MQTTClient_destroy_p(handle);

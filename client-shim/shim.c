@@ -245,6 +245,11 @@ void veil__shim_save_state(struct veil__shim *s)
 	veil__receiver_save(s->rcv);
 }
 
+void veil__shim_detach(struct veil__shim *s)
+{
+	veil__session_set_send(s->ses, NULL, NULL);
+}
+
 void veil__shim_fini(struct veil__shim *s)
 {
 	veil__receiver_free(&s->rcv);

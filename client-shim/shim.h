@@ -70,6 +70,9 @@ struct veil__login {
 int veil__shim_init(struct veil__shim *s, const struct veil_client_options *o);
 /* Persist receive windows; never fails the caller (logs instead). */
 void veil__shim_save_state(struct veil__shim *s);
+/* Before the front end destroys its Paho handle: the key service's keeper
+ * sends nothing through it any more (a send under way has ended). */
+void veil__shim_detach(struct veil__shim *s);
 void veil__shim_fini(struct veil__shim *s);
 
 /* Build a fresh login for the configured auth mode. Wipe with login_wipe. */

@@ -420,6 +420,75 @@ START_TEST(test_ready_wait_and_cancel)
 }
 END_TEST
 
+/* A send held on the keeper thread until released (the front end's Paho
+ * call blocking), for the detach test. */
+static bool send_entered, send_release, detached;
+
+static int on_send_held(void *ctx, const char *topic, const uint8_t *payload, size_t len)
+{
+	(void)ctx;
+	(void)topic;
+	(void)payload;
+	(void)len;
+	pthread_mutex_lock(&S.lock);
+	send_entered = true;
+	S.nmsg++;
+	pthread_cond_broadcast(&S.cond);
+	struct veil_deadline until = veil_deadline_in(10000);
+	while (!send_release && veil_cond_wait_until(&S.cond, &S.lock, &until))
+		;
+	pthread_mutex_unlock(&S.lock);
+	return VEIL_OK;
+}
+
+static void *detach_main(void *arg)
+{
+	veil__device_set_send(arg, NULL, NULL);
+	pthread_mutex_lock(&S.lock);
+	detached = true;
+	pthread_cond_broadcast(&S.cond);
+	pthread_mutex_unlock(&S.lock);
+	return NULL;
+}
+
+/* A front end detaches before it destroys its Paho handle: the detach
+ * waits for a send under way on the keeper, and nothing is sent after it
+ * (the CLI crashed when the keeper published on a destroyed handle). */
+START_TEST(test_detach_waits_for_send)
+{
+	send_entered = send_release = detached = false;
+	struct veil__device *d = device_up(false);
+	veil__device_set_send(d, on_send_held, NULL);
+	veil__device_connected(d);
+	pthread_mutex_lock(&S.lock);
+	struct veil_deadline until = veil_deadline_in(5000);
+	while (!send_entered && veil_cond_wait_until(&S.cond, &S.lock, &until))
+		;
+	ck_assert(send_entered);
+	pthread_mutex_unlock(&S.lock);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, detach_main, d), 0);
+	/* The send is still under way: the detach must not have returned. A
+	 * wrong answer shows up within this window or not at all, so the
+	 * window is short and fixed: it bounds a negative, it waits for no event. */
+	pthread_mutex_lock(&S.lock);
+	struct veil_deadline window = veil_deadline_in(300);
+	while (!detached && veil_cond_wait_until(&S.cond, &S.lock, &window))
+		;
+	ck_assert_msg(!detached, "the detach returned while a send was under way");
+	send_release = true;
+	pthread_cond_broadcast(&S.cond);
+	pthread_mutex_unlock(&S.lock);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert(detached);
+	/* Detached: a new request is not sent. */
+	size_t before = S.nmsg;
+	veil__device_want_bundle(d);
+	veil__device_free(&d);
+	ck_assert_uint_eq(S.nmsg, before);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("device");
@@ -430,6 +499,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_expiry_and_supersede);
 	tcase_add_test(tc, test_revocation_union);
 	tcase_add_test(tc, test_ready_wait_and_cancel);
+	tcase_add_test(tc, test_detach_waits_for_send);
 	suite_add_tcase(s, tc);
 	return s;
 }
