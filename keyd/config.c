@@ -27,7 +27,7 @@
 
 static const char *const FILTER_DIRECTIVES[] = { "scope", NULL };
 
-enum kind { K_PATH, K_ID, K_URI, K_U32 };
+enum kind { K_PATH, K_ID, K_AUDIENCE, K_URI, K_U32 };
 
 struct key_def {
 	const char *name;
@@ -50,6 +50,7 @@ static const struct key_def KEYS[] = {
 	{ "database", K_PATH, P(database), 0, 0, true },
 	{ "storage_key", K_PATH, P(storage_key), 0, 0, true },
 	{ "tls_ca_file", K_PATH, P(tls_ca_file), 0, 0, false },
+	{ "audience", K_AUDIENCE, P(audience), 0, 0, false },
 	{ "token_window", K_U32, P(token_window), 1, 3600, false },
 	{ "reissue_interval", K_U32, P(reissue_interval), 1, 3600, false },
 	{ "rekey_grace", K_U32, P(rekey_grace), 0, 3600, false },
@@ -220,6 +221,10 @@ static int parse_line(struct kd_config *c, char *line, unsigned lineno, unsigned
 		if ((why = veil__name_why(v, VEIL__NAME_CLIENT_ID)) != NULL)
 			return fail(err, errlen, c->path, lineno, "client_id %s", why);
 		break;
+	case K_AUDIENCE: /* the token's rule (veil_audience_valid): a client id's */
+		if ((why = veil__name_why(v, VEIL__NAME_CLIENT_ID)) != NULL)
+			return fail(err, errlen, c->path, lineno, "audience %s", why);
+		break;
 	case K_URI:
 		if (strncmp(v, "tcp://", 6) && strncmp(v, "ssl://", 6) && strncmp(v, "mqtt://", 7) &&
 		    strncmp(v, "mqtts://", 8))
@@ -324,7 +329,7 @@ void kd_config__free(struct kd_config *c)
 		return;
 	char **strs[] = { &c->path, &c->broker, &c->client_id, &c->identity, &c->credential, &c->authorities,
 		          &c->acl_file, &c->revocation_file, &c->runtime_revocation_file, &c->database, &c->storage_key,
-		          &c->tls_ca_file };
+		          &c->tls_ca_file, &c->audience };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;

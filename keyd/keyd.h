@@ -52,6 +52,7 @@ struct kd_config {
 	char *database;        /* SQLite path */
 	char *storage_key;     /* 0600 file: the key sealing topic keys at rest */
 	char *tls_ca_file;     /* optional, for ssl:// brokers */
+	char *audience;        /* optional: the deployment's name (plugin_opt_audience): version 2 login tokens */
 	uint32_t token_window;     /* seconds, freshness of device messages (and lead/grace floor) */
 	uint32_t reissue_interval; /* seconds between two bundles of unchanged content to one device */
 	uint32_t rekey_grace;      /* seconds superseded epochs stay accepted after a forced rotation */

@@ -288,7 +288,10 @@ int kd_mqtt__connect(struct kd_mqtt *m, uint64_t now)
 	uint8_t tok[VEIL_TOKEN_MAX];
 	char pw[VEIL_PASSWORD_MAX];
 	size_t tlen;
-	int rc = veil_token_create(m->id, m->cred, m->cred_len, m->cfg->client_id, now, tok, sizeof(tok), &tlen);
+	/* With the deployment's name, version 2 (a broker may refuse version 1:
+	 * plugin_opt_token_v1 refuse); without it, version 1. */
+	int rc = veil_token_create_for(m->id, m->cred, m->cred_len, m->cfg->client_id, m->cfg->audience, now, tok,
+	                               sizeof(tok), &tlen);
 	if (rc == VEIL_OK)
 		rc = veil_token_to_password(tok, tlen, pw, sizeof(pw));
 	sodium_memzero(tok, sizeof(tok));

@@ -176,12 +176,44 @@ START_TEST(fleet_ready_at_connect_and_rotation)
 }
 END_TEST
 
+static void setup_named(void)
+{
+	kfx_setup_audience("plant-a");
+	kfx_keyd_start(); /* it subscribed: its version 2 login was taken */
+}
+
+/* A deployment that refuses version 1 tokens (plugin_opt_token_v1 refuse):
+ * keyd logs in with its audience (keyd.conf), and devices named for it get
+ * their keys and exchange messages. Without the audience in keyd.conf,
+ * keyd's login is refused (token-v1-refused) and it never subscribes. */
+START_TEST(named_deployment)
+{
+	char conf[400];
+	kfx_device("dash-n", "dashboard", conf, sizeof(conf));
+	struct kfx_lv *dash = kfx_lv_new(KFX_ASYNC, conf, NULL);
+	ck_assert_int_eq(kfx_lv_connect(dash, NULL), VEIL_OK);
+	ck_assert_int_eq(kfx_lv_subscribe(dash, "factory/#"), VEIL_OK);
+	static struct sender s;
+	memset(&s, 0, sizeof(s));
+	sender_start(&s, KFX_SYNC);
+	sender_pub(&s);
+	ck_assert_uint_ge(seen(dash, "dashboard", &s), VEIL_GRANTED_KEY_ID_MIN);
+	ck_assert(!test_file_has(kfx_env.broker.log, "token-v1-refused"));
+	sender_stop(&s);
+	kfx_lv_free(dash);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *su = suite_create("key_service");
 	TCase *tc = veil_tcase("fleet", 120);
 	tcase_add_checked_fixture(tc, setup, kfx_teardown);
 	tcase_add_test(tc, fleet_ready_at_connect_and_rotation);
+	suite_add_tcase(su, tc);
+	tc = veil_tcase("named", 60);
+	tcase_add_checked_fixture(tc, setup_named, kfx_teardown);
+	tcase_add_test(tc, named_deployment);
 	suite_add_tcase(su, tc);
 	return su;
 }

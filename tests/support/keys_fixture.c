@@ -50,7 +50,23 @@ static const char *env_bin(const char *name)
 
 /* ---- broker and keyd ---- */
 
+/* The deployment's name of kfx_setup_audience, NULL for kfx_setup. */
+static const char *kfx_audience;
+static void kfx_setup_with(void);
+
+void kfx_setup_audience(const char *audience)
+{
+	kfx_audience = audience;
+	kfx_setup_with();
+}
+
 void kfx_setup(void)
+{
+	kfx_audience = NULL;
+	kfx_setup_with();
+}
+
+static void kfx_setup_with(void)
 {
 	struct kfx *k = &kfx_env;
 	memset(k, 0, sizeof(*k));
@@ -59,15 +75,20 @@ void kfx_setup(void)
 	ck_assert_int_eq(test_mkdtemp_readable(k->dir, sizeof(k->dir)), 0);
 	ck_assert_int_eq(veil_identity_generate(&k->authority), VEIL_OK);
 	test_authority_save(k->authority, k->dir, k->authority_pub, sizeof(k->authority_pub));
-	char acl[320], rev[320], bconf[2048];
+	char acl[320], rev[320], bconf[2048], named[200] = "", keyd_named[200] = "";
+	if (kfx_audience) {
+		/* A deployment that takes version 2 tokens for its name only. */
+		snprintf(named, sizeof(named), "plugin_opt_audience %s\nplugin_opt_token_v1 refuse\n", kfx_audience);
+		snprintf(keyd_named, sizeof(keyd_named), "audience %s\n", kfx_audience);
+	}
 	in_dir(acl, sizeof(acl), "veil.acl");
 	in_dir(rev, sizeof(rev), "revoked.txt");
 	ck_assert_int_eq(test_write_file(acl, ACL, 0644), 0);
 	ck_assert_int_eq(test_write_file(rev, "# none\n", 0644), 0);
 	snprintf(bconf, sizeof(bconf),
 	         "allow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\nplugin_opt_acl_file %s\n"
-	         "plugin_opt_revocation_file %s\n",
-	         test_plugin_path(), k->authority_pub, acl, rev);
+	         "plugin_opt_revocation_file %s\n%s",
+	         test_plugin_path(), k->authority_pub, acl, rev, named);
 	ck_assert_int_eq(test_broker_start(&k->broker, bconf), 0);
 	snprintf(k->uri, sizeof(k->uri), "tcp://127.0.0.1:%d", k->broker.port);
 	/* keyd: its own device with the role veil-keyd, a 5 s token window
@@ -90,9 +111,9 @@ void kfx_setup(void)
 	snprintf(text, sizeof(text),
 	         "broker %s\nclient_id veil-keyd\nidentity keyd.key\ncredential keyd.cred\nauthorities authority.pub\n"
 	         "acl_file veil.acl\nrevocation_file revoked.txt\ndatabase keyd.db\nstorage_key storage.key\n"
-	         "token_window 5\nreissue_interval 1\nrekey_grace 5\n"
+	         "token_window 5\nreissue_interval 1\nrekey_grace 5\n%s"
 	         "scope %s period 3600 lead 300 grace %d depth 2\n",
-	         k->uri, KFX_SCOPE, KFX_GRACE_S);
+	         k->uri, keyd_named, KFX_SCOPE, KFX_GRACE_S);
 	ck_assert_int_eq(test_write_file(k->keyd_conf, text, 0644), 0);
 	in_dir(path, sizeof(path), "init.log");
 	const char *argv[] = { env_bin("VEIL_KEYD"), "-c", k->keyd_conf, "--init", NULL };
@@ -187,7 +208,9 @@ void kfx_device(const char *id, const char *roles, char *conf, size_t cap)
 	ck_assert_int_lt(snprintf(conf, cap, "%s/%s.conf", k->dir, id), (int)cap);
 	char text[4096];
 	ck_assert_int_lt(snprintf(text, sizeof(text), "client_id %s\nidentity %s\ncredential %s\nauthorities %s\n"
-	                          "state_dir %s/%s.state\n", id, key, cred, k->authority_pub, k->dir, id),
+	                          "state_dir %s/%s.state\n%s%s%s", id, key, cred, k->authority_pub, k->dir, id,
+	                          kfx_audience ? "audience " : "", kfx_audience ? kfx_audience : "",
+	                          kfx_audience ? "\n" : ""),
 	                 (int)sizeof(text));
 	ck_assert_int_eq(test_write_file(conf, text, 0600), 0);
 }

@@ -66,6 +66,10 @@ int kfx_run(int argc, char **argv, Suite *(*suite)(void));
 
 /* Checked fixtures: material, the broker, keyd initialised (not started). */
 void kfx_setup(void);
+/* The same in a deployment named audience: the broker refuses version 1
+ * tokens (plugin_opt_audience, plugin_opt_token_v1 refuse), keyd and every
+ * kfx_device config carry the name. */
+void kfx_setup_audience(const char *audience);
 void kfx_teardown(void);
 /* Start keyd and wait until it subscribed; stop it (SIGTERM, exit 0). */
 void kfx_keyd_start(void);

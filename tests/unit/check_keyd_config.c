@@ -64,6 +64,7 @@ START_TEST(good_file)
 	ck_assert_str_eq(c.identity, "/etc/veil/keyd.key");         /* relative to the config */
 	ck_assert_str_eq(c.authorities, "/etc/veil/authority.pub");
 	ck_assert_ptr_null(c.revocation_file);
+	ck_assert_ptr_null(c.audience); /* no deployment name: version 1 tokens */
 	ck_assert_uint_eq(c.token_window, 30);
 	ck_assert_uint_eq(c.reissue_interval, KD_DEFAULT_REISSUE);
 	ck_assert_uint_eq(c.rekey_grace, KD_DEFAULT_REKEY_GRACE);
@@ -82,6 +83,19 @@ START_TEST(good_file)
 	ck_assert_ptr_null(kd_config__scope(&c, "status"));
 	kd_config__free(&c);
 	kd_config__free(&c); /* twice is harmless */
+}
+END_TEST
+
+/* The deployment's name, as the brokers' plugin_opt_audience. */
+START_TEST(audience)
+{
+	struct kd_config c;
+	char err[512] = "";
+	ck_assert_int_eq(parse(BASE "audience plant-a\nscope a/# period 600 lead 120 grace 120\n", &c, err, sizeof(err)),
+	                 VEIL_OK);
+	ck_assert_str_eq(c.audience, "plant-a");
+	kd_config__free(&c);
+	ck_assert_ptr_null(c.audience);
 }
 END_TEST
 
@@ -111,6 +125,8 @@ START_TEST(refusals)
 	refused(BASE "revocation_file a b\n", "keyd.conf:9: 'revocation_file' takes one value");
 	refused("broker http://x\n", "keyd.conf:1: broker 'http://x' is not tcp://");
 	refused("client_id a/b\n", "keyd.conf:1: client_id contains '/'");
+	refused(BASE "audience plant/a\n", "keyd.conf:9: audience contains '/'");
+	refused(BASE "audience plant-a\naudience plant-b\n", "keyd.conf:10: duplicate key 'audience' (first set on line 9)");
 	refused(BASE "scope\n", "keyd.conf:9: scope needs a topic filter");
 	refused(BASE "scope a/+b period 600 lead 120 grace 120\n", "keyd.conf:9: scope 'a/+b' is not a valid topic filter");
 	refused(BASE "scope $veil/# period 600 lead 120 grace 120\n", "keyd.conf:9: scope '$veil/#' names a '$' topic");
@@ -227,6 +243,7 @@ static Suite *suite(void)
 	TCase *tc = veil_tcase("keyd_config", 5);
 	tcase_add_test(tc, good_file);
 	tcase_add_test(tc, scope_filter_hash);
+	tcase_add_test(tc, audience);
 	tcase_add_test(tc, refusals);
 	tcase_add_test(tc, binary_and_oversized);
 	tcase_add_test(tc, load_file);
