@@ -74,6 +74,13 @@ seeds = {
                  b"credential A0A1A2A3A4A5A6A7A8A9AAABACADAEAF\n"),
         "client_first": b"client sensor-1\n",
     },
+    "relay": {
+        # the topic level after $veil/v1/revoked/, NUL, the record's payload (plugin/relay.h)
+        "credential": b"credential/756e21c993b5844592b03e5aee5368f2\0credential 756e21c993b5844592b03e5aee5368f2",
+        "client": b"client/73656e736f722d32\0client sensor-2",
+        "mismatch": b"client/73656e736f722d32\0client sensor-3",
+        "payload_only": b"client sensor-1",
+    },
     "control": {
         # the admin API's requests ($CONTROL/veil/v1, docs/OPERATIONS.md)
         "every_command": (b'{"commands":[{"command":"listClients","offset":0,"count":10,"correlationData":"c1"},'

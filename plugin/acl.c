@@ -170,6 +170,11 @@ int vp_acl__reload(struct vp_ctx *ctx)
 	return load(ctx->acl, "reload");
 }
 
+bool vp_acl__enforcing(const struct vp_ctx *ctx)
+{
+	return ctx && ctx->acl && ctx->acl->rules;
+}
+
 static struct vp_acl_who who_of(const struct vp_client *c)
 {
 	return (struct vp_acl_who){ c->client_id, c->username, c->roles[0] ? c->roles : NULL };

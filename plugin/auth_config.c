@@ -240,6 +240,8 @@ static int load_revoke_into(struct vp_auth *a, const char *which, struct vp_revo
 	int rc = may_be_absent && absent(path) ? vp_revoke__empty(&r) : vp_revoke__load(path, &r, err, errlen);
 	if (rc != VEIL_OK)
 		return rc;
+	if (slot == &a->revoke_rt && a->runtime_revocations_changed)
+		a->runtime_revocations_changed(a, *slot, r); /* to the deployment's other nodes (relay.h) */
 	vp_revoke__free(slot);
 	*slot = r;
 	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "load", "file=%s entries=%zu", which, vp_revoke__count(r));

@@ -70,6 +70,12 @@ struct vp_auth {
 	struct vp_file_sig sig_passwd_rt, sig_revoke_rt, bad_passwd_rt, bad_revoke_rt;
 	char err_passwd_rt[256], err_revoke_rt[256];
 	bool sweep_now;                /* the admin API changed who may stay: sweep at the next TICK */
+	bool relay_applying;           /* relay.c is writing a record from another node into the runtime file */
+	bool relay_synced;             /* relay.c published the runtime list once since the start */
+	/* Told when the runtime revocation list changes (relay.c sets it; a
+	 * pointer, so the unit tests of this file link no broker code). */
+	void (*runtime_revocations_changed)(struct vp_auth *a, const struct vp_revoke *old,
+	                                    const struct vp_revoke *new_list);
 
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;

@@ -11,6 +11,7 @@
 #include "auth_private.h"
 #include "bridge.h"
 #include "plugin_private.h"
+#include "relay.h"
 #include "revoke.h"
 
 bool vp_bridge__declared(const struct vp_auth *a, const char *user)
@@ -88,6 +89,10 @@ const char *vp_bridge__veil_payload(struct vp_ctx *ctx, enum vp_vkind kind, cons
 		rc = veil__revstmt_verify(payload, len, &t, &v);
 		break;
 	}
+	case VP_VKIND_RELAY:
+		/* Unsigned: nodes trust each other's records (relay.h); only
+		 * that it is the entry its topic names is checked. */
+		return vp_relay__check(level, payload, len);
 	case VP_VKIND_NONE:
 		break;
 	}

@@ -14,6 +14,7 @@
 #include "veil/veil.h"
 #include "metrics.h"
 #include "plugin_private.h"
+#include "relay.h"
 #include "veil_topics.h"
 
 /* The build hides every symbol by default (CMAKE_C_VISIBILITY_PRESET): the
@@ -52,6 +53,7 @@ static int on_tick(struct vp_ctx *ctx)
 	vp_auth__tick(ctx, now);
 	vp_acl__tick(ctx, now);
 	vp_control__tick(ctx, now);
+	vp_relay__tick(ctx);
 	vp_clients__tick(ctx->clients, now, vp_acl__client_cache_free);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -91,6 +93,7 @@ static int on_event(int event, void *event_data, void *userdata)
 	case MOSQ_EVT_RELOAD: rc = on_reload(ctx); break;
 	case MOSQ_EVT_TICK: rc = on_tick(ctx); break;
 	case MOSQ_EVT_DISCONNECT: rc = on_disconnect(ctx, event_data); break;
+	case MOSQ_EVT_MESSAGE: rc = vp_relay__message(ctx, event_data); break;
 	default: break;
 	}
 	vp_log__bind(prev);
@@ -109,6 +112,7 @@ static const struct {
 	{ MOSQ_EVT_RELOAD, NULL },
 	{ MOSQ_EVT_TICK, NULL },
 	{ MOSQ_EVT_DISCONNECT, NULL },
+	{ MOSQ_EVT_MESSAGE, NULL }, /* the relay's records (relay.h); every other message passes at once */
 	{ MOSQ_EVT_CONTROL, VP_CONTROL_TOPIC },
 };
 #define N_CALLBACKS (sizeof(callbacks) / sizeof(callbacks[0]))
@@ -195,6 +199,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 		ctx_free(ctx);
 		return mosq_err(rc);
 	}
+	vp_relay__attach(ctx); /* runtime revocations to and from the other nodes */
 	bool control = true;
 	for (size_t i = 0; i < N_CALLBACKS; i++) {
 		rc = mosquitto_callback_register(identifier, callbacks[i].event, on_event, callbacks[i].data, ctx);

@@ -213,6 +213,9 @@ int vp_acl__reload(struct vp_ctx *ctx);
 void vp_acl__tick(struct vp_ctx *ctx, time_t now);
 /* Frees a vp_client's acl_cache. */
 void vp_acl__client_cache_free(void *cache);
+/* Whether the plugin decides ACL checks (a rules file is loaded): without
+ * one it defers them all, Veil's own topics included. */
+bool vp_acl__enforcing(const struct vp_ctx *ctx);
 
 /* control.c: the admin API ($CONTROL/veil/v1, docs/OPERATIONS.md). _event
  * answers Mosquitto's CONTROL event; _tick runs the kicks it queued. */

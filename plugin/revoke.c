@@ -163,6 +163,75 @@ int vp_revoke__load(const char *path, struct vp_revoke **out, char *err, size_t 
 	return VEIL_OK;
 }
 
+int vp_revoke__entry(const char *line, struct vp_revoke **out, char *why, size_t whylen)
+{
+	if (!line || !out || strlen(line) >= VP_LINE_MAX)
+		return VEIL_ERR_INVAL;
+	char buf[VP_LINE_MAX];
+	snprintf(buf, sizeof(buf), "%s", line);
+	struct vp_revoke *r = NULL;
+	int rc = vp_revoke__empty(&r);
+	if (rc == VEIL_OK)
+		rc = parse_line(r, buf, why, whylen);
+	if (rc != VEIL_OK) {
+		vp_revoke__free(&r);
+		return rc;
+	}
+	finish(r);
+	*out = r;
+	return VEIL_OK;
+}
+
+/* Text that grows; failed once an allocation failed. */
+struct text {
+	char *s;
+	size_t len, cap;
+	bool failed;
+};
+
+static void text_add(struct text *t, const char *a, const char *b)
+{
+	size_t need = t->len + strlen(a) + strlen(b) + 2;
+	if (t->failed || need > t->cap) {
+		size_t nc = need * 2;
+		char *p = t->failed ? NULL : realloc(t->s, nc);
+		if (!p) {
+			t->failed = true;
+			return;
+		}
+		t->s = p;
+		t->cap = nc;
+	}
+	t->len += (size_t)snprintf(t->s + t->len, t->cap - t->len, "%s%s\n", a, b);
+}
+
+static void format_entry(void *arg, const uint8_t *cred, const char *client)
+{
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
+	if (cred) {
+		sodium_bin2hex(hex, sizeof(hex), cred, VEIL_CREDENTIAL_ID_BYTES);
+		text_add(arg, "credential ", hex);
+	} else {
+		text_add(arg, "client ", client);
+	}
+}
+
+char *vp_revoke__format(const struct vp_revoke *r, const char *header, size_t *len)
+{
+	struct text t = { 0 };
+	if (header)
+		text_add(&t, header, "");
+	vp_revoke__each(r, format_entry, &t);
+	if (!t.s && !t.failed)
+		text_add(&t, "", ""); /* an empty list: one empty line */
+	if (t.failed) {
+		free(t.s);
+		return NULL;
+	}
+	*len = t.len;
+	return t.s;
+}
+
 static int add_all(struct vp_revoke *dst, const struct vp_revoke *src)
 {
 	int rc = VEIL_OK;

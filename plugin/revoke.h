@@ -27,6 +27,15 @@ size_t vp_revoke__count(const struct vp_revoke *r);
 /* One list holding the entries of both (either may be NULL): the
  * operator's file and the plugin's runtime file are one list. */
 int vp_revoke__merge(const struct vp_revoke *a, const struct vp_revoke *b, struct vp_revoke **out);
+/* One line of the file's syntax ("credential <hex id>" or "client <client
+ * id>", no comment) as a list: what the relay carries between nodes
+ * (relay.c). VEIL_OK (an empty line gives an empty list), VEIL_ERR_PARSE
+ * with the reason in why, VEIL_ERR_NOMEM. */
+int vp_revoke__entry(const char *line, struct vp_revoke **out, char *why, size_t whylen);
+/* The list in the file's syntax: header (a comment line, may be NULL), then
+ * one entry a line, sorted. malloc'd, *len its length; NULL when out of
+ * memory. */
+char *vp_revoke__format(const struct vp_revoke *r, const char *header, size_t *len);
 /* Every entry once, sorted: credential ids (client_id NULL), then client
  * ids (credential_id NULL). */
 void vp_revoke__each(const struct vp_revoke *r,

@@ -8,6 +8,7 @@
 
 #include "veil/identity.h"
 #include "../core/bundle.h"
+#include "relay.h"
 #include "topic.h"
 #include "veil_topics.h"
 
@@ -66,6 +67,20 @@ static enum vp_vtopic subscribe(const struct vp_vtopic_who *w, const char *f, co
 	return deny(why, "veil-topic");
 }
 
+/* A relay record's topic, $veil/v1/revoked/credential/<hex> or
+ * .../client/<hex>: what follows the prefix, else NULL. */
+static const char *relay_record(const char *topic)
+{
+	size_t n = strlen(VP_RELAY_PREFIX);
+	if (strncmp(topic, VP_RELAY_PREFIX, n) != 0)
+		return NULL;
+	const char *rest = topic + n;
+	const char *hex = !strncmp(rest, "credential/", 11) ? rest + 11 : !strncmp(rest, "client/", 7) ? rest + 7 : NULL;
+	if (!hex || !*hex || strspn(hex, "0123456789abcdef") != strlen(hex))
+		return NULL;
+	return rest;
+}
+
 /* topic is root or lies under it. */
 static bool under(const char *topic, const char *root)
 {
@@ -111,12 +126,22 @@ enum vp_vtopic vp_vtopic__bridge(unsigned access, const char *topic, size_t payl
 	const char *req = last_level(topic, VEIL__TOPIC_REQ_PREFIX);
 	const char *bundle = last_level(topic, VEIL__TOPIC_BUNDLE_PREFIX);
 	bool revocation = !strcmp(topic, VEIL__TOPIC_REVOCATION);
-	if (!req && !bundle && !revocation)
+	const char *record = relay_record(topic);
+	if (!req && !bundle && !revocation && !record)
 		return deny(why, "veil-topic");
 	if (access == VP_ACC_READ)
 		return VP_VTOPIC_ALLOW;
 	if (access != VP_ACC_WRITE)
 		return deny(why, "veil-topic");
+	if (record) {
+		if (!retain)
+			return deny(why, "veil-topic-relay-not-retained");
+		if (payloadlen == 0)
+			return VP_VTOPIC_ALLOW; /* cleared on its node: stays revoked everywhere else */
+		*kind = VP_VKIND_RELAY;
+		*level = record;
+		return VP_VTOPIC_ALLOW;
+	}
 	if (retain && payloadlen == 0)
 		return deny(why, "veil-topic-empty-retained");
 	if (req && retain)

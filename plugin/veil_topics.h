@@ -71,7 +71,8 @@ enum vp_vkind {
 	VP_VKIND_NONE = 0,
 	VP_VKIND_REQUEST,     /* $veil/v1/req/<cid> */
 	VP_VKIND_BUNDLE,      /* $veil/v1/bundle/<cid> */
-	VP_VKIND_REVOCATION   /* $veil/v1/revocation */
+	VP_VKIND_REVOCATION,  /* $veil/v1/revocation */
+	VP_VKIND_RELAY        /* $veil/v1/revoked/<kind>/<hex>: a node's runtime revocation (relay.h) */
 };
 
 /* The same decision for a declared bridge (bridge.h), which carries Veil's
@@ -79,7 +80,11 @@ enum vp_vkind {
  * subscribed, the three kinds read; a PUBLISH of one of them is allowed
  * (never empty and retained, never a retained request) with *kind and
  * *level (the topic's client id, NULL for the revocation topic) set: the
- * caller then verifies its signature (vp_bridge__veil_payload). The admin
+ * caller then verifies its signature (vp_bridge__veil_payload). The relay's
+ * records ($veil/v1/revoked/..., relay.h) are read and written by bridges
+ * only, always retained: *level is what follows "$veil/v1/revoked/", the
+ * caller checks the record against it; an empty retained one (a record
+ * cleared on its node) needs no check (*kind stays NONE). The admin
  * API's topics are node-local: as for any client that is not an admin. */
 enum vp_vtopic vp_vtopic__bridge(unsigned access, const char *topic, size_t payloadlen, bool retain,
                                  enum vp_vkind *kind, const char **level, const char **why);

@@ -57,6 +57,13 @@ static const struct {
 	{ &S1, W, "$veil/v1/req/sensor-1", 200, false, OK, NULL },
 	{ &S1, W, "$veil/v1/req/sensor-2", 200, false, NO, "veil-topic-not-own-request" },
 	{ &S1_PASSWORD, W, "$veil/v1/req/sensor-1", 200, false, NO, "veil-topic-not-own-request" },
+	/* The relay's records are the nodes' alone (relay.h): no client, not
+	 * even keyd or an admin, writes or reads one. */
+	{ &S1, W, "$veil/v1/revoked/client/73656e736f722d32", 15, true, NO, "veil-topic" },
+	{ &KEYD, W, "$veil/v1/revoked/credential/00112233445566778899aabbccddeeff", 43, true, NO, "veil-topic" },
+	{ &ADMIN, W, "$veil/v1/revoked/client/73656e736f722d32", 15, true, NO, "veil-topic" },
+	{ &S1, R, "$veil/v1/revoked/client/73656e736f722d32", 15, true, NO, "veil-topic" },
+	{ &KEYD, R, "$veil/v1/revoked/client/73656e736f722d32", 15, true, NO, "veil-topic" },
 	{ &S1, W, "$veil/v1/req/sensor-1", 200, true, NO, "veil-topic-retained-request" },
 	{ &S1, W, "$veil/v1/req/sensor-1", 0, true, NO, "veil-topic-empty-retained" },
 	{ &S1, W, "$veil/v1/req/sensor-1/x", 200, false, NO, "veil-topic" },
@@ -172,6 +179,20 @@ static const struct {
 	{ W, "$veil/v1/revocation", 0, true, NO, VP_VKIND_NONE, NULL, "veil-topic-empty-retained" },
 	{ W, "$veil/v1/bundle/sensor-1/x", 9, false, NO, VP_VKIND_NONE, NULL, "veil-topic" },
 	{ W, "$veil/v2/anything", 9, false, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	/* The relay's records (relay.h): retained, the level after the prefix
+	 * checked by the caller; an empty retained one (cleared on its node)
+	 * needs no check; never a malformed topic. */
+	{ W, "$veil/v1/revoked/credential/00112233445566778899aabbccddeeff", 43, true, OK, VP_VKIND_RELAY,
+	  "credential/00112233445566778899aabbccddeeff", NULL },
+	{ W, "$veil/v1/revoked/client/6c6f7374", 11, true, OK, VP_VKIND_RELAY, "client/6c6f7374", NULL },
+	{ W, "$veil/v1/revoked/client/6c6f7374", 0, true, OK, VP_VKIND_NONE, NULL, NULL },
+	{ W, "$veil/v1/revoked/client/6c6f7374", 11, false, NO, VP_VKIND_NONE, NULL, "veil-topic-relay-not-retained" },
+	{ R, "$veil/v1/revoked/client/6c6f7374", 11, true, OK, VP_VKIND_NONE, NULL, NULL },
+	{ W, "$veil/v1/revoked/client/6C6F7374", 11, true, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	{ W, "$veil/v1/revoked/client/", 11, true, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	{ W, "$veil/v1/revoked/client/6c/6f", 11, true, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	{ W, "$veil/v1/revoked/other/6c6f", 11, true, NO, VP_VKIND_NONE, NULL, "veil-topic" },
+	{ W, "$veil/v1/revoked/", 11, true, NO, VP_VKIND_NONE, NULL, "veil-topic" },
 	/* The admin API stays node-local: a bridge is not an admin. */
 	{ W, "$CONTROL/veil/v1", 40, false, NO, VP_VKIND_NONE, NULL, "veil-control-admin-only" },
 	{ S, "$CONTROL/veil/#", 0, false, NO, VP_VKIND_NONE, NULL, "veil-control-admin-only" },
