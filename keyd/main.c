@@ -133,7 +133,10 @@ static void handle_event(struct run *r, struct kd_ev *ev, const struct kd_now *n
 		schedule_reconnect(r, now);
 		break;
 	case KD_EV_LOST:
-		kd_log__audit("mqtt", "lost", "retry_ms=%llu", (unsigned long long)r->backoff_ms);
+		/* code: the reason code of the broker's DISCONNECT (0x8e session
+		 * taken over, 0x98 administrative action), 0 for a dropped line. */
+		kd_log__audit("mqtt", "lost", "retry_ms=%llu code=0x%02x", (unsigned long long)r->backoff_ms,
+		              (unsigned)ev->code & 0xffU);
 		schedule_reconnect(r, now);
 		break;
 	case KD_EV_SUBSCRIBED:
@@ -152,10 +155,11 @@ static void handle_event(struct run *r, struct kd_ev *ev, const struct kd_now *n
 				kd_service__published(r->svc, cred_id, version);
 				r->published++;
 #ifdef VEIL_KEYD_TEST_HOOKS
-				crash_hook(r->published);
+				crash_hook(r->published); /* before the next one is handed over */
 #endif
 			}
 		}
+		kd_mqtt__flush(r->mq);
 		break;
 	case KD_EV_PUBLISH_FAILED:
 		kd_log__audit("mqtt", "publish-failed", "topic=%s version=%llu code=0x%02x", ev->topic,

@@ -122,6 +122,16 @@ static void on_lost(void *ctx, char *cause)
 	push_simple(ctx, KD_EV_LOST, 0);
 }
 
+/* MQTT 5: a DISCONNECT from the broker (a kick: keyd's credential revoked
+ * or its authority removed, the session taken over) reaches only this
+ * callback; Paho does not call connectionLost for it. keyd reconnects as
+ * after any loss, with its credential file as it is then. */
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+	(void)props;
+	push_simple(ctx, KD_EV_LOST, (int)rc);
+}
+
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct kd_mqtt *m = ctx;
@@ -227,6 +237,8 @@ int kd_mqtt__new(const struct kd_config *cfg, struct kd_mqtt **out, char *err, s
 	int prc = MQTTAsync_createWithOptions(&m->c, cfg->broker, cfg->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (prc == MQTTASYNC_SUCCESS)
 		prc = MQTTAsync_setCallbacks(m->c, m, on_lost, on_arrived, NULL);
+	if (prc == MQTTASYNC_SUCCESS)
+		prc = MQTTAsync_setDisconnected(m->c, m, on_disconnected);
 	if (prc != MQTTASYNC_SUCCESS) {
 		veil__errf(err, errlen, "%s: MQTT client: %s", cfg->broker, MQTTAsync_strerror(prc));
 		kd_mqtt__free(&m);
@@ -446,8 +458,7 @@ bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_i
 			out_free(o);
 			done = true;
 		}
-		kd_mqtt__flush(m); /* a slot in the window is free */
-		return done;
+		return done; /* a slot is free: the caller flushes once it handled this */
 	}
 	case KD_EV_PUBLISH_FAILED:
 		if (m->inflight)

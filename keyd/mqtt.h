@@ -64,7 +64,8 @@ void kd_mqtt__ev_free(struct kd_ev *ev);
 /* Apply an event to the connection's own state (subscribe after a
  * connect, resend unacknowledged publishes, forget acknowledged ones).
  * Returns true when a PUBACK completed a kept publish, with its version and
- * credential id (all zero for the statement) in *cred_id / *version. */
+ * credential id (all zero for the statement) in *cred_id / *version. After
+ * a PUBACK the caller calls kd_mqtt__flush once it handled it. */
 bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES],
                        bool *is_bundle, uint64_t *version);
 bool kd_mqtt__connected(const struct kd_mqtt *m);
@@ -74,7 +75,7 @@ size_t kd_mqtt__unacked(const struct kd_mqtt *m);
 int kd_mqtt__publish(void *ctx, const char *topic, const uint8_t *buf, size_t len, const uint8_t *cred_id,
                      uint64_t version);
 /* Hand Paho the publishes it had no room for (in publish order), until it
- * refuses one; called after every PUBACK and connect. */
+ * refuses one; after every PUBACK (the caller) and connect (on_event). */
 void kd_mqtt__flush(struct kd_mqtt *m);
 /* Clean disconnect (waits at most timeout_ms for it). */
 void kd_mqtt__disconnect(struct kd_mqtt *m, int timeout_ms);

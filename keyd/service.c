@@ -328,6 +328,7 @@ static void watched(const struct kd_service *s, const char *paths[KD_WATCHED])
 	paths[2] = s->cfg->revocation_file;
 	paths[3] = s->cfg->runtime_revocation_file;
 	paths[4] = s->cfg->authorities;
+	paths[5] = s->cfg->credential;
 }
 
 static void sigs_now(const struct kd_service *s, struct vp_file_sig sig[KD_WATCHED])

@@ -20,8 +20,9 @@
  * within a tenth of a second. */
 #define KD_ROTATE_POLL_MS 100U
 /* Files a reload reads: config, ACL, revocation list, runtime revocation
- * list, authorities. */
-#define KD_WATCHED 5U
+ * list, authorities, keyd's own credential (re-issued, say by a new
+ * authority). */
+#define KD_WATCHED 6U
 
 struct kd_nonce {
 	uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES];
