@@ -19,13 +19,21 @@
  *   initiator_unchecked: what Mosquitto does not show the plugin: messages
  *     arriving over a node's own outgoing bridge skip its ACL (checked
  *     only where they entered), while the accepting node checks the
- *     bridge's publications.
+ *     bridge's publications;
+ *   relay_records: the relay's records (plugin/relay.h, docs/SCALING.md):
+ *     a client cannot write one, a bridge only a retained one that is
+ *     exactly the entry its topic names; an accepted one reaches the
+ *     accepting node's runtime file and, over the other node's own
+ *     outgoing bridge (the message event, no ACL question), that node's;
+ *     the device is refused at both; an empty record removes nothing.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/stat.h>
 
 #include <sodium.h>
 
@@ -36,6 +44,7 @@
 #include "check_run.h"
 #include "files.h"
 #include "material.h"
+#include "relay.h"
 #include "timing.h"
 
 static const char *const users[] = { "node-b", "node-c", "zgod", "legacy", NULL };
@@ -74,13 +83,16 @@ static void write_rules(const char *name, const char *text, char *path, size_t c
 	ck_assert_int_eq(test_write_file(path, text, 0644), 0);
 }
 
-/* Node A (accepts the bridge) and node B (bridges to A with topics). */
-static void start_nodes(const char *rules_a, const char *rules_b, const char *topics)
+/* Node A (accepts the bridge) and node B (bridges to A with topics), each
+ * with its extra config lines. */
+static void start_nodes_with(const char *rules_a, const char *rules_b, const char *topics, const char *extra_a,
+                             const char *extra_b)
 {
-	char acl_a[400], acl_b[400], conf[2048];
+	char acl_a[400], acl_b[400], conf[2048], conf_a[1024];
 	write_rules("acl-a", rules_a, acl_a, sizeof(acl_a));
 	write_rules("acl-b", rules_b, acl_b, sizeof(acl_b));
-	acl_env_start_plugin(&env, &A, acl_a, "plugin_opt_bridge_user node-b\nplugin_opt_bridge_user node-c\n");
+	snprintf(conf_a, sizeof(conf_a), "plugin_opt_bridge_user node-b\nplugin_opt_bridge_user node-c\n%s", extra_a);
+	acl_env_start_plugin(&env, &A, acl_a, conf_a);
 	snprintf(conf, sizeof(conf),
 	         "connection to-a\n"
 	         "address 127.0.0.1:%d\n"
@@ -91,8 +103,8 @@ static void start_nodes(const char *rules_a, const char *rules_b, const char *to
 	         "try_private true\n"
 	         "cleansession true\n"
 	         "notifications false\n"
-	         "%s",
-	         A.port, topics);
+	         "%s%s",
+	         A.port, topics, extra_b);
 	acl_env_start_plugin(&env, &B, acl_b, conf);
 	/* The bridge logged in as a bridge (try_private: Mosquitto's "New
 	 * bridge" line), the plugin took it as the declared bridge, and A
@@ -104,6 +116,11 @@ static void start_nodes(const char *rules_a, const char *rules_b, const char *to
 	for (const char *p = topics; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
 		n += !strncmp(p, "topic ", 6);
 	ck_assert(test_file_wait_count(A.log, "Sending SUBACK to node-b", n, 10000));
+}
+
+static void start_nodes(const char *rules_a, const char *rules_b, const char *topics)
+{
+	start_nodes_with(rules_a, rules_b, topics, "", "");
 }
 
 /* Envelope of "hi" (sender sid, signed by signer or not), sealed for topic. */
@@ -465,6 +482,70 @@ START_TEST(initiator_unchecked)
 }
 END_TEST
 
+/* The runtime revocation file in dir holds exactly the line. */
+static bool runtime_has(const char *dir, const char *line)
+{
+	char path[400], want[200];
+	snprintf(path, sizeof(path), "%s/revocations", dir);
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	return test_file_wait(path, want, 5000);
+}
+
+START_TEST(relay_records)
+{
+	char sa[300], sb[300], xa[400], xb[400];
+	snprintf(sa, sizeof(sa), "%s/state-a", env.dir);
+	snprintf(sb, sizeof(sb), "%s/state-b", env.dir);
+	ck_assert_int_eq(mkdir(sa, 0700), 0);
+	ck_assert_int_eq(mkdir(sb, 0700), 0);
+	snprintf(xa, sizeof(xa), "plugin_opt_state_dir %s\n", sa);
+	snprintf(xb, sizeof(xb), "plugin_opt_state_dir %s\n", sb);
+	start_nodes_with(RULES, RULES, "topic $veil/v1/# both 1\n", xa, xb);
+	struct test_device mallory;
+	test_device_new(&mallory, env.authority, "mallory", "dev");
+	struct acl_pc br, legacy, m;
+	ck_assert_int_eq(acl_pc_connect(&br, A.port, "node-c", "node-c"), 0);
+	ck_assert_int_eq(acl_pc_connect(&legacy, A.port, "legacy", "legacy"), 0);
+	char topic[VP_RELAY_TOPIC_MAX], needle[400];
+	ck_assert(vp_relay__topic(NULL, "mallory", topic, sizeof(topic)));
+	/* A client is no node: not even a retained, well-formed record. */
+	ck_assert_int_eq(acl_pc_pub(&legacy, topic, "client mallory", 14, 1, 1), 0x87);
+	snprintf(needle, sizeof(needle), "client=legacy access=write topic=%s reason=veil-topic", topic);
+	ck_assert(test_broker_log_wait(&A, needle, 3000));
+	/* A bridge: retained only, exactly the entry its topic names. */
+	ck_assert_int_eq(acl_pc_pub(&br, topic, "client mallory", 14, 1, 0), 0x87);
+	snprintf(needle, sizeof(needle), "client=node-c access=write topic=%s reason=veil-topic-relay-not-retained",
+	         topic);
+	ck_assert(test_broker_log_wait(&A, needle, 3000));
+	expect_refused(&br, "node-c", topic, "client alice", 12, 1, "relay-topic-mismatch");
+	expect_refused(&br, "node-c", topic, "client mallory\nclient alice", 27, 1, "relay-malformed");
+	expect_refused(&br, "node-c", topic, "client  mallory", 15, 1, "relay-topic-mismatch");
+	ck_assert(!test_broker_log_contains(&A, "relay | apply"));
+	ck_assert_int_eq(connect_device(&m, A.port, "mallory", &mallory), 0);
+	acl_pc_close(&m);
+	/* The record: applied at A, and at B over B's own outgoing bridge. */
+	ck_assert_int_lt(acl_pc_pub(&br, topic, "client mallory", 14, 1, 1), 0x80);
+	ck_assert(test_broker_log_wait(&A, "veil: relay | apply | entry=client:mallory from=node-c", 5000));
+	ck_assert(test_broker_log_wait(&B, "veil: relay | apply | entry=client:mallory from=", 5000));
+	ck_assert(runtime_has(sa, "client mallory"));
+	ck_assert(runtime_has(sb, "client mallory"));
+	ck_assert_int_eq(connect_device(&m, A.port, "mallory", &mallory), 0x87);
+	acl_pc_close(&m);
+	ck_assert_int_eq(connect_device(&m, B.port, "mallory", &mallory), 0x87);
+	acl_pc_close(&m);
+	ck_assert(test_broker_log_wait(&B, "client=mallory addr=127.0.0.1 method=credential reason=revoked-client", 3000));
+	/* Records only add: the empty one (a record cleared on its node)
+	 * passes and takes nothing away. */
+	ck_assert_int_lt(acl_pc_pub(&br, topic, "", 0, 1, 1), 0x80);
+	ck_assert_int_eq(connect_device(&m, A.port, "mallory", &mallory), 0x87);
+	acl_pc_close(&m);
+	ck_assert(runtime_has(sa, "client mallory"));
+	acl_pc_close(&br);
+	acl_pc_close(&legacy);
+	test_device_free(&mallory);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("plugin_bridge");
@@ -473,6 +554,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, sealed_messages_cross);
 	tcase_add_test(tc, bridge_login_checks);
 	tcase_add_test(tc, initiator_unchecked);
+	tcase_add_test(tc, relay_records);
 	suite_add_tcase(s, tc);
 	return s;
 }
