@@ -95,6 +95,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The main loop's tick: a load generator's pacing and its poll of the
+ * scenario's control files (like integ_load.c); no test waits on it, the
+ * scenario waits on the files this program writes. */
 static void pause_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
