@@ -58,7 +58,10 @@ void vp_relay__tick(struct vp_ctx *ctx);
 
 /* MOSQ_EVT_MESSAGE: a record from another node goes into this node's
  * runtime file. MOSQ_ERR_SUCCESS for every other message (one prefix
- * compare), MOSQ_ERR_ACL_DENIED for a malformed record. */
+ * compare), MOSQ_ERR_ACL_DENIED for a malformed record or one from a client
+ * that is not a node (then neither stored nor forwarded; Mosquitto 2.0.11
+ * may also close that connection: only a client of a node without a rules
+ * file gets here, or a node that forwards a record no plugin wrote). */
 int vp_relay__message(struct vp_ctx *ctx, struct mosquitto_evt_message *ed);
 
 /* relay_record.c (no broker calls): the records themselves. */
