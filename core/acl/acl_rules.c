@@ -223,6 +223,29 @@ struct parser {
 	size_t errlen;
 };
 
+/* A pattern's filter for the protection trie: each whole "%c" or "%u"
+ * level becomes "+". Protection is a property of the topic: a pattern
+ * "write,encrypted factory/%c/#" protects every device's factory/<id>/#
+ * against every publisher, not only a device's own against itself. Returns
+ * a malloc'd string, NULL when out of memory. */
+static char *protect_filter(const char *topic)
+{
+	char *f = strdup(topic);
+	if (!f)
+		return NULL;
+	for (char *lv = f; lv;) {
+		char *slash = strchr(lv, '/');
+		size_t n = slash ? (size_t)(slash - lv) : strlen(lv);
+		if (n == 2 && (!strncmp(lv, "%c", 2) || !strncmp(lv, "%u", 2))) {
+			lv[0] = '+';
+			memmove(lv + 1, lv + 2, strlen(lv + 2) + 1);
+			slash = strchr(lv, '/');
+		}
+		lv = slash ? slash + 1 : NULL;
+	}
+	return f;
+}
+
 static int add_rule(struct parser *ps, bool pattern, const char *topic, const struct access *a)
 {
 	struct vp_acl_rules *r = ps->r;
@@ -248,7 +271,12 @@ static int add_rule(struct parser *ps, bool pattern, const char *topic, const st
 	if (a->attrs) {
 		if (!r->protect)
 			r->protect = vp_trie__new_root(r->trie);
-		if (!r->protect || vp_trie__insert(r->trie, r->protect, topic, subst, 0, false, a->attrs) != VEIL_OK) {
+		char *pf = subst ? protect_filter(topic) : NULL;
+		int rc = !r->protect || (subst && !pf)
+		                 ? VEIL_ERR_NOMEM
+		                 : vp_trie__insert(r->trie, r->protect, pf ? pf : topic, false, 0, false, a->attrs);
+		free(pf);
+		if (rc != VEIL_OK) {
 			fail(ps->err, ps->errlen, ps->name, ps->line, "out of memory");
 			return VEIL_ERR_NOMEM;
 		}

@@ -163,6 +163,44 @@ START_TEST(enforcement)
 }
 END_TEST
 
+/* A pattern protects every device's topics against every publisher: a
+ * dashboard with write rights on dev/# can neither slip plaintext in among
+ * alice's messages nor claim her sender id (outside attack review, round 2). */
+START_TEST(pattern_protection_binds_everyone)
+{
+	char acl[400];
+	write_acl(acl, sizeof(acl), "pattern.acl",
+	          "user zgod\ntopic read #\nrole dev\npattern readwrite,encrypted dev/%c/#\n"
+	          "role dash\ntopic readwrite dev/#\n");
+	struct test_broker b;
+	acl_env_start_plugin(&env, &b, acl, NULL);
+	struct test_device alice, mallory;
+	device_new(&alice, "alice", "dev");
+	device_new(&mallory, "mallory", "dash");
+	struct acl_pc obs, m;
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_sub(&obs, "#", 1), 1);
+	ck_assert_int_eq(acl_pc_connect_will(&m, b.port, "mallory", "mallory", mallory.pw, NULL, NULL, 0, 0), 0);
+	uint8_t env_buf[2048];
+	ck_assert_int_eq(acl_pc_pub(&m, "dev/alice/cmd", "OPEN VALVE", 10, 1, 0), 0x87);
+	ck_assert(test_broker_log_wait(&b, "client=mallory topic=dev/alice/cmd reason=not-envelope", 2000));
+	size_t n = seal("dev/alice/cmd", alice.sender, NULL, env_buf, sizeof(env_buf));
+	ck_assert_int_eq(acl_pc_pub(&m, "dev/alice/cmd", env_buf, (int)n, 1, 0), 0x87);
+	ck_assert(test_broker_log_wait(&b, "client=mallory topic=dev/alice/cmd reason=wrong-sender", 2000));
+	/* Under its own sender id it may write there (its rule says so). */
+	n = seal("dev/alice/cmd", mallory.sender, NULL, env_buf, sizeof(env_buf));
+	ck_assert_int_eq(acl_pc_pub(&m, "dev/alice/cmd", env_buf, (int)n, 1, 0), 0);
+	ck_assert_int_eq(acl_pc_pub(&m, "dev", "m", 1, 1, 0), 0); /* dev itself is not protected */
+	ck_assert(acl_pc_wait_topic(&obs, "dev", 1, 5000));
+	ck_assert_int_eq(acl_pc_count(&obs, "dev/alice/cmd"), 1);
+	acl_pc_close(&m);
+	acl_pc_close(&obs);
+	test_device_free(&alice);
+	test_device_free(&mallory);
+	test_broker_cleanup(&b);
+}
+END_TEST
+
 START_TEST(will_messages)
 {
 	char acl[400];
@@ -484,6 +522,7 @@ int main(void)
 	TCase *tc = veil_tcase("broker", 15);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, enforcement);
+	tcase_add_test(tc, pattern_protection_binds_everyone);
 	tcase_add_test(tc, will_messages);
 	tcase_add_test(tc, will_messages_back_to_back);
 	tcase_add_test(tc, reload_under_load);

@@ -246,8 +246,27 @@ START_TEST(protection_attrs)
 	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED);
 	ck_assert(decide(r, "c", NULL, NULL, W, "dev/c/x", &attrs));
 	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED);
-	ck_assert(decide(r, "d", NULL, NULL, W, "dev/c/x", &attrs)); /* pattern is per client */
+	/* A pattern's %c stands for any device: d may write dev/c/x (its
+	 * "topic readwrite #"), but only sealed, as c must (a dashboard with
+	 * write rights cannot slip plaintext or another device's sender id in
+	 * among a device's own messages). */
+	ck_assert(decide(r, "d", NULL, NULL, W, "dev/c/x", &attrs));
+	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED);
+	ck_assert(decide(r, "d", NULL, NULL, W, "dev/c", &attrs)); /* "dev/%c/#" covers dev/c too */
+	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED);
+	ck_assert(decide(r, "d", NULL, NULL, W, "dev", &attrs));
 	ck_assert_uint_eq(attrs, 0);
+	vp_acl_rules__free(&r);
+	/* %u and a %c in the middle of a filter; a '%c' of a topic line is literal. */
+	r = rules("topic readwrite #\npattern write,signed a/%u/b/%c\ntopic write,encrypted t/%c\n");
+	ck_assert(decide(r, "x", NULL, NULL, W, "a/u/b/c", &attrs));
+	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED | VP_ATTR_SIGNED);
+	ck_assert(decide(r, "x", NULL, NULL, W, "a/u/b/c/d", &attrs));
+	ck_assert_uint_eq(attrs, 0);
+	ck_assert(decide(r, "x", NULL, NULL, W, "t/x", &attrs));
+	ck_assert_uint_eq(attrs, 0);
+	ck_assert(decide(r, "x", NULL, NULL, W, "t/%c", &attrs));
+	ck_assert_uint_eq(attrs, VP_ATTR_ENCRYPTED);
 	vp_acl_rules__free(&r);
 }
 END_TEST

@@ -247,11 +247,15 @@ START_TEST(straddle)
 	ck_assert_uint_eq(attrs, KD_ATTR_ENCRYPTED);
 	ck_assert(kd_acl__attrs(acl, "status/b/#", NULL, &attrs));
 	ck_assert_uint_eq(attrs, 0);
-	/* Pattern protection follows the instance's owner. */
+	/* A pattern's protection is the topic's, whoever's instance it is
+	 * (docs/ACL.md, "Protected topics"). */
 	ck_assert(!kd_acl__attrs(acl, "dev/s1/#", "s1", &attrs)); /* dev/s1/out signed, the rest not */
 	ck_assert(kd_acl__attrs(acl, "dev/s1/out", "s1", &attrs));
 	ck_assert_uint_eq(attrs, KD_ATTR_SIGNED | KD_ATTR_ENCRYPTED);
-	ck_assert(kd_acl__attrs(acl, "dev/s2/#", "s1", &attrs));
+	ck_assert(!kd_acl__attrs(acl, "dev/s2/#", "s1", &attrs));
+	ck_assert(kd_acl__attrs(acl, "dev/s2/out", "s1", &attrs));
+	ck_assert_uint_eq(attrs, KD_ATTR_SIGNED | KD_ATTR_ENCRYPTED);
+	ck_assert(kd_acl__attrs(acl, "dev/s2/in", "s1", &attrs));
 	ck_assert_uint_eq(attrs, 0);
 }
 END_TEST
