@@ -23,6 +23,7 @@
 #include "auth_private.h"
 #include "bridge.h"
 #include "../core/credcache.h"
+#include "login_quota.h"
 #include "nonce_cache.h"
 #include "passwd.h"
 #include "ratelimit.h"
@@ -122,6 +123,17 @@ static int refuse_audience(struct attempt *at, unsigned version, const char *aud
 	return MOSQ_ERR_AUTH;
 }
 
+/* Over its share of the replay cache: the credential, for the operator
+ * (a device that logs in far too often is broken or stolen). */
+static int refuse_quota(struct attempt *at, const struct veil_token *t)
+{
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
+	sodium_bin2hex(hex, sizeof(hex), t->cred.id, VEIL_CREDENTIAL_ID_BYTES);
+	vp_log__audit(MOSQ_LOG_WARNING, "auth", "login-quota", "client=%s credential=%s quota=%u seconds=%u",
+	              at->cid_log, hex, vp_login_quota__quota(at->a->quota), 2U * (2U * at->a->token_window + 1U));
+	return refuse(at, "login-quota");
+}
+
 static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 {
 	struct vp_auth *a = at->a;
@@ -151,9 +163,15 @@ static int credential_login(struct attempt *at, const uint8_t *tok, size_t len)
 		return refuse(at, "revoked-credential");
 	if (vp_revoke__client(a->revoke, at->cid))
 		return refuse(at, "revoked-client");
+	/* This credential's share of the replay cache (login_quota.h): a
+	 * device cannot fill the cache and lock every credential out. */
+	if (!vp_login_quota__room(a->quota, t.cred.id, now))
+		return refuse_quota(at, &t);
 	/* Remember the nonce until the token can no longer be fresh. */
 	switch (vp_nonce_cache__add(a->nonces, t.nonce, t.timestamp + a->token_window + 1, now)) {
 	case VP_NONCE_FRESH:
+		if (!vp_login_quota__count(a->quota, t.cred.id, now))
+			return refuse_quota(at, &t);
 		break;
 	case VP_NONCE_REPLAY:
 		return refuse(at, "replayed-token");
@@ -673,6 +691,10 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 		a->sweep_now = false;
 		sweep_and_kick(ctx, now);
 		vp_nonce_cache__sync(a->nonces, (uint64_t)now);
+		if (now - a->quota_pruned_at >= (time_t)(2U * a->token_window + 1U)) {
+			a->quota_pruned_at = now;
+			vp_login_quota__prune(a->quota, (uint64_t)now);
+		}
 		unsigned e = vp_nonce_cache__write_errors(a->nonces);
 		if (e)
 			vp_log__audit(MOSQ_LOG_ERR, "auth", "state-write-failed",
@@ -721,6 +743,12 @@ int vp_auth__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, stru
 		rc = vp_ratelimit__new(a->ratelimit_entries, a->backoff_base_ms, a->backoff_max_ms, &a->rl);
 	if (rc == VEIL_OK)
 		rc = vp_nonce_cache__new(a->replay_cache_size, &a->nonces);
+	/* One credential may hold 1/256 of the cache (1,024 nonces of the
+	 * default 262,144; at least 8): over two token windows, far more logins
+	 * than any device makes, far fewer than would lock the others out. */
+	if (rc == VEIL_OK)
+		rc = vp_login_quota__new(a->replay_cache_size / 256 > 8 ? a->replay_cache_size / 256 : 8,
+		                         2U * a->token_window + 1U, 2U * (size_t)a->replay_cache_size, &a->quota);
 	if (rc == VEIL_OK)
 		rc = vp_pwcache__new(4096, &a->pwcache);
 	if (rc == VEIL_OK)

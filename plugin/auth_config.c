@@ -25,6 +25,7 @@
 #include "../core/credcache.h"
 #include "../core/names.h" /* the one rule for names */
 #include "../core/util.h" /* the one atomic file writer */
+#include "login_quota.h"
 #include "nonce_cache.h"
 #include "options.h"
 #include "passwd.h"
@@ -360,6 +361,7 @@ void vp_auth__release(struct vp_auth *a)
 	free(a->rt_revocation_file);
 	vp_ratelimit__free(&a->rl);
 	vp_nonce_cache__free(&a->nonces);
+	vp_login_quota__free(&a->quota);
 	vp_pwcache__free(&a->pwcache);
 	veil__credcache_free(&a->credcache);
 	memset(a, 0, sizeof(*a));

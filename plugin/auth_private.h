@@ -79,6 +79,8 @@ struct vp_auth {
 
 	struct vp_ratelimit *rl;
 	struct vp_nonce_cache *nonces;
+	struct vp_login_quota *quota;  /* each credential's share of nonces (login_quota.h) */
+	time_t quota_pruned_at;
 	struct vp_pwcache *pwcache;
 	struct veil__credcache *credcache;   /* verified credentials (core/credcache.c) */
 

@@ -547,6 +547,33 @@ START_TEST(test_reused_client_pointer)
 }
 END_TEST
 
+/* One device cannot fill the replay cache and lock every credential out:
+ * each credential holds at most 1/256 of it (at least 8; here 2048 / 256 =
+ * 8 live nonces). Outside attack review, round 2: before, one credential's
+ * flood of fresh tokens refused every login, the admins' included. */
+START_TEST(test_login_quota)
+{
+	auth_env_start("plugin_opt_replay_cache_size 2048\n");
+	uint8_t cred[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	char pw[VEIL_PASSWORD_MAX];
+	size_t cl = test_credential_make(auth_env.authority, auth_env.device, "flood-1", "sensor", 3600, cred);
+	for (int i = 0; i < 8; i++) {
+		test_token_password(tok, test_token_make(auth_env.device, cred, cl, "flood-1", 0, tok), pw);
+		ck_assert_msg(auth_login3("flood-1", "flood-1", pw) == 0, "login %d of the quota refused", i + 1);
+	}
+	test_token_password(tok, test_token_make(auth_env.device, cred, cl, "flood-1", 0, tok), pw);
+	ck_assert_int_eq(auth_login3("flood-1", "flood-1", pw), V3_NOT_AUTHORIZED);
+	auth_expect_log("client=flood-1 addr=127.0.0.1 method=credential reason=login-quota");
+	auth_expect_log("veil: auth | login-quota | client=flood-1 credential=");
+	/* A replayed token does not spend anyone's share: refused as a replay. */
+	ck_assert_int_eq(auth_login3("flood-1", "flood-1", pw), V3_NOT_AUTHORIZED);
+	/* Every other credential still logs in. */
+	test_token_password(tok, auth_good_token("dev-2", tok), pw);
+	ck_assert_int_eq(auth_login3("dev-2", "dev-2", pw), 0);
+	auth_env_stop();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("plugin_auth_attacks");
@@ -560,6 +587,7 @@ static Suite *suite(void)
 	tcase_add_test(ids, test_device_id_not_usable_by_others);
 	tcase_add_test(ids, test_client_id_namespaces);
 	tcase_add_test(ids, test_auto_id_prefix);
+	tcase_add_test(ids, test_login_quota);
 	suite_add_tcase(s, ids);
 	/* Up to REUSE_CYCLES cycles of about 2 s (sessions expire a second after
 	 * the disconnect; Mosquitto checks once a second). */
