@@ -83,7 +83,7 @@ static const struct {
 	  "invalid-client-id invalid-username username-mismatch client-id-reserved client-id-not-allowed "
 	  "malformed-token stale-token wrong-authority bad-signature credential-not-yet-valid expired-credential "
 	  "wrong-client-id wrong-audience token-v1-refused token-before-start revoked-credential revoked-client replayed-token "
-	  "replay-cache-full no-authority-configured invalid-token rate-limited no-password unknown-user busy "
+	  "replay-cache-full login-quota no-authority-configured invalid-token rate-limited no-password unknown-user busy "
 	  "bad-password anonymous password-without-username auth-after-connect reauthentication-not-supported "
 	  "internal-error" },
 	{ "logins_deferred", COUNTER, "unknown-user enhanced-auth-disabled" },
