@@ -356,6 +356,17 @@ int vp_acl__check(struct vp_ctx *ctx, struct mosquitto_evt_acl_check *ed)
 	}
 	struct vp_client *c = ed->access == MOSQ_ACL_WRITE ? vp_clients__get_publisher(ctx->clients, ed->client, cid)
 	                                                   : vp_clients__get(ctx->clients, ed->client);
+	/* No entry: a client another mechanism logged in, or one that left
+	 * long ago (a Will delayed past VP_DEPARTED_KEEP). A revoked client id
+	 * is refused either way. */
+	if (!c && vp_auth__client_id_revoked(ctx, cid)) {
+		char id[80], t[80];
+		if (ed->access != MOSQ_ACL_READ)
+			vp_log__audit(MOSQ_LOG_INFO, "acl", "deny", "client=%s access=%s topic=%s reason=unauthorised",
+			              vp_log__clean(cid, id, sizeof(id)), access_name(ed->access),
+			              vp_log__clean(ed->topic, t, sizeof(t)));
+		return MOSQ_ERR_ACL_DENIED;
+	}
 	/* Defence in depth: an entry is only ever the broker's client of the
 	 * same id (logins drop stale entries of reused pointers, auth.c). */
 	if (c && (!c->client_id || !cid || strcmp(c->client_id, cid) != 0))

@@ -670,6 +670,11 @@ int vp_auth__reload(struct vp_ctx *ctx)
 	return rc;
 }
 
+bool vp_auth__client_id_revoked(const struct vp_ctx *ctx, const char *client_id)
+{
+	return ctx && ctx->auth && client_id && vp_revoke__client(ctx->auth->revoke, client_id);
+}
+
 void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 {
 	if (!ctx || !ctx->auth)

@@ -26,6 +26,18 @@
 
 #define MAX_PARKED 100000U
 #define MAX_DEPARTED 100000U
+/* Refused clients whose departed entry is gone, for their delayed Wills. */
+#define MAX_GONE 10000U
+
+/* A client the plugin had refused (kick_pending) when its departed entry
+ * was dropped: a Will delayed past VP_DEPARTED_KEEP is still refused. Keyed
+ * by pointer (a new login on it forgets it), checked with the client id. */
+struct vp_gone {
+	const struct mosquitto *mosq;
+	char *client_id;
+	struct vp_gone *prev, *next; /* oldest first */
+	UT_hash_handle hh;
+};
 
 struct vp_clients {
 	struct vp_client *table;      /* every entry, by mosq */
@@ -34,7 +46,52 @@ struct vp_clients {
 	size_t nparked;
 	struct vp_client *dep_head;   /* departed, oldest first */
 	size_t ndeparted;
+	struct vp_gone *gone;         /* refused and gone, by mosq */
+	struct vp_gone *gone_head;    /* the same, oldest first */
+	size_t ngone;
 };
+
+static void gone_drop(struct vp_clients *cl, struct vp_gone *g)
+{
+	HASH_DEL(cl->gone, g);
+	DL_DELETE(cl->gone_head, g);
+	cl->ngone--;
+	free(g->client_id);
+	free(g);
+}
+
+static struct vp_gone *gone_find(const struct vp_clients *cl, const struct mosquitto *mosq)
+{
+	struct vp_gone *g = NULL;
+	HASH_FIND(hh, cl->gone, &mosq, sizeof(mosq), g);
+	return g;
+}
+
+/* Out of memory: the Will is judged by its names, as before this list. */
+static void gone_add(struct vp_clients *cl, const struct vp_client *c)
+{
+	if (!c->kick_pending || !c->client_id)
+		return;
+	struct vp_gone *old = gone_find(cl, c->mosq);
+	if (old)
+		gone_drop(cl, old);
+	if (cl->ngone >= MAX_GONE && cl->gone_head)
+		gone_drop(cl, cl->gone_head);
+	struct vp_gone *g = calloc(1, sizeof(*g));
+	if (!g || !(g->client_id = strdup(c->client_id))) {
+		free(g);
+		return;
+	}
+	g->mosq = c->mosq;
+	HASH_ADD(hh, cl->gone, mosq, sizeof(g->mosq), g);
+	if (!veil__table_added(g)) {
+		free(g->client_id);
+		free(g);
+		return;
+	}
+	DL_APPEND(cl->gone_head, g);
+	cl->ngone++;
+}
 
 static unsigned mosq_hash(const struct mosquitto *mosq)
 {
@@ -119,6 +176,8 @@ void vp_clients__free(struct vp_clients **clp, void (*acl_cache_free)(void *))
 	if (!clp || !*clp)
 		return;
 	struct vp_clients *cl = *clp;
+	while (cl->gone_head)
+		gone_drop(cl, cl->gone_head);
 	HASH_CLEAR(hh_park, cl->park_ids);
 	struct vp_client *c, *tmp;
 	HASH_ITER(hh, cl->table, c, tmp) {
@@ -141,6 +200,10 @@ struct vp_client *vp_clients__get(const struct vp_clients *cl, const struct mosq
 bool vp_clients__refused(const struct vp_clients *cl, const struct mosquitto *mosq, const char *client_id)
 {
 	const struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
+	if (!c && cl && mosq && client_id) {
+		const struct vp_gone *g = gone_find(cl, mosq);
+		return g && !strcmp(g->client_id, client_id);
+	}
 	return c && c->kick_pending && c->client_id && client_id && !strcmp(c->client_id, client_id);
 }
 
@@ -249,8 +312,10 @@ void vp_clients__depart(struct vp_clients *cl, const struct mosquitto *mosq, tim
 	if (!c || c->departed)
 		return;
 	unpark(cl, c);
-	if (cl->ndeparted >= MAX_DEPARTED && cl->dep_head)
+	if (cl->ndeparted >= MAX_DEPARTED && cl->dep_head) {
+		gone_add(cl, cl->dep_head);
 		vp_clients__remove(cl, cl->dep_head->mosq, acl_cache_free);
+	}
 	c->departed = true;
 	c->departed_at = now;
 	DL_APPEND2(cl->dep_head, c, dep_prev, dep_next);
@@ -267,6 +332,9 @@ void vp_clients__forget_departed(struct vp_clients *cl, const struct mosquitto *
 const char *vp_clients__forget_stale(struct vp_clients *cl, const struct mosquitto *mosq, char *prev_id,
                                      size_t prev_len, void (*acl_cache_free)(void *))
 {
+	struct vp_gone *g = (cl && mosq) ? gone_find(cl, mosq) : NULL;
+	if (g) /* a refused client's pointer, now someone else's */
+		gone_drop(cl, g);
 	struct vp_client *c = (cl && mosq) ? find(cl, mosq) : NULL;
 	if (!c || (!c->parked && !c->departed))
 		return NULL;
@@ -283,8 +351,15 @@ void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(
 	 * TICK never runs between a DISCONNECT event and the Will check that
 	 * follows it without delay, so even VP_DEPARTED_KEEP 0 would cover
 	 * that check; the rest of the time is for delayed Wills. */
-	while (cl && cl->dep_head && now - cl->dep_head->departed_at >= VP_DEPARTED_KEEP)
+	while (cl && cl->dep_head && now - cl->dep_head->departed_at >= VP_DEPARTED_KEEP) {
+		gone_add(cl, cl->dep_head);
 		vp_clients__remove(cl, cl->dep_head->mosq, acl_cache_free);
+	}
+}
+
+size_t vp_clients__gone(const struct vp_clients *cl)
+{
+	return cl ? cl->ngone : 0;
 }
 
 size_t vp_clients__departed(const struct vp_clients *cl)

@@ -139,8 +139,13 @@ void vp_clients__park(struct vp_clients *cl, const struct mosquitto *mosq, void 
  * stops). The plugin API does not tell which, so the entry stays, marked
  * departed and seen only by get_publisher, for VP_DEPARTED_KEEP seconds
  * (removed by the first TICK after that; at most MAX_DEPARTED, oldest
- * dropped first). A Will delayed longer finds no entry and is judged as an
- * unknown client: fail closed.
+ * dropped first). A Will delayed longer finds no entry: if the plugin had
+ * refused the client (kick_pending) when its entry was dropped, refused
+ * keeps answering true for that pointer and client id (at most MAX_GONE,
+ * oldest dropped first, forgotten at a new login on the pointer); the ACL
+ * also refuses a client id on the revocation list. Otherwise it is judged
+ * by the names the broker reports, without the identity it logged in with
+ * (docs/SECURITY.md, residuals).
  * The broker may free the context and give its pointer to a new client:
  * that client's login replaces the entry (put), or, if another mechanism
  * logs it in, forget_departed must be called at its BASIC_AUTH /
@@ -163,6 +168,8 @@ const char *vp_clients__forget_stale(struct vp_clients *cl, const struct mosquit
                                      size_t prev_len, void (*acl_cache_free)(void *));
 void vp_clients__tick(struct vp_clients *cl, time_t now, void (*acl_cache_free)(void *));
 size_t vp_clients__departed(const struct vp_clients *cl);
+/* Refused clients remembered after their departed entry was dropped. */
+size_t vp_clients__gone(const struct vp_clients *cl);
 size_t vp_clients__parked(const struct vp_clients *cl);
 size_t vp_clients__count(const struct vp_clients *cl);
 /* Visit every client; stop early when fn returns false. */
@@ -204,6 +211,8 @@ int vp_auth__ext_start(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *e
 int vp_auth__ext_continue(struct vp_ctx *ctx, struct mosquitto_evt_extended_auth *ed);
 int vp_auth__reload(struct vp_ctx *ctx);
 void vp_auth__tick(struct vp_ctx *ctx, time_t now);
+/* Whether client_id is on the revocation list (operator's or runtime). */
+bool vp_auth__client_id_revoked(const struct vp_ctx *ctx, const char *client_id);
 
 bool vp_acl__option_known(const char *key);
 int vp_acl__new(struct vp_ctx *ctx, struct mosquitto_opt *opts, int count, struct vp_acl **out);

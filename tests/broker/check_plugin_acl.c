@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "plugin_private.h" /* VP_DEPARTED_KEEP */
 #include "veil/envelope.h"
 #include "acl_client.h"
 #include "check_run.h"
@@ -268,6 +269,66 @@ END_TEST
  *     identity their login left in the registry.
  * Without their identities both Wills would be denied as unknown clients.
  */
+/* Wills delayed past VP_DEPARTED_KEEP, when the plugin no longer holds the
+ * client's entry (outside attack review, round 2: such a Will of a revoked
+ * client was published, judged by its names). dev5 is revoked by client id
+ * after its entry is gone, dev6 by credential while it is still kept (the
+ * plugin remembers the refusal); dev7, not revoked, proves the Wills fire. */
+START_TEST(delayed_wills_of_revoked_clients)
+{
+	char acl[400], rev[400], line[200];
+	write_acl(acl, sizeof(acl), "wills.acl", "user zgod\ntopic read #\npattern readwrite wills/%c\n");
+	snprintf(rev, sizeof(rev), "%s/revoked", env.dir);
+	ck_assert_int_eq(test_write_file(rev, "# none\n", 0644), 0);
+	char extra[600];
+	snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", rev);
+	struct test_broker b;
+	acl_env_start_plugin(&env, &b, acl, extra);
+	struct test_device d[3];
+	const char *ids[3] = { "dev5", "dev6", "dev7" };
+	struct acl_pc obs, c[3];
+	ck_assert_int_eq(acl_pc_connect(&obs, b.port, "zgod", "zgod"), 0);
+	ck_assert_int_eq(acl_pc_sub(&obs, "wills/#", 1), 1);
+	/* Sent VP_DEPARTED_KEEP + 15 s (scaled) after the disconnect. */
+	int delay = VP_DEPARTED_KEEP + veil_test_ms(15000) / 1000;
+	for (int i = 0; i < 3; i++) {
+		device_new(&d[i], ids[i], "dev");
+		char topic[32];
+		snprintf(topic, sizeof(topic), "wills/%s", ids[i]);
+		ck_assert_int_eq(acl_pc_connect_will_delay(&c[i], b.port, ids[i], ids[i], d[i].pw, topic, "gone", 4, 0, delay),
+		                 0);
+	}
+	for (int i = 0; i < 3; i++)
+		MQTTClient_disconnect5(c[i].c, 100, MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE, NULL);
+	uint64_t left = veil_test_now_ms();
+	struct veil_credential c6;
+	ck_assert_int_eq(veil_credential_parse(d[1].cred, d[1].cred_len, &c6), VEIL_OK);
+	char hex[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
+	sodium_bin2hex(hex, sizeof(hex), c6.id, sizeof(c6.id));
+	snprintf(line, sizeof(line), "credential %s\n", hex);
+	ck_assert_int_eq(test_write_file(rev, line, 0644), 0);
+	ck_assert(test_broker_log_wait(&b, "client=dev6 reason=revoked-credential", 10000));
+	/* The departed entries are dropped VP_DEPARTED_KEEP s after the
+	 * disconnect (a broker timer: nothing to wait on but the time). */
+	ck_assert(VEIL_WAIT_UNTIL(veil_test_now_ms() >= left + (VP_DEPARTED_KEEP + 2) * 1000ULL,
+	                          (VP_DEPARTED_KEEP + 5) * 1000));
+	snprintf(line, sizeof(line), "credential %s\nclient dev5\n", hex);
+	ck_assert_int_eq(test_write_file(rev, line, 0644), 0);
+	ck_assert(test_broker_log_wait(&b, "file=revocation entries=2", 10000));
+	ck_assert_msg(acl_pc_wait_topic(&obs, "wills/dev7", 1, (delay + 30) * 1000), "dev7's Will never came");
+	ck_assert(test_broker_log_wait(&b, "client=dev5 access=write topic=wills/dev5 reason=unauthorised", 10000));
+	ck_assert(test_broker_log_wait(&b, "client=dev6 access=write topic=wills/dev6 reason=unauthorised", 10000));
+	ck_assert_int_eq(acl_pc_count(&obs, "wills/dev5"), 0);
+	ck_assert_int_eq(acl_pc_count(&obs, "wills/dev6"), 0);
+	for (int i = 0; i < 3; i++) {
+		acl_pc_close(&c[i]);
+		test_device_free(&d[i]);
+	}
+	acl_pc_close(&obs);
+	test_broker_cleanup(&b);
+}
+END_TEST
+
 START_TEST(will_messages_back_to_back)
 {
 	char acl[400];
@@ -530,5 +591,10 @@ int main(void)
 	tcase_add_test(tc, no_rules_file_defers);
 	tcase_add_test(tc, shared_subscriptions);
 	suite_add_tcase(s, tc);
+	/* Waits VP_DEPARTED_KEEP + 15 s (scaled) for the broker's Will timer. */
+	TCase *wills = veil_tcase("delayed_wills", VP_DEPARTED_KEEP + 40);
+	tcase_add_checked_fixture(wills, setup, teardown);
+	tcase_add_test(wills, delayed_wills_of_revoked_clients);
+	suite_add_tcase(s, wills);
 	return veil_check_run(s);
 }

@@ -240,6 +240,29 @@ START_TEST(test_refused)
 	ck_assert(!vp_clients__refused(cl, MOSQ(1), NULL));
 	ck_assert(!vp_clients__refused(cl, MOSQ(7), "dev-1"));
 	ck_assert(!vp_clients__refused(NULL, MOSQ(1), "dev-1"));
+	/* The departed entry is dropped after VP_DEPARTED_KEEP: a Will delayed
+	 * longer is still refused (outside attack review, round 2), for that
+	 * pointer and client id only, until a login on the pointer. */
+	vp_clients__tick(cl, 1000 + VP_DEPARTED_KEEP, cache_free);
+	ck_assert_ptr_null(vp_clients__get_publisher(cl, MOSQ(2), "dev-2"));
+	ck_assert_uint_eq(vp_clients__departed(cl), 0);
+	ck_assert_uint_eq(vp_clients__gone(cl), 1);
+	ck_assert(vp_clients__refused(cl, MOSQ(2), "dev-2"));
+	ck_assert(!vp_clients__refused(cl, MOSQ(2), "dev-9"));
+	ck_assert_ptr_null(vp_clients__forget_stale(cl, MOSQ(2), NULL, 0, cache_free));
+	ck_assert(!vp_clients__refused(cl, MOSQ(2), "dev-2"));
+	ck_assert_uint_eq(vp_clients__gone(cl), 0);
+	/* A departed client that was never refused is not remembered. */
+	vp_clients__put(cl, MOSQ(3), "dev-3", "dev-3", cache_free);
+	vp_clients__depart(cl, MOSQ(3), 3000, cache_free);
+	vp_clients__tick(cl, 3000 + VP_DEPARTED_KEEP, cache_free);
+	ck_assert_uint_eq(vp_clients__gone(cl), 0);
+	ck_assert(!vp_clients__refused(cl, MOSQ(3), "dev-3"));
+	/* Freed with the registry (ASan/valgrind: no leak). */
+	vp_clients__put(cl, MOSQ(4), "dev-4", "dev-4", cache_free)->kick_pending = true;
+	vp_clients__depart(cl, MOSQ(4), 4000, cache_free);
+	vp_clients__tick(cl, 4000 + VP_DEPARTED_KEEP, cache_free);
+	ck_assert_uint_eq(vp_clients__gone(cl), 1);
 	vp_clients__free(&cl, cache_free);
 }
 END_TEST
