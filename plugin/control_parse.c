@@ -201,7 +201,17 @@ int vp_control__parse(const void *payload, size_t len, struct vp_control_req *re
 		req->reason = "too-large";
 		return VEIL_OK;
 	}
-	req->tree = cJSON_ParseWithLength(payload, len);
+	/* One JSON value and nothing after it but white space (an optional NUL
+	 * ends the payload): "{...} garbage" is not a request. */
+	const char *end = NULL;
+	req->tree = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+	const char *stop = (const char *)payload + len;
+	while (req->tree && end && end < stop && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (req->tree && end && end < stop && !(*end == '\0' && end + 1 == stop)) {
+		cJSON_Delete(req->tree);
+		req->tree = NULL;
+	}
 	if (!req->tree) {
 		req->error = "payload not valid JSON";
 		req->reason = "not-json";

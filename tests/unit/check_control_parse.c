@@ -52,6 +52,14 @@ START_TEST(commands)
 	ck_assert_uint_eq(r.cmds[0].offset, 5);
 	ck_assert_uint_eq(r.cmds[0].count, 10);
 	vp_control__req_free(&r);
+	/* White space after the object, and a NUL ending the payload, are fine. */
+	r = one("{\"commands\":[{\"command\":\"reload\"}]} \r\n", VP_CMD_RELOAD);
+	vp_control__req_free(&r);
+	static const char nul_ended[] = "{\"commands\":[{\"command\":\"reload\"}]}";
+	ck_assert_int_eq(vp_control__parse(nul_ended, sizeof(nul_ended), &r), VEIL_OK);
+	ck_assert_msg(!r.error, "NUL-ended: %s", r.error);
+	ck_assert_uint_eq(r.n, 1);
+	vp_control__req_free(&r);
 	r = one("{\"commands\":[{\"command\":\"kickClient\",\"clientid\":\"dev-1\"}]}", VP_CMD_KICK_CLIENT);
 	ck_assert_str_eq(r.cmds[0].client_id, "dev-1");
 	vp_control__req_free(&r);
@@ -111,6 +119,8 @@ START_TEST(whole_request_refused)
 	} CASES[] = {
 		{ "x", "not-json" },
 		{ "{\"commands\":[", "not-json" },
+		{ "{\"commands\":[]} garbage", "not-json" },
+		{ "{\"commands\":[]}{}", "not-json" },
 		{ "\"commands\"", "bad-request" },
 		{ "[{\"command\":\"reload\"}]", "bad-request" },
 		{ "{}", "bad-request" },
