@@ -57,6 +57,9 @@ run_ctest() {
 section "libveil's ABI against release 1.0.0 (tools/abi-check.sh)"
 bash tools/abi-check.sh build/ci || status=1
 
+section "the docs name every option and key (tools/docs-check.sh)"
+bash tools/docs-check.sh || status=1
+
 section "test discipline (tools/test-lint.sh)"
 bash tools/test-lint.sh || status=1
 

@@ -51,29 +51,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- 0. the documentation names what the code knows -----------------------------
-# covered WHAT DOC FORMAT NAME...: every NAME appears in DOC as FORMAT says.
-covered() {
-	local what=$1 doc=$2 fmt=$3 n missing=(); shift 3
-	for n in "$@"; do
-		# shellcheck disable=SC2059 # the format is the point
-		grep -qF -- "$(printf "$fmt" "$n")" "$doc" || missing+=("$n")
-	done
-	[ ${#missing[@]} -eq 0 ] || echo "  $what missing from ${doc#"$ROOT"/}: ${missing[*]}"
-	[ ${#missing[@]} -eq 0 ]
-}
-# names KIND FILE...: the names of the option tables' entries ({ "name", KIND...).
-names() { grep -hoE "\{ \"[a-z0-9_]+\", $1" "${@:2}" | awk -F'"' '{ print $2 }' | sort -u; }
-mapfile -t plugin_opts < <(names VP_OPT_ "$ROOT"/plugin/*.c)
-mapfile -t keyd_keys < <(names K_ "$ROOT/keyd/config.c")
-mapfile -t client_keys < <(names K_ "$ROOT/client-shim/config.c")
-check "mosquitto.conf.sample names all ${#plugin_opts[@]} plugin options" \
-	covered "plugin options" "$ROOT/mosquitto.conf.sample" 'plugin_opt_%s ' "${plugin_opts[@]}"
-check "mosquitto_veil(5) describes every plugin option" \
-	covered "plugin options" "$ROOT/docs/man/mosquitto_veil.5.scd" '*plugin_opt_%s*' "${plugin_opts[@]}"
-check "veil-keyd.conf(5) describes all ${#keyd_keys[@]} keys of keyd's config" \
-	covered "keyd config keys" "$ROOT/docs/man/veil-keyd.conf.5.scd" '*%s*' "${keyd_keys[@]}"
-check "veil-client.conf(5) describes all ${#client_keys[@]} keys of the client config" \
-	covered "client config keys" "$ROOT/docs/man/veil-client.conf.5.scd" '*%s*' "${client_keys[@]}"
+# (tools/docs-check.sh, also run by tools/test-all.sh right after the build)
+check "the sample and the man pages name every option and config key (tools/docs-check.sh)" \
+	bash "$ROOT/tools/docs-check.sh"
 
 dk_start "$WORK"
 dk_base_image "$WORK"
