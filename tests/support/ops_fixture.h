@@ -43,7 +43,7 @@ void opsfx_teardown(struct opsfx *f);
 void opsfx_path(const struct opsfx *f, const char *name, char *out, size_t cap);
 
 /* A libveil client logged in as stem (a device of the fixture: token
- * login), or, with user set, a password login (its client id the user). */
+ * login), or as a password user (its client id the user). */
 struct opsfx_session {
 	struct veil_client *c;
 	struct cfx_sink sink;
@@ -51,13 +51,24 @@ struct opsfx_session {
 	char client_id[64];
 };
 /* Connected (asserted); subscribed to the response topic when subscribe
- * (SUBACK asserted granted). */
+ * (SUBACK asserted granted). keyring: the session's keyring (NULL: the
+ * fixture's ctl keyring, plaintext on $CONTROL/veil/v1 only). */
 void opsfx_open(struct opsfx *f, struct opsfx_session *s, const char *stem, bool subscribe);
+void opsfx_open_keyring(struct opsfx *f, struct opsfx_session *s, const char *stem, const char *keyring);
 void opsfx_open_password(struct opsfx *f, struct opsfx_session *s, const char *user, const char *password);
 void opsfx_close(struct opsfx_session *s);
-/* Publish payload to $CONTROL/veil/v1 at QoS 1: the completion's veil_err,
- * *reason the PUBACK's MQTT 5 reason code. */
+/* SUBSCRIBE at QoS 1 and wait for the SUBACK: VEIL_OK, or VEIL_ERR_AUTH
+ * when refused. */
+int opsfx_subscribe(struct opsfx_session *s, const char *filter);
+/* PUBLISH at QoS 1 and wait for its acknowledgement: the completion's
+ * veil_err, *reason the PUBACK's MQTT 5 reason code. */
+int opsfx_publish(struct opsfx_session *s, const char *topic, const void *payload, size_t len, int *reason);
+/* opsfx_publish to $CONTROL/veil/v1. */
 int opsfx_send(struct opsfx_session *s, const char *payload, size_t len, int *reason);
+bool opsfx_connected(struct opsfx_session *s);
+/* Wait until libveil reported s's connection lost (the broker's DISCONNECT
+ * of a kick, or its closing the connection); false after base_ms (scaled). */
+bool opsfx_gone(struct opsfx_session *s, int base_ms);
 /* Send, then wait for the next response (asserted within 10 s): its parsed
  * tree (cJSON_Delete it). */
 cJSON *opsfx_call(struct opsfx_session *s, const char *payload);
