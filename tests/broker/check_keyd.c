@@ -50,16 +50,23 @@ static const char *ACL = "pattern readwrite,encrypted factory/%c/#\n"
                          "role dashboard\n"
                          "topic read factory/#\n";
 
-static const char *keyd_bin(void)
+static const char *keyd_bin_named(const char *name)
 {
-	const char *p = getenv("VEIL_KEYD");
-	ck_assert_msg(p != NULL, "VEIL_KEYD not set (run through ctest)");
+	const char *p = getenv(name);
+	ck_assert_msg(p != NULL, "%s not set (run through ctest)", name);
 	return p;
 }
 
+static const char *keyd_bin(void)
+{
+	return keyd_bin_named("VEIL_KEYD");
+}
+
+/* With an environment (the crash hook's), the test-only build that has
+ * the hook (veil-keyd-test-hooks); the installed veil-keyd has none. */
 static void start_keyd_env(const char *const *env)
 {
-	const char *argv[] = { keyd_bin(), "-c", conf, "-d", NULL };
+	const char *argv[] = { env ? keyd_bin_named("VEIL_KEYD_HOOKS") : keyd_bin(), "-c", conf, "-d", NULL };
 	struct test_spawn o = { .err = keyd_log, .env = env };
 	keyd = test_spawn(argv, &o);
 	if (!test_file_wait(keyd_log, "mqtt | subscribed", 10000)) {
