@@ -366,6 +366,8 @@ START_TEST(refused_without_admin_role)
 	ck_assert_int_eq((int)num(d, "totalCount"), 2); /* prometheus, carol: no mallory, prometheus kept */
 	cJSON_Delete(t);
 	ck_assert_int_eq(login_password("mallory", "pw"), VEIL_ERR_AUTH);
+	ck_assert(test_broker_log_wait(&F.c.broker, "client=mallory addr=127.0.0.1 method=password reason=unknown-user",
+	                               5000));
 	ck_assert_int_eq(opsfx_subscribe(&victim, "sensors/dev-2/#"), VEIL_OK);
 	ck_assert(!test_broker_log_contains(&F.c.broker, "control | command | client=dev-1"));
 	ck_assert(!test_broker_log_contains(&F.c.broker, "control | command | client=carol"));
