@@ -130,6 +130,28 @@ check "apt installs the packages on a fresh Debian 12" \
 $DOCKER commit -c 'CMD ["/lib/systemd/systemd"]' "veil-pkg-install-$$" "$IMAGE" >/dev/null
 T_INSTALL=$(elapsed "$T")
 
+# ---- 3b. libveil-dev: a program built against the installed package --------------------
+# The examples, compiled the way docs/SHIM.md says (pkg-config veil), and
+# linked to the packaged libveil.so.1, nothing from the tree.
+T=$(date +%s)
+CONTAINERS+=("veil-pkg-dev-$$")
+dk_say "apt-get install libveil-dev gcc pkg-config; cc examples/*.c \$(pkg-config --cflags --libs veil)"
+devrc=0
+$DOCKER run --rm --name "veil-pkg-dev-$$" --network host -v "$WORK/out:/debs:ro" \
+	-v "$ROOT/examples:/examples:ro" -v "$DK_CACHE/apt-archives:/var/cache/apt/archives" "$IMAGE" \
+	bash -c "set -e; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends /debs/$(basename "$(ls "$WORK/out/libveil-dev_${debver}_"*.deb)") \
+		gcc libc6-dev pkg-config >/dev/null
+		for p in sensor dashboard; do
+			cc -Wall -Wextra -Werror -o /tmp/\$p /examples/\$p.c \$(pkg-config --cflags --libs veil)
+			readelf -d /tmp/\$p | grep 'NEEDED.*libveil'
+			ldd /tmp/\$p | grep -E 'libveil.so.1 => /(usr/)?lib/'
+		done" >"$WORK/dev.log" 2>&1 || devrc=$?
+[ "$devrc" -eq 0 ] || tail -30 "$WORK/dev.log" | sed 's/^/  /'
+check "libveil-dev: examples/sensor.c and dashboard.c build with pkg-config and link the packaged libveil.so.1" \
+	[ "$devrc" -eq 0 ]
+T_DEV=$(elapsed "$T")
+
 # boot NAME: a machine from the installed image, systemd as PID 1, its own
 # loopback and nothing else; waits until boot is over (mosquitto.service
 # failing there is expected before Veil is configured: "degraded").
@@ -186,7 +208,7 @@ done <"$WORK/docs/expect.txt"
 T_DOCS=$(elapsed "$T")
 
 WALL=$(elapsed "$T0")
-echo "FIGURE packaging build_seconds=$T_BUILD lintian_seconds=$T_LINT install_seconds=$T_INSTALL"
+echo "FIGURE packaging build_seconds=$T_BUILD lintian_seconds=$T_LINT install_seconds=$T_INSTALL dev_seconds=$T_DEV"
 echo "FIGURE packaging broker_test_seconds=$T_BROKER docs_run_seconds=$T_DOCS wall_seconds=$WALL"
 echo "FIGURE packaging checks=$IT_CHECKS failed=$IT_FAILS"
 [ "$IT_FAILS" -eq 0 ] || { dk_say "FAILED ($IT_FAILS of $IT_CHECKS)"; exit 1; }
