@@ -31,6 +31,7 @@
 
 #include "veil/veil.h"
 #include "../core/bundle.h"
+#include "bench_keyd_common.h"
 #include "bench_stats.h"
 #include "broker.h"
 #include "files.h"
@@ -70,45 +71,6 @@ static double proc_cpu(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static int credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
-                      const char *roles, uint8_t *out, size_t *len)
-{
-	struct veil_credential c;
-	memset(&c, 0, sizeof(c));
-	veil_identity_public(id, c.device_pk);
-	snprintf(c.client_id, sizeof(c.client_id), "%s", cid);
-	snprintf(c.roles, sizeof(c.roles), "%s", roles);
-	c.issued_at = (uint64_t)time(NULL) - 3600;
-	c.expires_at = c.issued_at + 2 * 86400;
-	return veil_credential_issue(auth, &c, out, VEIL_CREDENTIAL_MAX, len);
-}
-
-/* Start argv with stderr (and stdout) to log (NULL: /dev/null). The test
- * support's test_spawn reports through Check, which a benchmark does not run. */
-extern char **environ;
-
-static pid_t spawn(const char *const *argv, const char *log)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	const char *to = log ? log : "/dev/null";
-	posix_spawn_file_actions_addopen(&fa, 1, to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	pid_t pid = -1;
-	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) != 0)
-		pid = -1;
-	posix_spawn_file_actions_destroy(&fa);
-	return pid;
-}
-
-static int wait_exit(pid_t pid)
-{
-	int st;
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Wait until keyd's log holds want PUBACK lines; false after 60 s. */
 static bool wait_pubacks(struct bench *b, int want)
 {
@@ -145,7 +107,7 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 		return -1;
 	snprintf(path, sizeof(path), "%s/keyd.key", b->dir);
 	if (veil_identity_save(b->keyd_id, path) != VEIL_OK ||
-	    credential(auth, b->keyd_id, "veil-keyd", "veil-keyd", b->keyd_cred, &b->keyd_cred_len) != VEIL_OK)
+	    bench_keyd_credential(auth, b->keyd_id, "veil-keyd", "veil-keyd", b->keyd_cred, &b->keyd_cred_len) != VEIL_OK)
 		return -1;
 	snprintf(path, sizeof(path), "%s/keyd.cred", b->dir);
 	if (veil_credential_save(b->keyd_cred, b->keyd_cred_len, path) != VEIL_OK)
@@ -158,10 +120,10 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	if (test_write_file(conf, text, 0644) != 0)
 		return -1;
 	const char *init[] = { keyd_bin, "-c", conf, "--init", NULL };
-	if (wait_exit(spawn(init, NULL)) != 0)
+	if (bench_keyd_wait_exit(bench_keyd_spawn(init, NULL)) != 0)
 		return -1;
 	const char *run[] = { keyd_bin, "-c", conf, "-d", NULL };
-	b->keyd = spawn(run, b->log);
+	b->keyd = bench_keyd_spawn(run, b->log);
 	if (b->keyd < 0 || !test_file_wait(b->log, "mqtt | subscribed", 10000))
 		return -1;
 	/* The fleet: each device logs in with its token and sends its request
@@ -181,7 +143,8 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 		snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_REQ_PREFIX, cid);
 		randombytes_buf(nonce, sizeof(nonce));
 		uint64_t now = (uint64_t)time(NULL);
-		rc = veil_identity_generate(&d) == VEIL_OK && credential(auth, d, cid, "sensor", cred, &cl) == VEIL_OK &&
+		rc = veil_identity_generate(&d) == VEIL_OK &&
+		             bench_keyd_credential(auth, d, cid, "sensor", cred, &cl) == VEIL_OK &&
 		             veil__rxkey_generate(&rx) == VEIL_OK &&
 		             veil_token_create(d, cred, cl, cid, now, tok, sizeof(tok), &tl) == VEIL_OK &&
 		             veil_token_to_password(tok, tl, pw, sizeof(pw)) == VEIL_OK
@@ -318,7 +281,7 @@ int main(void)
 	}
 	if (b.keyd > 0) {
 		kill(b.keyd, SIGTERM);
-		wait_exit(b.keyd);
+		bench_keyd_wait_exit(b.keyd);
 	}
 	test_broker_stop(&b.b);
 	test_broker_cleanup(&b.b);

@@ -1,0 +1,45 @@
+/* What the keyd benchmarks share (bench_keyd_common.h). */
+#include "bench_keyd_common.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+extern char **environ;
+
+pid_t bench_keyd_spawn(const char *const *argv, const char *log)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid = -1;
+	if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) != 0)
+		pid = -1;
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+int bench_keyd_wait_exit(pid_t pid)
+{
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int bench_keyd_credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
+                          const char *roles, uint8_t *out, size_t *len)
+{
+	struct veil_credential c;
+	memset(&c, 0, sizeof(c));
+	veil_identity_public(id, c.device_pk);
+	snprintf(c.client_id, sizeof(c.client_id), "%s", cid);
+	snprintf(c.roles, sizeof(c.roles), "%s", roles);
+	c.issued_at = (uint64_t)time(NULL) - 3600;
+	c.expires_at = c.issued_at + 2 * 86400;
+	return veil_credential_issue(auth, &c, out, VEIL_CREDENTIAL_MAX, len);
+}

@@ -1,0 +1,25 @@
+/*
+ * What the keyd benchmarks (bench_keyd.c, bench_keyd_revoke.c) share: child
+ * processes started and waited for without Check (the test support's
+ * spawn reports through Check, which a benchmark does not run), and
+ * credentials for a fleet.
+ */
+#ifndef VEIL_BENCH_KEYD_COMMON_H
+#define VEIL_BENCH_KEYD_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "veil/veil.h"
+
+/* Start argv with stdout and stderr to log (NULL: /dev/null); -1 on error. */
+pid_t bench_keyd_spawn(const char *const *argv, const char *log);
+/* Its exit status (128 + signal when killed), -1 on error. */
+int bench_keyd_wait_exit(pid_t pid);
+/* A credential for id from auth (client id cid, roles), valid from an hour
+ * ago for two days; a veil_err. */
+int bench_keyd_credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
+                          const char *roles, uint8_t *out, size_t *len);
+
+#endif
