@@ -234,6 +234,21 @@ static int load_authorities(struct veil__session *s, const struct veil__session_
 			return rc;
 		}
 	}
+	if (nfile) {
+		if (!(s->file_authorities = calloc(nfile, VEIL_PK_BYTES)))
+			return VEIL_ERR_NOMEM;
+		memcpy(s->file_authorities, file_pks, nfile * VEIL_PK_BYTES);
+		s->n_file_authorities = nfile;
+		/* The keyring opens signed messages: it trusts the file's too. */
+		int rc = s->static_kr ? veil__keyring_add_authorities(s->static_kr,
+		                                                      (const uint8_t(*)[VEIL_PK_BYTES])file_pks, nfile)
+		                      : VEIL_OK;
+		if (rc != VEIL_OK) {
+			veil__errf(err, errlen, "more than %u authorities in the keyring and %s together", VEIL_MAX_AUTHORITIES,
+			           o->authority_path);
+			return rc;
+		}
+	}
 	const uint8_t(*kr_pks)[VEIL_PK_BYTES] = NULL;
 	size_t nkr = s->static_kr ? veil_keyring_authorities(s->static_kr, &kr_pks) : 0;
 	if (nkr + nfile == 0)
@@ -349,6 +364,7 @@ void veil__session_free(struct veil__session **sp)
 		veil_keyring_free(&s->kr);
 	veil_keyring_free(&s->static_kr);
 	free(s->authorities);
+	free(s->file_authorities);
 	veil_identity_free(&s->id);
 	if (s->cred)
 		sodium_free(s->cred); /* wipes */

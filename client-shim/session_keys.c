@@ -55,6 +55,12 @@ static int compose(struct veil__session *s)
 	struct veil_keyring *kr = NULL;
 	int rc = veil__keyring_compose(s->static_kr, s->keyring_path, g, n, &kr, refused_grant, s);
 	free(g);
+	/* Signed messages are checked against the keyring's authorities: the
+	 * authorities file's count as much as its lines (a device of the key
+	 * service often has no keyring file at all). */
+	if (rc == VEIL_OK && (rc = veil__keyring_add_authorities(kr, (const uint8_t(*)[VEIL_PK_BYTES])s->file_authorities,
+	                                                         s->n_file_authorities)) != VEIL_OK)
+		veil_keyring_free(&kr);
 	if (rc != VEIL_OK) {
 		veil__slog(s, VEIL__LOG_ERROR, "keyring with the key service's keys not built (%s): the previous one stays",
 		           veil_errname(rc));
@@ -105,6 +111,15 @@ static void keys_changed(void *ctx, const struct veil__keyring_grant *g, size_t 
 
 int veil__session_set_static(struct veil__session *s, struct veil_keyring *kr)
 {
+	/* A re-read keyring trusts the authorities file's keys too. */
+	int arc = veil__keyring_add_authorities(kr, (const uint8_t(*)[VEIL_PK_BYTES])s->file_authorities,
+	                                        s->n_file_authorities);
+	if (arc != VEIL_OK) {
+		veil__slog(s, VEIL__LOG_ERROR, "keyring not re-read: more than %u authorities with the authorities file",
+		           VEIL_MAX_AUTHORITIES);
+		veil_keyring_free(&kr);
+		return arc;
+	}
 	pthread_mutex_lock(&s->compose_lock);
 	struct veil_keyring *old_static = s->static_kr;
 	int rc = VEIL_OK;

@@ -33,6 +33,9 @@ struct veil__session {
 	struct veil_keyring *static_kr;  /* the keyring file (NULL: none, key service only) */
 	char *keyring_path;
 	uint8_t (*authorities)[VEIL_PK_BYTES]; /* the keyring's and the authority file's */
+	uint8_t (*file_authorities)[VEIL_PK_BYTES]; /* the authority file's alone: every keyring the
+	                                             * session opens with trusts them too */
+	size_t n_file_authorities;
 	size_t n_authorities;
 	struct veil__device *dev;        /* the key service's device side, NULL when off */
 	struct veil__session_grants *grants; /* its latest epochs (session_keys.c) */

@@ -69,6 +69,10 @@ struct veil__keyring_grant {
 int veil__keyring_compose(const struct veil_keyring *base, const char *base_name,
                           const struct veil__keyring_grant *g, size_t n, struct veil_keyring **out,
                           void (*refused)(void *ctx, const char *why), void *ctx);
+/* Trust these authorities too (those not held yet): a device's authorities
+ * file, besides its keyring's "authority" lines. VEIL_ERR_INVAL past
+ * VEIL_MAX_AUTHORITIES (those before it are added). */
+int veil__keyring_add_authorities(struct veil_keyring *kr, const uint8_t (*pks)[VEIL_PK_BYTES], size_t n);
 
 /* The verified-credential cache (credcache.h) kept in a receiver's replay
  * state (the caller locks it): signed messages then pay one Ed25519

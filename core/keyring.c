@@ -520,6 +520,23 @@ int veil__keyring_compose(const struct veil_keyring *base, const char *base_name
 	return VEIL_OK;
 }
 
+int veil__keyring_add_authorities(struct veil_keyring *kr, const uint8_t (*pks)[VEIL_PK_BYTES], size_t n)
+{
+	if (!kr || (n && !pks))
+		return VEIL_ERR_INVAL;
+	for (size_t i = 0; i < n; i++) {
+		bool held = false;
+		for (size_t k = 0; k < kr->nauthorities && !held; k++)
+			held = sodium_memcmp(kr->authorities[k], pks[i], VEIL_PK_BYTES) == 0;
+		if (held)
+			continue;
+		if (kr->nauthorities == VEIL_MAX_AUTHORITIES)
+			return VEIL_ERR_INVAL;
+		memcpy(kr->authorities[kr->nauthorities++], pks[i], VEIL_PK_BYTES);
+	}
+	return VEIL_OK;
+}
+
 size_t veil_keyring_authorities(const struct veil_keyring *kr, const uint8_t (**pks)[VEIL_PK_BYTES])
 {
 	if (!kr || !pks)

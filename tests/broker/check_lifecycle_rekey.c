@@ -285,8 +285,9 @@ START_TEST(refused_without_plugin)
 	                         "scope fleet/signed/# period 3600 lead 600 grace 600\n"
 	                         "scope fleet/plain/# period 3600 lead 600 grace 600\n");
 	lfx_keyd_start(&k, NULL);
-	struct lfx_dev_opts o = { .roles = "fleet", .keyring_authorities = true },
-	                    o1 = { .roles = "fleet", .authority = 1, .trust = 3U, .keyring_authorities = true };
+	/* No keyring file: the authorities file alone decides whose signed
+	 * messages open (it once took a keyring of "authority" lines). */
+	struct lfx_dev_opts o = { .roles = "fleet" }, o1 = { .roles = "fleet", .authority = 1, .trust = 3U };
 	struct lfx_dev *r = lfx_dev_new("recv", &o), *x = lfx_dev_new("lost", &o), *y = lfx_dev_new("other", &o1);
 	struct lfx_dev *all[] = { r, x, y };
 	for (int i = 0; i < 3; i++)

@@ -153,27 +153,6 @@ static void dev_client(struct lfx_dev *d)
 	veil_async_set_callbacks(d->a, d, dev_message, dev_refusal, dev_lost);
 }
 
-/* <dir>/<id>.keyring holding the authorities of mask as authority lines
- * (no keys); the config lines naming it, with the key service on, in out. */
-static void dev_keyring(const struct lfx_dev *d, unsigned mask, char *out, size_t cap)
-{
-	char text[LFX_AUTH_MAX * 100] = "", name[96], path[320];
-	for (int i = 0; i < LFX_AUTH_MAX; i++) {
-		if (!(mask & (1U << i)))
-			continue;
-		uint8_t pk[VEIL_PK_BYTES];
-		char b64[64], line[100];
-		veil_identity_public(lfx.auth[i], pk);
-		test_b64(b64, sizeof(b64), pk, sizeof(pk));
-		snprintf(line, sizeof(line), "authority %s\n", b64);
-		strcat(text, line);
-	}
-	snprintf(name, sizeof(name), "%s.keyring", d->id);
-	lfx_path(path, sizeof(path), name);
-	ck_assert_int_eq(test_write_file(path, text, 0600), 0);
-	ck_assert_int_lt(snprintf(out, cap, "keyring %s\nkey_service on\n", path), (int)cap);
-}
-
 static void dev_files(struct lfx_dev *d, const struct lfx_dev_opts *o)
 {
 	snprintf(d->uri, sizeof(d->uri), "%s", o->uri ? o->uri : lfx.uri);
@@ -181,12 +160,10 @@ static void dev_files(struct lfx_dev *d, const struct lfx_dev_opts *o)
 	char name[96];
 	snprintf(name, sizeof(name), "%s.authorities", d->id);
 	lfx_authorities_file(name, o->trust ? o->trust : 1U, d->auth, sizeof(d->auth));
-	char text[2048], keyring[512] = "";
-	if (o->keyring_authorities)
-		dev_keyring(d, o->trust ? o->trust : 1U, keyring, sizeof(keyring));
+	char text[2048];
 	ck_assert_int_lt(snprintf(text, sizeof(text), "client_id %s\nidentity %s/%s.key\ncredential %s/%s.cred\n"
-	                          "authorities %s\nstate_dir %s\n%s", d->id, lfx.dir, d->id, lfx.dir, d->id, d->auth,
-	                          d->state, keyring),
+	                          "authorities %s\nstate_dir %s\n", d->id, lfx.dir, d->id, lfx.dir, d->id, d->auth,
+	                          d->state),
 	                 (int)sizeof(text));
 	ck_assert_int_eq(test_write_file(d->conf, text, 0600), 0);
 }

@@ -137,11 +137,6 @@ struct lfx_dev_opts {
 	unsigned trust;     /* the device's own trusted authorities (mask; 0: just auth[0]) */
 	const char *uri;    /* another broker, without the plugin (NULL: lfx.uri) */
 	bool reissue;       /* lfx_dev_renew: a new credential from authority */
-	/* Its trusted authorities also as a keyring file's authority lines
-	 * (key_service on): what signed envelopes need today, since the
-	 * keyring libveil composes from the key service's grants carries only
-	 * the keyring file's authorities, not the authorities file's. */
-	bool keyring_authorities;
 };
 struct lfx_dev;
 /* A device with client id id: identity and credential (lfx_identity),

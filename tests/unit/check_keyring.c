@@ -400,6 +400,18 @@ START_TEST(test_granted_epochs)
 	/* Without a static keyring at all. */
 	ck_assert_int_eq(veil__keyring_compose(NULL, NULL, g, 2, &kr, NULL, NULL), VEIL_OK);
 	ck_assert_int_eq(veil__keyring_policy_at(kr, "factory/s1/t", t0 + 50, &pol), VEIL_OK);
+	/* It trusts no authority until the session adds its authorities file's
+	 * (signed messages are checked against these): once each. */
+	ck_assert_uint_eq(veil_keyring_authorities(kr, &pks), 0);
+	uint8_t extra[2][VEIL_PK_BYTES];
+	memset(extra[0], 0x11, VEIL_PK_BYTES);
+	memset(extra[1], 0x22, VEIL_PK_BYTES);
+	ck_assert_int_eq(veil__keyring_add_authorities(kr, (const uint8_t(*)[VEIL_PK_BYTES])extra, 2), VEIL_OK);
+	ck_assert_int_eq(veil__keyring_add_authorities(kr, (const uint8_t(*)[VEIL_PK_BYTES])extra, 2), VEIL_OK);
+	ck_assert_uint_eq(veil_keyring_authorities(kr, &pks), 2);
+	ck_assert_int_eq(memcmp(pks[1], extra[1], VEIL_PK_BYTES), 0);
+	ck_assert_int_eq(veil__keyring_add_authorities(kr, NULL, 0), VEIL_OK);
+	ck_assert_int_eq(veil__keyring_add_authorities(NULL, (const uint8_t(*)[VEIL_PK_BYTES])extra, 1), VEIL_ERR_INVAL);
 	veil_keyring_free(&kr);
 	veil_keyring_free(&base);
 	/* A static keyring never uses the key service's ids. */
