@@ -22,7 +22,8 @@
 #define RETRY_MAX_MS 60000U
 #define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
 #define HOLD_DEFAULT_S 30U         /* before any bundle: how long held messages wait */
-#define KEYS_MAGIC "VEILKEYS"
+#define KEYS_MAGIC "VEILKEYS"   /* version, grants (before 1.0.0) */
+#define KEYS_MAGIC2 "VEILKEY2"  /* version, signer's credential id, grants */
 
 void veil__device_log(const struct veil__device *d, int level, const char *fmt, ...)
 {
@@ -55,15 +56,20 @@ static int keys_save(struct veil__device *d)
 		return VEIL_OK;
 	size_t n = d->grants ? d->grants->n : 0;
 	const struct veil__grant *g = d->grants ? d->grants->g : NULL;
-	size_t len = 16 + veil__grants_encoded_len(g, n), body = 0;
+	const size_t head = 16 + VEIL_CREDENTIAL_ID_BYTES;
+	size_t len = head + veil__grants_encoded_len(g, n), body = 0;
 	uint8_t *buf = sodium_malloc(len);
 	if (!buf)
 		return VEIL_ERR_NOMEM;
-	memcpy(buf, KEYS_MAGIC, 8);
+	memcpy(buf, KEYS_MAGIC2, 8);
 	veil__put_u64(buf + 8, d->version);
-	int rc = veil__grants_encode(g, n, buf + 16, len - 16, &body);
+	if (d->have_signer)
+		memcpy(buf + 16, d->version_signer, VEIL_CREDENTIAL_ID_BYTES);
+	else
+		memset(buf + 16, 0, VEIL_CREDENTIAL_ID_BYTES);
+	int rc = veil__grants_encode(g, n, buf + head, len - head, &body);
 	if (rc == VEIL_OK)
-		rc = veil__file_write_atomic(d->keys_path, buf, 16 + body, 0600, false);
+		rc = veil__file_write_atomic(d->keys_path, buf, head + body, 0600, false);
 	sodium_free(buf); /* wipes */
 	if (rc != VEIL_OK)
 		veil__device_log(d, VEIL__LOG_WARNING, "saving granted keys %s failed (%s)", d->keys_path, veil_errname(rc));
@@ -77,8 +83,10 @@ static int keys_load(struct veil__device *d, char *err, size_t errlen)
 	struct veil__text t;
 	int rc = veil__file_read(d->keys_path, VEIL__FILE_SECRET, 16U + VEIL__BUNDLE_PT_MAX, &t, err, errlen);
 	const uint8_t *b = (const uint8_t *)t.text;
-	if (rc == VEIL_OK && (t.len < 18 || memcmp(b, KEYS_MAGIC, 8) != 0 ||
-	                      veil__grants_parse(b + 16, t.len - 16, &d->grants) != VEIL_OK)) {
+	bool v2 = rc == VEIL_OK && t.len >= 8 && memcmp(b, KEYS_MAGIC2, 8) == 0;
+	size_t head = v2 ? 16 + VEIL_CREDENTIAL_ID_BYTES : 16;
+	if (rc == VEIL_OK && (t.len < head + 2 || (!v2 && memcmp(b, KEYS_MAGIC, 8) != 0) ||
+	                      veil__grants_parse(b + head, t.len - head, &d->grants) != VEIL_OK)) {
 		veil__errf(err, errlen, "%s: not a granted-keys state file (refusing to start: move it away to "
 		           "request every key anew)", d->keys_path);
 		rc = VEIL_ERR_STATE;
@@ -86,6 +94,10 @@ static int keys_load(struct veil__device *d, char *err, size_t errlen)
 	if (rc == VEIL_OK) {
 		d->version = veil__get_u64(b + 8);
 		d->have_version = true;
+		static const uint8_t zero[VEIL_CREDENTIAL_ID_BYTES];
+		d->have_signer = v2 && sodium_memcmp(b + 16, zero, VEIL_CREDENTIAL_ID_BYTES) != 0;
+		if (d->have_signer)
+			memcpy(d->version_signer, b + 16, VEIL_CREDENTIAL_ID_BYTES);
 	}
 	veil__text_free(&t);
 	return rc;
@@ -356,16 +368,23 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	struct veil__grants *old = d->grants;
 	uint64_t old_version = d->version;
 	bool old_have = d->have_version;
+	uint8_t old_signer[VEIL_CREDENTIAL_ID_BYTES];
+	bool old_have_signer = d->have_signer;
+	memcpy(old_signer, d->version_signer, sizeof(old_signer));
 	if (rc == VEIL_OK) {
 		d->grants = fresh;
 		d->version = v.version;
 		d->have_version = true;
+		memcpy(d->version_signer, v.signer.id, VEIL_CREDENTIAL_ID_BYTES);
+		d->have_signer = true;
 		/* Persisted before use: a crash after this point restarts with it. */
 		rc = keys_save(d);
 		if (rc != VEIL_OK) {
 			d->grants = old;
 			d->version = old_version;
 			d->have_version = old_have;
+			memcpy(d->version_signer, old_signer, sizeof(old_signer));
+			d->have_signer = old_have_signer;
 		}
 	}
 	if (rc != VEIL_OK) {
@@ -553,6 +572,8 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 			rc = keys_load(d, err, errlen);
 		if (rc == VEIL_OK)
 			rc = veil__device_rev_load(d, err, errlen);
+		if (rc == VEIL_OK)
+			veil__device_version_recheck(d);
 	}
 	if (rc == VEIL_OK && pthread_create(&d->keeper, NULL, keeper_main, d) == 0)
 		d->keeper_started = true;
@@ -598,6 +619,30 @@ void veil__device_free(struct veil__device **dp)
 	sodium_memzero(d, sizeof(*d));
 	free(d);
 	*dp = NULL;
+}
+
+void veil__device_version_recheck(struct veil__device *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool have = d->have_version && d->have_signer;
+	uint8_t signer[VEIL_CREDENTIAL_ID_BYTES];
+	memcpy(signer, d->version_signer, sizeof(signer));
+	pthread_mutex_unlock(&d->lock);
+	if (!have || !d->revoked.credential(d->revoked.ctx, signer))
+		return;
+	/* A revoked key service credential (a stolen keyd key) could have
+	 * raised the version past anything the new keyd would send, and the
+	 * device would refuse the new keyd's bundles as outdated for ever: the
+	 * version goes, and the device trusts only a bundle that answers its
+	 * own latest request (as one without a version does). */
+	pthread_mutex_lock(&d->lock);
+	d->have_version = false;
+	d->version = 0;
+	d->have_signer = false;
+	pthread_mutex_unlock(&d->lock);
+	veil__device_log(d, VEIL__LOG_WARNING, "the bundle held was signed by a revoked key service credential: its "
+	                 "version is forgotten and a bundle asked anew");
+	veil__device_want_bundle(d);
 }
 
 void veil__device_publish_keys(struct veil__device *d)

@@ -83,6 +83,8 @@ struct veil__device {
 	struct veil__grants *grants;       /* of the latest applied bundle */
 	uint64_t version;
 	bool have_version;                 /* applied or persisted */
+	uint8_t version_signer[VEIL_CREDENTIAL_ID_BYTES]; /* keyd credential of the bundle held */
+	bool have_signer;                  /* known (state files before 1.0.0 do not say) */
 	bool applied;                      /* a bundle applied since the device started */
 	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
 	size_t nsup, supcap;
@@ -120,6 +122,9 @@ int veil__device_rev_load(struct veil__device *d, char *err, size_t errlen);
 bool veil__device_rev_signer(const struct veil_credential *c, void *ctx);
 /* A statement on the revocation topic: checked, then added (a union). */
 int veil__device_rev_statement(struct veil__device *d, const uint8_t *payload, size_t len);
+/* After revocations were added or loaded: a version held from a bundle
+ * whose keyd credential is now revoked is forgotten (device.c). */
+void veil__device_version_recheck(struct veil__device *d);
 /* Forget entries past their keep-until; free them all. */
 void veil__device_rev_expire(struct veil__device *d, uint64_t now_s);
 void veil__device_rev_free(struct veil__device *d);

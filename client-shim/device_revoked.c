@@ -147,8 +147,10 @@ int veil__device_rev_statement(struct veil__device *d, const uint8_t *payload, s
 	if (added)
 		rev_save(d);
 	pthread_mutex_unlock(&d->rev_lock);
-	if (added)
+	if (added) {
 		veil__device_log(d, VEIL__LOG_INFO, "revocation statement: %zu new entr%s", added, added == 1 ? "y" : "ies");
+		veil__device_version_recheck(d);
+	}
 	return rc;
 }
 

@@ -5,12 +5,12 @@
  * The attacker holds keyd's identity and credential and a login that may
  * publish on Veil's topics (the plugin lets any veil-keyd credential do
  * so: what protects a device is its own check). It reads a device's latest
- * request (its receive key) and hands it a bundle of its own, one version
- * above the one the device holds, and a statement: the device takes both.
- * That is the compromise. (A bundle with a far higher version would also
- * keep the new keyd's bundles out of that device: it keeps the highest
- * version it applied, whoever signed it. docs/SECURITY.md lists this; the
- * drill does not cover it.) The operator's response: revoke
+ * request (its receive key) and hands it a bundle of its own, with a
+ * version far above anything keyd will send, and a statement: the device
+ * takes both. That is the compromise. (Once the operator's statement
+ * revokes the stolen credential, the device forgets a version that
+ * credential signed, so the new keyd's bundles are not refused as
+ * outdated.) The operator's response: revoke
  * keyd's credential, give keyd a new identity and credential, restart it on
  * the same store. Then:
  *   - keyd supersedes every key the old identity issued (its log says so);
@@ -76,19 +76,6 @@ static void last_devmsg(struct lfx_cap *cap, struct lfx_dev *d, struct veil__dev
 
 #define EVIL_KEY_ID 0xFFFF0000U
 #define EVIL_VERSION (UINT64_C(1) << 62)
-
-/* The bundle version d holds, from its state_dir. */
-static uint64_t held_version(struct lfx_dev *d)
-{
-	char path[400];
-	struct lfx_keyset ks;
-	uint64_t v = 0;
-	ks.n = 0;
-	snprintf(path, sizeof(path), "%s/keys", lfx_dev_state(d));
-	ck_assert(lfx_keys_file(path, &ks, &v));
-	sodium_memzero(&ks, sizeof(ks));
-	return v;
-}
 
 /* A bundle to d, signed with the stolen key, sealed to the receive key of
  * d's latest device message: one epoch of the attacker's, with the given
@@ -161,7 +148,9 @@ START_TEST(keyd_compromise)
 	steal(&s);
 	size_t applied = lfx_dev_applied(d[0]);
 	ck_assert(lfx_dev_wait_log(d[0], "acknowledgement sent", 1, 10000));
-	attack(cap, &s, d[0], held_version(d[0]) + 1);
+	/* The highest version there is: the device must still move to the new
+	 * keyd once the statement revokes this credential. */
+	attack(cap, &s, d[0], EVIL_VERSION);
 	ck_assert(lfx_dev_wait_applied(d[0], applied + 1, 10000));
 	struct lfx_keyset held, pre = { 0 };
 	lfx_dev_held(d[0], &held);

@@ -285,7 +285,11 @@ bool lfx_keys_file(const char *path, struct lfx_keyset *ks, uint64_t *version)
 		return false;
 	const uint8_t *b = (const uint8_t *)text;
 	struct veil__grants *g = NULL;
-	ck_assert_msg(len >= 18 && !memcmp(b, "VEILKEYS", 8) && veil__grants_parse(b + 16, len - 16, &g) == VEIL_OK,
+	/* "VEILKEY2": version, the signing keyd's credential id, grants;
+	 * "VEILKEYS" (before 1.0.0): version, grants. */
+	size_t head = len >= 8 && !memcmp(b, "VEILKEY2", 8) ? 16 + VEIL_CREDENTIAL_ID_BYTES : 16;
+	ck_assert_msg(len >= head + 2 && (head > 16 || !memcmp(b, "VEILKEYS", 8)) &&
+	                      veil__grants_parse(b + head, len - head, &g) == VEIL_OK,
 	              "%s is not a keys file", path);
 	if (version)
 		*version = veil__get_u64(b + 8);

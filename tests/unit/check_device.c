@@ -420,6 +420,57 @@ START_TEST(test_ready_wait_and_cancel)
 }
 END_TEST
 
+/* A stolen key service key could send a bundle with a huge version; once
+ * the operator's new keyd revokes that credential, the device forgets the
+ * version and takes the new keyd's bundle that answers its latest request
+ * (issue 13's compromise drill found the device refusing it as outdated). */
+START_TEST(test_revoked_signer_version_forgotten)
+{
+	struct veil__device *d = device_up(true);
+	veil__device_connected(d);
+	ck_assert(wait_count(&S.nmsg, 1, 2000));
+	struct veil__devmsg req = last_msg();
+	uint64_t now = (uint64_t)time(NULL);
+	struct veil__grant g[1] = { grant("factory/dev-1/#", 0x80000001U, now - 10, now + 100, now + 400,
+		                          VEIL__GRANT_MAY_SEND, 5) };
+	static uint8_t b[8192];
+	size_t bl = bundle(&req, keyd, kcred, kcred_len, UINT64_MAX / 2, g, 1, b, sizeof(b));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
+	ck_assert(wait_count(&S.nmsg, 2, 2000)); /* its acknowledgement */
+	ck_assert_uint_eq(last_msg().kind, VEIL__KIND_ACK);
+	/* The new keyd (another identity, role veil-keyd) revokes the old one. */
+	struct veil_identity *keyd2 = NULL;
+	ck_assert_int_eq(veil_identity_generate(&keyd2), VEIL_OK);
+	static uint8_t k2cred[VEIL_CREDENTIAL_MAX];
+	size_t k2len = issue(authority, keyd2, "veil-keyd-2", "veil-keyd", k2cred);
+	struct veil_credential kc;
+	ck_assert_int_eq(veil_credential_parse(kcred, kcred_len, &kc), VEIL_OK);
+	struct veil__rev_entry e = { VEIL__REV_CREDENTIAL, { 0 }, now + 3600 };
+	memcpy(e.id, kc.id, VEIL_CREDENTIAL_ID_BYTES);
+	static uint8_t st[4096];
+	size_t sl = 0;
+	struct veil__revstmt_params p = { keyd2, k2cred, k2len, 1, now, &e, 1 };
+	ck_assert_int_eq(veil__revstmt_build(&p, st, sizeof(st), &sl), VEIL_OK);
+	size_t asked = S.nmsg;
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/revocation", st, sl), VEIL_OK);
+	/* It asks anew; the new keyd's answer, version 10, is applied. */
+	ck_assert(wait_count(&S.nmsg, asked + 1, 5000));
+	struct veil__devmsg req2 = last_msg();
+	ck_assert_uint_eq(req2.kind, VEIL__KIND_REQUEST);
+	bl = bundle(&req2, keyd2, k2cred, k2len, 10, g, 1, b, sizeof(b));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
+	veil__device_free(&d);
+	/* Restarted: version 10 from keyd2 is what it holds, not the old one. */
+	d = device_up(true);
+	veil__device_connected(d);
+	asked = S.nmsg;
+	ck_assert(wait_count(&S.nmsg, asked + 1, 2000));
+	ck_assert_uint_eq(last_msg().version, 10);
+	veil__device_free(&d);
+	veil_identity_free(&keyd2);
+}
+END_TEST
+
 /* A send held on the keeper thread until released (the front end's Paho
  * call blocking), for the detach test. */
 static bool send_entered, send_release, detached;
@@ -500,6 +551,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_revocation_union);
 	tcase_add_test(tc, test_ready_wait_and_cancel);
 	tcase_add_test(tc, test_detach_waits_for_send);
+	tcase_add_test(tc, test_revoked_signer_version_forgotten);
 	suite_add_tcase(s, tc);
 	return s;
 }
