@@ -128,7 +128,7 @@ expect_set "${ONLINE[@]}"
 versions_now "${DEVS[@]}"
 before=${V[$OFF]}
 rot_t0=$(now_ms)
-it_check "veil keys rotate queued" cl_keys rotate 'fleet/#'
+it_check "veil keys rotate queued" cl_keys rotate 'fleet/+/#'
 it_check "keyd issued $OFF a new bundle" it_wait_until 15 issued_after "$OFF" "$before"
 ROT_V=$(keyd_version "$OFF")
 it_check "the broker acknowledged $OFF's bundle to keyd (retained on every node)" \

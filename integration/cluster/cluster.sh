@@ -202,7 +202,10 @@ cl_node_of() { awk -v c="client=$1" '$2 == c { n = $3 } END { sub(/^node=/, "", 
 # ---- veil-keyd ----------------------------------------------------------------
 # cl_keyd_conf: keyd logs in through HAProxy like any client. It runs on node
 # a's machine and reads that node's runtime revocation file, which the relay
-# keeps complete (every revocation made through any node's admin API).
+# keeps complete (every revocation made through any node's admin API). One
+# key for the fleet: the scope is fleet/+/#, exactly the topics the rule
+# "pattern write,encrypted fleet/%c/#" protects (fleet/# would also cover
+# the bare topic fleet, unprotected: keyd refuses a scope that straddles).
 cl_keyd_conf() {
 	local k=$IT_DIR/keyd
 	mkdir -p "$k"
@@ -220,7 +223,7 @@ storage_key $k/storage.key
 token_window 5
 reissue_interval 1
 rekey_grace 5
-scope fleet/# period 3600 lead 300 grace 300 depth 2
+scope fleet/+/# period 3600 lead 300 grace 300 depth 2
 KEYD_EOF
 	"$VEIL_KEYD" -c "$k/keyd.conf" --init >"$k/init.log" 2>&1 || { cat "$k/init.log"; return 1; }
 }
