@@ -372,8 +372,13 @@ int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms,
 		bool pending = token_pending(c, token);
 		bool connected = MQTTClient_isConnected(c->mc);
 		pthread_mutex_lock(&c->s.lock);
-		if (!pending)
+		/* Completed while the lock was released (Paho ran both callbacks
+		 * before it let token_pending see the token gone): its reason is in
+		 * the ring now, a refusal included. */
+		if (!pending) {
+			(void)token_done_recently(c, token, &reason);
 			break;
+		}
 		if (!connected) {
 			pthread_mutex_unlock(&c->s.lock);
 			return veil__mqtt_err(&c->s, MQTTCLIENT_DISCONNECTED);
