@@ -496,8 +496,10 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	Suite *s = suite_create("frontends-open");
-	/* Four receivers at once, a few messages each. */
-	TCase *tc = veil_tcase("receive", 8);
+	/* Four receivers at once. Each test starts four receiving front ends (two of them preloaded
+	 * Paho programs) and waits up to 10 s (scaled) for a delivery: 8 s for
+	 * the whole test timed out under load (save_every_64, 64 messages). */
+	TCase *tc = veil_tcase("receive", 30);
 	tcase_add_unchecked_fixture(tc, ffx_material, ffx_teardown);
 	tcase_add_loop_test(tc, receive_case, 0, N_RX);
 	tcase_add_test(tc, receiver_restart);
