@@ -462,7 +462,7 @@ int veil__keyring_compose(const struct veil_keyring *base, const char *base_name
 			rc = VEIL_ERR_NOMEM;
 			break;
 		}
-		for (size_t k = 0; k < bf->nkeys; k++) {
+		for (size_t k = 0; k < bf->nkeys && kr->keymem; k++) {
 			uint8_t *slot = kr->keymem + kr->keymem_used++ * VEIL_KEY_BYTES;
 			memcpy(slot, bf->keys[k].bytes, VEIL_KEY_BYTES);
 			f->keys[k] = bf->keys[k];
@@ -501,6 +501,10 @@ int veil__keyring_compose(const struct veil_keyring *base, const char *base_name
 			f->has_policy = true;
 			/* One scope has one policy (keyd takes it from the ACL). */
 			f->require_signature = f->require_signature || g[i].require_signature;
+			if (!kr->keymem) { /* sized for every key above: not reached */
+				rc = VEIL_ERR_NOMEM;
+				break;
+			}
 			uint8_t *slot = kr->keymem + kr->keymem_used++ * VEIL_KEY_BYTES;
 			memcpy(slot, g[i].key, VEIL_KEY_BYTES);
 			f->keys[f->nkeys++] = (struct kr_key){ .id = g[i].key_id, .bytes = slot, .kcv = veil_key_check(slot),

@@ -300,7 +300,7 @@ static int check_client(struct vp_acl *acl, const struct mosquitto_evt_acl_check
 		return MOSQ_ERR_SUCCESS;
 
 	/* A bridge's envelopes are others': checked against their own signer. */
-	struct veil__trust trust;
+	struct veil__trust trust = { 0 };
 	struct veil__credcache *cache = NULL;
 	bool bridge = c && c->bridge;
 	if (bridge)

@@ -505,7 +505,7 @@ int vp_auth__basic(struct vp_ctx *ctx, struct mosquitto_evt_basic_auth *ed)
 	/* A bridge is its declared name and nothing else: not a broker-assigned
 	 * id, which another password client could take over. */
 	at.bridge = vp_bridge__declared(at.a, ed->username);
-	if (at.bridge ? strcmp(at.cid, ed->username) != 0 : !client_id_allowed(at.a, at.cid, ed->username)) {
+	if (at.bridge ? !at.cid || strcmp(at.cid, ed->username) != 0 : !client_id_allowed(at.a, at.cid, ed->username)) {
 		at.method = at.bridge ? "bridge" : "password";
 		return refuse(&at, "client-id-not-allowed");
 	}
@@ -696,7 +696,7 @@ void vp_auth__tick(struct vp_ctx *ctx, time_t now)
 		a->sweep_now = false;
 		sweep_and_kick(ctx, now);
 		vp_nonce_cache__sync(a->nonces, (uint64_t)now);
-		if (now - a->quota_pruned_at >= (time_t)(2U * a->token_window + 1U)) {
+		if (now - a->quota_pruned_at >= 2 * (time_t)a->token_window + 1) {
 			a->quota_pruned_at = now;
 			vp_login_quota__prune(a->quota, (uint64_t)now);
 		}

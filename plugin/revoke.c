@@ -191,6 +191,10 @@ struct text {
 
 static void text_add(struct text *t, const char *a, const char *b)
 {
+	if (!a || !b) {
+		t->failed = true;
+		return;
+	}
 	size_t need = t->len + strlen(a) + strlen(b) + 2;
 	if (t->failed || need > t->cap) {
 		size_t nc = need * 2;

@@ -50,7 +50,7 @@ int veil_cmd_keys(int argc, char **argv)
 	const char *cmd = optind < argc ? argv[optind] : NULL;
 	bool rotate = cmd && !strcmp(cmd, "rotate");
 	if (!db || !cmd || (rotate ? optind + 2 != argc : optind + 1 != argc) ||
-	    (!rotate && strcmp(cmd, "status") && strcmp(cmd, "devices"))) {
+	    (!rotate && strcmp(cmd, "status") != 0 && strcmp(cmd, "devices") != 0)) {
 		usage(stderr);
 		return VEIL_EXIT_USAGE;
 	}
