@@ -746,6 +746,31 @@ int kd_store__rotate_request(struct kd_store *s, const char *scope, uint64_t now
 	return run(st);
 }
 
+int kd_store__scope_known(struct kd_store *s, const char *name, bool *known)
+{
+	sqlite3_stmt *st = prep(s, "SELECT EXISTS (SELECT 1 FROM scopes WHERE filter = ?1)"
+	                           " OR EXISTS (SELECT 1 FROM instances WHERE filter = ?1)");
+	if (!st)
+		return VEIL_ERR_IO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_ROW ? VEIL_OK : VEIL_ERR_IO;
+	*known = rc == VEIL_OK && sqlite3_column_int(st, 0) != 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int kd_store__scopes_print(struct kd_store *s, FILE *f)
+{
+	sqlite3_stmt *st = prep(s, "SELECT filter FROM scopes ORDER BY filter");
+	if (!st)
+		return VEIL_ERR_IO;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW)
+		fprintf(f, "  %s\n", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? VEIL_OK : VEIL_ERR_IO;
+}
+
 int kd_store__rotate_next(struct kd_store *s, int64_t *id, char *scope, size_t cap)
 {
 	sqlite3_stmt *st = prep(s, "SELECT id, scope FROM rotate_requests WHERE done_at IS NULL ORDER BY id LIMIT 1");

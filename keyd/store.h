@@ -141,6 +141,11 @@ int kd_store__grants_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTI
 int kd_store__audit(struct kd_store *s, uint64_t now, const char *event, const char *fields);
 /* `veil keys rotate SCOPE`: queue a forced rotation. */
 int kd_store__rotate_request(struct kd_store *s, const char *scope, uint64_t now);
+/* Whether name is a scope filter or a scope instance keyd has loaded into
+ * the store. */
+int kd_store__scope_known(struct kd_store *s, const char *name, bool *known);
+/* The scope filters in the store, one per line, indented. */
+int kd_store__scopes_print(struct kd_store *s, FILE *f);
 /* The oldest pending request (VEIL_ERR_NOT_FOUND: none). */
 int kd_store__rotate_next(struct kd_store *s, int64_t *id, char *scope, size_t cap);
 int kd_store__rotate_done(struct kd_store *s, int64_t id, uint64_t now, const char *result);

@@ -67,7 +67,22 @@ int veil_cmd_keys(int argc, char **argv)
 	} else if (!strcmp(cmd, "devices")) {
 		rc = kd_store__report_devices(s, stdout);
 	} else {
-		rc = kd_store__rotate_request(s, argv[optind + 1], now);
+		/* keyd refuses an unknown scope too, but only in its audit log: say
+		 * so here, where the operator is looking. */
+		bool known = false;
+		const char *scope = argv[optind + 1];
+		rc = kd_store__scope_known(s, scope, &known);
+		if (rc == VEIL_OK && !known) {
+			fprintf(stderr,
+			        "veil keys: %s: no scope or scope instance named '%s'; veil-keyd has loaded these scopes "
+			        "from its config (a new one appears once veil-keyd runs with it):\n",
+			        db, scope);
+			kd_store__scopes_print(s, stderr);
+			kd_store__close(&s);
+			return VEIL_EXIT_FAIL;
+		}
+		if (rc == VEIL_OK)
+			rc = kd_store__rotate_request(s, scope, now);
 		if (rc == VEIL_OK)
 			printf("rotation of %s queued; veil-keyd applies it within a second (see 'veil keys status')\n",
 			       argv[optind + 1]);

@@ -319,6 +319,11 @@ START_TEST(devices_get_their_grants)
 	}
 	ck_assert(sup);
 	veil__grants_free(&g);
+	/* An unknown scope is refused where the operator looks, naming the known ones. */
+	const char *nope[] = { cli, "keys", "--db", db, "rotate", "factory/#", NULL };
+	ck_assert_int_eq(test_wait_exit(test_spawn(nope, &so), 10000), 1);
+	ck_assert(test_file_has(out, "no scope or scope instance named 'factory/#'"));
+	ck_assert(test_file_has(out, "  factory/%c/#"));
 	const char *bad[] = { cli, "keys", "--db", db, "frobnicate", NULL };
 	ck_assert_int_eq(test_wait_exit(test_spawn(bad, &so), 10000), 2);
 	/* SIGHUP reloads. */
