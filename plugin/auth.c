@@ -634,9 +634,13 @@ static bool sweep_one(struct vp_client *c, void *arg)
 		s->n++;
 	}
 	c->kick_pending = true;
+	/* state says which connection this is about: an operator must not read
+	 * the mark of a departed connection as a kick of the device that has
+	 * since logged in again under the same id with a new credential. */
 	char id[80];
-	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s", vp_log__clean(c->client_id, id, sizeof(id)),
-	              why);
+	vp_log__audit(MOSQ_LOG_NOTICE, "auth", "kick", "client=%s reason=%s state=%s",
+	              vp_log__clean(c->client_id, id, sizeof(id)), why,
+	              c->departed ? "departed" : c->parked ? "parked" : "online");
 	return true;
 }
 
