@@ -12,6 +12,7 @@
 
 struct integ_device {
 	const char *uri, *id, *identity, *credential, *keyring, *state_dir, *cafile;
+	const char *authorities; /* --authorities: trusted authorities (the key service's bundles) */
 	int mqtt;
 	bool persistent, sign;
 	double step_s; /* deadline of one broker reply (CONNACK, SUBACK, PUBACK); 0: INTEG_STEP_S */
@@ -27,7 +28,7 @@ struct integ_device {
 	{ "keyring", required_argument, NULL, 'r' }, { "state-dir", required_argument, NULL, 'S' },        \
 	{ "mqtt", required_argument, NULL, 'm' }, { "persistent", no_argument, NULL, 'P' },                \
 	{ "cafile", required_argument, NULL, 'A' }, { "sign", no_argument, NULL, 'g' },                    \
-	{ "step-timeout", required_argument, NULL, 'O' }
+	{ "step-timeout", required_argument, NULL, 'O' }, { "authorities", required_argument, NULL, 'H' }
 
 /* Returns 1 if c was a device option (stored in d). */
 int integ_device_opt(struct integ_device *d, int c, const char *arg);

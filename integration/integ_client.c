@@ -9,7 +9,7 @@
  *   veil-integ load ...   (integ_load.c)
  *
  * DEVICE options: --uri U --id ID --identity K --credential C --keyring KR
- *   [--state-dir D] [--mqtt 3|5] [--persistent] [--cafile F] [--sign] [--step-timeout S]
+ *   [--authorities F (without --keyring: keys from veil-keyd)] [--state-dir D] [--mqtt 3|5] [--persistent] [--cafile F] [--sign] [--step-timeout S]
  *
  * Payloads are "<prefix>-<i>" so the subscriber can tell loss, duplication
  * and reordering apart per (topic, prefix) stream. Every run ends with one
@@ -73,6 +73,7 @@ int integ_device_opt(struct integ_device *d, int c, const char *arg)
 	case 'A': d->cafile = arg; return 1;
 	case 'g': d->sign = true; return 1;
 	case 'O': d->step_s = atof(arg); return 1;
+	case 'H': d->authorities = arg; return 1;
 	default: return 0;
 	}
 }
@@ -92,6 +93,7 @@ void integ_device_options(const struct integ_device *d, struct veil_client_optio
 	o->identity_path = d->identity;
 	o->credential_path = d->credential;
 	o->keyring_path = d->keyring;
+	o->authority_path = d->authorities;
 	o->state_dir = d->state_dir;
 	o->auth = VEIL_AUTH_TOKEN;
 	o->persistent_session = d->persistent;

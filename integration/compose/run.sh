@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # docker-compose suite: the Veil fleet as containers on one machine.
 #   broker        Debian's Mosquitto 2.0.11 + the Veil plugin
+#   keyd          veil-keyd: every device's topic keys, over MQTT (no keyring
+#                 file anywhere; devices hold identity, credential, authority)
 #   sensor-1/2    libveil devices (encrypted readings, signed alerts)
 #   paho-sensor   Debian's unmodified paho_c_pub under libveil_preload.so
 #   dashboard     libveil: every message opened once, in order, none refused
 #   paho-dashboard Debian's unmodified paho_c_sub under the preload
-#   attacker      valid login, no key, tcpdump: must learn and achieve nothing
+#   attacker      valid login that reads every sensor topic, entitled to no
+#                 key by keyd, tcpdump: must learn and achieve nothing
 # One command, exits non-zero on any failed check. Needs root and Debian 12;
 # installs docker.io, docker-compose and debootstrap if missing, runs its own
 # dockerd (own socket and data root, stopped by PID at the end) and builds a
@@ -64,9 +67,9 @@ while :; do
 	ss -Htan "sport = :$VEIL_PORT" 2>/dev/null | grep -q . || break
 done
 export VEIL_PORT
-say "building broker, device and attacker images"
+say "building broker, device, keyd and attacker images"
 $COMPOSE -p "$PROJECT" build broker provision >"$WORK/compose-build.log" 2>&1 || { tail -40 "$WORK/compose-build.log"; exit 1; }
-$COMPOSE -p "$PROJECT" build attacker >>"$WORK/compose-build.log" 2>&1 || { tail -40 "$WORK/compose-build.log"; exit 1; }
+$COMPOSE -p "$PROJECT" build keyd attacker >>"$WORK/compose-build.log" 2>&1 || { tail -40 "$WORK/compose-build.log"; exit 1; }
 T_BUILD=$(( $(date +%s) - T0 ))
 
 # ---- the suite ----
@@ -74,12 +77,17 @@ $COMPOSE -p "$PROJECT" run --rm provision
 $COMPOSE -p "$PROJECT" up -d broker 2>/dev/null
 check "broker container listening on 127.0.0.1:$VEIL_PORT" until_ok 10 bash -c "(exec 3<>/dev/tcp/127.0.0.1/$VEIL_PORT) 2>/dev/null" \
 	|| { tail -20 "$VEIL_WORK/broker/mosquitto.log"; exit 1; }
+KLOG=$VEIL_WORK/keyd/keyd.log
+$COMPOSE -p "$PROJECT" up -d keyd 2>/dev/null
+check "keyd container logged in and subscribed to the requests" until_ok 20 grep -q 'mqtt | subscribed' "$KLOG" \
+	|| { tail -20 "$KLOG"; exit 1; }
 $COMPOSE -p "$PROJECT" up -d dashboard paho-dashboard attacker 2>/dev/null
 R=$VEIL_WORK/run
 BLOG=$VEIL_WORK/broker/mosquitto.log
-# The broker's "subscribe" log line (log_type all): the subscription is in place.
-subscribed() { grep -qE ": $1 [0-2] fleet/#\$" "$BLOG" 2>/dev/null; }
-all_subscribed() { [ -e "$R/dashboard.ready" ] && subscribed paho-dashboard && subscribed attacker; }
+# The broker's "subscribe" log line (log_type all): the subscription is in
+# place (the attacker's last filter: all of its filters are).
+subscribed() { grep -qE ": $1 [0-2] $2\$" "$BLOG" 2>/dev/null; }
+all_subscribed() { [ -e "$R/dashboard.ready" ] && subscribed paho-dashboard 'fleet/#' && subscribed attacker fleet/sensor-2/alert; }
 check "dashboard, paho-dashboard and attacker subscribed" until_ok 60 all_subscribed
 for s in sensor-1 sensor-2 paho-sensor; do
 	check "$s container published" timeout 120 $COMPOSE -p "$PROJECT" run --rm "$s"
@@ -107,6 +115,34 @@ check "unmodified paho_c_sub (preload) printed all $((3 * N + 2)) plaintexts ($g
 check "paho_c_sub printed no attacker payload" bash -c "! grep -q COMPOSEATTACK '$R/paho-dashboard.out'"
 check "attacker container: every attack failed" [ "$rc_att" -eq 0 ]
 check "broker refused the attacker's publishes (audit lines)" bash -c "[ \$(grep -c 'veil: acl | \(refuse\|deny\) | client=attacker' '$BLOG') -ge 3 ]"
+# keyd's keys, and only keyd's: no keyring in any image a device runs from
+# nor in the shared /veil (no file holding a topic key line, whatever its
+# name; the search is first shown to find the line `veil keygen topic-key`
+# writes), no keyring line in a device config, every envelope the spy
+# received under a key id of keyd's range (>= 0x80000000), each device's own
+# bundle from keyd (its audit line), none for the spy.
+no_keyring='
+	re="^key [^ ]+ [0-9]+ [A-Za-z0-9+/]{43}="
+	veil keygen topic-key --filter probe/# --id 1 | grep -qE "$re" || { echo "probe line not matched"; exit 1; }
+	! grep -rlIE --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$re" / 2>/dev/null \
+	&& ! grep -lE "^[[:space:]]*keyring" /veil/keys/*.conf'
+for img in veil-device veil-attacker; do
+	check "no keyring in the $img container (image and /veil)" \
+		$DOCKER run --rm --network none -v "$VEIL_WORK:/veil:ro" "$img:latest" bash -c "$no_keyring"
+done
+kids=$(grep -E '^fleet/' "$R/attacker-spy.out" | awk '{ print substr($2, 5, 8) }' | sort -u | tr '\n' ' ')
+say "key ids in the spy's envelopes: $kids"
+check "every envelope sealed under a keyd key id (>= 0x80000000): $kids" \
+	bash -c "[ -n '$kids' ] && ! grep -E '^fleet/' '$R/attacker-spy.out' | awk '{ print substr(\$2, 5, 1) }' | grep -qv '[89a-f]'"
+grants() { sed -n "s/.*bundle | issue | client=$1 .* grants=\([0-9]*\).*/\1/p" "$KLOG" | sort -n | tail -1; }
+for d in sensor-1 sensor-2 paho-sensor; do
+	check "$d got both scopes' keys from keyd, by its write rights ($(grants "$d") grants)" [ "$(grants "$d")" -eq 2 ]
+done
+for d in dashboard paho-dashboard; do
+	check "$d got both scopes' keys from keyd ($(grants "$d") grants)" [ "$(grants "$d")" -eq 2 ]
+done
+check "keyd's bundle to the attacker granted nothing (grants=$(grants attacker))" [ "$(grants attacker)" = 0 ]
+$DOCKER run --rm --network none -v "$VEIL_WORK:/veil" veil-keyd:latest veil keys --db /veil/keyd/keyd.db status 2>&1 | sed 's/^/  keys status: /' || true
 check "broker persistence holds no plaintext" bash -c "$COMPOSE -p $PROJECT stop broker >/dev/null 2>&1; [ -s '$VEIL_WORK/broker/mosquitto.db' ] && ! grep -aq COMPOSESECRET '$VEIL_WORK/broker/mosquitto.db'"
 WALL=$(( $(date +%s) - T0 ))
 echo "FIGURE compose build_seconds=$T_BUILD"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The attacker container: a valid login (role spy: may read fleet/#), no
-# topic key, tcpdump on the shared loopback. Each attack must fail; any
+# The attacker container: a valid login (role spy: may read each topic the
+# sensors use, one by one, never a whole key scope), tcpdump on the shared
+# loopback. It asks veil-keyd for keys like any device; its rights entitle
+# it to none (run.sh checks keyd's bundle to it: grants=0), yet the broker
+# delivers it every envelope. Each attack must fail; any
 # success is printed as FAIL and makes the exit status non-zero. Whatever it
 # manages to publish would reach the dashboards, whose exact counts and zero
 # refusals (checked by run.sh) would then fail too.
@@ -15,12 +18,22 @@ mpub() { mosquitto_pub -h 127.0.0.1 -p "$P" -V mqttv5 -i attacker -u attacker -P
 # until CMD... succeeds, re-checked every 50 ms for at most SECONDS.
 until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
 
+# The topics the spy may read: every sensor's readings and alerts.
+SPY_TOPICS=(-t fleet/sensor-1/temp -t fleet/sensor-2/temp -t fleet/paho-sensor/temp -t fleet/sensor-1/alert -t fleet/sensor-2/alert)
+
+# 0. ask veil-keyd for keys, as a device does at connect (libveil, no keyring)
+veil-integ sub --uri "tcp://127.0.0.1:$P" --id attacker --identity "$K/attacker.key" --credential "$K/attacker.cred" \
+	--authorities "$K/authority.key.pub" --state-dir /veil/state/attacker --step-timeout 10 \
+	--filter fleet/sensor-1/temp --subscribe-only >$R/attacker-keyd.out 2>&1 \
+	&& ok "asked keyd for keys (libveil login, subscribed)" || bad "libveil login for keyd's bundle failed: $(tail -2 $R/attacker-keyd.out)"
+
 # 1. sniff the wire and subscribe with the valid login: envelopes only
 tcpdump -i lo -U -s 0 -w $R/attacker.pcap "port $P" >/dev/null 2>$R/attacker-tcpdump.log &
 TD=$!
 until_ok 10 grep -q 'listening on' $R/attacker-tcpdump.log || bad "tcpdump did not start"
-# run.sh waits for the broker's log line of this subscription before the sensors start.
-msub -t 'fleet/#' -q 1 -F '%t %x' -C $((3 * VEIL_MESSAGES + 2)) -W 150 >$R/attacker-spy.out 2>/dev/null &
+# run.sh waits for the broker's log line of this subscription's last filter
+# (fleet/sensor-2/alert) before the sensors start.
+msub "${SPY_TOPICS[@]}" -q 1 -F '%t %x' -C $((3 * VEIL_MESSAGES + 2)) -W 150 >$R/attacker-spy.out 2>/dev/null &
 SPY=$!
 wait $SPY
 # Every packet is in the capture once a datagram sent after them is.

@@ -6,6 +6,6 @@
 set -euo pipefail
 K=/veil/keys; N=${VEIL_MESSAGES}
 exec veil-integ sub --uri "tcp://127.0.0.1:${VEIL_PORT}" --id dashboard --identity $K/dashboard.key \
-	--credential $K/dashboard.cred --keyring $K/keyring --state-dir /veil/state/dashboard \
+	--credential $K/dashboard.cred --authorities $K/authority.key.pub --state-dir /veil/state/dashboard \
 	--filter 'fleet/#' --expect $((3 * N + 2)) --expect-refused 0 --marker COMPOSEMARKER --timeout 240 \
 	--print --ready /veil/run/dashboard.ready

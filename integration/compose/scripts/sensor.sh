@@ -5,7 +5,7 @@
 set -euo pipefail
 id=$1; K=/veil/keys
 args=(--uri "tcp://127.0.0.1:${VEIL_PORT}" --id "$id" --identity "$K/$id.key" --credential "$K/$id.cred"
-	--keyring "$K/keyring" --state-dir "/veil/state/$id")
+	--authorities "$K/authority.key.pub" --state-dir "/veil/state/$id")
 if [ "${2:-}" = marker ]; then
 	exec veil-integ pub "${args[@]}" --topic "fleet/$id/temp" --count 1 --prefix COMPOSEMARKER
 fi
