@@ -155,8 +155,17 @@ cl_wait_bridges() { # HUB LEAF...
 # before a node is chosen (mqtt_is_valid), and its client identifier is the
 # stickiness key, so a client id always reaches the node that holds its
 # session while that node is up. Logs one line per connection as soon as it
-# is established (client id -> node), to $IT_DIR/haproxy.log.
+# is established (client id -> node), to $IT_DIR/haproxy.log. cl_haproxy_conf
+# only writes and checks $IT_DIR/haproxy.cfg (the compose suite runs it in
+# a container of its own).
 cl_haproxy_start() {
+	cl_haproxy_conf || return 1
+	"$HAPROXY" -f "$IT_DIR/haproxy.cfg" -db >"$IT_DIR/haproxy.log" 2>&1 &
+	CL_HAPROXY_PID=$!
+	it_bg "$CL_HAPROXY_PID"
+	it_wait_port "$CL_HAPROXY_PORT" 10
+}
+cl_haproxy_conf() {
 	CL_HAPROXY_PORT=$(it_free_port)
 	local cfg=$IT_DIR/haproxy.cfg
 	cat >"$cfg" <<HAPROXY_EOF
@@ -190,10 +199,6 @@ backend nodes
     server a 127.0.0.1:$(it_broker_port a) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
 HAPROXY_EOF
 	"$HAPROXY" -c -f "$cfg" >"$IT_DIR/haproxy.check" 2>&1 || { cat "$IT_DIR/haproxy.check"; return 1; }
-	"$HAPROXY" -f "$cfg" -db >"$IT_DIR/haproxy.log" 2>&1 &
-	CL_HAPROXY_PID=$!
-	it_bg "$CL_HAPROXY_PID"
-	it_wait_port "$CL_HAPROXY_PORT" 10
 }
 CL_URI() { echo "tcp://127.0.0.1:$CL_HAPROXY_PORT"; }
 # cl_node_of ID: the node HAProxy sent the client id's latest connection to.

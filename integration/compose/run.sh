@@ -40,6 +40,10 @@ cleanup() {
 		(cd "$HERE" && $COMPOSE -p "$PROJECT" logs --no-color >"$WORK/compose.log" 2>&1
 		 $COMPOSE -p "$PROJECT" down --remove-orphans >/dev/null 2>&1)
 	fi
+	if [ -n "${CPROJECT:-}" ]; then
+		(cd "$HERE" && $COMPOSE -f docker-compose.cluster.yml -p "$CPROJECT" logs --no-color >"$WORK/compose-cluster.log" 2>&1
+		 $COMPOSE -f docker-compose.cluster.yml -p "$CPROJECT" down --remove-orphans >/dev/null 2>&1)
+	fi
 	dk_finish "$rc" "$WORK"
 }
 trap cleanup EXIT
@@ -144,7 +148,95 @@ done
 check "keyd's bundle to the attacker granted nothing (grants=$(grants attacker))" [ "$(grants attacker)" = 0 ]
 $DOCKER run --rm --network none -v "$VEIL_WORK:/veil" veil-keyd:latest veil keys --db /veil/keyd/keyd.db status 2>&1 | sed 's/^/  keys status: /' || true
 check "broker persistence holds no plaintext" bash -c "$COMPOSE -p $PROJECT stop broker >/dev/null 2>&1; [ -s '$VEIL_WORK/broker/mosquitto.db' ] && ! grep -aq COMPOSESECRET '$VEIL_WORK/broker/mosquitto.db'"
+T_SINGLE=$(( $(date +%s) - T0 ))
+$COMPOSE -p "$PROJECT" logs --no-color >"$WORK/compose.log" 2>&1 || true
+$COMPOSE -p "$PROJECT" down --remove-orphans >/dev/null 2>&1 || true
+CPROJECT=${PROJECT}cl PROJECT=""   # done with: the EXIT trap leaves it alone
+
+# ---- the deployment: docker-compose.cluster.yml ----
+# Three nodes (b and c bridged to the hub a), HAProxy sticky per client id,
+# keyd through HAProxy, six key-service devices exchanging sealed QoS 1
+# messages across the bridges: 0 lost. The material and configs are the
+# in-process scenario's (integration/cluster/cluster.sh), made in a container.
+T1=$(date +%s)
+CF=(-f docker-compose.cluster.yml -p "$CPROJECT")
+DEVS=(dev-1 dev-2 dev-3 dev-4 dev-5 dev-6)
+export CLUSTER_DEVS="${DEVS[*]}" VEIL_CL=/veil/unset
+say "building the cluster image (mosquitto, haproxy, keyd, devices)"
+$COMPOSE "${CF[@]}" build provision >>"$WORK/compose-build.log" 2>&1 || { tail -40 "$WORK/compose-build.log"; exit 1; }
+T_CBUILD=$(( $(date +%s) - T1 ))
+$COMPOSE "${CF[@]}" run --rm provision
+# shellcheck disable=SC1091
+. "$VEIL_WORK/cluster.env"
+export VEIL_CL=$CL
+H=$VEIL_WORK/${CL#/veil/}   # the same directory, seen from the host
+nlog() { echo "$H/broker-$1/mosquitto.log"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+bridged() { grep -Eq "New bridge connected from .* as node-$2" "$(nlog "$1")" 2>/dev/null; }
+# The hub verifies one bridge login (Argon2id) at a time within its budget
+# (cluster.sh, cl_wait_budget): c starts once the second after b's login is over.
+second_over() { [ "$(date +%s)" -ge $(( $1 + 2 )) ]; }
+$COMPOSE "${CF[@]}" up -d node-a 2>/dev/null
+check "cluster node a (hub) listening on :$PORT_A" until_ok 10 port_open "$PORT_A" || { tail -20 "$(nlog a)"; exit 1; }
+$COMPOSE "${CF[@]}" up -d node-b 2>/dev/null
+check "node b's bridge logged in to the hub" until_ok 15 bridged a b
+t=$(grep -E 'auth \| accept \| client=node-b ' "$(nlog a)" | tail -n 1 | cut -d: -f1)
+[ -z "$t" ] || until_ok 5 second_over "$t"
+$COMPOSE "${CF[@]}" up -d node-c 2>/dev/null
+check "node c's bridge logged in to the hub" until_ok 15 bridged a c
+$COMPOSE "${CF[@]}" up -d haproxy 2>/dev/null
+check "HAProxy listening on :$PORT_H" until_ok 10 port_open "$PORT_H" || { tail -20 "$H/haproxy.log"; exit 1; }
+$COMPOSE "${CF[@]}" up -d keyd 2>/dev/null
+check "keyd logged in through HAProxy" until_ok 20 grep -q 'mqtt | subscribed' "$H/keyd/keyd.log"
+C=$H/ctl O=$H/out
+phase() { printf '%s\n' "$1" >"$C/phase.tmp"; mv "$C/phase.tmp" "$C/phase"; }
+status() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" "$O/$1.status" 2>/dev/null; }
+ready() { [ "$(status "$1" connected)" = 1 ] && [ "$(status "$1" subscribed)" = 1 ]; }
+all_ready() { local d; for d in "${DEVS[@]}"; do ready "$d" || return 1; done; }
+acked_10() { local d; for d in "${DEVS[@]}"; do [ "$(status "$d" acked)" -ge 10 ] 2>/dev/null || return 1; done; }
+node_of() { awk -v c="client=$1" '$2 == c { n = $3 } END { sub(/^node=/, "", n); print n }' "$H/haproxy.log"; }
+$COMPOSE "${CF[@]}" up -d "${DEVS[@]}" 2>/dev/null
+check "${#DEVS[@]} device containers logged in through HAProxy, keyd's keys applied, subscribed" until_ok 60 all_ready
+declare -A ON
+for d in "${DEVS[@]}"; do ON[$d]=$(node_of "$d"); done
+say "placement: $(for d in "${DEVS[@]}"; do printf '%s=%s ' "$d" "${ON[$d]}"; done)keyd=$(node_of veil-keyd)"
+for n in a b c; do
+	check "node $n serves at least one device" bash -c "printf '%s\n' ${ON[*]} | grep -qx $n"
+done
+phase base
+check "every device had 10 sealed QoS 1 messages acknowledged" until_ok 60 acked_10
+phase end
+for d in "${DEVS[@]}"; do
+	rc=$(timeout 90 $DOCKER wait "$($COMPOSE "${CF[@]}" ps -q "$d")" || echo 124)
+	check "$d finished: it holds every other device's end marker" [ "$rc" -eq 0 ]
+done
+# Lost: a message a publisher's node acknowledged (its .acked) that another
+# device never opened (its .recv), over every (receiver, publisher) pair.
+lost=0 total=0
+for p in "${DEVS[@]}"; do
+	total=$(( total + $(grep -c ' base ' "$O/$p.acked" || true) ))
+	for r in "${DEVS[@]}"; do
+		[ "$r" = "$p" ] && continue
+		lost=$(( lost + $(awk -v p="$p" 'FILENAME == ARGV[1] { if ($2 == "base") want[$1 " " $3] = 1; next }
+			$1 == p && $3 == "base" { delete want[$2 " " $4] } END { print length(want) }' "$O/$p.acked" "$O/$r.recv") ))
+	done
+done
+echo "FIGURE compose cluster_messages=$total"
+check "devices on 3 nodes: $total sealed QoS 1 messages, each opened by the 5 others across the bridges, $lost lost" \
+	[ "$total" -ge $(( 10 * ${#DEVS[@]} )) ] && [ "$lost" -eq 0 ]
+bad=$(cat "$O"/*.refused 2>/dev/null | awk '{ n += $2 } END { print n + 0 }')
+check "receivers refused nothing ($bad)" [ "$bad" -eq 0 ]
+keyd_key() { local k; k=$(status "$1" rx_key); [ $(( k )) -ge $(( 0x80000000 )) ]; }
+for d in "${DEVS[@]}"; do
+	check "$d opened under keyd's key $(status "$d" rx_key)" keyd_key "$d"
+done
+check "no keyring file in the deployment (configs name none)" bash -c "! grep -l '^[[:space:]]*keyring' '$H'/dev/*.conf && ! find '$H' -iname '*keyring*' | grep ."
+T_CLUSTER=$(( $(date +%s) - T1 ))
+
 WALL=$(( $(date +%s) - T0 ))
+echo "FIGURE compose single_seconds=$T_SINGLE"
+echo "FIGURE compose cluster_build_seconds=$T_CBUILD"
+echo "FIGURE compose cluster_seconds=$T_CLUSTER"
 echo "FIGURE compose build_seconds=$T_BUILD"
 echo "FIGURE compose wall_seconds=$WALL"
 echo "FIGURE compose checks=$IT_CHECKS failed=$IT_FAILS"
