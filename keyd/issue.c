@@ -417,7 +417,7 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 int kd_service__next_ms(const struct kd_service *s, const struct kd_now *now)
 {
 	uint64_t t = secs(now);
-	if (s->scan || s->statement_due || t >= s->next_change)
+	if (s->scan || s->statement_due || s->watch_kick || t >= s->next_change)
 		return 0;
 	uint64_t since = now->mono_ms - s->rotate_poll_ms;
 	return since >= KD_ROTATE_POLL_MS ? 0 : (int)(KD_ROTATE_POLL_MS - since);
@@ -435,24 +435,32 @@ void kd_service__published(struct kd_service *s, const uint8_t *cred_id, uint64_
 
 int kd_service__sync(struct kd_service *s)
 {
-	if (!s->published_dirty)
+	if (!s->published_dirty && !s->rows_dirty)
 		return VEIL_OK;
-	/* One transaction for every PUBACK of a batch: a crash before it only
-	 * makes keyd publish those bundles again at start. */
+	/* One transaction for every PUBACK and acknowledgement handled
+	 * together: a crash before it only makes keyd publish those bundles
+	 * again at start, and the devices acknowledge them again. */
 	int rc = kd_store__begin(s->st);
 	for (struct kd_dev *d = s->devs; rc == VEIL_OK && d; d = d->hh.next) {
-		if (d->published_dirty)
+		if (d->row_dirty)
+			rc = kd_store__device_put(s->st, &d->row);
+		else if (d->published_dirty)
 			rc = kd_store__device_published(s->st, d->row.cred_id, d->row.published_version);
 	}
+	for (size_t i = 0; rc == VEIL_OK && i < s->n_acks; i++)
+		rc = kd_store__audit(s->st, s->acks[i].t, "ack", s->acks[i].fields);
 	if (rc == VEIL_OK)
 		rc = kd_store__commit(s->st);
 	if (rc != VEIL_OK) {
-		kd_store__rollback(s->st);
+		kd_store__rollback(s->st); /* kept dirty: the next sync tries again */
 		return rc;
 	}
 	for (struct kd_dev *d = s->devs; d; d = d->hh.next)
-		d->published_dirty = false;
-	s->published_dirty = false;
+		d->published_dirty = d->row_dirty = false;
+	for (size_t i = 0; i < s->n_acks; i++)
+		kd_log__audit("ack", "record", "%s", s->acks[i].fields);
+	s->n_acks = 0;
+	s->published_dirty = s->rows_dirty = false;
 	return VEIL_OK;
 }
 
@@ -482,6 +490,8 @@ int kd_svc__reload_state(struct kd_service *s)
 		kd_svc__dev_free(d);
 	}
 	kd_epochs__free(&s->E);
+	s->n_acks = 0; /* their rows went with the devices: memory follows the store */
+	s->rows_dirty = s->published_dirty = false;
 	int rc = kd_epochs__load(&s->E, s->st);
 	if (rc == VEIL_OK)
 		rc = kd_store__devices_each(s->st, load_dev, s);
@@ -515,6 +525,9 @@ int kd_service__new(struct kd_config *cfg, struct kd_material *m, struct kd_stor
 	struct kd_service *s = calloc(1, sizeof(*s));
 	if (!s)
 		return VEIL_ERR_NOMEM;
+	s->inotify = -1;
+	for (size_t i = 0; i < KD_WATCHED; i++)
+		s->wd[i] = -1;
 	s->cfg = malloc(sizeof(*s->cfg));
 	if (!s->cfg) {
 		free(s);

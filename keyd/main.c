@@ -202,10 +202,13 @@ static int run_loop(struct run *r)
 			if (left < timeout)
 				timeout = (int)left;
 		}
-		struct pollfd pf[2] = { { g_sigpipe[0], POLLIN, 0 }, { kd_mqtt__fd(r->mq), POLLIN, 0 } };
-		if (poll(pf, 2, timeout) < 0 && errno != EINTR)
+		struct pollfd pf[3] = { { g_sigpipe[0], POLLIN, 0 }, { kd_mqtt__fd(r->mq), POLLIN, 0 },
+			                { kd_service__watch_fd(r->svc), POLLIN, 0 } };
+		if (poll(pf, pf[2].fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR)
 			return 1;
 		now = clock_now();
+		if (pf[2].fd >= 0 && (pf[2].revents & POLLIN))
+			kd_service__watch_read(r->svc);
 		if (pf[0].revents & POLLIN) {
 			unsigned char sigs[16];
 			ssize_t n = read(g_sigpipe[0], sigs, sizeof(sigs));

@@ -3,8 +3,12 @@
  * rate limit and the nonce cache. Issuing bundles, rotations and the
  * revocation statement are in issue.c; both share service_private.h.
  */
+#include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -170,6 +174,23 @@ static int dev_instances(struct kd_service *s, const char *cid, uint64_t now)
 	return VEIL_OK;
 }
 
+/* An accepted acknowledgement, audited (store and log) by kd_service__sync. */
+static int ack_note(struct kd_service *s, uint64_t t, const char *cid, const char *id, uint64_t version)
+{
+	if (s->n_acks == s->cap_acks) {
+		size_t nc = s->cap_acks ? s->cap_acks * 2 : 64;
+		void *p = realloc(s->acks, nc * sizeof(*s->acks));
+		if (!p)
+			return VEIL_ERR_NOMEM;
+		s->acks = p;
+		s->cap_acks = nc;
+	}
+	struct kd_ack_note *a = &s->acks[s->n_acks++];
+	a->t = t;
+	snprintf(a->fields, sizeof(a->fields), "client=%s cred=%s version=%llu", cid, id, (unsigned long long)version);
+	return VEIL_OK;
+}
+
 /* Whether a new credential for client_id takes old's place. */
 static bool replaced(const struct kd_dev *old, const char *client_id)
 {
@@ -266,6 +287,23 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 			              m.version > row.issued_version ? "never-issued" : "not-newer");
 		}
 	}
+	if (d && m.kind == VEIL__KIND_ACK) {
+		/* Nothing to decide on: the row and the audit line wait for
+		 * kd_service__sync, which commits every acknowledgement handled
+		 * together in one transaction (a rotation's thousand acks cost one
+		 * fsync per batch, not one each). Memory is ahead of the store until
+		 * then, as it is for a message Paho queued and keyd not yet read. */
+		if (acked) {
+			rc = ack_note(s, t, c, id, m.version);
+			if (rc != VEIL_OK)
+				return rc;
+		}
+		d->row = row;
+		d->row_dirty = true;
+		s->rows_dirty = true;
+		s->stats.accepted++;
+		return VEIL_OK;
+	}
 	/* A new credential for a client id keyd serves replaces the old one:
 	 * both would publish on the one retained bundle topic of that client id,
 	 * and the device holds only the newer. The newest accepted message wins.
@@ -274,8 +312,8 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 	rc = kd_store__begin(s->st);
 	if (rc == VEIL_OK && !d)
 		rc = dev_instances(s, row.client_id, t);
-	HASH_ITER(hh, s->devs, old, tmp) {
-		if (rc == VEIL_OK && !d && replaced(old, row.client_id))
+	for (old = d ? NULL : s->devs; old; old = old->hh.next) {
+		if (rc == VEIL_OK && replaced(old, row.client_id))
 			rc = kd_store__device_delete(s->st, old->row.cred_id);
 	}
 	if (rc == VEIL_OK)
@@ -293,8 +331,9 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		kd_log__audit("store", "error", "client=%s cred=%s during=request error=%s", c, id, veil_errname(rc));
 		return rc;
 	}
-	HASH_ITER(hh, s->devs, old, tmp) {
-		if (!d && replaced(old, row.client_id)) {
+	for (old = d ? NULL : s->devs; old; old = tmp) {
+		tmp = old->hh.next;
+		if (replaced(old, row.client_id)) {
 			char oid[40];
 			kd_log__audit("device", "replace", "client=%s cred=%s by=%s", c,
 			              kd_log__hex(old->row.cred_id, VEIL_CREDENTIAL_ID_BYTES, oid, sizeof(oid)), id);
@@ -342,6 +381,30 @@ static void sigs_now(const struct kd_service *s, struct vp_file_sig sig[KD_WATCH
 	}
 }
 
+/* inotify on the watched files' directories (a list replaced by a
+ * rename is a new inode: the directory sees it), so a revocation is read
+ * when it is written, not at the next once-a-second look, which stays as
+ * the fallback (a file system without inotify, a watch that failed). */
+static void watch_arm(struct kd_service *s)
+{
+	if (s->inotify < 0)
+		return;
+	const char *paths[KD_WATCHED];
+	watched(s, paths);
+	for (size_t i = 0; i < KD_WATCHED; i++) {
+		if (s->wd[i] >= 0)
+			inotify_rm_watch(s->inotify, s->wd[i]); /* shared directories: later ones fail, harmless */
+		s->wd[i] = -1;
+	}
+	for (size_t i = 0; i < KD_WATCHED; i++) {
+		char dir[PATH_MAX];
+		if (!paths[i] || snprintf(dir, sizeof(dir), "%s", paths[i]) >= (int)sizeof(dir))
+			continue;
+		s->wd[i] = inotify_add_watch(s->inotify, dirname(dir),
+		                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB);
+	}
+}
+
 int kd_service__watch(struct kd_service *s, const char *config_path)
 {
 	free(s->watch_path);
@@ -349,13 +412,44 @@ int kd_service__watch(struct kd_service *s, const char *config_path)
 	if (!s->watch_path)
 		return VEIL_ERR_NOMEM;
 	sigs_now(s, s->sig);
+	if (s->inotify < 0)
+		s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	watch_arm(s);
 	return VEIL_OK;
+}
+
+int kd_service__watch_fd(const struct kd_service *s)
+{
+	return s->inotify;
+}
+
+void kd_service__watch_read(struct kd_service *s)
+{
+	const char *paths[KD_WATCHED];
+	watched(s, paths);
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while (s->inotify >= 0 && (n = read(s->inotify, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+			for (size_t i = 0; ev->len && i < KD_WATCHED; i++) {
+				char name[PATH_MAX];
+				if (paths[i] && snprintf(name, sizeof(name), "%s", paths[i]) < (int)sizeof(name) &&
+				    !strcmp(basename(name), ev->name))
+					s->watch_kick = true;
+			}
+			if (ev->mask & IN_Q_OVERFLOW)
+				s->watch_kick = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
 }
 
 void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now)
 {
-	if (!s->watch_path || now->mono_ms - s->watch_ms < 1000)
+	if (!s->watch_path || (!s->watch_kick && now->mono_ms - s->watch_ms < 1000))
 		return;
+	s->watch_kick = false;
 	s->watch_ms = now->mono_ms;
 	struct vp_file_sig cur[KD_WATCHED];
 	sigs_now(s, cur);
@@ -368,6 +462,7 @@ void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now)
 	if (kd_service__reload(s, s->watch_path, now, err, sizeof(err)) != VEIL_OK)
 		kd_log__audit("config", "reload-failed", "why=changed kept=old error=%s", err);
 	sigs_now(s, s->sig); /* a broken file is retried when it changes again */
+	watch_arm(s);        /* the reload may name other files */
 }
 
 void kd_service__set_publisher(struct kd_service *s, kd_publish_fn fn, void *ctx)
@@ -417,6 +512,9 @@ void kd_service__free(struct kd_service **sp)
 	kd_config__free(s->cfg);
 	free(s->cfg);
 	free(s->watch_path);
+	if (s->inotify >= 0)
+		close(s->inotify);
+	free(s->acks);
 	free(s);
 	*sp = NULL;
 }

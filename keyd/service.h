@@ -71,9 +71,12 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now);
 /* Milliseconds until the next tick is due (at most KD_ROTATE_POLL_MS). */
 int kd_service__next_ms(const struct kd_service *s, const struct kd_now *now);
 /* The broker acknowledged (PUBACK) the bundle of version to cred_id:
- * remembered at once, written to the store by kd_service__sync (one
- * transaction for all PUBACKs handled together). */
+ * remembered at once, written to the store by kd_service__sync. */
 void kd_service__published(struct kd_service *s, const uint8_t *cred_id, uint64_t version);
+/* Commit what was only remembered: PUBACKs and devices' acknowledgements
+ * (their rows and `ack | record` audit lines, logged once committed), one
+ * transaction for all of them. Call after every batch of events, before
+ * waiting for more. */
 int kd_service__sync(struct kd_service *s);
 /* The connection is up again: bundles the broker did not acknowledge are
  * issued anew at the next tick, the statement too. */
@@ -86,9 +89,14 @@ int kd_service__reload(struct kd_service *s, const char *config_path, const stru
                        size_t errlen);
 
 /* Watch the config file and the files it names (ACL, revocation list,
- * authorities): kd_service__tick reloads, as SIGHUP does, within a second
- * of a change (the plugin's change signature: inode, size, times). */
+ * authorities): kd_service__tick reloads, as SIGHUP does, when one changes
+ * (the plugin's change signature: inode, size, times). inotify on their
+ * directories tells at once; without it, a look once a second. */
 int kd_service__watch(struct kd_service *s, const char *config_path);
+/* The inotify descriptor to poll for reading (-1: none), and what to call
+ * when it is readable (the next tick then looks at the files). */
+int kd_service__watch_fd(const struct kd_service *s);
+void kd_service__watch_read(struct kd_service *s);
 
 /* For tests and `status`: counters since start. */
 struct kd_stats {

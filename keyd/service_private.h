@@ -37,6 +37,12 @@ struct kd_bucket {
 	UT_hash_handle hh;
 };
 
+/* An accepted acknowledgement awaiting kd_service__sync's commit. */
+struct kd_ack_note {
+	uint64_t t; /* unix s */
+	char fields[200];
+};
+
 /* One credential keyd has accepted a message from. */
 struct kd_dev {
 	struct kd_device_row row;
@@ -50,6 +56,7 @@ struct kd_dev {
 	bool revoked;
 	bool republish;            /* committed but never acknowledged by the broker (restart) */
 	bool published_dirty;      /* row.published_version not in the store yet */
+	bool row_dirty;            /* an acknowledgement changed row: written by kd_service__sync */
 	UT_hash_handle hh;         /* by row.cred_id */
 };
 
@@ -72,12 +79,21 @@ struct kd_service {
 	uint64_t prune_ms;         /* last nonce-cache sweep */
 	bool statement_due;
 	bool published_dirty;      /* some device's published_version awaits kd_service__sync */
+	/* Acknowledgements accepted since the last kd_service__sync: their rows
+	 * and audit lines are written there, all in one transaction (one WAL
+	 * fsync for every ack handled together, not one each). */
+	struct kd_ack_note *acks;
+	size_t n_acks, cap_acks;
+	bool rows_dirty;           /* some device's row_dirty is set */
 	uint64_t lost_stamp;       /* rekey.c: one per device visited, for kd_inst.lost_by */
 	bool checkpoint_due;       /* keys were deleted and the WAL not truncated yet (a reader held it) */
 	uint64_t checkpoint_ms;    /* last attempt */
 	char *watch_path;          /* the config file, when kd_service__watch was called */
 	struct vp_file_sig sig[KD_WATCHED]; /* as last seen, in kd_svc__watched order */
 	uint64_t watch_ms;
+	int inotify;               /* -1 without: the once-a-second look alone */
+	int wd[KD_WATCHED];        /* the watched files' directories (-1: none) */
+	bool watch_kick;           /* inotify saw a watched name change: look now */
 	struct kd_stats stats;
 };
 
