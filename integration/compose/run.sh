@@ -36,6 +36,7 @@ WORK=$(mktemp -d /tmp/veil-compose.XXXXXX)
 cleanup() {
 	local rc=$?
 	set +e
+	say "stopping the containers and dockerd"
 	if [ -n "${PROJECT:-}" ]; then
 		(cd "$HERE" && $COMPOSE -p "$PROJECT" logs --no-color >"$WORK/compose.log" 2>&1
 		 $COMPOSE -p "$PROJECT" down --remove-orphans >/dev/null 2>&1)
@@ -44,6 +45,7 @@ cleanup() {
 		(cd "$HERE" && $COMPOSE -f docker-compose.cluster.yml -p "$CPROJECT" logs --no-color >"$WORK/compose-cluster.log" 2>&1
 		 $COMPOSE -f docker-compose.cluster.yml -p "$CPROJECT" down --remove-orphans >/dev/null 2>&1)
 	fi
+	say "containers removed"
 	dk_finish "$rc" "$WORK"
 }
 trap cleanup EXIT
@@ -232,6 +234,9 @@ for d in "${DEVS[@]}"; do
 done
 check "no keyring file in the deployment (configs name none)" bash -c "! grep -l '^[[:space:]]*keyring' '$H'/dev/*.conf && ! find '$H' -iname '*keyring*' | grep ."
 T_CLUSTER=$(( $(date +%s) - T1 ))
+# keyd first, while its node still answers (its MQTT DISCONNECT), then the rest.
+$COMPOSE "${CF[@]}" stop keyd >/dev/null 2>&1
+$COMPOSE "${CF[@]}" stop haproxy node-c node-b node-a >/dev/null 2>&1
 
 WALL=$(( $(date +%s) - T0 ))
 echo "FIGURE compose single_seconds=$T_SINGLE"
