@@ -170,7 +170,7 @@ cl_haproxy_conf() {
 	local cfg=$IT_DIR/haproxy.cfg
 	cat >"$cfg" <<HAPROXY_EOF
 global
-    maxconn 4096
+    maxconn $CL_HAPROXY_MAXCONN
     log stdout format raw local0 info
 defaults
     mode tcp
@@ -183,23 +183,44 @@ defaults
     option redispatch
 frontend mqtt
     bind 127.0.0.1:$CL_HAPROXY_PORT
-    maxconn 4096
+    maxconn $CL_HAPROXY_MAXCONN
     tcp-request inspect-delay 5s
     tcp-request content reject unless { req.payload(0,0),mqtt_is_valid }
     tcp-request content capture req.payload(0,0),mqtt_field_value(connect,client_identifier) len 128
+    tcp-request content set-var(txn.client_id) req.payload(0,0),mqtt_field_value(connect,client_identifier)
     option logasap
     log-format "connect client=%[capture.req.hdr(0)] node=%s"
     default_backend nodes
 backend nodes
-    balance roundrobin
-    stick-table type string len 128 size 100k expire 24h
-    stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)
-    server b 127.0.0.1:$(it_broker_port b) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
-    server c 127.0.0.1:$(it_broker_port c) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
-    server a 127.0.0.1:$(it_broker_port a) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
+$(cl_haproxy_routing)
+    server b 127.0.0.1:$(it_broker_port b) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions$(cl_haproxy_server_opts)
+    server c 127.0.0.1:$(it_broker_port c) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions$(cl_haproxy_server_opts)
+    server a 127.0.0.1:$(it_broker_port a) check inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions$(cl_haproxy_server_opts)
 HAPROXY_EOF
 	"$HAPROXY" -c -f "$cfg" >"$IT_DIR/haproxy.check" 2>&1 || { cat "$IT_DIR/haproxy.check"; return 1; }
 }
+# How a client id chooses its node: a stick table (one HAProxy process
+# remembers where each id went), or CL_HAPROXY_ROUTING=hash: a hash of the
+# id over the servers (consistent hashing), the same in every process, so
+# several HAProxy processes on one port (SO_REUSEPORT) agree without sharing
+# a table (bench/cluster_scale.sh, docs/SCALING.md "Scale").
+CL_HAPROXY_ROUTING=${CL_HAPROXY_ROUTING:-stick}
+CL_HAPROXY_MAXCONN=${CL_HAPROXY_MAXCONN:-4096}
+# The hash reads the id from a variable set while the CONNECT is inspected:
+# `balance hash req.payload(...)` itself found no payload when the server
+# was chosen and fell back to spreading (one id reached all three nodes).
+# Weight 100 gives each node more points on the ring: a more even spread.
+cl_haproxy_routing() {
+	if [ "$CL_HAPROXY_ROUTING" = hash ]; then
+		echo "    balance hash var(txn.client_id)"
+		echo "    hash-type consistent"
+	else
+		echo "    balance roundrobin"
+		echo "    stick-table type string len 128 size 100k expire 24h"
+		echo "    stick on req.payload(0,0),mqtt_field_value(connect,client_identifier)"
+	fi
+}
+cl_haproxy_server_opts() { [ "$CL_HAPROXY_ROUTING" != hash ] || printf ' weight 100'; }
 CL_URI() { echo "tcp://127.0.0.1:$CL_HAPROXY_PORT"; }
 # cl_node_of ID: the node HAProxy sent the client id's latest connection to.
 cl_node_of() { awk -v c="client=$1" '$2 == c { n = $3 } END { sub(/^node=/, "", n); print n }' "$IT_DIR/haproxy.log"; }
@@ -211,6 +232,9 @@ cl_node_of() { awk -v c="client=$1" '$2 == c { n = $3 } END { sub(/^node=/, "", 
 # key for the fleet: the scope is fleet/+/#, exactly the topics the rule
 # "pattern write,encrypted fleet/%c/#" protects (fleet/# would also cover
 # the bare topic fleet, unprotected: keyd refuses a scope that straddles).
+# CL_KEYD_TOKEN_WINDOW: freshness of device messages at keyd (the scenario's
+# 5 s; a fleet of thousands whose requests queue for longer needs more).
+CL_KEYD_TOKEN_WINDOW=${CL_KEYD_TOKEN_WINDOW:-5}
 cl_keyd_conf() {
 	local k=$IT_DIR/keyd
 	mkdir -p "$k"
@@ -225,7 +249,7 @@ revocation_file $IT_DIR/node-a/etc/revoked
 runtime_revocation_file $IT_DIR/node-a/state/revocations
 database $k/keyd.db
 storage_key $k/storage.key
-token_window 5
+token_window $CL_KEYD_TOKEN_WINDOW
 reissue_interval 1
 rekey_grace 5
 scope fleet/+/# period 3600 lead 300 grace 300 depth 2
