@@ -202,6 +202,7 @@ check "${#DEVS[@]} device containers logged in through HAProxy, keyd's keys appl
 declare -A ON
 for d in "${DEVS[@]}"; do ON[$d]=$(node_of "$d"); done
 say "placement: $(for d in "${DEVS[@]}"; do printf '%s=%s ' "$d" "${ON[$d]}"; done)keyd=$(node_of veil-keyd)"
+check "keyd's connection went through HAProxy (to node $(node_of veil-keyd))" [ -n "$(node_of veil-keyd)" ]
 for n in a b c; do
 	check "node $n serves at least one device" bash -c "printf '%s\n' ${ON[*]} | grep -qx $n"
 done
