@@ -50,12 +50,30 @@ dev_start() {
 	DEV_PID[$1]=$!
 	it_bg "${DEV_PID[$1]}"
 }
-ready() { [ "$(status "$1" connected)" = 1 ] && [ "$(status "$1" subscribed)" = 1 ]; }
+# keys_guard: a device that cannot get a key for its topic fails the
+# scenario at once, saying why, instead of each wait on traffic running out
+# (with a scope keyd refused, every wait did, about 900 s in all): keyd
+# refused a scope, issued a device of expect a bundle without grants, or a
+# device's publishes have been refused no-policy / no-key for 5 s.
+keys_guard() {
+	local d line ms
+	line=$(grep -m 1 'scope | refuse' "$(CL_KEYD_LOG)" 2>/dev/null || true)
+	[ -z "$line" ] || it_fatal "veil-keyd refused a scope, no device gets its key: $line"
+	for d in $(expected); do
+		line=$(grep -m 1 -E "bundle \| issue \| client=$d .*grants=0 " "$(CL_KEYD_LOG)" 2>/dev/null || true)
+		[ -z "$line" ] || it_fatal "$d: veil-keyd issued it no key (no grant covers fleet/$d/t): $line"
+		ms=$(status "$d" nokey_ms)
+		[ "${ms:-0}" -lt 5000 ] ||
+			it_fatal "$d: its publishes on fleet/$d/t refused $(status "$d" nokey) for ${ms} ms: it holds no key for its topic (its log: $(tail -n 2 "$OUT/$d.log" | tr '\n' ' '))"
+	done
+}
+ready() { keys_guard; [ "$(status "$1" connected)" = 1 ] && [ "$(status "$1" subscribed)" = 1 ]; }
 all_ready() { local d; for d in "$@"; do ready "$d" || return 1; done; }
 acked_in() { grep -c " $2 " "$OUT/$1.acked" 2>/dev/null || true; }
 # Every id of expect has the marker of PHASE from every other: the phase is settled.
 settled() {
 	local r s
+	keys_guard
 	for r in $(expected); do
 		for s in $(expected); do
 			[ "$r" = "$s" ] && continue
@@ -67,6 +85,7 @@ acked_now() { status "$1" acked; }
 # each device has acked N more messages than at the mark
 advanced() {
 	local n=$1 d; shift
+	keys_guard
 	for d in "$@"; do [ "$(acked_now "$d")" -ge "$(( ${MARK[$d]:-0} + n ))" ] || return 1; done
 }
 declare -A MARK

@@ -28,7 +28,11 @@
  *
  * What it writes to --out: "<id>.status" several times a second (connected,
  * connects, sent, acked, failed, delivered, duplicates, refused, the key id
- * of the last message it opened), and at the end "<id>.acked" (one line per
+ * of the last message it opened; nokey and nokey_ms: the refusal, no-policy
+ * or no-key, of its publishes refused for want of a key since nokey_ms
+ * milliseconds, "-" and 0 once one is taken: the scenario fails on it
+ * instead of waiting for messages that cannot come), and at the end
+ * "<id>.acked" (one line per
  * message the broker acknowledged: run phase index) and "<id>.recv" (one per
  * distinct message it opened: sender run phase index) and "<id>.refused"
  * (errname counts). The scenario joins them: nothing is judged here.
@@ -73,6 +77,8 @@ static struct {
 	long delivered, dups, refused, inflight, acked, failed, sent, connects;
 	bool ready;                /* connected, keys applied (libveil's on_connected), not lost since */
 	long refused_by[64];
+	int nokey_rc;              /* VEIL_ERR_NO_POLICY or NO_KEY refusing its publishes, 0 when taken */
+	double nokey_since;
 	uint32_t rx_key;
 	struct acked *ack;
 	size_t n_ack, cap_ack;
@@ -229,6 +235,7 @@ static void on_lost(void *ctx, const char *cause)
 	(void)cause;
 	pthread_mutex_lock(&G.mu);
 	G.ready = false;
+	G.nokey_rc = 0; /* a streak of refusals counts while it publishes */
 	pthread_mutex_unlock(&G.mu);
 }
 
@@ -269,9 +276,11 @@ static void write_status(const char *out, bool done)
 	int connected = veil_async_is_connected(G.a) ? 1 : 0;
 	pthread_mutex_lock(&G.mu);
 	fprintf(f, "connected=%d connects=%ld subscribed=%d sent=%ld acked=%ld failed=%ld delivered=%ld dups=%ld "
-	           "refused=%ld rx_key=0x%08x markers=%d done=%d\n",
+	           "refused=%ld rx_key=0x%08x markers=%d done=%d nokey=%s nokey_ms=%ld\n",
 	        connected, G.connects, G.sub.done && G.sub.rc == VEIL_OK ? 1 : 0, G.sent,
-	        G.acked, G.failed, G.delivered, G.dups, G.refused, (unsigned)G.rx_key, G.n_markers, done ? 1 : 0);
+	        G.acked, G.failed, G.delivered, G.dups, G.refused, (unsigned)G.rx_key, G.n_markers, done ? 1 : 0,
+	        G.nokey_rc ? veil_errname(G.nokey_rc) : "-",
+	        G.nokey_rc ? (long)((now_s() - G.nokey_since) * 1000) : 0L);
 	pthread_mutex_unlock(&G.mu);
 	if (fclose(f) == 0)
 		rename(tmp, path);
@@ -353,14 +362,24 @@ static bool publish_next(const char *topic, const char *phase, long *next)
 	a->i = *next;
 	G.inflight++;
 	pthread_mutex_unlock(&G.mu);
-	if (veil_async_publish(G.a, topic, payload, (size_t)n, 1, false, on_ack, a) != VEIL_OK) {
-		pthread_mutex_lock(&G.mu);
+	int rc = veil_async_publish(G.a, topic, payload, (size_t)n, 1, false, on_ack, a);
+	bool nokey = rc == VEIL_ERR_NO_POLICY || rc == VEIL_ERR_NO_KEY;
+	pthread_mutex_lock(&G.mu);
+	if (nokey && G.nokey_rc != rc) {
+		/* Once a streak: no key covers our own topic (keyd granted none). */
+		fprintf(stderr, "%.3f %s: publish on %s refused: %s (%s)\n", now_s(), G.id, topic, veil_errname(rc),
+		        veil_strerror(rc));
+		G.nokey_rc = rc;
+		G.nokey_since = now_s();
+	} else if (rc == VEIL_OK) {
+		G.nokey_rc = 0;
+	}
+	if (rc != VEIL_OK) {
 		G.inflight--;
 		pthread_mutex_unlock(&G.mu);
 		free(a);
 		return false;
 	}
-	pthread_mutex_lock(&G.mu);
 	G.sent++;
 	pthread_mutex_unlock(&G.mu);
 	(*next)++;
@@ -457,6 +476,7 @@ int main(int argc, char **argv)
 			veil_async_disconnect(G.a, 1000, NULL, NULL);
 			pthread_mutex_lock(&G.mu);
 			G.ready = false;
+			G.nokey_rc = 0;
 			pthread_mutex_unlock(&G.mu);
 			online = false;
 		} else if (strcmp(cmd, "offline") != 0 && !online) {
