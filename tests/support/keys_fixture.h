@@ -1,5 +1,6 @@
 /*
- * The key-service fixture (kfx_), shared by tests/broker/check_key_service*.c:
+ * The key-service fixture (kfx_), shared by tests/broker/check_keyd_e2e.c,
+ * check_keyd_device_e2e.c and check_cli_keyd.c:
  * everything real. A Mosquitto with the Veil plugin (authority, ACL,
  * revocation file), a veil-keyd child process (its own identity and
  * credential with the role veil-keyd, token login, one %c scope), and

@@ -228,7 +228,7 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *su = suite_create("key_service_device");
+	Suite *su = suite_create("keyd_device_e2e");
 	TCase *tc = veil_tcase("device", 90);
 	tcase_add_checked_fixture(tc, kfx_setup, kfx_teardown);
 	tcase_add_test(tc, restart_seals_from_kept_keys_with_keyd_stopped);

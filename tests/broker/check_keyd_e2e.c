@@ -206,7 +206,7 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *su = suite_create("key_service");
+	Suite *su = suite_create("keyd_e2e");
 	TCase *tc = veil_tcase("fleet", 120);
 	tcase_add_checked_fixture(tc, setup, kfx_teardown);
 	tcase_add_test(tc, fleet_ready_at_connect_and_rotation);

@@ -130,7 +130,7 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *su = suite_create("cli_key_service");
+	Suite *su = suite_create("cli_keyd");
 	TCase *tc = veil_tcase("cli", 60);
 	tcase_add_checked_fixture(tc, kfx_setup, kfx_teardown);
 	tcase_add_test(tc, pub_and_sub_without_keyring);
