@@ -109,9 +109,17 @@ static long long wall_ms(void)
 
 /* ---- key-service device (as bench_keyd_revoke.c's) ------------------------ */
 
+/* A device message (request or acknowledgement) built under W.mu, sent
+ * after it is released: no lock of ours is held while Paho is called (its
+ * callbacks take W.mu, some with Paho's own lock held). */
+struct devmsg {
+	uint8_t b[VEIL__DEVMSG_MAX];
+	size_t n;
+};
+
 /* A request or acknowledgement with a fresh receive key (kept) and nonce.
  * Called with W.mu held. */
-static int dev_send(struct dev *v, uint8_t kind)
+static int dev_build(struct dev *v, uint8_t kind, struct devmsg *out)
 {
 	if (v->n_rx == RX_MAX) {
 		veil__rxkey_free(&v->rx[0]);
@@ -130,12 +138,19 @@ static int dev_send(struct dev *v, uint8_t kind)
 		                         .client_id = v->cid, .kind = kind, .timestamp = ts, .nonce = v->nonce,
 		                         .receive_pk = veil__rxkey_public(v->rx[v->n_rx - 1]),
 		                         .version = v->held_version };
-	uint8_t msg[VEIL__DEVMSG_MAX];
-	size_t n = 0;
-	if (veil__devmsg_build(&p, msg, sizeof(msg), &n) != VEIL_OK)
-		return -1;
+	out->n = 0;
+	return veil__devmsg_build(&p, out->b, sizeof(out->b), &out->n) == VEIL_OK ? 0 : -1;
+}
+
+/* Send a built device message; W.mu not held. */
+static void dev_post(struct dev *v, const struct devmsg *m)
+{
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	return MQTTAsync_send(v->m, v->topic_req, (int)n, msg, 1, 0, &ro) == MQTTASYNC_SUCCESS ? 0 : -1;
+	if (m->n && MQTTAsync_send(v->m, v->topic_req, (int)m->n, m->b, 1, 0, &ro) == MQTTASYNC_SUCCESS)
+		return;
+	pthread_mutex_lock(&W.mu);
+	W.send_errors++;
+	pthread_mutex_unlock(&W.mu);
 }
 
 /* The grant to send with now: within its sending time, the newest epoch. */
@@ -187,39 +202,58 @@ static int dev_open(struct dev *v, const uint8_t *buf, size_t len)
 static void on_pub_ok(void *ctx, MQTTAsync_successData *r);
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *r);
 
-/* The publisher's next sealed message, if it may send one. W.mu held. */
-static void pub_next(struct dev *v)
+struct pubmsg {
+	uint8_t b[256];
+	size_t n; /* 0: nothing to send */
+};
+
+/* The publisher's next sealed message, if it may send one (then it is in
+ * flight). W.mu held. */
+static void pub_build(struct dev *v, struct pubmsg *out)
 {
+	out->n = 0;
 	if (!W.publishing || !v->publisher || !v->has_key || v->in_flight || !v->connected || v->lost)
 		return;
-	uint8_t pt[PAYLOAD_BYTES], out[256];
+	uint8_t pt[PAYLOAD_BYTES];
 	memset(pt, 'x', sizeof(pt));
-	size_t n = 0;
 	struct veil_seal_params p = { .key = v->key, .key_id = v->key_id, .seq = ++v->seq };
 	memcpy(p.sender, v->sender, sizeof(p.sender));
-	if (veil_envelope_seal(&p, v->topic_pub, pt, sizeof(pt), out, sizeof(out), &n) != VEIL_OK) {
+	if (veil_envelope_seal(&p, v->topic_pub, pt, sizeof(pt), out->b, sizeof(out->b), &out->n) != VEIL_OK) {
+		out->n = 0;
 		W.send_errors++;
 		return;
 	}
+	v->in_flight = true;
+}
+
+/* Send it; W.mu not held. */
+static void pub_post(struct dev *v, const struct pubmsg *m)
+{
+	if (!m->n)
+		return;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	ro.onSuccess = on_pub_ok;
 	ro.onFailure = on_pub_fail;
 	ro.context = v;
-	if (MQTTAsync_send(v->m, v->topic_pub, (int)n, out, 1, 0, &ro) == MQTTASYNC_SUCCESS)
-		v->in_flight = true;
-	else
-		W.send_errors++;
+	if (MQTTAsync_send(v->m, v->topic_pub, (int)m->n, m->b, 1, 0, &ro) == MQTTASYNC_SUCCESS)
+		return;
+	pthread_mutex_lock(&W.mu);
+	v->in_flight = false;
+	W.send_errors++;
+	pthread_mutex_unlock(&W.mu);
 }
 
 static void on_pub_ok(void *ctx, MQTTAsync_successData *r)
 {
 	struct dev *v = ctx;
 	(void)r;
+	struct pubmsg next;
 	pthread_mutex_lock(&W.mu);
 	v->in_flight = false;
 	W.acked++;
-	pub_next(v);
+	pub_build(v, &next);
 	pthread_mutex_unlock(&W.mu);
+	pub_post(v, &next);
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *r)
@@ -238,17 +272,22 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 {
 	struct dev *v = ctx;
 	(void)topic_len;
+	struct devmsg ack = { .n = 0 };
+	struct pubmsg pub = { .n = 0 };
 	pthread_mutex_lock(&W.mu);
 	int rc = m->payloadlen > 0 ? dev_open(v, m->payload, (size_t)m->payloadlen) : VEIL_ERR_INVAL;
 	if (rc == VEIL_OK) {
 		W.bundles++;
-		if (dev_send(v, VEIL__KIND_ACK) != 0)
-			W.send_errors++;
-		pub_next(v);
+		if (dev_build(v, VEIL__KIND_ACK, &ack) != 0)
+			ack.n = 0;
+		pub_build(v, &pub);
 	} else if (rc != VEIL_ERR_OUTDATED) {
 		W.open_errors++;
 	}
 	pthread_mutex_unlock(&W.mu);
+	if (rc == VEIL_OK)
+		dev_post(v, &ack);
+	pub_post(v, &pub);
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	return 1;
@@ -271,12 +310,14 @@ static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 {
 	struct dev *v = ctx;
 	(void)r;
+	struct devmsg req;
 	pthread_mutex_lock(&W.mu);
 	v->subscribed = true;
 	W.subscribed++;
-	if (dev_send(v, VEIL__KIND_REQUEST) != 0)
-		W.send_errors++;
+	if (dev_build(v, VEIL__KIND_REQUEST, &req) != 0)
+		req.n = 0;
 	pthread_mutex_unlock(&W.mu);
+	dev_post(v, &req);
 }
 
 static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
@@ -515,12 +556,16 @@ int main(int argc, char **argv)
 		}
 		bool publish = !strcmp(phase, "publish");
 		pthread_mutex_lock(&W.mu);
-		if (publish != W.publishing) {
-			W.publishing = publish;
-			for (size_t i = 0; publish && i < W.n && (long)i < pubs; i++)
-				pub_next(&W.devs[i]);
-		}
+		bool start = publish && !W.publishing;
+		W.publishing = publish;
 		pthread_mutex_unlock(&W.mu);
+		for (size_t i = 0; start && i < W.n && (long)i < pubs; i++) {
+			struct pubmsg msg0;
+			pthread_mutex_lock(&W.mu);
+			pub_build(&W.devs[i], &msg0);
+			pthread_mutex_unlock(&W.mu);
+			pub_post(&W.devs[i], &msg0);
+		}
 		if (++n_tick % 10 == 0)
 			write_status(out);
 		tick();

@@ -22,8 +22,9 @@
 #                  end of the VEIL_SCALE_HOLD_S (60) s hold;
 #   throughput     PUBACKs per second to the publishers over the hold (the
 #                  first 5 s left out);
-#   memory         VmRSS of each mosquitto (/proc) before the devices and
-#                  after the hold: the growth per client;
+#   memory         VmRSS of each mosquitto (/proc) before the devices, with
+#                  them connected (idle) and after the hold: the growth per
+#                  client;
 #   rekey          `veil keys rotate` of the scope every device holds to
 #                  keyd's acknowledgement from all N (its `ack | record`).
 # Any connect that fails, connection lost, device without keys or count
@@ -56,7 +57,7 @@ if [ "${1:-}" != --one ]; then
 	echo "==== growth: $first -> $last clients ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores) ===="
 	printf '%-44s' figure; for n in "${sizes[@]}"; do printf '%14s' "$n"; done; printf '%14s\n' "x growth"
 	for k in connect_rate_per_s connect_s keys_all_s throughput_msgs_per_s publishers rss_per_client_kib \
-		rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s; do
+		rss_idle_per_client_kib rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s; do
 		printf '%-44s' "$k"
 		for n in "${sizes[@]}"; do printf '%14s' "$(fig "$n" "$k")"; done
 		a=$(fig "$first" "$k") b=$(fig "$last" "$k")
@@ -234,6 +235,9 @@ it_fig keys_all_s "$(awk -v a="$first_ms" -v b="$(date +%s%3N)" 'BEGIN { printf 
 it_check "the nodes count all $N devices (\$SYS/broker/clients/connected)" it_wait_until 10 held_all
 it_log "held per node: a=${HELD[a]} b=${HELD[b]} c=${HELD[c]}; HAProxy connections per process:$(for f in "$IT_DIR"/haproxy-*.log; do printf ' %s' "$(grep -c 'connect client=s' "$f")"; done)"
 for n in a b c; do it_fig "held_node_$n" "${HELD[$n]}"; done
+RSS_IDLE=$(rss_sum)
+it_log "mosquitto VmRSS with the devices connected, before publishing: a=$(it_broker_rss a) b=$(it_broker_rss b) c=$(it_broker_rss c) kB"
+it_fig rss_idle_per_client_kib "$(awk -v a="$RSS0" -v b="$RSS_IDLE" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }')"
 it_fig publishers "$PUBS"
 echo publish >"$CTL/phase.tmp" && mv "$CTL/phase.tmp" "$CTL/phase"
 hold_t0=$(it__now_ms)
