@@ -296,6 +296,8 @@ static int load(struct veil__session *s, const struct veil__session_opts *o, cha
 			snprintf(why, sizeof(why), "%s: %s", seq ? seq : "(memory)", veil_strerror(rc));
 		if (rc != VEIL_OK)
 			veil__errf(err, errlen, "sequence state %s", why);
+		else if (seq)
+			veil__writer_start(s);
 		free(seq);
 	}
 	if (rc == VEIL_OK)
@@ -359,6 +361,7 @@ void veil__session_free(struct veil__session **sp)
 		return;
 	struct veil__session *s = *sp;
 	veil__session_keys_stop(s); /* its keeper thread touches the keyring */
+	veil__writer_stop(s);
 	veil_seq_close(&s->seq);
 	if (s->kr != s->static_kr)
 		veil_keyring_free(&s->kr);
@@ -473,10 +476,7 @@ static int seal(struct veil__session *s, bool will, const char *topic, const voi
 	unsigned line = 0;
 	pthread_mutex_lock(&s->lock);
 	int rc = veil_keyring_policy(s->kr, topic, &pol);
-	if (rc == VEIL_OK || rc == VEIL_ERR_NO_KEY) {
-		snprintf(filter, sizeof(filter), "%s", pol.filter);
-		line = pol.line;
-	}
+	bool have_pol = rc == VEIL_OK || rc == VEIL_ERR_NO_KEY;
 	if (rc == VEIL_OK && !pol.send_key && s->refuse_plaintext_send)
 		rc = VEIL_ERR_CLEAR_REFUSED;
 	/* Without an identity only plaintext-policy topics pass (seal says INVAL). */
@@ -489,7 +489,14 @@ static int seal(struct veil__session *s, bool will, const char *topic, const voi
 	} else {
 		s->seal.publish_refused++;
 	}
+	/* Only what is logged needs the filter (a sealed publish logs nothing). */
+	if (have_pol && (rc != VEIL_OK || !*sealed)) {
+		snprintf(filter, sizeof(filter), "%s", pol.filter);
+		line = pol.line;
+	}
 	pthread_mutex_unlock(&s->lock);
+	if (rc == VEIL_OK && *sealed)
+		veil__writer_after_seal(s);
 	/* Before its first bundle a device does not know its scopes: any
 	 * topic the keyring file does not cover may be one, so it waits for a
 	 * key (no-key), it is not refused for want of a policy. */

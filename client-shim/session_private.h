@@ -43,6 +43,7 @@ struct veil__session {
 	pthread_mutex_t release_lock;    /* held-message releases vs receivers leaving */
 	struct veil__receiver *receivers; /* every receiver of this session (lock) */
 	struct veil_seq *seq;            /* NULL without identity */
+	struct veil__writer *writer;     /* writes seq's mark ahead; NULL without state_dir (session_writer.c) */
 	char *state_dir;                 /* NULL: memory only */
 	int lock_fd;                     /* flock on <state_dir>/lock, -1 without */
 	bool sign_all;
@@ -72,6 +73,15 @@ struct veil__receiver {
 
 
 void veil__slog(const struct veil__session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* session_writer.c: the thread that persists the sequence mark ahead of
+ * use. Start once seq is open (without it, or when the thread cannot be
+ * made, veil_seq_next persists each block itself); stop before seq closes;
+ * after_seal after every sealed publish, outside the session lock. */
+struct veil__writer;
+void veil__writer_start(struct veil__session *s);
+void veil__writer_stop(struct veil__session *s);
+void veil__writer_after_seal(struct veil__session *s);
 
 /* session_keys.c */
 /* Start the key service's device side (identity, credential, authorities

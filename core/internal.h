@@ -74,6 +74,20 @@ int veil__keyring_compose(const struct veil_keyring *base, const char *base_name
  * VEIL_MAX_AUTHORITIES (those before it are added). */
 int veil__keyring_add_authorities(struct veil_keyring *kr, const uint8_t (*pks)[VEIL_PK_BYTES], size_t n);
 
+/* Write-ahead of a sender sequence's persisted mark (veil_seq_open with a
+ * path), for a caller with a thread to spare, so that the fsync is off the
+ * publish path: veil__seq_ahead_due is true, once, when less than half a
+ * block of persisted numbers is left and no write-ahead is under way; the
+ * caller then calls veil__seq_write_ahead from that other thread, which
+ * persists one more block. veil_seq_next still never hands out a number at
+ * or above the persisted mark: if the write-ahead falls behind, it writes
+ * the mark itself (after the write-ahead under way) before going on. Both
+ * are thread-safe against veil_seq_next; veil_seq_close only once neither
+ * runs. */
+struct veil_seq;
+bool veil__seq_ahead_due(struct veil_seq *s);
+int veil__seq_write_ahead(struct veil_seq *s);
+
 /* The verified-credential cache (credcache.h) kept in a receiver's replay
  * state (the caller locks it): signed messages then pay one Ed25519
  * verification, not two. NULL for NULL r. */

@@ -3,6 +3,7 @@
  * docs/PROTOCOL.md section 7.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,19 +430,33 @@ struct veil__credcache *veil__replay_credcache(struct veil_replay *r)
 
 #define SEQ_TAG "veil-seq-v1"
 
+/*
+ * Locks: mu guards next, reserved and ahead; file_lock serialises writes of
+ * the mark file (taken before mu, never after), so the file only ever moves
+ * up: a write-ahead and a synchronous write racing cannot leave a lower mark
+ * behind a higher one already relied on.
+ */
 struct veil_seq {
 	char *path;
 	uint64_t next;
 	uint64_t reserved;   /* persisted high-water mark: never hand out >= this unpersisted */
+	bool ahead;          /* a write-ahead was asked for and has not finished */
+	pthread_mutex_t mu;
+	pthread_mutex_t file_lock;
+	uint64_t written;    /* the highest mark written (file_lock) */
 };
 
+/* Caller holds file_lock. */
 static int seq_persist(struct veil_seq *s, uint64_t mark)
 {
-	if (!s->path)
+	if (!s->path || mark <= s->written)
 		return VEIL_OK;
 	char text[64];
 	int n = snprintf(text, sizeof(text), "%s %llu\n", SEQ_TAG, (unsigned long long)mark);
-	return veil__file_write_atomic(s->path, text, (size_t)n, 0600, false) == VEIL_OK ? VEIL_OK : VEIL_ERR_STATE;
+	if (veil__file_write_atomic(s->path, text, (size_t)n, 0600, false) != VEIL_OK)
+		return VEIL_ERR_STATE;
+	s->written = mark;
+	return VEIL_OK;
 }
 
 /* "veil-seq-v1 <decimal>\n", strictly: sscanf("%llu") would take "-1" as
@@ -489,8 +504,10 @@ int veil_seq_open(const char *path, uint64_t now_us, struct veil_seq **out)
 	struct veil_seq *s = calloc(1, sizeof(*s));
 	if (!s)
 		return VEIL_ERR_NOMEM;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->file_lock, NULL);
 	if (path && !(s->path = strdup(path))) {
-		free(s);
+		veil_seq_close(&s);
 		return VEIL_ERR_NOMEM;
 	}
 	/* The clock floor makes a lost or stale state file harmless. */
@@ -509,20 +526,70 @@ int veil_seq_next(struct veil_seq *s, uint64_t *out)
 {
 	if (!s || !out)
 		return VEIL_ERR_INVAL;
-	if (s->next >= s->reserved) {
-		int rc = seq_persist(s, s->reserved + VEIL_SEQ_BLOCK);
-		if (rc != VEIL_OK)
-			return rc;
-		s->reserved += VEIL_SEQ_BLOCK;
+	pthread_mutex_lock(&s->mu);
+	if (s->next < s->reserved) {
+		*out = s->next++;
+		pthread_mutex_unlock(&s->mu);
+		return VEIL_OK;
 	}
-	*out = s->next++;
-	return VEIL_OK;
+	pthread_mutex_unlock(&s->mu);
+	/* The block is used up (no write-ahead, or it fell behind): persist
+	 * the next one before using any of it. A write-ahead under way finishes
+	 * first (file_lock) and may have done it already. */
+	pthread_mutex_lock(&s->file_lock);
+	pthread_mutex_lock(&s->mu);
+	int rc = VEIL_OK;
+	if (s->next >= s->reserved) {
+		uint64_t mark = s->reserved + VEIL_SEQ_BLOCK;
+		pthread_mutex_unlock(&s->mu);
+		rc = seq_persist(s, mark);
+		pthread_mutex_lock(&s->mu);
+		if (rc == VEIL_OK && mark > s->reserved)
+			s->reserved = mark;
+	}
+	if (rc == VEIL_OK)
+		*out = s->next++;
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->file_lock);
+	return rc;
+}
+
+bool veil__seq_ahead_due(struct veil_seq *s)
+{
+	if (!s || !s->path)
+		return false;
+	pthread_mutex_lock(&s->mu);
+	bool due = !s->ahead && s->reserved - s->next < VEIL_SEQ_BLOCK / 2;
+	if (due)
+		s->ahead = true;
+	pthread_mutex_unlock(&s->mu);
+	return due;
+}
+
+int veil__seq_write_ahead(struct veil_seq *s)
+{
+	if (!s)
+		return VEIL_ERR_INVAL;
+	pthread_mutex_lock(&s->file_lock);
+	pthread_mutex_lock(&s->mu);
+	uint64_t mark = s->reserved + VEIL_SEQ_BLOCK;
+	pthread_mutex_unlock(&s->mu);
+	int rc = seq_persist(s, mark);
+	pthread_mutex_lock(&s->mu);
+	if (rc == VEIL_OK && mark > s->reserved)
+		s->reserved = mark;
+	s->ahead = false;
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->file_lock);
+	return rc;
 }
 
 void veil_seq_close(struct veil_seq **s)
 {
 	if (!s || !*s)
 		return;
+	pthread_mutex_destroy(&(*s)->mu);
+	pthread_mutex_destroy(&(*s)->file_lock);
 	free((*s)->path);
 	free(*s);
 	*s = NULL;

@@ -1,6 +1,8 @@
 /* Tests for core/replay.c: sliding window, eviction, persistence, and the
  * sender's sequence state across restarts and lost state. */
 #include <check.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <sodium.h>
 
 #include "veil/veil.h"
+#include "internal.h"
 #include "broker.h"
 #include "check_run.h"
 #include "timing.h"
@@ -243,6 +246,104 @@ START_TEST(test_sequence_restart_and_lost_state)
 }
 END_TEST
 
+/* The persisted mark, read back from the file. */
+static uint64_t seq_mark(const char *path)
+{
+	char text[64] = "";
+	FILE *f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+	fclose(f);
+	ck_assert(strncmp(text, "veil-seq-v1 ", 12) == 0);
+	return strtoull(text + 12, NULL, 10);
+}
+
+struct ahead_race {
+	struct veil_seq *s;
+	volatile int stop;
+};
+
+/* The session's writer, unthrottled: writes ahead whenever asked. */
+static void *ahead_writer(void *arg)
+{
+	struct ahead_race *r = arg;
+	while (!r->stop) {
+		if (veil__seq_ahead_due(r->s))
+			ck_assert_int_eq(veil__seq_write_ahead(r->s), VEIL_OK);
+		else
+			sched_yield();
+	}
+	return NULL;
+}
+
+/* Write-ahead (the session's state writer): asked for once, when less than
+ * half a block is left; the file's mark is above every number handed out,
+ * whether the write-ahead runs, never runs (veil_seq_next then writes the
+ * mark itself) or races veil_seq_next from another thread; never lower
+ * after a race; and a restart continues above everything used. */
+START_TEST(test_sequence_write_ahead)
+{
+	char dir[256], path[300];
+	ck_assert_int_eq(test_mkdtemp(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/seq", dir);
+	struct veil_seq *s = NULL;
+	ck_assert_int_eq(veil_seq_open(path, 1000000, &s), VEIL_OK);
+	uint64_t mark = seq_mark(path), v = 0, last = 0;
+	ck_assert_uint_eq(mark, 1000000 + VEIL_SEQ_BLOCK);
+	size_t due_at = 0, dues = 0;
+	for (size_t i = 1; i <= VEIL_SEQ_BLOCK / 2 + 10; i++) {
+		ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+		if (veil__seq_ahead_due(s)) {
+			dues++;
+			due_at = due_at ? due_at : i;
+		}
+	}
+	ck_assert_uint_eq(dues, 1);                       /* once, until written */
+	ck_assert_uint_eq(due_at, VEIL_SEQ_BLOCK / 2 + 1); /* under half a block left */
+	ck_assert_uint_eq(seq_mark(path), mark);           /* nothing written yet */
+	ck_assert_int_eq(veil__seq_write_ahead(s), VEIL_OK);
+	ck_assert_uint_eq(seq_mark(path), mark + VEIL_SEQ_BLOCK);
+	/* Write-ahead in step: the numbers run past the first block with the
+	 * mark always above them. */
+	for (size_t i = 0; i < 3 * VEIL_SEQ_BLOCK; i++) {
+		ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+		ck_assert_uint_lt(v, seq_mark(path));
+		if (veil__seq_ahead_due(s))
+			ck_assert_int_eq(veil__seq_write_ahead(s), VEIL_OK);
+	}
+	/* Asked for and never run (the writer fell behind): still above. */
+	for (size_t i = 0; i < 3 * VEIL_SEQ_BLOCK; i++) {
+		ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+		ck_assert_uint_lt(v, seq_mark(path));
+		(void)veil__seq_ahead_due(s);
+	}
+	/* The late write-ahead lands; then one racing veil_seq_next (whose
+	 * fallback may run meanwhile). */
+	ck_assert_int_eq(veil__seq_write_ahead(s), VEIL_OK);
+	struct ahead_race r = { s, 0 };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, ahead_writer, &r), 0);
+	uint64_t prev_mark = 0;
+	for (size_t i = 0; i < 3 * VEIL_SEQ_BLOCK; i++) {
+		ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+		uint64_t m = seq_mark(path);
+		ck_assert_uint_lt(v, m);
+		ck_assert_uint_ge(m, prev_mark); /* never goes back */
+		prev_mark = m;
+		last = v;
+	}
+	r.stop = 1;
+	pthread_join(t, NULL);
+	veil_seq_close(&s);
+	ck_assert_int_eq(veil_seq_open(path, 5, &s), VEIL_OK);
+	ck_assert_int_eq(veil_seq_next(s, &v), VEIL_OK);
+	ck_assert_uint_gt(v, last);
+	veil_seq_close(&s);
+	remove(path);
+	remove(dir);
+}
+END_TEST
+
 /* A state file whose number is negative, overflows, is at the top of the
  * 64-bit range or has trailing garbage is corrupt: sscanf("%llu") used to take
  * "-1" as 2^64-1, after which the reserved block and then the sequence itself
@@ -293,6 +394,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_sequence_restart_and_lost_state);
 	tcase_add_test(tc, test_sequence_corrupt_numbers);
 	suite_add_tcase(s, tc);
+	/* A dozen fsyncs and thousands of reads of the mark: disk-bound. */
+	TCase *ahead = veil_tcase("seq_ahead", 15);
+	tcase_add_test(ahead, test_sequence_write_ahead);
+	suite_add_tcase(s, ahead);
 	return s;
 }
 
