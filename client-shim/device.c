@@ -22,8 +22,6 @@
 #define RETRY_MAX_MS 60000U
 #define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
 #define HOLD_DEFAULT_S 30U         /* before any bundle: how long held messages wait */
-#define KEYS_MAGIC "VEILKEYS"   /* version, grants (before 1.0.0) */
-#define KEYS_MAGIC2 "VEILKEY2"  /* version, signer's credential id, grants */
 
 void veil__device_log(const struct veil__device *d, int level, const char *fmt, ...)
 {
@@ -47,61 +45,6 @@ static char *join(const char *dir, const char *name)
 }
 
 /* ---- granted keys -------------------------------------------------------- */
-
-/* Caller holds the lock. "VEILKEYS" || u64 version || the grants as a
- * bundle plaintext encodes them. */
-static int keys_save(struct veil__device *d)
-{
-	if (!d->keys_path)
-		return VEIL_OK;
-	size_t n = d->grants ? d->grants->n : 0;
-	const struct veil__grant *g = d->grants ? d->grants->g : NULL;
-	const size_t head = 16 + VEIL_CREDENTIAL_ID_BYTES;
-	size_t len = head + veil__grants_encoded_len(g, n), body = 0;
-	uint8_t *buf = sodium_malloc(len);
-	if (!buf)
-		return VEIL_ERR_NOMEM;
-	memcpy(buf, KEYS_MAGIC2, 8);
-	veil__put_u64(buf + 8, d->version);
-	if (d->have_signer)
-		memcpy(buf + 16, d->version_signer, VEIL_CREDENTIAL_ID_BYTES);
-	else
-		memset(buf + 16, 0, VEIL_CREDENTIAL_ID_BYTES);
-	int rc = veil__grants_encode(g, n, buf + head, len - head, &body);
-	if (rc == VEIL_OK)
-		rc = veil__file_write_atomic(d->keys_path, buf, head + body, 0600, false);
-	sodium_free(buf); /* wipes */
-	if (rc != VEIL_OK)
-		veil__device_log(d, VEIL__LOG_WARNING, "saving granted keys %s failed (%s)", d->keys_path, veil_errname(rc));
-	return rc;
-}
-
-static int keys_load(struct veil__device *d, char *err, size_t errlen)
-{
-	if (access(d->keys_path, F_OK) != 0)
-		return VEIL_OK;
-	struct veil__text t;
-	int rc = veil__file_read(d->keys_path, VEIL__FILE_SECRET, 16U + VEIL__BUNDLE_PT_MAX, &t, err, errlen);
-	const uint8_t *b = (const uint8_t *)t.text;
-	bool v2 = rc == VEIL_OK && t.len >= 8 && memcmp(b, KEYS_MAGIC2, 8) == 0;
-	size_t head = v2 ? 16 + VEIL_CREDENTIAL_ID_BYTES : 16;
-	if (rc == VEIL_OK && (t.len < head + 2 || (!v2 && memcmp(b, KEYS_MAGIC, 8) != 0) ||
-	                      veil__grants_parse(b + head, t.len - head, &d->grants) != VEIL_OK)) {
-		veil__errf(err, errlen, "%s: not a granted-keys state file (refusing to start: move it away to "
-		           "request every key anew)", d->keys_path);
-		rc = VEIL_ERR_STATE;
-	}
-	if (rc == VEIL_OK) {
-		d->version = veil__get_u64(b + 8);
-		d->have_version = true;
-		static const uint8_t zero[VEIL_CREDENTIAL_ID_BYTES];
-		d->have_signer = v2 && sodium_memcmp(b + 16, zero, VEIL_CREDENTIAL_ID_BYTES) != 0;
-		if (d->have_signer)
-			memcpy(d->version_signer, b + 16, VEIL_CREDENTIAL_ID_BYTES);
-	}
-	veil__text_free(&t);
-	return rc;
-}
 
 /* Hand the current epochs to the session, which composes its keyring: the
  * granted epochs not yet past accept-until, then the superseded ones (for
@@ -147,7 +90,7 @@ static void publish_keys(struct veil__device *d)
 
 /* Caller holds the lock. A fresh receive key, remembered (the oldest of
  * RX_KEYS goes), then the signed message; the caller sends it. */
-static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap, size_t *len)
+static int devmsg(struct veil__device *d, uint8_t kind, uint64_t version, uint8_t *out, size_t cap, size_t *len)
 {
 	if (d->nrx == RX_KEYS) {
 		veil__rxkey_free(&d->rx[0].k);
@@ -172,7 +115,7 @@ static int devmsg(struct veil__device *d, uint8_t kind, uint8_t *out, size_t cap
 		.timestamp = ts,
 		.nonce = r->nonce,
 		.receive_pk = veil__rxkey_public(r->k),
-		.version = d->have_version ? d->version : 0,
+		.version = version,
 	};
 	rc = veil__devmsg_build(&p, out, cap, len);
 	if (rc != VEIL_OK) {
@@ -189,8 +132,12 @@ static const char *kind_name(uint8_t kind)
 	return kind == VEIL__KIND_REQUEST ? "request" : "acknowledgement";
 }
 
-/* Build a device message and queue it for the keeper (see the locks). */
 static void send_devmsg(struct veil__device *d, uint8_t kind)
+{
+	veil__device_send(d, kind, NULL);
+}
+
+void veil__device_send(struct veil__device *d, uint8_t kind, const uint64_t *version)
 {
 	pthread_mutex_lock(&d->lock);
 	if (!d->send || !d->connected) {
@@ -202,7 +149,7 @@ static void send_devmsg(struct veil__device *d, uint8_t kind)
 		d->nout--;
 	}
 	struct out *o = &d->out[d->nout];
-	int rc = devmsg(d, kind, o->buf, sizeof(o->buf), &o->len);
+	int rc = devmsg(d, kind, version ? *version : d->have_version ? d->version : 0, o->buf, sizeof(o->buf), &o->len);
 	if (rc == VEIL_OK) {
 		o->kind = kind;
 		d->nout++;
@@ -366,26 +313,16 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	}
 	rc = supersede(d, fresh);
 	struct veil__grants *old = d->grants;
-	uint64_t old_version = d->version;
-	bool old_have = d->have_version;
-	uint8_t old_signer[VEIL_CREDENTIAL_ID_BYTES];
-	bool old_have_signer = d->have_signer;
-	memcpy(old_signer, d->version_signer, sizeof(old_signer));
 	if (rc == VEIL_OK) {
 		d->grants = fresh;
 		d->version = v.version;
 		d->have_version = true;
 		memcpy(d->version_signer, v.signer.id, VEIL_CREDENTIAL_ID_BYTES);
 		d->have_signer = true;
-		/* Persisted before use: a crash after this point restarts with it. */
-		rc = keys_save(d);
-		if (rc != VEIL_OK) {
-			d->grants = old;
-			d->version = old_version;
-			d->have_version = old_have;
-			memcpy(d->version_signer, old_signer, sizeof(old_signer));
-			d->have_signer = old_have_signer;
-		}
+		/* In use from here; durable shortly after, written by the keeper,
+		 * which acknowledges the version only once it is on disk
+		 * (device_keys.c; docs/KEYS.md, "Crash semantics"). */
+		veil__device_keys_due(d, true);
 	}
 	if (rc != VEIL_OK) {
 		pthread_mutex_unlock(&d->lock);
@@ -411,7 +348,8 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 	/* Said once the keys are in use. */
 	veil__device_log(d, VEIL__LOG_INFO, "key service bundle version %llu applied: %zu epoch(s)", (unsigned long long)v.version,
 	     ngrants);
-	send_devmsg(d, VEIL__KIND_ACK);
+	if (!d->keys_path)
+		send_devmsg(d, VEIL__KIND_ACK); /* memory only: nothing to wait for */
 	pthread_cond_broadcast(&d->cond);
 	return VEIL_OK;
 }
@@ -442,7 +380,7 @@ static bool expire(struct veil__device *d, uint64_t now_s, uint64_t now_ms, uint
 		if (w != d->grants->n) {
 			sodium_memzero(&d->grants->g[w], (d->grants->n - w) * sizeof(d->grants->g[0]));
 			d->grants->n = w;
-			keys_save(d);
+			veil__device_keys_due(d, false); /* written before the keys are handed over */
 		}
 	}
 	size_t w = 0;
@@ -484,7 +422,13 @@ static void *keeper_main(void *arg)
 		} else if (want && d->want_ms + WANT_MIN_MS < next) {
 			next = d->want_ms + WANT_MIN_MS;
 		}
-		if (changed || ask) {
+		bool save = d->save_due && now_ms >= d->save_retry_ms;
+		if (d->save_due && !save && d->save_retry_ms < next)
+			next = d->save_retry_ms;
+		if (changed || ask || save) {
+			/* Deletions reach the disk before the keys are handed over. */
+			if (save)
+				veil__device_keys_persist(d, true);
 			pthread_mutex_unlock(&d->lock);
 			if (changed)
 				publish_keys(d);
@@ -514,6 +458,9 @@ static void *keeper_main(void *arg)
 			pthread_mutex_lock(&d->lock);
 		}
 	}
+	/* Stopping: what is in memory reaches the disk (no acknowledgement). */
+	if (d->save_due)
+		veil__device_keys_persist(d, false);
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
 }
@@ -569,7 +516,7 @@ int veil__device_new(const struct veil__device_opts *o, struct veil__device **ou
 		if (!d->keys_path || !d->revoked_path)
 			rc = VEIL_ERR_NOMEM;
 		if (rc == VEIL_OK)
-			rc = keys_load(d, err, errlen);
+			rc = veil__device_keys_load(d, err, errlen);
 		if (rc == VEIL_OK)
 			rc = veil__device_rev_load(d, err, errlen);
 		if (rc == VEIL_OK)

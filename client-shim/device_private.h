@@ -86,6 +86,9 @@ struct veil__device {
 	uint8_t version_signer[VEIL_CREDENTIAL_ID_BYTES]; /* keyd credential of the bundle held */
 	bool have_signer;                  /* known (state files before 1.0.0 do not say) */
 	bool applied;                      /* a bundle applied since the device started */
+	bool save_due;                     /* the keys file lags what is in memory (device_keys.c) */
+	bool ack_due;                      /* and the version in memory awaits its acknowledgement */
+	uint64_t save_retry_ms;            /* monotonic: not before, after a failed write */
 	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
 	size_t nsup, supcap;
 	struct rx rx[RX_KEYS];             /* oldest first */
@@ -112,6 +115,18 @@ struct veil__device {
 /* The device's log line (never a key). */
 void veil__device_log(const struct veil__device *d, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Queue a device message for the keeper; version NULL: the version held. */
+void veil__device_send(struct veil__device *d, uint8_t kind, const uint64_t *version);
+
+/* device_keys.c: the granted-keys file. Under the lock: the file must catch
+ * up with memory (ack: then acknowledge that version; the caller wakes the
+ * keeper, d->cond, once the keys are handed over); the keeper's write
+ * (releases the lock meanwhile; acknowledges only when may_ack and the write
+ * succeeded, else retries later); the load at start. */
+void veil__device_keys_due(struct veil__device *d, bool ack);
+void veil__device_keys_persist(struct veil__device *d, bool may_ack);
+int veil__device_keys_load(struct veil__device *d, char *err, size_t errlen);
 
 /* device_revoked.c: what the device knows of revocations (the union of the
  * valid statements' entries, persisted in <state_dir>/revoked). */

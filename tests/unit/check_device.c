@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -292,7 +293,13 @@ START_TEST(test_expiry_and_supersede)
 	struct veil__devmsg m = last_msg();
 	size_t bl = bundle(&m, keyd, kcred, kcred_len, 10, g, 2, b, sizeof(b));
 	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
-	ck_assert_uint_eq(S.nkeys, 2);
+	ck_assert_uint_eq(S.nkeys, 2); /* in use at once */
+	/* Acknowledged once the keys file holding it is written (the keeper
+	 * writes it behind the apply): the acknowledgement is the event. */
+	ck_assert(wait_count(&S.nmsg, 2, 2000));
+	struct veil__devmsg ack = last_msg();
+	ck_assert_uint_eq(ack.kind, VEIL__KIND_ACK);
+	ck_assert_uint_eq(ack.version, 10);
 	char keys[300];
 	snprintf(keys, sizeof(keys), "%s/keys", dir);
 	uint8_t k11[32];
@@ -319,6 +326,52 @@ START_TEST(test_expiry_and_supersede)
 	ck_assert(wait_count(&S.changes, changes + 2, 4000));
 	ck_assert_uint_eq(S.nkeys, 1);
 	ck_assert_uint_eq(S.key_ids[0], 0x80000013U);
+	veil__device_free(&d);
+}
+END_TEST
+
+/* Write-behind of the keys file: a bundle is in use at once, but its version
+ * is acknowledged only once the file holding it is written; a write that
+ * fails (a non-empty directory where the file goes: rename refuses, even
+ * for root) is tried again, and then acknowledged. A restart from the state
+ * directory holds the acknowledged version. */
+START_TEST(test_keys_write_behind)
+{
+	struct veil__device *d = device_up(true);
+	veil__device_connected(d);
+	ck_assert(wait_count(&S.nmsg, 1, 2000));
+	char keys[300], blocker[320];
+	snprintf(keys, sizeof(keys), "%s/keys", dir);
+	snprintf(blocker, sizeof(blocker), "%s/x", keys);
+	ck_assert_int_eq(mkdir(keys, 0700), 0);
+	ck_assert_int_eq(test_write_file(blocker, "x", 0600), 0);
+	uint64_t now = (uint64_t)time(NULL);
+	struct veil__grant g = grant("t/#", 0x80000021U, now - 10, now + 100, now + 200, VEIL__GRANT_MAY_SEND, 1);
+	static uint8_t b[4096];
+	struct veil__devmsg m = last_msg();
+	size_t bl = bundle(&m, keyd, kcred, kcred_len, 30, &g, 1, b, sizeof(b));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
+	ck_assert_uint_eq(S.nkeys, 1); /* in use although not on disk */
+	ck_assert_uint_eq(S.key_ids[0], 0x80000021U);
+	/* Not acknowledged while it cannot be written (a retry a second). */
+	ck_assert(!wait_count(&S.nmsg, 2, 1500));
+	ck_assert_int_eq(remove(blocker), 0);
+	ck_assert_int_eq(rmdir(keys), 0);
+	ck_assert(wait_count(&S.nmsg, 2, 4000));
+	struct veil__devmsg ack = last_msg();
+	ck_assert_uint_eq(ack.kind, VEIL__KIND_ACK);
+	ck_assert_uint_eq(ack.version, 30);
+	uint8_t k21[32];
+	memset(k21, 0x21, sizeof(k21));
+	ck_assert(test_file_has_n(keys, k21, sizeof(k21)));
+	veil__device_free(&d);
+	/* Restarted: the version written is held (its requests carry it). */
+	d = device_up(true);
+	veil__device_connected(d);
+	ck_assert(wait_count(&S.nmsg, 3, 2000));
+	m = last_msg();
+	ck_assert_uint_eq(m.kind, VEIL__KIND_REQUEST);
+	ck_assert_uint_eq(m.version, 30);
 	veil__device_free(&d);
 }
 END_TEST
@@ -548,6 +601,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_request_bundle_ack);
 	tcase_add_test(tc, test_nonce_echo_without_version);
 	tcase_add_test(tc, test_expiry_and_supersede);
+	tcase_add_test(tc, test_keys_write_behind);
 	tcase_add_test(tc, test_revocation_union);
 	tcase_add_test(tc, test_ready_wait_and_cancel);
 	tcase_add_test(tc, test_detach_waits_for_send);
