@@ -26,6 +26,7 @@
 #include "login_quota.h"
 #include "nonce_cache.h"
 #include "passwd.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "revoke.h"
 
@@ -50,6 +51,16 @@ static int refuse(struct attempt *at, const char *reason)
 	return MOSQ_ERR_AUTH;
 }
 
+/* The address key of the back-off, or NULL for a load balancer's address
+ * (plugin_opt_proxy_addresses): every client behind it would share it. */
+static const char *addr_key(const struct attempt *at, char *key, size_t cap)
+{
+	if (vp_proxies__has(at->a->proxies, at->addr))
+		return NULL;
+	snprintf(key, cap, "a:%s", at->addr);
+	return key;
+}
+
 /* Only password logins are counted and limited: a password is the only
  * guessable secret. Tokens cannot be guessed, so a failed token never
  * delays anyone (docs/AUTH.md, "Rate limit"). */
@@ -59,8 +70,7 @@ static void count_failure(struct attempt *at, const char *user)
 		return;
 	uint64_t now = vp_ratelimit__now_ms();
 	char key[VEIL_CLIENT_ID_MAX + 8];
-	snprintf(key, sizeof(key), "a:%s", at->addr);
-	vp_ratelimit__fail(at->a->rl, key, now);
+	vp_ratelimit__fail(at->a->rl, addr_key(at, key, sizeof(key)), now);
 	snprintf(key, sizeof(key), "u:%s", user);
 	vp_ratelimit__fail(at->a->rl, key, now);
 }
@@ -70,8 +80,7 @@ static uint64_t blocked_ms(struct attempt *at, const char *user)
 {
 	uint64_t now = vp_ratelimit__now_ms();
 	char key[VEIL_CLIENT_ID_MAX + 8];
-	snprintf(key, sizeof(key), "a:%s", at->addr);
-	uint64_t b = vp_ratelimit__blocked_ms(at->a->rl, key, now);
+	uint64_t b = vp_ratelimit__blocked_ms(at->a->rl, addr_key(at, key, sizeof(key)), now);
 	snprintf(key, sizeof(key), "u:%s", user);
 	uint64_t u = vp_ratelimit__blocked_ms(at->a->rl, key, now);
 	return b > u ? b : u;
@@ -238,51 +247,6 @@ static bool client_id_reserved(const struct vp_auth *a, const char *cid)
 	return auto_id(a, cid) || vp_passwd__hash(a->passwd, cid) != NULL;
 }
 
-/*
- * Argon2id runs on the broker's only thread, so its time is budgeted:
- * at most plugin_opt_password_ms_per_sec milliseconds per second (and
- * password_hashes_per_sec runs). A run is refused ("busy") when this
- * second's spent time plus the expected cost of one run (moving average of
- * measured runs) would pass the budget; the first run of a second always
- * goes, so a budget smaller than one run still lets logins through.
- */
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000U + (uint64_t)ts.tv_nsec / 1000U;
-}
-
-static bool hash_budget(struct vp_auth *a)
-{
-	uint64_t now = vp_ratelimit__now_ms();
-	if (now - a->hash_window_ms >= 1000) {
-		a->hash_window_ms = now;
-		a->hashes_in_window = 0;
-		a->hash_us_in_window = 0;
-	}
-	if (a->hashes_in_window >= a->password_hashes_per_sec)
-		return false;
-	if (a->hashes_in_window > 0 &&
-	    a->hash_us_in_window + a->hash_us_estimate > (uint64_t)a->password_ms_per_sec * 1000U)
-		return false;
-	a->hashes_in_window++;
-	return true;
-}
-
-/* One Argon2id verification, timed into the budget. */
-static bool hash_verify(struct vp_auth *a, const char *stored, const char *password)
-{
-	uint64_t t0 = mono_us();
-	bool ok = crypto_pwhash_str_verify(stored, password, strlen(password)) == 0;
-	uint64_t spent = mono_us() - t0;
-	a->hash_us_in_window += spent;
-	a->hash_us_estimate = a->hash_us_estimate ? (a->hash_us_estimate * 3U + spent) / 4U : spent;
-	a->hashes_total++;
-	a->hash_us_total += spent;
-	return ok;
-}
-
 static int password_accept(struct attempt *at, const char *user, bool cached)
 {
 	/* A reload's re-check keeps the entry as it is (parked or online). */
@@ -329,9 +293,12 @@ static int password_login(struct attempt *at, const char *user, const char *pass
 	 * against a real entry's parameters, from the same budget), so timing
 	 * does not tell which usernames exist. */
 	const char *against = stored ? stored : vp_passwd__decoy(a->passwd);
-	if (!at->reauth && !hash_budget(a))
+	char key[VEIL_CLIENT_ID_MAX + 8];
+	snprintf(key, sizeof(key), "u:%s", user);
+	bool suspect = vp_ratelimit__failures(a->rl, key, vp_ratelimit__now_ms()) > 0;
+	if (!at->reauth && !vp_auth__hash_budget(a, suspect))
 		return refuse(at, "busy");
-	bool ok = against && hash_verify(a, against, password);
+	bool ok = against && vp_auth__hash_verify(a, against, password, suspect);
 	if (!stored) {
 		count_failure(at, user);
 		return refuse(at, "unknown-user");
@@ -340,8 +307,6 @@ static int password_login(struct attempt *at, const char *user, const char *pass
 		count_failure(at, user);
 		return refuse(at, "bad-password");
 	}
-	char key[VEIL_CLIENT_ID_MAX + 8];
-	snprintf(key, sizeof(key), "u:%s", user);
 	vp_ratelimit__success(a->rl, key);
 	if (a->password_cache_ttl)
 		vp_pwcache__put(a->pwcache, user, password, stored, now + a->password_cache_ttl);

@@ -29,6 +29,7 @@
 #include "nonce_cache.h"
 #include "options.h"
 #include "passwd.h"
+#include "proxy.h"
 #include "ratelimit.h"
 #include "revoke.h"
 
@@ -42,6 +43,7 @@ static const struct vp_opt opt_defs[] = {
 	{ "audience", VP_OPT_STRING, OFF(audience), 0, 0, 0 },
 	{ "token_v1", VP_OPT_STRING, OFF(token_v1), 0, 0, 0 },
 	{ "bridge_user", VP_OPT_LIST, OFF(bridge_users), 0, 0, 0 },
+	{ "proxy_addresses", VP_OPT_LIST, OFF(proxy_addresses), 0, 0, 0 },
 	{ "allow_anonymous", VP_OPT_BOOL, OFF(allow_anonymous), 0, 1, 0 },
 	{ "defer_unknown", VP_OPT_BOOL, OFF(defer_unknown), 0, 1, 0 },
 	{ "enhanced_auth", VP_OPT_BOOL, OFF(enhanced_auth), 0, 1, 1 },
@@ -82,6 +84,14 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count)
 	 * refusing version 1 would refuse every device. */
 	if (a->refuse_v1 && !a->audience)
 		return vp_options__refuse("auth", "token_v1", a->token_v1, "refuse-needs-plugin_opt_audience");
+	/* The load balancers: their address is every client's behind them. */
+	char bad[80];
+	const char *why = NULL;
+	int prc = vp_proxies__parse(a->proxy_addresses, &a->proxies, bad, sizeof(bad), &why);
+	if (prc == VEIL_ERR_INVAL)
+		return vp_options__refuse("auth", "proxy_addresses", bad, why);
+	if (prc != VEIL_OK)
+		return prc;
 	/* A bridge proves itself with a password of the plugin's own file. */
 	for (size_t i = 0; a->bridge_users && a->bridge_users[i]; i++) {
 		if (veil__name_why(a->bridge_users[i], VEIL__NAME_PASSWD_USER))
@@ -360,6 +370,7 @@ void vp_auth__release(struct vp_auth *a)
 	free(a->rt_password_file);
 	free(a->rt_revocation_file);
 	vp_ratelimit__free(&a->rl);
+	vp_proxies__free(&a->proxies);
 	vp_nonce_cache__free(&a->nonces);
 	vp_login_quota__free(&a->quota);
 	vp_pwcache__free(&a->pwcache);

@@ -1,8 +1,9 @@
 /*
  * What the authentication files share: the module state (struct vp_auth),
  * option parsing and file (re)loading in auth_config.c, the broker-facing
- * event handlers in auth.c. Pure parts live in passwd.c, revoke.c,
- * ratelimit.c, nonce_cache.c and file.c; names and the credential cache
+ * event handlers in auth.c, the Argon2id budget in auth_budget.c. Pure
+ * parts live in passwd.c, revoke.c, ratelimit.c, proxy.c, nonce_cache.c and
+ * file.c; names and the credential cache
  * are the core's (core/names.c, core/credcache.c).
  */
 #ifndef VP_AUTH_PRIVATE_H
@@ -23,6 +24,7 @@ struct vp_passwd;
 struct vp_pwcache;
 struct vp_revoke;
 struct vp_ratelimit;
+struct vp_proxies;
 struct vp_nonce_cache;
 struct veil__credcache;
 
@@ -37,6 +39,7 @@ struct vp_auth {
 	char *token_v1;                /* "allow" (default) or "refuse": version 1 tokens with an audience */
 	bool refuse_v1;                /* token_v1 is "refuse" */
 	char **bridge_users;           /* plugin_opt_bridge_user, NULL-terminated (bridge.c) */
+	char **proxy_addresses;        /* plugin_opt_proxy_addresses, NULL-terminated (proxy.h) */
 	uint32_t token_window;         /* s */
 	bool allow_anonymous;
 	bool defer_unknown;
@@ -78,6 +81,7 @@ struct vp_auth {
 	                                    const struct vp_revoke *new_list);
 
 	struct vp_ratelimit *rl;
+	struct vp_proxies *proxies;    /* load balancers: no per-address back-off key */
 	struct vp_nonce_cache *nonces;
 	struct vp_login_quota *quota;  /* each credential's share of nonces (login_quota.h) */
 	time_t quota_pruned_at;
@@ -95,6 +99,8 @@ struct vp_auth {
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
 	uint32_t hashes_in_window;
 	uint64_t hash_us_in_window;    /* Argon2id time spent in the current second */
+	uint32_t clean_hashes_in_window; /* ... of them for users without failures (auth_budget.c) */
+	uint64_t suspect_us_in_window; /* ... time of the others' runs */
 	uint64_t hash_us_estimate;     /* moving average of one verification */
 	uint64_t hashes_total;         /* counters (metrics) */
 	uint64_t hash_us_total;
@@ -113,6 +119,12 @@ int vp_auth__options(struct vp_auth *a, struct mosquitto_opt *opts, int count);
 int vp_auth__load_files(struct vp_auth *a, bool force, bool *changed);
 /* Free everything a owns except the struct itself. */
 void vp_auth__release(struct vp_auth *a);
+
+/* auth_budget.c: the Argon2id budget. Whether a run may start now (false:
+ * refuse "busy"); suspect: the user has failed logins on record. Then one
+ * verification, timed into the budget. */
+bool vp_auth__hash_budget(struct vp_auth *a, bool suspect);
+bool vp_auth__hash_verify(struct vp_auth *a, const char *stored, const char *password, bool suspect);
 
 /*
  * The runtime files (the admin API, control.c). _runtime_current loads the

@@ -111,6 +111,14 @@ uint64_t vp_ratelimit__blocked_ms(const struct vp_ratelimit *rl, const char *key
 	return e->blocked_until - now_ms;
 }
 
+uint32_t vp_ratelimit__failures(const struct vp_ratelimit *rl, const char *key, uint64_t now_ms)
+{
+	if (!rl || !key)
+		return 0;
+	const struct rl_entry *e = find(rl, hash_of(rl, key));
+	return e && !stale(rl, e, now_ms) ? e->failures : 0;
+}
+
 uint64_t vp_ratelimit__fail(struct vp_ratelimit *rl, const char *key, uint64_t now_ms)
 {
 	if (!rl || !key)

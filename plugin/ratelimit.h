@@ -19,7 +19,11 @@ int vp_ratelimit__new(size_t capacity, uint32_t base_ms, uint32_t max_ms, struct
 void vp_ratelimit__free(struct vp_ratelimit **rl);
 /* Milliseconds this key stays blocked at now_ms (0: allowed). */
 uint64_t vp_ratelimit__blocked_ms(const struct vp_ratelimit *rl, const char *key, uint64_t now_ms);
-/* Record a failure; returns the new block length in ms. */
+/* Consecutive failures on record for the key at now_ms (0: none, or so
+ * long ago that they are forgotten). */
+uint32_t vp_ratelimit__failures(const struct vp_ratelimit *rl, const char *key, uint64_t now_ms);
+/* Record a failure; returns the new block length in ms. A NULL key (or
+ * rl) records nothing, and is never blocked. */
 uint64_t vp_ratelimit__fail(struct vp_ratelimit *rl, const char *key, uint64_t now_ms);
 /* Forget the key (a successful login). */
 void vp_ratelimit__success(struct vp_ratelimit *rl, const char *key);

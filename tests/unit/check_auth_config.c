@@ -19,6 +19,7 @@
 #include "plugin_private.h"
 #include "auth_private.h"
 #include "passwd.h"
+#include "proxy.h"
 #include "revoke.h"
 #include "check_run.h"
 #include "timing.h"
@@ -109,13 +110,50 @@ START_TEST(test_values)
 }
 END_TEST
 
+/* plugin_opt_proxy_addresses (issue 14): numeric addresses, several on a
+ * line and over repeated lines; anything else refuses the start. */
+START_TEST(test_proxy_addresses)
+{
+	struct vp_auth a;
+	memset(&a, 0, sizeof(a));
+	ck_assert_int_eq(parse(&a, "proxy_addresses", "127.0.0.1"), VEIL_OK);
+	ck_assert_uint_eq(vp_proxies__count(a.proxies), 1);
+	ck_assert(vp_proxies__has(a.proxies, "127.0.0.1"));
+	ck_assert(!vp_proxies__has(a.proxies, "127.0.0.2"));
+	struct mosquitto_opt two[] = { { "proxy_addresses", " 10.0.0.5\t192.168.1.7 " },
+		                       { "proxy_addresses", "fd00::5 10.0.0.5" } };
+	vp_auth__release(&a);
+	ck_assert_int_eq(vp_auth__options(&a, two, 2), VEIL_OK);
+	ck_assert_uint_eq(vp_proxies__count(a.proxies), 3);
+	ck_assert(vp_proxies__has(a.proxies, "192.168.1.7"));
+	ck_assert(vp_proxies__has(a.proxies, "::ffff:10.0.0.5")); /* one address, either spelling */
+	ck_assert(vp_proxies__has(a.proxies, "fd00:0::5"));
+	ck_assert(!vp_proxies__has(a.proxies, "127.0.0.1"));
+	ck_assert_int_eq(parse(&a, "token_window", "30"), VEIL_OK);
+	ck_assert_ptr_null(a.proxies); /* the default: no load balancer */
+	const char *bad[] = { "", "   ", "localhost", "10.0.0", "10.0.0.0/8", "127.0.0.1,10.0.0.5",
+		              "fe80::1%eth0", "1.2.3.4 nope" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(parse(&a, "proxy_addresses", bad[i]) == VEIL_ERR_INVAL, "'%s' accepted", bad[i]);
+	/* At most VP_PROXIES_MAX distinct addresses (a repeated one counts once). */
+	char many[(VP_PROXIES_MAX + 1) * 16] = "10.0.0.1 10.0.0.1";
+	for (unsigned i = 2; i <= VP_PROXIES_MAX; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), " 10.0.0.%u", i);
+	ck_assert_int_eq(parse(&a, "proxy_addresses", many), VEIL_OK);
+	ck_assert_uint_eq(vp_proxies__count(a.proxies), VP_PROXIES_MAX);
+	snprintf(many + strlen(many), sizeof(many) - strlen(many), " 10.0.1.1");
+	ck_assert_int_eq(parse(&a, "proxy_addresses", many), VEIL_ERR_INVAL);
+	vp_auth__release(&a);
+}
+END_TEST
+
 START_TEST(test_known)
 {
 	const char *keys[] = { "authority_file", "password_file", "revocation_file", "allow_anonymous",
 		               "defer_unknown", "token_window", "poll_interval", "backoff_base_ms",
 		               "backoff_max_ms", "ratelimit_entries", "replay_cache_size", "password_cache_ttl",
 		               "password_hashes_per_sec", "password_ms_per_sec", "enhanced_auth", "auto_id_prefix",
-		               "state_dir" };
+		               "state_dir", "proxy_addresses" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		ck_assert_msg(vp_auth__option_known(keys[i]), "%s", keys[i]);
 	ck_assert(!vp_auth__option_known("acl_file"));
@@ -193,6 +231,7 @@ static Suite *suite(void)
 	tcase_add_test(t, test_values);
 	tcase_add_test(t, test_issue17_options);
 	tcase_add_test(t, test_known);
+	tcase_add_test(t, test_proxy_addresses);
 	tcase_add_test(t, test_reload_keeps_old_on_error);
 	suite_add_tcase(s, t);
 	return s;

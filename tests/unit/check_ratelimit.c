@@ -1,6 +1,7 @@
 /*
  * plugin/ratelimit.c: exponential back-off per key, the cap, reset on
- * success, decay after a quiet period, independent keys, bounded memory.
+ * success, decay after a quiet period, independent keys, bounded memory,
+ * the failures on record, no key.
  */
 #include <check.h>
 #include <stdio.h>
@@ -47,8 +48,14 @@ START_TEST(test_success_resets_and_quiet_decays)
 	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t), 100);
 	/* Still counting shortly after the block ends... */
 	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t + 200), 200);
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, "u:alice", t + 200), 2);
 	/* ...but a failure long after (2x max past the block) starts over. */
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, "u:alice", t + 200 + 200 + 2001), 0);
 	ck_assert_uint_eq(vp_ratelimit__fail(rl, "u:alice", t + 200 + 200 + 2001), 100);
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, "u:alice", t + 200 + 200 + 2001), 1);
+	vp_ratelimit__success(rl, "u:alice");
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, "u:alice", t + 200 + 200 + 2001), 0);
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, "u:bob", t), 0);
 	vp_ratelimit__free(&rl);
 }
 END_TEST
@@ -105,6 +112,13 @@ START_TEST(test_bad_parameters)
 	ck_assert_int_ne(vp_ratelimit__new(64, 1, 100, NULL), 0);
 	ck_assert_ptr_null(rl);
 	ck_assert_uint_eq(vp_ratelimit__blocked_ms(NULL, "x", 1), 0);
+	/* No key (a load balancer's address, auth.c): nothing counted or blocked. */
+	ck_assert_int_eq(vp_ratelimit__new(64, 1, 100, &rl), 0);
+	ck_assert_uint_eq(vp_ratelimit__fail(rl, NULL, 1), 0);
+	ck_assert_uint_eq(vp_ratelimit__blocked_ms(rl, NULL, 1), 0);
+	ck_assert_uint_eq(vp_ratelimit__failures(rl, NULL, 1), 0);
+	ck_assert_uint_eq(vp_ratelimit__used(rl), 0);
+	vp_ratelimit__free(&rl);
 	vp_ratelimit__free(NULL);
 	ck_assert_uint_gt(vp_ratelimit__now_ms(), 0);
 }
