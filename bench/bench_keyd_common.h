@@ -22,4 +22,8 @@ int bench_keyd_wait_exit(pid_t pid);
 int bench_keyd_credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
                           const char *roles, uint8_t *out, size_t *len);
 
+/* A child's CPU seconds so far (utime + stime from /proc/<pid>/stat: its
+ * own cost, not the broker's), -1 on error. */
+double bench_keyd_cpu_s(pid_t pid);
+
 #endif

@@ -175,10 +175,10 @@ static int commit_and_publish(struct kd_service *s, struct pending *p, size_t n,
 		d->republish = false;
 		char c[80], id[40], topic[sizeof(VEIL__TOPIC_BUNDLE_PREFIX) + VEIL_CLIENT_ID_MAX];
 		snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, d->row.client_id);
-		kd_log__audit("bundle", "issue", "client=%s cred=%s version=%llu grants=%zu why=%s",
+		kd_log__audit("bundle", "issue", "client=%s cred=%s version=%llu grants=%zu why=%s bytes=%zu",
 		              kd_log__clean(d->row.client_id, c, sizeof(c)),
 		              kd_log__hex(d->row.cred_id, VEIL_CREDENTIAL_ID_BYTES, id, sizeof(id)),
-		              (unsigned long long)p[i].version, d->n_last, p[i].why);
+		              (unsigned long long)p[i].version, d->n_last, p[i].why, p[i].len);
 		s->stats.bundles++;
 		if (s->publish)
 			s->publish(s->publish_ctx, topic, p[i].buf, p[i].len, d->row.cred_id, p[i].version);
