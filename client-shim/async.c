@@ -21,192 +21,10 @@
 
 #include <sodium.h>
 
-#include "shim.h"
-
-enum req_kind { REQ_PUBLISH, REQ_SUBSCRIBE, REQ_UNSUBSCRIBE, REQ_DISCONNECT, REQ_FINAL_DISCONNECT };
-
-/* One outstanding Paho request with a completion callback for the app. */
-struct req {
-	struct req *prev, *next;
-	struct veil_async *a;
-	enum req_kind kind;
-	veil_done_cb done;
-	void *ctx;
-};
-
-struct veil_async {
-	struct veil__shim s;
-	MQTTAsync ma;
-	pthread_mutex_t rlock;           /* everything below */
-	pthread_cond_t rcond;
-	struct req *reqs;                /* pending, freed on destroy if Paho never answered */
-	veil_done_cb on_connected;       /* every successful (re)connect */
-	void *connected_ctx;
-	veil_done_cb connect_done;       /* the app's connect request, answered once */
-	void *connect_ctx;
-	bool connecting;
-	bool ever_connected;
-	bool app_disconnected;           /* the app asked to disconnect: do not reconnect */
-	bool want_reconnect;
-	bool stopping;
-	bool closing;                    /* veil_async_free started: callbacks do nothing */
-	bool final_disconnected;         /* veil_async_free's own DISCONNECT completed */
-	unsigned in_callbacks;           /* Paho callbacks running in our code */
-	unsigned backoff_ms;
-	/* A successful connect whose completion waits for the key service's
-	 * keys (the worker's wait; a lost connection takes it over). */
-	bool defer;
-	veil_done_cb defer_done;
-	void *defer_ctx;
-	uint64_t defer_until_ms;         /* monotonic */
-	uint64_t defer_gen;              /* which deferral the worker waits for */
-	bool ready_cancel;               /* atomic: ends the worker's wait for keys now */
-	pthread_t thread;                /* the worker: reconnects, waits for keys */
-	bool thread_started;
-};
+#include "async_private.h"
 
 #define BACKOFF_MIN_MS 250U
 #define BACKOFF_MAX_MS 10000U
-
-static bool v5(const struct veil_async *a)
-{
-	return a->s.mqtt_version == VEIL_MQTT_5;
-}
-
-
-/* Paho may still be inside one of our callbacks when the app frees the
- * client: callbacks register here, and veil_async_free waits them out. */
-static bool cb_enter(struct veil_async *a)
-{
-	pthread_mutex_lock(&a->rlock);
-	bool ok = !a->closing;
-	if (ok)
-		a->in_callbacks++;
-	pthread_mutex_unlock(&a->rlock);
-	return ok;
-}
-
-static void cb_leave(struct veil_async *a)
-{
-	pthread_mutex_lock(&a->rlock);
-	a->in_callbacks--;
-	pthread_cond_broadcast(&a->rcond);
-	pthread_mutex_unlock(&a->rlock);
-}
-
-/* ---- requests ---- */
-
-static struct req *req_new(struct veil_async *a, enum req_kind kind, veil_done_cb done, void *ctx)
-{
-	struct req *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->a = a;
-	r->kind = kind;
-	r->done = done;
-	r->ctx = ctx;
-	pthread_mutex_lock(&a->rlock);
-	r->next = a->reqs;
-	if (a->reqs)
-		a->reqs->prev = r;
-	a->reqs = r;
-	pthread_mutex_unlock(&a->rlock);
-	return r;
-}
-
-static void req_unlink(struct veil_async *a, struct req *r)
-{
-	pthread_mutex_lock(&a->rlock);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		a->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	pthread_mutex_unlock(&a->rlock);
-}
-
-static void req_finish(struct req *r, int rc, int reason)
-{
-	struct veil_async *a = r->a;
-	if (r->kind == REQ_FINAL_DISCONNECT) {
-		/* veil_async_free waits for this one, callbacks closed or not. */
-		pthread_mutex_lock(&a->rlock);
-		a->final_disconnected = true;
-		pthread_cond_broadcast(&a->rcond);
-		pthread_mutex_unlock(&a->rlock);
-		return;
-	}
-	if (!cb_enter(a))
-		return; /* veil_async_free releases pending requests */
-	req_unlink(a, r);
-	veil__in_callback++;
-	if (r->done)
-		r->done(r->ctx, rc, reason);
-	veil__in_callback--;
-	free(r);
-	cb_leave(a);
-}
-
-static void on_req_ok(void *ctx, MQTTAsync_successData *resp)
-{
-	struct req *r = ctx;
-	/* MQTT 3.1.1 reports a refused subscription as granted QoS 0x80. */
-	if (r->kind == REQ_SUBSCRIBE && resp && resp->alt.qos >= 0x80)
-		req_finish(r, veil__mqtt_err(&r->a->s, MQTTREASONCODE_NOT_AUTHORIZED), resp->alt.qos);
-	else
-		req_finish(r, VEIL_OK, 0);
-}
-
-static void on_req_ok5(void *ctx, MQTTAsync_successData5 *resp)
-{
-	struct req *r = ctx;
-	/* For a SUBACK Paho puts the (only) filter's code in reasonCode; its
-	 * alt.sub.reasonCodes is set only for several filters. */
-	int reason = resp ? (int)resp->reasonCode : 0;
-	req_finish(r, reason >= 0x80 ? veil__mqtt_err(&r->a->s, reason) : VEIL_OK, reason);
-}
-
-static void on_req_fail(void *ctx, MQTTAsync_failureData *resp)
-{
-	struct req *r = ctx;
-	req_finish(r, veil__mqtt_err(&r->a->s, resp && resp->code ? resp->code : MQTTASYNC_FAILURE), 0);
-}
-
-static void on_req_fail5(void *ctx, MQTTAsync_failureData5 *resp)
-{
-	struct req *r = ctx;
-	int code = MQTTASYNC_FAILURE, reason = 0;
-	if (resp) {
-		reason = resp->reasonCode >= 0x80 ? (int)resp->reasonCode : 0;
-		code = reason ? reason : (resp->code ? resp->code : code);
-	}
-	req_finish(r, veil__mqtt_err(&r->a->s, code), reason);
-}
-
-static void set_response(struct veil_async *a, MQTTAsync_responseOptions *ro, struct req *r)
-{
-	if (!r)
-		return;
-	ro->context = r;
-	if (v5(a)) {
-		ro->onSuccess5 = on_req_ok5;
-		ro->onFailure5 = on_req_fail5;
-	} else {
-		ro->onSuccess = on_req_ok;
-		ro->onFailure = on_req_fail;
-	}
-}
-
-/* A Paho call refused the request synchronously: no callback will come. */
-static int req_abort(struct veil_async *a, struct req *r, int prc)
-{
-	if (r) {
-		req_unlink(a, r);
-		free(r);
-	}
-	return veil__mqtt_err(&a->s, prc);
-}
 
 /* ---- connection ---- */
 
@@ -241,7 +59,7 @@ static bool defer_take(struct veil_async *a, veil_done_cb *done, void **ctx)
 
 static void connect_result(struct veil_async *a, int rc, int reason)
 {
-	if (!cb_enter(a))
+	if (!veil__async_cb_enter(a))
 		return;
 	pthread_mutex_lock(&a->rlock);
 	a->connecting = false;
@@ -273,11 +91,11 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 			__atomic_store_n(&a->ready_cancel, false, __ATOMIC_RELEASE);
 			pthread_cond_broadcast(&a->rcond);
 			pthread_mutex_unlock(&a->rlock);
-			cb_leave(a);
+			veil__async_cb_leave(a);
 			return;
 		}
 		connected_app(a, done, ctx);
-		cb_leave(a);
+		veil__async_cb_leave(a);
 		return;
 	}
 	veil__log(&a->s, VEIL_LOG_ERROR, "connect to %s as '%s' failed (%s)", a->s.server_uri, a->s.client_id,
@@ -286,7 +104,7 @@ static void connect_result(struct veil_async *a, int rc, int reason)
 	if (done)
 		done(ctx, rc, reason);
 	veil__in_callback--;
-	cb_leave(a);
+	veil__async_cb_leave(a);
 }
 
 static void on_conn_ok(void *ctx, MQTTAsync_successData *resp)
@@ -352,7 +170,7 @@ static int start_connect(struct veil_async *a)
 		will.qos = a->s.will_qos;
 		will.retained = a->s.will_retained;
 	}
-	if (v5(a)) {
+	if (veil__async_v5(a)) {
 		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer5;
 		o.keepAliveInterval = a->s.keepalive_s;
 		o.cleanstart = !a->s.persistent_session;
@@ -402,9 +220,9 @@ static void keys_wait(struct veil_async *a)
 	pthread_mutex_unlock(&a->rlock);
 	if (!ready && !cancelled) /* the whole timeout, however late this thread ran */
 		veil__session_not_ready(a->s.ses, (unsigned)a->s.connect_timeout_s * 1000U);
-	if (cb_enter(a)) {
+	if (veil__async_cb_enter(a)) {
 		connected_app(a, done, ctx);
-		cb_leave(a);
+		veil__async_cb_leave(a);
 	}
 	pthread_mutex_lock(&a->rlock);
 }
@@ -451,7 +269,7 @@ static void *worker_main(void *arg)
 static void on_lost(void *ctx, char *cause)
 {
 	struct veil_async *a = ctx;
-	if (!cb_enter(a))
+	if (!veil__async_cb_enter(a))
 		return;
 	/* A connect still waiting for keys did succeed: the app hears of it
 	 * before it hears of the loss. */
@@ -480,7 +298,7 @@ static void on_lost(void *ctx, char *cause)
 	if (cb)
 		cb(cb_ctx, cause);
 	veil__in_callback--;
-	cb_leave(a);
+	veil__async_cb_leave(a);
 }
 
 /* MQTT 5: a DISCONNECT from the broker (a kick, a revocation, a session
@@ -497,12 +315,12 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
 static int on_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct veil_async *a = ctx;
-	if (cb_enter(a)) {
+	if (veil__async_cb_enter(a)) {
 		veil__in_callback++;
 		veil__shim_deliver(&a->s, topic, (size_t)topic_len, m->payload, (size_t)m->payloadlen, m->qos,
-		                   m->retained != 0, m->dup != 0, v5(a) ? &m->properties : NULL);
+		                   m->retained != 0, m->dup != 0, veil__async_v5(a) ? &m->properties : NULL);
 		veil__in_callback--;
-		cb_leave(a);
+		veil__async_cb_leave(a);
 	}
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
@@ -556,12 +374,12 @@ int veil_async_new(const struct veil_client_options *o, struct veil_async **out)
 	pthread_condattr_destroy(&ca);
 	a->backoff_ms = BACKOFF_MIN_MS;
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-	co.MQTTVersion = v5(a) ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+	co.MQTTVersion = veil__async_v5(a) ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
 	int prc = MQTTAsync_createWithOptions(&a->ma, a->s.server_uri, a->s.client_id, MQTTCLIENT_PERSISTENCE_NONE,
 	                                      NULL, &co);
 	if (prc == MQTTASYNC_SUCCESS)
 		prc = MQTTAsync_setCallbacks(a->ma, a, on_lost, on_arrived, NULL);
-	if (prc == MQTTASYNC_SUCCESS && v5(a))
+	if (prc == MQTTASYNC_SUCCESS && veil__async_v5(a))
 		prc = MQTTAsync_setDisconnected(a->ma, a, on_disconnected);
 	if (prc == MQTTASYNC_SUCCESS && (a->s.auto_reconnect || veil__session_key_service(a->s.ses))) {
 		if (pthread_create(&a->thread, NULL, worker_main, a) == 0)
@@ -636,7 +454,7 @@ bool veil_async_is_connected(struct veil_async *a)
 int veil_async_publish5(struct veil_async *a, const char *topic, const void *payload, size_t len, int qos,
                         bool retained, MQTTProperties *props, veil_done_cb done, void *ctx)
 {
-	if (!a || !topic || qos < 0 || qos > 2 || (!v5(a) && props && props->count))
+	if (!a || !topic || qos < 0 || qos > 2 || (!veil__async_v5(a) && props && props->count))
 		return VEIL_ERR_INVAL;
 	uint8_t stackbuf[VEIL__SEAL_STACK];
 	uint8_t *env = NULL;
@@ -658,15 +476,15 @@ int veil_async_publish5(struct veil_async *a, const char *topic, const void *pay
 		m.properties = *props;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	struct req *r = NULL;
-	if (done && !(r = req_new(a, REQ_PUBLISH, done, ctx))) {
+	if (done && !(r = veil__async_req_new(a, REQ_PUBLISH, done, ctx))) {
 		veil__shim_seal_release(env, env_len, stackbuf);
 		return VEIL_ERR_NOMEM;
 	}
-	set_response(a, &ro, r);
+	veil__async_req_response(a, &ro, r);
 	int prc = MQTTAsync_sendMessage(a->ma, topic, &m, &ro);
 	/* Paho copied the envelope into its command queue. */
 	veil__shim_seal_release(env, env_len, stackbuf);
-	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : veil__async_req_abort(a, r, prc);
 }
 
 int veil_async_publish(struct veil_async *a, const char *topic, const void *payload, size_t len, int qos,
@@ -678,19 +496,19 @@ int veil_async_publish(struct veil_async *a, const char *topic, const void *payl
 int veil_async_subscribe5(struct veil_async *a, const char *filter, int qos, MQTTSubscribe_options *opts,
                           MQTTProperties *props, veil_done_cb done, void *ctx)
 {
-	if (!a || !filter || qos < 0 || qos > 2 || (!v5(a) && (opts || (props && props->count))))
+	if (!a || !filter || qos < 0 || qos > 2 || (!veil__async_v5(a) && (opts || (props && props->count))))
 		return VEIL_ERR_INVAL;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	struct req *r = req_new(a, REQ_SUBSCRIBE, done, ctx);
+	struct req *r = veil__async_req_new(a, REQ_SUBSCRIBE, done, ctx);
 	if (!r)
 		return VEIL_ERR_NOMEM;
-	set_response(a, &ro, r);
+	veil__async_req_response(a, &ro, r);
 	if (opts)
 		ro.subscribeOptions = *opts;
 	if (props)
 		ro.properties = *props;
 	int prc = MQTTAsync_subscribe(a->ma, filter, qos, &ro);
-	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : veil__async_req_abort(a, r, prc);
 }
 
 int veil_async_subscribe(struct veil_async *a, const char *filter, int qos, veil_done_cb done, void *ctx)
@@ -703,12 +521,12 @@ int veil_async_unsubscribe(struct veil_async *a, const char *filter, veil_done_c
 	if (!a || !filter)
 		return VEIL_ERR_INVAL;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	struct req *r = req_new(a, REQ_UNSUBSCRIBE, done, ctx);
+	struct req *r = veil__async_req_new(a, REQ_UNSUBSCRIBE, done, ctx);
 	if (!r)
 		return VEIL_ERR_NOMEM;
-	set_response(a, &ro, r);
+	veil__async_req_response(a, &ro, r);
 	int prc = MQTTAsync_unsubscribe(a->ma, filter, &ro);
-	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : veil__async_req_abort(a, r, prc);
 }
 
 int veil_async_reload(struct veil_async *a)
@@ -729,20 +547,13 @@ int veil_async_disconnect(struct veil_async *a, int timeout_ms, veil_done_cb don
 	veil__session_wake(a->s.ses);
 	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 	o.timeout = timeout_ms;
-	struct req *r = req_new(a, REQ_DISCONNECT, done, ctx);
+	struct req *r = veil__async_req_new(a, REQ_DISCONNECT, done, ctx);
 	if (!r)
 		return VEIL_ERR_NOMEM;
-	o.context = r;
-	if (v5(a)) {
-		o.onSuccess5 = on_req_ok5;
-		o.onFailure5 = on_req_fail5;
-	} else {
-		o.onSuccess = on_req_ok;
-		o.onFailure = on_req_fail;
-	}
+	veil__async_req_disconnect(a, &o, r);
 	int prc = MQTTAsync_disconnect(a->ma, &o);
 	veil__shim_save_state(&a->s);
-	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : req_abort(a, r, prc);
+	return prc == MQTTASYNC_SUCCESS ? VEIL_OK : veil__async_req_abort(a, r, prc);
 }
 
 int veil_async_wait_keys(struct veil_async *a, unsigned long timeout_ms)
@@ -783,14 +594,7 @@ void veil_async_free(struct veil_async **ap)
 		struct req fin = { .a = a, .kind = REQ_FINAL_DISCONNECT };
 		MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 		o.timeout = 1000;
-		o.context = &fin;
-		if (v5(a)) {
-			o.onSuccess5 = on_req_ok5;
-			o.onFailure5 = on_req_fail5;
-		} else {
-			o.onSuccess = on_req_ok;
-			o.onFailure = on_req_fail;
-		}
+		veil__async_req_disconnect(a, &o, &fin);
 		if (MQTTAsync_disconnect(a->ma, &o) == MQTTASYNC_SUCCESS) {
 			struct timespec until = veil__mono_after(2000);
 			pthread_mutex_lock(&a->rlock);
