@@ -378,6 +378,7 @@ def doc_block(v):
         out += whole(name, v[name])
     out += ["```"]
     out += key_service_block(v)
+    out += relay_block()
     return "\n".join(out) + "\n"
 
 
@@ -466,6 +467,43 @@ def key_service_block(v):
     out += ["```", "", "The same, each as one string:", "", "```"]
     for name in ("keyd_credential", "devmsg_request", "devmsg_ack", "bundle_plaintext", "bundle", "revocation"):
         out += whole(name, v[name])
+    out += ["```"]
+    return out
+
+
+RELAY_PREFIX = b"$veil/v1/revoked/"
+
+
+def relay_record(cred_id=None, client_id=None):
+    """Section 14: a relay record's topic and payload for one revocation entry."""
+    if cred_id is not None:
+        return RELAY_PREFIX + b"credential/" + cred_id.hex().encode(), b"credential " + cred_id.hex().encode()
+    assert name_ok(client_id, "client_id"), client_id
+    return RELAY_PREFIX + b"client/" + client_id.hex().encode(), b"client " + client_id
+
+
+def relay_block():
+    """The vectors of section 14, in section 9's vector block."""
+    i = INPUTS
+    out = ["", "Relay records (section 14), for the credential id of `credential` and for the client id "
+           f"`{i['client_id'].decode()}`:", "", "```"]
+    P = len(RELAY_PREFIX)
+    for what, (topic, payload) in (("credential", relay_record(cred_id=i["credential_id"])),
+                                   ("client", relay_record(client_id=i["client_id"]))):
+        K = len(what) + 1
+        ident = "credential id, 32 lower-case hex digits" if what == "credential" else \
+            f"client id \"{i['client_id'].decode()}\" as lower-case hex"
+        out += [f"# relay_{what}: topic ({len(topic)} bytes)"]
+        out += fields([(topic[:P], f"\"{RELAY_PREFIX.decode()}\""), (topic[P:P + K], f"\"{what}/\""),
+                       (topic[P + K:], ident)])
+        out += [f"# relay_{what}: payload ({len(payload)} bytes)"]
+        out += fields([(payload[:K], f"\"{what} \""),
+                       (payload[K:], "credential id, 32 lower-case hex digits" if what == "credential"
+                        else f"client id \"{i['client_id'].decode()}\" as it is")])
+    out += ["```", "", "The same, each as one string:", "", "```"]
+    for what, (topic, payload) in (("credential", relay_record(cred_id=i["credential_id"])),
+                                   ("client", relay_record(client_id=i["client_id"]))):
+        out += whole(f"relay_{what}_topic", topic) + whole(f"relay_{what}_payload", payload)
     out += ["```"]
     return out
 
