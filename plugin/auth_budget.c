@@ -16,8 +16,8 @@
  *   balancer, where no address key stops the burst, and on a machine where
  *   one run costs more than the budget. Guesses at many usernames at once
  *   still can make it busy (limit them per source at the load balancer).
- * So a second spends at most the budget, or two runs and one more when
- * runs cost more than that.
+ * So a second spends at most the larger of the budget and three runs (as
+ * far as the moving average predicts a run's cost).
  */
 #include <stdbool.h>
 #include <stdint.h>
