@@ -100,8 +100,8 @@ static void pub_signed(struct rx_ctx *x, const uint8_t *c, size_t c_len, const u
 enum rx_kind {
 	RX_NO_POLICY, RX_NOT_ENVELOPE, RX_EMPTY, RX_VERSION, RX_TRUNCATED, RX_FLAGS, RX_TOO_LARGE, RX_UNSIGNED,
 	RX_WRONG_TOPIC, RX_UNKNOWN_KEY, RX_WRONG_KEY, RX_TAMPERED, RX_MOVED, RX_REPLAY, RX_FULL, RX_CRED_PARSE,
-	RX_CRED_TRUNCATED, RX_CRED_VERSION, RX_CRED_FLAGS, RX_WRONG_AUTHORITY, RX_NOT_YET_VALID, RX_EXPIRED,
-	RX_CRED_BAD_SIG, RX_BAD_SIG, RX_WRONG_SENDER, RX_SIGNED, RX_SEALED, RX_PLAINTEXT, RX_RESTART_1, RX_RESTART_2
+	RX_CRED_TRUNCATED, RX_CRED_TOO_LARGE, RX_CRED_VERSION, RX_CRED_FLAGS, RX_WRONG_AUTHORITY, RX_NOT_YET_VALID,
+	RX_EXPIRED, RX_CRED_BAD_SIG, RX_BAD_SIG, RX_WRONG_SENDER, RX_SIGNED, RX_SEALED, RX_PLAINTEXT, RX_RESTART_1, RX_RESTART_2
 };
 
 static void rx_send(struct rx_ctx *x, enum rx_kind k)
@@ -177,6 +177,22 @@ static void rx_send(struct rx_ctx *x, enum rx_kind k)
 	case RX_CRED_TRUNCATED:
 		pub_signed(x, c, 40, NULL, false);
 		return;
+	case RX_CRED_TOO_LARGE: {
+		/* C = VEIL_CREDENTIAL_MAX + 1: the real credential padded with
+		 * zeros (the sealer refuses to build it), then C and the
+		 * signature, which is never reached. */
+		uint8_t big[1024];
+		n = env(x, e, sizeof(e), "secure/x", 2, ffx_env.k_secure, NULL, c, cl, "signed payload");
+		size_t body = n - VEIL_SIG_BYTES - 2U - cl, bc = VEIL_CREDENTIAL_MAX + 1U;
+		ck_assert_uint_le(body + bc + 2U + VEIL_SIG_BYTES, sizeof(big));
+		memset(big, 0, sizeof(big));
+		memcpy(big, e, body + cl);
+		big[body + bc] = (uint8_t)(bc >> 8);
+		big[body + bc + 1U] = (uint8_t)bc;
+		memcpy(big + body + bc + 2U, e + n - VEIL_SIG_BYTES, VEIL_SIG_BYTES);
+		cfx_plain_publish(&x->eve, "secure/x", big, body + bc + 2U + VEIL_SIG_BYTES);
+		return;
+	}
 	case RX_CRED_VERSION:
 	case RX_CRED_FLAGS:
 		c[k == RX_CRED_VERSION ? 0 : 1] = 2;
@@ -276,6 +292,7 @@ static const struct rx_case rx_cases[] = {
 	{ "replay-state-full", "sensors/x", RX_FULL, DROP(VEIL_ERR_REPLAY_FULL), prefill_full },
 	{ "credential: parse", "secure/x", RX_CRED_PARSE, DROP(VEIL_ERR_PARSE), NULL },
 	{ "credential: truncated", "secure/x", RX_CRED_TRUNCATED, DROP(VEIL_ERR_TRUNCATED), NULL },
+	{ "credential: too-large", "secure/x", RX_CRED_TOO_LARGE, DROP(VEIL_ERR_TOO_LARGE), NULL },
 	{ "credential: unknown-version", "secure/x", RX_CRED_VERSION, DROP(VEIL_ERR_VERSION), NULL },
 	{ "credential: reserved-flags", "secure/x", RX_CRED_FLAGS, DROP(VEIL_ERR_RESERVED_FLAGS), NULL },
 	{ "credential: wrong-authority", "secure/x", RX_WRONG_AUTHORITY, DROP(VEIL_ERR_WRONG_AUTHORITY), NULL },
