@@ -18,8 +18,9 @@
  * revocation (FIGURE lines).
  *
  * refused_without_plugin: through a broker that checks nothing, receivers
- * refuse a revoked device's signed envelopes (its credential) and unsigned
- * ones (its sender id) as `revoked`, from keyd's statement; and their
+ * (libveil, and the preload around an unmodified Paho app, MQTTClient and
+ * MQTTAsync) refuse a revoked device's signed envelopes (its credential) and
+ * unsigned ones (its sender id) as `revoked`, from keyd's statement; and their
  * trusted authorities never grow from what keyd (or anyone posing as it)
  * sends: a device of another authority keyd serves stays refused
  * (`wrong-authority`), a bundle and a statement signed by a keyd credential
@@ -38,8 +39,10 @@
 
 #include "check_run.h"
 #include "files.h"
+#include "frontend_fixture.h"
 #include "lifecycle_fixture.h"
 #include "material.h"
+#include "proc.h"
 #include "timing.h"
 
 #define N 5          /* devices; the last one is revoked */
@@ -146,9 +149,10 @@ START_TEST(rekey_under_traffic)
 		test_file_dump("keyd", k.log);
 	}
 	ck_assert_int_eq(after_all, 10);
-	/* The broker disconnected the revoked device. */
+	/* The broker disconnected the revoked device, and its client saw the
+	 * connection lost (not just a flag cleared by a failed publish). */
 	ck_assert_msg(VEIL_WAIT_UNTIL(!lfx_dev_connected(x), 5000), "the revoked device is still connected");
-	fprintf(stderr, "revoked device: connection-lost callback %s\n", lfx_dev_wait_lost(x, 0) ? "called" : "NOT called");
+	ck_assert_msg(lfx_dev_wait_lost(x, 5000), "the revoked device's connection-lost callback never ran");
 	lfx_dev_ever(x, &xs);
 	ck_assert_uint_eq(xs.n, pre.n); /* it got nothing after the revocation */
 	/* Each device's last message (sealed under the new epoch) reached
@@ -275,6 +279,40 @@ static void impostor(struct lfx_cap *cap, const struct veil_credential *r)
 	veil_identity_free(&kid);
 }
 
+/* The preload as a receiver: the test binary run as a plain Paho app
+ * (frontend_fixture.h) preloaded with a device config like the libveil
+ * ones plus "log stderr" (refused messages are printed only then),
+ * subscribed to fleet/#; its output in out. */
+static pid_t preload_rx(enum ffx_fe fe, const char *id, char *out, size_t cap)
+{
+	char conf[320], name[96];
+	const struct lfx_dev_opts o = { .roles = "fleet" };
+	lfx_dev_conf(id, &o, "log stderr\n", conf, sizeof(conf));
+	snprintf(name, sizeof(name), "%s.out", id);
+	lfx_path(out, cap, name);
+	pid_t pid = ffx_app_spawn_on(fe, lfx.broker.port, conf, out, "sub", "fleet/#", NULL);
+	if (!test_file_wait(out, "subscribed\n", 15000)) {
+		test_file_dump(id, out);
+		ck_abort_msg("%s never subscribed", id);
+	}
+	return pid;
+}
+
+/* The preload's line for a message on topic dropped with err. */
+static void drop_line(char *out, size_t cap, const char *topic, int err)
+{
+	snprintf(out, cap, "veil-preload: message on '%s' DROPPED: %s (%s)\n", topic, veil_strerror(err),
+	         veil_errname(err));
+}
+
+static void preload_wait(const char *id, const char *out, const char *needle, int count)
+{
+	if (!test_file_wait_count(out, needle, count, 10000))
+		test_file_dump(id, out);
+	ck_assert_msg(test_file_count(out, needle) == count, "%s: '%s' %d times, not %d", id, needle,
+	              test_file_count(out, needle), count);
+}
+
 START_TEST(refused_without_plugin)
 {
 	/* keyd serves the fleets of both authorities; the receiver trusts only
@@ -293,6 +331,11 @@ START_TEST(refused_without_plugin)
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(lfx_dev_connect(all[i]), VEIL_OK);
 	ck_assert_int_eq(lfx_dev_sub(r, "fleet/#"), VEIL_OK);
+	static const char *const pname[2] = { "precv-sync", "precv-async" };
+	char pout[2][320];
+	pid_t pp[2];
+	for (int i = 0; i < 2; i++)
+		pp[i] = preload_rx(i ? FFX_PASYNC : FFX_PSYNC, pname[i], pout[i], sizeof(pout[i]));
 	/* Before: both of the device's envelopes open; the other authority's
 	 * signed one does not. */
 	ck_assert_int_eq(lfx_dev_pub(x, "fleet/signed/lost", "before-signed"), VEIL_OK);
@@ -303,11 +346,21 @@ START_TEST(refused_without_plugin)
 	ck_assert(lfx_dev_count(r, "before-signed") == 1);
 	ck_assert(lfx_dev_wait_msg(r, "before-plain", 10000));
 	ck_assert(lfx_dev_wait_refused(r, VEIL_ERR_WRONG_AUTHORITY, 1, 10000));
+	char line[2][256];
+	drop_line(line[0], sizeof(line[0]), "fleet/signed/lost", VEIL_ERR_REVOKED);
+	drop_line(line[1], sizeof(line[1]), "fleet/plain/lost", VEIL_ERR_REVOKED);
+	for (int i = 0; i < 2; i++) {
+		preload_wait(pname[i], pout[i], "got fleet/signed/lost before-signed\n", 1);
+		preload_wait(pname[i], pout[i], "got fleet/plain/lost before-plain\n", 1);
+		ck_assert_int_eq(test_file_count(pout[i], line[0]) + test_file_count(pout[i], line[1]), 0);
+	}
 	/* Revoked (keyd reads the list; this broker does not). */
 	size_t applied = lfx_dev_applied(r);
 	lfx_revoke("client lost");
 	ck_assert_msg(lfx_dev_wait_log(r, "revocation statement: 2 new entries", 1, 10000), "no statement");
 	ck_assert(lfx_dev_wait_applied(r, applied + 1, 10000)); /* and the rekey */
+	for (int i = 0; i < 2; i++)
+		preload_wait(pname[i], pout[i], "veil-preload: revocation statement: 2 new entries\n", 1);
 	/* The device still seals with the epochs it holds and this broker
 	 * delivers them: the receiver authenticates them (it keeps the old
 	 * epoch for the rekey grace) and refuses them, both. */
@@ -318,6 +371,13 @@ START_TEST(refused_without_plugin)
 		lfx_dev_dump(r);
 	ck_assert_uint_eq(lfx_dev_refused(r, VEIL_ERR_REVOKED), before + 2);
 	ck_assert_uint_eq(lfx_dev_count(r, "after-signed") + lfx_dev_count(r, "after-plain"), 0);
+	/* The preload too: each refused as `revoked`, neither handed to the app. */
+	for (int i = 0; i < 2; i++) {
+		preload_wait(pname[i], pout[i], line[0], 1);
+		preload_wait(pname[i], pout[i], line[1], 1);
+		ck_assert_int_eq(test_file_count(pout[i], " after-signed\n") + test_file_count(pout[i], " after-plain\n"), 0);
+		test_stop(pp[i]);
+	}
 	/* Posing as keyd with the other authority's credential: refused, and
 	 * the receiver's authorities are what they were. */
 	struct lfx_cap *cap = lfx_cap_start("mallory", NULL, NULL, 0);
@@ -351,7 +411,10 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int app = ffx_main(argc, argv); /* the preload's Paho app (preload_rx) */
+	if (app >= 0)
+		return app;
 	return veil_check_run(suite());
 }

@@ -469,9 +469,15 @@ pid_t ffx_app_spawn(enum ffx_fe fe, const char *conf, char *out, size_t cap, con
 {
 	static unsigned n;
 	ffx_pathf(out, cap, "%s/app-%d-%u.out", ffx_env.dir, (int)getpid(), ++n);
-	char port[16];
-	snprintf(port, sizeof(port), "%d", ffx_env.broker.port);
-	const char *argv[] = { self_exe, "--app", fe == FFX_PSYNC ? "sync" : "async", mode, port, topic, pt, NULL };
+	return ffx_app_spawn_on(fe, ffx_env.broker.port, conf, out, mode, topic, pt);
+}
+
+pid_t ffx_app_spawn_on(enum ffx_fe fe, int port, const char *conf, const char *out, const char *mode,
+                       const char *topic, const char *pt)
+{
+	char ports[16];
+	snprintf(ports, sizeof(ports), "%d", port);
+	const char *argv[] = { self_exe, "--app", fe == FFX_PSYNC ? "sync" : "async", mode, ports, topic, pt, NULL };
 	return preload_spawn(argv, true, conf, out);
 }
 

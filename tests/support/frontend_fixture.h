@@ -118,6 +118,10 @@ void ffx_lv_finish(struct ffx_lv *l, struct ffx_outcome *o);
  * "publish rc=<Paho's>"). Exit 2: create failed. Output in out. */
 pid_t ffx_app_spawn(enum ffx_fe fe, const char *conf, char *out, size_t cap, const char *mode, const char *topic,
                     const char *pt);
+/* The same app on another fixture's broker (127.0.0.1:port), output in out
+ * (main() must call ffx_main first). */
+pid_t ffx_app_spawn_on(enum ffx_fe fe, int port, const char *conf, const char *out, const char *mode,
+                       const char *topic, const char *pt);
 /* Spawn, wait for exit status want_exit, and read its outcome. */
 void ffx_app_run(enum ffx_fe fe, const char *conf, const char *mode, const char *topic, const char *pt,
                  int want_exit, struct ffx_outcome *o);

@@ -153,7 +153,8 @@ static void dev_client(struct lfx_dev *d)
 	veil_async_set_callbacks(d->a, d, dev_message, dev_refusal, dev_lost);
 }
 
-static void dev_files(struct lfx_dev *d, const struct lfx_dev_opts *o)
+/* extra (may be NULL): lines appended to the client config. */
+static void dev_files(struct lfx_dev *d, const struct lfx_dev_opts *o, const char *extra)
 {
 	snprintf(d->uri, sizeof(d->uri), "%s", o->uri ? o->uri : lfx.uri);
 	lfx_identity(d->id, d->id, o->roles, o->authority, o->reissue ? LFX_NEW_CRED : 0, &d->cred);
@@ -162,10 +163,22 @@ static void dev_files(struct lfx_dev *d, const struct lfx_dev_opts *o)
 	lfx_authorities_file(name, o->trust ? o->trust : 1U, d->auth, sizeof(d->auth));
 	char text[2048];
 	ck_assert_int_lt(snprintf(text, sizeof(text), "client_id %s\nidentity %s/%s.key\ncredential %s/%s.cred\n"
-	                          "authorities %s\nstate_dir %s\n", d->id, lfx.dir, d->id, lfx.dir, d->id, d->auth,
-	                          d->state),
+	                          "authorities %s\nstate_dir %s\n%s", d->id, lfx.dir, d->id, lfx.dir, d->id, d->auth,
+	                          d->state, extra ? extra : ""),
 	                 (int)sizeof(text));
 	ck_assert_int_eq(test_write_file(d->conf, text, 0600), 0);
+}
+
+/* <dir>/<id>.conf, <dir>/<id>.state and its keys file. */
+static void dev_paths(struct lfx_dev *d, const char *id)
+{
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	char name[96];
+	snprintf(name, sizeof(name), "%s.conf", id);
+	lfx_path(d->conf, sizeof(d->conf), name);
+	snprintf(name, sizeof(name), "%s.state", id);
+	lfx_path(d->state, sizeof(d->state), name);
+	snprintf(d->keys, sizeof(d->keys), "%s/keys", d->state);
 }
 
 struct lfx_dev *lfx_dev_new(const char *id, const struct lfx_dev_opts *opts)
@@ -175,16 +188,21 @@ struct lfx_dev *lfx_dev_new(const char *id, const struct lfx_dev_opts *opts)
 	ck_assert_ptr_nonnull(d);
 	pthread_mutex_init(&d->lock, NULL);
 	veil_cond_init(&d->cond);
-	snprintf(d->id, sizeof(d->id), "%s", id);
-	char name[96];
-	snprintf(name, sizeof(name), "%s.conf", id);
-	lfx_path(d->conf, sizeof(d->conf), name);
-	snprintf(name, sizeof(name), "%s.state", id);
-	lfx_path(d->state, sizeof(d->state), name);
-	snprintf(d->keys, sizeof(d->keys), "%s/keys", d->state);
-	dev_files(d, opts ? opts : &none);
+	dev_paths(d, id);
+	dev_files(d, opts ? opts : &none, NULL);
 	dev_client(d);
 	return d;
+}
+
+void lfx_dev_conf(const char *id, const struct lfx_dev_opts *opts, const char *extra, char *conf, size_t cap)
+{
+	static const struct lfx_dev_opts none;
+	struct lfx_dev *d = calloc(1, sizeof(*d));
+	ck_assert_ptr_nonnull(d);
+	dev_paths(d, id);
+	dev_files(d, opts ? opts : &none, extra);
+	ck_assert_int_lt(snprintf(conf, cap, "%s", d->conf), (int)cap);
+	free(d);
 }
 
 void lfx_fleet(struct lfx_dev **d, int n)
@@ -208,7 +226,7 @@ void lfx_dev_renew(struct lfx_dev *d, const struct lfx_dev_opts *opts)
 	d->done_n = d->done_want = 0;
 	pthread_mutex_unlock(&d->lock);
 	static const struct lfx_dev_opts none;
-	dev_files(d, opts ? opts : &none);
+	dev_files(d, opts ? opts : &none, NULL);
 	dev_client(d);
 }
 

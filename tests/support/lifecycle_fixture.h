@@ -143,6 +143,10 @@ struct lfx_dev;
  * authorities file, state_dir <dir>/<id>.state, client config; the client
  * made (not connected). opts may be NULL. */
 struct lfx_dev *lfx_dev_new(const char *id, const struct lfx_dev_opts *opts);
+/* A device's files as lfx_dev_new writes them, without a client: for
+ * another front end (the preload) to read. The config's path in conf;
+ * extra (may be NULL) is appended to it. */
+void lfx_dev_conf(const char *id, const struct lfx_dev_opts *opts, const char *extra, char *conf, size_t cap);
 /* n devices dev-0 .. dev-<n-1> with role fleet, connected and subscribed
  * to fleet/# (the scenarios' shared scope). */
 void lfx_fleet(struct lfx_dev **d, int n);
