@@ -21,6 +21,7 @@
 #include "material.h"
 #include "preload_fixture.h"
 #include "proc.h"
+#include "raw_mqtt.h"
 #include "timing.h"
 
 const char *const kfx_name[KFX_N] = { "veil_client", "veil_async", "preload MQTTClient", "preload MQTTAsync",
@@ -52,17 +53,28 @@ static const char *env_bin(const char *name)
 
 /* The deployment's name of kfx_setup_audience, NULL for kfx_setup. */
 static const char *kfx_audience;
+/* Rules of kfx_setup_rules, before the fleet's. */
+static const char *kfx_extra_rules;
 static void kfx_setup_with(void);
 
 void kfx_setup_audience(const char *audience)
 {
 	kfx_audience = audience;
+	kfx_extra_rules = NULL;
 	kfx_setup_with();
 }
 
 void kfx_setup(void)
 {
 	kfx_audience = NULL;
+	kfx_extra_rules = NULL;
+	kfx_setup_with();
+}
+
+void kfx_setup_rules(const char *extra_rules)
+{
+	kfx_audience = NULL;
+	kfx_extra_rules = extra_rules;
 	kfx_setup_with();
 }
 
@@ -83,7 +95,13 @@ static void kfx_setup_with(void)
 	}
 	in_dir(acl, sizeof(acl), "veil.acl");
 	in_dir(rev, sizeof(rev), "revoked.txt");
-	ck_assert_int_eq(test_write_file(acl, ACL, 0644), 0);
+	size_t rules_cap = sizeof(ACL) + (kfx_extra_rules ? strlen(kfx_extra_rules) : 0);
+	char *rules = malloc(rules_cap);
+	ck_assert_ptr_nonnull(rules);
+	/* First: a pattern there applies to every client, not to a role block. */
+	snprintf(rules, rules_cap, "%s%s", kfx_extra_rules ? kfx_extra_rules : "", ACL);
+	ck_assert_int_eq(test_write_file(acl, rules, 0644), 0);
+	free(rules);
 	ck_assert_int_eq(test_write_file(rev, "# none\n", 0644), 0);
 	snprintf(bconf, sizeof(bconf),
 	         "allow_anonymous false\nplugin %s\nplugin_opt_authority_file %s\nplugin_opt_acl_file %s\n"
@@ -215,6 +233,27 @@ void kfx_device(const char *id, const char *roles, char *conf, size_t cap)
 	ck_assert_int_eq(test_write_file(conf, text, 0600), 0);
 }
 
+int kfx_raw_connect(const char *id)
+{
+	char key[400], cred[400];
+	ck_assert_int_lt(snprintf(key, sizeof(key), "%s/%s.key", kfx_env.dir, id), (int)sizeof(key));
+	ck_assert_int_lt(snprintf(cred, sizeof(cred), "%s/%s.cred", kfx_env.dir, id), (int)sizeof(cred));
+	struct veil_identity *dev = NULL;
+	uint8_t c[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = 0;
+	char pw[VEIL_PASSWORD_MAX];
+	ck_assert_int_eq(veil_identity_load(key, &dev, NULL, 0), VEIL_OK);
+	ck_assert_int_eq(veil_credential_load(cred, c, sizeof(c), &cl, NULL, 0), VEIL_OK);
+	size_t tl = test_token_make(dev, c, cl, id, 0, tok);
+	test_token_password(tok, tl, pw);
+	veil_identity_free(&dev);
+	struct raw_login l = { .version = 4, .client_id = id, .username = id, .password = pw };
+	int fd = raw_connect_send(kfx_env.broker.port, &l);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_connack(fd, 10000), 0);
+	return fd;
+}
+
 /* ---- libveil ---- */
 
 struct kfx_lv {
@@ -258,6 +297,7 @@ static void lv_message(void *ctx, const struct veil_message *m)
 	snprintf(k->payload, sizeof(k->payload), "%.*s", (int)m->len, (const char *)m->payload);
 	snprintf(k->sender, sizeof(k->sender), "%s", m->sender_client_id);
 	k->key_id = m->key_id;
+	k->seq = m->seq;
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
 }
@@ -319,7 +359,8 @@ struct kfx_lv *kfx_lv_new(enum kfx_fe fe, const char *conf, const struct kfx_lv_
 	o.log_ctx = l;
 	char err[512] = "";
 	ck_assert_msg(veil_client_config_load(conf, &o, &l->cfg, err, sizeof(err)) == VEIL_OK, "%s", err);
-	ck_assert_ptr_null(o.keyring_path);
+	ck_assert_msg(opts->keyring == (o.keyring_path != NULL), "%s %s a keyring file", conf,
+	              opts->keyring ? "does not name" : "names");
 	int rc = fe == KFX_SYNC ? veil_client_new(&o, &l->c) : veil_async_new(&o, &l->a);
 	ck_assert_msg(rc == VEIL_OK, "%s: %s\n%s", kfx_name[fe], veil_errname(rc), l->log);
 	if (l->c)

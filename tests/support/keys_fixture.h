@@ -71,6 +71,9 @@ void kfx_setup(void);
  * tokens (plugin_opt_audience, plugin_opt_token_v1 refuse), keyd and every
  * kfx_device config carry the name. */
 void kfx_setup_audience(const char *audience);
+/* kfx_setup with more rules in the ACL (static topics of a keyring, say),
+ * before the fleet's: outside any role block. */
+void kfx_setup_rules(const char *extra_rules);
 void kfx_teardown(void);
 /* Start keyd and wait until it subscribed; stop it (SIGTERM, exit 0). */
 void kfx_keyd_start(void);
@@ -87,12 +90,18 @@ void kfx_rotate(const char *scope, const char *instance);
  * state_dir <dir>/<id>.state; no keyring. */
 void kfx_device(const char *id, const char *roles, char *conf, size_t cap);
 
+/* A raw MQTT 3.1.1 connection (tests/support/raw_mqtt.h) logged in as the
+ * kfx_device id with a token of its identity and credential, as a holder of
+ * its files could: the socket, CONNACK accepted. */
+int kfx_raw_connect(const char *id);
+
 /* ---- libveil ---- */
 
 struct kfx_msg {
 	char topic[128];
 	char payload[128];
 	uint32_t key_id;
+	uint64_t seq;
 	char sender[VEIL_CLIENT_ID_MAX + 1];
 };
 
@@ -101,6 +110,7 @@ struct kfx_lv_opts {
 	int connect_timeout_s;       /* 0: 10 s, scaled */
 	bool persistent;             /* QoS 1 messages are queued while it is away */
 	const char *will_topic, *will_payload;
+	bool keyring;                /* its config names a keyring file (else it must not) */
 };
 /* A client (KFX_SYNC or KFX_ASYNC) from conf, MQTT 5 (opts may be NULL).
  * Creation must succeed. */
