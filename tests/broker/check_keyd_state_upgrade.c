@@ -131,17 +131,8 @@ START_TEST(sequence_mark_survives_the_upgrade)
 	kfx_lv_free(dev);
 	ck_assert_uint_gt(n, now_us() + AHEAD_US / 2); /* the mark, not the clock, set them */
 	/* The first run's first envelope, as the broker carried it. */
-	struct raw_packet *p = malloc(sizeof(*p));
-	ck_assert_ptr_nonnull(p);
-	struct raw_message rm;
-	do {
-		ck_assert_int_eq(raw_read(cap, p, 10000), 0);
-	} while ((p->type & 0xf0) != RAW_PUBLISH || !raw_publish_parse(p, 4, &rm) || strcmp(rm.topic, "plant/dev/t"));
-	size_t old_len = rm.len;
-	uint8_t *old = malloc(old_len);
-	ck_assert_ptr_nonnull(old);
-	memcpy(old, rm.payload, old_len);
-	free(p);
+	size_t old_len = 0;
+	uint8_t *old = kfx_raw_wait_publish(cap, "plant/dev/t", &old_len);
 	raw_disconnect(cap);
 	close(cap);
 

@@ -119,14 +119,10 @@ START_TEST(static_and_keyd_devices_interoperate)
 	ck_assert_uint_eq(kfx_lv_refused(legacy), 1);
 	ck_assert_uint_eq(kfx_lv_count(legacy, "keyd-scope"), 0);
 	/* What legacy got: a well-formed envelope under keyd's range. */
-	struct raw_packet *p = malloc(sizeof(*p));
-	ck_assert_ptr_nonnull(p);
-	struct raw_message m;
-	do {
-		ck_assert_int_eq(raw_read(cap, p, 10000), 0);
-	} while ((p->type & 0xf0) != RAW_PUBLISH || !raw_publish_parse(p, 4, &m) || strcmp(m.topic, "factory/mixed/t"));
+	size_t elen = 0;
+	uint8_t *env = kfx_raw_wait_publish(cap, "factory/mixed/t", &elen);
 	struct veil_envelope_view v;
-	ck_assert_int_eq(veil_envelope_parse(m.payload, m.len, &v), VEIL_OK);
+	ck_assert_int_eq(veil_envelope_parse(env, elen, &v), VEIL_OK);
 	ck_assert_uint_ge(v.h.key_id, VEIL_GRANTED_KEY_ID_MIN);
 	/* From mixed: its sender id. */
 	char key[400];
@@ -138,7 +134,7 @@ START_TEST(static_and_keyd_devices_interoperate)
 	veil_identity_free(&mid);
 	veil_sender_id(pk, sid);
 	ck_assert_mem_eq(v.h.sender, sid, sizeof(sid));
-	free(p);
+	free(env);
 	raw_disconnect(cap);
 	close(cap);
 

@@ -254,6 +254,22 @@ int kfx_raw_connect(const char *id)
 	return fd;
 }
 
+uint8_t *kfx_raw_wait_publish(int fd, const char *topic, size_t *len)
+{
+	struct raw_packet *p = malloc(sizeof(*p));
+	ck_assert_ptr_nonnull(p);
+	struct raw_message m;
+	do {
+		ck_assert_msg(raw_read(fd, p, 10000) == 0, "no message on %s", topic);
+	} while ((p->type & 0xf0) != RAW_PUBLISH || !raw_publish_parse(p, 4, &m) || strcmp(m.topic, topic) != 0);
+	uint8_t *out = malloc(m.len ? m.len : 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, m.payload, m.len);
+	*len = m.len;
+	free(p);
+	return out;
+}
+
 /* ---- libveil ---- */
 
 struct kfx_lv {

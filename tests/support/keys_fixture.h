@@ -94,6 +94,9 @@ void kfx_device(const char *id, const char *roles, char *conf, size_t cap);
  * kfx_device id with a token of its identity and credential, as a holder of
  * its files could: the socket, CONNACK accepted. */
 int kfx_raw_connect(const char *id);
+/* Read from such a connection (subscribed at QoS 0) until a PUBLISH on
+ * topic: its payload, malloc'd, its length in *len. */
+uint8_t *kfx_raw_wait_publish(int fd, const char *topic, size_t *len);
 
 /* ---- libveil ---- */
 
