@@ -49,6 +49,19 @@ seeds = {
         "bundle": b["bundle"],
         "revocation": b["revocation"],
     },
+    "grants": {
+        # the bundle plaintext (u16 N, N grants) of the vectors, also the body of a device's keys file
+        "bundle_plaintext": b["bundle_plaintext"],
+        "empty": b"\x00\x00",
+    },
+    "device_state": {
+        # <state_dir>/keys (both versions) and <state_dir>/revoked, each read by both loaders
+        "keys": b"VEILKEY2" + (1700000500000000).to_bytes(8, "big") + bytes(range(0xD0, 0xE0)) + b["bundle_plaintext"],
+        "keys_v1": b"VEILKEYS" + (1700000500000000).to_bytes(8, "big") + b["bundle_plaintext"],
+        # the revocation statement vector's entries: u32 n at offset 18, entries from 22
+        "revoked": b"VEILREV1" + b["revocation"][18:22] +
+                   b["revocation"][22:22 + 25 * int.from_bytes(b["revocation"][18:22], "big")],
+    },
     "keyring": {
         "sample": KEYRING.encode(),
         "minimal": f"key # 1 {tkey}\n".encode(),
