@@ -27,7 +27,8 @@
  * "stop": disconnect and exit); --deadline bounds the whole run (default
  * 900 s). Several times a second it writes FILE (key=value, one line):
  * provisioning time, connects started/ok/failed, connected, subscribed,
- * keyed (holds a bundle), lost, bundles opened, open errors, acked and
+ * keyed (holds a bundle), lost, bundles opened, bundles it could not open
+ * (each answered by a new request), acked and
  * failed publishes, and the wall-clock millisecond time of the first
  * connect and of the last successful one. It judges nothing.
  */
@@ -282,10 +283,16 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 			ack.n = 0;
 		pub_build(v, &pub);
 	} else if (rc != VEIL_ERR_OUTDATED) {
+		/* Sealed to a receive key it no longer holds (keyd refused the
+		 * acknowledgement that carried the newer one, e.g. stale-token
+		 * after waiting in keyd's queue): it asks again, as libveil's
+		 * device does when it has no usable bundle. */
 		W.open_errors++;
+		if (dev_build(v, VEIL__KIND_REQUEST, &ack) != 0)
+			ack.n = 0;
 	}
 	pthread_mutex_unlock(&W.mu);
-	if (rc == VEIL_OK)
+	if (rc != VEIL_ERR_OUTDATED)
 		dev_post(v, &ack);
 	pub_post(v, &pub);
 	MQTTAsync_freeMessage(&m);

@@ -57,7 +57,8 @@ if [ "${1:-}" != --one ]; then
 	echo "==== growth: $first -> $last clients ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores) ===="
 	printf '%-44s' figure; for n in "${sizes[@]}"; do printf '%14s' "$n"; done; printf '%14s\n' "x growth"
 	for k in connect_rate_per_s connect_s keys_all_s throughput_msgs_per_s publishers rss_per_client_kib \
-		rss_idle_per_client_kib rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s; do
+		rss_idle_per_client_kib rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s keys_all_acked_s \
+		keyd_stale_refusals_connect bundles_not_opened_connect keyd_stale_refusals_rekey; do
 		printf '%-44s' "$k"
 		for n in "${sizes[@]}"; do printf '%14s' "$(fig "$n" "$k")"; done
 		a=$(fig "$first" "$k") b=$(fig "$last" "$k")
@@ -226,9 +227,19 @@ it_fig connect_s "$(awk -v a="$first_ms" -v b="$last_ms" 'BEGIN { printf "%.2f",
 it_fig connect_rate_per_s "$(awk -v a="$first_ms" -v b="$last_ms" -v n="$(sum ok)" 'BEGIN { printf "%.0f", n * 1000 / (b - a) }')"
 it_fig provision_per_s "$(awk -v t="$(agg provision_s max)" -v n="$N" 'BEGIN { printf "%.0f", n / t }')"
 it_check "every device holds keyd's bundle (within 600 s)" it_wait_until 600 all_keyed
-it_check "$(sum keyed) of $N devices keyed, $(sum open_errors) bundles that did not open" \
-	[ "$(sum keyed)" -eq "$N" ] && [ "$(sum open_errors)" -eq 0 ]
+it_check "$(sum keyed) of $N devices keyed" [ "$(sum keyed)" -eq "$N" ]
 it_fig keys_all_s "$(awk -v a="$first_ms" -v b="$(date +%s%3N)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')"
+# keyd has answered every acknowledgement the devices sent (one per bundle
+# opened): recorded, or refused (stale-token: it waited in keyd's queue for
+# longer than token_window; the device then cannot open the next bundle,
+# sealed to the receive key that acknowledgement carried, and asks again).
+acks() { grep -c 'ack | record' "$(CL_KEYD_LOG)" || true; }
+stale() { grep -c 'request | refuse .*reason=stale-token' "$(CL_KEYD_LOG)" || true; }
+drained() { [ $(( $(acks) + $(stale) )) -ge "$(sum bundles)" ]; }
+it_check "keyd answered every acknowledgement (within 600 s)" it_wait_until 600 drained
+it_fig keys_all_acked_s "$(awk -v a="$first_ms" -v b="$(date +%s%3N)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')"
+it_fig keyd_stale_refusals_connect "$(stale)"
+it_fig bundles_not_opened_connect "$(sum open_errors)"
 [ "$IT_FAILS" -eq 0 ] || it_fatal "not all $N devices are connected with keys: $(sum ok) connected, $(sum conn_failed) failed, $(sum lost) lost, $(sum keyed) keyed (worker logs: $OUT)"
 
 # ---- the hold: N held, the publishers publishing -------------------------------------------
@@ -266,8 +277,7 @@ it_fig rss_after_kib "$RSS1"
 it_fig rss_per_client_kib "$(awk -v a="$RSS0" -v b="$RSS1" -v n="$N" 'BEGIN { printf "%.1f", (b - a) / n }')"
 
 # ---- rekey of the scope all N hold -------------------------------------------------------------------
-acks() { grep -c 'ack | record' "$(CL_KEYD_LOG)" || true; }
-acks0=$(acks) bundles0=$(sum bundles)
+acks0=$(acks) bundles0=$(sum bundles) stale0=$(stale) noopen0=$(sum open_errors)
 all_acked() { [ "$(acks)" -ge $(( acks0 + N )) ]; }
 rk_t0=$(date +%s%3N)
 it_check "veil keys rotate queued" cl_keys rotate 'fleet/+/#'
@@ -277,6 +287,8 @@ it_fig rekey_all_acked_s "$(awk -v a="$rk_t0" -v b="$rk_t1" 'BEGIN { printf "%.1
 reopened() { [ $(( $(sum bundles) - bundles0 )) -ge "$N" ]; }
 it_check "every device opened the new bundle (the workers' counts)" it_wait_until 5 reopened
 it_check "still no connection lost ($(sum lost))" [ "$(sum lost)" -eq 0 ]
+it_fig keyd_stale_refusals_rekey $(( $(stale) - stale0 ))
+it_fig bundles_not_opened_rekey $(( $(sum open_errors) - noopen0 ))
 
 echo stop >"$CTL/phase.tmp" && mv "$CTL/phase.tmp" "$CTL/phase"
 for p in "${W_PIDS[@]}"; do it_check "worker $p finished" it_wait_exit "$p" 120; done
