@@ -6,7 +6,7 @@
 # (default 1000 then 10000), each on a deployment of its own, and the growth
 # from the first size to the last printed at the end.
 #
-#   VEIL_BUILD_DIR=build/x bench/cluster_scale.sh [N...]
+#   VEIL_BUILD_DIR=build/x [VEIL_SCALE_REPEAT=R] bench/cluster_scale.sh [N...]
 #
 # Per size, in order: the deployment (integration/cluster/cluster.sh) with
 # several HAProxy processes on one port (below); a check that every HAProxy
@@ -41,28 +41,40 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 if [ "${1:-}" != --one ]; then
-	# ---- the driver: one child run per size, then the growth ----------------
+	# ---- the driver: the sizes interleaved, VEIL_SCALE_REPEAT (1) rounds ----
 	sizes=("$@")
 	[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
+	rounds=${VEIL_SCALE_REPEAT:-1}
 	res=$(mktemp -d "${TMPDIR:-/tmp}/veil-cluster-scale-res.XXXXXX")
-	rc=0
-	for n in "${sizes[@]}"; do
-		echo "==== $n clients ===="
-		if ! bash "$0" --one "$n" 2>&1 | tee "$res/$n.out"; then rc=1; fi
-		grep -q '^FIGURE cluster_scale failed=0$' "$res/$n.out" || rc=1
-		[ "$rc" -eq 0 ] || { echo "cluster_scale: the run of $n clients failed (output: $res/$n.out)"; exit 1; }
+	for r in $(seq 1 "$rounds"); do
+		for n in "${sizes[@]}"; do
+			echo "==== $n clients, round $r of $rounds ===="
+			out=$res/$n.$r.out
+			bash "$0" --one "$n" 2>&1 | tee "$out" || true
+			grep -q '^FIGURE cluster_scale failed=0$' "$out" ||
+				{ echo "cluster_scale: the run of $n clients failed (output: $out)"; exit 1; }
+		done
 	done
-	fig() { awk -v k="$2" '$1 == "FIGURE" { split($3, a, "="); if (a[1] == k) v = a[2] } END { print v }' "$res/$1.out"; }
+	# fig N K: "median [min - max]" of figure K over the rounds of size N;
+	# med N K: the median alone.
+	vals() { cat "$res/$1".*.out | awk -v k="$2" '$1 == "FIGURE" { split($3, a, "="); if (a[1] == k) print a[2] }' | sort -g; }
+	med() { vals "$1" "$2" | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+	fig() {
+		local m lo hi
+		m=$(med "$1" "$2") lo=$(vals "$1" "$2" | head -n 1) hi=$(vals "$1" "$2" | tail -n 1)
+		if [ "$lo" = "$hi" ]; then echo "$m"; else echo "$m [$lo-$hi]"; fi
+	}
 	first=${sizes[0]} last=${sizes[${#sizes[@]} - 1]}
-	echo "==== growth: $first -> $last clients ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores) ===="
-	printf '%-44s' figure; for n in "${sizes[@]}"; do printf '%14s' "$n"; done; printf '%14s\n' "x growth"
-	for k in connect_rate_per_s connect_s keys_all_s throughput_msgs_per_s publishers rss_per_client_kib \
-		rss_idle_per_client_kib rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s keys_all_acked_s \
+	echo "==== growth: $first -> $last clients, $rounds round(s) interleaved, median [min-max]" \
+		"($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores) ===="
+	printf '%-32s' figure; for n in "${sizes[@]}"; do printf '%24s' "$n"; done; printf '%10s\n' "x growth"
+	for k in connect_rate_per_s connect_s keys_all_s keys_all_acked_s throughput_msgs_per_s publishers \
+		rss_idle_per_client_kib rss_per_client_kib rss_before_kib rss_after_kib rekey_all_acked_s provision_per_s \
 		keyd_stale_refusals_connect bundles_not_opened_connect keyd_stale_refusals_rekey; do
-		printf '%-44s' "$k"
-		for n in "${sizes[@]}"; do printf '%14s' "$(fig "$n" "$k")"; done
-		a=$(fig "$first" "$k") b=$(fig "$last" "$k")
-		awk -v a="$a" -v b="$b" 'BEGIN { if (a + 0 > 0) printf "%14.2f\n", b / a; else printf "%14s\n", "-" }'
+		printf '%-32s' "$k"
+		for n in "${sizes[@]}"; do printf '%24s' "$(fig "$n" "$k")"; done
+		awk -v a="$(med "$first" "$k")" -v b="$(med "$last" "$k")" \
+			'BEGIN { if (a + 0 > 0) printf "%10.2f\n", b / a; else printf "%10s\n", "-" }'
 	done
 	rm -rf "$res"
 	exit 0
