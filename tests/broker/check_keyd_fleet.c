@@ -76,6 +76,9 @@ static void acl_remove_dash_x(void)
 	ck_assert_int_eq(rename(tmp, lfx.acl), 0);
 }
 
+/* keyd's log, dumped with a dashboard's when one lacks a message. */
+static const char *keyd_log;
+
 struct sensor {
 	struct lfx_dev *d;
 	char topic[64];
@@ -113,8 +116,10 @@ static void dash_check(struct dash *b, const struct sensor *s)
 	}
 	for (int i = 0; i < N_SENSORS; i++) {
 		for (int k = b->from[i]; k < b->until[i]; k++) {
-			if (got[i][k] != 1)
+			if (got[i][k] != 1) {
 				lfx_dev_dump(b->d);
+				test_file_dump("keyd", keyd_log);
+			}
 			ck_assert_msg(got[i][k] == 1, "%s got sensor-%d-%d %u times", lfx_dev_id(b->d), i, k, got[i][k]);
 		}
 		free(got[i]);
@@ -203,6 +208,11 @@ static size_t epochs_consecutive(const struct lfx_keyset *ks, const char *instan
 		n++;
 	}
 	ck_assert_msg(n > 0, "dash-0 never held a key of %s", instance);
+	if (hi - lo + 1 != n)
+		for (size_t i = 0; i < ks->n; i++)
+			if (!strcmp(ks->k[i].scope, instance))
+				fprintf(stderr, "%s: epoch %u key 0x%08x flags 0x%02x\n", instance, ks->k[i].epoch,
+				        ks->k[i].key_id, ks->k[i].flags);
 	/* Key ids are unique in a key set; epochs of one instance must be too. */
 	ck_assert_msg(hi - lo + 1 == n, "%s: dash-0 held %zu epochs numbered %u..%u: one skipped or repeated", instance,
 	              n, lo, hi);
@@ -220,6 +230,7 @@ START_TEST(fleet_without_keyrings)
 	         "%d depth 2\n", tw, 2 * tw, period, 2 * tw, 2 * tw);
 	struct lfx_keyd k;
 	lfx_keyd_new(&k, "keyd", settings);
+	keyd_log = k.log;
 	lfx_keyd_start(&k, NULL);
 	const char *filters[] = { "factory/#" };
 	struct lfx_cap *cap = lfx_cap_start("capture", "capture", filters, 1);
