@@ -33,11 +33,59 @@ struct lfx_dev {
 	int done_rc;
 	bool lost;
 	struct lfx_keyset ever, held;
+	uint64_t want_version, file_version; /* latest applied (its log line); last read from the keys file */
 	char *log;
 	size_t log_n, log_cap;
 };
 
 /* ---- callbacks (Paho's and libveil's threads) ---- */
+
+/* The device writes its keys file behind, from its keeper thread, after it
+ * logged that a bundle was applied, and acknowledges the version once the
+ * file holds it. Each version the file comes to hold (read when it was
+ * acknowledged, or when asked before that) is the device's newest key set
+ * and joins every key it ever held. Versions are not monotonic: a device
+ * forgets a version signed by a revoked keyd and takes a smaller one.
+ * Caller holds d->lock. */
+static void keys_read_locked(struct lfx_dev *d)
+{
+	struct lfx_keyset now = { 0 };
+	uint64_t v = 0;
+	if (lfx_keys_file(d->keys, &now, &v) && v != d->file_version) {
+		d->held = now;
+		d->file_version = v;
+		for (size_t i = 0; i < now.n; i++)
+			if (!lfx_keyset_find(&d->ever, now.k[i].key_id) && d->ever.n < LFX_KEYS_MAX)
+				d->ever.k[d->ever.n++] = now.k[i];
+	}
+	sodium_memzero(&now, sizeof(now));
+}
+
+/* Caller holds d->lock; true once the file holds the latest applied version. */
+static bool keys_catch_up_locked(struct lfx_dev *d)
+{
+	if (d->file_version != d->want_version)
+		keys_read_locked(d);
+	return d->file_version == d->want_version;
+}
+
+static bool keys_caught_up(struct lfx_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool r = keys_catch_up_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+/* Before answering what the device holds: its keys file has caught up. */
+static void keys_sync(struct lfx_dev *d)
+{
+	if (!VEIL_WAIT_UNTIL(keys_caught_up(d), 10000)) {
+		lfx_dev_dump(d);
+		ck_abort_msg("%s: the keys file never reached bundle version %llu", d->id,
+		             (unsigned long long)d->want_version);
+	}
+}
 
 static void dev_log(void *ctx, int level, const char *msg)
 {
@@ -56,18 +104,16 @@ static void dev_log(void *ctx, int level, const char *msg)
 	d->log_n += n;
 	d->log[d->log_n++] = '\n';
 	d->log[d->log_n] = '\0';
-	/* Said once the keys are in use, after the keys file was written: what
-	 * an adversary holding the device has from now on. */
-	if (strstr(msg, "key service bundle version") && strstr(msg, " applied: ")) {
-		struct lfx_keyset now = { 0 };
-		if (lfx_keys_file(d->keys, &now, NULL)) {
-			d->held = now;
-			for (size_t i = 0; i < now.n; i++)
-				if (!lfx_keyset_find(&d->ever, now.k[i].key_id) && d->ever.n < LFX_KEYS_MAX)
-					d->ever.k[d->ever.n++] = now.k[i];
-		}
+	/* Said once the keys are in use; the keys file (what an adversary
+	 * holding the device has from now on) follows (keys_read_locked). */
+	const char *bv = strstr(msg, "key service bundle version ");
+	if (bv && strstr(msg, " applied: ")) {
+		d->want_version = strtoull(bv + strlen("key service bundle version "), NULL, 10);
+		(void)keys_catch_up_locked(d);
 		d->applied++;
 	}
+	if (strstr(msg, "key service acknowledgement sent (holding version "))
+		keys_read_locked(d); /* said once the version is on disk */
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -335,6 +381,7 @@ bool lfx_dev_wait_applied(struct lfx_dev *d, size_t count, int base_ms)
 
 void lfx_dev_ever(struct lfx_dev *d, struct lfx_keyset *out)
 {
+	keys_sync(d);
 	pthread_mutex_lock(&d->lock);
 	*out = d->ever;
 	pthread_mutex_unlock(&d->lock);
@@ -342,6 +389,7 @@ void lfx_dev_ever(struct lfx_dev *d, struct lfx_keyset *out)
 
 void lfx_dev_held(struct lfx_dev *d, struct lfx_keyset *out)
 {
+	keys_sync(d);
 	pthread_mutex_lock(&d->lock);
 	*out = d->held;
 	pthread_mutex_unlock(&d->lock);
@@ -362,6 +410,7 @@ static bool rekeyed_locked(const struct lfx_dev *d, const struct lfx_keyset *old
 
 bool lfx_dev_rekeyed(struct lfx_dev *d, const struct lfx_keyset *old)
 {
+	keys_sync(d);
 	pthread_mutex_lock(&d->lock);
 	bool r = rekeyed_locked(d, old);
 	pthread_mutex_unlock(&d->lock);
@@ -370,6 +419,7 @@ bool lfx_dev_rekeyed(struct lfx_dev *d, const struct lfx_keyset *old)
 
 bool lfx_dev_rekey_epoch(struct lfx_dev *d, const struct lfx_keyset *old, struct lfx_key *out)
 {
+	keys_sync(d);
 	pthread_mutex_lock(&d->lock);
 	const struct lfx_key *k = rekey_locked(d, old);
 	if (k)
@@ -380,13 +430,7 @@ bool lfx_dev_rekey_epoch(struct lfx_dev *d, const struct lfx_keyset *old, struct
 
 bool lfx_dev_wait_rekeyed(struct lfx_dev *d, const struct lfx_keyset *old, int base_ms)
 {
-	struct veil_deadline dl = veil_deadline_in(base_ms);
-	pthread_mutex_lock(&d->lock);
-	while (!rekeyed_locked(d, old) && veil_cond_wait_until(&d->cond, &d->lock, &dl))
-		;
-	bool r = rekeyed_locked(d, old);
-	pthread_mutex_unlock(&d->lock);
-	return r;
+	return VEIL_WAIT_UNTIL(lfx_dev_rekeyed(d, old), base_ms);
 }
 
 static size_t log_count_locked(const struct lfx_dev *d, const char *needle)

@@ -13,8 +13,11 @@
  *
  * A device keeps, as an adversary holding it would, every key it ever held:
  * each time it logs that a bundle was applied, the fixture reads its
- * state_dir's keys file (written before that line) into the device's
- * "ever" key set (lifecycle_device.c).
+ * state_dir's keys file into the device's "ever" key set once the file
+ * holds that bundle's version (the device writes it behind, from its keeper
+ * thread; two bundles applied before one write leave only the newer set on
+ * disk). Every question about a device's keys first waits for that
+ * (lifecycle_device.c).
  */
 #ifndef VEIL_TEST_LIFECYCLE_FIXTURE_H
 #define VEIL_TEST_LIFECYCLE_FIXTURE_H
