@@ -296,10 +296,10 @@ static int load(struct veil__session *s, const struct veil__session_opts *o, cha
 			snprintf(why, sizeof(why), "%s: %s", seq ? seq : "(memory)", veil_strerror(rc));
 		if (rc != VEIL_OK)
 			veil__errf(err, errlen, "sequence state %s", why);
-		else if (seq)
-			veil__writer_start(s);
 		free(seq);
 	}
+	if (rc == VEIL_OK && s->state_dir)
+		veil__writer_start(s);
 	if (rc == VEIL_OK)
 		rc = veil__session_keys_start(s, o, err, errlen);
 	return rc;
@@ -699,6 +699,7 @@ void veil__receiver_free(struct veil__receiver **rp)
 	}
 	pthread_mutex_unlock(&r->s->lock);
 	pthread_mutex_unlock(&r->s->release_lock);
+	veil__writer_receiver_gone(r);
 	if (r->replay && r->path && (r->unsaved || r->legacy_path))
 		veil__receiver_save(r);
 	veil_replay_free(&r->replay);
@@ -773,7 +774,7 @@ static int receiver_open(struct veil__receiver *r, const char *topic, size_t top
 	}
 	free(tcopy);
 	if (save)
-		veil__receiver_save(r);
+		veil__writer_receiver_due(r);
 	return rc;
 }
 

@@ -20,7 +20,9 @@
  *     or replay file refuses to start;
  *   - replay windows are saved every VEIL__SAVE_EVERY accepted messages or
  *     VEIL__SAVE_SECONDS seconds (monotonic), whichever comes first, and when
- *     the receiver is freed; the file is written outside the lock;
+ *     the receiver is freed; the file is written outside the lock, by the
+ *     session's state writer thread (session_writer.c), not by the thread
+ *     that delivers messages;
  *   - seal: policy, signing, and sending in clear only where the keyring says
  *     plaintext (refused outright with refuse_plaintext_send);
  *   - open: every check of docs/PROTOCOL.md section 8;

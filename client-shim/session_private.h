@@ -61,6 +61,7 @@ struct veil__receiver {
 	char *legacy_path;               /* libveil's old single "replay" file, removed after the first save */
 	pthread_mutex_t save_lock;       /* one writer at a time */
 	unsigned unsaved;                /* accepted since the last save (s->lock) */
+	bool save_queued;                /* the state writer is to save it (s->lock) */
 	uint64_t saved_at_ms;            /* monotonic (s->lock) */
 	struct veil__recv_stats st;      /* s->lock */
 	struct veil__receiver *next;     /* s->receivers (s->lock) */
@@ -75,13 +76,19 @@ struct veil__receiver {
 void veil__slog(const struct veil__session *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* session_writer.c: the thread that persists the sequence mark ahead of
- * use. Start once seq is open (without it, or when the thread cannot be
- * made, veil_seq_next persists each block itself); stop before seq closes;
- * after_seal after every sealed publish, outside the session lock. */
+ * use and saves receivers' windows when due. Start once seq is open, with a
+ * state_dir (without it, or when the thread cannot be made, veil_seq_next
+ * persists each block itself and receivers save on the delivering thread);
+ * stop before seq closes; after_seal after every sealed publish, outside the
+ * session lock. receiver_due: r's windows are due (outside the session
+ * lock); receiver_gone: r is off s->receivers, wait for a save of it under
+ * way before freeing it. */
 struct veil__writer;
 void veil__writer_start(struct veil__session *s);
 void veil__writer_stop(struct veil__session *s);
 void veil__writer_after_seal(struct veil__session *s);
+void veil__writer_receiver_due(struct veil__receiver *r);
+void veil__writer_receiver_gone(struct veil__receiver *r);
 
 /* session_keys.c */
 /* Start the key service's device side (identity, credential, authorities

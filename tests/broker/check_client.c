@@ -11,6 +11,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -396,6 +397,56 @@ START_TEST(test_sender_and_receiver_restart)
 }
 END_TEST
 
+/* The persisted sequence mark, 0 when unreadable. */
+static uint64_t seq_mark(const char *path)
+{
+	char text[64] = "";
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	bool ok = fgets(text, sizeof(text), f) != NULL;
+	fclose(f);
+	return ok && strncmp(text, "veil-seq-v1 ", 12) == 0 ? strtoull(text + 12, NULL, 10) : 0;
+}
+
+/* The session's state writer, while the clients run (neither is freed):
+ * a receiver's windows, due after VEIL__SAVE_EVERY (64) accepted messages,
+ * reach its replay file; a sender past half a block of sequence numbers has
+ * the next block persisted ahead. */
+START_TEST(test_state_writer)
+{
+	struct cfx_opts po, so;
+	cfx_options(&F, &po, "sensor-1", VEIL_MQTT_5, "sensor-state");
+	cfx_options(&F, &so, "dash-1", VEIL_MQTT_5, "dash-state");
+	struct cfx_sink sink;
+	cfx_sink_init(&sink);
+	struct veil_client *sub = client_up(&so, &sink);
+	ck_assert_int_eq(veil_client_subscribe(sub, "sensors/#", 1), VEIL_OK);
+	struct veil_client *pub = client_up(&po, NULL);
+	char seq_path[512], replay[512];
+	snprintf(seq_path, sizeof(seq_path), "%s/seq", po.state);
+	snprintf(replay, sizeof(replay), "%s/replay-dash-1", so.state);
+	uint64_t mark = seq_mark(seq_path);
+	ck_assert_uint_gt(mark, 0);
+	ck_assert_int_ne(access(replay, F_OK), 0);
+	for (int i = 0; i < 64; i++) {
+		int tok = 0;
+		ck_assert_int_eq(veil_client_publish(pub, "sensors/w", "w", 1, 1, false, &tok), VEIL_OK);
+		ck_assert_int_eq(veil_client_wait(pub, tok, (unsigned long)veil_test_ms(5000), NULL), VEIL_OK);
+	}
+	ck_assert(cfx_wait(&sink, &sink.total, 64, 5000));
+	ck_assert(VEIL_WAIT_UNTIL(access(replay, F_OK) == 0, 5000));
+	ck_assert_uint_eq(seq_mark(seq_path), mark); /* a block is 4096 */
+	for (unsigned i = 64; i < VEIL_SEQ_BLOCK / 2 + 1; i++)
+		ck_assert_int_eq(veil_client_publish(pub, "sensors/w", "w", 1, 0, false, NULL), VEIL_OK);
+	ck_assert(VEIL_WAIT_UNTIL(seq_mark(seq_path) == mark + VEIL_SEQ_BLOCK, 5000));
+	ck_assert_uint_eq(sink.n_refused, 0);
+	veil_client_free(&pub);
+	veil_client_free(&sub);
+	cfx_sink_destroy(&sink);
+}
+END_TEST
+
 static void persistent_reconnect(int version)
 {
 	struct cfx_opts po, so;
@@ -495,6 +546,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_policy_refusals_on_publish);
 	tcase_add_test(tc, test_broker_side_attacks_refused);
 	tcase_add_test(tc, test_sender_and_receiver_restart);
+	tcase_add_test(tc, test_state_writer);
 	tcase_add_test(tc, test_persistent_session_reconnect_v5);
 	tcase_add_test(tc, test_persistent_session_reconnect_311);
 	tcase_add_test(tc, test_bad_options);
