@@ -175,14 +175,25 @@ static size_t rotations(const struct sensor *s)
 	return s[0].n_keys ? r : 0;
 }
 
-/* A device's keys: every one it ever held, and its state_dir's keys file
- * read once more (the file may be newer than the last bundle read). */
-static void all_keys(struct lfx_dev *d, struct lfx_keyset *ks)
+/* Add what a device's state_dir keys file holds now to seen (the device
+ * writes it behind its bundles; read after every round, it misses none of
+ * the epochs, each of which stays in its bundles for periods). */
+static void keys_now(struct lfx_dev *d, struct lfx_keyset *seen)
 {
-	lfx_dev_ever(d, ks);
 	char path[400];
 	snprintf(path, sizeof(path), "%s/keys", lfx_dev_state(d));
-	(void)lfx_keys_file(path, ks, NULL);
+	(void)lfx_keys_file(path, seen, NULL);
+}
+
+/* A device's keys: every one it ever held (the fixture's record), what its
+ * keys file held after any round (seen), and the file once more. */
+static void all_keys(struct lfx_dev *d, const struct lfx_keyset *seen, struct lfx_keyset *ks)
+{
+	lfx_dev_ever(d, ks);
+	for (size_t i = 0; i < seen->n; i++)
+		if (!lfx_keyset_find(ks, seen->k[i].key_id) && ks->n < LFX_KEYS_MAX)
+			ks->k[ks->n++] = seen->k[i];
+	keys_now(d, ks);
 }
 
 /* Whether file holds any key of ks in a 32-byte window; *hits counts them. */
@@ -261,7 +272,10 @@ START_TEST(fleet_without_keyrings)
 	size_t off_at = 0, x_pre_rot = 0;
 	bool d1_gone = false, d1_back = false, killed = false, restarted = false, removed = false;
 	int kill_round = -1, x_rekey_logs = 0;
-	struct lfx_keyset x_before = { 0 };
+	static struct lfx_keyset x_before, seen0, seenx, none;
+	memset(&x_before, 0, sizeof(x_before));
+	memset(&seen0, 0, sizeof(seen0));
+	memset(&seenx, 0, sizeof(seenx));
 	struct veil_deadline dl = veil_deadline_in((ROTATIONS + 8) * 4 * 1000 + 30000);
 	int round;
 	for (round = 0; round < ROUNDS_MAX; round++) {
@@ -273,6 +287,8 @@ START_TEST(fleet_without_keyrings)
 			ck_abort_msg("only %zu rotations after %d rounds", rotations(s), round);
 		}
 		round_of(s, b[0].d);
+		keys_now(b[0].d, &seen0);
+		keys_now(dx->d, &seenx);
 		size_t rot = rotations(s);
 		if (!d1_gone && rot >= 1) {
 			/* dash-1 goes away (its client freed: a clean disconnect). */
@@ -328,7 +344,7 @@ START_TEST(fleet_without_keyrings)
 			dash_check(dx, s);
 			ck_assert_uint_eq(lfx_dev_refused(dx->d, 0), 0);
 			x_rekey_logs = lfx_keyd_count(&k, "rights | rekey | client=dash-x ");
-			lfx_dev_ever(dx->d, &x_before);
+			all_keys(dx->d, &seenx, &x_before);
 			acl_remove_dash_x();
 			removed = true;
 			x_pre_rot = rot;
@@ -367,11 +383,11 @@ START_TEST(fleet_without_keyrings)
 	/* Each sensor holds its own instance only; dash-0 every instance, with
 	 * no epoch skipped across keyd's kill and the rekey. */
 	struct lfx_keyset ks0, ksx;
-	all_keys(b[0].d, &ks0);
-	all_keys(dx->d, &ksx);
+	all_keys(b[0].d, &seen0, &ks0);
+	all_keys(dx->d, &seenx, &ksx);
 	for (int i = 0; i < N_SENSORS; i++) {
 		struct lfx_keyset si;
-		all_keys(s[i].d, &si);
+		all_keys(s[i].d, &none, &si);
 		char inst[64];
 		snprintf(inst, sizeof(inst), "factory/%s/#", lfx_dev_id(s[i].d));
 		for (size_t j = 0; j < si.n; j++)
@@ -442,6 +458,9 @@ START_TEST(fleet_without_keyrings)
 	sodium_memzero(&all, sizeof(all));
 	sodium_memzero(&ks0, sizeof(ks0));
 	sodium_memzero(&ksx, sizeof(ksx));
+	sodium_memzero(&seen0, sizeof(seen0));
+	sodium_memzero(&seenx, sizeof(seenx));
+	sodium_memzero(&x_before, sizeof(x_before));
 }
 END_TEST
 
