@@ -12,6 +12,21 @@
  * rotation. Figures: wall seconds, and keyd's CPU seconds (utime + stime
  * from /proc/<pid>/stat, so its own cost, not the broker's). Target,
  * reported and never judged: under 1 s. VEIL_BENCH_QUICK=1: 200 devices.
+ *
+ * Then publish throughput during rotations (issue 12, "Performance": within
+ * 5% of the steady state): a libveil device of the same fleet (veil_client,
+ * key service, own scope factory/p0/#) publishes sealed QoS 1 messages for
+ * WINDOW_S seconds, one in flight (publish, wait for its PUBACK), as
+ * bench_client does; interleaved and repeated:
+ *   - steady: no rotation;
+ *   - own scope rotating: its own instance rotated (`veil keys rotate
+ *     factory/p0/#`) every OWN_EVERY_MS: a new bundle applied and a new key
+ *     sealed with each time;
+ *   - fleet rotating: every instance (all devices) rotated every
+ *     FLEET_EVERY_MS, so keyd seals and publishes the fleet's bundles on
+ *     the same two cores meanwhile.
+ * Figure: messages per second (PUBACKs), and the ratio to steady per
+ * repetition pair. Target, reported and never judged: within 5%.
  * Binaries from $VEIL_PLUGIN, $VEIL_KEYD (or next to this program).
  */
 #include <fcntl.h>
@@ -26,9 +41,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <MQTTClient.h>
 #include <sodium.h>
 
+#include "veil/client.h"
 #include "veil/veil.h"
 #include "../core/bundle.h"
 #include "bench_keyd_common.h"
@@ -41,6 +59,18 @@ enum { C_RAW, C_ROTATION, NCASES };
 static const char *case_name[] = { "raw seal+sign", "keyd rotation" };
 enum { V_WALL, V_CPU, NVALUES };
 
+enum { T_STEADY, T_OWN, T_FLEET, NTCASES };
+static const char *tcase_name[] = { "steady", "own scope rotating", "fleet rotating" };
+enum { T_RATE, T_ROTATIONS, NTVALUES };
+#define WINDOW_S 5.0
+/* Paho's sync client keeps one QoS 1 message in flight: a second publish
+ * waits in 100 ms steps for the first (bench_client.c). */
+#define PIPELINE 1
+#define OWN_EVERY_MS 500
+#define FLEET_EVERY_MS 2000
+#define PUB_CID "p0"
+#define PUB_TOPIC "factory/" PUB_CID "/data"
+
 struct bench {
 	size_t n;                      /* devices */
 	char dir[256], db[300], log[300];
@@ -51,25 +81,17 @@ struct bench {
 	size_t keyd_cred_len;
 	uint8_t (*rx_pk)[VEIL__X25519_BYTES]; /* one receive key per device, for the baseline */
 	int pubacks;                   /* PUBACK lines seen in keyd's log */
+	char apub[320];
+	struct veil_client *pub;       /* the publishing device */
+	pthread_t rot;                 /* asks keyd for rotations during a window */
+	const char *rot_scope;
+	unsigned rot_every_ms;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool rot_stop;
+	size_t rotations;              /* requested in the window */
+	size_t pub_errors;             /* publishes refused or not completed */
 };
-
-/* keyd's CPU seconds so far. */
-static double proc_cpu(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* Wait until keyd's log holds want PUBACK lines; false after 60 s. */
 static bool wait_pubacks(struct bench *b, int want)
@@ -84,6 +106,23 @@ static bool wait_pubacks(struct bench *b, int want)
 	return false;
 }
 
+/* The publishing device: its identity and credential in files, keys from
+ * keyd (its first bundle before this returns). */
+static int pub_start(struct bench *b, const struct veil_identity *auth, const char *uri)
+{
+	char idp[320], crp[320];
+	int rc = bench_keyd_device_files(auth, b->dir, PUB_CID, "sensor", idp, sizeof(idp), crp, sizeof(crp)) == VEIL_OK
+	                 ? 0
+	                 : -1;
+	struct veil_client_options o = { .version = VEIL_CLIENT_OPTIONS_VERSION, .server_uri = uri,
+		                         .client_id = PUB_CID, .identity_path = idp, .credential_path = crp,
+		                         .authority_path = b->apub, .key_service = VEIL_KEYS_ON };
+	if (rc == 0 && (veil_client_new(&o, &b->pub) != VEIL_OK || veil_client_connect(b->pub) != VEIL_OK ||
+	                veil_client_wait_keys(b->pub, 60000) != VEIL_OK))
+		rc = -1;
+	return rc;
+}
+
 static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 {
 	struct veil_identity *auth = NULL;
@@ -94,6 +133,7 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	uint8_t pk[VEIL_PK_BYTES];
 	veil_identity_public(auth, pk);
 	snprintf(apub, sizeof(apub), "%s/authority.pub", b->dir);
+	snprintf(b->apub, sizeof(b->apub), "%s", apub);
 	snprintf(acl, sizeof(acl), "%s/veil.acl", b->dir);
 	snprintf(conf, sizeof(conf), "%s/keyd.conf", b->dir);
 	snprintf(b->db, sizeof(b->db), "%s/keyd.db", b->dir);
@@ -178,11 +218,14 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 		veil__rxkey_free(&rx);
 		veil_identity_free(&d);
 	}
-	veil_identity_free(&auth);
 	/* The statement and one bundle per device acknowledged. */
-	if (rc != 0 || !wait_pubacks(b, (int)b->n + 1))
+	if (rc != 0 || !wait_pubacks(b, (int)b->n + 1)) {
+		veil_identity_free(&auth);
 		return -1;
-	return 0;
+	}
+	rc = pub_start(b, auth, uri);
+	veil_identity_free(&auth);
+	return rc;
 }
 
 static int run_raw(struct bench *b, double *v)
@@ -221,7 +264,7 @@ static int run_rotation(struct bench *b, double *v)
 	struct kd_store *s = NULL;
 	char err[256];
 	int before = b->pubacks;
-	double c0 = proc_cpu(b->keyd);
+	double c0 = bench_keyd_cpu_s(b->keyd);
 	double t0 = bench_now_s();
 	if (kd_store__open(b->db, NULL, false, &s, err, sizeof(err)) != VEIL_OK ||
 	    kd_store__rotate_request(s, "factory/%c/#", (uint64_t)time(NULL)) != VEIL_OK) {
@@ -237,7 +280,7 @@ static int run_rotation(struct bench *b, double *v)
 		return -1;
 	}
 	v[V_WALL] = bench_now_s() - t0;
-	v[V_CPU] = proc_cpu(b->keyd) - c0;
+	v[V_CPU] = bench_keyd_cpu_s(b->keyd) - c0;
 	return 0;
 }
 
@@ -261,6 +304,116 @@ static void report(const struct bench_table *t, void *ctx)
 	       "repetitions)\n", b->n, s.median < 1.0 ? "met" : "NOT met", s.median, s.n);
 }
 
+/* ---- publish throughput during rotations ----------------------------------- */
+
+/* A rotation request for rot_scope every rot_every_ms until told to stop. */
+static void *rot_main(void *arg)
+{
+	struct bench *b = arg;
+	pthread_mutex_lock(&b->lock);
+	while (!b->rot_stop) {
+		pthread_mutex_unlock(&b->lock);
+		struct kd_store *s = NULL;
+		char err[256] = "";
+		if (kd_store__open(b->db, NULL, false, &s, err, sizeof(err)) == VEIL_OK &&
+		    kd_store__rotate_request(s, b->rot_scope, (uint64_t)time(NULL)) == VEIL_OK) {
+			pthread_mutex_lock(&b->lock);
+			b->rotations++;
+			pthread_mutex_unlock(&b->lock);
+		} else {
+			fprintf(stderr, "bench_keyd: rotation request: %s\n", err);
+		}
+		kd_store__close(&s);
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += (long)(b->rot_every_ms % 1000U) * 1000000L;
+		dl.tv_sec += (time_t)(b->rot_every_ms / 1000U) + dl.tv_nsec / 1000000000L;
+		dl.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&b->lock);
+		int rc = 0;
+		while (!b->rot_stop && rc == 0) /* the pace of an operator, or the stop */
+			rc = pthread_cond_timedwait(&b->cond, &b->lock, &dl);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+/* Sealed QoS 1 publishes for WINDOW_S, PIPELINE in flight: completed per second. */
+static double publish_window(struct bench *b)
+{
+	int tok[PIPELINE] = { 0 };
+	size_t head = 0, inflight = 0, done = 0;
+	char msg[64];
+	double t0 = bench_now_s(), end = t0 + WINDOW_S;
+	for (uint64_t i = 0;; i++) {
+		bool more = bench_now_s() < end;
+		if (inflight == PIPELINE || (!more && inflight)) {
+			if (veil_client_wait(b->pub, tok[head], 10000, NULL) == VEIL_OK)
+				done++;
+			else
+				b->pub_errors++;
+			head = (head + 1) % PIPELINE;
+			inflight--;
+			continue;
+		}
+		if (!more)
+			break;
+		int n = snprintf(msg, sizeof(msg), "reading %llu", (unsigned long long)i);
+		int t = 0;
+		if (veil_client_publish(b->pub, PUB_TOPIC, msg, (size_t)n, 1, false, &t) != VEIL_OK) {
+			b->pub_errors++;
+			continue;
+		}
+		tok[(head + inflight) % PIPELINE] = t;
+		inflight++;
+	}
+	return (double)done / (bench_now_s() - t0);
+}
+
+static int run_tcase(void *ctx, size_t c, double *v)
+{
+	struct bench *b = ctx;
+	b->rot_stop = false;
+	b->rotations = 0;
+	b->rot_scope = c == T_OWN ? "factory/" PUB_CID "/#" : "factory/%c/#";
+	b->rot_every_ms = c == T_OWN ? OWN_EVERY_MS : FLEET_EVERY_MS;
+	bool rot = c != T_STEADY && pthread_create(&b->rot, NULL, rot_main, b) == 0;
+	if (c != T_STEADY && !rot)
+		return -1;
+	v[T_RATE] = publish_window(b);
+	if (rot) {
+		pthread_mutex_lock(&b->lock);
+		b->rot_stop = true;
+		pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		pthread_join(b->rot, NULL);
+	}
+	v[T_ROTATIONS] = (double)b->rotations;
+	return 0;
+}
+
+static void report_t(const struct bench_table *t, void *ctx)
+{
+	struct bench *b = ctx;
+	char x[BENCH_FMT_CAP], y[BENCH_FMT_CAP], q[BENCH_FMT_CAP];
+	printf("publish throughput of one device (sealed, QoS 1, %d in flight, %.0f s windows), %zu devices in keyd:\n",
+	       PIPELINE, WINDOW_S, b->n + 1);
+	printf("  %-22s %-30s %-24s %s\n", "case", "messages per second", "vs steady", "rotations requested");
+	for (size_t c = 0; c < NTCASES; c++)
+		printf("  %-22s %-30s %-24s %s\n", tcase_name[c], bench_fmt_value(x, sizeof(x), t, c, T_RATE),
+		       c == T_STEADY ? "-" : bench_fmt_vs(q, sizeof(q), t, c, T_RATE, T_STEADY),
+		       bench_fmt_value(y, sizeof(y), t, c, T_ROTATIONS));
+	printf("  own scope rotated every %d ms, the fleet's every %d ms\n", OWN_EVERY_MS, FLEET_EVERY_MS);
+	for (size_t c = T_OWN; c < NTCASES; c++) {
+		struct bench_summary s;
+		bench_table_summary(t, c, T_RATE, T_STEADY, &s);
+		printf("target: throughput with %s within 5%% of steady: %s (median ratio %.3f)\n", tcase_name[c],
+		       s.median >= 0.95 ? "met" : "NOT met", s.median);
+	}
+	if (b->pub_errors)
+		printf("note: %zu publishes refused or not completed\n", b->pub_errors);
+}
+
 int main(void)
 {
 	struct bench_plan plan;
@@ -270,6 +423,8 @@ int main(void)
 	const char *plugin = bench_plugin_path(pbuf, sizeof(pbuf));
 	const char *keyd = bench_build_path("VEIL_KEYD", "keyd/veil-keyd", kbuf, sizeof(kbuf));
 	struct bench b = { .n = plan.quick ? 200 : 1000, .keyd = -1 };
+	pthread_mutex_init(&b.lock, NULL);
+	pthread_cond_init(&b.cond, NULL);
 	printf("bench_keyd: a veil-keyd rotation for %zu devices (own scope each), trigger to the last bundle's "
 	       "PUBACK, against building the same bundles in-process\n", b.n);
 	int rc = plugin && keyd ? setup(&b, plugin, keyd) : -1;
@@ -278,6 +433,12 @@ int main(void)
 		test_file_dump("keyd", b.log);
 	} else {
 		rc = bench_measure(&plan, NCASES, NVALUES, run_case, true, report, &b);
+		if (rc == 0)
+			rc = bench_measure(&plan, NTCASES, NTVALUES, run_tcase, true, report_t, &b);
+	}
+	if (b.pub) {
+		veil_client_disconnect(b.pub, 100);
+		veil_client_free(&b.pub);
 	}
 	if (b.keyd > 0) {
 		kill(b.keyd, SIGTERM);
@@ -288,5 +449,7 @@ int main(void)
 	free(b.rx_pk);
 	veil_identity_free(&b.keyd_id);
 	test_rmtree(b.dir);
+	pthread_cond_destroy(&b.cond);
+	pthread_mutex_destroy(&b.lock);
 	return rc == 0 ? 0 : 1;
 }

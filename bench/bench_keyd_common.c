@@ -61,3 +61,23 @@ double bench_keyd_cpu_s(pid_t pid)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+int bench_keyd_device_files(const struct veil_identity *auth, const char *dir, const char *cid, const char *roles,
+                            char *idp, size_t idcap, char *crp, size_t crcap)
+{
+	struct veil_identity *id = NULL;
+	uint8_t cred[VEIL_CREDENTIAL_MAX];
+	size_t cl = 0;
+	if (snprintf(idp, idcap, "%s/%s.key", dir, cid) >= (int)idcap ||
+	    snprintf(crp, crcap, "%s/%s.cred", dir, cid) >= (int)crcap)
+		return VEIL_ERR_TOO_LARGE;
+	int rc = veil_identity_generate(&id);
+	if (rc == VEIL_OK)
+		rc = bench_keyd_credential(auth, id, cid, roles, cred, &cl);
+	if (rc == VEIL_OK)
+		rc = veil_identity_save(id, idp);
+	if (rc == VEIL_OK)
+		rc = veil_credential_save(cred, cl, crp);
+	veil_identity_free(&id);
+	return rc;
+}

@@ -22,6 +22,11 @@ int bench_keyd_wait_exit(pid_t pid);
 int bench_keyd_credential(const struct veil_identity *auth, const struct veil_identity *id, const char *cid,
                           const char *roles, uint8_t *out, size_t *len);
 
+/* A device's identity and credential (from auth) written to
+ * <dir>/<cid>.key and <dir>/<cid>.cred, their paths in idp and crp, for a
+ * libveil client; a veil_err. */
+int bench_keyd_device_files(const struct veil_identity *auth, const char *dir, const char *cid, const char *roles,
+                            char *idp, size_t idcap, char *crp, size_t crcap);
 /* A child's CPU seconds so far (utime + stime from /proc/<pid>/stat: its
  * own cost, not the broker's), -1 on error. */
 double bench_keyd_cpu_s(pid_t pid);

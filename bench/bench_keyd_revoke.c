@@ -451,18 +451,10 @@ static int old_finish(struct bench *b)
 
 static int watch_start(struct bench *b, const struct veil_identity *auth, const char *apub, const char *uri)
 {
-	struct veil_identity *id = NULL;
-	uint8_t cred[VEIL_CREDENTIAL_MAX];
-	size_t cl = 0;
 	char idp[320], crp[320];
-	snprintf(idp, sizeof(idp), "%s/watch.key", b->dir);
-	snprintf(crp, sizeof(crp), "%s/watch.cred", b->dir);
-	int rc = veil_identity_generate(&id) == VEIL_OK &&
-	                         bench_keyd_credential(auth, id, WATCH_CID, "fleet", cred, &cl) == VEIL_OK &&
-	                         veil_identity_save(id, idp) == VEIL_OK && veil_credential_save(cred, cl, crp) == VEIL_OK
+	int rc = bench_keyd_device_files(auth, b->dir, WATCH_CID, "fleet", idp, sizeof(idp), crp, sizeof(crp)) == VEIL_OK
 	                 ? 0
 	                 : -1;
-	veil_identity_free(&id);
 	struct veil_client_options o = { .version = VEIL_CLIENT_OPTIONS_VERSION, .server_uri = uri,
 		                         .client_id = WATCH_CID, .identity_path = idp, .credential_path = crp,
 		                         .authority_path = apub, .key_service = VEIL_KEYS_ON, .log = watch_log,
