@@ -99,9 +99,11 @@ static int devmsg(struct veil__device *d, uint8_t kind, uint64_t version, uint8_
 		memset(&d->rx[d->nrx], 0, sizeof(d->rx[0]));
 	}
 	struct rx *r = &d->rx[d->nrx];
-	/* keyd takes a credential's messages only with growing timestamps: a
-	 * request and the acknowledgement of its bundle often share a second. */
-	uint64_t now = (uint64_t)time(NULL), ts = now > d->last_ts ? now : d->last_ts + 1U;
+	/* keyd takes a credential's messages only with timestamps that never go
+	 * back (PROTOCOL.md section 11, step 9): a clock stepped back repeats
+	 * the last one. Never ahead of the clock: a burst of acknowledgements
+	 * would otherwise run past keyd's freshness window. */
+	uint64_t now = (uint64_t)time(NULL), ts = now > d->last_ts ? now : d->last_ts;
 	int rc = veil__rxkey_generate(&r->k);
 	if (rc != VEIL_OK)
 		return rc;

@@ -246,12 +246,20 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		audit_refuse(s, cid, &m, parsed, rc);
 		return rc;
 	}
-	/* Section 11's order: the nonce (step 8), then newer than the newest
-	 * accepted message of this credential (step 9). */
+	/* Section 11's order: the nonce (step 8), then not older than the
+	 * newest accepted message of this credential (step 9). The same second
+	 * is fine: a device's request and its acknowledgements often share one,
+	 * and demanding a later second made a burst of them run ahead of the
+	 * clock until keyd refused them stale. The nonce cache tells messages
+	 * of one second apart; across a restart the stored nonce of the newest
+	 * one still does. */
 	rc = nonce_check(s, m.nonce, m.timestamp, t);
 	struct kd_dev *d = kd_svc__dev(s, m.cred.id);
-	if (rc == VEIL_OK && d && m.timestamp <= d->row.msg_ts)
+	if (rc == VEIL_OK && d && m.timestamp < d->row.msg_ts)
 		rc = VEIL_ERR_OUTDATED;
+	else if (rc == VEIL_OK && d && m.timestamp == d->row.msg_ts &&
+	         sodium_memcmp(m.nonce, d->row.msg_nonce, sizeof(d->row.msg_nonce)) == 0)
+		rc = VEIL_ERR_REPLAY;
 	if (rc != VEIL_OK) {
 		audit_refuse(s, cid, &m, true, rc);
 		return rc;
