@@ -57,9 +57,18 @@ void lfx_authorities_file(const char *name, unsigned mask, char *out, size_t cap
 	ck_assert_int_eq(test_write_file(out, text, 0644), 0);
 }
 
+/* The broker's set of authorities; once it runs, returns when its plugin has
+ * loaded the new file (it polls once a second; keyd, watching the file,
+ * may have moved on already: a device must not race the broker). */
 void lfx_trust(unsigned mask)
 {
+	static const char loaded[] = "veil: auth | load | file=authority keys=";
+	bool running = lfx.broker.pid > 0 && lfx.plugin;
+	int before = running ? test_file_count(lfx.broker.log, loaded) : 0;
 	lfx_authorities_file("trusted.pub", mask, lfx.trusted, sizeof(lfx.trusted));
+	if (running)
+		ck_assert_msg(test_file_wait_count(lfx.broker.log, loaded, before + 1, 5000),
+		              "the broker's plugin did not reload the authorities file");
 }
 
 void lfx_setup(const struct lfx_opts *o)
