@@ -112,6 +112,7 @@ cl_node_conf() {
 		"plugin_opt_bridge_user node-b" \
 		"plugin_opt_bridge_user node-c" \
 		"plugin_opt_state_dir $d/state" \
+		"plugin_opt_proxy_addresses 127.0.0.1" \
 		"plugin_opt_audience $CL_AUDIENCE"
 	echo "sys_interval 1"
 	echo "max_queued_messages 10000"
