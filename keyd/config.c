@@ -56,6 +56,7 @@ static const struct key_def KEYS[] = {
 	{ "rekey_grace", K_U32, P(rekey_grace), 0, 3600, false },
 	{ "request_rate", K_U32, P(request_rate), 1, 100000, false },
 	{ "keepalive", K_U32, P(keepalive), 5, 65535, false },
+	{ "audit_days", K_U32, P(audit_days), 0, 36500, false },
 };
 #undef P
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
@@ -278,6 +279,7 @@ int kd_config__parse(const char *name, const char *text, size_t len, struct kd_c
 	out->rekey_grace = KD_DEFAULT_REKEY_GRACE;
 	out->request_rate = KD_DEFAULT_REQUEST_RATE;
 	out->keepalive = KD_DEFAULT_KEEPALIVE;
+	out->audit_days = KD_DEFAULT_AUDIT_DAYS;
 	out->path = strdup(name ? name : "config");
 	char *line = malloc(KD_CONFIG_MAX_LINE + 1U);
 	if (!out->path || !line) {

@@ -316,9 +316,15 @@ int kd_service__tick(struct kd_service *s, const struct kd_now *now)
 	int rc = VEIL_OK;
 	size_t purged = 0;
 	kd_svc__poll_files(s, now);
-	if (now->mono_ms - s->prune_ms >= 60000) {
+	if (now->mono_ms - s->prune_ms >= 60000 || s->prune_ms == 0) {
 		s->prune_ms = now->mono_ms;
 		kd_svc__nonces_prune(s, t);
+		/* The audit grows with every bundle (about 0.2 KiB per device and
+		 * rotation): kept audit_days, so short epochs do not fill the disk. */
+		uint64_t keep = (uint64_t)s->cfg->audit_days * 86400U, gone = 0;
+		if (keep && t > keep && kd_store__audit_prune(s->st, t - keep, &gone) == VEIL_OK && gone)
+			kd_log__audit("store", "prune", "rows=%llu before=%llu", (unsigned long long)gone,
+			              (unsigned long long)(t - keep));
 	}
 	bool poll = now->mono_ms - s->rotate_poll_ms >= KD_ROTATE_POLL_MS || s->rotate_poll_ms == 0;
 	if (poll || t >= s->next_change || s->scan) {

@@ -23,6 +23,7 @@
 #define KD_DEFAULT_REISSUE 5U
 #define KD_DEFAULT_REKEY_GRACE 5U
 #define KD_DEFAULT_DEPTH 2U
+#define KD_DEFAULT_AUDIT_DAYS 30U    /* audit rows and finished rotation requests kept, days */
 #define KD_DEFAULT_REQUEST_RATE 10U   /* device messages per second per client id, before any verify */
 #define KD_DEFAULT_KEEPALIVE 30U
 #define KD_PERIOD_MAX (366U * 86400U) /* a year: epochs longer than that defeat their purpose */
@@ -58,6 +59,7 @@ struct kd_config {
 	uint32_t rekey_grace;      /* seconds superseded epochs stay accepted after a forced rotation */
 	uint32_t request_rate;     /* device messages per second per client id before they are dropped unverified */
 	uint32_t keepalive;        /* MQTT keep-alive, seconds */
+	uint32_t audit_days;       /* the store's audit rows kept this many days (0: for ever) */
 	struct kd_scope_conf *scopes;
 	size_t n_scopes;
 };

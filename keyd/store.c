@@ -736,6 +736,25 @@ int kd_store__audit(struct kd_store *s, uint64_t now, const char *event, const c
 	return run(st);
 }
 
+int kd_store__audit_prune(struct kd_store *s, uint64_t before, uint64_t *n)
+{
+	*n = 0;
+	sqlite3_stmt *st = prep(s, "DELETE FROM audit WHERE t < ?");
+	if (st)
+		sqlite3_bind_int64(st, 1, i64(before));
+	int rc = run(st);
+	if (rc == VEIL_OK) {
+		*n += (uint64_t)sqlite3_changes(s->db);
+		st = prep(s, "DELETE FROM rotate_requests WHERE done_at IS NOT NULL AND done_at < ?");
+		if (st)
+			sqlite3_bind_int64(st, 1, i64(before));
+		rc = run(st);
+	}
+	if (rc == VEIL_OK)
+		*n += (uint64_t)sqlite3_changes(s->db);
+	return rc;
+}
+
 int kd_store__rotate_request(struct kd_store *s, const char *scope, uint64_t now)
 {
 	sqlite3_stmt *st = prep(s, "INSERT INTO rotate_requests (scope, requested_at) VALUES (?, ?)");

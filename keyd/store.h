@@ -139,6 +139,9 @@ int kd_store__grants_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTI
 
 /* ---- audit and admin ---------------------------------------------------- */
 int kd_store__audit(struct kd_store *s, uint64_t now, const char *event, const char *fields);
+/* Delete audit rows and finished rotation requests older than before (unix
+ * seconds); *n: how many rows went. */
+int kd_store__audit_prune(struct kd_store *s, uint64_t before, uint64_t *n);
 /* `veil keys rotate SCOPE`: queue a forced rotation. */
 int kd_store__rotate_request(struct kd_store *s, const char *scope, uint64_t now);
 /* Whether name is a scope filter or a scope instance keyd has loaded into

@@ -342,6 +342,13 @@ START_TEST(devices_grants_requests)
 	ck_assert_int_eq(kd_store__rotate_next(s, &id, scope, sizeof(scope)), VEIL_OK);
 	ck_assert_str_eq(scope, "other/#");
 	ck_assert_int_eq(kd_store__audit(s, 8, "bundle", "client=sensor-1 version=10"), VEIL_OK);
+	ck_assert_int_eq(kd_store__audit(s, 20, "bundle", "client=sensor-1 version=11"), VEIL_OK);
+	/* Retention: rows and finished requests before the bound go, the rest stay. */
+	uint64_t pruned = 0;
+	ck_assert_int_eq(kd_store__audit_prune(s, 10, &pruned), VEIL_OK);
+	ck_assert_uint_eq(pruned, 2); /* the audit row at 8, the request done at 7 */
+	ck_assert_int_eq(kd_store__audit_prune(s, 10, &pruned), VEIL_OK);
+	ck_assert_uint_eq(pruned, 0);
 	/* The admin reports run on the admin (keyless) handle. */
 	kd_store__close(&s);
 	s = open_store(NULL, false);
