@@ -5,19 +5,21 @@
  * password_hashes_per_sec runs); a run that does not fit is refused
  * ("busy", the client retries). A run fits when this second's spent time
  * plus the expected cost of one run (moving average of measured runs)
- * stays within the budget. Two kinds of run:
- * - for a user with failed logins on record (a suspect: the back-off's
- *   user key): it must also fit in half the budget with the other
- *   suspects' runs of this second; the first run of a second goes anyway;
- * - for any other user: the first two runs of a second go anyway. A
- *   burst of guesses at one account has one such run (its first guess; the
- *   next ones are a suspect's, one per back-off block), so the next valid
- *   login of another user is never "busy" because of it, even behind a load
- *   balancer, where no address key stops the burst, and on a machine where
- *   one run costs more than the budget. Guesses at many usernames at once
- *   still can make it busy (limit them per source at the load balancer).
- * So a second spends at most the larger of the budget and three runs (as
- * far as the moving average predicts a run's cost).
+ * stays within the budget. A run for a user with failed logins on record (a
+ * suspect: the back-off's user key) must also fit in half the budget with
+ * the other suspects' runs of this second. Two runs a second go anyway:
+ * - the first run of a second, whoever's (a budget smaller than one run
+ *   still lets logins through);
+ * - one more run for a user without failures on record. A burst of guesses
+ *   at one account has one such run (its first guess; the next ones are a
+ *   suspect's, one per back-off block), so the next valid login of another
+ *   user is not "busy" because of it, even behind a load balancer, where no
+ *   address key stops the burst, and on a machine where one run costs more
+ *   than the budget. Guesses at many usernames at once still can make it
+ *   busy (limit them per source at the load balancer).
+ * So a second spends at most the budget plus one run, or two runs where one
+ * run costs more than the budget (as far as the moving average predicts a
+ * run's cost).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,23 +43,22 @@ bool vp_auth__hash_budget(struct vp_auth *a, bool suspect)
 	uint64_t now = vp_ratelimit__now_ms();
 	if (now - a->hash_window_ms >= 1000) {
 		a->hash_window_ms = now;
-		a->hashes_in_window = a->clean_hashes_in_window = 0;
+		a->hashes_in_window = 0;
+		a->clean_over_in_window = false;
 		a->hash_us_in_window = a->suspect_us_in_window = 0;
 	}
 	if (a->hashes_in_window >= a->password_hashes_per_sec)
 		return false;
 	uint64_t budget = (uint64_t)a->password_ms_per_sec * 1000U, est = a->hash_us_estimate;
 	bool fits = a->hash_us_in_window + est <= budget;
-	bool room;
 	if (suspect)
-		room = a->hashes_in_window == 0 || (fits && a->suspect_us_in_window + est <= budget / 2);
-	else
-		room = a->clean_hashes_in_window < 2 || fits;
-	if (!room)
-		return false;
+		fits = fits && a->suspect_us_in_window + est <= budget / 2;
+	if (!fits && a->hashes_in_window > 0) {
+		if (suspect || a->clean_over_in_window)
+			return false;
+		a->clean_over_in_window = true;
+	}
 	a->hashes_in_window++;
-	if (!suspect)
-		a->clean_hashes_in_window++;
 	return true;
 }
 

@@ -99,7 +99,7 @@ struct vp_auth {
 	uint64_t hash_window_ms;       /* Argon2id budget: start of the current second */
 	uint32_t hashes_in_window;
 	uint64_t hash_us_in_window;    /* Argon2id time spent in the current second */
-	uint32_t clean_hashes_in_window; /* ... of them for users without failures (auth_budget.c) */
+	bool clean_over_in_window;     /* the one run past the budget for a user without failures went */
 	uint64_t suspect_us_in_window; /* ... time of the others' runs */
 	uint64_t hash_us_estimate;     /* moving average of one verification */
 	uint64_t hashes_total;         /* counters (metrics) */

@@ -61,10 +61,14 @@ START_TEST(test_burst_at_one_account)
 	ck_assert(!run(&a, true, 250));
 	ck_assert(run(&a, false, 250));
 	ck_assert(!run(&a, false, 250));
-	/* The suspect's run first in a second: still room for the login. */
+	/* The suspect's run first in a second: still room for the login, and
+	 * for nothing else (two runs, not three: a suspect's first guess and
+	 * two fresh usernames do not get three). */
 	fresh(&a, 250);
 	ck_assert(run(&a, true, 250));
 	ck_assert(run(&a, false, 250));
+	ck_assert(!run(&a, false, 250));
+	ck_assert(!run(&a, true, 250));
 	/* Suspects' own share: cheap runs fit in half the budget only. */
 	fresh(&a, 10);
 	int n = 0;
@@ -83,6 +87,8 @@ START_TEST(test_many_usernames)
 	fresh(&a, 90);
 	ck_assert(run(&a, false, 90));
 	ck_assert(run(&a, false, 90));
+	/* ...then one more past it (the one a valid login would have had)... */
+	ck_assert(run(&a, false, 90));
 	/* ...then nothing more this second, a valid login neither (busy). */
 	ck_assert(!run(&a, false, 90));
 	ck_assert(!run(&a, true, 90));
@@ -91,13 +97,13 @@ START_TEST(test_many_usernames)
 	int n = 0;
 	while (run(&a, false, 10))
 		n++;
-	ck_assert_int_eq(n, 20);
+	ck_assert_int_eq(n, 21); /* 20 within the budget, one past it */
 	/* A new second starts over. */
 	a.hash_window_ms = vp_ratelimit__now_ms() - 1000;
 	ck_assert(run(&a, true, 90));
 	ck_assert_uint_eq(a.hash_us_in_window, 90000);
 	ck_assert_uint_eq(a.suspect_us_in_window, 90000);
-	ck_assert_uint_eq(a.clean_hashes_in_window, 0);
+	ck_assert(!a.clean_over_in_window);
 }
 END_TEST
 
