@@ -139,6 +139,8 @@ static const char *const MIGRATIONS[] = {
 	/* 1 -> 2: the public key of the keyd identity that issued the keys in
 	 * store, so a new identity (after a compromise) is noticed at start. */
 	"CREATE TABLE issuer (id INTEGER PRIMARY KEY CHECK (id = 1), pk BLOB NOT NULL);",
+	/* 2 -> 3: audit rows are pruned by age (audit_days) once a minute. */
+	"CREATE INDEX audit_t ON audit (t);",
 };
 #define NMIGRATIONS ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -739,7 +741,9 @@ int kd_store__audit(struct kd_store *s, uint64_t now, const char *event, const c
 int kd_store__audit_prune(struct kd_store *s, uint64_t before, uint64_t *n)
 {
 	*n = 0;
-	sqlite3_stmt *st = prep(s, "DELETE FROM audit WHERE t < ?");
+	/* At most this many a call (once a minute): the first prune of a store
+	 * that kept everything must not stall keyd's only thread. */
+	sqlite3_stmt *st = prep(s, "DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE t < ? LIMIT 20000)");
 	if (st)
 		sqlite3_bind_int64(st, 1, i64(before));
 	int rc = run(st);

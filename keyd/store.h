@@ -21,7 +21,7 @@
 #include "veil/identity.h"
 #include "../core/bundle.h"
 
-#define KD_STORE_SCHEMA 2
+#define KD_STORE_SCHEMA 3
 #define KD_STORAGE_KEY_BYTES 32U
 #define KD_STORAGE_KEY_PREFIX "veil-storage-key-v1"
 
