@@ -210,6 +210,11 @@ int veil__file_write_atomic(const char *path, const void *data, size_t len, unsi
 	if (rc != VEIL_OK)
 		unlink(tmp);
 	free(tmp);
+	/* The rename itself must survive a power loss: a device's keys file or
+	 * sequence mark that fell back one write would contradict what it
+	 * acknowledged or reserved. */
+	if (rc == VEIL_OK)
+		rc = veil__dir_sync(path);
 	return rc;
 }
 

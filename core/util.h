@@ -73,7 +73,8 @@ struct veil__text {
 int veil__file_read(const char *path, unsigned flags, size_t max, struct veil__text *out, char *errbuf,
                     size_t errlen);
 void veil__text_free(struct veil__text *t);
-/* Write data atomically (temp file + fsync + rename), mode applied before data. */
+/* Write data atomically (temp file + fsync + rename + directory fsync), mode
+ * applied before data. */
 int veil__file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, bool excl);
 /* fsync the directory holding path, so a rename into it survives a power
  * loss. VEIL_OK, VEIL_ERR_IO (errno kept), VEIL_ERR_NOMEM. */

@@ -318,9 +318,7 @@ int vp_auth__runtime_write(struct vp_auth *a, enum vp_runtime which, const char 
 		snprintf(err, errlen, "%s", a->state_dir ? "out of memory" : no_state_dir);
 		return a->state_dir ? VEIL_ERR_NOMEM : VEIL_ERR_INVAL;
 	}
-	int rc = veil__file_write_atomic(path, text, len, 0600, false);
-	if (rc == VEIL_OK && veil__dir_sync(path) != VEIL_OK)
-		rc = VEIL_ERR_IO;
+	int rc = veil__file_write_atomic(path, text, len, 0600, false); /* directory synced too */
 	if (rc != VEIL_OK) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return rc;
