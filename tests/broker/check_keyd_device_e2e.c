@@ -90,7 +90,7 @@ END_TEST
 /* A sender's message under a key the dashboard (persistent session, away
  * meanwhile) has not received: the rotation's bundle for the dashboard was
  * sealed to a receive key it lost when it stopped. */
-static struct kfx_lv *held_setup(bool stop_keyd, uint32_t *k1)
+static struct kfx_lv *held_setup(bool stop_keyd, uint32_t *k1, int n_new)
 {
 	kfx_keyd_start();
 	char dconf[400], sconf[400];
@@ -105,7 +105,11 @@ static struct kfx_lv *held_setup(bool stop_keyd, uint32_t *k1)
 	kfx_rotate(KFX_SCOPE, "factory/fe-sync/#");
 	/* The sender holds the new epoch (and seals with it at once: it supersedes). */
 	ck_assert(kfx_lv_wait_log(s, "key service bundle version", applied + 1, 15000));
-	ck_assert_int_eq(kfx_lv_publish(s, TOPIC, "h-2"), VEIL_OK); /* queued for the dashboard's session */
+	for (int i = 0; i < n_new; i++) { /* h-2, h-3, ...: queued for the dashboard's session */
+		char pt[16];
+		snprintf(pt, sizeof(pt), "h-%d", i + 2);
+		ck_assert_int_eq(kfx_lv_publish(s, TOPIC, pt), VEIL_OK);
+	}
 	kfx_lv_free(s);
 	if (stop_keyd)
 		kfx_keyd_stop();
@@ -118,7 +122,7 @@ static struct kfx_lv *held_setup(bool stop_keyd, uint32_t *k1)
 START_TEST(held_until_the_bundle_comes)
 {
 	uint32_t k1;
-	struct kfx_lv *dash = held_setup(false, &k1);
+	struct kfx_lv *dash = held_setup(false, &k1, 1);
 	uint32_t k2 = got(dash, "h-2");
 	ck_assert_uint_ne(k2, k1);
 	ck_assert_msg(kfx_lv_logged(dash, "message on '" TOPIC "' held"), "h-2 was not held");
@@ -130,7 +134,7 @@ END_TEST
 START_TEST(held_then_dropped_after_the_grace)
 {
 	uint32_t k1;
-	struct kfx_lv *dash = held_setup(true, &k1);
+	struct kfx_lv *dash = held_setup(true, &k1, 1);
 	ck_assert_msg(VEIL_WAIT_UNTIL(kfx_lv_logged(dash, "message on '" TOPIC "' held"), 10000), "h-2 was not held");
 	uint64_t t0 = veil_test_now_ms();
 	/* The grace is the scope's (KFX_GRACE_S), not scaled: wait past it. */
@@ -139,6 +143,25 @@ START_TEST(held_then_dropped_after_the_grace)
 	ck_assert(kfx_lv_logged(dash, "message on '" TOPIC "' DROPPED: key id not in the keyring (unknown-key)"));
 	ck_assert_uint_eq(kfx_lv_count(dash, "h-2"), 0);
 	ck_assert_uint_eq(kfx_lv_refused(dash), 1);
+	kfx_lv_free(dash);
+}
+END_TEST
+
+/* At most VEIL__HELD_MAX (256) messages wait for a key: the 257th is
+ * refused unknown-key at once, the 256 when the grace ends (keyd is down,
+ * so no bundle comes). */
+START_TEST(held_at_most_256)
+{
+	uint32_t k1;
+	struct kfx_lv *dash = held_setup(true, &k1, 257);
+	ck_assert(kfx_lv_wait_refused(dash, VEIL_ERR_UNKNOWN_KEY, 1, 15000));
+	ck_assert(VEIL_WAIT_UNTIL(kfx_lv_log_count(dash, "message on '" TOPIC "' held: its key is not here yet") == 256,
+	                          10000));
+	ck_assert_uint_eq(kfx_lv_log_count(dash, "cannot be held (256 already wait)"), 1);
+	ck_assert(kfx_lv_wait_refused(dash, VEIL_ERR_UNKNOWN_KEY, 257, (KFX_GRACE_S + 10) * 1000));
+	ck_assert_uint_eq(kfx_lv_log_count(dash, "message on '" TOPIC "' held: its key is not here yet"), 256);
+	ck_assert_uint_eq(kfx_lv_count(dash, "h-2"), 0);
+	ck_assert_uint_eq(kfx_lv_count(dash, "h-258"), 0);
 	kfx_lv_free(dash);
 }
 END_TEST
@@ -234,6 +257,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, restart_seals_from_kept_keys_with_keyd_stopped);
 	tcase_add_test(tc, held_until_the_bundle_comes);
 	tcase_add_test(tc, held_then_dropped_after_the_grace);
+	tcase_add_test(tc, held_at_most_256);
 	tcase_add_test(tc, keyd_down_at_first_connect);
 	tcase_add_test(tc, will_needs_kept_keys);
 	suite_add_tcase(su, tc);
