@@ -122,25 +122,9 @@ struct devmsg {
  * Called with W.mu held. */
 static int dev_build(struct dev *v, uint8_t kind, struct devmsg *out)
 {
-	if (v->n_rx == RX_MAX) {
-		veil__rxkey_free(&v->rx[0]);
-		memmove(v->rx, v->rx + 1, (RX_MAX - 1) * sizeof(v->rx[0]));
-		v->n_rx--;
-	}
-	if (veil__rxkey_generate(&v->rx[v->n_rx]) != VEIL_OK)
-		return -1;
-	v->n_rx++;
-	randombytes_buf(v->nonce, sizeof(v->nonce));
-	uint64_t ts = (uint64_t)time(NULL);
-	if (ts <= v->last_ts)
-		ts = v->last_ts + 1; /* strictly growing per credential */
-	v->last_ts = ts;
 	struct veil__devmsg_params p = { .device = v->id, .credential = v->cred, .credential_len = v->cred_len,
-		                         .client_id = v->cid, .kind = kind, .timestamp = ts, .nonce = v->nonce,
-		                         .receive_pk = veil__rxkey_public(v->rx[v->n_rx - 1]),
-		                         .version = v->held_version };
-	out->n = 0;
-	return veil__devmsg_build(&p, out->b, sizeof(out->b), &out->n) == VEIL_OK ? 0 : -1;
+		                         .client_id = v->cid, .kind = kind, .version = v->held_version };
+	return bench_keyd_devmsg(&p, v->rx, &v->n_rx, RX_MAX, v->nonce, &v->last_ts, out->b, sizeof(out->b), &out->n);
 }
 
 /* Send a built device message; W.mu not held. */

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 extern char **environ;
 
 pid_t bench_keyd_spawn(const char *const *argv, const char *log)
@@ -80,4 +82,31 @@ int bench_keyd_device_files(const struct veil_identity *auth, const char *dir, c
 		rc = veil_credential_save(cred, cl, crp);
 	veil_identity_free(&id);
 	return rc;
+}
+
+int bench_keyd_devmsg(struct veil__devmsg_params *p, struct veil__rxkey **rx, size_t *n_rx, size_t max,
+                      uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], uint64_t *last_ts, uint8_t *out, size_t cap,
+                      size_t *len)
+{
+	if (*n_rx == max) {
+		veil__rxkey_free(&rx[0]);
+		memmove(rx, rx + 1, (max - 1) * sizeof(rx[0]));
+		rx[max - 1] = NULL;
+		(*n_rx)--;
+	}
+	if (veil__rxkey_generate(&rx[*n_rx]) != VEIL_OK)
+		return -1;
+	(*n_rx)++;
+	randombytes_buf(nonce, VEIL__DEVMSG_NONCE_BYTES);
+	/* Never ahead of the clock (keyd takes the same second, never an older
+	 * one, and refuses what is past its window either side). */
+	uint64_t ts = (uint64_t)time(NULL);
+	if (ts < *last_ts)
+		ts = *last_ts;
+	*last_ts = ts;
+	p->timestamp = ts;
+	p->nonce = nonce;
+	p->receive_pk = veil__rxkey_public(rx[*n_rx - 1]);
+	*len = 0;
+	return veil__devmsg_build(p, out, cap, len) == VEIL_OK ? 0 : -1;
 }

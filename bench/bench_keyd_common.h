@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "veil/veil.h"
+#include "../core/bundle.h"
 
 /* Start argv with stdout and stderr to log (NULL: /dev/null); -1 on error. */
 pid_t bench_keyd_spawn(const char *const *argv, const char *log);
@@ -30,5 +31,13 @@ int bench_keyd_device_files(const struct veil_identity *auth, const char *dir, c
 /* A child's CPU seconds so far (utime + stime from /proc/<pid>/stat: its
  * own cost, not the broker's), -1 on error. */
 double bench_keyd_cpu_s(pid_t pid);
+
+/* A bench device's request or acknowledgement (docs/PROTOCOL.md section
+ * 11): p's device, credential, client id, kind and version as given; a
+ * fresh receive key appended to rx (the oldest of max goes), a fresh nonce
+ * (kept in nonce), the timestamp max(clock, *last_ts). 0, or -1. */
+int bench_keyd_devmsg(struct veil__devmsg_params *p, struct veil__rxkey **rx, size_t *n_rx, size_t max,
+                      uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], uint64_t *last_ts, uint8_t *out, size_t cap,
+                      size_t *len);
 
 #endif

@@ -165,26 +165,11 @@ static double wait_acks(struct bench *b, size_t want)
 /* A request or acknowledgement with a fresh receive key (kept) and nonce. */
 static int dev_send(struct dev *v, uint8_t kind)
 {
-	if (v->n_rx == RX_MAX) {
-		veil__rxkey_free(&v->rx[0]);
-		memmove(v->rx, v->rx + 1, (RX_MAX - 1) * sizeof(v->rx[0]));
-		v->n_rx--;
-	}
-	if (veil__rxkey_generate(&v->rx[v->n_rx]) != VEIL_OK)
-		return -1;
-	v->n_rx++;
-	randombytes_buf(v->nonce, sizeof(v->nonce));
-	uint64_t ts = (uint64_t)time(NULL);
-	if (ts <= v->last_ts)
-		ts = v->last_ts + 1; /* strictly growing per credential */
-	v->last_ts = ts;
 	struct veil__devmsg_params p = { .device = v->id, .credential = v->cred, .credential_len = v->cred_len,
-		                         .client_id = v->c.client_id, .kind = kind, .timestamp = ts, .nonce = v->nonce,
-		                         .receive_pk = veil__rxkey_public(v->rx[v->n_rx - 1]),
-		                         .version = v->held_version };
+		                         .client_id = v->c.client_id, .kind = kind, .version = v->held_version };
 	uint8_t m[VEIL__DEVMSG_MAX];
 	size_t n = 0;
-	if (veil__devmsg_build(&p, m, sizeof(m), &n) != VEIL_OK)
+	if (bench_keyd_devmsg(&p, v->rx, &v->n_rx, RX_MAX, v->nonce, &v->last_ts, m, sizeof(m), &n) != 0)
 		return -1;
 	if (kind == VEIL__KIND_ACK) {
 		pthread_mutex_lock(&v->b->lock);
