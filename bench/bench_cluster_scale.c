@@ -138,48 +138,22 @@ static void dev_post(struct dev *v, const struct devmsg *m)
 	pthread_mutex_unlock(&W.mu);
 }
 
-/* The grant to send with now: within its sending time, the newest epoch. */
-static void dev_take_key(struct dev *v, const struct veil__grants *g)
-{
-	uint64_t now = (uint64_t)time(NULL);
-	const struct veil__grant *best = NULL;
-	for (size_t i = 0; i < g->n; i++) {
-		const struct veil__grant *x = &g->g[i];
-		if (x->send_from <= now && now <= x->send_until && (!best || x->epoch > best->epoch))
-			best = x;
-	}
-	if (!best)
-		return;
-	memcpy(v->key, best->key, sizeof(v->key));
-	v->key_id = best->key_id;
-	v->has_key = true;
-}
-
 /* Open a bundle as a device does (docs/PROTOCOL.md section 12). W.mu held. */
 static int dev_open(struct dev *v, const uint8_t *buf, size_t len)
 {
-	struct veil__trust t = { .authorities = (const uint8_t(*)[VEIL_PK_BYTES])W.auth_pk, .n_authorities = 1,
-		                 .now = (uint64_t)time(NULL) };
-	struct veil__bundle_self self = { .cred = &v->c, .rxkeys = v->rx, .n_rxkeys = v->n_rx,
-		                          .held_version = v->held_version,
-		                          .echo_nonce = v->held_version ? NULL : v->nonce };
-	struct veil__bundle_view bv;
-	struct veil__grants *g = NULL;
-	size_t idx = 0;
-	int rc = veil__bundle_open(buf, len, &t, &self, &bv, &idx, &g);
-	if (rc == VEIL_OK && v->publisher)
-		dev_take_key(v, g);
-	veil__grants_free(&g);
-	if (rc != VEIL_OK)
-		return rc;
-	if (!v->held_version)
+	struct veil__grant send;
+	bool has = false, first = !v->held_version;
+	int rc = bench_keyd_bundle_open(W.auth_pk, &v->c, v->rx, &v->n_rx, &v->held_version, v->nonce, buf, len,
+	                                v->publisher ? &send : NULL, v->publisher ? &has : NULL);
+	if (rc == VEIL_OK && has) { /* a publisher seals with it from now on */
+		memcpy(v->key, send.key, sizeof(v->key));
+		v->key_id = send.key_id;
+		v->has_key = true;
+	}
+	sodium_memzero(&send, sizeof(send));
+	if (rc == VEIL_OK && first)
 		W.keyed++;
-	v->held_version = bv.version;
-	for (size_t i = 0; i <= idx; i++)
-		veil__rxkey_free(&v->rx[i]);
-	memmove(v->rx, v->rx + idx + 1, (v->n_rx - idx - 1) * sizeof(v->rx[0]));
-	v->n_rx -= idx + 1;
-	return VEIL_OK;
+	return rc;
 }
 
 /* ---- publishing ------------------------------------------------------------ */

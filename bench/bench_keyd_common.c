@@ -110,3 +110,38 @@ int bench_keyd_devmsg(struct veil__devmsg_params *p, struct veil__rxkey **rx, si
 	*len = 0;
 	return veil__devmsg_build(p, out, cap, len) == VEIL_OK ? 0 : -1;
 }
+
+int bench_keyd_bundle_open(const uint8_t auth_pk[VEIL_PK_BYTES], const struct veil_credential *cred,
+                           struct veil__rxkey **rx, size_t *n_rx, uint64_t *held_version,
+                           const uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], const uint8_t *buf, size_t len,
+                           struct veil__grant *send, bool *has_send)
+{
+	struct veil__trust t = { .authorities = (const uint8_t(*)[VEIL_PK_BYTES])auth_pk, .n_authorities = 1,
+		                 .now = (uint64_t)time(NULL) };
+	struct veil__bundle_self self = { .cred = cred, .rxkeys = rx, .n_rxkeys = *n_rx,
+		                          .held_version = *held_version,
+		                          .echo_nonce = *held_version ? NULL : nonce };
+	struct veil__bundle_view bv;
+	struct veil__grants *g = NULL;
+	size_t idx = 0;
+	int rc = veil__bundle_open(buf, len, &t, &self, &bv, &idx, &g);
+	if (rc == VEIL_OK && has_send) {
+		*has_send = false;
+		for (size_t i = 0; i < g->n; i++) {
+			const struct veil__grant *x = &g->g[i];
+			if (x->send_from <= t.now && t.now < x->send_until && (!*has_send || x->key_id > send->key_id)) {
+				*send = *x;
+				*has_send = true;
+			}
+		}
+	}
+	veil__grants_free(&g);
+	if (rc != VEIL_OK)
+		return rc;
+	*held_version = bv.version;
+	for (size_t i = 0; i <= idx; i++)
+		veil__rxkey_free(&rx[i]);
+	memmove(rx, rx + idx + 1, (*n_rx - idx - 1) * sizeof(rx[0]));
+	*n_rx -= idx + 1;
+	return VEIL_OK;
+}

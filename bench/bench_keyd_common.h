@@ -7,6 +7,7 @@
 #ifndef VEIL_BENCH_KEYD_COMMON_H
 #define VEIL_BENCH_KEYD_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -39,5 +40,15 @@ double bench_keyd_cpu_s(pid_t pid);
 int bench_keyd_devmsg(struct veil__devmsg_params *p, struct veil__rxkey **rx, size_t *n_rx, size_t max,
                       uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], uint64_t *last_ts, uint8_t *out, size_t cap,
                       size_t *len);
+
+/* Open a bundle as a device does (docs/PROTOCOL.md section 12) with the
+ * fleet's one authority: on success *held_version becomes the bundle's, the
+ * receive keys up to the one used are spent, and *send (when has_send is
+ * not NULL) is the grant to seal with now, the newest whose send window
+ * holds the clock (*has_send false: none). A veil_err. */
+int bench_keyd_bundle_open(const uint8_t auth_pk[VEIL_PK_BYTES], const struct veil_credential *cred,
+                           struct veil__rxkey **rx, size_t *n_rx, uint64_t *held_version,
+                           const uint8_t nonce[VEIL__DEVMSG_NONCE_BYTES], const uint8_t *buf, size_t len,
+                           struct veil__grant *send, bool *has_send);
 
 #endif

@@ -185,36 +185,18 @@ static int dev_send(struct dev *v, uint8_t kind)
  * keys up to the one used are spent. */
 static int dev_open(struct dev *v, const uint8_t *buf, size_t len)
 {
-	struct veil__trust t = { .authorities = (const uint8_t(*)[VEIL_PK_BYTES])v->b->auth_pk, .n_authorities = 1,
-		                 .now = (uint64_t)time(NULL) };
-	struct veil__bundle_self self = { .cred = &v->c, .rxkeys = v->rx, .n_rxkeys = v->n_rx,
-		                          .held_version = v->held_version,
-		                          .echo_nonce = v->held_version ? NULL : v->nonce };
-	struct veil__bundle_view bv;
-	struct veil__grants *g = NULL;
-	size_t idx = 0;
-	int rc = veil__bundle_open(buf, len, &t, &self, &bv, &idx, &g);
+	struct veil__grant send;
+	bool has = false;
+	int rc = bench_keyd_bundle_open(v->b->auth_pk, &v->c, v->rx, &v->n_rx, &v->held_version, v->nonce, buf, len,
+	                                &send, &has);
 	if (rc == VEIL_OK) {
 		pthread_mutex_lock(&v->b->lock);
-		v->has_cur = false;
-		for (size_t i = 0; i < g->n; i++) {
-			if (g->g[i].send_from <= t.now && t.now < g->g[i].send_until &&
-			    (!v->has_cur || g->g[i].key_id > v->cur.key_id)) {
-				v->cur = g->g[i];
-				v->has_cur = true;
-			}
-		}
+		v->cur = send;
+		v->has_cur = has;
 		pthread_mutex_unlock(&v->b->lock);
 	}
-	veil__grants_free(&g);
-	if (rc != VEIL_OK)
-		return rc;
-	v->held_version = bv.version;
-	for (size_t i = 0; i <= idx; i++)
-		veil__rxkey_free(&v->rx[i]);
-	memmove(v->rx, v->rx + idx + 1, (v->n_rx - idx - 1) * sizeof(v->rx[0]));
-	v->n_rx -= idx + 1;
-	return VEIL_OK;
+	sodium_memzero(&send, sizeof(send));
+	return rc;
 }
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
