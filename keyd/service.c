@@ -466,11 +466,32 @@ void kd_svc__poll_files(struct kd_service *s, const struct kd_now *now)
 		changed = changed || !vp_file__sig_equal(&cur[i], &s->sig[i]);
 	if (!changed)
 		return;
+	/* Copies: a successful reload frees the old config the paths live in. */
+	const char *named[KD_WATCHED];
+	watched(s, named);
+	char before[KD_WATCHED][PATH_MAX];
+	bool kept[KD_WATCHED]; /* the same file before and after the reload */
+	for (size_t i = 0; i < KD_WATCHED; i++)
+		kept[i] = named[i] && snprintf(before[i], sizeof(before[i]), "%s", named[i]) < (int)sizeof(before[i]);
 	char err[512] = "";
 	if (kd_service__reload(s, s->watch_path, now, err, sizeof(err)) != VEIL_OK)
 		kd_log__audit("config", "reload-failed", "why=changed kept=old error=%s", err);
-	sigs_now(s, s->sig); /* a broken file is retried when it changes again */
-	watch_arm(s);        /* the reload may name other files */
+	/* Remember the files as they were before the reload read them, not
+	 * after: one written again meanwhile (a credential deleted, then saved,
+	 * while the reload found it missing) differs from this snapshot and is
+	 * read again; a broken file is retried only when it changes. A file the
+	 * reload newly names has no "before": it is taken as found now. */
+	const char *after[KD_WATCHED];
+	watched(s, after);
+	for (size_t i = 0; i < KD_WATCHED; i++) {
+		if (kept[i] && after[i] && !strcmp(before[i], after[i]))
+			s->sig[i] = cur[i];
+		else if (after[i])
+			vp_file__sig(after[i], &s->sig[i]);
+		else
+			memset(&s->sig[i], 0, sizeof(s->sig[i]));
+	}
+	watch_arm(s); /* the reload may name other files */
 }
 
 void kd_service__set_publisher(struct kd_service *s, kd_publish_fn fn, void *ctx)

@@ -29,6 +29,8 @@ static void sink(void *ctx, const char *line)
 		kdh.audit[kdh.audit_len++] = '\n';
 		kdh.audit[kdh.audit_len] = '\0';
 	}
+	if (kdh.on_audit)
+		kdh.on_audit(line);
 }
 
 static int publish(void *ctx, const char *topic, const uint8_t *buf, size_t len, const uint8_t *cred_id,

@@ -39,6 +39,7 @@ struct kdh {
 	size_t n_pubs, n_bundles, n_statements;
 	char audit[1 << 16];
 	size_t audit_len;
+	void (*on_audit)(const char *line); /* a test's hook, called for each audit line */
 };
 extern struct kdh kdh;
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -559,6 +560,35 @@ START_TEST(files_watched)
 }
 END_TEST
 
+/* The ACL written again while a reload is reading it: here at the moment
+ * the reload's failure is logged, as when a file is deleted, then saved,
+ * and the reload ran in between (check_drill_authority_rotation saw this
+ * with keyd's credential under load). */
+static void rewrite_on_failure(const char *line)
+{
+	if (strstr(line, "config | reload-failed"))
+		ck_assert_int_eq(test_write_file(kdh.aclpath, "pattern readwrite,signed factory/%c/#\n", 0644), 0);
+}
+
+START_TEST(file_rewritten_during_reload)
+{
+	ck_assert_int_eq(kd_service__watch(kdh.svc, kdh.cfgpath), VEIL_OK);
+	ck_assert_int_eq(unlink(kdh.aclpath), 0);
+	kdh.on_audit = rewrite_on_failure;
+	kdh_advance(1);
+	ck_assert_int_eq(kd_service__tick(kdh.svc, &kdh.now), VEIL_OK);
+	kdh.on_audit = NULL;
+	ck_assert_uint_eq(kdh_audit_count("config | reload-failed"), 1);
+	ck_assert_uint_eq(kdh_audit_count("config | reload | "), 0);
+	/* The next look sees the file that came back, though it came back
+	 * after the failed reload had read the directory. */
+	kdh_advance(1);
+	ck_assert_int_eq(kd_service__tick(kdh.svc, &kdh.now), VEIL_OK);
+	ck_assert_uint_eq(kdh_audit_count("config | reload | scopes=1"), 1);
+	ck_assert_uint_eq(kdh_audit_count("config | reload-failed"), 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyd_service");
@@ -576,6 +606,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, new_credential_replaces_old);
 	tcase_add_test(tc, rights_removed_or_authority_dropped);
 	tcase_add_test(tc, files_watched);
+	tcase_add_test(tc, file_rewritten_during_reload);
 	suite_add_tcase(s, tc);
 	return s;
 }
