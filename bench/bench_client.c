@@ -16,6 +16,10 @@
  *
  * Methodology, the same for every flavour:
  *   - one broker for the whole run, fresh clients and a fresh topic per run;
+ *   - the subscriber runs in a process of its own (this program again,
+ *     with --subscriber), as on a real fleet, where the sending and the
+ *     reading device do not share a Paho runtime; VEIL_BENCH_SAME_PROCESS=1
+ *     runs both clients in this process (see receiver_up);
  *   - the message count of a (QoS, size) is calibrated once, before
  *     anything is recorded, on plain Paho: enough messages that a plain run
  *     lasts RUN_SECONDS (runs of a few hundred ms swung 0.66x - 1.31x); every
@@ -29,11 +33,17 @@
  * VEIL_BENCH_QUICK=1 runs shorter runs (fewer messages), same repetitions.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <MQTTClient.h>
@@ -61,11 +71,12 @@ struct rx {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	size_t count;
+	size_t want;              /* rx_wait's target: rx_got wakes it only then */
 	uint64_t last_ns;
 	uint64_t lat_ns;          /* latency of the last message */
 };
 
-static struct rx RX = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+static struct rx RX = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0 };
 
 /* The condition variables wait on the monotonic clock (cond_init). */
 static void cond_init(pthread_cond_t *c)
@@ -93,7 +104,11 @@ static void rx_got(const void *payload, size_t len)
 	RX.count++;
 	RX.last_ns = t;
 	RX.lat_ns = t - sent;
-	pthread_cond_signal(&RX.cond);
+	/* Only the message rx_wait waits for wakes it: a wake per message
+	 * (a futex call in each thread) was measured, and cost the side that
+	 * keeps a backlog longest the most. */
+	if (RX.count == RX.want)
+		pthread_cond_signal(&RX.cond);
 	pthread_mutex_unlock(&RX.lock);
 }
 
@@ -101,13 +116,16 @@ static void rx_reset(void)
 {
 	pthread_mutex_lock(&RX.lock);
 	RX.count = 0;
+	RX.want = 0;
 	pthread_mutex_unlock(&RX.lock);
 }
 
-/* Wait until count >= want or no progress for idle_ms. Returns count. */
+/* Wait until count >= want or no progress for idle_ms (looked at every
+ * 10 ms). Returns count. */
 static size_t rx_wait(size_t want, int idle_ms)
 {
 	pthread_mutex_lock(&RX.lock);
+	RX.want = want;
 	size_t seen = RX.count;
 	uint64_t last_progress = now_ns();
 	while (RX.count < want) {
@@ -123,6 +141,15 @@ static size_t rx_wait(size_t want, int idle_ms)
 	size_t n = RX.count;
 	pthread_mutex_unlock(&RX.lock);
 	return n;
+}
+
+/* The newest message's receive time and latency. */
+static void rx_last(uint64_t *last_ns, uint64_t *lat_ns)
+{
+	pthread_mutex_lock(&RX.lock);
+	*last_ns = RX.last_ns;
+	*lat_ns = RX.lat_ns;
+	pthread_mutex_unlock(&RX.lock);
 }
 
 static int plain_arrived(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
@@ -267,6 +294,161 @@ static void client_down(struct client *c)
 	}
 }
 
+/* ---- the subscriber: in a process of its own, or in this one ---- */
+
+/* By default the subscriber runs in a child process (this program run
+ * again with --subscriber), as a publishing device and a reading one do:
+ * with both clients in one process they share Paho's one receive thread
+ * and its global mutex, so each side's per-message work also slows the
+ * other (measured on 2026-11-30: the shared receive thread is the
+ * bottleneck at QoS 0). VEIL_BENCH_SAME_PROCESS=1 keeps both in this
+ * process, the shape this benchmark had before.
+ *
+ * The child answers commands on its stdin, one line each, on its stdout:
+ *   "reset"                 -> "ok"
+ *   "wait <want> <idle_ms>" -> "<count> <last receive ns> <last latency ns>"
+ * Times are CLOCK_MONOTONIC, the same clock in both processes. */
+static bool same_process;
+static char self_exe[PATH_MAX];
+
+struct receiver {
+	struct client local;
+	pid_t pid;
+	FILE *to, *from;
+};
+
+static int receiver_up(struct receiver *r, enum flavour f, const char *id, const char *topic, int qos)
+{
+	memset(r, 0, sizeof(*r));
+	r->pid = -1;
+	rx_reset();
+	if (same_process)
+		return client_up(&r->local, f, id, true, topic, qos);
+	int in[2], out[2];
+	if (pipe2(in, O_CLOEXEC) != 0)
+		return -1;
+	if (pipe2(out, O_CLOEXEC) != 0) {
+		close(in[0]);
+		close(in[1]);
+		return -1;
+	}
+	char fl[16], q[16];
+	snprintf(fl, sizeof(fl), "%d", (int)f);
+	snprintf(q, sizeof(q), "%d", qos);
+	char *const argv[] = { self_exe, (char *)"--subscriber", fl, q, (char *)id, (char *)topic, uri, dir, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+	int rc = posix_spawn(&r->pid, self_exe, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(in[0]);
+	close(out[1]);
+	if (rc != 0) {
+		r->pid = -1;
+		close(in[1]);
+		close(out[0]);
+		return -1;
+	}
+	r->to = fdopen(in[1], "w");
+	r->from = fdopen(out[0], "r");
+	char line[64];
+	if (!r->to || !r->from || !fgets(line, sizeof(line), r->from) || strcmp(line, "ready\n") != 0)
+		return -1; /* receiver_down reaps it */
+	return 0;
+}
+
+static int receiver_ask(struct receiver *r, const char *cmd, char *reply, size_t cap)
+{
+	if (fprintf(r->to, "%s\n", cmd) < 0 || fflush(r->to) != 0 || !fgets(reply, (int)cap, r->from))
+		return -1;
+	return 0;
+}
+
+static void receiver_reset(struct receiver *r)
+{
+	char reply[64];
+	if (same_process)
+		rx_reset();
+	else if (receiver_ask(r, "reset", reply, sizeof(reply)) != 0)
+		fprintf(stderr, "bench: the subscriber process stopped answering\n");
+}
+
+/* rx_wait and rx_last, wherever the subscriber runs. */
+static size_t receiver_wait(struct receiver *r, size_t want, int idle_ms, uint64_t *last_ns, uint64_t *lat_ns)
+{
+	if (same_process) {
+		size_t n = rx_wait(want, idle_ms);
+		rx_last(last_ns, lat_ns);
+		return n;
+	}
+	char cmd[64], reply[128];
+	snprintf(cmd, sizeof(cmd), "wait %zu %d", want, idle_ms);
+	unsigned long long n = 0, last = 0, lat = 0;
+	if (receiver_ask(r, cmd, reply, sizeof(reply)) != 0 || sscanf(reply, "%llu %llu %llu", &n, &last, &lat) != 3)
+		return 0;
+	*last_ns = last;
+	*lat_ns = lat;
+	return (size_t)n;
+}
+
+static void receiver_down(struct receiver *r)
+{
+	if (same_process) {
+		client_down(&r->local);
+		return;
+	}
+	if (r->to)
+		fclose(r->to); /* end of its commands: it disconnects and exits */
+	else if (r->pid > 0)
+		kill(r->pid, SIGKILL);
+	if (r->from)
+		fclose(r->from);
+	if (r->pid > 0) {
+		int st;
+		waitpid(r->pid, &st, 0);
+	}
+}
+
+/* The child: subscribe, then answer commands until stdin closes. */
+static int subscriber_main(char **argv)
+{
+	enum flavour f = (enum flavour)atoi(argv[2]);
+	int qos = atoi(argv[3]);
+	snprintf(uri, sizeof(uri), "%s", argv[6]);
+	snprintf(dir, sizeof(dir), "%s", argv[7]);
+	snprintf(sub_key, sizeof(sub_key), "%s/sub.key", dir);
+	snprintf(sub_cred, sizeof(sub_cred), "%s/sub.cred", dir);
+	snprintf(keyring, sizeof(keyring), "%s/keyring", dir);
+	cond_init(&RX.cond);
+	struct client c;
+	if (veil_init() != VEIL_OK || client_up(&c, f, argv[4], true, argv[5], qos) != 0) {
+		fprintf(stderr, "bench: the %s subscriber process cannot connect\n", flavour_name[f]);
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	char line[128];
+	while (fgets(line, sizeof(line), stdin)) {
+		size_t want = 0;
+		int idle = 0;
+		if (!strcmp(line, "reset\n")) {
+			rx_reset();
+			printf("ok\n");
+		} else if (sscanf(line, "wait %zu %d", &want, &idle) == 2) {
+			uint64_t last, lat;
+			size_t n = rx_wait(want, idle);
+			rx_last(&last, &lat);
+			printf("%zu %llu %llu\n", n, (unsigned long long)last, (unsigned long long)lat);
+		} else {
+			break;
+		}
+		fflush(stdout);
+	}
+	client_down(&c);
+	return 0;
+}
+
 /* ---- one measurement ---- */
 
 enum { V_TPUT, V_LAT_US, V_DELIVERED, NVALUES };
@@ -281,15 +463,16 @@ static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat,
 	snprintf(topic, sizeof(topic), "%s/%u", f == VEIL_SIGNED ? "benchs" : "bench", run);
 	snprintf(pid, sizeof(pid), "pub-%u", run);
 	snprintf(sid, sizeof(sid), "sub-%u", run);
-	struct client pub, sub;
-	rx_reset();
-	if (client_up(&sub, f, sid, true, topic, qos) != 0) {
+	struct client pub;
+	struct receiver sub;
+	if (receiver_up(&sub, f, sid, topic, qos) != 0) {
 		fprintf(stderr, "bench: cannot connect the %s subscriber\n", flavour_name[f]);
+		receiver_down(&sub);
 		return -1;
 	}
 	if (client_up(&pub, f, pid, false, topic, qos) != 0) {
 		fprintf(stderr, "bench: cannot connect the %s publisher\n", flavour_name[f]);
-		client_down(&sub);
+		receiver_down(&sub);
 		return -1;
 	}
 	uint8_t *payload = malloc(size);
@@ -305,10 +488,8 @@ static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat,
 		memcpy(payload, &t, sizeof(t));
 		rc = client_publish(&pub, topic, payload, size, qos);
 	}
-	size_t got = rc == 0 ? rx_wait(n, 2000) : 0;
-	pthread_mutex_lock(&RX.lock);
-	uint64_t t1 = RX.last_ns;
-	pthread_mutex_unlock(&RX.lock);
+	uint64_t t1 = 0, lat_ns = 0;
+	size_t got = rc == 0 ? receiver_wait(&sub, n, 2000, &t1, &lat_ns) : 0;
 	v[V_DELIVERED] = (double)got / (double)n;
 	v[V_TPUT] = got && t1 > t0 ? (double)got / ((double)(t1 - t0) / 1e9) : 0;
 
@@ -316,15 +497,13 @@ static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat,
 	 * left out of the median (QoS 0 may drop it). */
 	size_t n_ok = 0;
 	for (size_t i = 0; i < n_lat && rc == 0; i++) {
-		rx_reset();
+		receiver_reset(&sub);
 		uint64_t t = now_ns();
 		memcpy(payload, &t, sizeof(t));
 		rc = client_publish(&pub, topic, payload, size, qos);
-		if (rc != 0 || rx_wait(1, 1000) < 1)
+		if (rc != 0 || receiver_wait(&sub, 1, 1000, &t1, &lat_ns) < 1)
 			continue;
-		pthread_mutex_lock(&RX.lock);
-		lat[n_ok++] = (double)RX.lat_ns / 1000.0;
-		pthread_mutex_unlock(&RX.lock);
+		lat[n_ok++] = (double)lat_ns / 1000.0;
 	}
 	struct bench_summary ls;
 	bench_summarize(lat, n_ok, &ls);
@@ -336,7 +515,7 @@ static int measure(enum flavour f, int qos, size_t size, size_t n, size_t n_lat,
 	free(lat);
 	free(payload);
 	client_down(&pub);
-	client_down(&sub);
+	receiver_down(&sub);
 	return rc == 0 && n_ok > 0 && got > 0 ? 0 : -1;
 }
 
@@ -489,8 +668,18 @@ static void report(const struct bench_table *t, void *ctx)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 8 && !strcmp(argv[1], "--subscriber"))
+		return subscriber_main(argv);
+	const char *sp = getenv("VEIL_BENCH_SAME_PROCESS");
+	same_process = sp && *sp && strcmp(sp, "0") != 0;
+	ssize_t len = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+	if (len <= 0) {
+		fprintf(stderr, "bench: cannot find this program (/proc/self/exe)\n");
+		return 1;
+	}
+	self_exe[len] = '\0';
 	struct bench_plan plan;
 	if (bench_plan_init(&plan, 900, 300) != 0)
 		return 1;
@@ -507,7 +696,8 @@ int main(void)
 		return 1;
 	}
 	snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", broker.port);
-	printf("bench_client: plain Paho vs libveil, MQTT 5, 1 publisher -> 1 subscriber via local mosquitto\n");
+	printf("bench_client: plain Paho vs libveil, MQTT 5, 1 publisher -> 1 subscriber via local mosquitto, %s\n",
+	       same_process ? "both in this process (VEIL_BENCH_SAME_PROCESS=1)" : "the subscriber in a process of its own");
 	int rc = calibrate(&plan);
 	if (rc == 0)
 		rc = bench_measure(&plan, NCASES, NVALUES, run_case, true, report, &plan);
