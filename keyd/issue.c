@@ -173,6 +173,7 @@ static int commit_and_publish(struct kd_service *s, struct pending *p, size_t n,
 		p[i].refs = NULL;
 		d->due = 0;
 		d->republish = false;
+		d->resealed = !strcmp(p[i].why, "reseal");
 		char c[80], id[40], topic[sizeof(VEIL__TOPIC_BUNDLE_PREFIX) + VEIL_CLIENT_ID_MAX];
 		snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, d->row.client_id);
 		kd_log__audit("bundle", "issue", "client=%s cred=%s version=%llu grants=%zu why=%s bytes=%zu",
@@ -223,6 +224,32 @@ int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const
 	p->d = d;
 	p->why = news ? "grants" : "request";
 	rc = kd_store__begin(s->st);
+	if (rc != VEIL_OK) {
+		pending_free(p, 1);
+		return rc;
+	}
+	return commit_and_publish(s, p, 1, now);
+}
+
+/* A bundle issued while an older one was on its way is sealed to the
+ * newest receive key keyd had then: often the one that older bundle was
+ * sealed to, which the device spends when it applies that one. Its
+ * acknowledgement of the older version brings a newer receive key: seal
+ * the device's keys to it at once, rather than leave the device to ask
+ * again after its rate limit (5 s; a revocation's rekey waited that long
+ * on bench_keyd_revoke). Not held back by reissue_interval; at most one
+ * reseal follows a bundle issued for any other reason, so acknowledgements
+ * cannot make keyd seal without end. */
+int kd_svc__reseal(struct kd_service *s, struct kd_dev *d, const struct kd_now *now)
+{
+	if (d->resealed || !eligible(d, secs(now)))
+		return VEIL_OK;
+	struct pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return VEIL_ERR_NOMEM;
+	p->d = d;
+	p->why = "reseal";
+	int rc = kd_store__begin(s->st);
 	if (rc != VEIL_OK) {
 		pending_free(p, 1);
 		return rc;

@@ -310,6 +310,8 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		d->row_dirty = true;
 		s->rows_dirty = true;
 		s->stats.accepted++;
+		if (acked && m.version < row.issued_version)
+			return kd_svc__reseal(s, d, now);
 		return VEIL_OK;
 	}
 	/* A new credential for a client id keyd serves replaces the old one:

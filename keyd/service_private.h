@@ -57,6 +57,7 @@ struct kd_dev {
 	bool republish;            /* committed but never acknowledged by the broker (restart) */
 	bool published_dirty;      /* row.published_version not in the store yet */
 	bool row_dirty;            /* an acknowledgement changed row: written by kd_service__sync */
+	bool resealed;             /* its newest bundle is a reseal (kd_svc__reseal): no second one */
 	UT_hash_handle hh;         /* by row.cred_id */
 };
 
@@ -114,6 +115,9 @@ void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in);
 /* Issue d's bundle if it lacks a grant, or (request) re-issue it unless
  * one went out less than reissue_interval ago (then it is deferred). */
 int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const struct kd_now *now);
+/* d acknowledged an older version than keyd's newest for it: seal what it
+ * is entitled to again, now, to the acknowledgement's receive key. */
+int kd_svc__reseal(struct kd_service *s, struct kd_dev *d, const struct kd_now *now);
 /* d's entitlements, current with the ACL and every instance. */
 int kd_svc__ent_refresh(struct kd_service *s, struct kd_dev *d);
 /* A forced rotation of one instance (inside the caller's transaction). */

@@ -246,6 +246,65 @@ START_TEST(acks_recorded)
 }
 END_TEST
 
+START_TEST(stale_ack_reseals)
+{
+	/* A rotation's bundle issued before the device acknowledged the one
+	 * it holds is sealed to the receive key that one spent; the
+	 * acknowledgement brings a new receive key, and keyd seals the keys to
+	 * it at once (seen on bench_keyd_revoke: the device waited 5 s). */
+	struct test_kd_device d;
+	test_kd_device_new(&d, kdh.auth, "sensor-1", "sensor", 30 * 86400);
+	ck_assert_int_eq(kdh_request(&d), VEIL_OK);
+	struct veil__grants *g;
+	ck_assert_int_eq(kdh_open(&d, &g), VEIL_OK);
+	uint32_t old = test_kd_grant(g, "factory/sensor-1/#")->key_id;
+	veil__grants_free(&g);
+	uint64_t v1 = d.held_version;
+	ck_assert_int_eq(kd_store__rotate_request(kdh.st, "factory/%c/#", kdh_secs()), VEIL_OK);
+	kdh_advance(1);
+	ck_assert_int_eq(kd_service__tick(kdh.svc, &kdh.now), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 2);
+	ck_assert_int_eq(kdh_open(&d, &g), VEIL_ERR_WRONG_RECEIVE_KEY);
+	/* The acknowledgement of v1: the rotation's keys, sealed to its key,
+	 * right away (reissue_interval is 5 s, not passed). */
+	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v1), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 3);
+	ck_assert_uint_eq(kdh_audit_count("why=reseal"), 1);
+	ck_assert_int_eq(kdh_open(&d, &g), VEIL_OK);
+	ck_assert_uint_gt(d.held_version, v1);
+	const struct veil__grant *ng = kdh_superseding(g, "factory/sensor-1/#");
+	ck_assert_ptr_nonnull(ng);
+	ck_assert_uint_gt(ng->key_id, old);
+	veil__grants_free(&g);
+	/* Acknowledging the reseal's version is current: nothing more. */
+	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), d.held_version), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 3);
+	test_kd_device_free(&d);
+}
+END_TEST
+
+START_TEST(reseal_at_most_once)
+{
+	/* Acknowledgements of ever newer stale versions cannot make keyd seal
+	 * without end: one reseal per bundle issued for another reason. */
+	struct test_kd_device d;
+	test_kd_device_new(&d, kdh.auth, "sensor-1", "sensor", 30 * 86400);
+	ck_assert_int_eq(kdh_request(&d), VEIL_OK);
+	uint64_t v1 = kdh_bundle_of(&d)->version;
+	ck_assert_int_eq(kd_store__rotate_request(kdh.st, "factory/%c/#", kdh_secs()), VEIL_OK);
+	kdh_advance(1);
+	ck_assert_int_eq(kd_service__tick(kdh.svc, &kdh.now), VEIL_OK);
+	uint64_t v2 = kdh_bundle_of(&d)->version;
+	ck_assert_uint_gt(v2, v1);
+	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v1), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 3); /* the reseal */
+	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v2), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 3); /* stale too, but after a reseal */
+	ck_assert_uint_eq(kdh_audit_count("why=reseal"), 1);
+	test_kd_device_free(&d);
+}
+END_TEST
+
 START_TEST(restart_loses_nothing)
 {
 	struct test_kd_device d, dash;
@@ -599,6 +658,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, reissue_limit);
 	tcase_add_test(tc, flood_costs_the_limit);
 	tcase_add_test(tc, acks_recorded);
+	tcase_add_test(tc, stale_ack_reseals);
+	tcase_add_test(tc, reseal_at_most_once);
 	tcase_add_test(tc, restart_loses_nothing);
 	tcase_add_test(tc, rotation_reaches_entitled);
 	tcase_add_test(tc, operator_rotation_and_revocation);
