@@ -209,6 +209,28 @@ static bool flush(struct veil__device *d)
 
 /* ---- bundles ------------------------------------------------------------- */
 
+static bool in_grants(const struct veil__grants *gs, uint32_t key_id);
+
+/* Caller holds the lock. key_id's epoch is dropped for good. */
+static void gone_note(struct veil__device *d, uint32_t key_id)
+{
+	d->gone[d->ngone++ % GONE_IDS] = key_id;
+}
+
+bool veil__device_gone(struct veil__device *d, uint32_t key_id)
+{
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->ngone < GONE_IDS ? d->ngone : GONE_IDS;
+	bool gone = false;
+	for (size_t i = 0; i < n && !gone; i++)
+		gone = d->gone[i] == key_id;
+	/* Granted again after all (not by keyd, whose ids are never reused,
+	 * but a bundle is the authority): not gone. */
+	gone = gone && !in_grants(d->grants, key_id);
+	pthread_mutex_unlock(&d->lock);
+	return gone;
+}
+
 /* Caller holds the lock. Room for n more superseded epochs. */
 static int sup_reserve(struct veil__device *d, size_t n)
 {
@@ -369,6 +391,7 @@ static bool expire(struct veil__device *d, uint64_t now_s, uint64_t now_ms, uint
 		for (size_t i = 0; i < d->grants->n; i++) {
 			struct veil__grant *g = &d->grants->g[i];
 			if (g->accept_until <= now_s) {
+				gone_note(d, g->key_id);
 				changed = true;
 				continue;
 			}
@@ -388,6 +411,7 @@ static bool expire(struct veil__device *d, uint64_t now_s, uint64_t now_ms, uint
 	size_t w = 0;
 	for (size_t i = 0; i < d->nsup; i++) {
 		if (d->sup[i].drop_at_ms <= now_ms || d->sup[i].g.accept_until <= now_s) {
+			gone_note(d, d->sup[i].g.key_id);
 			changed = true;
 			continue;
 		}

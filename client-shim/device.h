@@ -79,6 +79,10 @@ const struct veil__revoked *veil__device_revoked(struct veil__device *d);
 /* Ask for a bundle now (an envelope under an unknown key service key id
  * came in); rate limited. */
 void veil__device_want_bundle(struct veil__device *d);
+/* Whether key_id is an epoch this device dropped for good (its accept-until
+ * passed, or its grace after a rekey ended): never granted again, so a
+ * message under it is refused, not held. */
+bool veil__device_gone(struct veil__device *d, uint32_t key_id);
 /* Whether a bundle has been applied since the device started (or its
  * version was persisted): until then, keyd-range key ids are held, not refused. */
 bool veil__device_has_bundle(struct veil__device *d);

@@ -35,6 +35,12 @@ struct out {
 	uint8_t kind;
 };
 
+/* Key ids of epochs a device dropped for good (accept-until passed, or a
+ * superseded epoch's grace ended), remembered so that a message under one
+ * is refused at once instead of held and asked for: keyd never grants
+ * them again (key ids are never reused). The newest GONE_IDS. */
+#define GONE_IDS 64
+
 /* An epoch superseded by a rekey: kept for receiving until drop_at_ms. */
 struct superseded {
 	struct veil__grant g;
@@ -91,6 +97,8 @@ struct veil__device {
 	uint64_t save_retry_ms;            /* monotonic: not before, after a failed write */
 	struct superseded *sup;            /* sodium_malloc'd, nsup of cap */
 	size_t nsup, supcap;
+	uint32_t gone[GONE_IDS];           /* key ids of epochs dropped for good, a ring */
+	size_t ngone;                      /* how many were ever noted */
 	struct rx rx[RX_KEYS];             /* oldest first */
 	size_t nrx;
 	bool connected, awaiting;          /* a request is out and no bundle came */

@@ -294,6 +294,12 @@ bool veil__session_holdable(struct veil__session *s, const char *topic, const ui
 	 * keyring file is never the key service's. */
 	if (rc == VEIL_ERR_UNKNOWN_KEY && !veil__keyring_granted_topic(s->kr, topic) && veil__device_has_bundle(s->dev))
 		return false;
+	/* An epoch this device dropped (expired, or superseded and its grace
+	 * over) never comes back: refused now. Held, it asked keyd for a
+	 * bundle every 5 s for as long as it could wait (bench_keyd_revoke's
+	 * straggling old-epoch messages did, after every rekey). */
+	if (rc == VEIL_ERR_UNKNOWN_KEY && veil__device_gone(s->dev, v.h.key_id))
+		return false;
 	veil__device_want_bundle(s->dev);
 	return true;
 }

@@ -310,6 +310,9 @@ START_TEST(test_expiry_and_supersede)
 	ck_assert_uint_eq(S.nkeys, 1);
 	ck_assert_uint_eq(S.key_ids[0], 0x80000012U);
 	ck_assert(!test_file_has_n(keys, k11, sizeof(k11)));
+	/* Gone for good: a message under it is refused, not held. */
+	ck_assert(veil__device_gone(d, 0x80000011U));
+	ck_assert(!veil__device_gone(d, 0x80000012U));
 	/* A rekey supersedes 0x80000012 with a 1 s grace. */
 	ck_assert(wait_count(&S.nmsg, 2, 2000));
 	m = last_msg();
@@ -323,9 +326,13 @@ START_TEST(test_expiry_and_supersede)
 	ck_assert_uint_eq(S.key_ids[0], 0x80000013U);
 	ck_assert_uint_eq(S.key_ids[1], 0x80000012U);
 	ck_assert(S.may_send[0] && !S.may_send[1]); /* the old one: receive only */
+	ck_assert(!veil__device_gone(d, 0x80000012U)); /* in its grace */
 	ck_assert(wait_count(&S.changes, changes + 2, 4000));
 	ck_assert_uint_eq(S.nkeys, 1);
 	ck_assert_uint_eq(S.key_ids[0], 0x80000013U);
+	ck_assert(veil__device_gone(d, 0x80000012U));
+	ck_assert(!veil__device_gone(d, 0x80000013U));
+	ck_assert(!veil__device_gone(d, 0x80000099U)); /* never seen: may yet come */
 	veil__device_free(&d);
 }
 END_TEST
