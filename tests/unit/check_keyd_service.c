@@ -253,10 +253,8 @@ START_TEST(stale_ack_reseals)
 	 * acknowledgement brings a new receive key, and keyd seals the keys to
 	 * it at once (seen on bench_keyd_revoke: the device waited 5 s). */
 	struct test_kd_device d;
-	test_kd_device_new(&d, kdh.auth, "sensor-1", "sensor", 30 * 86400);
-	ck_assert_int_eq(kdh_request(&d), VEIL_OK);
 	struct veil__grants *g;
-	ck_assert_int_eq(kdh_open(&d, &g), VEIL_OK);
+	kdh_join(&d, "sensor-1", "sensor", &g);
 	uint32_t old = test_kd_grant(g, "factory/sensor-1/#")->key_id;
 	veil__grants_free(&g);
 	uint64_t v1 = d.held_version;
