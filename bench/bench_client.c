@@ -351,7 +351,11 @@ static int receiver_up(struct receiver *r, enum flavour f, const char *id, const
 		return -1;
 	}
 	r->to = fdopen(in[1], "w");
+	if (!r->to)
+		close(in[1]);
 	r->from = fdopen(out[0], "r");
+	if (!r->from)
+		close(out[0]);
 	char line[64];
 	if (!r->to || !r->from || !fgets(line, sizeof(line), r->from) || strcmp(line, "ready\n") != 0)
 		return -1; /* receiver_down reaps it */
@@ -672,6 +676,7 @@ int main(int argc, char **argv)
 {
 	if (argc == 8 && !strcmp(argv[1], "--subscriber"))
 		return subscriber_main(argv);
+	signal(SIGPIPE, SIG_IGN); /* a subscriber process gone: an error, not the end of this one */
 	const char *sp = getenv("VEIL_BENCH_SAME_PROCESS");
 	same_process = sp && *sp && strcmp(sp, "0") != 0;
 	ssize_t len = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);

@@ -165,6 +165,7 @@ static int commit_and_publish(struct kd_service *s, struct pending *p, size_t n,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct kd_dev *d = p[i].d;
+		d->prev_issued = d->row.issued_version;
 		d->row.issued_version = p[i].version;
 		d->row.last_issue = secs(now);
 		free(d->last);
@@ -174,6 +175,7 @@ static int commit_and_publish(struct kd_service *s, struct pending *p, size_t n,
 		d->due = 0;
 		d->republish = false;
 		d->resealed = !strcmp(p[i].why, "reseal");
+		d->reseal_due = false;
 		char c[80], id[40], topic[sizeof(VEIL__TOPIC_BUNDLE_PREFIX) + VEIL_CLIENT_ID_MAX];
 		snprintf(topic, sizeof(topic), "%s%s", VEIL__TOPIC_BUNDLE_PREFIX, d->row.client_id);
 		kd_log__audit("bundle", "issue", "client=%s cred=%s version=%llu grants=%zu why=%s bytes=%zu",
@@ -231,30 +233,61 @@ int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const
 	return commit_and_publish(s, p, 1, now);
 }
 
-/* A bundle issued while an older one was on its way is sealed to the
- * newest receive key keyd had then: often the one that older bundle was
- * sealed to, which the device spends when it applies that one. Its
- * acknowledgement of the older version brings a newer receive key: seal
- * the device's keys to it at once, rather than leave the device to ask
- * again after its rate limit (5 s; a revocation's rekey waited that long
- * on bench_keyd_revoke). Not held back by reissue_interval; at most one
- * reseal follows a bundle issued for any other reason, so acknowledgements
- * cannot make keyd seal without end. */
-int kd_svc__reseal(struct kd_service *s, struct kd_dev *d, const struct kd_now *now)
+/* A bundle issued while an older one was on its way (a rekey right after
+ * a rotation's bundle) is sealed to the newest receive key keyd had then:
+ * often the one the older bundle was sealed to, which the device spends
+ * when it applies that one. Its acknowledgement of the older version (the
+ * one issued just before the newest) brings a newer receive key: the
+ * device's keys are sealed to it again at the next sync, rather than the
+ * device asking after its rate limit (5 s; a revocation's rekey waited
+ * that long on bench_keyd_revoke). Not held back by reissue_interval; at
+ * most one reseal follows a bundle issued for any other reason, so
+ * acknowledgements cannot make keyd seal without end. */
+void kd_svc__reseal_due(struct kd_service *s, struct kd_dev *d, const struct kd_now *now)
 {
-	if (d->resealed || !eligible(d, secs(now)))
+	if (d->resealed || d->reseal_due)
+		return;
+	d->reseal_due = true;
+	s->reseals_due = true;
+	s->reseal_now = *now;
+}
+
+/* The reseals marked since the last sync, in one transaction, after the
+ * acknowledgements that asked for them are in the store. */
+static int reseal_all(struct kd_service *s)
+{
+	s->reseals_due = false;
+	const struct kd_now *now = &s->reseal_now;
+	size_t n = 0;
+	for (struct kd_dev *d = s->devs; d; d = d->hh.next)
+		n += d->reseal_due;
+	struct pending *p = n ? calloc(n, sizeof(*p)) : NULL;
+	if (!p) {
+		for (struct kd_dev *d = s->devs; d; d = d->hh.next)
+			d->reseal_due = false; /* the devices ask again themselves */
+		return n ? VEIL_ERR_NOMEM : VEIL_OK;
+	}
+	size_t k = 0;
+	for (struct kd_dev *d = s->devs; d; d = d->hh.next) {
+		if (!d->reseal_due)
+			continue;
+		d->reseal_due = false;
+		if (d->resealed || !eligible(d, secs(now)))
+			continue;
+		p[k].d = d;
+		p[k].why = "reseal";
+		k++;
+	}
+	if (k == 0) {
+		free(p);
 		return VEIL_OK;
-	struct pending *p = calloc(1, sizeof(*p));
-	if (!p)
-		return VEIL_ERR_NOMEM;
-	p->d = d;
-	p->why = "reseal";
+	}
 	int rc = kd_store__begin(s->st);
 	if (rc != VEIL_OK) {
-		pending_free(p, 1);
+		pending_free(p, k);
 		return rc;
 	}
-	return commit_and_publish(s, p, 1, now);
+	return commit_and_publish(s, p, k, now);
 }
 
 /* ---- rotations ---------------------------------------------------------- */
@@ -469,7 +502,7 @@ void kd_service__published(struct kd_service *s, const uint8_t *cred_id, uint64_
 int kd_service__sync(struct kd_service *s)
 {
 	if (!s->published_dirty && !s->rows_dirty)
-		return VEIL_OK;
+		return s->reseals_due ? reseal_all(s) : VEIL_OK;
 	/* One transaction for every PUBACK and acknowledgement handled
 	 * together: a crash before it only makes keyd publish those bundles
 	 * again at start, and the devices acknowledge them again. */
@@ -494,7 +527,7 @@ int kd_service__sync(struct kd_service *s)
 		kd_log__audit("ack", "record", "%s", s->acks[i].fields);
 	s->n_acks = 0;
 	s->published_dirty = s->rows_dirty = false;
-	return VEIL_OK;
+	return s->reseals_due ? reseal_all(s) : VEIL_OK;
 }
 
 void kd_service__reconnected(struct kd_service *s)
@@ -524,6 +557,7 @@ int kd_svc__reload_state(struct kd_service *s)
 	}
 	kd_epochs__free(&s->E);
 	s->n_acks = 0; /* their rows went with the devices: memory follows the store */
+	s->reseals_due = false;
 	s->rows_dirty = s->published_dirty = false;
 	int rc = kd_epochs__load(&s->E, s->st);
 	if (rc == VEIL_OK)

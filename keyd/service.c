@@ -310,8 +310,10 @@ int kd_service__message(struct kd_service *s, const char *topic, const uint8_t *
 		d->row_dirty = true;
 		s->rows_dirty = true;
 		s->stats.accepted++;
-		if (acked && m.version < row.issued_version)
-			return kd_svc__reseal(s, d, now);
+		if (acked && m.version == row.issued_version)
+			d->due = 0; /* it holds the newest: a deferred re-issue is moot */
+		else if (acked && m.version == d->prev_issued)
+			kd_svc__reseal_due(s, d, now);
 		return VEIL_OK;
 	}
 	/* A new credential for a client id keyd serves replaces the old one:

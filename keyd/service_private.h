@@ -57,7 +57,9 @@ struct kd_dev {
 	bool republish;            /* committed but never acknowledged by the broker (restart) */
 	bool published_dirty;      /* row.published_version not in the store yet */
 	bool row_dirty;            /* an acknowledgement changed row: written by kd_service__sync */
-	bool resealed;             /* its newest bundle is a reseal (kd_svc__reseal): no second one */
+	bool resealed;             /* its newest bundle is a reseal (kd_service__sync): no second one */
+	bool reseal_due;           /* acknowledged the bundle before the newest: reseal at the sync */
+	uint64_t prev_issued;      /* the version issued before row.issued_version (memory only) */
 	UT_hash_handle hh;         /* by row.cred_id */
 };
 
@@ -86,6 +88,8 @@ struct kd_service {
 	struct kd_ack_note *acks;
 	size_t n_acks, cap_acks;
 	bool rows_dirty;           /* some device's row_dirty is set */
+	bool reseals_due;          /* some device's reseal_due is set */
+	struct kd_now reseal_now;  /* when the newest of them was asked for */
 	uint64_t lost_stamp;       /* rekey.c: one per device visited, for kd_inst.lost_by */
 	bool checkpoint_due;       /* keys were deleted and the WAL not truncated yet (a reader held it) */
 	uint64_t checkpoint_ms;    /* last attempt */
@@ -115,9 +119,9 @@ void kd_svc__inst_check(struct kd_service *s, struct kd_inst *in);
 /* Issue d's bundle if it lacks a grant, or (request) re-issue it unless
  * one went out less than reissue_interval ago (then it is deferred). */
 int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const struct kd_now *now);
-/* d acknowledged an older version than keyd's newest for it: seal what it
- * is entitled to again, now, to the acknowledgement's receive key. */
-int kd_svc__reseal(struct kd_service *s, struct kd_dev *d, const struct kd_now *now);
+/* d acknowledged the version issued before its newest: mark it for a
+ * reseal to the acknowledgement's receive key at the next sync. */
+void kd_svc__reseal_due(struct kd_service *s, struct kd_dev *d, const struct kd_now *now);
 /* d's entitlements, current with the ACL and every instance. */
 int kd_svc__ent_refresh(struct kd_service *s, struct kd_dev *d);
 /* A forced rotation of one instance (inside the caller's transaction). */

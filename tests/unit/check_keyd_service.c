@@ -264,9 +264,13 @@ START_TEST(stale_ack_reseals)
 	ck_assert_uint_eq(kdh.n_bundles, 2);
 	ck_assert_int_eq(kdh_open(&d, &g), VEIL_ERR_WRONG_RECEIVE_KEY);
 	/* The acknowledgement of v1: the rotation's keys, sealed to its key,
-	 * right away (reissue_interval is 5 s, not passed). */
+	 * at the sync that commits the acknowledgement (reissue_interval, 5 s,
+	 * has not passed), in the same second. */
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v1), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 2);
+	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
 	ck_assert_uint_eq(kdh.n_bundles, 3);
+	ck_assert_uint_eq(kdh_audit_count("ack | record | client=sensor-1"), 1); /* the ack first */
 	ck_assert_uint_eq(kdh_audit_count("why=reseal"), 1);
 	ck_assert_int_eq(kdh_open(&d, &g), VEIL_OK);
 	ck_assert_uint_gt(d.held_version, v1);
@@ -276,6 +280,7 @@ START_TEST(stale_ack_reseals)
 	veil__grants_free(&g);
 	/* Acknowledging the reseal's version is current: nothing more. */
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), d.held_version), VEIL_OK);
+	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
 	ck_assert_uint_eq(kdh.n_bundles, 3);
 	test_kd_device_free(&d);
 }
@@ -295,9 +300,11 @@ START_TEST(reseal_at_most_once)
 	uint64_t v2 = kdh_bundle_of(&d)->version;
 	ck_assert_uint_gt(v2, v1);
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v1), VEIL_OK);
+	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
 	ck_assert_uint_eq(kdh.n_bundles, 3); /* the reseal */
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), v2), VEIL_OK);
-	ck_assert_uint_eq(kdh.n_bundles, 3); /* stale too, but after a reseal */
+	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
+	ck_assert_uint_eq(kdh.n_bundles, 3); /* the one before the newest too, but after a reseal */
 	ck_assert_uint_eq(kdh_audit_count("why=reseal"), 1);
 	test_kd_device_free(&d);
 }
