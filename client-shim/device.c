@@ -341,6 +341,10 @@ static int apply_bundle(struct veil__device *d, const uint8_t *payload, size_t l
 		d->grants = fresh;
 		d->version = v.version;
 		d->have_version = true;
+		/* Another keyd (a new store, a restored one) may hand out key ids
+		 * again: what the old one's dropped ids said holds no more. */
+		if (d->have_signer && sodium_memcmp(d->version_signer, v.signer.id, VEIL_CREDENTIAL_ID_BYTES) != 0)
+			d->ngone = 0;
 		memcpy(d->version_signer, v.signer.id, VEIL_CREDENTIAL_ID_BYTES);
 		d->have_signer = true;
 		/* In use from here; durable shortly after, written by the keeper,

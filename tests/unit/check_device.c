@@ -333,6 +333,20 @@ START_TEST(test_expiry_and_supersede)
 	ck_assert(veil__device_gone(d, 0x80000012U));
 	ck_assert(!veil__device_gone(d, 0x80000013U));
 	ck_assert(!veil__device_gone(d, 0x80000099U)); /* never seen: may yet come */
+	/* A bundle signed by another keyd (a new or restored store may hand
+	 * key ids out again): the dropped ids are forgotten. */
+	ck_assert(wait_count(&S.nmsg, 3, 2000)); /* the acknowledgement of version 20 */
+	m = last_msg();
+	struct veil_identity *keyd2 = NULL;
+	ck_assert_int_eq(veil_identity_generate(&keyd2), VEIL_OK);
+	static uint8_t k2cred[VEIL_CREDENTIAL_MAX];
+	size_t k2len = issue(authority, keyd2, "veil-keyd-2", "veil-keyd", k2cred);
+	struct veil__grant r2 = grant("t/#", 0x80000014U, now - 1, now + 100, now + 200, VEIL__GRANT_MAY_SEND, 1);
+	bl = bundle(&m, keyd2, k2cred, k2len, 30, &r2, 1, b, sizeof(b));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
+	ck_assert(!veil__device_gone(d, 0x80000011U));
+	ck_assert(!veil__device_gone(d, 0x80000012U));
+	veil_identity_free(&keyd2);
 	veil__device_free(&d);
 }
 END_TEST
