@@ -238,15 +238,8 @@ int kfx_raw_connect(const char *id)
 	char key[400], cred[400];
 	ck_assert_int_lt(snprintf(key, sizeof(key), "%s/%s.key", kfx_env.dir, id), (int)sizeof(key));
 	ck_assert_int_lt(snprintf(cred, sizeof(cred), "%s/%s.cred", kfx_env.dir, id), (int)sizeof(cred));
-	struct veil_identity *dev = NULL;
-	uint8_t c[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t cl = 0;
 	char pw[VEIL_PASSWORD_MAX];
-	ck_assert_int_eq(veil_identity_load(key, &dev, NULL, 0), VEIL_OK);
-	ck_assert_int_eq(veil_credential_load(cred, c, sizeof(c), &cl, NULL, 0), VEIL_OK);
-	size_t tl = test_token_make(dev, c, cl, id, 0, tok);
-	test_token_password(tok, tl, pw);
-	veil_identity_free(&dev);
+	test_token_password_files(key, cred, id, pw);
 	struct raw_login l = { .version = 4, .client_id = id, .username = id, .password = pw };
 	int fd = raw_connect_send(kfx_env.broker.port, &l);
 	ck_assert_int_ge(fd, 0);

@@ -576,15 +576,8 @@ struct lfx_cap *lfx_cap_start(const char *client_id, const char *roles, const ch
 	strcat(key, ".key");
 	lfx_path(cred, sizeof(cred), client_id);
 	strcat(cred, ".cred");
-	struct veil_identity *id = NULL;
-	uint8_t cb[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
-	size_t cl = 0;
 	char pw[VEIL_PASSWORD_MAX];
-	ck_assert_int_eq(veil_identity_load(key, &id, NULL, 0), VEIL_OK);
-	ck_assert_int_eq(veil_credential_load(cred, cb, sizeof(cb), &cl, NULL, 0), VEIL_OK);
-	size_t tl = test_token_make(id, cb, cl, client_id, 0, tok);
-	test_token_password(tok, tl, pw);
-	veil_identity_free(&id);
+	test_token_password_files(key, cred, client_id, pw);
 	ck_assert_int_eq(MQTTAsync_create(&c->c, lfx.uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL), MQTTASYNC_SUCCESS);
 	ck_assert_int_eq(MQTTAsync_setCallbacks(c->c, c, NULL, cap_arrived, NULL), MQTTASYNC_SUCCESS);
 	MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;

@@ -42,6 +42,20 @@ void test_token_password(const uint8_t *tok, size_t len, char out[VEIL_PASSWORD_
 	ck_assert_int_eq(veil_token_to_password(tok, len, out, VEIL_PASSWORD_MAX), VEIL_OK);
 }
 
+void test_token_password_files(const char *key, const char *cred, const char *client_id,
+                               char out[VEIL_PASSWORD_MAX])
+{
+	struct veil_identity *id = NULL;
+	uint8_t c[VEIL_CREDENTIAL_MAX], tok[VEIL_TOKEN_MAX];
+	size_t cl = 0;
+	ck_assert_int_eq(veil_identity_load(key, &id, NULL, 0), VEIL_OK);
+	ck_assert_int_eq(veil_credential_load(cred, c, sizeof(c), &cl, NULL, 0), VEIL_OK);
+	size_t tl = test_token_make(id, c, cl, client_id, 0, tok);
+	test_token_password(tok, tl, out);
+	veil_identity_free(&id);
+	sodium_memzero(tok, sizeof(tok));
+}
+
 void test_device_new(struct test_device *d, const struct veil_identity *authority, const char *client_id,
                      const char *roles)
 {

@@ -23,6 +23,10 @@ size_t test_token_make(const struct veil_identity *device, const uint8_t *cred, 
                        const char *client_id, int64_t skew_s, uint8_t out[VEIL_TOKEN_MAX]);
 /* The MQTT 3.1.1 password form of a token. */
 void test_token_password(const uint8_t *tok, size_t len, char out[VEIL_PASSWORD_MAX]);
+/* The password form of a fresh token for client_id, made from a device's
+ * identity file (key) and credential file (cred). */
+void test_token_password_files(const char *key, const char *cred, const char *client_id,
+                               char out[VEIL_PASSWORD_MAX]);
 
 /* A device in memory: identity, sender id, a credential (valid an hour) and
  * the password form of a fresh token for its client id. */
