@@ -33,8 +33,10 @@
  * VEIL_BENCH_QUICK=1 runs shorter runs (fewer messages), same repetitions.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -317,6 +319,29 @@ struct receiver {
 	FILE *to, *from;
 };
 
+/* The child's one-line answer. Every command is answered in bounded time
+ * (its waits end after idle_ms without a message, or at the count), so a
+ * child silent for RECEIVER_REPLY_MS is stuck: it is killed and the run
+ * fails instead of hanging the benchmark. One line per command, so stdio's
+ * buffer is empty whenever poll is asked. */
+enum { RECEIVER_REPLY_MS = 300000 };
+
+static int receiver_line(struct receiver *r, char *out, size_t cap)
+{
+	struct pollfd p = { .fd = fileno(r->from), .events = POLLIN };
+	int rc;
+	do
+		rc = poll(&p, 1, RECEIVER_REPLY_MS);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0) {
+		fprintf(stderr, "bench: the subscriber process did not answer in %d s; killed\n", RECEIVER_REPLY_MS / 1000);
+		if (r->pid > 0)
+			kill(r->pid, SIGKILL);
+		return -1;
+	}
+	return fgets(out, (int)cap, r->from) ? 0 : -1;
+}
+
 static int receiver_up(struct receiver *r, enum flavour f, const char *id, const char *topic, int qos)
 {
 	memset(r, 0, sizeof(*r));
@@ -357,14 +382,14 @@ static int receiver_up(struct receiver *r, enum flavour f, const char *id, const
 	if (!r->from)
 		close(out[0]);
 	char line[64];
-	if (!r->to || !r->from || !fgets(line, sizeof(line), r->from) || strcmp(line, "ready\n") != 0)
+	if (!r->to || !r->from || receiver_line(r, line, sizeof(line)) != 0 || strcmp(line, "ready\n") != 0)
 		return -1; /* receiver_down reaps it */
 	return 0;
 }
 
 static int receiver_ask(struct receiver *r, const char *cmd, char *reply, size_t cap)
 {
-	if (fprintf(r->to, "%s\n", cmd) < 0 || fflush(r->to) != 0 || !fgets(reply, (int)cap, r->from))
+	if (fprintf(r->to, "%s\n", cmd) < 0 || fflush(r->to) != 0 || receiver_line(r, reply, cap) != 0)
 		return -1;
 	return 0;
 }
