@@ -22,6 +22,8 @@ IT_NAME=compose
 # shellcheck source=../docker.sh
 . "$ROOT/integration/docker.sh"
 export VEIL_MESSAGES=${VEIL_MESSAGES:-20}
+# The containers scale their own deadlines by the same factor (/checks.sh).
+export VEIL_TEST_TIME_FACTOR=$IT_TIME_FACTOR
 T0=$(date +%s)
 say() { dk_say "$@"; }
 check() { it_check "$@"; }
@@ -96,14 +98,14 @@ subscribed() { grep -qE ": $1 [0-2] $2\$" "$BLOG" 2>/dev/null; }
 all_subscribed() { [ -e "$R/dashboard.ready" ] && subscribed paho-dashboard 'fleet/#' && subscribed attacker fleet/sensor-2/alert; }
 check "dashboard, paho-dashboard and attacker subscribed" until_ok 60 all_subscribed
 for s in sensor-1 sensor-2 paho-sensor; do
-	check "$s container published" timeout 120 $COMPOSE -p "$PROJECT" run --rm "$s"
+	check "$s container published" timeout "$(it_secs 120)" $COMPOSE -p "$PROJECT" run --rm "$s"
 done
 cid() { $COMPOSE -p "$PROJECT" ps -q "$1"; }
-rc_att=$(timeout 240 $DOCKER wait "$(cid attacker)" || echo 124)
+rc_att=$(timeout "$(it_secs 240)" $DOCKER wait "$(cid attacker)" || echo 124)
 # After the attacker: the end marker. Whatever the attacker got through would
 # reach the dashboards before it.
-check "end marker published" timeout 120 $COMPOSE -p "$PROJECT" run --rm sensor-1 bash /scripts/sensor.sh sensor-1 marker
-rc_dash=$(timeout 240 $DOCKER wait "$(cid dashboard)" || echo 124)
+check "end marker published" timeout "$(it_secs 120)" $COMPOSE -p "$PROJECT" run --rm sensor-1 bash /scripts/sensor.sh sensor-1 marker
+rc_dash=$(timeout "$(it_secs 240)" $DOCKER wait "$(cid dashboard)" || echo 124)
 $DOCKER logs "$(cid dashboard)" >"$WORK/dashboard.log" 2>&1
 $DOCKER logs "$(cid attacker)" >"$WORK/attacker.log" 2>&1
 N=$VEIL_MESSAGES
@@ -210,7 +212,7 @@ phase base
 check "every device had 10 sealed QoS 1 messages acknowledged" until_ok 60 acked_10
 phase end
 for d in "${DEVS[@]}"; do
-	rc=$(timeout 90 $DOCKER wait "$($COMPOSE "${CF[@]}" ps -q "$d")" || echo 124)
+	rc=$(timeout "$(it_secs 90)" $DOCKER wait "$($COMPOSE "${CF[@]}" ps -q "$d")" || echo 124)
 	check "$d finished: it holds every other device's end marker" [ "$rc" -eq 0 ]
 done
 # Lost: a message a publisher's node acknowledged (its .acked) that another

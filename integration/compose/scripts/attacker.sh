@@ -15,31 +15,33 @@ pw() { veil token --identity "$K/attacker.key" --credential "$K/attacker.cred" -
 msub() { mosquitto_sub -h 127.0.0.1 -p "$P" -V mqttv5 -i attacker -u attacker -P "$(pw)" "$@"; }
 mpub() { mosquitto_pub -h 127.0.0.1 -p "$P" -V mqttv5 -i attacker -u attacker -P "$(pw)" -q 1 "$@"; }
 
-# until CMD... succeeds, re-checked every 50 ms for at most SECONDS.
-until_ok() { local end=$((SECONDS + $1)); shift; until "$@"; do [ $SECONDS -lt $end ] || return 1; sleep 0.05; done; }
+# Deadlines scaled by VEIL_TEST_TIME_FACTOR (it_secs, it_wait_until).
+IT_NAME=attacker   # for checks.sh
+# shellcheck source=../../checks.sh
+. /checks.sh
 
 # The topics the spy may read: every sensor's readings and alerts.
 SPY_TOPICS=(-t fleet/sensor-1/temp -t fleet/sensor-2/temp -t fleet/paho-sensor/temp -t fleet/sensor-1/alert -t fleet/sensor-2/alert)
 
 # 0. ask veil-keyd for keys, as a device does at connect (libveil, no keyring)
 veil-integ sub --uri "tcp://127.0.0.1:$P" --id attacker --identity "$K/attacker.key" --credential "$K/attacker.cred" \
-	--authorities "$K/authority.key.pub" --state-dir /veil/state/attacker --step-timeout 10 \
+	--authorities "$K/authority.key.pub" --state-dir /veil/state/attacker --step-timeout "$(it_secs 10)" \
 	--filter fleet/sensor-1/temp --subscribe-only >$R/attacker-keyd.out 2>&1 \
 	&& ok "asked keyd for keys (libveil login, subscribed)" || bad "libveil login for keyd's bundle failed: $(tail -2 $R/attacker-keyd.out)"
 
 # 1. sniff the wire and subscribe with the valid login: envelopes only
 tcpdump -i lo -U -s 0 -w $R/attacker.pcap "port $P" >/dev/null 2>$R/attacker-tcpdump.log &
 TD=$!
-until_ok 10 grep -q 'listening on' $R/attacker-tcpdump.log || bad "tcpdump did not start"
+it_wait_until 10 grep -q 'listening on' $R/attacker-tcpdump.log || bad "tcpdump did not start"
 # run.sh waits for the broker's log line of this subscription's last filter
 # (fleet/sensor-2/alert) before the sensors start.
-msub "${SPY_TOPICS[@]}" -q 1 -F '%t %x' -C $((3 * VEIL_MESSAGES + 2)) -W 150 >$R/attacker-spy.out 2>/dev/null &
+msub "${SPY_TOPICS[@]}" -q 1 -F '%t %x' -C $((3 * VEIL_MESSAGES + 2)) -W "$(it_secs 150)" >$R/attacker-spy.out 2>/dev/null &
 SPY=$!
 wait $SPY
 # Every packet is in the capture once a datagram sent after them is.
 end_mark="veil-capture-end-$$-$RANDOM"
 printf '%s' "$end_mark" >/dev/udp/127.0.0.1/$P || true
-until_ok 15 grep -aqF "$end_mark" $R/attacker.pcap || bad "capture end marker not written"
+it_wait_until 15 grep -aqF "$end_mark" $R/attacker.pcap || bad "capture end marker not written"
 kill -INT $TD; wait $TD 2>/dev/null
 n=$(grep -c '^fleet/' $R/attacker-spy.out || true)
 [ "$n" -gt 0 ] && ok "spy subscription received $n messages" || bad "spy received nothing (no traffic?)"
