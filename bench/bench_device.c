@@ -19,7 +19,9 @@
  *     epochs, the receive keys spent, the acknowledgement built (a fresh
  *     receive key, signed) and queued;
  *   - "apply": the same on a device with a state directory (libveil's
- *     state_dir set), which also writes its keys file before using it.
+ *     state_dir set): the keys file is written behind by the keeper
+ *     thread (the acknowledgement leaves once it is on disk), so the
+ *     call itself only queues that write.
  * Per call: wall time (median and 99th percentile of a run's calls) and the
  * calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID, mean of a run's calls);
  * the spread is over the repetitions.

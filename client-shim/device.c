@@ -21,7 +21,6 @@
 #define RETRY_MIN_MS 5000U         /* ask again when no bundle came, backing off */
 #define RETRY_MAX_MS 60000U
 #define WANT_MIN_MS 5000U          /* an unknown key id asks at most this often */
-#define HOLD_DEFAULT_S 30U         /* before any bundle: how long held messages wait */
 
 void veil__device_log(const struct veil__device *d, int level, const char *fmt, ...)
 {
