@@ -18,9 +18,9 @@ extern "C" {
  * match the project's). VEIL_VERSION_NUMBER compares as an integer:
  * #if VEIL_VERSION_NUMBER >= VEIL_VERSION_ENCODE(1, 1, 0). */
 #define VEIL_VERSION_MAJOR 1
-#define VEIL_VERSION_MINOR 0
+#define VEIL_VERSION_MINOR 1
 #define VEIL_VERSION_PATCH 0
-#define VEIL_VERSION_STRING "1.0.0"
+#define VEIL_VERSION_STRING "1.1.0"
 #define VEIL_VERSION_ENCODE(major, minor, patch) (((major) << 16) | ((minor) << 8) | (patch))
 #define VEIL_VERSION_NUMBER VEIL_VERSION_ENCODE(VEIL_VERSION_MAJOR, VEIL_VERSION_MINOR, VEIL_VERSION_PATCH)
 
