@@ -232,6 +232,26 @@ START_TEST(test_request_bundle_ack)
 	ck_assert_mem_ne(ack.receive_pk, req.receive_pk, 32);
 	/* The same bundle again: not newer, the keys held stay. */
 	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_ERR_WRONG_RECEIVE_KEY);
+	/* Nor does a bad bundle addressed to the new receive key take them away,
+	 * or its version count: one from a signer without the role, one
+	 * tampered, one with no grant at all from that rogue. */
+	badl = bundle(&ack, rogue, rcred, rcred_len, 3000, g, 1, bad, sizeof(bad));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", bad, badl), VEIL_ERR_WRONG_ROLE);
+	badl = bundle(&ack, rogue, rcred, rcred_len, 3000, NULL, 0, bad, sizeof(bad));
+	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", bad, badl), VEIL_ERR_WRONG_ROLE);
+	badl = bundle(&ack, keyd, kcred, kcred_len, 3000, g, 1, bad, sizeof(bad));
+	bad[badl - 20] ^= 1;
+	ck_assert_int_ne(veil__device_message(d, "$veil/v1/bundle/dev-1", bad, badl), VEIL_OK);
+	ck_assert_uint_eq(S.changes, 1);
+	ck_assert_uint_eq(S.nkeys, 2);
+	char keys[300];
+	snprintf(keys, sizeof(keys), "%s/keys", dir);
+	uint8_t k01[32];
+	memset(k01, 0x01, sizeof(k01));
+	ck_assert(test_file_has_n(keys, k01, sizeof(k01)));
+	struct stat st;
+	ck_assert_int_eq(stat(keys, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600); /* the keys file: owner only */
 	/* A newer bundle sealed to the acknowledgement's receive key applies. */
 	bl = bundle(&ack, keyd, kcred, kcred_len, 2000, g, 1, b, sizeof(b));
 	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
@@ -313,11 +333,11 @@ START_TEST(test_expiry_and_supersede)
 	/* Gone for good: a message under it is refused, not held. */
 	ck_assert(veil__device_gone(d, 0x80000011U));
 	ck_assert(!veil__device_gone(d, 0x80000012U));
-	/* A rekey supersedes 0x80000012 with a 1 s grace. */
+	/* A rekey supersedes 0x80000012 with a 2 s grace. */
 	ck_assert(wait_count(&S.nmsg, 2, 2000));
 	m = last_msg();
 	struct veil__grant r = grant("t/#", 0x80000013U, now - 1, now + 100, now + 200,
-	                             VEIL__GRANT_MAY_SEND | VEIL__GRANT_SUPERSEDES, 1);
+	                             VEIL__GRANT_MAY_SEND | VEIL__GRANT_SUPERSEDES, 2);
 	bl = bundle(&m, keyd, kcred, kcred_len, 20, &r, 1, b, sizeof(b));
 	size_t changes = S.changes;
 	ck_assert_int_eq(veil__device_message(d, "$veil/v1/bundle/dev-1", b, bl), VEIL_OK);
@@ -327,7 +347,16 @@ START_TEST(test_expiry_and_supersede)
 	ck_assert_uint_eq(S.key_ids[1], 0x80000012U);
 	ck_assert(S.may_send[0] && !S.may_send[1]); /* the old one: receive only */
 	ck_assert(!veil__device_gone(d, 0x80000012U)); /* in its grace */
-	ck_assert(wait_count(&S.changes, changes + 2, 4000));
+	/* On disk the superseded key is gone at once, grace or not: only the
+	 * memory keeps it for receiving. The acknowledgement of version 20
+	 * leaves once the file is written. */
+	ck_assert(wait_count(&S.nmsg, 3, 2000));
+	uint8_t k12[32], k13[32];
+	memset(k12, 0x12, sizeof(k12));
+	memset(k13, 0x13, sizeof(k13));
+	ck_assert(test_file_has_n(keys, k13, sizeof(k13)));
+	ck_assert(!test_file_has_n(keys, k12, sizeof(k12)));
+	ck_assert(wait_count(&S.changes, changes + 2, 5000));
 	ck_assert_uint_eq(S.nkeys, 1);
 	ck_assert_uint_eq(S.key_ids[0], 0x80000013U);
 	ck_assert(veil__device_gone(d, 0x80000012U));
