@@ -6,7 +6,9 @@
  * a plaintext policy needs --allow-plaintext and nothing leaves without it;
  * -l keeps a window of messages in flight and loses or reorders none;
  * mosquitto_pub's message sources and options; -n -r clears a retained
- * message; a Will is sealed and opened; and every failure names its
+ * message; a Will is sealed and opened, and kept retained with
+ * --will-retain; -k and -c reach the broker's CONNECT; --quiet silences
+ * runtime errors, not usage errors; and every failure names its
  * cause without -d (the missing file, the keyring line, the expired
  * credential, the identity that does not match, a refused token login with
  * the clock and the credential's window).
@@ -195,6 +197,70 @@ START_TEST(test_will_sealed)
 }
 END_TEST
 
+/* --will-retain: the broker stores the Will as the topic's retained
+ * message, so a reader subscribing after the death gets it, retain flag set
+ * (without the flag it would get nothing and time out). */
+START_TEST(test_will_retained)
+{
+	pid_t live = clifx_start(&F, "live", NULL, "sub", "dash-1", "-t", "sensors/sensor-1/will", "-C", "1", "-W", "15",
+	                         "-F", "%p", NULL);
+	ck_assert(clifx_wait_subacks(&F, "dash-1", 1));
+	pid_t w = clifx_start(&F, "w", NULL, "sub", "sensor-1", "-t", "sensors/sensor-1/x", "--will-topic",
+	                      "sensors/sensor-1/will", "--will-payload", "gone", "--will-qos", "1", "--will-retain", NULL);
+	ck_assert(clifx_wait_subacks(&F, "sensor-1", 1));
+	kill(w, SIGKILL);
+	ck_assert_int_eq(test_wait_exit(w, 10000), 128 + SIGKILL);
+	/* The live reader has it: the broker has published (and kept) it. */
+	int st = test_wait_exit(live, 15000);
+	ck_assert_msg(st == 0, "exit %d, stderr: %s", st, ERR("live"));
+	ck_assert_str_eq(OUT("live"), "gone\n");
+	st = clifx_run(&F, "late", NULL, "sub", "dash-1", "-t", "sensors/sensor-1/will", "-C", "1", "-W", "10", "-F",
+	               "%r:%p", NULL);
+	ck_assert_msg(st == 0, "exit %d, stderr: %s", st, ERR("late"));
+	ck_assert_str_eq(OUT("late"), "1:gone\n");
+}
+END_TEST
+
+/* -k and -c go into the CONNECT: the broker's log line shows them
+ * ("(p5, c0, k17, ...)"), as it does for mosquitto_pub's on the same broker. */
+START_TEST(test_keepalive_and_clean_session_sent)
+{
+	ck_assert_int_eq(clifx_run(&F, "dflt", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-q", "1", "-m", "m",
+	                           NULL),
+	                 0);
+	ck_assert(test_file_wait(F.c.broker.log, " as sensor-1 (p5, c1, k60,", 5000));
+	int st = clifx_run(&F, "kc", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-q", "1", "-m", "m", "-k",
+	                   "17", "-c", "-i", "sensor-1", NULL);
+	ck_assert_msg(st == 0, "exit %d, stderr: %s", st, ERR("kc"));
+	ck_assert(test_file_wait(F.c.broker.log, " as sensor-1 (p5, c0, k17,", 5000));
+	const char *const ref[] = { "mosquitto_pub", "-h", "127.0.0.1", "-p", F.port, "-V", "5", "-i", "auto-ref", "-c",
+		                    "-k", "17", "-t", "public/ref", "-q", "1", "-m", "m", NULL };
+	ck_assert_int_eq(test_wait_exit(test_spawn(ref, &(struct test_spawn){ 0 }), 10000), 0);
+	ck_assert(test_file_wait(F.c.broker.log, " as auto-ref (p5, c0, k17", 5000));
+}
+END_TEST
+
+/* --quiet: a runtime failure exits as without it and prints nothing;
+ * a usage error is still said (as mosquitto_pub --quiet). */
+START_TEST(test_quiet)
+{
+	int st = clifx_run(&F, "loud", NULL, "pub", "sensor-1", "-t", "sensors/dash-1/x", "-q", "1", "-m", "m", NULL);
+	ck_assert_msg(st == 1 && strstr(ERR("loud"), "refused the publish"), "exit %d: %s", st, ERR("loud"));
+	st = clifx_run(&F, "refused", NULL, "pub", "sensor-1", "-t", "sensors/dash-1/x", "-q", "1", "-m", "m", "--quiet",
+	               NULL);
+	ck_assert_int_eq(st, 1);
+	ck_assert_str_eq(ERR("refused"), "");
+	st = clifx_run(&F, "nokr", NULL, "pub", NULL, "-h", "127.0.0.1", "-p", F.port, "--auth", "none", "-i", "x",
+	               "--keyring", "/nonexistent/veil-keyring", "-t", "a", "-m", "m", "--quiet", NULL);
+	ck_assert_int_eq(st, 1);
+	ck_assert_str_eq(ERR("nokr"), "");
+	ck_assert_int_eq(clifx_run(&F, "usage", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-x",
+	                           "60", "--quiet", NULL),
+	                 2);
+	ck_assert(strstr(ERR("usage"), "-x needs -c"));
+}
+END_TEST
+
 START_TEST(test_options_checked)
 {
 	ck_assert_int_eq(clifx_run(&F, "x", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-x", "60",
@@ -314,6 +380,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_message_sources);
 	tcase_add_test(tc, test_null_retained_clears);
 	tcase_add_test(tc, test_will_sealed);
+	tcase_add_test(tc, test_will_retained);
+	tcase_add_test(tc, test_keepalive_and_clean_session_sent);
+	tcase_add_test(tc, test_quiet);
 	tcase_add_test(tc, test_options_checked);
 	tcase_add_test(tc, test_errors_name_their_cause);
 	tcase_add_test(tc, test_token_refusal_shows_clock);
