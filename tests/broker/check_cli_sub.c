@@ -4,7 +4,9 @@
  * clear under a plaintext policy is never printed like a verified one;
  * --json and -F carry topic, payload, QoS, retain, verification, signer,
  * sender, key id and sequence; -W times out with "Timed out" and status 27;
- * -R, -T, -E, -U, -c as mosquitto_sub; and a long-running subscriber
+ * -R, -T, -E, -U, -c, -k as mosquitto_sub, --quiet silences a refusal;
+ * -c -x N keeps the session and its queued messages N seconds (-x without
+ * -c is refused, unlike mosquitto_sub); and a long-running subscriber
  * re-reads its keyring on SIGHUP and when the file changes, keeps the old
  * keyring when the new one does not load (saying file:line), and never
  * drops its connection for it.
@@ -195,6 +197,10 @@ START_TEST(test_timeout_is_27)
 	ck_assert_int_eq(st, 1);
 	ck_assert_msg(strstr(ERR("deny"), "refused the subscription to 'secret/#': reason code 0x87, Not authorized"),
 	              "stderr: %s", ERR("deny"));
+	/* --quiet: the same failure, the same status, nothing said. */
+	st = clifx_run(&F, "qdeny", NULL, "sub", "dash-1", "-t", "secret/#", "-q", "1", "-W", "5", "--quiet", NULL);
+	ck_assert_int_eq(st, 1);
+	ck_assert_str_eq(ERR("qdeny"), "");
 }
 END_TEST
 
@@ -236,6 +242,54 @@ START_TEST(test_persistent_session)
 	                           "public/#", "-W", "2", NULL),
 	                 27);
 	ck_assert_str_eq(OUT("after"), "");
+}
+END_TEST
+
+/* -k goes into the CONNECT: the broker's log line shows it. */
+START_TEST(test_keepalive_sent)
+{
+	ck_assert_int_eq(clifx_run(&F, "k", NULL, "sub", "dash-1", "-t", "sensors/#", "-k", "23", "-E", NULL), 0);
+	ck_assert(test_file_wait(F.c.broker.log, " as dash-1 (p5, c1, k23,", 5000));
+}
+END_TEST
+
+/* The fixture's broker publishing $SYS every second: the count of expired
+ * sessions is the event a session's end is waited on with. */
+static void setup_sys(void)
+{
+	clifx_setup(&F, CLIFX_ACL "topic read $SYS/broker/clients/expired\n", "sys_interval 1\n");
+}
+
+/* -c -x N: Mosquitto keeps the session, with the QoS 1 messages queued in
+ * it, for N seconds after the disconnect, then ends it and drops them. */
+START_TEST(test_session_expiry)
+{
+	/* -x without -c is refused (mosquitto_sub takes it: a clean start
+	 * whose session then lasts N seconds). */
+	ck_assert_int_eq(clifx_run(&F, "xonly", NULL, "sub", "dash-1", "-t", "sensors/#", "-x", "60", NULL), 2);
+	ck_assert(strstr(ERR("xonly"), "-x needs -c"));
+	struct cfx_plain sys;
+	cfx_plain_connect(&F.c, &sys, "auto-sys", "$SYS/broker/clients/expired");
+	ck_assert_int_eq(clifx_run(&F, "make", NULL, "sub", "dash-1", "-c", "-i", "dash-1", "-x", "60", "-q", "1", "-t",
+	                           "sensors/#", "-E", NULL),
+	                 0);
+	pub("q1", "sensors/sensor-1/a", "kept", NULL);
+	/* Back within 60 s: the queued message; leaving now with -x 1. */
+	int st = clifx_run(&F, "resume", NULL, "sub", "dash-1", "-c", "-i", "dash-1", "-x", "1", "-q", "1", "-t",
+	                   "sensors/#", "-C", "1", "-W", "10", NULL);
+	ck_assert_msg(st == 0, "exit %d: %s", st, ERR("resume"));
+	ck_assert_str_eq(OUT("resume"), "kept\n");
+	pub("q2", "sensors/sensor-1/a", "dropped", NULL);
+	ck_assert_msg(VEIL_WAIT_UNTIL(cfx_plain_saw(&sys, "1", 1), 10000), "the session did not expire");
+	cfx_plain_close(&sys);
+	/* A session found again after that is a new one: the first message it
+	 * prints is one sent after its SUBACK, not the one queued before. */
+	pid_t s = clifx_start(&F, "after", NULL, "sub", "dash-1", "-c", "-i", "dash-1", "-q", "1", "-t", "sensors/#",
+	                      "-C", "1", "-W", "10", NULL);
+	ck_assert(clifx_wait_subacks(&F, "dash-1", 3));
+	pub("q3", "sensors/sensor-1/a", "fresh", NULL);
+	ck_assert_int_eq(test_wait_exit(s, 10000), 0);
+	ck_assert_str_eq(OUT("after"), "fresh\n");
 }
 END_TEST
 
@@ -348,7 +402,12 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_retained_skipped_with_R);
 	tcase_add_test(tc, test_persistent_session);
 	tcase_add_test(tc, test_keyring_reload_keeps_connection);
+	tcase_add_test(tc, test_keepalive_sent);
 	suite_add_tcase(s, tc);
+	TCase *sys = veil_tcase("session-expiry", 30);
+	tcase_add_checked_fixture(sys, setup_sys, teardown);
+	tcase_add_test(sys, test_session_expiry);
+	suite_add_tcase(s, sys);
 	TCase *kick = veil_tcase("kicked", 30);
 	tcase_add_checked_fixture(kick, setup_revocable, teardown_revocable);
 	tcase_add_test(kick, test_kicked_exits);
