@@ -1,7 +1,7 @@
 /*
  * Applying a key-service bundle on a device (issue 12, "Performance": under
  * 1 ms), for bundles of 1, 8 and 64 grants. In this process, as
- * tests/unit/check_device.c drives it: libveil's device side
+ * tests/unit/check_keyd_device.c drives it: libveil's device side
  * (client-shim/device.c), its device messages caught by the send callback,
  * and each bundle built by the core (core/bundle.c) as veil-keyd builds it,
  * signed by an identity with the veil-keyd role.
