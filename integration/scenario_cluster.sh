@@ -9,16 +9,21 @@
 #   hold     devices log in and subscribe, nobody publishes yet
 #   base     devices on every node exchange sealed messages across bridges
 #   rotate   a rotation while one device is offline: every device applies its
-#            bundle, and the offline one, back on its node with keyd stopped,
-#            gets its bundle from that node's retained store
+#            bundle; with keyd stopped, every node's retained store is read
+#            (a declared bridge login, cl_retained) and holds the offline
+#            one's new bundle, retained; back on its node, it applies it
 #   revoke   `veil ctl revokeCredential` through HAProxy reaches one node; the
 #            relay ($veil/v1/revoked/...) takes it to every node: the device
 #            is kicked on its node within about a second, refused by every
 #            node, and keyd's rekey and signed statement reach every device;
 #            a device's forged relay record is refused and revokes nobody
-#   kill     the node keyd is connected to is SIGKILLed: its devices and keyd
-#            log in again through HAProxy elsewhere with fresh tokens; what
-#            was lost with the node is counted (a figure, not a check)
+#   (token)  a fresh device's token replayed through HAProxy is refused
+#            replayed-token; straight at another node it is accepted, the
+#            residual of docs/SECURITY.md 5.8
+#   kill     the node keyd is connected to (checked to serve devices) is
+#            SIGKILLed: its devices and keyd log in again through HAProxy
+#            elsewhere with fresh tokens; what was lost with the node is
+#            counted (a figure, not a check)
 #   after    traffic on the remaining nodes, nothing lost
 # then 100 bad password logins through HAProxy, and a device's and a
 # password user's valid logins right after them. Loss is counted per phase from what each publisher's broker
@@ -106,9 +111,29 @@ declare -A V
 versions_now() { local d; for d in "$@"; do V[$d]=$(keyd_version "$d"); done; }
 all_acked_past() { local d; for d in "$@"; do [ "$(keyd_acked "$d")" -gt "${V[$d]}" ] 2>/dev/null || return 1; done; }
 node_of() { cl_node_of "$1"; }
+# retained_bundle NODE ID VERSION: NODE's retained store holds a bundle for
+# ID (PROTOCOL.md section 12: 01 03, the version at bytes 2..9, big endian;
+# the client id's length at byte 82, the id after it) of VERSION, with the
+# retain flag set. SEEN[NODE] says what the last look found.
+declare -A SEEN
+retained_bundle() {
+	local out flag hex v l want
+	out=$(cl_retained "$1" "\$veil/v1/bundle/$2")
+	flag=${out%% *} hex=${out#* }
+	want=$(printf '%s' "$2" | xxd -p | tr -d '\n')
+	if [ -z "$out" ]; then
+		SEEN[$1]="nothing (no retained message, or the probe login was refused)"
+		return 1
+	fi
+	[[ $hex =~ ^0103[0-9a-f]{162} ]] || { SEEN[$1]="retain=$flag, not a bundle (${hex:0:8}...)"; return 1; }
+	v=$((16#${hex:4:16})) l=$((16#${hex:164:2}))
+	SEEN[$1]="retain=$flag version=$v client=$(printf '%s' "${hex:166:$((2 * l))}" | xxd -r -p)"
+	[ "$flag" = 1 ] && [ "$v" = "$3" ] && [ "${hex:166:$((2 * l))}" = "$want" ]
+}
 others() { local x=$1 d; shift; for d in "$@"; do [ "$d" = "$x" ] || echo "$d"; done; }
 
 # ---- the deployment ---------------------------------------------------------------
+CL_PROBE_USER=node-probe   # reads the nodes' retained stores (cl_retained)
 cl_material
 for d in "${DEVS[@]}"; do cl_device "$d"; done
 cl_nodes_start
@@ -150,18 +175,30 @@ rot_t0=$(now_ms)
 it_check "veil keys rotate queued" cl_keys rotate 'fleet/+/#'
 it_check "keyd issued $OFF a new bundle" it_wait_until 15 issued_after "$OFF" "$before"
 ROT_V=$(keyd_version "$OFF")
-it_check "the broker acknowledged $OFF's bundle to keyd (retained on every node)" \
+it_check "node $KEYD_NODE acknowledged $OFF's bundle to keyd" \
 	it_wait_until 15 grep -q "puback | topic=\$veil/v1/bundle/$OFF version=$ROT_V" "$(CL_KEYD_LOG)"
 it_check "devices on every node applied the rotation (keyd's acknowledgements)" \
 	it_wait_until 20 all_acked_past "${ONLINE[@]}"
 it_fig rotation_acked_ms $(( $(now_ms) - rot_t0 ))
 cl_keyd_stop
-it_log "keyd stopped: $OFF's bundle can only come from node ${ON[$OFF]}'s retained store"
+it_log "keyd stopped: $OFF's bundle can only come from node ${ON[$OFF]}"
+# The device's persistent session on its node queued the bundle too: its
+# applying it below does not show the retained copy. Read each node's store
+# directly: keyd published to node $KEYD_NODE, the bridges carried the copy
+# to the others, retained.
+for n in "${ON[$OFF]}" $(others "${ON[$OFF]}" a b c); do
+	how="came over the bridges"
+	[ "$n" = "$KEYD_NODE" ] && how="keyd's node"
+	[ "$n" = "${ON[$OFF]}" ] && how="$OFF's node; $how"
+	it_check "node $n's retained store holds $OFF's bundle version $ROT_V, retain flag set, keyd down ($how)" \
+		it_wait_until 15 retained_bundle "$n" "$OFF" "$ROT_V"
+	it_log "node $n: $OFF's retained bundle: ${SEEN[$n]:-}"
+done
 rm -f "$CTL/$OFF.cmd"
 it_check "$OFF back online, through HAProxy to its node ${ON[$OFF]} (sticky client id)" \
 	it_wait_until 20 ready "$OFF"
 it_check "$OFF reached node ${ON[$OFF]} again" [ "$(node_of "$OFF")" = "${ON[$OFF]}" ]
-it_check "$OFF applied bundle version $ROT_V from the retained store (keyd down)" \
+it_check "$OFF applied bundle version $ROT_V from its node (keyd down)" \
 	it_wait_until 15 at_version "$OFF" "$ROT_V"
 it_check "keyd restarted" cl_keyd_start
 expect_set "${DEVS[@]}"
@@ -233,11 +270,39 @@ done
 mark_acked "${REST[@]}"
 it_check "remaining devices published 5 more messages after the revocation" it_wait_until 30 advanced 5 "${REST[@]}"
 
+# ---- a token replayed ------------------------------------------------------------------
+# docs/SECURITY.md 5.8: each node has its own nonce cache. Through HAProxy a
+# replay carries the same client id, so it reaches the node that saw the
+# token; straight to another node's port it is the documented residual. A
+# fresh device (no running device's id): it logs in, subscribes, leaves.
+cl_device dev-9
+TOK_PW=$(it_veil token --identity "$IT_KEYS/dev-9.key" --credential "$IT_KEYS/dev-9.cred" --client-id dev-9 \
+	--audience "$CL_AUDIENCE" --password)
+token_login() { # PORT
+	timeout "$(it_secs 10)" mosquitto_sub -h 127.0.0.1 -p "$1" -V mqttv311 -i dev-9 -u dev-9 -P "$TOK_PW" \
+		-t fleet/dev-9/t -E >/dev/null 2>&1
+}
+token_refused() { ! token_login "$@"; }
+it_check "dev-9's token logs in through HAProxy" token_login "$CL_HAPROXY_PORT"
+TOK_NODE=$(node_of dev-9)
+it_check "node $TOK_NODE accepted it" it_log_wait "$TOK_NODE" "auth \\| accept \\| client=dev-9 .*token=v2" 5
+it_check "the same token again through HAProxy: refused" token_refused "$CL_HAPROXY_PORT"
+it_check "HAProxy sent the replay to node $TOK_NODE again (same client id)" [ "$(node_of dev-9)" = "$TOK_NODE" ]
+it_check "node $TOK_NODE refused the replay (replayed-token)" \
+	it_log_wait "$TOK_NODE" "auth \\| refuse \\| client=dev-9 .*reason=replayed-token" 5
+TOK_OTHER=$(others "$TOK_NODE" a b c | head -n 1)
+it_check "documented residual (SECURITY.md 5.8): the same token straight at node $TOK_OTHER's port is accepted" \
+	token_login "$(it_broker_port "$TOK_OTHER")"
+it_check "node $TOK_OTHER accepted it (its own nonce cache never saw it)" \
+	it_log_wait "$TOK_OTHER" "auth \\| accept \\| client=dev-9 .*token=v2" 5
+
 # ---- the node keyd is connected to dies ---------------------------------------------------
 DEAD=$(node_of veil-keyd)
 MOVED=() SURV=()
 for d in "${REST[@]}"; do if [ "${ON[$d]}" = "$DEAD" ]; then MOVED+=("$d"); else SURV+=("$d"); fi; done
 it_log "SIGKILL node $DEAD (keyd's; devices there: ${MOVED[*]:-none})"
+# Otherwise every check on the moved devices below passes over an empty list.
+it_check "node $DEAD served at least one remaining device (${#MOVED[@]}: ${MOVED[*]:-none})" [ "${#MOVED[@]}" -gt 0 ]
 phase kill
 it_check "phase revoke settled" it_wait_until 30 settled revoke
 declare -A CONNECTS

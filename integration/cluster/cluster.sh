@@ -19,6 +19,13 @@
 
 CL_AUDIENCE=plant-a
 CL_M=$IT_DIR/material          # the masters every node copies
+# CL_PROBE_USER (set before cl_material; empty: none): one more declared
+# bridge login that no bridge uses, for cl_retained. A bridge logs in only
+# as its own name (client id = username, plugin/auth.c), and node-b and
+# node-c are connected at the hub as the real bridges: a second login there
+# with either name would take over that bridge's session.
+CL_PROBE_USER=${CL_PROBE_USER:-}
+CL_PROBE_PW=""
 declare -A CL_BRIDGE_PW
 CL_HAPROXY_PID=""
 CL_KEYD_PID=""
@@ -57,6 +64,10 @@ ACL_EOF
 		printf '%s\n' "$pw" | it_veil passwd add "$CL_M/passwd" "node-$n" >/dev/null 2>&1
 	done
 	printf '%s\n' METERpassword1 | it_veil passwd add "$CL_M/passwd" meter >/dev/null 2>&1
+	if [ -n "$CL_PROBE_USER" ]; then
+		CL_PROBE_PW=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+		printf '%s\n' "$CL_PROBE_PW" | it_veil passwd add "$CL_M/passwd" "$CL_PROBE_USER" >/dev/null 2>&1
+	fi
 }
 
 # cl_device ID: a key service device: credential (role sensor), client config
@@ -111,6 +122,7 @@ cl_node_conf() {
 		"plugin_opt_password_file $d/etc/passwd" \
 		"plugin_opt_bridge_user node-b" \
 		"plugin_opt_bridge_user node-c" \
+		${CL_PROBE_USER:+"plugin_opt_bridge_user $CL_PROBE_USER"} \
 		"plugin_opt_state_dir $d/state" \
 		"plugin_opt_proxy_addresses 127.0.0.1" \
 		"plugin_opt_audience $CL_AUDIENCE"
@@ -144,6 +156,18 @@ cl_wait_budget() {
 	t=$(grep -E "auth \| accept \| $2 " "$(it_broker_log "$1")" | tail -n 1 | cut -d: -f1)
 	[ -n "$t" ] || return 0
 	it_wait_until 5 cl__second_over "$t"
+}
+# cl_retained NODE TOPIC: what NODE's retained store holds on TOPIC, as
+# "<retain flag> <payload in hex>", read with the probe login
+# (CL_PROBE_USER): a declared bridge may read the key service's topics
+# (plugin/veil_topics.c, vp_vtopic__bridge), a device only its own bundle.
+# Nothing when no message came within 3 s or the login was refused (a
+# password login: "busy" when the node's Argon2id second is spent; the
+# caller retries; after one success the plugin's password cache answers).
+cl_retained() {
+	timeout "$(it_secs 10)" mosquitto_sub -h 127.0.0.1 -p "$(it_broker_port "$1")" -V mqttv311 \
+		-i "$CL_PROBE_USER" -u "$CL_PROBE_USER" -P "$CL_PROBE_PW" -t "$2" -C 1 -W "$(it_secs 3)" \
+		-F '%r %x' 2>/dev/null || true
 }
 cl__bridged() { it_log_has "$1" "New bridge connected from .* as node-$2"; }
 cl_wait_bridges() { # HUB LEAF...
