@@ -457,6 +457,10 @@ int veil_client_unsubscribe(struct veil_client *c, const char *filter)
 		MQTTResponse r = MQTTClient_unsubscribe5(c->mc, filter, NULL);
 		prc = (int)r.reasonCode; /* Paho: negative codes are its own errors */
 		MQTTResponse_free(r);
+		/* MQTT 5: below 0x80 is success (0x11, No subscription existed,
+		 * included), as veil_async_unsubscribe reports it. */
+		if (prc > 0 && prc < 0x80)
+			prc = 0;
 	} else {
 		prc = MQTTClient_unsubscribe(c->mc, filter);
 	}

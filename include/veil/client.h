@@ -244,6 +244,8 @@ VEIL_EXPORT int veil_client_publish(struct veil_client *c, const char *topic, co
 VEIL_EXPORT int veil_client_wait(struct veil_client *c, int token, unsigned long timeout_ms, int *reason_code);
 /* Blocks until SUBACK; a refused subscription is VEIL_ERR_AUTH. */
 VEIL_EXPORT int veil_client_subscribe(struct veil_client *c, const char *filter, int qos);
+/* Blocks until UNSUBACK. An MQTT 5 reason below 0x80 is success, 0x11 (No
+ * subscription existed) included, as for veil_async_unsubscribe. */
 VEIL_EXPORT int veil_client_unsubscribe(struct veil_client *c, const char *filter);
 VEIL_EXPORT int veil_client_disconnect(struct veil_client *c, int timeout_ms);
 /* Re-read the keyring (same path) and apply it to new messages; the old one
