@@ -82,7 +82,7 @@ void cli_mqtt_help(FILE *f, bool sub)
 	        " -V 5|311         MQTT version (default 5)\n"
 	        " -k SECONDS       keepalive (default 60)\n"
 	        " -c               persistent session (clean session off); needs -i\n"
-	        " -x SECONDS       with -c: session expiry (MQTT 5; default -1, never)\n"
+	        " -x SECONDS       session expiry (MQTT 5; -1 never): default -1 with -c, else 0\n"
 	        " -u USER -P PASS  legacy password login (implies --auth password)\n"
 	        " --cafile FILE    CA certificates: connect with TLS\n"
 	        " --cert FILE --key FILE   client certificate and its key (TLS)\n"
@@ -371,11 +371,6 @@ int cli_mqtt_finish(struct cli_mqtt *m)
 		fprintf(stderr, "veil %s: -c needs -i: a persistent session is found again by its client id\n", m->cmd);
 		return VEIL_EXIT_USAGE;
 	}
-	if (m->session_expiry != -2 && !m->persistent) {
-		fprintf(stderr, "veil %s: -x needs -c (libveil sends a session expiry only with a persistent session)\n",
-		        m->cmd);
-		return VEIL_EXIT_USAGE;
-	}
 	if (m->persistent && m->session_expiry == 0) {
 		fprintf(stderr, "veil %s: -c -x 0 is a session that ends at disconnect: leave out -c\n", m->cmd);
 		return VEIL_EXIT_USAGE;
@@ -404,8 +399,13 @@ int cli_mqtt_finish(struct cli_mqtt *m)
 	m->o.mqtt_version = m->mqtt_version;
 	m->o.keepalive_s = m->keepalive;
 	m->o.persistent_session = m->persistent;
-	if (m->persistent)
-		m->o.session_expiry_s = m->session_expiry > 0 ? (uint32_t)m->session_expiry : UINT32_MAX;
+	/* As mosquitto_pub/sub: -x without -c is a clean start whose session
+	 * then lasts that long; with -c the session never expires unless -x
+	 * says otherwise. */
+	if (m->session_expiry > 0)
+		m->o.session_expiry_s = (uint32_t)m->session_expiry;
+	else if (m->session_expiry == -1 || (m->persistent && m->session_expiry == -2))
+		m->o.session_expiry_s = UINT32_MAX;
 	bool tls = m->cafile || m->cert || m->url_tls;
 	int port = m->port ? m->port : (tls ? 8883 : 1883);
 	snprintf(m->uri, sizeof(m->uri), "%s://%s:%d", tls ? "ssl" : "tcp", m->host, port);

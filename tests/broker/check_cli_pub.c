@@ -237,19 +237,23 @@ START_TEST(test_quiet)
 	               "--keyring", "/nonexistent/veil-keyring", "-t", "a", "-m", "m", "--quiet", NULL);
 	ck_assert_int_eq(st, 1);
 	ck_assert_str_eq(ERR("nokr"), "");
-	ck_assert_int_eq(clifx_run(&F, "usage", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-x",
-	                           "60", "--quiet", NULL),
+	ck_assert_int_eq(clifx_run(&F, "usage", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-c",
+	                           "--quiet", NULL),
 	                 2);
-	ck_assert(strstr(ERR("usage"), "-x needs -c"));
+	ck_assert(strstr(ERR("usage"), "-c needs -i"));
 }
 END_TEST
 
 START_TEST(test_options_checked)
 {
-	ck_assert_int_eq(clifx_run(&F, "x", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-x", "60",
+	ck_assert_int_eq(clifx_run(&F, "x", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-x", "soon",
 	                           NULL),
 	                 2);
-	ck_assert(strstr(ERR("x"), "-x needs -c"));
+	ck_assert(strstr(ERR("x"), "-x soon: 0 to 4294967295 seconds"));
+	ck_assert_int_eq(clifx_run(&F, "x0", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-c", "-i",
+	                           "sensor-1", "-x", "0", NULL),
+	                 2);
+	ck_assert(strstr(ERR("x0"), "-c -x 0"));
 	ck_assert_int_eq(clifx_run(&F, "c", NULL, "pub", "sensor-1", "-t", "sensors/sensor-1/a", "-m", "m", "-c", NULL),
 	                 2);
 	ck_assert(strstr(ERR("c"), "-c needs -i"));
