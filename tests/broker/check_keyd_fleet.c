@@ -238,7 +238,7 @@ START_TEST(fleet_without_keyrings)
 	int tw = 2 * f, period = 4 * f;
 	char settings[256];
 	snprintf(settings, sizeof(settings), "token_window %d\nrekey_grace %d\nscope factory/%%c/# period %d lead %d grace "
-	         "%d depth 2\n", tw, 2 * tw, period, 2 * tw, 2 * tw);
+	         "%d depth 1\n", tw, 2 * tw, period, 2 * tw, 2 * tw);
 	struct lfx_keyd k;
 	lfx_keyd_new(&k, "keyd", settings);
 	keyd_log = k.log;
@@ -426,6 +426,17 @@ START_TEST(fleet_without_keyrings)
 		}
 		ck_assert_msg(after > 0, "no message of %s under its rekey epoch", inst);
 	}
+
+	/* Every bundle was applied live: the sensors and dash-0 applied one per
+	 * rotation at least, on the connection they opened at the start. */
+	for (int i = 0; i < N_SENSORS; i++) {
+		ck_assert_uint_ge(lfx_dev_applied(s[i].d), ROTATIONS);
+		ck_assert_msg(lfx_dev_connects(s[i].d) == 1, "%s connected %llu times", lfx_dev_id(s[i].d),
+		              (unsigned long long)lfx_dev_connects(s[i].d));
+	}
+	ck_assert_uint_ge(lfx_dev_applied(b[0].d), ROTATIONS);
+	ck_assert_msg(lfx_dev_connects(b[0].d) == 1, "dash-0 connected %llu times",
+	              (unsigned long long)lfx_dev_connects(b[0].d));
 
 	/* keyd's store (database, -wal, -shm) holds none of the keys any device
 	 * ever held, in any 32-byte window; a device's keys file, searched the

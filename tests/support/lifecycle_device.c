@@ -472,6 +472,13 @@ bool lfx_dev_connected(struct lfx_dev *d)
 	return veil_async_is_connected(d->a);
 }
 
+uint64_t lfx_dev_connects(struct lfx_dev *d)
+{
+	struct veil_client_stats st = VEIL_STATS_INIT;
+	veil_async_stats(d->a, &st);
+	return st.connects;
+}
+
 bool lfx_dev_wait_lost(struct lfx_dev *d, int base_ms)
 {
 	struct veil_deadline dl = veil_deadline_in(base_ms);

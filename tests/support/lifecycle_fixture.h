@@ -188,6 +188,8 @@ size_t lfx_dev_log_count(struct lfx_dev *d, const char *needle);
 bool lfx_dev_wait_log(struct lfx_dev *d, const char *needle, size_t count, int base_ms);
 void lfx_dev_dump(struct lfx_dev *d);
 bool lfx_dev_connected(struct lfx_dev *d);
+/* Successful connects so far (libveil's stats; reconnects included). */
+uint64_t lfx_dev_connects(struct lfx_dev *d);
 /* Whether the connection was lost since it was made (by the broker). */
 bool lfx_dev_wait_lost(struct lfx_dev *d, int base_ms);
 void lfx_dev_free(struct lfx_dev *d);
