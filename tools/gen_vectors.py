@@ -260,6 +260,10 @@ def compute():
         "bundle_key": bundle_key(i["ephemeral_seed"], rx_pk),
         "devmsg_request": request, "devmsg_ack": ack,
         "bundle_plaintext": pt, "bundle": bnd, "revocation": rev,
+        "relay_credential_topic": relay_record(cred_id=i["credential_id"])[0],
+        "relay_credential_payload": relay_record(cred_id=i["credential_id"])[1],
+        "relay_client_topic": relay_record(client_id=i["client_id"])[0],
+        "relay_client_payload": relay_record(client_id=i["client_id"])[1],
     }
 
 

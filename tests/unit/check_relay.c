@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "veil/error.h"
+#include "veil/identity.h"
 #include "files.h"
 #include "relay.h"
 #include "revoke.h"
 #include "check_run.h"
 #include "timing.h"
+#include "vectors.h"
 
 #define PLEN (sizeof(VP_RELAY_PREFIX) - 1)
 
@@ -199,6 +201,43 @@ START_TEST(test_format_round_trip)
 }
 END_TEST
 
+/* The records of PROTOCOL.md section 14 for the vectors' credential (its
+ * id) and client id: the same bytes as tools/gen_vectors.py, the
+ * independent implementation, wrote into tests/vectors/core.txt. */
+START_TEST(test_vectors)
+{
+	uint8_t cred[VEIL_CREDENTIAL_MAX], want[512];
+	long cl = test_vector("credential", cred, sizeof(cred));
+	ck_assert_int_gt(cl, 0);
+	struct veil_credential c;
+	ck_assert_int_eq(veil_credential_parse(cred, (size_t)cl, &c), VEIL_OK);
+	char topic[VP_RELAY_TOPIC_MAX], payload[256];
+	ck_assert(vp_relay__topic(c.id, NULL, topic, sizeof(topic)));
+	long wl = test_vector("relay_credential_topic", want, sizeof(want));
+	ck_assert_int_gt(wl, 0);
+	ck_assert_uint_eq(strlen(topic), (size_t)wl);
+	ck_assert_mem_eq(topic, want, (size_t)wl);
+	vp_relay__entry_text(c.id, NULL, ' ', payload, sizeof(payload));
+	wl = test_vector("relay_credential_payload", want, sizeof(want));
+	ck_assert_int_gt(wl, 0);
+	ck_assert_uint_eq(strlen(payload), (size_t)wl);
+	ck_assert_mem_eq(payload, want, (size_t)wl);
+	accepted(topic + PLEN, payload, c.id, NULL);
+
+	ck_assert(vp_relay__topic(NULL, c.client_id, topic, sizeof(topic)));
+	wl = test_vector("relay_client_topic", want, sizeof(want));
+	ck_assert_int_gt(wl, 0);
+	ck_assert_uint_eq(strlen(topic), (size_t)wl);
+	ck_assert_mem_eq(topic, want, (size_t)wl);
+	vp_relay__entry_text(NULL, c.client_id, ' ', payload, sizeof(payload));
+	wl = test_vector("relay_client_payload", want, sizeof(want));
+	ck_assert_int_gt(wl, 0);
+	ck_assert_uint_eq(strlen(payload), (size_t)wl);
+	ck_assert_mem_eq(payload, want, (size_t)wl);
+	accepted(topic + PLEN, payload, NULL, c.client_id);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("relay");
@@ -207,6 +246,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_accepted);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_format_round_trip);
+	tcase_add_test(tc, test_vectors);
 	suite_add_tcase(s, tc);
 	return s;
 }
