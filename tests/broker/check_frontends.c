@@ -155,6 +155,19 @@ static void b_state_created(struct start_ctx *s)
 	ck_assert_int_eq(test_rmtree(s->state), 0);
 }
 
+/* A state dir with no seq and no replay file yet: a fresh start. Emptied
+ * again after each front end, which may have written them. */
+static void p_state_empty(struct start_ctx *s)
+{
+	st_state_dir(s, 0700, false);
+}
+
+static void b_state_emptied(struct start_ctx *s)
+{
+	ck_assert_int_eq(test_rmtree(s->state), 0);
+	ck_assert_int_eq(mkdir(s->state, 0700), 0);
+}
+
 static void p_state_parent_missing(struct start_ctx *s)
 {
 	ffx_pathf(s->state, sizeof(s->state), "%s/no/such/state", s->dir);
@@ -389,6 +402,8 @@ static void p_keyring(struct start_ctx *s)
 static const struct start_case start_cases[] = {
 	{ .name = "state dir missing: created 0700", .err = VEIL_OK, .prepare = p_state_missing,
 	  .between = b_state_created },
+	{ .name = "state dir without seq and replay files: a fresh start", .err = VEIL_OK, .prepare = p_state_empty,
+	  .between = b_state_emptied },
 	ST("state dir under a missing dir", VEIL_ERR_STATE, p_state_parent_missing),
 	ST("state dir owned by nobody", VEIL_ERR_STATE, p_state_foreign),
 	ST("state dir writable by group", VEIL_ERR_STATE, p_state_group_w),
@@ -426,6 +441,8 @@ static const struct start_case start_cases[] = {
 	   "@P:1: invalid topic filter in a key line"),
 	KR("keyring: key id not a number", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# one @K\n",
 	   "@P:1: key id is not a number"),
+	KR("keyring: key id in the key service's range", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 2147483648 @K\n",
+	   "@P:1: key id 2147483648 is in the key service's range (2147483648 and above)"),
 	KR("keyring: duplicate key id", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @K\nkey secure/# 1 @L\n",
 	   "@P:2: key id 1 already defined at line 1"),
 	KR("keyring: bad key length", KR_TEXT, VEIL_ERR_PARSE, "key sensors/# 1 @S\n", "@P:1: key is not 32 bytes of base64"),
