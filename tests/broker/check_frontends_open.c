@@ -509,6 +509,55 @@ START_TEST(save_every_64)
 }
 END_TEST
 
+/* The other rule: the first accepted message once SAVE_SECONDS passed since
+ * the last save (here: the start) saves the windows, though far fewer than
+ * 64 came; before that, nothing is written. */
+START_TEST(save_after_5s)
+{
+	struct rx_ctx x;
+	rx_ctx_init(&x);
+	struct rx_set r;
+	uint64_t before = veil_test_now_ms();
+	rx_up(&r, &x, "save5", "sensors/x", NULL);
+	uint64_t t0 = veil_test_now_ms(); /* every front end started between the two */
+	char replay[FFX_N][600];
+	for (int fe = 0; fe < FFX_N; fe++)
+		ffx_pathf(replay[fe], sizeof(replay[fe]), "%s/replay-%s", r.state[fe], ffx_id[fe]);
+	for (int i = 1; i <= 2; i++) {
+		if (i == 2) /* the rule is about time: SAVE_SECONDS must pass */
+			ck_assert(VEIL_WAIT_UNTIL(veil_test_now_ms() - t0 > 1000U * SAVE_SECONDS + 200U, 1000U * SAVE_SECONDS + 5000U));
+		uint8_t e[256];
+		char pt[32];
+		snprintf(pt, sizeof(pt), "t%d", i);
+		size_t n = env(&x, e, sizeof(e), "sensors/x", 1, ffx_env.k_sensors, NULL, NULL, 0, pt);
+		cfx_plain_publish(&x.eve, "sensors/x", e, n);
+		for (int fe = 0; fe < FFX_N; fe++) {
+			char want[64];
+			snprintf(want, sizeof(want), "got sensors/x %s", pt);
+			bool got = fe < FFX_PSYNC ? ffx_lv_wait_text(r.l[fe], want) : test_file_wait(r.out[fe], want, 10000);
+			ck_assert_msg(got, "%s never delivered %s", ffx_name[fe], pt);
+			if (i == 2)
+				ck_assert_msg(VEIL_WAIT_UNTIL(access(replay[fe], F_OK) == 0, 5000), "%s: no %s %u s after the start",
+				              ffx_name[fe], replay[fe], SAVE_SECONDS);
+			else if (veil_test_now_ms() - before < 1000U * SAVE_SECONDS)
+				ck_assert_msg(access(replay[fe], F_OK) != 0, "%s: %s saved after one message", ffx_name[fe],
+				              replay[fe]);
+		}
+	}
+	for (int fe = 0; fe < FFX_N; fe++) {
+		struct veil_replay *w = NULL;
+		ck_assert_int_eq(veil_replay_new(VEIL_REPLAY_DEFAULT_PER_KEY, &w), VEIL_OK);
+		ck_assert_int_eq(veil_replay_load(w, replay[fe]), VEIL_OK);
+		ck_assert_uint_eq(veil_replay_count(w, 1), 1);
+		veil_replay_free(&w);
+	}
+	static struct ffx_outcome o[FFX_N];
+	rx_down(&r, &x, o);
+	ffx_same_everywhere("save after 5 s", o);
+	rx_ctx_free(&x);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	int rc = ffx_main(argc, argv);
@@ -523,6 +572,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, receive_case, 0, N_RX);
 	tcase_add_test(tc, receiver_restart);
 	tcase_add_test(tc, save_every_64);
+	tcase_add_test(tc, save_after_5s);
 	suite_add_tcase(s, tc);
 	/* 16 MiB to each of four receivers. */
 	tc = veil_tcase("receive-too-large", 20);
