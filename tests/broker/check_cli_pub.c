@@ -81,6 +81,19 @@ START_TEST(test_plaintext_needs_allow)
 	ck_assert_msg(strstr(ERR("clear"), "REFUSED: the keyring policy for 'public/#' says plaintext") &&
 	                      strstr(ERR("clear"), "--allow-plaintext"),
 	              "stderr: %s", ERR("clear"));
+	/* ... naming the keyring line that says so. */
+	size_t kn = 0;
+	char *kr = test_file_read(F.c.keyring, &kn);
+	ck_assert_ptr_nonnull(kr);
+	const char *pol = strstr(kr, "policy public/# plaintext");
+	ck_assert_ptr_nonnull(pol);
+	unsigned line = 1;
+	for (const char *p = kr; p < pol; p++)
+		line += *p == '\n';
+	free(kr);
+	char where[400];
+	snprintf(where, sizeof(where), "(%s:%u)", F.c.keyring, line);
+	ck_assert_msg(strstr(ERR("clear"), where), "stderr does not name %s: %s", where, ERR("clear"));
 	ck_assert_int_eq(clifx_run(&F, "allowed", NULL, "pub", "sensor-1", "-t", "public/news", "-q", "1", "-m",
 	                           "asked for", "--allow-plaintext", NULL),
 	                 0);
