@@ -206,6 +206,22 @@ START_TEST(test_passwd_forms)
 	text = test_file_read(pw, &len);
 	ck_assert_str_eq(text, plain); /* untouched */
 	free(text);
+	/* Adding and deleting another user beside it works, and says plainly
+	 * that dave's line will keep the plugin from loading the file. */
+	ck_assert_int_eq(clifx_run(&F, "a7", NULL, "passwd", NULL, "-b", pw, "erin", "e-pw", NULL), 0);
+	ck_assert_msg(strstr(ERR("a7"), ":4: user 'dave': not an Argon2id hash ($7$"), "stderr: %s", ERR("a7"));
+	ck_assert_int_eq(clifx_run(&F, "d7", NULL, "passwd", NULL, "-D", pw, "erin", NULL), 0);
+	ck_assert_msg(strstr(ERR("d7"), ":4: user 'dave': not an Argon2id hash ($7$"), "stderr: %s", ERR("d7"));
+	/* mosquitto_passwd's prompting form, -c FILE USER: the password from
+	 * standard input (its first line, with no terminal). -c replaces the
+	 * whole file: frank alone. */
+	ck_assert_int_eq(test_write_file(in, "f-pw\n", 0600), 0);
+	ck_assert_int_eq(clifx_run(&F, "cp", in, "passwd", NULL, "-c", pw, "frank", NULL), 0);
+	ck_assert_int_eq(clifx_run(&F, "vf", in, "passwd", NULL, "verify", pw, "frank", NULL), 0);
+	text = test_file_read(pw, &len);
+	ck_assert_msg(text && !strncmp(text, "frank:$argon2id$", 16) && strchr(text, '\n') == text + len - 1, "%s",
+	              text);
+	free(text);
 	ck_assert_int_eq(clifx_run(&F, "h", NULL, "passwd", NULL, "-H", "sha512-pbkdf2", pw, "x", NULL), 2);
 }
 END_TEST
