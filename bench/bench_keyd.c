@@ -156,7 +156,7 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	snprintf(text, sizeof(text), "broker tcp://127.0.0.1:%d\nclient_id veil-keyd\nidentity keyd.key\n"
 	                             "credential keyd.cred\nauthorities authority.pub\nacl_file veil.acl\n"
 	                             "database keyd.db\nstorage_key storage.key\nrequest_rate 100000\n"
-	                             "scope factory/%%c/# period 3600 lead 300 grace 600 depth 1\n", b->b.port);
+	                             "scope factory/%%c/# period 3600 lead 300 grace 600 depth 0\n", b->b.port);
 	if (test_write_file(conf, text, 0644) != 0)
 		return -1;
 	const char *init[] = { keyd_bin, "-c", conf, "--init", NULL };

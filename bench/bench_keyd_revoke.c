@@ -476,7 +476,7 @@ static int setup(struct bench *b, const char *plugin, const char *keyd_bin)
 	snprintf(text, sizeof(text), "broker tcp://127.0.0.1:%d\nclient_id veil-keyd\nidentity keyd.key\n"
 	                             "credential keyd.cred\nauthorities authority.pub\nacl_file veil.acl\n"
 	                             "revocation_file revoked\ndatabase keyd.db\nstorage_key storage.key\n"
-	                             "request_rate 100000\nscope fleet/# period 3600 lead 300 grace 600 depth 1\n",
+	                             "request_rate 100000\nscope fleet/# period 3600 lead 300 grace 600 depth 0\n",
 	         b->br.port);
 	if (rc == 0 && test_write_file(conf, text, 0644) != 0)
 		rc = -1;

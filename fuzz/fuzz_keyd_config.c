@@ -3,7 +3,7 @@
  * keyd/filter.c for the scope rules). The parser takes the file image
  * directly. A config that parses must keep every promise the daemon relies
  * on: the required keys are there, every scope is a valid filter with lead
- * <= period, depth 1..16, lead and grace at least twice the token window,
+ * <= period, depth 0..16, lead and grace at least twice the token window,
  * and no two scopes overlap (checked both ways: overlap is symmetric).
  * Seeds: fuzz/corpus/keyd_config.
  */
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < c.n_scopes; i++) {
 		const struct kd_scope_conf *s = &c.scopes[i];
-		if (!veil__filter_valid(s->filter) || s->lead > s->period || s->depth < 1 || s->depth > 16 ||
+		if (!veil__filter_valid(s->filter) || s->lead > s->period || s->depth > 16 ||
 		    (uint64_t)s->lead < 2ULL * c.token_window || (uint64_t)s->grace < 2ULL * c.token_window ||
 		    s->per_device != kd_filter__has_subst(s->filter) || kd_config__scope(&c, s->filter) != s)
 			abort();

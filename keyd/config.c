@@ -134,11 +134,11 @@ static int parse_scope(struct kd_config *c, char **f, size_t nf, unsigned line, 
 			return fail(err, errlen, name, line, "scope option '%s' needs a value", OPTS[k]);
 		seen[k] = true;
 		uint32_t v;
-		uint32_t min = k == 3 ? 1U : (k == 0 ? 1U : 0U);
+		uint32_t min = k == 0 ? 1U : 0U;
 		uint32_t max = k == 3 ? 16U : KD_PERIOD_MAX;
 		if (!parse_u32(f[i + 1], min, max, &v)) {
 			if (k == 3)
-				return fail(err, errlen, name, line, "scope depth '%.32s' is not a number from 1 to 16",
+				return fail(err, errlen, name, line, "scope depth '%.32s' is not a number from 0 to 16",
 				            f[i + 1]);
 			return fail(err, errlen, name, line, "scope %s '%.32s' is not a number of seconds in range",
 			            OPTS[k], f[i + 1]);

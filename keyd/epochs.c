@@ -155,7 +155,7 @@ int kd_epochs__instance(struct kd_epochs *E, struct kd_store *s, const struct kd
 
 static uint64_t horizon(const struct kd_scope_conf *sc, uint64_t now)
 {
-	return now + sc->lead + (uint64_t)(sc->depth - 1) * sc->period;
+	return now + sc->lead + (uint64_t)sc->depth * sc->period;
 }
 
 bool kd_epochs__granted(const struct kd_epoch *e, const struct kd_scope_conf *sc, uint64_t now)
@@ -237,7 +237,7 @@ uint64_t kd_epochs__next_change(const struct kd_inst *in, const struct kd_scope_
 	uint64_t from;
 	uint32_t number;
 	next_slot(in, sc, now, &from, &number);
-	uint64_t ahead = (uint64_t)sc->lead + (uint64_t)(sc->depth - 1) * sc->period;
+	uint64_t ahead = (uint64_t)sc->lead + (uint64_t)sc->depth * sc->period;
 	uint64_t t = from > ahead ? from - ahead : 0;
 	return t > now ? t : now + 1;
 }

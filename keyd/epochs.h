@@ -13,11 +13,12 @@
  * back-filled). An epoch is **granted** (put in bundles) while
  *
  *   superseded_at == 0  and  now < accept_until  and
- *   send_from <= now + lead + (depth - 1) * period
+ *   send_from <= now + lead + depth * period
  *
- * so with depth 1 the next epoch reaches devices `lead` seconds before
- * anyone sends with it, and with depth k devices also hold k - 1 further
- * periods: a keyd outage shorter than that loses nothing. A forced
+ * so with depth 0 the next epoch reaches devices `lead` seconds before
+ * anyone sends with it, and with depth k devices also hold k further
+ * periods: a keyd outage shorter than k * period + lead (at least k
+ * periods, issue 13) loses nothing. A forced
  * rotation (`veil keys rotate`, a revocation) starts an epoch at once with
  * the supersedes flag; every older epoch of the instance, including those
  * granted ahead, is superseded and deleted rekey_grace seconds later.

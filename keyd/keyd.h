@@ -35,7 +35,7 @@ struct kd_scope_conf {
 	uint32_t period;   /* seconds each epoch is sent with */
 	uint32_t lead;     /* seconds before send_from the next epoch is granted */
 	uint32_t grace;    /* seconds an epoch is accepted after its send_until */
-	uint32_t depth;    /* epochs granted ahead (>= 1) */
+	uint32_t depth;    /* periods granted beyond the lead (0..16) */
 	unsigned line;     /* where it was written, for messages */
 };
 

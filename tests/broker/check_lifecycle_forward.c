@@ -291,7 +291,7 @@ static void wait_file_lacks(const char *path, const struct lfx_keyset *gone)
 START_TEST(nothing_opens_past_epochs)
 {
 	struct lfx_keyd k;
-	lfx_keyd_new(&k, "keyd", "token_window 2\nrekey_grace 2\nscope fleet/# period 4 lead 4 grace 4 depth 1\n");
+	lfx_keyd_new(&k, "keyd", "token_window 2\nrekey_grace 2\nscope fleet/# period 4 lead 4 grace 4 depth 0\n");
 	lfx_keyd_start(&k, NULL);
 	const char *filters[] = { "#", "$veil/#" };
 	struct lfx_cap *cap = lfx_cap_start("recorder", NULL, filters, 2);
@@ -301,7 +301,7 @@ START_TEST(nothing_opens_past_epochs)
 	ck_assert_int_eq(lfx_dev_connect(rcv), VEIL_OK);
 	ck_assert_int_eq(lfx_dev_sub(rcv, "fleet/#"), VEIL_OK);
 	/* Traffic in three epochs: keyd grants each next epoch as the current
-	 * one starts (lead = period, depth 1), so each bundle the sender
+	 * one starts (lead = period, depth 0), so each bundle the sender
 	 * applies marks a new epoch: three messages after each, checked at the
 	 * receiver with the key id they came under. */
 	uint32_t ids[8];

@@ -3,7 +3,7 @@
  * rekey", "Receivers honour revocation"), with real components only
  * (tests/support/lifecycle_fixture.h): Mosquitto, veil-keyd, libveil devices.
  *
- * rekey_under_traffic: five devices on one shared scope (fleet/#, depth 1),
+ * rekey_under_traffic: five devices on one shared scope (fleet/#, depth 0),
  * QoS 1 traffic from all of them. Right after keyd granted the next epoch
  * ahead, one device is revoked. Then:
  *   - the revoked device, holding every key it ever had (read from its
@@ -77,7 +77,7 @@ static bool flags_of(const char *pt, bool *r, bool *a)
 START_TEST(rekey_under_traffic)
 {
 	struct lfx_keyd k;
-	lfx_keyd_new(&k, "keyd", "token_window 3\nrekey_grace 5\nscope fleet/# period 10 lead 7 grace 6 depth 1\n");
+	lfx_keyd_new(&k, "keyd", "token_window 3\nrekey_grace 5\nscope fleet/# period 10 lead 7 grace 6 depth 0\n");
 	lfx_keyd_start(&k, NULL);
 	const char *filters[] = { "fleet/#" };
 	struct lfx_cap *cap = lfx_cap_start("capture", "capture", filters, 1);

@@ -81,7 +81,7 @@ void kdh_write_config(const char *extra)
 	         "broker tcp://127.0.0.1:1\nclient_id veil-keyd\nidentity keyd.key\ncredential keyd.cred\n"
 	         "authorities authority.pub\nacl_file veil.acl\nrevocation_file revoked.txt\ndatabase keyd.db\n"
 	         "storage_key storage.key\nreissue_interval 5\nrequest_rate 10\n"
-	         "scope factory/%%c/# period 3600 lead 300 grace 600 depth 2\n%s",
+	         "scope factory/%%c/# period 3600 lead 300 grace 600 depth 1\n%s",
 	         extra ? extra : "");
 	ck_assert_int_eq(test_write_file(kdh.cfgpath, text, 0644), 0);
 }

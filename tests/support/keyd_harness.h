@@ -48,7 +48,7 @@ extern struct kdh kdh;
 extern const char kdh_acl[];
 
 /* Checked fixture: files, storage key, config (scope factory/%c/# period
- * 3600 lead 300 grace 600 depth 2), the service started at the wall clock. */
+ * 3600 lead 300 grace 600 depth 1), the service started at the wall clock. */
 void kdh_setup(void);
 void kdh_teardown(void);
 /* The config with extra lines appended. */

@@ -57,7 +57,8 @@ START_TEST(good_file)
 	ck_assert_ptr_nonnull(strstr(err, "/etc/veil/keyd.conf:13: scope '#' overlaps scope 'factory/%c/#' (line 12)"));
 	text = BASE "token_window 30   # seconds\n"
 	            "scope factory/%c/# period 3600 lead 300 grace 600 depth 3\n"
-	            "scope status/# period 86400 grace 600 lead 600   # any order\n";
+	            "scope status/# period 86400 grace 600 lead 600   # any order\n"
+	            "scope alarms/# period 600 lead 120 grace 120 depth 0\n";
 	ck_assert_int_eq(parse(text, &c, err, sizeof(err)), VEIL_OK);
 	ck_assert_str_eq(c.broker, "tcp://127.0.0.1:1883");
 	ck_assert_str_eq(c.client_id, "veil-keyd");
@@ -69,7 +70,7 @@ START_TEST(good_file)
 	ck_assert_uint_eq(c.reissue_interval, KD_DEFAULT_REISSUE);
 	ck_assert_uint_eq(c.rekey_grace, KD_DEFAULT_REKEY_GRACE);
 	ck_assert_uint_eq(c.request_rate, KD_DEFAULT_REQUEST_RATE);
-	ck_assert_uint_eq(c.n_scopes, 2);
+	ck_assert_uint_eq(c.n_scopes, 3);
 	ck_assert_str_eq(c.scopes[0].filter, "factory/%c/#");
 	ck_assert(c.scopes[0].per_device);
 	ck_assert_uint_eq(c.scopes[0].period, 3600);
@@ -79,6 +80,8 @@ START_TEST(good_file)
 	ck_assert_uint_eq(c.scopes[0].line, 10);
 	ck_assert(!c.scopes[1].per_device);
 	ck_assert_uint_eq(c.scopes[1].depth, KD_DEFAULT_DEPTH);
+	ck_assert_uint_eq(KD_DEFAULT_DEPTH, 2); /* issue 13: two periods beyond the lead */
+	ck_assert_uint_eq(c.scopes[2].depth, 0); /* just the lead */
 	ck_assert_ptr_eq(kd_config__scope(&c, "status/#"), &c.scopes[1]);
 	ck_assert_ptr_null(kd_config__scope(&c, "status"));
 	kd_config__free(&c);
@@ -137,7 +140,9 @@ START_TEST(refusals)
 	refused(BASE "scope a/# period 600 lead 120 grace 120 lead 130\n", "scope option 'lead' given twice");
 	refused(BASE "scope a/# period 600 lead 120 grace\n", "scope option 'grace' needs a value");
 	refused(BASE "scope a/# period 0 lead 120 grace 120\n", "scope period '0' is not a number of seconds");
-	refused(BASE "scope a/# period 600 lead 120 grace 120 depth 17\n", "scope depth '17' is not a number from 1 to 16");
+	refused(BASE "scope a/# period 600 lead 120 grace 120 depth 17\n",
+	        "keyd.conf:9: scope depth '17' is not a number from 0 to 16");
+	refused(BASE "scope a/# period 600 lead 120 grace 120 depth -1\n", "scope depth '-1' is not a number from 0 to 16");
 	refused(BASE "scope a/# period 100 lead 120 grace 120\n", "keyd.conf:9: scope 'a/#': lead is longer than the period");
 	refused(BASE "scope a/# period 600 lead 119 grace 120\n",
 	        "keyd.conf:9: scope 'a/#': lead (119) and grace (120) must be at least twice token_window (60)");

@@ -1,7 +1,9 @@
 /*
  * Tests for keyd/epochs.c with an injected clock (times are arguments):
- * the first epochs of an instance, the grant window (lead, depth), the
- * exact time the next epoch appears, many rotations counted, periods
+ * the first epochs of an instance, the grant window (lead, depth: depth K
+ * grants while send_from <= now + lead + K * period), the outage it covers
+ * (at least K periods, issue 13), the exact time the next epoch appears,
+ * many rotations counted, periods
  * skipped after an outage, key ids from 0x80000000 never reused (also
  * across purge and restart), forced rotation (supersedes, grace), purge,
  * and reloading everything from the store.
@@ -28,7 +30,7 @@ static struct kd_epochs E;
 #define T0 1700000000ULL
 static struct kd_scope_conf SC = { .filter = "factory/%c/#", .per_device = true, .period = 3600, .lead = 300,
 	                           .grace = 600, .depth = 2, .line = 1 };
-static struct kd_scope_conf SHARED = { .filter = "status/#", .period = 600, .lead = 120, .grace = 120, .depth = 1 };
+static struct kd_scope_conf SHARED = { .filter = "status/#", .period = 600, .lead = 120, .grace = 120, .depth = 0 };
 
 static void setup(void)
 {
@@ -90,32 +92,47 @@ START_TEST(first_epochs_and_window)
 	ck_assert_str_eq(in->filter, "factory/sensor-1/#");
 	ck_assert_str_eq(in->owner, "sensor-1");
 	ck_assert_uint_eq(in->anchor, T0);
-	/* depth 2: the current epoch and the next (horizon = now + lead + period). */
-	ck_assert_uint_eq(advance(in, &SC, T0), 2);
-	ck_assert_uint_eq(in->n, 2);
+	/* depth 2: the current epoch and the next two (horizon = now + lead +
+	 * 2 periods). */
+	ck_assert_uint_eq(advance(in, &SC, T0), 3);
+	ck_assert_uint_eq(in->n, 3);
 	ck_assert_uint_eq(in->ep[0].epoch, 0);
 	ck_assert_uint_eq(in->ep[0].send_from, T0);
 	ck_assert_uint_eq(in->ep[0].send_until, T0 + 3600);
 	ck_assert_uint_eq(in->ep[0].accept_until, T0 + 3600 + 600);
 	ck_assert_uint_eq(in->ep[1].epoch, 1);
 	ck_assert_uint_eq(in->ep[1].send_from, T0 + 3600);
+	ck_assert_uint_eq(in->ep[2].epoch, 2);
+	ck_assert_uint_eq(in->ep[2].send_from, T0 + 7200);
 	ck_assert_uint_ge(in->ep[0].key_id, VEIL__GRANT_KEY_ID_MIN);
 	ck_assert_uint_gt(in->ep[1].key_id, in->ep[0].key_id);
-	ck_assert_uint_eq(granted(in, &SC, T0), 2);
+	ck_assert_uint_gt(in->ep[2].key_id, in->ep[1].key_id);
+	ck_assert_uint_eq(granted(in, &SC, T0), 3);
 	ck_assert_ptr_eq(sending(in, &SC, T0), &in->ep[0]);
-	/* Nothing new until the third epoch comes within lead + period. */
+	/* Nothing new until the fourth epoch comes within lead + 2 periods. */
 	ck_assert_uint_eq(advance(in, &SC, T0 + 3600 - 300 - 1), 0);
 	ck_assert_uint_eq(kd_epochs__next_change(in, &SC, T0), T0 + 3600 - 300);
 	ck_assert_uint_eq(advance(in, &SC, T0 + 3600 - 300), 1);
-	ck_assert_uint_eq(in->ep[2].send_from, T0 + 7200);
-	ck_assert_uint_eq(granted(in, &SC, T0 + 3600 - 300), 3);
-	/* depth 1: only lead ahead. */
+	ck_assert_uint_eq(in->ep[3].send_from, T0 + 10800);
+	ck_assert_uint_eq(granted(in, &SC, T0 + 3600 - 300), 4);
+	/* depth 0: only lead ahead. */
 	struct kd_inst *sh = instance(&SHARED, NULL, T0);
 	ck_assert_str_eq(sh->filter, "status/#");
 	ck_assert_uint_eq(advance(sh, &SHARED, T0), 1);
+	ck_assert_uint_eq(granted(sh, &SHARED, T0), 1);
 	ck_assert_uint_eq(kd_epochs__next_change(sh, &SHARED, T0), T0 + 600 - 120);
 	ck_assert_uint_eq(advance(sh, &SHARED, T0 + 479), 0);
 	ck_assert_uint_eq(advance(sh, &SHARED, T0 + 480), 1);
+	ck_assert_uint_eq(sh->ep[1].send_from, T0 + 600);
+	/* depth 1: lead and one period ahead. */
+	struct kd_scope_conf one = { .filter = "alarms/#", .period = 600, .lead = 120, .grace = 120, .depth = 1 };
+	struct kd_inst *a1 = instance(&one, NULL, T0);
+	ck_assert_uint_eq(advance(a1, &one, T0), 2);
+	ck_assert_uint_eq(a1->ep[1].send_from, T0 + 600);
+	ck_assert_uint_eq(kd_epochs__next_change(a1, &one, T0), T0 + 1200 - 120 - 600);
+	ck_assert_uint_eq(advance(a1, &one, T0 + 479), 0);
+	ck_assert_uint_eq(advance(a1, &one, T0 + 480), 1);
+	ck_assert_uint_eq(a1->ep[2].send_from, T0 + 1200);
 	/* The same instance is found, not created twice. */
 	ck_assert_ptr_eq(instance(&SC, "sensor-1", T0 + 5), in);
 	ck_assert_ptr_eq(kd_epochs__find(&E, "factory/sensor-1/#"), in);
@@ -174,37 +191,40 @@ START_TEST(forced_rotation)
 {
 	struct kd_inst *in = instance(&SC, "s1", T0);
 	advance(in, &SC, T0);
-	uint32_t before = in->ep[1].key_id;
+	uint32_t before = in->ep[2].key_id;
 	uint64_t t = T0 + 100;
 	ck_assert_int_eq(kd_store__begin(st), VEIL_OK);
 	ck_assert_int_eq(kd_epochs__rotate(&E, st, in, &SC, t, 0, 7), VEIL_OK);
 	ck_assert_int_eq(kd_store__commit(st), VEIL_OK);
-	ck_assert_uint_eq(in->n, 3);
-	const struct kd_epoch *r = &in->ep[2];
+	ck_assert_uint_eq(in->n, 4);
+	const struct kd_epoch *r = &in->ep[3];
 	ck_assert_uint_gt(r->key_id, before); /* supersedes every smaller key id */
 	ck_assert_uint_eq(r->flags, VEIL__GRANT_SUPERSEDES);
 	ck_assert_uint_eq(r->grace_s, 7);
 	ck_assert_uint_eq(r->send_from, t);
-	ck_assert_uint_eq(r->epoch, 2);
-	/* Both older epochs, the one granted ahead included, are superseded. */
+	ck_assert_uint_eq(r->epoch, 3);
+	/* Every older epoch, those granted ahead included, is superseded. */
 	ck_assert_uint_eq(in->ep[0].superseded_at, t);
 	ck_assert_uint_eq(in->ep[1].superseded_at, t);
+	ck_assert_uint_eq(in->ep[2].superseded_at, t);
 	ck_assert_uint_eq(granted(in, &SC, t), 1);
 	ck_assert_ptr_eq(sending(in, &SC, t), r);
-	/* The chain goes on from the new epoch: with depth 2 its successor is
-	 * due at once, the one after that lead + period before it starts. */
+	/* The chain goes on from the new epoch: with depth 2 its two
+	 * successors are due at once, the one after lead + 2 periods before it
+	 * starts. */
 	ck_assert_uint_le(kd_epochs__next_change(in, &SC, t), t + 1);
-	ck_assert_uint_eq(advance(in, &SC, t), 1);
-	ck_assert_uint_eq(in->ep[3].send_from, t + 3600);
-	ck_assert_uint_eq(in->ep[3].flags, 0);
-	ck_assert_uint_eq(kd_epochs__next_change(in, &SC, t), t + 7200 - 300 - 3600);
+	ck_assert_uint_eq(advance(in, &SC, t), 2);
+	ck_assert_uint_eq(in->ep[4].send_from, t + 3600);
+	ck_assert_uint_eq(in->ep[4].flags, 0);
+	ck_assert_uint_eq(in->ep[5].send_from, t + 7200);
+	ck_assert_uint_eq(kd_epochs__next_change(in, &SC, t), t + 10800 - 300 - 7200);
 	/* Superseded epochs are deleted rekey_grace seconds later. */
 	size_t purged;
 	ck_assert_int_eq(kd_epochs__purge(&E, st, t + 6, 7, &purged), VEIL_OK);
 	ck_assert_uint_eq(purged, 0);
 	ck_assert_int_eq(kd_epochs__purge(&E, st, t + 7, 7, &purged), VEIL_OK);
-	ck_assert_uint_eq(purged, 2);
-	ck_assert_uint_eq(in->n, 2);
+	ck_assert_uint_eq(purged, 3);
+	ck_assert_uint_eq(in->n, 3);
 	/* With the fleet's clock skew: the new epoch sends from now - skew, so
 	 * a device whose clock is behind keyd's has a key to send with as soon
 	 * as the bundle stops the old ones; it still ends a period later. */
@@ -235,7 +255,7 @@ START_TEST(restart_and_never_reused)
 	/* Purge everything (an hour past every accept_until), restart. */
 	size_t purged;
 	ck_assert_int_eq(kd_epochs__purge(&E, st, T0 + 100000, 5, &purged), VEIL_OK);
-	ck_assert_uint_eq(purged, 3);
+	ck_assert_uint_eq(purged, 4);
 	kd_epochs__free(&E);
 	kd_store__close(&st);
 	char err[256];
@@ -245,7 +265,7 @@ START_TEST(restart_and_never_reused)
 	ck_assert_ptr_nonnull(a);
 	ck_assert_uint_eq(a->n, 0);
 	ck_assert_uint_eq(a->anchor, T0);
-	ck_assert_uint_eq(advance(a, &SC, T0 + 100000), 2);
+	ck_assert_uint_eq(advance(a, &SC, T0 + 100000), 3);
 	ck_assert_uint_gt(a->ep[0].key_id, max_id); /* never reused */
 	ck_assert_uint_eq(a->ep[0].send_from, T0 + 97200); /* still on the scope's grid */
 	/* A second restart keeps the keys byte for byte. */
@@ -255,10 +275,44 @@ START_TEST(restart_and_never_reused)
 	kd_epochs__free(&E);
 	ck_assert_int_eq(kd_epochs__load(&E, st), VEIL_OK);
 	a = kd_epochs__find(&E, "factory/s1/#");
-	ck_assert_uint_eq(a->n, 2);
+	ck_assert_uint_eq(a->n, 3);
 	ck_assert_uint_eq(a->ep[1].key_id, id);
 	ck_assert_mem_eq(a->ep[1].key, k, sizeof(k));
 	ck_assert(memcmp(a->ep[0].key, key0, sizeof(key0)) != 0);
+}
+END_TEST
+
+/* Issue 13: with depth K, a keyd outage shorter than K periods loses
+ * nothing. keyd stops at the worst moment, one second before it would
+ * grant the next epoch; the epochs granted then give a sending epoch at
+ * every second up to K * period + lead later (>= K periods) and none
+ * after: the rule is exact, for depths 0 to 3 and lead 0 or a full period. */
+START_TEST(outage_covered_by_depth)
+{
+	for (uint32_t k = 0; k <= 3; k++) {
+		for (uint32_t lead = 0; lead <= 600; lead += 600) {
+			char filt[32];
+			snprintf(filt, sizeof(filt), "o%u-%u/#", k, lead);
+			struct kd_scope_conf sc = { .filter = filt, .period = 600, .lead = lead, .grace = 120, .depth = k };
+			struct kd_inst *in = instance(&sc, NULL, T0);
+			advance(in, &sc, T0);
+			uint64_t t = kd_epochs__next_change(in, &sc, T0);
+			advance(in, &sc, t);
+			t = kd_epochs__next_change(in, &sc, t) - 1; /* keyd stops here */
+			ck_assert_uint_eq(advance(in, &sc, t), 0);
+			uint64_t covered = (uint64_t)k * sc.period + lead;
+			uint64_t last = 0;
+			for (size_t i = 0; i < in->n; i++)
+				if (kd_epochs__granted(&in->ep[i], &sc, t) && in->ep[i].send_until > last)
+					last = in->ep[i].send_until;
+			ck_assert_uint_eq(last, t + 1 + covered);
+			for (uint64_t x = t; x < t + covered; x += 7)
+				ck_assert_ptr_nonnull(sending(in, &sc, x));
+			ck_assert_ptr_nonnull(sending(in, &sc, t + covered));
+			ck_assert_ptr_null(sending(in, &sc, t + covered + 1));
+			ck_assert_uint_ge(covered, (uint64_t)k * sc.period);
+		}
+	}
 }
 END_TEST
 
@@ -288,6 +342,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, outage_skips_periods);
 	tcase_add_test(tc, forced_rotation);
 	tcase_add_test(tc, restart_and_never_reused);
+	tcase_add_test(tc, outage_covered_by_depth);
 	tcase_add_test(tc, instance_filter_too_long);
 	suite_add_tcase(s, tc);
 	return s;

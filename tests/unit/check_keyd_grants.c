@@ -28,8 +28,8 @@ static struct kd_store *st;
 static struct kd_epochs E;
 static struct kd_acl *acl;
 static struct kd_scope_conf scopes[2] = {
-	{ .filter = "factory/%c/#", .per_device = true, .period = 3600, .lead = 300, .grace = 600, .depth = 2 },
-	{ .filter = "alarms/#", .period = 600, .lead = 120, .grace = 120, .depth = 1 },
+	{ .filter = "factory/%c/#", .per_device = true, .period = 3600, .lead = 300, .grace = 600, .depth = 1 },
+	{ .filter = "alarms/#", .period = 600, .lead = 120, .grace = 120, .depth = 0 },
 };
 static struct kd_config cfg = { .scopes = scopes, .n_scopes = 2 };
 
@@ -170,7 +170,7 @@ START_TEST(collect_and_news)
 	struct veil__grants *g;
 	struct kd_grant_ref *refs;
 	ck_assert_int_eq(kd_grants__collect(e, n, &cfg, T0, &g, &refs), VEIL_OK);
-	/* factory: 2 epochs (depth 2) per sensor; alarms: 1 (depth 1). */
+	/* factory: 2 epochs (depth 1) per sensor; alarms: 1 (depth 0). */
 	ck_assert_uint_eq(g->n, 5);
 	for (size_t i = 0; i + 1 < g->n; i++)
 		ck_assert_uint_lt(refs[i].key_id, refs[i + 1].key_id);

@@ -80,7 +80,7 @@ START_TEST(revoked_while_down_and_ahead)
 	struct veil__grants *g;
 	kdh_join(&s1, "sensor-1", "sensor", NULL);
 	kdh_join(&dash, "dash-1", "dashboard", &g);
-	/* depth 2: the current epoch and the next one, granted ahead. */
+	/* depth 1: the current epoch and the next one, granted ahead. */
 	uint32_t held[4];
 	ck_assert_uint_eq(key_ids(g, "factory/sensor-1/#", held, 4), 2);
 	veil__grants_free(&g);

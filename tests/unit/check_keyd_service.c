@@ -45,7 +45,7 @@ START_TEST(request_gets_bundle)
 	ck_assert_uint_ge(p->version, kdh.now.unix_us);
 	struct veil__grants *g = NULL;
 	ck_assert_int_eq(kdh_open(&s1, &g), VEIL_OK);
-	ck_assert_uint_eq(g->n, 2); /* depth 2: current and next epoch */
+	ck_assert_uint_eq(g->n, 2); /* depth 1: current and next epoch */
 	for (size_t i = 0; i < g->n; i++) {
 		ck_assert_str_eq(g->g[i].scope, "factory/sensor-1/#");
 		ck_assert_uint_ge(g->g[i].key_id, VEIL__GRANT_KEY_ID_MIN);
