@@ -1,21 +1,26 @@
 /*
- * Drill: keyd down for a while (issue 13, "Compromise drills"), with real
- * components (tests/support/lifecycle_fixture.h). With pre-grant depth K
- * (here the default, 2), devices hold K - 1 periods beyond the current
- * epoch and its lead: an outage shorter than (K - 1) x period + lead loses
- * nothing (docs/KEYD.md). Periods of 12 s, lead 6 (18 s): keyd is killed
- * at no chosen point of the period and stays away at least 8 s and until
- * the devices crossed an epoch boundary (at most 14 s, which leaves keyd 4 s
- * to come back and grant before the least a device can hold runs out),
- * while three devices exchange QoS 1 messages; it comes back and the
- * traffic goes on across the next boundary. Nothing is lost or refused, no
- * publish finds no key, and the devices moved epochs on their own while
- * keyd was away.
+ * Drill: keyd down for a while (issue 13, "Compromise drills": "with
+ * pre-grant depth K, a keyd outage shorter than K periods loses nothing"),
+ * with real components (tests/support/lifecycle_fixture.h). keyd grants an
+ * epoch while send_from <= now + lead + K x period, so devices hold K
+ * periods beyond the current epoch and its lead: an outage shorter than
+ * K x period + lead loses nothing (docs/KEYD.md). Periods of 12 s, lead 6,
+ * the default depth 2 (30 s). keyd is killed at the worst point of the
+ * period, about 2 s before it would grant the next epoch (where devices
+ * hold the least), and stays away 22 to 23.5 s: shorter than K periods
+ * (24 s), longer than the 18 s the old rule (lead + (K - 1) x period)
+ * covered, so this drill fails on that rule. Meanwhile three devices
+ * exchange QoS 1 messages; keyd comes back and the traffic goes on across
+ * the next boundary. Nothing is lost or refused, no publish finds no key,
+ * and the devices moved epochs on their own while keyd was away.
  */
 #include <check.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "veil/veil.h"
 
@@ -25,8 +30,9 @@
 
 #define N 3
 #define PERIOD 12
-#define OUTAGE_MIN_MS 8000
-#define OUTAGE_MAX_MS 14000
+#define OUTAGE_MIN_MS 22000 /* > lead + (K - 1) x period = 18 s, the old rule */
+#define OUTAGE_MAX_MS 23500 /* < K x period = 24 s */
+#define KILL_BEFORE_GRANT_MS 2500
 
 static void setup(void)
 {
@@ -79,6 +85,31 @@ static size_t rounds_for(struct lfx_dev **d, uint64_t min_ms, uint64_t max_ms, s
 	return n;
 }
 
+/* Whether ks holds a key id old lacks. */
+static bool gained(const struct lfx_keyset *ks, const struct lfx_keyset *old)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		if (!lfx_keyset_find(old, ks->k[i].key_id))
+			return true;
+	return false;
+}
+
+/* When device d got keyd's next periodic grant (a bundle with an epoch it
+ * never held): keyd grants one every period from then on. */
+static uint64_t next_grant_seen(struct lfx_dev *d)
+{
+	static struct lfx_keyset old, now;
+	ck_assert(lfx_dev_wait_applied(d, 1, 10000));
+	lfx_dev_held(d, &old);
+	ck_assert_uint_gt(old.n, 0);
+	ck_assert_msg(VEIL_WAIT_UNTIL((lfx_dev_held(d, &now), gained(&now, &old)), (PERIOD + 5) * 1000),
+	              "%s: no epoch granted within a period", lfx_dev_id(d));
+	uint64_t t = veil_test_now_ms();
+	sodium_memzero(&old, sizeof(old));
+	sodium_memzero(&now, sizeof(now));
+	return t;
+}
+
 START_TEST(outage_shorter_than_depth)
 {
 	struct lfx_keyd k;
@@ -86,11 +117,20 @@ START_TEST(outage_shorter_than_depth)
 	lfx_keyd_start(&k, NULL);
 	struct lfx_dev *d[N];
 	lfx_fleet(d, N);
-	/* keyd dies at whatever point of the period the connects ended: the
-	 * least a device then holds is (K - 1) x period + lead = 18 s ahead
-	 * (right before a grant), more elsewhere. */
+	/* keyd dies at the worst point: just before its next grant, where the
+	 * least a device holds is K x period + lead = 30 s ahead (18 s under the
+	 * old rule). Grants come a period apart, at whole seconds; one is seen
+	 * a few hundred ms at most after keyd made it, so the kill lands at
+	 * least 2 s before the next. The kill's point in the period is what is
+	 * tested: there is no event to wait for. */
+	uint64_t t_grant = next_grant_seen(d[0]);
+	uint64_t kill_at = t_grant + PERIOD * 1000 - KILL_BEFORE_GRANT_MS;
+	while (veil_test_now_ms() < kill_at)
+		veil_poll_pause();
 	size_t applied[N];
 	uint64_t t_kill = veil_test_now_ms();
+	ck_assert_msg(t_kill < t_grant + PERIOD * 1000 - 1000, "kill %llu ms after the grant: not before the next one",
+	              (unsigned long long)(t_kill - t_grant));
 	kill(k.pid, SIGKILL);
 	ck_assert_int_eq(lfx_keyd_exit(&k, 5000), 128 + 9);
 	uint32_t keys[16];
@@ -120,7 +160,7 @@ END_TEST
 static Suite *suite(void)
 {
 	Suite *s = suite_create("drill_keyd_outage");
-	TCase *tc = veil_tcase("keyd_outage", 120);
+	TCase *tc = veil_tcase("keyd_outage", 150);
 	tcase_add_checked_fixture(tc, setup, lfx_teardown);
 	tcase_add_test(tc, outage_shorter_than_depth);
 	suite_add_tcase(s, tc);
