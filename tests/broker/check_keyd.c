@@ -129,7 +129,7 @@ static void setup(void)
 	         "broker tcp://127.0.0.1:%d\nclient_id veil-keyd\nidentity keyd.key\ncredential keyd.cred\n"
 	         "authorities authority.pub\nacl_file veil.acl\nrevocation_file revoked.txt\n"
 	         "database keyd.db\nstorage_key storage.key\n"
-	         "scope factory/%%c/# period 3600 lead 300 grace 600 depth 2\n",
+	         "scope factory/%%c/# period 3600 lead 300 grace 600 depth 1\n",
 	         B.port);
 	ck_assert_int_eq(test_write_file(conf, text, 0644), 0);
 	char out[400];
