@@ -24,10 +24,22 @@ void veil__errf(char *errbuf, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Base64's alphabet and its padding: Debian 12's libsodium (1.0.18)
+ * decodes some bytes >= 0x80 as if they were letters, so one key had many
+ * texts. */
+static bool b64_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+	       c == '=';
+}
+
 int veil__b64_decode(const char *b64, size_t b64_len, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t n = 0;
 	const char *end = NULL;
+	for (size_t i = 0; i < b64_len; i++)
+		if (!b64_char((unsigned char)b64[i]))
+			return VEIL_ERR_PARSE;
 	if (sodium_base642bin(out, cap, b64, b64_len, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL) != 0)
 		return VEIL_ERR_PARSE;
 	if (end != b64 + b64_len)

@@ -172,6 +172,34 @@ START_TEST(lines)
 }
 END_TEST
 
+/* Base64 (keys in every text file): the alphabet and nothing else. Debian
+ * 12's libsodium decodes bytes >= 0x80 as letters; the core refuses them. */
+START_TEST(base64_strict)
+{
+	uint8_t k[32], out[32];
+	for (size_t i = 0; i < sizeof(k); i++)
+		k[i] = (uint8_t)(0x40 + i);
+	char text[64];
+	ck_assert_int_eq(veil__b64_encode(k, sizeof(k), text, sizeof(text)), VEIL_OK);
+	size_t n = 0;
+	ck_assert_int_eq(veil__b64_decode(text, strlen(text), out, sizeof(out), &n), VEIL_OK);
+	ck_assert_uint_eq(n, 32);
+	ck_assert_mem_eq(out, k, 32);
+	/* The fuzzer's find: eight bytes >= 0x80 for eight letters. */
+	const char bad[] = "QEFCQ0RFR\x95\x9b\xb6\xac\xaa\x8f\xb3\xab" "E1OT1BRUlNUVVZXWFlaW1xdXl8=";
+	ck_assert_int_eq(veil__b64_decode(bad, strlen(bad), out, sizeof(out), &n), VEIL_ERR_PARSE);
+	for (unsigned c = 0; c < 256; c++) {
+		char one[sizeof(text)];
+		memcpy(one, text, sizeof(one));
+		one[5] = (char)c;
+		bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+		                c == '/';
+		int rc = veil__b64_decode(one, strlen(text), out, sizeof(out), &n);
+		ck_assert_msg(alphabet ? rc == VEIL_OK : rc == VEIL_ERR_PARSE, "byte 0x%02x: %d", c, rc);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("util");
@@ -180,6 +208,7 @@ static Suite *suite(void)
 	tcase_add_test(t, whole_file);
 	tcase_add_test(t, pipes);
 	tcase_add_test(t, lines);
+	tcase_add_test(t, base64_strict);
 	suite_add_tcase(s, t);
 	return s;
 }
