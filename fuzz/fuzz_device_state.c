@@ -37,8 +37,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	fuzz_sodium_init();
-	const char *p = fuzz_memfile_init("veil-fuzz-device-state");
-	if (fchmod(fuzz_memfd, 0600) != 0 || !(mem_path = strdup(p)))
+	if (!(mem_path = strdup(fuzz_memfile_init_0600("veil-fuzz-device-state"))))
 		abort();
 	return 0;
 }

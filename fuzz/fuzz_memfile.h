@@ -13,6 +13,7 @@
  */
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fuzz_memfd = -1;
@@ -25,6 +26,16 @@ static inline const char *fuzz_memfile_init(const char *name)
 		abort();
 	snprintf(fuzz_mem_path, sizeof(fuzz_mem_path), "/proc/self/fd/%d", fuzz_memfd);
 	return fuzz_mem_path;
+}
+
+/* The same for loaders of secret files, which refuse a file others may
+ * read: the memfd is made mode 0600. */
+static inline const char *fuzz_memfile_init_0600(const char *name)
+{
+	const char *p = fuzz_memfile_init(name);
+	if (fchmod(fuzz_memfd, 0600) != 0)
+		abort();
+	return p;
 }
 
 static inline const char *fuzz_memfile_put(const uint8_t *data, size_t size)

@@ -109,6 +109,13 @@ seeds = {
                     b'{"command":"listClients","count":-1}]}'),
         "not_json": b'{"commands":[{"command":"reload"}',
     },
+    "storage_key": {
+        # veil-keyd's storage key file (keyd/store.c)
+        "valid": f"veil-storage-key-v1 {tkey}\n".encode(),
+        "blank_lines": f"\n  \nveil-storage-key-v1 {tkey}\n\n".encode(),
+        "two_lines": f"veil-storage-key-v1 {tkey}\nveil-storage-key-v1 {tkey}\n".encode(),
+        "short": b"veil-storage-key-v1 AAAA\n",
+    },
     "config": {
         "full": (b"# client\nidentity device.id\ncredential /etc/veil/device.cred\n"
                  b"keyring keys/keyring\nstate_dir /var/lib/veil\nclient_id sensor-1\n"

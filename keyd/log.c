@@ -28,7 +28,8 @@ void kd_log__set_debug(bool on)
 	g_debug = on;
 }
 
-static void emit(const char *area, const char *verb, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void emit(const char *area, const char *verb, const char *fmt,
+                                                    va_list ap)
 {
 	char fields[768], line[900];
 	vsnprintf(fields, sizeof(fields), fmt, ap);
