@@ -858,20 +858,50 @@ int kd_store__report_status(struct kd_store *s, FILE *f, uint64_t now)
 	return VEIL_OK;
 }
 
+struct device_report {
+	struct kd_store *s;
+	FILE *f;
+};
+
+/* Under a device's line, every epoch it is granted: acknowledged when the
+ * device acknowledged a bundle version that carried it. */
+static int print_device_epochs(struct kd_store *s, FILE *f, const struct kd_device_row *d)
+{
+	sqlite3_stmt *st = prep(s,
+		"SELECT i.filter, e.epoch, e.key_id, g.version, e.superseded_at FROM grants g"
+		" JOIN epochs e ON e.key_id = g.key_id JOIN instances i ON i.id = e.instance_id"
+		" WHERE g.cred_id = ? ORDER BY i.filter, e.epoch");
+	if (!st)
+		return VEIL_ERR_IO;
+	sqlite3_bind_blob(st, 1, d->cred_id, VEIL_CREDENTIAL_ID_BYTES, SQLITE_STATIC);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t v = u64col(st, 3);
+		fprintf(f, "  %-38s epoch %lld 0x%08llx in version %llu: %s%s\n", (const char *)sqlite3_column_text(st, 0),
+		        (long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2),
+		        (unsigned long long)v, d->acked_version >= v ? "acknowledged" : "not acknowledged",
+		        u64col(st, 4) ? " (superseded)" : "");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? VEIL_OK : VEIL_ERR_IO;
+}
+
 static int print_device(void *ctx, const struct kd_device_row *d)
 {
-	FILE *f = ctx;
+	struct device_report *r = ctx;
+	FILE *f = r->f;
 	char id[2 * VEIL_CREDENTIAL_ID_BYTES + 1];
 	kd_log__hex(d->cred_id, VEIL_CREDENTIAL_ID_BYTES, id, sizeof(id));
 	fprintf(f, "%-24s %s %-20s issued %llu published %llu acked %llu%s\n", d->client_id, id,
 	        d->roles[0] ? d->roles : "-", (unsigned long long)d->issued_version,
 	        (unsigned long long)d->published_version, (unsigned long long)d->acked_version,
 	        d->acked_version == d->issued_version ? "" : " (not acknowledged)");
-	return VEIL_OK;
+	return print_device_epochs(r->s, f, d);
 }
 
 int kd_store__report_devices(struct kd_store *s, FILE *f)
 {
 	fprintf(f, "%-24s %-32s %-20s versions\n", "client id", "credential id", "roles");
-	return kd_store__devices_each(s, print_device, f);
+	struct device_report r = { s, f };
+	return kd_store__devices_each(s, print_device, &r);
 }

@@ -2,7 +2,7 @@
  * veil keys: the key service's store, for operators (issue 12):
  *
  *   veil keys --db /var/lib/veil/keyd.db status        epochs, who holds and acknowledged each
- *   veil keys --db /var/lib/veil/keyd.db devices       credentials keyd serves, versions
+ *   veil keys --db /var/lib/veil/keyd.db devices       credentials keyd serves, versions, epochs held
  *   veil keys --db /var/lib/veil/keyd.db rotate SCOPE  queue a forced rotation of a scope
  *
  * The store is read in WAL mode while veil-keyd runs, through keyd's own
@@ -23,7 +23,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: veil keys --db PATH status          epochs per scope instance: state, devices granted, acknowledged\n"
-	           "       veil keys --db PATH devices         every credential keyd serves, bundle versions\n"
+	           "       veil keys --db PATH devices         every credential keyd serves, bundle versions,\n"
+	           "                                           the epochs each holds, acknowledged or not\n"
 	           "       veil keys --db PATH rotate SCOPE    start a new epoch of SCOPE now (as written in keyd's config,\n"
 	           "                                           or one instance); older epochs are superseded\n");
 }

@@ -234,6 +234,24 @@ static bool dev_bundle(struct dev *v, struct veil__grants **g, int base_ms)
 	return false;
 }
 
+/* In `veil keys devices` output: the block of the device whose line starts
+ * with who has an epoch line holding both what and state. */
+static bool device_epoch_line(const char *path, const char *who, const char *what, const char *state)
+{
+	size_t n = 0;
+	char *text = test_file_read(path, &n);
+	ck_assert_ptr_nonnull(text);
+	bool found = false, in = false;
+	for (char *line = strtok(text, "\n"); line && !found; line = strtok(NULL, "\n")) {
+		if (line[0] != ' ')
+			in = !strncmp(line, who, strlen(who));
+		else if (in && strstr(line, what) && strstr(line, state))
+			found = true;
+	}
+	free(text);
+	return found;
+}
+
 START_TEST(devices_get_their_grants)
 {
 	start_keyd();
@@ -300,6 +318,12 @@ START_TEST(devices_get_their_grants)
 	ck_assert_int_eq(test_wait_exit(test_spawn(devices, &so), 10000), 0);
 	ck_assert(test_file_has(out, "sensor-1"));
 	ck_assert(test_file_has(out, "dash-1"));
+	/* Which device acknowledged which epoch: sensor-1 acknowledged the
+	 * bundle that carried key_id, dash-1 (which holds it too) did not. */
+	char want[64];
+	snprintf(want, sizeof(want), "0x%08x in version", (unsigned)key_id);
+	ck_assert_msg(device_epoch_line(out, "sensor-1 ", want, ": acknowledged"), "veil keys devices: sensor-1");
+	ck_assert_msg(device_epoch_line(out, "dash-1 ", want, ": not acknowledged"), "veil keys devices: dash-1");
 	const char *status[] = { cli, "keys", "--db", db, "status", NULL };
 	ck_assert_int_eq(test_wait_exit(test_spawn(status, &so), 10000), 0);
 	ck_assert(test_file_has(out, "factory/sensor-1/#"));
