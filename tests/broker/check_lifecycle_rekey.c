@@ -155,6 +155,15 @@ START_TEST(rekey_under_traffic)
 	ck_assert_msg(lfx_dev_wait_lost(x, 5000), "the revoked device's connection-lost callback never ran");
 	lfx_dev_ever(x, &xs);
 	ck_assert_uint_eq(xs.n, pre.n); /* it got nothing after the revocation */
+	/* Nor did keyd send it anything once it knew: no bundle to dev-4 in
+	 * keyd's audit after its rekey for the revocation. */
+	size_t klen = 0;
+	char *klog = test_file_read(k.log, &klen);
+	ck_assert_ptr_nonnull(klog);
+	const char *rekey = strstr(klog, "revocation | rekey | client=dev-4 ");
+	ck_assert_msg(rekey, "keyd logged no rekey for dev-4");
+	ck_assert_msg(!strstr(rekey, "bundle | issue | client=dev-4 "), "keyd issued dev-4 a bundle after its rekey");
+	free(klog);
 	/* Each device's last message (sealed under the new epoch) reached
 	 * every other: anything held for a bundle was released before it. */
 	for (int r = 0; r < N - 1; r++) {

@@ -219,7 +219,8 @@ START_TEST(acks_recorded)
 	kdh_advance(1);
 	/* An ack of a version never issued is ignored. */
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), d.held_version + 1), VEIL_OK);
-	ck_assert_ptr_nonnull(strstr(kdh.audit, "ack | ignore | client=sensor-1"));
+	ck_assert_uint_eq(kdh_audit_count("ack | ignore | client=sensor-1 "), 1);
+	ck_assert_uint_eq(kdh_audit_count("reason=never-issued"), 1);
 	kdh_advance(1);
 	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), d.held_version), VEIL_OK);
 	/* Acknowledgements are committed together by the sync after a batch
@@ -242,7 +243,43 @@ START_TEST(acks_recorded)
 	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
 	ck_assert_int_eq(kd_store__device_get(kdh.st, d.c.id, &row), VEIL_OK);
 	ck_assert_uint_eq(row.published_version, d.held_version);
+	/* The same acknowledgement again: not newer, ignored, the row stays. */
+	kdh_advance(1);
+	ck_assert_int_eq(kdh_send(&d, VEIL__KIND_ACK, kdh_secs(), d.held_version), VEIL_OK);
+	ck_assert_int_eq(kd_service__sync(kdh.svc), VEIL_OK);
+	ck_assert_uint_eq(kdh_audit_count("ack | ignore | client=sensor-1 "), 2);
+	ck_assert_uint_eq(kdh_audit_count("reason=not-newer"), 1);
+	ck_assert_uint_eq(kdh_audit_count("ack | record | client=sensor-1 "), 1);
+	ck_assert_int_eq(kd_store__device_get(kdh.st, d.c.id, &row), VEIL_OK);
+	ck_assert_uint_eq(row.acked_version, d.held_version);
 	test_kd_device_free(&d);
+}
+END_TEST
+
+/* A grant by write rights alone (write to one topic of the scope, no read of
+ * all of it) is given, with may-send, and logged as such; an owner's is not. */
+START_TEST(write_only_grant_audited)
+{
+	char acl[512], err[256];
+	snprintf(acl, sizeof(acl), "%suser writer-1\ntopic write factory/sensor-1/cmd\n", kdh_acl);
+	ck_assert_int_eq(test_write_file(kdh.aclpath, acl, 0644), 0);
+	ck_assert_int_eq(kd_service__reload(kdh.svc, kdh.cfgpath, &kdh.now, err, sizeof(err)), VEIL_OK);
+	struct test_kd_device s1, w;
+	test_kd_device_new(&s1, kdh.auth, "sensor-1", "sensor", 30 * 86400);
+	test_kd_device_new(&w, kdh.auth, "writer-1", "writer", 30 * 86400);
+	ck_assert_int_eq(kdh_request(&s1), VEIL_OK); /* the instance factory/sensor-1/# */
+	ck_assert_int_eq(kdh_request(&w), VEIL_OK);
+	struct veil__grants *g;
+	ck_assert_int_eq(kdh_open(&w, &g), VEIL_OK);
+	const struct veil__grant *x = test_kd_grant(g, "factory/sensor-1/#");
+	ck_assert_ptr_nonnull(x);
+	ck_assert(x->flags & VEIL__GRANT_MAY_SEND);
+	veil__grants_free(&g);
+	ck_assert_msg(kdh_audit_count("grant | write-only | client=writer-1 instance=factory/sensor-1/# ") == 1, "%s",
+	              kdh.audit);
+	ck_assert_uint_eq(kdh_audit_count("grant | write-only | client=sensor-1 "), 0);
+	test_kd_device_free(&s1);
+	test_kd_device_free(&w);
 }
 END_TEST
 
@@ -663,6 +700,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, reissue_limit);
 	tcase_add_test(tc, flood_costs_the_limit);
 	tcase_add_test(tc, acks_recorded);
+	tcase_add_test(tc, write_only_grant_audited);
 	tcase_add_test(tc, stale_ack_reseals);
 	tcase_add_test(tc, reseal_at_most_once);
 	tcase_add_test(tc, restart_loses_nothing);
