@@ -227,8 +227,8 @@ static int parse_line(struct kd_config *c, char *line, unsigned lineno, unsigned
 			return fail(err, errlen, c->path, lineno, "audience %s", why);
 		break;
 	case K_URI:
-		if (strncmp(v, "tcp://", 6) && strncmp(v, "ssl://", 6) && strncmp(v, "mqtt://", 7) &&
-		    strncmp(v, "mqtts://", 8))
+		if (strncmp(v, "tcp://", 6) != 0 && strncmp(v, "ssl://", 6) != 0 && strncmp(v, "mqtt://", 7) != 0 &&
+		    strncmp(v, "mqtts://", 8) != 0)
 			return fail(err, errlen, c->path, lineno, "broker '%.64s' is not tcp://, ssl://, mqtt:// or mqtts://",
 			            v);
 		break;

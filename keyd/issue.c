@@ -214,7 +214,7 @@ int kd_svc__consider(struct kd_service *s, struct kd_dev *d, bool request, const
 			char c[80];
 			kd_log__audit("bundle", "defer", "client=%s until=%llu reason=reissue-interval",
 			              kd_log__clean(d->row.client_id, c, sizeof(c)),
-			              (unsigned long long)(d->row.last_issue + s->cfg->reissue_interval));
+			              (unsigned long long)d->row.last_issue + s->cfg->reissue_interval);
 		}
 		d->due = d->row.last_issue + s->cfg->reissue_interval;
 		s->stats.deferred++;

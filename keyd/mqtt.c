@@ -440,8 +440,9 @@ bool kd_mqtt__on_event(struct kd_mqtt *m, const struct kd_ev *ev, uint8_t cred_i
 	case KD_EV_LOST:
 	case KD_EV_CONNECT_FAILED:
 		m->connected = false;
-		HASH_ITER(hh, m->outs, o, tmp)
+		HASH_ITER(hh, m->outs, o, tmp) {
 			o->sent = false;
+		}
 		m->unsent = HASH_COUNT(m->outs);
 		m->inflight = 0;
 		return false;

@@ -40,8 +40,9 @@ int kd_storage_key__create(const char *path, char *err, size_t errlen)
 	int rc = veil__b64_encode(k, KD_STORAGE_KEY_BYTES, line + p, sizeof(line) - p - 1);
 	sodium_free(k);
 	if (rc == VEIL_OK) {
-		strcat(line, "\n");
-		rc = veil__file_write_atomic(path, line, strlen(line), 0600, true);
+		size_t n = strlen(line);
+		line[n++] = '\n'; /* the encoder had one byte less than the buffer */
+		rc = veil__file_write_atomic(path, line, n, 0600, true);
 		if (rc != VEIL_OK)
 			veil__errf(err, errlen, "%s: %s", path, errno == EEXIST ? "exists (never overwritten)" : strerror(errno));
 	}
@@ -289,6 +290,14 @@ static uint64_t u64col(sqlite3_stmt *st, int i)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* The end of a row loop: a step that stopped on an error (SQLITE_BUSY,
+ * SQLITE_IOERR, ...) rather than SQLITE_DONE is an error, never the end of
+ * the rows, so no caller takes half a table for all of it. */
+static int rows_done(int rc, int step)
+{
+	return rc == VEIL_OK && step != SQLITE_DONE ? VEIL_ERR_IO : rc;
+}
+
 static void blobcol(sqlite3_stmt *st, int i, uint8_t *out, size_t n)
 {
 	const void *p = sqlite3_column_blob(st, i);
@@ -446,7 +455,7 @@ int kd_store__instances_each(struct kd_store *s, kd_instance_cb cb, void *ctx)
 		rc = cb(ctx, &r);
 	}
 	sqlite3_finalize(st);
-	return rc;
+	return rows_done(rc, step);
 }
 
 /* ---- epochs ---------------------------------------------------------------- */
@@ -547,7 +556,7 @@ int kd_store__epochs_each(struct kd_store *s, kd_epoch_cb cb, void *ctx)
 		rc = cb(ctx, filter, &e);
 	}
 	sqlite3_finalize(st);
-	return rc;
+	return rows_done(rc, step);
 }
 
 int kd_store__epoch_delete(struct kd_store *s, uint32_t key_id)
@@ -661,14 +670,14 @@ int kd_store__devices_each(struct kd_store *s, kd_device_cb cb, void *ctx)
 	sqlite3_stmt *st = prep(s, "SELECT " DEVICE_COLS " FROM devices ORDER BY client_id, cred_id");
 	if (!st)
 		return VEIL_ERR_IO;
-	int rc = VEIL_OK;
+	int rc = VEIL_OK, step;
 	struct kd_device_row d;
-	while (rc == VEIL_OK && sqlite3_step(st) == SQLITE_ROW) {
+	while (rc == VEIL_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		device_from(st, &d);
 		rc = cb(ctx, &d);
 	}
 	sqlite3_finalize(st);
-	return rc;
+	return rows_done(rc, step);
 }
 
 int kd_store__grants_set(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTIAL_ID_BYTES], uint64_t version,
@@ -700,9 +709,9 @@ int kd_store__grants_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTI
 	if (!st)
 		return VEIL_ERR_IO;
 	sqlite3_bind_blob(st, 1, cred_id, VEIL_CREDENTIAL_ID_BYTES, SQLITE_STATIC);
-	int rc = VEIL_OK;
+	int rc = VEIL_OK, step;
 	size_t cap = 0;
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 8;
 			void *p = realloc(*g, cap * sizeof(**g));
@@ -717,6 +726,7 @@ int kd_store__grants_get(struct kd_store *s, const uint8_t cred_id[VEIL_CREDENTI
 		(*n)++;
 	}
 	sqlite3_finalize(st);
+	rc = rows_done(rc, step);
 	if (rc != VEIL_OK) {
 		free(*g);
 		*g = NULL;

@@ -6,7 +6,7 @@
 # fuzz run (executions, cov, ft). Installs nothing: tools/install-deps.sh
 # provides clang, libclang-rt-14-dev, cppcheck and clang-tidy.
 #
-# Scope: product code (core/, plugin/, client-shim/, tools/, fuzz/). Tests,
+# Scope: product code (core/, plugin/, client-shim/, keyd/, tools/, fuzz/). Tests,
 # bench and examples are exercised by the ASan+UBSan suite instead.
 # Knobs: VEIL_HARDENING_BUILD (default build: uses <it>/lint and <it>/fuzz),
 # VEIL_FUZZ_SECONDS, VEIL_JOBS (default 2), VEIL_SKIP_FUZZ=1.
@@ -18,7 +18,7 @@ case $BROOT in /*) ;; *) BROOT=$ROOT/$BROOT ;; esac
 LINT=$BROOT/lint
 JOBS=${VEIL_JOBS:-2}
 SECS=${VEIL_FUZZ_SECONDS:-30}
-SRC_DIRS=(core plugin client-shim tools fuzz)
+SRC_DIRS=(core plugin client-shim keyd tools fuzz)
 status=0
 section() { printf '\n---- %s ----\n' "$*"; }
 mkdir -p "$BROOT"
@@ -36,8 +36,8 @@ section "cppcheck $(cppcheck --version | awk '{print $2}')"
 # it); uninitialized reads are covered by the compilers' warnings, ASan,
 # UBSan and the valgrind runs of the tests.
 CPPCHECK_SUPPRESS=()
-for f in client-shim/device_revoked.c core/replay.c plugin/login_quota.c plugin/nonce_cache.c plugin/passwd.c \
-         plugin/ratelimit.c; do
+for f in client-shim/device_revoked.c core/replay.c keyd/epochs.c keyd/mqtt.c keyd/service.c plugin/login_quota.c \
+         plugin/nonce_cache.c plugin/passwd.c plugin/ratelimit.c; do
   CPPCHECK_SUPPRESS+=("--suppress=uninitvar:$f")
 done
 cppcheck_out=$BROOT/cppcheck.txt
@@ -65,6 +65,10 @@ TIDY_KNOWN=(
   core/acl/acl_rules.c:clang-analyzer-unix.Malloc
   core/credcache.c:clang-analyzer-unix.Malloc
   core/replay.c:clang-analyzer-unix.Malloc
+  keyd/epochs.c:clang-analyzer-unix.Malloc
+  keyd/mqtt.c:clang-analyzer-unix.Malloc
+  keyd/rekey.c:clang-analyzer-unix.Malloc
+  keyd/service.c:clang-analyzer-unix.Malloc
   plugin/clients.c:clang-analyzer-unix.Malloc
   plugin/clients.c:clang-analyzer-core.NullDereference
   plugin/login_quota.c:clang-analyzer-unix.Malloc
