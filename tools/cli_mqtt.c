@@ -82,7 +82,7 @@ void cli_mqtt_help(FILE *f, bool sub)
 	        " -V 5|311         MQTT version (default 5)\n"
 	        " -k SECONDS       keepalive (default 60)\n"
 	        " -c               persistent session (clean session off); needs -i\n"
-	        " -x SECONDS       session expiry (MQTT 5; -1 never): default -1 with -c, else 0\n"
+	        " -x SECONDS       session expiry (MQTT 5; -1 never, needs -i): default -1 with -c, else 0\n"
 	        " -u USER -P PASS  legacy password login (implies --auth password)\n"
 	        " --cafile FILE    CA certificates: connect with TLS\n"
 	        " --cert FILE --key FILE   client certificate and its key (TLS)\n"
@@ -369,6 +369,11 @@ int cli_mqtt_finish(struct cli_mqtt *m)
 	}
 	if (m->persistent && !m->client_id) {
 		fprintf(stderr, "veil %s: -c needs -i: a persistent session is found again by its client id\n", m->cmd);
+		return VEIL_EXIT_USAGE;
+	}
+	if (m->session_expiry == -1 && !m->client_id) {
+		fprintf(stderr, "veil %s: -x -1 (a session that never expires) needs -i: it is found again by its "
+		                "client id\n", m->cmd);
 		return VEIL_EXIT_USAGE;
 	}
 	if (m->persistent && m->session_expiry == 0) {

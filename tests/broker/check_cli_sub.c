@@ -5,8 +5,8 @@
  * --json and -F carry topic, payload, QoS, retain, verification, signer,
  * sender, key id and sequence; -W times out with "Timed out" and status 27;
  * -R, -T, -E, -U, -c, -k as mosquitto_sub, --quiet silences a refusal;
- * -c -x N keeps the session and its queued messages N seconds (-x without
- * -c is refused, unlike mosquitto_sub); and a long-running subscriber
+ * -x N keeps the session and its queued messages N seconds (without -c a
+ * clean start, as mosquitto_sub); and a long-running subscriber
  * re-reads its keyring on SIGHUP and when the file changes, keeps the old
  * keyring when the new one does not load (saying file:line), and never
  * drops its connection for it.
@@ -266,11 +266,16 @@ static void setup_sys(void)
  * lasts N seconds: the message queued after it is there on -c's return. */
 START_TEST(test_session_expiry)
 {
+	/* A session that never expires, as mosquitto_sub says, needs -i. */
+	ck_assert_int_eq(clifx_run(&F, "xinf", NULL, "sub", "dash-1", "-x", "-1", "-t", "sensors/#", NULL), 2);
+	ck_assert_msg(strstr(ERR("xinf"), "-x -1 (a session that never expires) needs -i"), "%s", ERR("xinf"));
 	struct cfx_plain sys;
 	cfx_plain_connect(&F.c, &sys, "auto-sys", "$SYS/broker/clients/expired");
+	int clean = test_file_count(F.c.broker.log, " as dash-1 (p5, c1,");
 	ck_assert_int_eq(clifx_run(&F, "make", NULL, "sub", "dash-1", "-i", "dash-1", "-x", "60", "-q", "1", "-t",
 	                           "sensors/#", "-E", NULL),
 	                 0);
+	ck_assert(test_file_wait_count(F.c.broker.log, " as dash-1 (p5, c1,", clean + 1, 5000)); /* a clean start */
 	pub("q1", "sensors/sensor-1/a", "kept", NULL);
 	/* Back within 60 s: the queued message; leaving now with -x 1. */
 	int st = clifx_run(&F, "resume", NULL, "sub", "dash-1", "-c", "-i", "dash-1", "-x", "1", "-q", "1", "-t",
