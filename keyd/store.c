@@ -848,7 +848,8 @@ int kd_store__report_status(struct kd_store *s, FILE *f, uint64_t now)
 	if (!st)
 		return VEIL_ERR_IO;
 	fprintf(f, "%-40s %8s %10s %-8s %8s %8s\n", "instance", "epoch", "key id", "state", "granted", "acked");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		uint64_t from = u64col(st, 3), until = u64col(st, 4), acc = u64col(st, 5), sup = u64col(st, 6);
 		const char *state = sup ? "superseded" : now < from ? "ahead" : now < until ? "sending" : now < acc ? "accepted" : "expired";
 		fprintf(f, "%-40s %8lld 0x%08llx %-8s %8lld %8lld\n", (const char *)sqlite3_column_text(st, 0),
@@ -856,16 +857,19 @@ int kd_store__report_status(struct kd_store *s, FILE *f, uint64_t now)
 		        (long long)sqlite3_column_int64(st, 7), (long long)sqlite3_column_int64(st, 8));
 	}
 	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return VEIL_ERR_IO;
 	st = prep(s, "SELECT scope, requested_at, done_at, result FROM rotate_requests ORDER BY id DESC LIMIT 5");
-	if (st) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			fprintf(f, "rotate %s requested %lld: %s\n", (const char *)sqlite3_column_text(st, 0),
-			        (long long)sqlite3_column_int64(st, 1),
-			        sqlite3_column_type(st, 2) == SQLITE_NULL ? "pending"
-			                                                  : (const char *)sqlite3_column_text(st, 3));
-		sqlite3_finalize(st);
+	if (!st)
+		return VEIL_ERR_IO;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *scope = (const char *)sqlite3_column_text(st, 0), *result =
+		                                                                (const char *)sqlite3_column_text(st, 3);
+		fprintf(f, "rotate %s requested %lld: %s\n", scope ? scope : "-", (long long)sqlite3_column_int64(st, 1),
+		        sqlite3_column_type(st, 2) == SQLITE_NULL ? "pending" : result ? result : "-");
 	}
-	return VEIL_OK;
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? VEIL_OK : VEIL_ERR_IO;
 }
 
 struct device_report {
