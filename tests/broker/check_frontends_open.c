@@ -520,12 +520,20 @@ START_TEST(save_after_5s)
 	uint64_t before = veil_test_now_ms();
 	rx_up(&r, &x, "save5", "sensors/x", NULL);
 	uint64_t t0 = veil_test_now_ms(); /* every front end started between the two */
+	bool early = true; /* the first message came within 5 s of every start */
 	char replay[FFX_N][600];
 	for (int fe = 0; fe < FFX_N; fe++)
 		ffx_pathf(replay[fe], sizeof(replay[fe]), "%s/replay-%s", r.state[fe], ffx_id[fe]);
 	for (int i = 1; i <= 2; i++) {
-		if (i == 2) /* the rule is about time: SAVE_SECONDS must pass */
-			ck_assert(VEIL_WAIT_UNTIL(veil_test_now_ms() - t0 > 1000U * SAVE_SECONDS + 200U, 1000U * SAVE_SECONDS + 5000U));
+		if (i == 2) {
+			/* The rule is about time: SAVE_SECONDS must pass. No timer
+			 * saves meanwhile: only an accepted message does. */
+			ck_assert(VEIL_WAIT_UNTIL(veil_test_now_ms() - t0 > 1000U * SAVE_SECONDS + 200U,
+			                          1000U * SAVE_SECONDS + 5000U));
+			for (int fe = 0; fe < FFX_N && early; fe++)
+				ck_assert_msg(access(replay[fe], F_OK) != 0, "%s: %s saved with no message to save for",
+				              ffx_name[fe], replay[fe]);
+		}
 		uint8_t e[256];
 		char pt[32];
 		snprintf(pt, sizeof(pt), "t%d", i);
@@ -542,6 +550,11 @@ START_TEST(save_after_5s)
 			else if (veil_test_now_ms() - before < 1000U * SAVE_SECONDS)
 				ck_assert_msg(access(replay[fe], F_OK) != 0, "%s: %s saved after one message", ffx_name[fe],
 				              replay[fe]);
+			else { /* a start slower than the rule's 5 s: the first message may save */
+				early = false;
+				fprintf(stderr, "save_after_5s: %s: the checks before the second message skipped (slow start)\n",
+				        ffx_name[fe]);
+			}
 		}
 	}
 	for (int fe = 0; fe < FFX_N; fe++) {
