@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < c.n_scopes; i++) {
 		const struct kd_scope_conf *s = &c.scopes[i];
 		if (!veil__filter_valid(s->filter) || s->lead > s->period || s->depth > 16 ||
+		    (uint64_t)s->lead + (uint64_t)s->depth * s->period > KD_PERIOD_MAX ||
 		    (uint64_t)s->lead < 2ULL * c.token_window || (uint64_t)s->grace < 2ULL * c.token_window ||
 		    s->per_device != kd_filter__has_subst(s->filter) || kd_config__scope(&c, s->filter) != s)
 			abort();

@@ -151,6 +151,11 @@ static int parse_scope(struct kd_config *c, char **f, size_t nf, unsigned line, 
 			return fail(err, errlen, name, line, "scope '%.64s' needs '%s <seconds>'", f[1], OPTS[k]);
 	if (s.lead > s.period)
 		return fail(err, errlen, name, line, "scope '%.64s': lead is longer than the period", f[1]);
+	if ((uint64_t)s.lead + (uint64_t)s.depth * s.period > KD_PERIOD_MAX)
+		return fail(err, errlen, name, line,
+		            "scope '%.64s': lead + depth x period is more than a year: keys handed out that far ahead "
+		            "defeat the epochs",
+		            f[1]);
 	for (size_t i = 0; i < c->n_scopes; i++) {
 		if (!strcmp(c->scopes[i].filter, f[1])) {
 			char prev[16];

@@ -143,6 +143,14 @@ START_TEST(refusals)
 	refused(BASE "scope a/# period 600 lead 120 grace 120 depth 17\n",
 	        "keyd.conf:9: scope depth '17' is not a number from 0 to 16");
 	refused(BASE "scope a/# period 600 lead 120 grace 120 depth -1\n", "scope depth '-1' is not a number from 0 to 16");
+	refused(BASE "scope a/# period 2700000 lead 120 grace 120 depth 12\n",
+	        "keyd.conf:9: scope 'a/#': lead + depth x period is more than a year");
+	struct kd_config year;
+	char yerr[512] = "";
+	ck_assert_msg(parse(BASE "scope a/# period 2400000 lead 120 grace 120 depth 13\n", &year, yerr, sizeof(yerr)) ==
+	                      VEIL_OK,
+	              "%s", yerr); /* just under a year ahead */
+	kd_config__free(&year);
 	refused(BASE "scope a/# period 100 lead 120 grace 120\n", "keyd.conf:9: scope 'a/#': lead is longer than the period");
 	refused(BASE "scope a/# period 600 lead 119 grace 120\n",
 	        "keyd.conf:9: scope 'a/#': lead (119) and grace (120) must be at least twice token_window (60)");
