@@ -26,20 +26,34 @@ void veil__errf(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* Base64's alphabet and its padding: Debian 12's libsodium (1.0.18)
  * decodes some bytes >= 0x80 as if they were letters, so one key had many
- * texts. */
-static bool b64_char(unsigned char c)
+ * texts. Key text is secret: no branch and no early exit on its bytes, as
+ * libsodium's own decoder. For bytes x, y (0..255): lt is 1 when x < y. */
+static unsigned ct_lt(unsigned x, unsigned y)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-	       c == '=';
+	return ((x - y) >> 8) & 1U;
+}
+
+static unsigned ct_eq(unsigned x, unsigned y)
+{
+	return (((x ^ y) - 1U) >> 8) & 1U;
+}
+
+static unsigned b64_char(unsigned char ch)
+{
+	unsigned c = ch;
+	return ((1U ^ ct_lt(c, 'A')) & ct_lt(c, 'Z' + 1U)) | ((1U ^ ct_lt(c, 'a')) & ct_lt(c, 'z' + 1U)) |
+	       ((1U ^ ct_lt(c, '0')) & ct_lt(c, '9' + 1U)) | ct_eq(c, '+') | ct_eq(c, '/') | ct_eq(c, '=');
 }
 
 int veil__b64_decode(const char *b64, size_t b64_len, uint8_t *out, size_t cap, size_t *len)
 {
 	size_t n = 0;
 	const char *end = NULL;
+	unsigned bad = 0;
 	for (size_t i = 0; i < b64_len; i++)
-		if (!b64_char((unsigned char)b64[i]))
-			return VEIL_ERR_PARSE;
+		bad |= 1U ^ b64_char((unsigned char)b64[i]);
+	if (bad)
+		return VEIL_ERR_PARSE;
 	if (sodium_base642bin(out, cap, b64, b64_len, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL) != 0)
 		return VEIL_ERR_PARSE;
 	if (end != b64 + b64_len)
