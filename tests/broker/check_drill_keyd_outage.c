@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -30,6 +31,8 @@
 
 #define N 3
 #define PERIOD 12
+#define LEAD 6
+#define DEPTH 2
 #define OUTAGE_MIN_MS 22000 /* > lead + (K - 1) x period = 18 s, the old rule */
 #define OUTAGE_MAX_MS 23500 /* < K x period = 24 s */
 #define KILL_BEFORE_GRANT_MS 2500
@@ -94,9 +97,12 @@ static bool gained(const struct lfx_keyset *ks, const struct lfx_keyset *old)
 	return false;
 }
 
-/* When device d got keyd's next periodic grant (a bundle with an epoch it
- * never held): keyd grants one every period from then on. */
-static uint64_t next_grant_seen(struct lfx_dev *d)
+/* When keyd made its next periodic grant, as CLOCK_MONOTONIC ms: device d
+ * gets a bundle with an epoch it never held, and keyd granted that epoch
+ * at send_from - (lead + depth x period), a whole second of the wall clock
+ * (KEYD.md): computed from the grant itself, so a late delivery on a
+ * loaded machine does not move the kill point. */
+static uint64_t next_grant(struct lfx_dev *d)
 {
 	static struct lfx_keyset old, now;
 	ck_assert(lfx_dev_wait_applied(d, 1, 10000));
@@ -104,7 +110,16 @@ static uint64_t next_grant_seen(struct lfx_dev *d)
 	ck_assert_uint_gt(old.n, 0);
 	ck_assert_msg(VEIL_WAIT_UNTIL((lfx_dev_held(d, &now), gained(&now, &old)), (PERIOD + 5) * 1000),
 	              "%s: no epoch granted within a period", lfx_dev_id(d));
-	uint64_t t = veil_test_now_ms();
+	uint64_t from = 0;
+	for (size_t i = 0; i < now.n; i++)
+		if (!lfx_keyset_find(&old, now.k[i].key_id) && now.k[i].send_from > from)
+			from = now.k[i].send_from;
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	uint64_t wall_ms = (uint64_t)wall.tv_sec * 1000U + (uint64_t)wall.tv_nsec / 1000000U;
+	uint64_t granted_ms = (from - LEAD - DEPTH * PERIOD) * 1000U;
+	ck_assert_msg(granted_ms <= wall_ms, "an epoch granted in the future?");
+	uint64_t t = veil_test_now_ms() - (wall_ms - granted_ms);
 	sodium_memzero(&old, sizeof(old));
 	sodium_memzero(&now, sizeof(now));
 	return t;
@@ -114,22 +129,24 @@ START_TEST(outage_shorter_than_depth)
 {
 	struct lfx_keyd k;
 	lfx_keyd_new(&k, "keyd", "token_window 2\nrekey_grace 4\nscope fleet/# period 12 lead 6 grace 4 depth 2\n");
+	_Static_assert(PERIOD == 12 && LEAD == 6 && DEPTH == 2, "the scope line above");
 	lfx_keyd_start(&k, NULL);
 	struct lfx_dev *d[N];
 	lfx_fleet(d, N);
 	/* keyd dies at the worst point: just before its next grant, where the
 	 * least a device holds is K x period + lead = 30 s ahead (18 s under the
-	 * old rule). Grants come a period apart, at whole seconds; one is seen
-	 * a few hundred ms at most after keyd made it, so the kill lands at
-	 * least 2 s before the next. The kill's point in the period is what is
-	 * tested: there is no event to wait for. */
-	uint64_t t_grant = next_grant_seen(d[0]);
+	 * old rule). Grants come a period apart, at whole seconds, and when
+	 * keyd made the last one follows from its send_from, so the kill lands
+	 * 2.5 s before the next however late the bundle was seen. The kill's
+	 * point in the period is what is tested: there is no event to wait for. */
+	uint64_t t_grant = next_grant(d[0]);
 	uint64_t kill_at = t_grant + PERIOD * 1000 - KILL_BEFORE_GRANT_MS;
 	while (veil_test_now_ms() < kill_at)
 		veil_poll_pause();
 	size_t applied[N];
 	uint64_t t_kill = veil_test_now_ms();
-	ck_assert_msg(t_kill < t_grant + PERIOD * 1000 - 1000, "kill %llu ms after the grant: not before the next one",
+	ck_assert_msg(t_kill < t_grant + PERIOD * 1000 - 1000,
+	              "kill %llu ms after the grant: not before the next one (the grant was seen too late)",
 	              (unsigned long long)(t_kill - t_grant));
 	kill(k.pid, SIGKILL);
 	ck_assert_int_eq(lfx_keyd_exit(&k, 5000), 128 + 9);

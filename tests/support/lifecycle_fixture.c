@@ -309,6 +309,7 @@ bool lfx_keys_file(const char *path, struct lfx_keyset *ks, uint64_t *version)
 		struct lfx_key *k = &ks->k[ks->n++];
 		k->key_id = g->g[i].key_id;
 		k->epoch = g->g[i].epoch;
+		k->send_from = g->g[i].send_from;
 		k->flags = g->g[i].flags;
 		snprintf(k->scope, sizeof(k->scope), "%s", g->g[i].scope);
 		memcpy(k->key, g->g[i].key, VEIL_KEY_BYTES);

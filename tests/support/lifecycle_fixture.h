@@ -107,6 +107,7 @@ void lfx_keyd_wait(const struct lfx_keyd *k, const char *needle, int count, int 
 
 struct lfx_key {
 	uint32_t key_id, epoch;
+	uint64_t send_from;       /* the grant's, unix seconds */
 	uint8_t flags;
 	char scope[256];          /* a grant's scope: VEIL__GRANT_SCOPE_MAX + 1 */
 	uint8_t key[VEIL_KEY_BYTES];
