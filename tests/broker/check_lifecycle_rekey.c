@@ -3,7 +3,8 @@
  * rekey", "Receivers honour revocation"), with real components only
  * (tests/support/lifecycle_fixture.h): Mosquitto, veil-keyd, libveil devices.
  *
- * rekey_under_traffic: five devices on one shared scope (fleet/#, depth 0),
+ * rekey_under_traffic: five devices on one shared scope (fleet/#, depth 0,
+ * then keyd's default depth 2),
  * QoS 1 traffic from all of them. Right after keyd granted the next epoch
  * ahead, one device is revoked. Then:
  *   - the revoked device, holding every key it ever had (read from its
@@ -74,10 +75,18 @@ static bool flags_of(const char *pt, bool *r, bool *a)
 	return true;
 }
 
+/* Run twice: depth 0 (the next epoch granted 7 s ahead, then revoked) and
+ * keyd's default depth 2 (two more periods ahead as well: every epoch the
+ * revoked device holds ahead must be superseded too). */
+static const unsigned DEPTHS[] = { 0, 2 };
+
 START_TEST(rekey_under_traffic)
 {
 	struct lfx_keyd k;
-	lfx_keyd_new(&k, "keyd", "token_window 3\nrekey_grace 5\nscope fleet/# period 10 lead 7 grace 6 depth 0\n");
+	char conf[160];
+	snprintf(conf, sizeof(conf), "token_window 3\nrekey_grace 5\nscope fleet/# period 10 lead 7 grace 6 depth %u\n",
+	         DEPTHS[_i]);
+	lfx_keyd_new(&k, "keyd", conf);
 	lfx_keyd_start(&k, NULL);
 	const char *filters[] = { "fleet/#" };
 	struct lfx_cap *cap = lfx_cap_start("capture", "capture", filters, 1);
@@ -98,6 +107,9 @@ START_TEST(rekey_under_traffic)
 	}
 	struct lfx_keyset pre, xs;
 	lfx_dev_ever(x, &pre);
+	/* What it holds ahead: the next epoch, and with depth 2 one more at
+	 * least (send_from within lead + 2 periods, 27 s). */
+	ck_assert_uint_ge(pre.n, 1 + (DEPTHS[_i] ? DEPTHS[_i] : 1));
 	/* QoS 1 traffic, round after round, from every device still allowed. */
 	int sent[N] = { 0 };
 	bool revoked = false;
@@ -411,7 +423,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("lifecycle_rekey");
 	TCase *tc = veil_tcase("rekey", 90);
 	tcase_add_checked_fixture(tc, setup_plugin, lfx_teardown);
-	tcase_add_test(tc, rekey_under_traffic);
+	tcase_add_loop_test(tc, rekey_under_traffic, 0, (int)(sizeof(DEPTHS) / sizeof(DEPTHS[0])));
 	suite_add_tcase(s, tc);
 	tc = veil_tcase("without_plugin", 60);
 	tcase_add_checked_fixture(tc, setup_bare, lfx_teardown);
