@@ -458,6 +458,19 @@ END_TEST
 
 #define SAVE_SECONDS 5U /* VEIL__SAVE_SECONDS, client-shim/session.h */
 
+/* Every front end's replay file loads and holds the one sender's window
+ * (key id 1). */
+static void replay_files_hold_one_window(char replay[FFX_N][600])
+{
+	for (int fe = 0; fe < FFX_N; fe++) {
+		struct veil_replay *w = NULL;
+		ck_assert_int_eq(veil_replay_new(VEIL_REPLAY_DEFAULT_PER_KEY, &w), VEIL_OK);
+		ck_assert_int_eq(veil_replay_load(w, replay[fe]), VEIL_OK);
+		ck_assert_uint_eq(veil_replay_count(w, 1), 1);
+		veil_replay_free(&w);
+	}
+}
+
 /* Receive windows are saved every VEIL__SAVE_EVERY (64) accepted messages
  * while the receiver runs, in every front end: not after 63 (unless 5 s
  * passed, the other rule), after 64 a file holding the sender's window. */
@@ -494,13 +507,7 @@ START_TEST(save_every_64)
 				              replay[fe]);
 		}
 	}
-	for (int fe = 0; fe < FFX_N; fe++) {
-		struct veil_replay *w = NULL;
-		ck_assert_int_eq(veil_replay_new(VEIL_REPLAY_DEFAULT_PER_KEY, &w), VEIL_OK);
-		ck_assert_int_eq(veil_replay_load(w, replay[fe]), VEIL_OK);
-		ck_assert_uint_eq(veil_replay_count(w, 1), 1);
-		veil_replay_free(&w);
-	}
+	replay_files_hold_one_window(replay);
 	static struct ffx_outcome o[FFX_N];
 	rx_down(&r, &x, o);
 	ffx_same_everywhere("save every 64", o);
@@ -557,13 +564,7 @@ START_TEST(save_after_5s)
 			}
 		}
 	}
-	for (int fe = 0; fe < FFX_N; fe++) {
-		struct veil_replay *w = NULL;
-		ck_assert_int_eq(veil_replay_new(VEIL_REPLAY_DEFAULT_PER_KEY, &w), VEIL_OK);
-		ck_assert_int_eq(veil_replay_load(w, replay[fe]), VEIL_OK);
-		ck_assert_uint_eq(veil_replay_count(w, 1), 1);
-		veil_replay_free(&w);
-	}
+	replay_files_hold_one_window(replay);
 	static struct ffx_outcome o[FFX_N];
 	rx_down(&r, &x, o);
 	ffx_same_everywhere("save after 5 s", o);
