@@ -71,7 +71,8 @@ plugin_opt_acl_file $V/broker/acl
 CONF
 # Two scopes, one key each for the fleet's readings and alerts (the protection
 # of fleet/+/alert is signed: a scope holds one kind). Rotation is not what
-# this suite tests (integration scenarios do): a period longer than the run.
+# this suite tests (integration scenarios do): a period longer than the run,
+# depth 0 (no period granted ahead), so each device holds one key per scope.
 cat >"$V/keyd/keyd.conf" <<CONF
 broker tcp://127.0.0.1:${VEIL_PORT}
 client_id veil-keyd
@@ -81,7 +82,7 @@ authorities $V/keys/authority.key.pub
 acl_file $V/broker/acl
 database $V/keyd/keyd.db
 storage_key $V/keyd/storage.key
-scope fleet/+/temp period 3600 lead 300 grace 300 depth 1
-scope fleet/+/alert period 3600 lead 300 grace 300 depth 1
+scope fleet/+/temp period 3600 lead 300 grace 300 depth 0
+scope fleet/+/alert period 3600 lead 300 grace 300 depth 0
 CONF
 echo "provisioned: authority, 6 devices, keyd, ACL, broker and keyd config (port ${VEIL_PORT}); no keyring"
