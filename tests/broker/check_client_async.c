@@ -30,50 +30,17 @@ static void teardown(void)
 	cfx_teardown(&F);
 }
 
-/* Completion results of async requests. */
-struct done {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	size_t n, n_ok;
-	int last;
-};
-
-static void done_init(struct done *d)
-{
-	memset(d, 0, sizeof(*d));
-	pthread_mutex_init(&d->lock, NULL);
-	veil_cond_init(&d->cond);
-}
-
-static void on_done(void *ctx, int rc, int reason_code)
-{
-	struct done *d = ctx;
-	pthread_mutex_lock(&d->lock);
-	d->n++;
-	if (rc == VEIL_OK)
-		d->n_ok++;
-	d->last = rc;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-}
-
-/* Wait until want completions arrived; false after base_ms (scaled). */
-static bool done_wait(struct done *d, size_t want, int base_ms)
-{
-	return veil_cond_wait_count(&d->cond, &d->lock, &d->n, want, base_ms);
-}
-
 static struct veil_async *async_up(struct cfx_opts *fo, struct cfx_sink *sink)
 {
 	struct veil_async *a = NULL;
 	ck_assert_int_eq(veil_async_new(&fo->o, &a), VEIL_OK);
 	if (sink)
 		ck_assert_int_eq(veil_async_set_callbacks(a, sink, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
-	struct done d;
-	done_init(&d);
-	ck_assert_int_eq(veil_async_connect(a, on_done, &d), VEIL_OK);
-	ck_assert(done_wait(&d, 1, 5000));
-	ck_assert_int_eq(d.last, VEIL_OK);
+	struct cfx_done d;
+	cfx_done_init(&d);
+	ck_assert_int_eq(veil_async_connect(a, cfx_on_done, &d), VEIL_OK);
+	ck_assert(cfx_done_wait(&d, 1, 5000));
+	ck_assert_int_eq(d.rc, VEIL_OK);
 	ck_assert(veil_async_is_connected(a));
 	return a;
 }
@@ -88,21 +55,21 @@ static void roundtrip(int version)
 	struct cfx_plain eve;
 	cfx_plain_connect(&F, &eve, "eve", "#");
 	struct veil_async *sub = async_up(&so, &sink);
-	struct done sd;
-	done_init(&sd);
-	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 2, on_done, &sd), VEIL_OK);
-	ck_assert(done_wait(&sd, 1, 5000));
-	ck_assert_int_eq(sd.last, VEIL_OK);
+	struct cfx_done sd;
+	cfx_done_init(&sd);
+	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 2, cfx_on_done, &sd), VEIL_OK);
+	ck_assert(cfx_done_wait(&sd, 1, 5000));
+	ck_assert_int_eq(sd.rc, VEIL_OK);
 	struct veil_async *pub = async_up(&po, NULL);
 
-	struct done pd;
-	done_init(&pd);
+	struct cfx_done pd;
+	cfx_done_init(&pd);
 	static const char *texts[3] = { "async qos 0 payload", "async qos 1 payload", "async qos 2 payload" };
 	for (int qos = 0; qos <= 2; qos++)
 		ck_assert_int_eq(veil_async_publish(pub, "sensors/x", texts[qos], strlen(texts[qos]), qos, qos == 2,
-		                                    on_done, &pd),
+		                                    cfx_on_done, &pd),
 		                 VEIL_OK);
-	ck_assert(done_wait(&pd, 3, 5000));
+	ck_assert(cfx_done_wait(&pd, 3, 5000));
 	ck_assert_uint_eq(pd.n_ok, 3);
 	ck_assert(cfx_wait(&sink, &sink.n, 3, 5000));
 	/* QoS 0/1/2 may overtake each other on the wire: match by content. */
@@ -131,10 +98,10 @@ static void roundtrip(int version)
 		p.value.value.data = (char *)"lab";
 		p.value.value.len = 3;
 		ck_assert_int_eq(MQTTProperties_add(&props, &p), 0);
-		ck_assert_int_eq(veil_async_publish5(pub, "sensors/p", "with props", 10, 1, false, &props, on_done, &pd),
+		ck_assert_int_eq(veil_async_publish5(pub, "sensors/p", "with props", 10, 1, false, &props, cfx_on_done, &pd),
 		                 VEIL_OK);
 		MQTTProperties_free(&props);
-		ck_assert(done_wait(&pd, 4, 5000));
+		ck_assert(cfx_done_wait(&pd, 4, 5000));
 		ck_assert_uint_eq(pd.n_ok, 4);
 		ck_assert(cfx_wait(&sink, &sink.n, 4, 5000));
 		ck_assert_str_eq(sink.msgs[3].user_prop, "site=lab");
@@ -153,11 +120,11 @@ static void roundtrip(int version)
 	ck_assert(sink2.msgs[0].retained);
 	ck_assert(memcmp(sink2.msgs[0].payload, texts[2], strlen(texts[2])) == 0);
 
-	struct done dd;
-	done_init(&dd);
-	ck_assert_int_eq(veil_async_disconnect(pub, veil_test_ms(1000), on_done, &dd), VEIL_OK);
-	ck_assert(done_wait(&dd, 1, 5000));
-	ck_assert_int_eq(dd.last, VEIL_OK);
+	struct cfx_done dd;
+	cfx_done_init(&dd);
+	ck_assert_int_eq(veil_async_disconnect(pub, veil_test_ms(1000), cfx_on_done, &dd), VEIL_OK);
+	ck_assert(cfx_done_wait(&dd, 1, 5000));
+	ck_assert_int_eq(dd.rc, VEIL_OK);
 	veil_async_free(&pub);
 	ck_assert_ptr_null(pub);
 	veil_async_free(&sub);
@@ -186,11 +153,11 @@ START_TEST(test_async_auth_method_refused)
 	po.o.auth = VEIL_AUTH_TOKEN;
 	struct veil_async *a = NULL;
 	ck_assert_int_eq(veil_async_new(&po.o, &a), VEIL_OK);
-	struct done d;
-	done_init(&d);
-	ck_assert_int_eq(veil_async_connect(a, on_done, &d), VEIL_OK);
-	ck_assert(done_wait(&d, 1, 5000));
-	ck_assert_int_eq(d.last, VEIL_ERR_AUTH);
+	struct cfx_done d;
+	cfx_done_init(&d);
+	ck_assert_int_eq(veil_async_connect(a, cfx_on_done, &d), VEIL_OK);
+	ck_assert(cfx_done_wait(&d, 1, 5000));
+	ck_assert_int_eq(d.rc, VEIL_ERR_AUTH);
 	struct veil_client_stats st;
 	veil_async_stats(a, &st);
 	ck_assert_int_eq(st.last_mqtt_rc, MQTTREASONCODE_BAD_AUTHENTICATION_METHOD);
@@ -228,10 +195,10 @@ START_TEST(test_async_threads)
 	struct cfx_sink sink;
 	cfx_sink_init(&sink);
 	struct veil_async *sub = async_up(&so, &sink);
-	struct done sd;
-	done_init(&sd);
-	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 1, on_done, &sd), VEIL_OK);
-	ck_assert(done_wait(&sd, 1, 5000));
+	struct cfx_done sd;
+	cfx_done_init(&sd);
+	ck_assert_int_eq(veil_async_subscribe(sub, "sensors/#", 1, cfx_on_done, &sd), VEIL_OK);
+	ck_assert(cfx_done_wait(&sd, 1, 5000));
 	struct veil_async *pub = async_up(&po, NULL);
 	pthread_t t[THREADS];
 	struct pub_arg args[THREADS];
@@ -264,7 +231,7 @@ END_TEST
 
 struct resub {
 	struct veil_async *a;
-	struct done d;
+	struct cfx_done d;
 };
 
 /* Clean sessions lose subscriptions: resubscribe on every (re)connect;
@@ -274,9 +241,9 @@ static void on_connected(void *ctx, int rc, int reason_code)
 	struct resub *r = ctx;
 	if (rc != VEIL_OK)
 		return;
-	int src = veil_async_subscribe(r->a, "sensors/#", 1, on_done, &r->d);
+	int src = veil_async_subscribe(r->a, "sensors/#", 1, cfx_on_done, &r->d);
 	if (src != VEIL_OK)
-		on_done(&r->d, src, 0);
+		cfx_on_done(&r->d, src, 0);
 }
 
 static void auto_reconnect(int version)
@@ -293,33 +260,33 @@ static void auto_reconnect(int version)
 	ck_assert_int_eq(veil_async_set_callbacks(sub, &sink, cfx_on_message, cfx_on_refusal, cfx_on_lost), VEIL_OK);
 	struct resub rs;
 	rs.a = sub;
-	done_init(&rs.d);
+	cfx_done_init(&rs.d);
 	ck_assert_int_eq(veil_async_set_connected(sub, on_connected, &rs), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(sub, NULL, NULL), VEIL_OK);
-	ck_assert(done_wait(&rs.d, 1, 5000));
-	ck_assert_int_eq(rs.d.last, VEIL_OK);
+	ck_assert(cfx_done_wait(&rs.d, 1, 5000));
+	ck_assert_int_eq(rs.d.rc, VEIL_OK);
 	/* pconn counts the publisher's successful connects. */
 	struct veil_async *pub = NULL;
-	struct done pconn;
-	done_init(&pconn);
+	struct cfx_done pconn;
+	cfx_done_init(&pconn);
 	ck_assert_int_eq(veil_async_new(&po.o, &pub), VEIL_OK);
-	ck_assert_int_eq(veil_async_set_connected(pub, on_done, &pconn), VEIL_OK);
+	ck_assert_int_eq(veil_async_set_connected(pub, cfx_on_done, &pconn), VEIL_OK);
 	ck_assert_int_eq(veil_async_connect(pub, NULL, NULL), VEIL_OK);
-	ck_assert(done_wait(&pconn, 1, 5000));
+	ck_assert(cfx_done_wait(&pconn, 1, 5000));
 
 	ck_assert_int_eq(test_broker_stop(&F.broker), 0);
 	ck_assert(cfx_wait(&sink, &sink.lost, 1, 5000));
 	ck_assert_int_eq(test_broker_restart(&F.broker), 0);
 	/* Both come back on their own, each with a fresh login; the subscriber
 	 * has its subscription back (SUBACK) before anything is published. */
-	ck_assert(done_wait(&rs.d, 2, 15000));
-	ck_assert_int_eq(rs.d.last, VEIL_OK);
-	ck_assert(done_wait(&pconn, 2, 15000));
-	struct done pd;
-	done_init(&pd);
-	ck_assert_int_eq(veil_async_publish(pub, "sensors/r", "back again", 10, 1, false, on_done, &pd), VEIL_OK);
-	ck_assert(done_wait(&pd, 1, 5000));
-	ck_assert_int_eq(pd.last, VEIL_OK);
+	ck_assert(cfx_done_wait(&rs.d, 2, 15000));
+	ck_assert_int_eq(rs.d.rc, VEIL_OK);
+	ck_assert(cfx_done_wait(&pconn, 2, 15000));
+	struct cfx_done pd;
+	cfx_done_init(&pd);
+	ck_assert_int_eq(veil_async_publish(pub, "sensors/r", "back again", 10, 1, false, cfx_on_done, &pd), VEIL_OK);
+	ck_assert(cfx_done_wait(&pd, 1, 5000));
+	ck_assert_int_eq(pd.rc, VEIL_OK);
 	ck_assert(cfx_wait(&sink, &sink.n, 1, 5000));
 	ck_assert(memcmp(sink.msgs[0].payload, "back again", 10) == 0);
 	struct veil_client_stats st;
@@ -333,13 +300,13 @@ static void auto_reconnect(int version)
 	 * client id over) and comes back through the same reconnect path, with
 	 * the same back-off; had the subscriber been set to reconnect, it would
 	 * have started earlier and been back by then. */
-	struct done dd;
-	done_init(&dd);
-	ck_assert_int_eq(veil_async_disconnect(sub, veil_test_ms(500), on_done, &dd), VEIL_OK);
-	ck_assert(done_wait(&dd, 1, 5000));
+	struct cfx_done dd;
+	cfx_done_init(&dd);
+	ck_assert_int_eq(veil_async_disconnect(sub, veil_test_ms(500), cfx_on_done, &dd), VEIL_OK);
+	ck_assert(cfx_done_wait(&dd, 1, 5000));
 	struct cfx_plain usurper;
 	cfx_plain_connect(&F, &usurper, "sensor-1", NULL);
-	ck_assert(done_wait(&pconn, 3, 15000));
+	ck_assert(cfx_done_wait(&pconn, 3, 15000));
 	ck_assert(!veil_async_is_connected(sub));
 	veil_async_stats(sub, &st);
 	ck_assert_uint_eq(st.connects, 2);

@@ -148,37 +148,12 @@ END_TEST
 
 /* ---- asynchronous ---- */
 
-struct done {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	size_t n;
-	int rc, reason;
-};
-
-static void done_init(struct done *d)
-{
-	memset(d, 0, sizeof(*d));
-	pthread_mutex_init(&d->lock, NULL);
-	veil_cond_init(&d->cond);
-}
-
-static void on_done(void *ctx, int rc, int reason_code)
-{
-	struct done *d = ctx;
-	pthread_mutex_lock(&d->lock);
-	d->n++;
-	d->rc = rc;
-	d->reason = reason_code;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-}
-
 /* Run one request (req returns its veil_err) and wait for its completion. */
 #define ASYNC_DONE(d, call)                                                                                 \
 	do {                                                                                                \
-		done_init(&(d));                                                                            \
+		cfx_done_init(&(d));                                                                            \
 		ck_assert_int_eq((call), VEIL_OK);                                                          \
-		ck_assert(veil_cond_wait_count(&(d).cond, &(d).lock, &(d).n, 1, 5000));                     \
+		ck_assert(cfx_done_wait(&(d), 1, 5000));                     \
 	} while (0)
 
 static struct veil_async *async_sub;
@@ -186,8 +161,8 @@ static struct veil_async *async_sub;
 static void async_unsub(void *ctx)
 {
 	(void)ctx;
-	struct done d;
-	ASYNC_DONE(d, veil_async_unsubscribe(async_sub, DROPPED, on_done, &d));
+	struct cfx_done d;
+	ASYNC_DONE(d, veil_async_unsubscribe(async_sub, DROPPED, cfx_on_done, &d));
 	ck_assert_msg(d.rc == VEIL_OK && d.reason == 0, "rc %d, reason 0x%02x", d.rc, (unsigned)d.reason);
 }
 
@@ -200,20 +175,20 @@ static void async_case(int version)
 	ck_assert_int_eq(veil_async_new(&so.o, &async_sub), VEIL_OK);
 	ck_assert_int_eq(veil_async_set_callbacks(async_sub, &sink, cfx_on_message, cfx_on_refusal, cfx_on_lost),
 	                 VEIL_OK);
-	struct done d;
-	ASYNC_DONE(d, veil_async_connect(async_sub, on_done, &d));
+	struct cfx_done d;
+	ASYNC_DONE(d, veil_async_connect(async_sub, cfx_on_done, &d));
 	ck_assert_int_eq(d.rc, VEIL_OK);
-	ASYNC_DONE(d, veil_async_subscribe(async_sub, DROPPED, 1, on_done, &d));
+	ASYNC_DONE(d, veil_async_subscribe(async_sub, DROPPED, 1, cfx_on_done, &d));
 	ck_assert_int_eq(d.rc, VEIL_OK);
-	ASYNC_DONE(d, veil_async_subscribe(async_sub, KEPT, 1, on_done, &d));
+	ASYNC_DONE(d, veil_async_subscribe(async_sub, KEPT, 1, cfx_on_done, &d));
 	ck_assert_int_eq(d.rc, VEIL_OK);
 	struct veil_client *pub = publisher_up(version);
 	check_dropped(pub, &sink, async_unsub, NULL);
 
-	ck_assert_int_eq(veil_async_unsubscribe(async_sub, NULL, on_done, &d), VEIL_ERR_INVAL);
-	ck_assert_int_eq(veil_async_unsubscribe(NULL, KEPT, on_done, &d), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_async_unsubscribe(async_sub, NULL, cfx_on_done, &d), VEIL_ERR_INVAL);
+	ck_assert_int_eq(veil_async_unsubscribe(NULL, KEPT, cfx_on_done, &d), VEIL_ERR_INVAL);
 	/* A filter never subscribed: the broker's MQTT 5 reason reaches done. */
-	ASYNC_DONE(d, veil_async_unsubscribe(async_sub, "sensors/never", on_done, &d));
+	ASYNC_DONE(d, veil_async_unsubscribe(async_sub, "sensors/never", cfx_on_done, &d));
 	ck_assert_msg(d.rc == VEIL_OK && d.reason == (version == VEIL_MQTT_5 ? 0x11 : 0), "rc %d, reason 0x%02x",
 	              d.rc, (unsigned)d.reason);
 	ck_assert(veil_async_is_connected(async_sub));

@@ -257,3 +257,28 @@ void cfx_plain_close(struct cfx_plain *p)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 }
+
+void cfx_done_init(struct cfx_done *d)
+{
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->lock, NULL);
+	veil_cond_init(&d->cond);
+}
+
+void cfx_on_done(void *ctx, int rc, int reason_code)
+{
+	struct cfx_done *d = ctx;
+	pthread_mutex_lock(&d->lock);
+	d->n++;
+	if (rc == VEIL_OK)
+		d->n_ok++;
+	d->rc = rc;
+	d->reason = reason_code;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool cfx_done_wait(struct cfx_done *d, size_t want, int base_ms)
+{
+	return veil_cond_wait_count(&d->cond, &d->lock, &d->n, want, base_ms);
+}

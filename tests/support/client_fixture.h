@@ -67,6 +67,19 @@ struct cfx_msg {
 	char user_prop[64];          /* "key=value" of the first MQTT 5 user property */
 };
 
+/* Completions of libveil's async requests (veil_done_cb): how many came,
+ * how many were VEIL_OK, and the latest one's result and reason code. */
+struct cfx_done {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t n, n_ok;
+	int rc, reason;
+};
+void cfx_done_init(struct cfx_done *d);
+void cfx_on_done(void *ctx, int rc, int reason_code); /* a veil_done_cb; ctx is a struct cfx_done */
+/* Until want completions came; false after base_ms (scaled). */
+bool cfx_done_wait(struct cfx_done *d, size_t want, int base_ms);
+
 struct cfx_sink {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
